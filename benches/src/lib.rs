@@ -1,0 +1,1 @@
+//! criterion benchmarks for pstream; see the `benches/` targets.

@@ -1,0 +1,1 @@
+//! Media sources and sinks: test pattern, tone, Y4M, WAV, devices.

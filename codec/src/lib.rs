@@ -1,0 +1,1 @@
+//! Encoders and decoders behind small traits: H.264, Opus.

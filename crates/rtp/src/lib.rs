@@ -1,0 +1,1 @@
+//! Sans-IO RTP and RTCP: payloaders, depayloaders, sessions, jitter buffer.

@@ -1,0 +1,1 @@
+//! Network transports: UDP for RTP and RTCP.
