@@ -1,1 +1,9 @@
-//! Network transports: UDP for RTP and RTCP.
+//! Network transports for pstream.
+//!
+//! Protocol logic lives in the sans-IO crates; this crate only moves bytes.
+
+pub mod addr;
+pub mod udp;
+
+pub use addr::{resolve_peer, unspecified_for, PortLayout};
+pub use udp::{UdpEndpoint, UdpError};

@@ -1,1 +1,39 @@
-fn main() {}
+//! `pstream`: live media without GStreamer.
+//!
+//! This binary only parses options and wires stages together; protocol and
+//! codec logic lives in the library crates.
+
+mod cli;
+mod send;
+mod shutdown;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("PSTREAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Send(args) => send::run(args),
+        Command::Sdp(args) => send::print_sdp(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes joined, no backtrace.
+            eprintln!("pstream: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,1 +1,15 @@
 //! Sans-IO RTP and RTCP: payloaders, depayloaders, sessions, jitter buffer.
+//!
+//! Nothing here touches a socket, a thread or the clock: every call that
+//! depends on time takes `now: Instant`, and packets to send are handed back
+//! by `poll_transmit`. See [`sender::RtpSender`] and [`receiver::RtpReceiver`].
+
+pub mod depay;
+pub mod h264;
+pub mod opus;
+pub mod packet;
+
+pub use depay::{DepacketizedUnit, Depacketizer, DepayError, DepayErrorKind};
+pub use h264::{H264Depacketizer, H264Payloader, PayloaderError};
+pub use opus::{OpusDepacketizer, OpusPayloader};
+pub use packet::{RtpError, RtpHeader, RtpPacket};

@@ -1,0 +1,138 @@
+//! The command line: every subcommand and its options.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Live media without GStreamer.
+#[derive(Debug, Parser)]
+#[command(name = "pstream", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send H.264 + Opus over RTP/RTCP to a peer (costream / rtpbin port layout).
+    Send(SendArgs),
+    /// Print the SDP file describing what `pstream send` with the same options sends.
+    Sdp(SendArgs),
+}
+
+/// Video codecs pstream can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VideoCodecArg {
+    /// H.264 constrained baseline (RFC 6184, packetization-mode 1).
+    H264,
+}
+
+/// Where to send and what: shared by `send` and `sdp`.
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    /// The receiving peer: an IPv4 or IPv6 address or a host name.
+    #[arg(long)]
+    pub peer: String,
+    /// Local address to receive the peer's RTCP on (default: the unspecified
+    /// address of the peer's family).
+    #[arg(long)]
+    pub listen: Option<IpAddr>,
+    /// First port of the layout: video RTP +0, RTCP +1, audio RTP +2, RTCP +3;
+    /// the peer's RTCP comes back to +5 (video) and +7 (audio).
+    #[arg(long, default_value_t = 5000)]
+    pub port_base: u16,
+    /// Video source: `test` (moving pattern with a timecode), `y4m:PATH`,
+    /// `y4m:-` (stdin) or `none`.
+    #[arg(long, default_value = "test")]
+    pub video: String,
+    /// Audio source: `test` (sine tone), `wav:PATH` or `none`.
+    #[arg(long, default_value = "test")]
+    pub audio: String,
+    /// Video codec.
+    #[arg(long, value_enum, default_value_t = VideoCodecArg::H264)]
+    pub video_codec: VideoCodecArg,
+    /// Picture size for the test pattern, WIDTHxHEIGHT (files bring their own).
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    pub size: (u32, u32),
+    /// Frame rate for the test pattern (files bring their own).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub fps: u32,
+    /// Video bitrate in kbit/s.
+    #[arg(long, default_value_t = 2500, value_parser = clap::value_parser!(u32).range(50..=100_000))]
+    pub bitrate: u32,
+    /// Seconds between keyframes (an IDR also follows every PLI/FIR).
+    #[arg(long, default_value_t = 2.0, value_parser = parse_keyint)]
+    pub keyint: f64,
+    /// Opus bitrate in kbit/s.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u32).range(6..=510))]
+    pub audio_bitrate: u32,
+    /// Audio channels sent: 1 or 2.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
+    pub channels: u16,
+    /// Largest RTP packet in bytes (header included).
+    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u16).range(200..=9000))]
+    pub mtu: u16,
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Also write the SDP file to this path.
+    #[arg(long)]
+    pub sdp: Option<PathBuf>,
+    /// No stats line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
+    let w: u32 = w.parse().map_err(|_| format!("bad width in {s:?}"))?;
+    let h: u32 = h.parse().map_err(|_| format!("bad height in {s:?}"))?;
+    if !(16..=4096).contains(&w) || !(16..=4096).contains(&h) || w % 2 != 0 || h % 2 != 0 {
+        return Err(format!(
+            "size {w}x{h} must be even and between 16x16 and 4096x4096"
+        ));
+    }
+    Ok((w, h))
+}
+
+fn parse_keyint(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !(0.1..=600.0).contains(&v) {
+        return Err(format!("keyint {v} must be between 0.1 and 600 seconds"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_costream_layout() {
+        let cli = Cli::try_parse_from(["pstream", "send", "--peer", "127.0.0.1"]).expect("parses");
+        let Command::Send(a) = cli.command else {
+            panic!("not send")
+        };
+        assert_eq!(a.size, (1280, 720));
+        assert_eq!(a.fps, 30);
+        assert_eq!(a.bitrate, 2500);
+        assert_eq!(a.keyint, 2.0);
+        assert_eq!(a.audio_bitrate, 96);
+        assert_eq!(a.channels, 2);
+        assert_eq!(a.mtu, 1200);
+        assert_eq!(a.port_base, 5000);
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        assert!(parse_size("1280").is_err());
+        assert!(parse_size("0x0").is_err());
+        assert!(parse_size("641x480").is_err());
+        assert_eq!(parse_size("640x360"), Ok((640, 360)));
+    }
+}

@@ -1,0 +1,140 @@
+//! The one error type of the capture crate.
+//!
+//! Every message starts with the source or sink it concerns, written the way
+//! the user named it on the command line (`y4m:/tmp/a.y4m`, `wav:-`, `test`),
+//! followed by what is wrong, so a one-line report is enough to act on.
+
+use thiserror::Error;
+
+/// An error opening, reading or writing a media source or sink.
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    /// The operating system refused an operation (open, read, write, seek).
+    #[error("{name}: {action}: {error}")]
+    Io {
+        /// The source or sink, as named on the command line.
+        name: String,
+        /// What was being done, e.g. "cannot open for reading".
+        action: &'static str,
+        /// The underlying I/O error.
+        error: std::io::Error,
+    },
+    /// The input is not well-formed (bad header, bad chunk, bad frame marker).
+    #[error("{name}: {reason}")]
+    Malformed {
+        /// The source, as named on the command line.
+        name: String,
+        /// What is wrong with the input.
+        reason: String,
+    },
+    /// The input is well-formed but uses a feature pstream does not handle.
+    #[error("{name}: {reason}")]
+    Unsupported {
+        /// The source, as named on the command line.
+        name: String,
+        /// What is not supported and what would be.
+        reason: String,
+    },
+    /// A sink was handed media that does not match the format it was opened with.
+    #[error("{name}: {reason}")]
+    Mismatch {
+        /// The sink, as named on the command line.
+        name: String,
+        /// What differs.
+        reason: String,
+    },
+    /// A requested format cannot be produced (zero size, zero frame rate, ...).
+    #[error("{name}: invalid format: {reason}")]
+    InvalidFormat {
+        /// The source or sink, as named on the command line.
+        name: String,
+        /// What is wrong with the format.
+        reason: String,
+    },
+    /// A sink was used after `finish`.
+    #[error("{name}: already finished")]
+    Finished {
+        /// The sink, as named on the command line.
+        name: String,
+    },
+    /// The spec names no source or sink this crate knows.
+    #[error("unknown {kind} \"{spec}\"; accepted forms: {accepted}")]
+    UnknownSpec {
+        /// "video source", "audio sink", ...
+        kind: &'static str,
+        /// The spec as given.
+        spec: String,
+        /// The accepted forms, comma-separated.
+        accepted: &'static str,
+    },
+    /// The spec names a device backend that is planned but not written yet.
+    #[error("{spec}: {backend} {kind} is not supported yet; accepted forms: {accepted}")]
+    NotSupportedYet {
+        /// The spec as given.
+        spec: String,
+        /// "v4l2", "alsa", "pipewire".
+        backend: &'static str,
+        /// "video source", "audio source", ...
+        kind: &'static str,
+        /// The accepted forms, comma-separated.
+        accepted: &'static str,
+    },
+}
+
+impl CaptureError {
+    /// Wraps an I/O error with the name of the source or sink and the action.
+    pub fn io(name: &str, action: &'static str, error: std::io::Error) -> Self {
+        CaptureError::Io {
+            name: name.to_owned(),
+            action,
+            error,
+        }
+    }
+
+    /// A malformed-input error for `name`.
+    pub fn malformed(name: &str, reason: impl Into<String>) -> Self {
+        CaptureError::Malformed {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An unsupported-feature error for `name`.
+    pub fn unsupported(name: &str, reason: impl Into<String>) -> Self {
+        CaptureError::Unsupported {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An invalid-format error for `name`.
+    pub fn invalid_format(name: &str, reason: impl Into<String>) -> Self {
+        CaptureError::InvalidFormat {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_file_first() {
+        let e = CaptureError::unsupported(
+            "y4m:/tmp/a.y4m",
+            "unsupported colour space C444, only 4:2:0 is supported",
+        );
+        assert_eq!(
+            e.to_string(),
+            "y4m:/tmp/a.y4m: unsupported colour space C444, only 4:2:0 is supported"
+        );
+        let e = CaptureError::io(
+            "wav:/x.wav",
+            "cannot open for reading",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert!(e.to_string().starts_with("wav:/x.wav: cannot open for reading: "));
+    }
+}

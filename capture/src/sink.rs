@@ -1,0 +1,23 @@
+//! The sink traits: where raw video frames and audio blocks go.
+
+use pstream_core::{AudioBlock, VideoFrame};
+
+use crate::CaptureError;
+
+/// A consumer of raw I420 pictures.
+pub trait VideoSink: Send {
+    /// Writes one picture.
+    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), CaptureError>;
+
+    /// Flushes and closes the output; later writes fail.
+    fn finish(&mut self) -> Result<(), CaptureError>;
+}
+
+/// A consumer of raw audio blocks.
+pub trait AudioSink: Send {
+    /// Writes one block.
+    fn write_block(&mut self, block: &AudioBlock) -> Result<(), CaptureError>;
+
+    /// Flushes and closes the output; later writes fail.
+    fn finish(&mut self) -> Result<(), CaptureError>;
+}

@@ -1,0 +1,82 @@
+//! The one error type of the codec crate.
+
+use thiserror::Error;
+
+/// What went wrong while setting up or running an encoder or decoder.
+#[derive(Debug, Error)]
+pub enum CodecError {
+    /// A configuration value cannot be used.
+    #[error("invalid {codec} configuration: {what}")]
+    Config {
+        /// The codec being configured ("H.264", "Opus", "resampler").
+        codec: &'static str,
+        /// Which setting is wrong and why.
+        what: String,
+    },
+    /// A raw frame does not suit the encoder.
+    #[error("H.264 encoder cannot take a {width}x{height} frame: {why}")]
+    FrameRejected {
+        /// Frame width in pixels.
+        width: u32,
+        /// Frame height in pixels.
+        height: u32,
+        /// Why the frame was refused.
+        why: &'static str,
+    },
+    /// openh264's encoder returned an error.
+    #[error("openh264 encoder failed during {op}")]
+    H264Encode {
+        /// The encoder operation that failed.
+        op: &'static str,
+        /// openh264's error.
+        #[source]
+        source: openh264::Error,
+    },
+    /// openh264's decoder refused an access unit (corrupt, truncated or missing references).
+    #[error("openh264 decoder failed on a {len}-byte access unit")]
+    H264Decode {
+        /// Length of the offending access unit.
+        len: usize,
+        /// openh264's error.
+        #[source]
+        source: openh264::Error,
+    },
+    /// The decoder produced a picture whose geometry makes no sense.
+    #[error("openh264 decoder returned an unusable picture: {0}")]
+    DecodedPicture(String),
+    /// An H.264 bitstream structure (NAL unit, SPS) could not be parsed.
+    #[error("malformed H.264 {what}: {why}")]
+    Bitstream {
+        /// The structure being parsed.
+        what: &'static str,
+        /// What was wrong with it.
+        why: &'static str,
+    },
+    /// An audio block cannot be encoded.
+    #[error("audio block rejected: {0}")]
+    AudioBlock(String),
+    /// libopus returned an error.
+    #[error("libopus failed during {op}")]
+    Opus {
+        /// The Opus operation that failed.
+        op: &'static str,
+        /// libopus's error.
+        #[source]
+        source: opus::Error,
+    },
+}
+
+impl CodecError {
+    /// A configuration error for `codec` described by `what`.
+    pub(crate) fn config(codec: &'static str, what: impl Into<String>) -> Self {
+        CodecError::Config {
+            codec,
+            what: what.into(),
+        }
+    }
+
+    /// A bitstream parse error.
+    pub(crate) fn bitstream(what: &'static str, why: &'static str) -> Self {
+        CodecError::Bitstream { what, why }
+    }
+}

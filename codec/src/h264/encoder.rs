@@ -1,0 +1,424 @@
+//! H.264 encoding with openh264: constrained baseline, bitrate control, in-band SPS/PPS.
+
+use bytes::Bytes;
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    RateControlMode, SpsPpsStrategy, UsageType,
+};
+use openh264::formats::YUVSource;
+use openh264::{OpenH264API, Timestamp};
+use pstream_core::{Codec, EncodedUnit, VideoFrame};
+
+use super::nal::{self, NAL_IDR, NAL_PPS, NAL_SPS};
+use crate::{CodecError, VideoEncoder};
+
+/// openh264's largest supported picture (level 5.2), either orientation.
+const MAX_LONG_SIDE: u32 = 3840;
+/// The shorter side's limit that goes with [`MAX_LONG_SIDE`].
+const MAX_SHORT_SIDE: u32 = 2160;
+
+/// Settings for [`H264Encoder`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct H264Config {
+    /// Picture width in pixels (even).
+    pub width: u32,
+    /// Picture height in pixels (even).
+    pub height: u32,
+    /// Nominal input frame rate, used by rate control.
+    pub fps: f32,
+    /// Target bitrate in bits per second.
+    pub bitrate_bps: u32,
+    /// Frames between periodic IDRs; 0 means only the first frame and requested ones.
+    pub keyint_frames: u32,
+    /// openh264 worker threads (0 = one per core). openh264 only parallelises
+    /// across slices, and this encoder emits one slice per picture, so values
+    /// above 1 currently make no difference.
+    pub threads: u16,
+}
+
+impl H264Config {
+    fn validate(&self) -> Result<(), CodecError> {
+        const C: &str = "H.264";
+        check_size(self.width, self.height).map_err(|why| CodecError::config(C, why))?;
+        if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 240.0) {
+            return Err(CodecError::config(C, format!("fps {} not in (0, 240]", self.fps)));
+        }
+        if self.bitrate_bps < 10_000 || self.bitrate_bps > i32::MAX as u32 {
+            return Err(CodecError::config(
+                C,
+                format!("bitrate {} bit/s out of range", self.bitrate_bps),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a picture size cannot be encoded, if it cannot.
+fn check_size(width: u32, height: u32) -> Result<(), &'static str> {
+    if width == 0 || height == 0 {
+        return Err("size is empty");
+    }
+    if width % 2 != 0 || height % 2 != 0 {
+        return Err("4:2:0 H.264 needs even dimensions");
+    }
+    if width.max(height) > MAX_LONG_SIDE || width.min(height) > MAX_SHORT_SIDE {
+        return Err("openh264 supports at most 3840x2160");
+    }
+    Ok(())
+}
+
+/// A constrained-baseline H.264 encoder producing Annex-B access units.
+///
+/// Every IDR access unit carries SPS and PPS in-band (4-byte start codes),
+/// so a receiver can join at any keyframe.
+pub struct H264Encoder {
+    inner: Encoder,
+    config: H264Config,
+    keyframe_pending: bool,
+    sps: Option<Bytes>,
+    pps: Option<Bytes>,
+    out: Vec<u8>,
+    frames_in: u64,
+    skipped: u64,
+    keyframes: u64,
+}
+
+impl std::fmt::Debug for H264Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Encoder")
+            .field("config", &self.config)
+            .field("frames_in", &self.frames_in)
+            .field("skipped", &self.skipped)
+            .field("keyframes", &self.keyframes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H264Encoder {
+    /// Creates an encoder; openh264 itself initialises on the first frame.
+    pub fn new(config: H264Config) -> Result<Self, CodecError> {
+        config.validate()?;
+        let oc = EncoderConfig::new()
+            .profile(Profile::Baseline)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .bitrate(BitRate::from_bps(config.bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(config.fps))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(config.keyint_frames))
+            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            .complexity(Complexity::Low)
+            .skip_frames(true)
+            .num_threads(config.threads);
+        let inner = Encoder::with_api_config(OpenH264API::from_source(), oc).map_err(|source| {
+            CodecError::H264Encode {
+                op: "create",
+                source,
+            }
+        })?;
+        Ok(Self {
+            inner,
+            config,
+            keyframe_pending: false,
+            sps: None,
+            pps: None,
+            out: Vec::with_capacity(64 * 1024),
+            frames_in: 0,
+            skipped: 0,
+            keyframes: 0,
+        })
+    }
+
+    /// The configuration this encoder was built with.
+    pub fn config(&self) -> &H264Config {
+        &self.config
+    }
+
+    /// Frames openh264 dropped for rate control so far.
+    pub fn skipped_frames(&self) -> u64 {
+        self.skipped
+    }
+
+    /// IDR access units produced so far.
+    pub fn keyframes(&self) -> u64 {
+        self.keyframes
+    }
+
+    /// Encodes one picture; `Ok(None)` when rate control skipped it.
+    ///
+    /// A frame of a different size than configured re-initialises openh264
+    /// at that size and starts with an IDR.
+    pub fn encode(&mut self, frame: &VideoFrame) -> Result<Option<EncodedUnit>, CodecError> {
+        let (width, height) = (frame.width(), frame.height());
+        check_size(width, height).map_err(|why| CodecError::FrameRejected { width, height, why })?;
+        self.frames_in += 1;
+        if self.keyframe_pending {
+            self.inner.force_intra_frame();
+        }
+        let ts = Timestamp::from_millis(u64::try_from(frame.pts.as_millis()).unwrap_or(u64::MAX / 2));
+        let bs = self
+            .inner
+            .encode_at(&Planes(frame), ts)
+            .map_err(|source| CodecError::H264Encode {
+                op: "encode",
+                source,
+            })?;
+        match bs.frame_type() {
+            FrameType::Skip => {
+                self.skipped += 1;
+                return Ok(None);
+            }
+            FrameType::Invalid => {
+                return Err(CodecError::H264Encode {
+                    op: "encode (invalid frame type)",
+                    source: openh264::Error::msg("encoder returned videoFrameTypeInvalid"),
+                })
+            }
+            _ => {}
+        }
+
+        self.out.clear();
+        let (mut has_idr, mut has_sps, mut has_pps) = (false, false, false);
+        for l in 0..bs.num_layers() {
+            let Some(layer) = bs.layer(l) else { continue };
+            for n in 0..layer.nal_count() {
+                let Some(unit) = layer.nal_unit(n) else { continue };
+                let body = strip_start_code(unit);
+                match nal::nal_type(body) {
+                    Some(NAL_IDR) => has_idr = true,
+                    Some(NAL_SPS) => {
+                        has_sps = true;
+                        self.sps = Some(Bytes::copy_from_slice(body));
+                    }
+                    Some(NAL_PPS) => {
+                        has_pps = true;
+                        self.pps = Some(Bytes::copy_from_slice(body));
+                    }
+                    _ => {}
+                }
+                if body.len() == unit.len() || unit.len() - body.len() != 4 {
+                    self.out.extend_from_slice(&[0, 0, 0, 1]);
+                    self.out.extend_from_slice(body);
+                } else {
+                    self.out.extend_from_slice(unit);
+                }
+            }
+        }
+        if self.out.is_empty() {
+            self.skipped += 1;
+            return Ok(None);
+        }
+        if has_idr && !(has_sps && has_pps) {
+            self.prepend_parameter_sets();
+        }
+        if has_idr {
+            self.keyframe_pending = false;
+            self.keyframes += 1;
+        }
+        Ok(Some(EncodedUnit {
+            codec: Codec::H264,
+            keyframe: has_idr,
+            pts: frame.pts,
+            dts: None,
+            capture: frame.capture,
+            data: Bytes::copy_from_slice(&self.out),
+        }))
+    }
+
+    /// Forces the next encoded frame to be an IDR (on PLI/FIR).
+    pub fn request_keyframe(&mut self) {
+        self.keyframe_pending = true;
+    }
+
+    /// Puts the last seen SPS and PPS in front of the access unit in `out`.
+    fn prepend_parameter_sets(&mut self) {
+        let (Some(sps), Some(pps)) = (&self.sps, &self.pps) else {
+            return;
+        };
+        let mut au = Vec::with_capacity(self.out.len() + sps.len() + pps.len() + 8);
+        for ps in [sps, pps] {
+            au.extend_from_slice(&[0, 0, 0, 1]);
+            au.extend_from_slice(ps);
+        }
+        au.extend_from_slice(&self.out);
+        self.out = au;
+    }
+}
+
+impl VideoEncoder for H264Encoder {
+    fn encode(&mut self, frame: &VideoFrame) -> Result<Option<EncodedUnit>, CodecError> {
+        H264Encoder::encode(self, frame)
+    }
+
+    fn request_keyframe(&mut self) {
+        H264Encoder::request_keyframe(self);
+    }
+}
+
+/// The NAL unit after its Annex-B start code (3 or 4 bytes), or the input if it has none.
+fn strip_start_code(unit: &[u8]) -> &[u8] {
+    match unit {
+        [0, 0, 0, 1, rest @ ..] | [0, 0, 1, rest @ ..] => rest,
+        _ => unit,
+    }
+}
+
+/// Lends a [`VideoFrame`]'s planes to openh264 without copying them.
+struct Planes<'a>(&'a VideoFrame);
+
+impl YUVSource for Planes<'_> {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.0.width() as usize, self.0.height() as usize)
+    }
+
+    fn strides(&self) -> (usize, usize, usize) {
+        let (cw, _) = VideoFrame::chroma_size(self.0.width(), self.0.height());
+        (self.0.width() as usize, cw as usize, cw as usize)
+    }
+
+    fn y(&self) -> &[u8] {
+        self.0.y()
+    }
+
+    fn u(&self) -> &[u8] {
+        self.0.u()
+    }
+
+    fn v(&self) -> &[u8] {
+        self.0.v()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::h264::nal::{nal_units, parse_sps, profile_level_id};
+
+    /// A moving diagonal gradient with a drifting box, so motion search has work.
+    pub(crate) fn gradient(width: u32, height: u32, n: u32) -> VideoFrame {
+        let (w, h) = (width as usize, height as usize);
+        let (cw, ch) = VideoFrame::chroma_size(width, height);
+        let (cw, ch) = (cw as usize, ch as usize);
+        let mut data = vec![0u8; VideoFrame::byte_len(width, height)];
+        let n = n as usize;
+        let (bx, by) = ((n * 7) % w.saturating_sub(32).max(1), (n * 3) % h.saturating_sub(32).max(1));
+        for y in 0..h {
+            for x in 0..w {
+                let inside = (bx..bx + 32).contains(&x) && (by..by + 32).contains(&y);
+                data[y * w + x] = if inside { 235 } else { ((x + y + 4 * n) % 220 + 16) as u8 };
+            }
+        }
+        let (u, v) = data[w * h..].split_at_mut(cw * ch);
+        for y in 0..ch {
+            for x in 0..cw {
+                u[y * cw + x] = ((x * 2 + n) % 200 + 28) as u8;
+                v[y * cw + x] = ((y * 2 + 2 * n) % 200 + 28) as u8;
+            }
+        }
+        VideoFrame::new(
+            width,
+            height,
+            Bytes::from(data),
+            Instant::now(),
+            Duration::from_millis(n as u64 * 33),
+        )
+        .expect("valid test frame")
+    }
+
+    pub(crate) fn config(keyint: u32) -> H264Config {
+        H264Config {
+            width: 320,
+            height: 240,
+            fps: 30.0,
+            bitrate_bps: 2_000_000,
+            keyint_frames: keyint,
+            threads: 1,
+        }
+    }
+
+    fn types(au: &[u8]) -> Vec<u8> {
+        nal_units(au).filter_map(nal::nal_type).collect()
+    }
+
+    #[test]
+    fn first_unit_is_sps_pps_idr_with_4_byte_start_codes() {
+        let mut enc = H264Encoder::new(config(0)).expect("encoder");
+        let f = gradient(320, 240, 0);
+        let unit = enc.encode(&f).expect("encode").expect("not skipped");
+        assert!(unit.keyframe);
+        assert_eq!(unit.codec, Codec::H264);
+        assert_eq!(unit.pts, f.pts);
+        assert_eq!(unit.capture, f.capture);
+        assert_eq!(&unit.data[..4], &[0, 0, 0, 1]);
+        assert_eq!(types(&unit.data), vec![NAL_SPS, NAL_PPS, NAL_IDR]);
+        let (sps, _) = nal::parameter_sets(&unit.data).expect("SPS and PPS");
+        // Constrained baseline: profile 66 with constraint_set0 and set1.
+        let pli = profile_level_id(sps).expect("long enough");
+        assert_eq!(pli[0], 66);
+        assert_eq!(pli[1] & 0xc0, 0xc0);
+        let info = parse_sps(sps).expect("parse");
+        assert_eq!((info.width, info.height), (320, 240));
+        // Every start code is the 4-byte form.
+        assert_eq!(unit.data.windows(4).filter(|w| *w == [0, 0, 0, 1]).count(), 3);
+    }
+
+    #[test]
+    fn keyint_is_honoured_and_every_idr_has_parameter_sets() {
+        let mut enc = H264Encoder::new(config(10)).expect("encoder");
+        let mut idr_at = Vec::new();
+        for i in 0..31 {
+            let unit = enc.encode(&gradient(320, 240, i)).expect("encode").expect("not skipped");
+            let t = types(&unit.data);
+            if unit.keyframe {
+                idr_at.push(i);
+                assert_eq!(&t[..2], &[NAL_SPS, NAL_PPS], "frame {i}: {t:?}");
+                assert!(t.contains(&NAL_IDR));
+            } else {
+                assert!(!t.contains(&NAL_IDR) && !t.contains(&NAL_SPS), "frame {i}: {t:?}");
+            }
+        }
+        assert_eq!(idr_at, vec![0, 10, 20, 30]);
+        assert_eq!(enc.keyframes(), 4);
+        assert_eq!(enc.skipped_frames(), 0);
+    }
+
+    #[test]
+    fn request_keyframe_forces_the_next_frame_to_idr() {
+        let mut enc = H264Encoder::new(config(0)).expect("encoder");
+        let mut keys = Vec::new();
+        for i in 0..12 {
+            if i == 5 {
+                VideoEncoder::request_keyframe(&mut enc);
+            }
+            let unit = VideoEncoder::encode(&mut enc, &gradient(320, 240, i))
+                .expect("encode")
+                .expect("not skipped");
+            if unit.keyframe {
+                keys.push(i);
+                assert_eq!(&types(&unit.data)[..2], &[NAL_SPS, NAL_PPS]);
+            }
+        }
+        assert_eq!(keys, vec![0, 5]);
+    }
+
+    #[test]
+    fn odd_sizes_and_bad_configs_are_refused() {
+        let mut c = config(0);
+        c.width = 321;
+        assert!(matches!(H264Encoder::new(c), Err(CodecError::Config { .. })));
+        let mut c = config(0);
+        c.fps = 0.0;
+        assert!(H264Encoder::new(c).is_err());
+        let mut enc = H264Encoder::new(config(0)).expect("encoder");
+        let odd = VideoFrame::new(
+            5,
+            3,
+            Bytes::from(vec![0; VideoFrame::byte_len(5, 3)]),
+            Instant::now(),
+            Duration::ZERO,
+        )
+        .expect("frame");
+        assert!(matches!(enc.encode(&odd), Err(CodecError::FrameRejected { .. })));
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what pstream needs to build and what its tests run against:
+# build tools for the C codecs, and the real peers (GStreamer, ffmpeg, tshark).
+# Debian/Ubuntu; run as root or with sudo available. Safe to run again.
+set -euo pipefail
+
+packages=(
+  # building: openh264 wants nasm for its SIMD (else a 2.6x slower C build),
+  # libopus through pkg-config, cmake for the bundled fallbacks
+  build-essential pkg-config nasm cmake libopus-dev
+  # peers the tests start
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  ffmpeg tshark
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $sudo apt-get update -q
+  # tshark asks whether non-root users may capture; the tests run as whoever
+  # runs them, so take the default without a prompt.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
