@@ -11,21 +11,39 @@ fn fails_with(args: &[&str], needle: &str) {
     let (code, _out, err) = run_pstream(args, Duration::from_secs(20));
     assert_eq!(code, Some(2), "{args:?} exited {code:?}: {err}");
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    assert!(!err.contains("RUST_BACKTRACE"), "{args:?} printed a backtrace hint: {err}");
-    assert!(err.contains(needle), "{args:?}: expected {needle:?} in: {err}");
+    assert!(
+        !err.contains("RUST_BACKTRACE"),
+        "{args:?} printed a backtrace hint: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in: {err}"
+    );
     let error_lines = err.lines().filter(|l| l.contains("error")).count();
-    assert_eq!(error_lines, 1, "{args:?}: expected one error line, got: {err}");
+    assert_eq!(
+        error_lines, 1,
+        "{args:?}: expected one error line, got: {err}"
+    );
 }
 
 #[test]
 fn unknown_source_is_named() {
-    fails_with(&["send", "--peer", "127.0.0.1", "--video", "bogus:x"], "bogus:x");
+    fails_with(
+        &["send", "--peer", "127.0.0.1", "--video", "bogus:x"],
+        "bogus:x",
+    );
 }
 
 #[test]
 fn unreadable_y4m_is_named() {
     fails_with(
-        &["send", "--peer", "127.0.0.1", "--video", "y4m:/nonexistent/a.y4m"],
+        &[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--video",
+            "y4m:/nonexistent/a.y4m",
+        ],
         "/nonexistent/a.y4m",
     );
 }
@@ -36,7 +54,10 @@ fn malformed_y4m_is_refused() {
     let path = dir.join("bad.y4m");
     std::fs::write(&path, b"YUV4MPEG2 W0 H-3 F30:1\nFRAME\n\x01\x02").expect("write");
     let spec = format!("y4m:{}", path.display());
-    fails_with(&["send", "--peer", "127.0.0.1", "--video", &spec], "bad.y4m");
+    fails_with(
+        &["send", "--peer", "127.0.0.1", "--video", &spec],
+        "bad.y4m",
+    );
 }
 
 #[test]
@@ -45,18 +66,30 @@ fn malformed_wav_is_refused() {
     let path = dir.join("bad.wav");
     std::fs::write(&path, b"RIFF\x10\x00\x00\x00WAVEfmt \xff\xff\xff\xff").expect("write");
     let spec = format!("wav:{}", path.display());
-    fails_with(&["send", "--peer", "127.0.0.1", "--audio", &spec], "bad.wav");
+    fails_with(
+        &["send", "--peer", "127.0.0.1", "--audio", &spec],
+        "bad.wav",
+    );
 }
 
 #[test]
 fn unresolvable_host_is_named() {
-    fails_with(&["send", "--peer", "no-such-host.invalid"], "no-such-host.invalid");
+    fails_with(
+        &["send", "--peer", "no-such-host.invalid"],
+        "no-such-host.invalid",
+    );
 }
 
 #[test]
 fn bad_port_base_is_refused() {
-    fails_with(&["send", "--peer", "127.0.0.1", "--port-base", "65534"], "65534");
-    fails_with(&["send", "--peer", "127.0.0.1", "--port-base", "70000"], "70000");
+    fails_with(
+        &["send", "--peer", "127.0.0.1", "--port-base", "65534"],
+        "65534",
+    );
+    fails_with(
+        &["send", "--peer", "127.0.0.1", "--port-base", "70000"],
+        "70000",
+    );
 }
 
 #[test]
@@ -64,7 +97,15 @@ fn port_in_use_is_named() {
     let base = free_port_base();
     let _taken = UdpSocket::bind(("0.0.0.0", base + 5)).expect("bind");
     fails_with(
-        &["send", "--peer", "127.0.0.1", "--port-base", &base.to_string(), "--duration", "1"],
+        &[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base.to_string(),
+            "--duration",
+            "1",
+        ],
         &format!("{}", base + 5),
     );
 }
@@ -79,8 +120,15 @@ fn garbage_rtcp_is_dropped_and_counted() {
     let base = free_port_base();
     let dir = temp_dir("garbage-rtcp");
     let args: Vec<String> = [
-        "send", "--peer", "127.0.0.1", "--port-base", &base.to_string(), "--size", "320x240",
-        "--duration", "3",
+        "send",
+        "--peer",
+        "127.0.0.1",
+        "--port-base",
+        &base.to_string(),
+        "--size",
+        "320x240",
+        "--duration",
+        "3",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -89,14 +137,25 @@ fn garbage_rtcp_is_dropped_and_counted() {
     std::thread::sleep(Duration::from_millis(1000));
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     for i in 0..50u8 {
-        let junk: Vec<u8> = (0..(i as usize % 40)).map(|j| (j as u8).wrapping_mul(i)).collect();
+        let junk: Vec<u8> = (0..(i as usize % 40))
+            .map(|j| (j as u8).wrapping_mul(i))
+            .collect();
         let _ = sock.send_to(&junk, ("127.0.0.1", base + 5));
-        let _ = sock.send_to(&[0x81, 200, 0xff, 0xff, 1, 2, 3, 4], ("127.0.0.1", base + 7));
+        let _ = sock.send_to(
+            &[0x81, 200, 0xff, 0xff, 1, 2, 3, 4],
+            ("127.0.0.1", base + 7),
+        );
     }
     let code = send.wait(Duration::from_secs(15));
     let log = send.stderr();
     assert_eq!(code, Some(0), "{log}");
-    let summary = log.lines().rfind(|l| l.contains("send finished")).unwrap_or_default();
-    assert!(summary.contains("bad-rtcp"), "garbage RTCP not counted: {summary}");
+    let summary = log
+        .lines()
+        .rfind(|l| l.contains("send finished"))
+        .unwrap_or_default();
+    assert!(
+        summary.contains("bad-rtcp"),
+        "garbage RTCP not counted: {summary}"
+    );
     assert!(!log.contains("panicked"), "{log}");
 }

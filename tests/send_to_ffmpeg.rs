@@ -13,7 +13,14 @@ fn ffmpeg_decodes_pstream(peer: &str, seconds: u64) {
     let dir = temp_dir("ffmpeg-recv");
     let base = free_port_base().to_string();
     let common_args = [
-        "--peer", peer, "--port-base", &base, "--size", "640x360", "--fps", "30",
+        "--peer",
+        peer,
+        "--port-base",
+        &base,
+        "--size",
+        "640x360",
+        "--fps",
+        "30",
     ];
 
     let mut sdp_args = vec!["sdp"];
@@ -27,8 +34,21 @@ fn ffmpeg_decodes_pstream(peer: &str, seconds: u64) {
 
     let out = dir.join("frames.txt");
     let ff_args: Vec<String> = [
-        "-hide_banner", "-nostdin", "-loglevel", "info", "-protocol_whitelist", "file,udp,rtp",
-        "-i", &sdp_path.to_string_lossy(), "-map", "0:v", "-map", "0:a", "-f", "framemd5", "-y",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "info",
+        "-protocol_whitelist",
+        "file,udp,rtp",
+        "-i",
+        &sdp_path.to_string_lossy(),
+        "-map",
+        "0:v",
+        "-map",
+        "0:a",
+        "-f",
+        "framemd5",
+        "-y",
         &out.to_string_lossy(),
     ]
     .iter()
@@ -56,8 +76,14 @@ fn ffmpeg_decodes_pstream(peer: &str, seconds: u64) {
     assert!(log.contains("640x360"), "ffmpeg saw the wrong size:\n{log}");
     assert!(log.contains("Audio: opus"), "ffmpeg saw no Opus:\n{log}");
     // ffmpeg spends up to a second probing; the rest must decode.
-    assert!(video >= (seconds - 2) * 30, "only {video} video frames decoded:\n{log}");
-    assert!(audio >= (seconds - 2) * 50 * 9 / 10, "only {audio} audio frames decoded:\n{log}");
+    assert!(
+        video >= (seconds - 2) * 30,
+        "only {video} video frames decoded:\n{log}"
+    );
+    assert!(
+        audio >= (seconds - 2) * 50 * 9 / 10,
+        "only {audio} audio frames decoded:\n{log}"
+    );
 }
 
 #[test]

@@ -48,10 +48,24 @@ fn gstreamer_rtpbin_receiver_decodes_pstream_video_and_audio() {
 
     // tshark watches the sender's RTCP going to the receiver.
     let tshark_args: Vec<String> = [
-        "-i", "lo", "-f", &format!("udp dst port {} or udp dst port {}", p(1), p(3)),
-        "-d", &format!("udp.port=={},rtcp", p(1)), "-d", &format!("udp.port=={},rtcp", p(3)),
-        "-a", &format!("duration:{}", SECONDS + 4), "-T", "fields", "-e", "udp.dstport", "-e", "rtcp.pt",
-        "-e", "rtcp.sdes.text",
+        "-i",
+        "lo",
+        "-f",
+        &format!("udp dst port {} or udp dst port {}", p(1), p(3)),
+        "-d",
+        &format!("udp.port=={},rtcp", p(1)),
+        "-d",
+        &format!("udp.port=={},rtcp", p(3)),
+        "-a",
+        &format!("duration:{}", SECONDS + 4),
+        "-T",
+        "fields",
+        "-e",
+        "udp.dstport",
+        "-e",
+        "rtcp.pt",
+        "-e",
+        "rtcp.sdes.text",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -60,8 +74,17 @@ fn gstreamer_rtpbin_receiver_decodes_pstream_video_and_audio() {
     std::thread::sleep(Duration::from_millis(2500));
 
     let send_args: Vec<String> = [
-        "send", "--peer", "127.0.0.1", "--port-base", &base.to_string(), "--size", "1280x720",
-        "--fps", "30", "--duration", &SECONDS.to_string(),
+        "send",
+        "--peer",
+        "127.0.0.1",
+        "--port-base",
+        &base.to_string(),
+        "--size",
+        "1280x720",
+        "--fps",
+        "30",
+        "--duration",
+        &SECONDS.to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -80,13 +103,19 @@ fn gstreamer_rtpbin_receiver_decodes_pstream_video_and_audio() {
     let sent = frames_sent(&send_log);
     let decoded = gst_out.matches("vsink: last-message = chain").count() as u64;
     eprintln!("pstream sent {sent} frames, GStreamer decoded {decoded}");
-    assert!(sent >= SECONDS * 30 * 9 / 10, "pstream sent only {sent} frames in {SECONDS} s:\n{send_log}");
+    assert!(
+        sent >= SECONDS * 30 * 9 / 10,
+        "pstream sent only {sent} frames in {SECONDS} s:\n{send_log}"
+    );
     assert!(
         decoded * 10 >= sent * 9,
         "GStreamer decoded {decoded} of {sent} frames\n--- gst ---\n{}\n--- pstream ---\n{send_log}",
         tail(&gst_out, 40)
     );
-    assert!(gst_out.contains("width=(int)1280, height=(int)720"), "decoded caps not 1280x720");
+    assert!(
+        gst_out.contains("width=(int)1280, height=(int)720"),
+        "decoded caps not 1280x720"
+    );
 
     // Opus decoded into a WAV holding the tone for about as long as we sent.
     let (rate, channels, samples) = read_wav_i16(&wav);
@@ -96,12 +125,18 @@ fn gstreamer_rtpbin_receiver_decodes_pstream_video_and_audio() {
         .map(|c| c[0] as f32 / 32768.0)
         .collect();
     let secs = mono.len() as f64 / rate as f64;
-    assert!((SECONDS as f64 * 0.9..=SECONDS as f64 * 1.1).contains(&secs), "audio lasted {secs:.2} s");
+    assert!(
+        (SECONDS as f64 * 0.9..=SECONDS as f64 * 1.1).contains(&secs),
+        "audio lasted {secs:.2} s"
+    );
     let mid = &mono[mono.len() / 4..mono.len() * 3 / 4];
     let rms = (mid.iter().map(|s| s * s).sum::<f32>() / mid.len() as f32).sqrt();
     assert!(rms > 0.05, "decoded audio is near silent (rms {rms})");
     let freq = tone_frequency(mid, rate);
-    assert!((420.0..=460.0).contains(&freq), "tone is {freq:.1} Hz, expected 440");
+    assert!(
+        (420.0..=460.0).contains(&freq),
+        "tone is {freq:.1} Hz, expected 440"
+    );
 
     // RTCP both ways: SR + SDES reached the receiver's ports...
     let captured = tshark.stdout();
@@ -114,9 +149,16 @@ fn gstreamer_rtpbin_receiver_decodes_pstream_video_and_audio() {
                     && f.get(1).is_some_and(|pt| pt.split(',').any(|t| t == "200"))
             })
             .count();
-        assert!(srs >= 3, "only {srs} SR to port {port}:\n{captured}\n{}", tshark.stderr());
+        assert!(
+            srs >= 3,
+            "only {srs} SR to port {port}:\n{captured}\n{}",
+            tshark.stderr()
+        );
     }
-    assert!(captured.contains("pstream@"), "no CNAME in SDES:\n{captured}");
+    assert!(
+        captured.contains("pstream@"),
+        "no CNAME in SDES:\n{captured}"
+    );
     // ... and the receiver's RR came back and gave loss, jitter and RTT.
     let summary = send_log
         .lines()
@@ -126,7 +168,10 @@ fn gstreamer_rtpbin_receiver_decodes_pstream_video_and_audio() {
         summary.matches("rtt").count() >= 2,
         "no receiver report from GStreamer for both streams: {summary}"
     );
-    assert!(summary.contains("loss 0.0%"), "unexpected loss on loopback: {summary}");
+    assert!(
+        summary.contains("loss 0.0%"),
+        "unexpected loss on loopback: {summary}"
+    );
 }
 
 /// Frames pstream says it sent, from its final summary line.

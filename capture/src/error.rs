@@ -135,6 +135,8 @@ mod tests {
             "cannot open for reading",
             std::io::Error::from(std::io::ErrorKind::NotFound),
         );
-        assert!(e.to_string().starts_with("wav:/x.wav: cannot open for reading: "));
+        assert!(e
+            .to_string()
+            .starts_with("wav:/x.wav: cannot open for reading: "));
     }
 }

@@ -1,1 +1,30 @@
 //! Media sources and sinks: test pattern, tone, Y4M, WAV, devices.
+//!
+//! A [`VideoSource`] or [`AudioSource`] hands out raw media paced in real time
+//! on the [`PipelineClock`](pstream_core::PipelineClock), stamped with its
+//! capture time; a [`VideoSink`] or [`AudioSink`] takes it back out. The
+//! `open_*` functions turn a command-line spec (`test`, `y4m:PATH`,
+//! `wav:PATH`, `null`, ...) into one of them.
+
+pub mod error;
+pub mod null;
+pub mod open;
+pub mod pace;
+pub mod sink;
+pub mod source;
+pub mod testpattern;
+pub mod timecode;
+pub mod tone;
+pub mod wav;
+pub mod y4m;
+
+pub use error::CaptureError;
+pub use null::{NullAudioSink, NullVideoSink};
+pub use open::{open_audio_sink, open_audio_source, open_video_sink, open_video_source};
+pub use sink::{AudioSink, VideoSink};
+pub use source::{AudioFormat, AudioSource, VideoFormat, VideoSource};
+pub use testpattern::{TestPattern, TestPatternSource};
+pub use timecode::{read_timecode, write_timecode};
+pub use tone::ToneSource;
+pub use wav::{WavReader, WavSink, WavSource};
+pub use y4m::{Y4mReader, Y4mSink, Y4mSource};

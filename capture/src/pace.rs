@@ -108,8 +108,8 @@ impl Pacer {
 
     /// How many whole periods fit in `d`.
     fn periods_in(&self, d: Duration) -> u64 {
-        let k = d.as_nanos() * u128::from(self.rate_num)
-            / (u128::from(self.rate_den) * 1_000_000_000);
+        let k =
+            d.as_nanos() * u128::from(self.rate_num) / (u128::from(self.rate_den) * 1_000_000_000);
         u64::try_from(k).unwrap_or(u64::MAX)
     }
 }

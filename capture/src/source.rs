@@ -94,10 +94,7 @@ impl AudioFormat {
         if !(1..=MAX_CHANNELS).contains(&self.channels) {
             return Err(CaptureError::invalid_format(
                 name,
-                format!(
-                    "{} channels is outside 1..={MAX_CHANNELS}",
-                    self.channels
-                ),
+                format!("{} channels is outside 1..={MAX_CHANNELS}", self.channels),
             ));
         }
         Ok(())

@@ -135,7 +135,8 @@ impl TestPattern {
         let side_y = self.box_side.min(self.bars_end - self.bars_top);
         if side_x > 0 && side_y > 0 {
             let x0 = bounce(n, BOX_SPEED_X, w - side_x) & !1;
-            let y0 = self.bars_top + (bounce(n, BOX_SPEED_Y, self.bars_end - self.bars_top - side_y) & !1);
+            let y0 = self.bars_top
+                + (bounce(n, BOX_SPEED_Y, self.bars_end - self.bars_top - side_y) & !1);
             let luma = (16 + (n.wrapping_mul(7) % 220)) as u8;
             let cb = (16 + (n.wrapping_mul(5) % 225)) as u8;
             let cr = (240 - (n.wrapping_mul(3) % 225)) as u8;
@@ -268,7 +269,15 @@ mod tests {
 
     #[test]
     fn odd_and_tiny_sizes_render() {
-        for (w, h) in [(1, 1), (2, 2), (3, 5), (63, 15), (64, 16), (65, 17), (1281, 721)] {
+        for (w, h) in [
+            (1, 1),
+            (2, 2),
+            (3, 5),
+            (63, 15),
+            (64, 16),
+            (65, 17),
+            (1281, 721),
+        ] {
             let p = TestPattern::new(w, h);
             for n in [0, 1, 77, 1_000_003] {
                 let data = p.render(n, 1_714_566_896_789_012);
@@ -294,6 +303,7 @@ mod tests {
             std::hint::black_box(p.render(n, 1_714_566_896_789_012));
         }
         let per_frame = t.elapsed() / 30;
+        println!("720p test pattern: {per_frame:?} per frame");
         // Generous: debug builds and a busy CI core; release is far below 1 ms.
         assert!(per_frame < Duration::from_millis(15), "{per_frame:?}");
     }

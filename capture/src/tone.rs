@@ -32,7 +32,11 @@ pub struct ToneSource {
 
 impl ToneSource {
     /// A sine of `freq_hz` (0 < f < rate / 2) in the given format, timed on `clock`.
-    pub fn new(format: AudioFormat, freq_hz: f64, clock: PipelineClock) -> Result<Self, CaptureError> {
+    pub fn new(
+        format: AudioFormat,
+        freq_hz: f64,
+        clock: PipelineClock,
+    ) -> Result<Self, CaptureError> {
         format.validate("test")?;
         let nyquist = f64::from(format.sample_rate) / 2.0;
         if !(freq_hz > 0.0 && freq_hz < nyquist) {
@@ -134,13 +138,20 @@ mod tests {
         for _ in 0..6 {
             src.next_block().expect("ok");
         }
-        assert!(t.elapsed() >= Duration::from_millis(50), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(50),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]
     fn bad_frequencies_are_refused() {
         for f in [0.0, -5.0, 24_000.0, f64::NAN] {
-            assert!(ToneSource::new(stereo48(), f, PipelineClock::start()).is_err(), "{f}");
+            assert!(
+                ToneSource::new(stereo48(), f, PipelineClock::start()).is_err(),
+                "{f}"
+            );
         }
     }
 }

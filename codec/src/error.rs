@@ -24,22 +24,20 @@ pub enum CodecError {
         why: &'static str,
     },
     /// openh264's encoder returned an error.
-    #[error("openh264 encoder failed during {op}")]
+    #[error("openh264 encoder failed during {op}: native code {code}")]
     H264Encode {
         /// The encoder operation that failed.
         op: &'static str,
-        /// openh264's error.
-        #[source]
-        source: openh264::Error,
+        /// openh264's return code (0 when the failure came from the Rust wrapper).
+        code: i64,
     },
     /// openh264's decoder refused an access unit (corrupt, truncated or missing references).
-    #[error("openh264 decoder failed on a {len}-byte access unit")]
+    #[error("openh264 decoder refused a {len}-byte access unit: {}", decoding_state(*.state))]
     H264Decode {
         /// Length of the offending access unit.
         len: usize,
-        /// openh264's error.
-        #[source]
-        source: openh264::Error,
+        /// openh264's `DECODING_STATE` bit set.
+        state: i64,
     },
     /// The decoder produced a picture whose geometry makes no sense.
     #[error("openh264 decoder returned an unusable picture: {0}")]
@@ -64,6 +62,31 @@ pub enum CodecError {
         #[source]
         source: opus::Error,
     },
+}
+
+/// Names the bits of an openh264 `DECODING_STATE`.
+pub fn decoding_state(state: i64) -> String {
+    const BITS: [(i64, &str); 9] = [
+        (0x01, "frame pending"),
+        (0x02, "reference lost"),
+        (0x04, "bitstream error"),
+        (0x08, "dependent layer lost"),
+        (0x10, "no parameter sets"),
+        (0x20, "data error concealed"),
+        (0x40, "reference list null pointers"),
+        (0x1000, "invalid argument"),
+        (0x2000, "init expected"),
+    ];
+    let names: Vec<&str> = BITS
+        .iter()
+        .filter(|(bit, _)| state & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        format!("state {state:#x}")
+    } else {
+        format!("{} ({state:#x})", names.join(", "))
+    }
 }
 
 impl CodecError {

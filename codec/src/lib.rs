@@ -12,8 +12,8 @@ pub mod opus;
 pub mod resample;
 pub mod video;
 
+pub use crate::opus::{OpusApplication, OpusConfig, OpusDecoder, OpusEncoder};
+pub use crate::resample::Resampler;
 pub use error::CodecError;
 pub use h264::{DecodedPicture, H264Config, H264Decoder, H264Encoder};
-pub use opus::{OpusApplication, OpusConfig, OpusDecoder, OpusEncoder};
-pub use resample::Resampler;
 pub use video::VideoEncoder;

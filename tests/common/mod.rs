@@ -172,16 +172,25 @@ pub fn run_pstream(args: &[&str], limit: Duration) -> (Option<i32>, String, Stri
 /// Reads a 16-bit PCM WAV written by GStreamer's wavenc or ffmpeg: (rate, channels, samples).
 pub fn read_wav_i16(path: &Path) -> (u32, u16, Vec<i16>) {
     let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert!(data.len() >= 12 && &data[0..4] == b"RIFF" && &data[8..12] == b"WAVE", "not a WAV");
+    assert!(
+        data.len() >= 12 && &data[0..4] == b"RIFF" && &data[8..12] == b"WAVE",
+        "not a WAV"
+    );
     let mut pos = 12;
     let (mut rate, mut channels, mut bits) = (0u32, 0u16, 0u16);
     while pos + 8 <= data.len() {
         let id = &data[pos..pos + 4];
-        let len = u32::from_le_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]]) as usize;
+        let len = u32::from_le_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]])
+            as usize;
         let body = pos + 8;
         if id == b"fmt " {
             channels = u16::from_le_bytes([data[body + 2], data[body + 3]]);
-            rate = u32::from_le_bytes([data[body + 4], data[body + 5], data[body + 6], data[body + 7]]);
+            rate = u32::from_le_bytes([
+                data[body + 4],
+                data[body + 5],
+                data[body + 6],
+                data[body + 7],
+            ]);
             bits = u16::from_le_bytes([data[body + 14], data[body + 15]]);
         } else if id == b"data" {
             assert_eq!(bits, 16, "expected 16-bit PCM");

@@ -192,6 +192,9 @@ mod tests {
     fn port_in_use_names_the_address() {
         let a = UdpEndpoint::bind_port(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).expect("bind a");
         let err = UdpEndpoint::bind(a.local_addr()).expect_err("in use");
-        assert!(err.to_string().contains(&a.local_addr().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&a.local_addr().to_string()),
+            "{err}"
+        );
     }
 }

@@ -21,6 +21,44 @@ pub enum Command {
     Send(SendArgs),
     /// Print the SDP file describing what `pstream send` with the same options sends.
     Sdp(SendArgs),
+    /// Receive a peer's H.264 + Opus RTP stream, decode it and write it out.
+    Recv(RecvArgs),
+}
+
+/// Options of `pstream recv`.
+#[derive(Debug, Clone, Args)]
+pub struct RecvArgs {
+    /// The sending peer (where our RTCP receiver reports and PLIs go).
+    #[arg(long)]
+    pub peer: String,
+    /// Local address to receive on (default: the unspecified address of the
+    /// peer's family).
+    #[arg(long)]
+    pub listen: Option<IpAddr>,
+    /// First port: video RTP/RTCP arrive on +0/+1 and audio on +2/+3; our
+    /// RTCP goes to the peer's +5 (video) and +7 (audio).
+    #[arg(long, default_value_t = 5000)]
+    pub port_base: u16,
+    /// Most time in milliseconds a packet waits for a missing one; 0 hands
+    /// each access unit on as soon as it is complete.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=5000))]
+    pub latency: u64,
+    /// Video output: `y4m:PATH`, `y4m:-` (stdout) or `null`.
+    #[arg(long, default_value = "null")]
+    pub video_out: String,
+    /// Audio output: `wav:PATH` (48 kHz) or `null`.
+    #[arg(long, default_value = "null")]
+    pub audio_out: String,
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Read the test pattern's timecode off each decoded picture and report
+    /// capture-to-decoded latency.
+    #[arg(long)]
+    pub timecode: bool,
+    /// No stats line.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Video codecs pstream can send.

@@ -4,10 +4,12 @@
 //! codec logic lives in the library crates.
 
 mod cli;
+mod recv;
 mod send;
 mod shutdown;
 mod stats;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,12 +23,14 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("PSTREAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Send(args) => send::run(args),
         Command::Sdp(args) => send::print_sdp(args),
+        Command::Recv(args) => recv::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,9 +20,10 @@ use pstream_capture::{
 };
 use pstream_codec::h264::{H264Config, H264Encoder};
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
-use pstream_codec::VideoEncoder;
 use pstream_core::link::Recv;
-use pstream_core::{link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame};
+use pstream_core::{
+    link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame,
+};
 use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
@@ -116,7 +117,8 @@ fn plan(args: &SendArgs, clock: PipelineClock) -> anyhow::Result<Plan> {
 fn describe(plan: &Plan, clock: &PipelineClock) -> anyhow::Result<String> {
     let video = match &plan.video {
         Some((_, cfg)) => {
-            let mut enc = H264Encoder::new(cfg.clone()).context("cannot start the H.264 encoder")?;
+            let mut enc =
+                H264Encoder::new(cfg.clone()).context("cannot start the H.264 encoder")?;
             let black = black_frame(cfg.width, cfg.height, clock.origin())?;
             let unit = enc
                 .encode(&black)
@@ -151,7 +153,13 @@ fn black_frame(width: u32, height: u32, at: Instant) -> anyhow::Result<VideoFram
     let luma = width as usize * height as usize;
     let mut data = vec![16u8; VideoFrame::byte_len(width, height)];
     data[luma..].fill(128);
-    Ok(VideoFrame::new(width, height, data.into(), at, Duration::ZERO)?)
+    Ok(VideoFrame::new(
+        width,
+        height,
+        data.into(),
+        at,
+        Duration::ZERO,
+    )?)
 }
 
 /// `pstream sdp`: prints the description and exits.
@@ -231,12 +239,19 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
             move || video_source_stage(src, frame_tx, &shutdown, &fatal)
         })?);
         threads.push(spawn("video-encode", {
-            let (shutdown, fatal, keyframe, counters) =
-                (shutdown.clone(), fatal.clone(), keyframe.clone(), counters.clone());
-            move || video_encode_stage(encoder, frame_rx, unit_tx, &keyframe, &counters, &shutdown, &fatal)
+            let (shutdown, fatal, keyframe, counters) = (
+                shutdown.clone(),
+                fatal.clone(),
+                keyframe.clone(),
+                counters.clone(),
+            );
+            move || {
+                video_encode_stage(
+                    encoder, frame_rx, unit_tx, &keyframe, &counters, &shutdown, &fatal,
+                )
+            }
         })?);
-        let session = RtpSender::new(SenderConfig::new(Codec::H264, PT_H264, clock, cname.clone())
-            .with_mtu(usize::from(args.mtu)), &mut rand::rng());
+        let session = sender_session(Codec::H264, PT_H264, clock, &cname, args.mtu)?;
         let net = NetStage {
             session,
             socket,
@@ -267,8 +282,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
             let (shutdown, fatal, counters) = (shutdown.clone(), fatal.clone(), counters.clone());
             move || audio_encode_stage(encoder, block_rx, unit_tx, &counters, &shutdown, &fatal)
         })?);
-        let session = RtpSender::new(SenderConfig::new(Codec::Opus, PT_OPUS, clock, cname)
-            .with_mtu(usize::from(args.mtu)), &mut rand::rng());
+        let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, args.mtu)?;
         let net = NetStage {
             session,
             socket,
@@ -290,6 +304,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
         layout.audio_rtcp_back()
     );
 
+    let started = Instant::now();
     let mut printer = StatsPrinter::new(StatsMode::detect(args.quiet), "send");
     let mut last = Instant::now();
     let mut prev: Vec<(u64, u64)> = vec![(0, 0); streams.len()];
@@ -306,7 +321,12 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
         let _ = t.join();
     }
     printer.finish();
-    let summary = stats_line(&streams, &mut vec![(0, 0); streams.len()], 0.0);
+    // The summary averages over the whole run.
+    let summary = stats_line(
+        &streams,
+        &mut vec![(0, 0); streams.len()],
+        started.elapsed().as_secs_f64(),
+    );
     if !args.quiet {
         tracing::info!("send finished: {summary}");
     }
@@ -328,7 +348,11 @@ fn stats_line(
         let bytes = c.payload_bytes.load(Ordering::Relaxed);
         let dropped: u64 = drops.iter().map(|d| d.load(Ordering::Relaxed)).sum::<u64>()
             + c.encoder_skips.load(Ordering::Relaxed);
-        let rate = if secs > 0.0 { (units - prev.0) as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            (units - prev.0) as f64 / secs
+        } else {
+            0.0
+        };
         let mut s = if *name == "video" {
             format!(
                 "video {rate:.1} fps {:.0} kbit/s frames {units}",
@@ -363,6 +387,19 @@ fn stats_line(
         parts.push(s);
     }
     parts.join(" | ")
+}
+
+fn sender_session(
+    codec: Codec,
+    payload_type: u8,
+    clock: PipelineClock,
+    cname: &str,
+    mtu: u16,
+) -> anyhow::Result<RtpSender> {
+    let mut config = SenderConfig::new(codec, clock, cname);
+    config.payload_type = payload_type;
+    config.mtu = usize::from(mtu);
+    RtpSender::with_os_rng(config).with_context(|| format!("cannot set up the {codec} RTP session"))
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
@@ -549,7 +586,10 @@ impl NetStage {
                     Ok(unit) => {
                         self.counters.units.fetch_add(1, Ordering::Relaxed);
                         self.counters.payload_bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
-                        self.session.push(Instant::now(), &unit);
+                        if let Err(e) = self.session.push(Instant::now(), &unit) {
+                            fail(fatal, shutdown, anyhow!(e).context("RTP packetization failed"));
+                            return;
+                        }
                     }
                     Err(_) => break,
                 },
@@ -577,7 +617,9 @@ impl NetStage {
         while let Some(ev) = self.session.poll_event() {
             match ev {
                 SenderEvent::KeyframeRequested { .. } => {
-                    self.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .keyframe_requests
+                        .fetch_add(1, Ordering::Relaxed);
                     if let Some(k) = &self.keyframe {
                         k.store(true, Ordering::Relaxed);
                     }
@@ -586,13 +628,13 @@ impl NetStage {
                     let c = &self.counters;
                     c.have_report.store(true, Ordering::Relaxed);
                     c.fraction_lost_pct_x100.store(
-                        (u64::from(rr.fraction_lost) * 10_000) / 256,
+                        (f64::from(rr.fraction_lost) * 10_000.0).round() as u64,
                         Ordering::Relaxed,
                     );
                     c.cumulative_lost
                         .store(rr.cumulative_lost.max(0) as u64, Ordering::Relaxed);
                     c.jitter_us
-                        .store(rr.jitter.as_micros() as u64, Ordering::Relaxed);
+                        .store((rr.jitter_ms * 1000.0).max(0.0) as u64, Ordering::Relaxed);
                     if let Some(rtt) = rr.rtt {
                         c.rtt_us.store(rtt.as_micros() as u64, Ordering::Relaxed);
                     }

@@ -35,7 +35,10 @@ impl H264Decoder {
     /// Creates a decoder.
     pub fn new() -> Result<Self, CodecError> {
         let inner = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
-            .map_err(|source| CodecError::H264Decode { len: 0, source })?;
+            .map_err(|e| CodecError::H264Decode {
+                len: 0,
+                state: e.native_code(),
+            })?;
         Ok(Self { inner, errors: 0 })
     }
 
@@ -53,7 +56,10 @@ impl H264Decoder {
     }
 
     /// Decodes an encoded unit, giving the picture the unit's capture time and pts.
-    pub fn decode_unit(&mut self, unit: &EncodedUnit) -> Result<Option<DecodedPicture>, CodecError> {
+    pub fn decode_unit(
+        &mut self,
+        unit: &EncodedUnit,
+    ) -> Result<Option<DecodedPicture>, CodecError> {
         self.decode_at(&unit.data, unit.capture, unit.pts)
     }
 
@@ -69,11 +75,11 @@ impl H264Decoder {
         let yuv = match self.inner.decode(annexb) {
             Ok(Some(yuv)) => yuv,
             Ok(None) => return Ok(None),
-            Err(source) => {
+            Err(e) => {
                 self.errors += 1;
                 return Err(CodecError::H264Decode {
                     len: annexb.len(),
-                    source,
+                    state: e.native_code(),
                 });
             }
         };
@@ -95,16 +101,20 @@ fn pack_i420(yuv: &DecodedYUV<'_>) -> Result<(u32, u32, Bytes), CodecError> {
     let (cw, ch) = VideoFrame::chroma_size(width, height);
     let (cw, ch) = (cw as usize, ch as usize);
     let mut out = BytesMut::with_capacity(VideoFrame::byte_len(width, height));
-    for (plane, stride, pw, ph) in [(yuv.y(), ys, w, h), (yuv.u(), us, cw, ch), (yuv.v(), vs, cw, ch)] {
+    for (plane, stride, pw, ph) in [
+        (yuv.y(), ys, w, h),
+        (yuv.u(), us, cw, ch),
+        (yuv.v(), vs, cw, ch),
+    ] {
         if stride < pw {
             return Err(CodecError::DecodedPicture(format!(
                 "stride {stride} below plane width {pw}"
             )));
         }
         for row in 0..ph {
-            let line = plane
-                .get(row * stride..row * stride + pw)
-                .ok_or_else(|| CodecError::DecodedPicture(format!("plane shorter than {ph} rows")))?;
+            let line = plane.get(row * stride..row * stride + pw).ok_or_else(|| {
+                CodecError::DecodedPicture(format!("plane shorter than {ph} rows"))
+            })?;
             out.put_slice(line);
         }
     }
@@ -149,6 +159,32 @@ mod tests {
     }
 
     #[test]
+    fn sizes_that_need_cropping_survive_the_round_trip() {
+        let mut c = config(0);
+        (c.width, c.height) = (350, 202);
+        let mut enc = H264Encoder::new(c).expect("encoder");
+        let src = gradient(350, 202, 0);
+        let unit = enc.encode(&src).expect("encode").expect("not skipped");
+        let (sps, _) = crate::h264::nal::parameter_sets(&unit.data).expect("SPS and PPS");
+        let info = crate::h264::nal::parse_sps(sps).expect("parse");
+        assert_eq!((info.width, info.height), (350, 202));
+        let mut dec = H264Decoder::new().expect("decoder");
+        let pic = dec.decode(&unit.data).expect("decode").expect("a picture");
+        assert_eq!((pic.frame.width(), pic.frame.height()), (350, 202));
+        assert!(psnr(src.y(), pic.frame.y()) > 30.0);
+        assert!(psnr(src.v(), pic.frame.v()) > 30.0);
+    }
+
+    #[test]
+    fn codecs_can_move_to_their_threads() {
+        fn send<T: Send>() {}
+        send::<H264Decoder>();
+        send::<H264Encoder>();
+        send::<crate::OpusEncoder>();
+        send::<crate::OpusDecoder>();
+    }
+
+    #[test]
     fn corrupt_input_is_an_error_or_nothing_never_a_panic() {
         let mut dec = H264Decoder::new().expect("decoder");
         assert!(dec.decode(&[]).expect("empty is fine").is_none());
@@ -158,7 +194,11 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             *b = (seed >> 24) as u8;
         }
-        for start in [&[0u8, 0, 0, 1, 0x65][..], &[0, 0, 0, 1, 0x67], &[0, 0, 1, 0x41]] {
+        for start in [
+            &[0u8, 0, 0, 1, 0x65][..],
+            &[0, 0, 0, 1, 0x67],
+            &[0, 0, 1, 0x41],
+        ] {
             let mut au = start.to_vec();
             au.extend_from_slice(&junk);
             let _ = dec.decode(&au);

@@ -41,7 +41,10 @@ impl H264Config {
         const C: &str = "H.264";
         check_size(self.width, self.height).map_err(|why| CodecError::config(C, why))?;
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 240.0) {
-            return Err(CodecError::config(C, format!("fps {} not in (0, 240]", self.fps)));
+            return Err(CodecError::config(
+                C,
+                format!("fps {} not in (0, 240]", self.fps),
+            ));
         }
         if self.bitrate_bps < 10_000 || self.bitrate_bps > i32::MAX as u32 {
             return Err(CodecError::config(
@@ -77,7 +80,6 @@ pub struct H264Encoder {
     keyframe_pending: bool,
     sps: Option<Bytes>,
     pps: Option<Bytes>,
-    out: Vec<u8>,
     frames_in: u64,
     skipped: u64,
     keyframes: u64,
@@ -109,10 +111,10 @@ impl H264Encoder {
             .complexity(Complexity::Low)
             .skip_frames(true)
             .num_threads(config.threads);
-        let inner = Encoder::with_api_config(OpenH264API::from_source(), oc).map_err(|source| {
+        let inner = Encoder::with_api_config(OpenH264API::from_source(), oc).map_err(|e| {
             CodecError::H264Encode {
                 op: "create",
-                source,
+                code: e.native_code(),
             }
         })?;
         Ok(Self {
@@ -121,7 +123,6 @@ impl H264Encoder {
             keyframe_pending: false,
             sps: None,
             pps: None,
-            out: Vec::with_capacity(64 * 1024),
             frames_in: 0,
             skipped: 0,
             keyframes: 0,
@@ -149,18 +150,23 @@ impl H264Encoder {
     /// at that size and starts with an IDR.
     pub fn encode(&mut self, frame: &VideoFrame) -> Result<Option<EncodedUnit>, CodecError> {
         let (width, height) = (frame.width(), frame.height());
-        check_size(width, height).map_err(|why| CodecError::FrameRejected { width, height, why })?;
+        check_size(width, height).map_err(|why| CodecError::FrameRejected {
+            width,
+            height,
+            why,
+        })?;
         self.frames_in += 1;
         if self.keyframe_pending {
             self.inner.force_intra_frame();
         }
-        let ts = Timestamp::from_millis(u64::try_from(frame.pts.as_millis()).unwrap_or(u64::MAX / 2));
+        let ts =
+            Timestamp::from_millis(u64::try_from(frame.pts.as_millis()).unwrap_or(u64::MAX / 2));
         let bs = self
             .inner
             .encode_at(&Planes(frame), ts)
-            .map_err(|source| CodecError::H264Encode {
+            .map_err(|e| CodecError::H264Encode {
                 op: "encode",
-                source,
+                code: e.native_code(),
             })?;
         match bs.frame_type() {
             FrameType::Skip => {
@@ -170,18 +176,24 @@ impl H264Encoder {
             FrameType::Invalid => {
                 return Err(CodecError::H264Encode {
                     op: "encode (invalid frame type)",
-                    source: openh264::Error::msg("encoder returned videoFrameTypeInvalid"),
+                    code: 0,
                 })
             }
             _ => {}
         }
 
-        self.out.clear();
+        // One allocation, one copy out of openh264's buffer, handed over as `Bytes` without another.
+        let mut len = 0;
+        for layer in (0..bs.num_layers()).filter_map(|l| bs.layer(l)) {
+            len += (0..layer.nal_count())
+                .filter_map(|n| layer.nal_unit(n))
+                .map(|u| u.len() + 4)
+                .sum::<usize>();
+        }
+        let mut au = Vec::with_capacity(len);
         let (mut has_idr, mut has_sps, mut has_pps) = (false, false, false);
-        for l in 0..bs.num_layers() {
-            let Some(layer) = bs.layer(l) else { continue };
-            for n in 0..layer.nal_count() {
-                let Some(unit) = layer.nal_unit(n) else { continue };
+        for layer in (0..bs.num_layers()).filter_map(|l| bs.layer(l)) {
+            for unit in (0..layer.nal_count()).filter_map(|n| layer.nal_unit(n)) {
                 let body = strip_start_code(unit);
                 match nal::nal_type(body) {
                     Some(NAL_IDR) => has_idr = true,
@@ -193,22 +205,20 @@ impl H264Encoder {
                         has_pps = true;
                         self.pps = Some(Bytes::copy_from_slice(body));
                     }
+                    None => continue,
                     _ => {}
                 }
-                if body.len() == unit.len() || unit.len() - body.len() != 4 {
-                    self.out.extend_from_slice(&[0, 0, 0, 1]);
-                    self.out.extend_from_slice(body);
-                } else {
-                    self.out.extend_from_slice(unit);
-                }
+                // openh264 writes 4-byte start codes; normalise anything else.
+                au.extend_from_slice(&[0, 0, 0, 1]);
+                au.extend_from_slice(body);
             }
         }
-        if self.out.is_empty() {
+        if au.is_empty() {
             self.skipped += 1;
             return Ok(None);
         }
         if has_idr && !(has_sps && has_pps) {
-            self.prepend_parameter_sets();
+            au = self.with_parameter_sets(au);
         }
         if has_idr {
             self.keyframe_pending = false;
@@ -220,7 +230,7 @@ impl H264Encoder {
             pts: frame.pts,
             dts: None,
             capture: frame.capture,
-            data: Bytes::copy_from_slice(&self.out),
+            data: Bytes::from(au),
         }))
     }
 
@@ -229,18 +239,18 @@ impl H264Encoder {
         self.keyframe_pending = true;
     }
 
-    /// Puts the last seen SPS and PPS in front of the access unit in `out`.
-    fn prepend_parameter_sets(&mut self) {
+    /// The access unit with the last seen SPS and PPS put in front (safety net; openh264 sends them).
+    fn with_parameter_sets(&self, au: Vec<u8>) -> Vec<u8> {
         let (Some(sps), Some(pps)) = (&self.sps, &self.pps) else {
-            return;
+            return au;
         };
-        let mut au = Vec::with_capacity(self.out.len() + sps.len() + pps.len() + 8);
+        let mut out = Vec::with_capacity(au.len() + sps.len() + pps.len() + 8);
         for ps in [sps, pps] {
-            au.extend_from_slice(&[0, 0, 0, 1]);
-            au.extend_from_slice(ps);
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(ps);
         }
-        au.extend_from_slice(&self.out);
-        self.out = au;
+        out.extend_from_slice(&au);
+        out
     }
 }
 
@@ -302,11 +312,18 @@ pub(crate) mod tests {
         let (cw, ch) = (cw as usize, ch as usize);
         let mut data = vec![0u8; VideoFrame::byte_len(width, height)];
         let n = n as usize;
-        let (bx, by) = ((n * 7) % w.saturating_sub(32).max(1), (n * 3) % h.saturating_sub(32).max(1));
+        let (bx, by) = (
+            (n * 7) % w.saturating_sub(32).max(1),
+            (n * 3) % h.saturating_sub(32).max(1),
+        );
         for y in 0..h {
             for x in 0..w {
                 let inside = (bx..bx + 32).contains(&x) && (by..by + 32).contains(&y);
-                data[y * w + x] = if inside { 235 } else { ((x + y + 4 * n) % 220 + 16) as u8 };
+                data[y * w + x] = if inside {
+                    235
+                } else {
+                    ((x + y + 4 * n) % 220 + 16) as u8
+                };
             }
         }
         let (u, v) = data[w * h..].split_at_mut(cw * ch);
@@ -360,7 +377,10 @@ pub(crate) mod tests {
         let info = parse_sps(sps).expect("parse");
         assert_eq!((info.width, info.height), (320, 240));
         // Every start code is the 4-byte form.
-        assert_eq!(unit.data.windows(4).filter(|w| *w == [0, 0, 0, 1]).count(), 3);
+        assert_eq!(
+            unit.data.windows(4).filter(|w| *w == [0, 0, 0, 1]).count(),
+            3
+        );
     }
 
     #[test]
@@ -368,14 +388,20 @@ pub(crate) mod tests {
         let mut enc = H264Encoder::new(config(10)).expect("encoder");
         let mut idr_at = Vec::new();
         for i in 0..31 {
-            let unit = enc.encode(&gradient(320, 240, i)).expect("encode").expect("not skipped");
+            let unit = enc
+                .encode(&gradient(320, 240, i))
+                .expect("encode")
+                .expect("not skipped");
             let t = types(&unit.data);
             if unit.keyframe {
                 idr_at.push(i);
                 assert_eq!(&t[..2], &[NAL_SPS, NAL_PPS], "frame {i}: {t:?}");
                 assert!(t.contains(&NAL_IDR));
             } else {
-                assert!(!t.contains(&NAL_IDR) && !t.contains(&NAL_SPS), "frame {i}: {t:?}");
+                assert!(
+                    !t.contains(&NAL_IDR) && !t.contains(&NAL_SPS),
+                    "frame {i}: {t:?}"
+                );
             }
         }
         assert_eq!(idr_at, vec![0, 10, 20, 30]);
@@ -406,7 +432,10 @@ pub(crate) mod tests {
     fn odd_sizes_and_bad_configs_are_refused() {
         let mut c = config(0);
         c.width = 321;
-        assert!(matches!(H264Encoder::new(c), Err(CodecError::Config { .. })));
+        assert!(matches!(
+            H264Encoder::new(c),
+            Err(CodecError::Config { .. })
+        ));
         let mut c = config(0);
         c.fps = 0.0;
         assert!(H264Encoder::new(c).is_err());
@@ -419,6 +448,9 @@ pub(crate) mod tests {
             Duration::ZERO,
         )
         .expect("frame");
-        assert!(matches!(enc.encode(&odd), Err(CodecError::FrameRejected { .. })));
+        assert!(matches!(
+            enc.encode(&odd),
+            Err(CodecError::FrameRejected { .. })
+        ));
     }
 }

@@ -238,7 +238,10 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, CodecError> {
     let crop_w = crop_unit_x * (crop_l + crop_r);
     let crop_h = crop_unit_y * (crop_t + crop_b);
     if crop_w >= full_w || crop_h >= full_h {
-        return Err(CodecError::bitstream(WHAT, "cropping removes the whole picture"));
+        return Err(CodecError::bitstream(
+            WHAT,
+            "cropping removes the whole picture",
+        ));
     }
     let width = u32::try_from(full_w - crop_w)
         .map_err(|_| CodecError::bitstream(WHAT, "width overflows"))?;

@@ -131,14 +131,10 @@ impl H264Payloader {
         let base = au.as_ptr() as usize;
         let mut nals = std::mem::take(&mut self.nals);
         nals.clear();
-        nals.extend(
-            nal_units(au)
-                .filter(|n| nal_type(n) != NAL_AUD)
-                .map(|n| {
-                    let start = n.as_ptr() as usize - base;
-                    start..start + n.len()
-                }),
-        );
+        nals.extend(nal_units(au).filter(|n| nal_type(n) != NAL_AUD).map(|n| {
+            let start = n.as_ptr() as usize - base;
+            start..start + n.len()
+        }));
         let n = nals.len();
         let mut count = 0;
         let mut i = 0;
@@ -149,7 +145,10 @@ impl H264Payloader {
                 let mut j = i;
                 while j < n {
                     let next = &au[nals[j].clone()];
-                    if !is_parameter_nal(next) || size + 2 + next.len() > self.max_payload {
+                    if !is_parameter_nal(next)
+                        || next.len() > usize::from(u16::MAX)
+                        || size + 2 + next.len() > self.max_payload
+                    {
                         break;
                     }
                     size += 2 + next.len();
@@ -162,7 +161,8 @@ impl H264Payloader {
                         let nal = &au[r.clone()];
                         f |= nal[0] & 0x80;
                         nri = nri.max(nal[0] & 0x60);
-                        self.stap.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+                        self.stap
+                            .extend_from_slice(&(nal.len() as u16).to_be_bytes());
                         self.stap.extend_from_slice(nal);
                     }
                     let hdr = [f | nri | NAL_STAP_A];
@@ -441,7 +441,10 @@ mod tests {
         let pkts = packetize(&mut p, &unit, 65530, 1234);
         assert!(!pkts.is_empty());
         for (i, pkt) in pkts.iter().enumerate() {
-            assert!(RTP_HEADER_LEN + pkt.payload.len() <= mtu, "packet {i} too big");
+            assert!(
+                RTP_HEADER_LEN + pkt.payload.len() <= mtu,
+                "packet {i} too big"
+            );
             assert_eq!(pkt.header.marker, i + 1 == pkts.len(), "marker on {i}");
         }
         let mut d = H264Depacketizer::new();
@@ -519,7 +522,9 @@ mod tests {
 
     #[test]
     fn aud_is_dropped_and_three_byte_start_codes_accepted() {
-        let unit = [0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x65, 1, 2, 0, 0, 0, 1, 0x41, 3];
+        let unit = [
+            0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x65, 1, 2, 0, 0, 0, 1, 0x41, 3,
+        ];
         let mut p = H264Payloader::new(1200).expect("mtu");
         let pkts = packetize(&mut p, &unit, 0, 0);
         assert_eq!(pkts.len(), 2);
@@ -528,7 +533,10 @@ mod tests {
             d.push(pkt).expect("ok");
         }
         let out = d.pop().expect("unit");
-        assert_eq!(&out.data[..], &[0, 0, 0, 1, 0x65, 1, 2, 0, 0, 0, 1, 0x41, 3]);
+        assert_eq!(
+            &out.data[..],
+            &[0, 0, 0, 1, 0x65, 1, 2, 0, 0, 0, 1, 0x41, 3]
+        );
         assert!(out.keyframe);
     }
 
@@ -648,7 +656,10 @@ mod tests {
         d.push(&mk(&[24, 0, 1, 0x67, 0, 1, 0x68], 10)).expect("ok");
         let u = d.pop().expect("unit");
         assert_eq!(&u.data[..], &[0, 0, 0, 1, 0x67, 0, 0, 0, 1, 0x68]);
-        assert!(u.complete, "each packet was its own unit; 9 to 10 is no gap");
+        assert!(
+            u.complete,
+            "each packet was its own unit; 9 to 10 is no gap"
+        );
     }
 
     #[test]

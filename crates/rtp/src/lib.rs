@@ -6,10 +6,21 @@
 
 pub mod depay;
 pub mod h264;
+#[cfg(test)]
+mod interop_tests;
+pub mod jitterbuf;
 pub mod opus;
 pub mod packet;
+pub mod receiver;
+pub mod rtcp;
+pub mod sdp;
+pub mod sender;
+pub mod seq;
 
 pub use depay::{DepacketizedUnit, Depacketizer, DepayError, DepayErrorKind};
 pub use h264::{H264Depacketizer, H264Payloader, PayloaderError};
 pub use opus::{OpusDepacketizer, OpusPayloader};
 pub use packet::{RtpError, RtpHeader, RtpPacket};
+pub use receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
+pub use rtcp::{RtcpError, RtcpPacket};
+pub use sender::{RtpSender, SenderConfig, SenderEvent, Transmit, TransmitKind};

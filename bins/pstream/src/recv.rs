@@ -1,0 +1,743 @@
+//! `pstream recv`: the receiving half of co-streaming, in one place.
+//!
+//! ```text
+//! UDP listen:+0 ─┐                                     ┌─▶ H.264 decoder ─▶ video sink
+//! UDP listen:+1 ─┴▶ RtpReceiver (video) ──link──────────┘      │ PLI on loss
+//!                    └─ RR/PLI ─▶ peer:+5   ◀───────────────────┘
+//! UDP listen:+2/+3 ▶ RtpReceiver (audio) ──link──▶ Opus decoder (PLC) ─▶ audio sink
+//!                    └─ RR ─▶ peer:+7
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use pstream_capture::timecode::read_timecode;
+use pstream_capture::{
+    open_audio_sink, open_video_sink, AudioFormat, AudioSink, VideoFormat, VideoSink,
+};
+use pstream_codec::h264::H264Decoder;
+use pstream_codec::opus::OpusDecoder;
+use pstream_core::{link, AudioBlock, Codec, LinkReceiver, LinkSender, PipelineClock};
+use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
+use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
+
+use crate::cli::RecvArgs;
+use crate::shutdown::Shutdown;
+use crate::stats::{kbps, StatsMode, StatsPrinter};
+
+/// Complete access units waiting for the decoder.
+const UNIT_QUEUE: usize = 8;
+/// Opus packets waiting for the decoder (20 ms each).
+const AUDIO_UNIT_QUEUE: usize = 25;
+/// Datagrams waiting for the session thread; a 1080p IDR is a few hundred.
+const DATAGRAM_QUEUE: usize = 2048;
+/// Opus always decodes at 48 kHz; we always output stereo.
+const AUDIO_RATE: u32 = 48_000;
+/// Output channels (mono streams are duplicated by the decoder).
+const AUDIO_CHANNELS: u16 = 2;
+/// RTP ticks in one 20 ms Opus frame.
+const OPUS_FRAME_TICKS: u32 = 960;
+/// Most consecutive lost Opus frames concealed; a longer gap is a resync.
+const MAX_CONCEALED: u32 = 10;
+
+/// Counters one stream shares with the stats line.
+#[derive(Debug, Default)]
+struct RecvCounters {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    lost: AtomicU64,
+    late: AtomicU64,
+    duplicates: AtomicU64,
+    jitter_us: AtomicU64,
+    pli_sent: AtomicU64,
+    foreign: AtomicU64,
+    restarts: AtomicU64,
+    malformed: AtomicU64,
+    rtcp_dropped: AtomicU64,
+    /// Pictures decoded and written, or Opus frames decoded.
+    decoded: AtomicU64,
+    /// Units not shown: incomplete, undecodable, or waiting for an IDR.
+    discarded: AtomicU64,
+    /// Opus frames concealed for lost packets.
+    concealed: AtomicU64,
+    /// Output minus sender capture time (µs) of the last unit with an SR mapping.
+    delay_us: AtomicI64,
+    have_delay: AtomicU64,
+}
+
+/// Capture-to-decoded latencies read off the timecode, in microseconds.
+#[derive(Debug, Default)]
+struct Latencies {
+    window: Vec<u64>,
+    all: Vec<u64>,
+}
+
+impl Latencies {
+    fn push(&mut self, us: u64) {
+        self.window.push(us);
+        // Bounded: an hour at 60 fps is 216k samples, about 1.7 MB.
+        if self.all.len() < 1 << 18 {
+            self.all.push(us);
+        }
+    }
+}
+
+/// Percentiles of a latency sample set: (median, p95, p99, max) in ms.
+fn percentiles(samples: &mut [u64]) -> Option<(f64, f64, f64, f64)> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let i = ((samples.len() - 1) as f64 * q).round() as usize;
+        samples[i] as f64 / 1000.0
+    };
+    Some((at(0.5), at(0.95), at(0.99), at(1.0)))
+}
+
+type FatalSlot = Arc<Mutex<Option<anyhow::Error>>>;
+
+fn fail(slot: &FatalSlot, shutdown: &Shutdown, err: anyhow::Error) {
+    if let Ok(mut s) = slot.lock() {
+        s.get_or_insert(err);
+    }
+    shutdown.trigger();
+}
+
+/// What a decoder stage tells its session thread.
+#[derive(Debug)]
+enum Feedback {
+    /// The picture is broken until the next IDR: send a PLI.
+    KeyframeNeeded,
+}
+
+/// `pstream recv`: runs until `--duration`, Ctrl-C or SIGTERM.
+pub fn run(args: RecvArgs) -> anyhow::Result<()> {
+    let shutdown = Shutdown::install(args.duration)?;
+    let clock = PipelineClock::start();
+    let peer = resolve_peer(&args.peer)?;
+    let listen = args.listen.unwrap_or_else(|| unspecified_for(peer));
+    if listen.is_ipv4() != peer.is_ipv4() {
+        anyhow::bail!("--listen {listen} and --peer {peer} are of different address families");
+    }
+    let layout = PortLayout::new(args.port_base)?;
+    check_video_sink(&args.video_out)?;
+    let audio_sink = open_audio_sink(
+        &args.audio_out,
+        AudioFormat {
+            sample_rate: AUDIO_RATE,
+            channels: AUDIO_CHANNELS,
+        },
+    )?;
+    let latency = Duration::from_millis(args.latency);
+    let cname = format!("pstream-recv@{listen}");
+    let fatal: FatalSlot = Arc::new(Mutex::new(None));
+    let mut threads = Vec::new();
+    let video = Arc::new(RecvCounters::default());
+    let audio = Arc::new(RecvCounters::default());
+    let latencies = Arc::new(Mutex::new(Latencies::default()));
+
+    // Video: session thread, then decoder + sink thread.
+    {
+        let (unit_tx, unit_rx) = link::<ReceivedUnit>(UNIT_QUEUE);
+        let (fb_tx, fb_rx) = crossbeam_channel::bounded::<Feedback>(16);
+        let session = receiver_session(Codec::H264, &cname, latency)?;
+        let net = NetStage::bind(
+            listen,
+            layout.video_rtp(),
+            layout.video_rtcp(),
+            SocketAddr::new(peer, layout.video_rtcp_back()),
+            session,
+            video.clone(),
+        )?;
+        threads.extend(net.spawn("video", unit_tx, fb_rx, &shutdown, &fatal)?);
+        let stage = VideoDecodeStage {
+            decoder: H264Decoder::new().context("cannot start the H.264 decoder")?,
+            spec: args.video_out.clone(),
+            sink: None,
+            clock,
+            timecode: args.timecode,
+            counters: video.clone(),
+            latencies: latencies.clone(),
+            feedback: fb_tx,
+        };
+        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
+        threads.push(spawn("video-decode", move || {
+            stage.run(unit_rx, &shutdown, &fatal)
+        })?);
+    }
+
+    // Audio.
+    {
+        let (unit_tx, unit_rx) = link::<ReceivedUnit>(AUDIO_UNIT_QUEUE);
+        let (_fb_tx, fb_rx) = crossbeam_channel::bounded::<Feedback>(1);
+        let session = receiver_session(Codec::Opus, &cname, latency)?;
+        let net = NetStage::bind(
+            listen,
+            layout.audio_rtp(),
+            layout.audio_rtcp(),
+            SocketAddr::new(peer, layout.audio_rtcp_back()),
+            session,
+            audio.clone(),
+        )?;
+        threads.extend(net.spawn("audio", unit_tx, fb_rx, &shutdown, &fatal)?);
+        let stage = AudioDecodeStage {
+            decoder: OpusDecoder::new(AUDIO_CHANNELS).context("cannot start the Opus decoder")?,
+            sink: audio_sink,
+            clock,
+            counters: audio.clone(),
+            next_ts: None,
+            pts: Duration::ZERO,
+        };
+        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
+        threads.push(spawn("audio-decode", move || {
+            stage.run(unit_rx, &shutdown, &fatal)
+        })?);
+    }
+
+    tracing::info!(
+        "receiving from {peer} on {listen}: video {}/{}, audio {}/{}; RTCP to {}/{}",
+        layout.video_rtp(),
+        layout.video_rtcp(),
+        layout.audio_rtp(),
+        layout.audio_rtcp(),
+        layout.video_rtcp_back(),
+        layout.audio_rtcp_back()
+    );
+
+    let started = Instant::now();
+    let mut printer = StatsPrinter::new(StatsMode::detect(args.quiet), "recv");
+    let mut last = Instant::now();
+    let mut prev = [(0u64, 0u64); 2];
+    while !shutdown.requested() {
+        thread::sleep(Duration::from_millis(50));
+        let elapsed = last.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            last = Instant::now();
+            let mut window = latencies
+                .lock()
+                .map(|mut l| std::mem::take(&mut l.window))
+                .unwrap_or_default();
+            let line = stats_line(
+                &video,
+                &audio,
+                &mut prev,
+                elapsed.as_secs_f64(),
+                &mut window,
+            );
+            printer.show(&line);
+        }
+    }
+    shutdown.trigger();
+    for t in threads {
+        let _ = t.join();
+    }
+    printer.finish();
+    let mut all = latencies
+        .lock()
+        .map(|mut l| std::mem::take(&mut l.all))
+        .unwrap_or_default();
+    let summary = stats_line(
+        &video,
+        &audio,
+        &mut [(0, 0); 2],
+        started.elapsed().as_secs_f64(),
+        &mut all,
+    );
+    if !args.quiet {
+        tracing::info!("recv finished: {summary}");
+    }
+    let taken = fatal.lock().ok().and_then(|mut f| f.take());
+    match taken {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+fn check_video_sink(spec: &str) -> anyhow::Result<()> {
+    if spec == "null" || spec.starts_with("y4m:") && spec.len() > 4 {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "unknown video output {spec:?}; use one of: {}",
+            pstream_capture::open::VIDEO_SINKS
+        )
+    }
+}
+
+fn receiver_session(codec: Codec, cname: &str, latency: Duration) -> anyhow::Result<RtpReceiver> {
+    let mut config = ReceiverConfig::new(codec, cname);
+    config.latency = latency;
+    RtpReceiver::with_os_rng(config)
+        .with_context(|| format!("cannot set up the {codec} RTP receiver"))
+}
+
+fn stats_line(
+    video: &RecvCounters,
+    audio: &RecvCounters,
+    prev: &mut [(u64, u64); 2],
+    secs: f64,
+    latencies: &mut [u64],
+) -> String {
+    let mut parts = Vec::new();
+    for (i, (name, c)) in [("video", video), ("audio", audio)].into_iter().enumerate() {
+        let decoded = c.decoded.load(Ordering::Relaxed);
+        let bytes = c.bytes.load(Ordering::Relaxed);
+        let rate = if secs > 0.0 {
+            (decoded - prev[i].0) as f64 / secs
+        } else {
+            0.0
+        };
+        let mut s = if name == "video" {
+            format!(
+                "video {rate:.1} fps {:.0} kbit/s frames {decoded}",
+                kbps(bytes - prev[i].1, secs)
+            )
+        } else {
+            format!(
+                "audio {:.0} kbit/s frames {decoded}",
+                kbps(bytes - prev[i].1, secs)
+            )
+        };
+        prev[i] = (decoded, bytes);
+        s.push_str(&format!(
+            " pkts {} lost {} late {} dup {} jitter {:.1} ms",
+            c.packets.load(Ordering::Relaxed),
+            c.lost.load(Ordering::Relaxed),
+            c.late.load(Ordering::Relaxed),
+            c.duplicates.load(Ordering::Relaxed),
+            c.jitter_us.load(Ordering::Relaxed) as f64 / 1000.0,
+        ));
+        if name == "video" {
+            s.push_str(&format!(
+                " pli {} discarded {}",
+                c.pli_sent.load(Ordering::Relaxed),
+                c.discarded.load(Ordering::Relaxed)
+            ));
+        } else {
+            s.push_str(&format!(
+                " concealed {}",
+                c.concealed.load(Ordering::Relaxed)
+            ));
+        }
+        for (label, counter) in [
+            ("restarts", &c.restarts),
+            ("foreign", &c.foreign),
+            ("malformed", &c.malformed),
+            ("bad-rtcp", &c.rtcp_dropped),
+        ] {
+            let v = counter.load(Ordering::Relaxed);
+            if v > 0 {
+                s.push_str(&format!(" {label} {v}"));
+            }
+        }
+        parts.push(s);
+    }
+    if video.have_delay.load(Ordering::Relaxed) > 0 && audio.have_delay.load(Ordering::Relaxed) > 0
+    {
+        let offset =
+            video.delay_us.load(Ordering::Relaxed) - audio.delay_us.load(Ordering::Relaxed);
+        parts.push(format!("A/V {:+.1} ms", offset as f64 / 1000.0));
+    }
+    if let Some((p50, p95, p99, max)) = percentiles(latencies) {
+        parts.push(format!(
+            "latency median {p50:.1} p95 {p95:.1} p99 {p99:.1} max {max:.1} ms"
+        ));
+    }
+    parts.join(" | ")
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .with_context(|| format!("cannot start thread {name}"))
+}
+
+/// A datagram and when it arrived.
+type Datagram = (Bytes, Instant);
+
+/// The network end of one stream: two sockets feeding one [`RtpReceiver`].
+struct NetStage {
+    rtp: UdpEndpoint,
+    rtcp: UdpEndpoint,
+    rtcp_to: SocketAddr,
+    session: RtpReceiver,
+    counters: Arc<RecvCounters>,
+}
+
+impl NetStage {
+    fn bind(
+        listen: IpAddr,
+        rtp_port: u16,
+        rtcp_port: u16,
+        rtcp_to: SocketAddr,
+        session: RtpReceiver,
+        counters: Arc<RecvCounters>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            rtp: UdpEndpoint::bind(SocketAddr::new(listen, rtp_port))?,
+            rtcp: UdpEndpoint::bind(SocketAddr::new(listen, rtcp_port))?,
+            rtcp_to,
+            session,
+            counters,
+        })
+    }
+
+    fn spawn(
+        self,
+        name: &str,
+        units: LinkSender<ReceivedUnit>,
+        feedback: Receiver<Feedback>,
+        shutdown: &Shutdown,
+        fatal: &FatalSlot,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        let (rtp_tx, rtp_rx) = crossbeam_channel::bounded::<Datagram>(DATAGRAM_QUEUE);
+        let (rtcp_tx, rtcp_rx) = crossbeam_channel::bounded::<Datagram>(64);
+        let r1 = reader(
+            format!("{name}-rtp"),
+            self.rtp.try_clone()?,
+            rtp_tx,
+            shutdown,
+        )?;
+        let r2 = reader(
+            format!("{name}-rtcp"),
+            self.rtcp.try_clone()?,
+            rtcp_tx,
+            shutdown,
+        )?;
+        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
+        let main = spawn(&format!("{name}-net"), move || {
+            self.run(units, rtp_rx, rtcp_rx, feedback, &shutdown, &fatal)
+        })?;
+        Ok(vec![r1, r2, main])
+    }
+
+    fn run(
+        mut self,
+        units: LinkSender<ReceivedUnit>,
+        rtp: Receiver<Datagram>,
+        rtcp: Receiver<Datagram>,
+        feedback: Receiver<Feedback>,
+        shutdown: &Shutdown,
+        fatal: &FatalSlot,
+    ) {
+        while !shutdown.requested() {
+            let now = Instant::now();
+            self.session.handle_timeout(now);
+            if let Err(e) = self.flush(&units) {
+                fail(fatal, shutdown, e);
+                return;
+            }
+            let wait = self
+                .session
+                .next_timeout()
+                .map(|t| t.saturating_duration_since(now))
+                .unwrap_or(Duration::from_millis(100))
+                .min(Duration::from_millis(100));
+            crossbeam_channel::select! {
+                recv(rtp) -> msg => if let Ok((data, at)) = msg {
+                    // Malformed packets are counted by the session itself.
+                    let _ = self.session.handle_rtp(at, &data);
+                },
+                recv(rtcp) -> msg => if let Ok((data, at)) = msg {
+                    if self.session.handle_rtcp(at, &data).is_err() {
+                        self.counters.rtcp_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                recv(feedback) -> msg => if let Ok(Feedback::KeyframeNeeded) = msg {
+                    self.session.request_keyframe(Instant::now());
+                },
+                default(wait) => {}
+            }
+            if let Err(e) = self.flush(&units) {
+                fail(fatal, shutdown, e);
+                return;
+            }
+        }
+    }
+
+    fn flush(&mut self, units: &LinkSender<ReceivedUnit>) -> anyhow::Result<()> {
+        while let Some(unit) = self.session.poll_unit() {
+            // A gone decoder means we are shutting down.
+            let _ = units.send(unit);
+        }
+        while let Some(t) = self.session.poll_transmit() {
+            self.rtcp.send_to(&t.data, self.rtcp_to)?;
+        }
+        let s = self.session.stats();
+        let c = &self.counters;
+        c.packets.store(s.packets, Ordering::Relaxed);
+        c.bytes.store(s.bytes, Ordering::Relaxed);
+        c.lost.store(s.lost, Ordering::Relaxed);
+        c.late.store(s.late, Ordering::Relaxed);
+        c.duplicates.store(s.duplicates, Ordering::Relaxed);
+        c.jitter_us
+            .store((s.jitter_ms * 1000.0).max(0.0) as u64, Ordering::Relaxed);
+        c.pli_sent.store(s.pli_sent, Ordering::Relaxed);
+        c.foreign.store(s.foreign_ssrc_packets, Ordering::Relaxed);
+        c.restarts.store(s.sender_restarts, Ordering::Relaxed);
+        c.malformed
+            .store(s.malformed + s.depay_errors, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Turns a blocking socket into a channel of timestamped datagrams.
+fn reader(
+    name: String,
+    mut socket: UdpEndpoint,
+    out: Sender<Datagram>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<JoinHandle<()>> {
+    let shutdown = shutdown.clone();
+    spawn(&name, move || {
+        while !shutdown.requested() {
+            match socket.recv_timeout(Duration::from_millis(100)) {
+                Ok(Some((data, _from))) => {
+                    // Stamp arrival here, not when the session gets to it,
+                    // so jitter measures the network and not our queue.
+                    if let Err(crossbeam_channel::TrySendError::Disconnected(_)) =
+                        out.try_send((data, Instant::now()))
+                    {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    })
+}
+
+/// Decodes H.264 and writes pictures, discarding anything broken until the
+/// next IDR so a damaged picture is never shown.
+struct VideoDecodeStage {
+    decoder: H264Decoder,
+    spec: String,
+    sink: Option<(Box<dyn VideoSink>, u32, u32)>,
+    clock: PipelineClock,
+    timecode: bool,
+    counters: Arc<RecvCounters>,
+    latencies: Arc<Mutex<Latencies>>,
+    feedback: Sender<Feedback>,
+}
+
+impl VideoDecodeStage {
+    fn run(mut self, units: LinkReceiver<ReceivedUnit>, shutdown: &Shutdown, fatal: &FatalSlot) {
+        let mut need_idr = true;
+        let mut first_ts: Option<u32> = None;
+        let mut fps: Option<(u32, u32)> = None;
+        while let Some(unit) = units.recv() {
+            if !unit.complete {
+                self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+                need_idr = true;
+                let _ = self.feedback.try_send(Feedback::KeyframeNeeded);
+                continue;
+            }
+            if need_idr && !unit.keyframe {
+                self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // The frame rate for the Y4M header comes from the first two
+            // units' RTP timestamps (90 kHz).
+            match first_ts {
+                None => first_ts = Some(unit.rtp_timestamp),
+                Some(t0) if fps.is_none() => {
+                    fps = Some(frame_rate(unit.rtp_timestamp.wrapping_sub(t0)));
+                }
+                _ => {}
+            }
+            match self.decoder.decode(&unit.data) {
+                Ok(Some(picture)) => {
+                    need_idr = false;
+                    let frame = picture.frame;
+                    let now = Instant::now();
+                    if self.timecode {
+                        if let Some(tc) = read_timecode(&frame) {
+                            let latency = self.clock.unix_micros(now).saturating_sub(tc);
+                            if let Ok(mut l) = self.latencies.lock() {
+                                l.push(latency);
+                            }
+                        }
+                    }
+                    if let Some(ntp) = unit.sender_ntp {
+                        let delay =
+                            self.clock.unix_micros(now) as i64 - ntp.to_unix_micros() as i64;
+                        self.counters.delay_us.store(delay, Ordering::Relaxed);
+                        self.counters.have_delay.store(1, Ordering::Relaxed);
+                    }
+                    if let Err(e) = self.write(&frame, fps.unwrap_or((30, 1))) {
+                        fail(fatal, shutdown, e);
+                        return;
+                    }
+                    self.counters.decoded.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!("H.264 decode error: {e}");
+                    self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+                    need_idr = true;
+                    let _ = self.feedback.try_send(Feedback::KeyframeNeeded);
+                }
+            }
+        }
+        if let Some((sink, _, _)) = &mut self.sink {
+            if let Err(e) = sink.finish() {
+                fail(
+                    fatal,
+                    shutdown,
+                    anyhow!(e).context("cannot finish the video output"),
+                );
+            }
+        }
+    }
+
+    fn write(&mut self, frame: &pstream_core::VideoFrame, fps: (u32, u32)) -> anyhow::Result<()> {
+        let (w, h) = (frame.width(), frame.height());
+        if self.sink.is_none() {
+            let format = VideoFormat {
+                width: w,
+                height: h,
+                fps_num: fps.0,
+                fps_den: fps.1,
+            };
+            let sink = open_video_sink(&self.spec, format)?;
+            tracing::info!("video {w}x{h} at {}/{} fps to {}", fps.0, fps.1, self.spec);
+            self.sink = Some((sink, w, h));
+        }
+        let Some((sink, sw, sh)) = &mut self.sink else {
+            return Ok(());
+        };
+        if (*sw, *sh) != (w, h) {
+            // A Y4M stream has one size; a sender that changed size is counted, not written.
+            self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        sink.write_frame(frame)?;
+        Ok(())
+    }
+}
+
+/// The frame rate closest to a 90 kHz timestamp step, as a fraction.
+fn frame_rate(step: u32) -> (u32, u32) {
+    if step == 0 || step > 90_000 {
+        return (30, 1);
+    }
+    let fps = 90_000.0 / step as f64;
+    for (num, den) in [(24000, 1001), (30000, 1001), (60000, 1001)] {
+        if (fps - num as f64 / den as f64).abs() < 0.01 {
+            return (num, den);
+        }
+    }
+    (fps.round().max(1.0) as u32, 1)
+}
+
+/// Decodes Opus, concealing lost packets so the output keeps its length.
+struct AudioDecodeStage {
+    decoder: OpusDecoder,
+    sink: Box<dyn AudioSink>,
+    clock: PipelineClock,
+    counters: Arc<RecvCounters>,
+    next_ts: Option<u32>,
+    pts: Duration,
+}
+
+impl AudioDecodeStage {
+    fn run(mut self, units: LinkReceiver<ReceivedUnit>, shutdown: &Shutdown, fatal: &FatalSlot) {
+        while let Some(unit) = units.recv() {
+            if let Err(e) = self.handle(&unit) {
+                fail(fatal, shutdown, e);
+                return;
+            }
+        }
+        if let Err(e) = self.sink.finish() {
+            fail(
+                fatal,
+                shutdown,
+                anyhow!(e).context("cannot finish the audio output"),
+            );
+        }
+    }
+
+    fn handle(&mut self, unit: &ReceivedUnit) -> anyhow::Result<()> {
+        // Conceal frames lost between the last packet and this one; a jump
+        // too large for concealment (a sender restart) just resyncs.
+        if let Some(expected) = self.next_ts {
+            let gap = unit.rtp_timestamp.wrapping_sub(expected);
+            if gap < OPUS_FRAME_TICKS * MAX_CONCEALED {
+                for _ in 0..gap / OPUS_FRAME_TICKS {
+                    match self.decoder.decode(None) {
+                        Ok(samples) => {
+                            self.counters.concealed.fetch_add(1, Ordering::Relaxed);
+                            self.write(samples)?;
+                        }
+                        Err(e) => tracing::debug!("Opus concealment failed: {e}"),
+                    }
+                }
+            }
+        }
+        match self.decoder.decode(Some(&unit.data)) {
+            Ok(samples) => {
+                let frames = (samples.len() / AUDIO_CHANNELS as usize) as u32;
+                self.next_ts = Some(unit.rtp_timestamp.wrapping_add(frames));
+                if let Some(ntp) = unit.sender_ntp {
+                    let delay =
+                        self.clock.unix_micros(Instant::now()) as i64 - ntp.to_unix_micros() as i64;
+                    self.counters.delay_us.store(delay, Ordering::Relaxed);
+                    self.counters.have_delay.store(1, Ordering::Relaxed);
+                }
+                self.counters.decoded.fetch_add(1, Ordering::Relaxed);
+                self.write(samples)?;
+            }
+            Err(e) => {
+                tracing::debug!("Opus decode error: {e}");
+                self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, samples: Vec<f32>) -> anyhow::Result<()> {
+        let block = AudioBlock {
+            sample_rate: AUDIO_RATE,
+            channels: AUDIO_CHANNELS,
+            samples,
+            capture: Instant::now(),
+            pts: self.pts,
+        };
+        self.pts += block.duration();
+        self.sink.write_block(&block)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_rate_from_timestamp_steps() {
+        assert_eq!(frame_rate(3000), (30, 1));
+        assert_eq!(frame_rate(3003), (30000, 1001));
+        assert_eq!(frame_rate(1500), (60, 1));
+        assert_eq!(frame_rate(0), (30, 1));
+    }
+
+    #[test]
+    fn percentiles_of_samples() {
+        let mut v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        let (p50, p95, p99, max) = percentiles(&mut v).expect("samples");
+        assert_eq!((p50.round(), p95, p99, max), (51.0, 95.0, 99.0, 100.0));
+        assert!(percentiles(&mut []).is_none());
+    }
+}

@@ -1,0 +1,235 @@
+//! Opening sources and sinks from command-line specs (`test`, `y4m:PATH`, ...).
+
+use std::path::Path;
+
+use pstream_core::PipelineClock;
+
+use crate::null::{NullAudioSink, NullVideoSink};
+use crate::sink::{AudioSink, VideoSink};
+use crate::source::{AudioFormat, AudioSource, VideoFormat, VideoSource};
+use crate::testpattern::TestPatternSource;
+use crate::tone::{ToneSource, DEFAULT_FREQ_HZ};
+use crate::wav::{WavSink, WavSource};
+use crate::y4m::{Y4mSink, Y4mSource};
+use crate::CaptureError;
+
+/// The video source specs [`open_video_source`] accepts.
+pub const VIDEO_SOURCES: &str = "test, y4m:PATH, y4m:- (stdin)";
+/// The audio source specs [`open_audio_source`] accepts.
+pub const AUDIO_SOURCES: &str = "test, wav:PATH, wav:- (stdin)";
+/// The video sink specs [`open_video_sink`] accepts.
+pub const VIDEO_SINKS: &str = "y4m:PATH, y4m:- (stdout), null";
+/// The audio sink specs [`open_audio_sink`] accepts.
+pub const AUDIO_SINKS: &str = "wav:PATH, null";
+
+/// Device backends planned for a later release, by spec prefix.
+const DEVICE_BACKENDS: [&str; 3] = ["v4l2", "alsa", "pipewire"];
+
+/// Returns the device backend a spec names (`v4l2`, `v4l2:/dev/video0`, ...), if any.
+fn device_backend(spec: &str) -> Option<&'static str> {
+    let scheme = spec.split_once(':').map_or(spec, |(s, _)| s);
+    DEVICE_BACKENDS.into_iter().find(|b| *b == scheme)
+}
+
+/// The path after `prefix:` in `spec`, or `None` if the spec has another form.
+fn path_after<'a>(spec: &'a str, prefix: &str) -> Option<&'a str> {
+    spec.strip_prefix(prefix)?.strip_prefix(':')
+}
+
+/// Refuses an empty path after a `scheme:` prefix.
+fn non_empty<'a>(spec: &str, path: &'a str) -> Result<&'a str, CaptureError> {
+    if path.is_empty() {
+        Err(CaptureError::invalid_format(
+            spec,
+            "no path given after the colon",
+        ))
+    } else {
+        Ok(path)
+    }
+}
+
+/// The error for a spec this crate does not know, or a device not written yet.
+fn unknown(spec: &str, kind: &'static str, accepted: &'static str) -> CaptureError {
+    match device_backend(spec) {
+        Some(backend) => CaptureError::NotSupportedYet {
+            spec: spec.to_owned(),
+            backend,
+            kind,
+            accepted,
+        },
+        None => CaptureError::UnknownSpec {
+            kind,
+            spec: spec.to_owned(),
+            accepted,
+        },
+    }
+}
+
+/// Opens a video source: `test` (a test pattern in the `want` format),
+/// `y4m:PATH` or `y4m:-` (stdin; the file's own size and rate apply).
+pub fn open_video_source(
+    spec: &str,
+    want: VideoFormat,
+    clock: PipelineClock,
+) -> Result<Box<dyn VideoSource>, CaptureError> {
+    if spec == "test" {
+        return Ok(Box::new(TestPatternSource::new(want, clock)?));
+    }
+    if let Some(path) = path_after(spec, "y4m") {
+        return Ok(Box::new(match non_empty(spec, path)? {
+            "-" => Y4mSource::stdin(spec, clock)?,
+            path => Y4mSource::open(Path::new(path), spec, clock)?,
+        }));
+    }
+    Err(unknown(spec, "video source", VIDEO_SOURCES))
+}
+
+/// Opens an audio source: `test` (a 440 Hz tone in the `want` format),
+/// `wav:PATH` or `wav:-` (stdin; the file's own rate and channels apply).
+pub fn open_audio_source(
+    spec: &str,
+    want: AudioFormat,
+    clock: PipelineClock,
+) -> Result<Box<dyn AudioSource>, CaptureError> {
+    if spec == "test" {
+        return Ok(Box::new(ToneSource::new(want, DEFAULT_FREQ_HZ, clock)?));
+    }
+    if let Some(path) = path_after(spec, "wav") {
+        return Ok(Box::new(match non_empty(spec, path)? {
+            "-" => WavSource::stdin(spec, clock)?,
+            path => WavSource::open(Path::new(path), spec, clock)?,
+        }));
+    }
+    Err(unknown(spec, "audio source", AUDIO_SOURCES))
+}
+
+/// Opens a video sink: `y4m:PATH`, `y4m:-` (stdout) or `null`.
+pub fn open_video_sink(
+    spec: &str,
+    format: VideoFormat,
+) -> Result<Box<dyn VideoSink>, CaptureError> {
+    if spec == "null" {
+        return Ok(Box::new(NullVideoSink::new()));
+    }
+    if let Some(path) = path_after(spec, "y4m") {
+        return Ok(Box::new(match non_empty(spec, path)? {
+            "-" => Y4mSink::stdout(spec, format)?,
+            path => Y4mSink::create(Path::new(path), spec, format)?,
+        }));
+    }
+    Err(unknown(spec, "video sink", VIDEO_SINKS))
+}
+
+/// Opens an audio sink: `wav:PATH` (16-bit PCM; not stdout, the header
+/// sizes are patched by seeking) or `null`.
+pub fn open_audio_sink(
+    spec: &str,
+    format: AudioFormat,
+) -> Result<Box<dyn AudioSink>, CaptureError> {
+    if spec == "null" {
+        return Ok(Box::new(NullAudioSink::new()));
+    }
+    if let Some(path) = path_after(spec, "wav") {
+        return match non_empty(spec, path)? {
+            "-" => Err(CaptureError::unsupported(
+                spec,
+                "a WAVE sink needs a seekable file to patch its sizes; stdout is not supported",
+            )),
+            path => Ok(Box::new(WavSink::create(Path::new(path), spec, format)?)),
+        };
+    }
+    Err(unknown(spec, "audio sink", AUDIO_SINKS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIDEO: VideoFormat = VideoFormat {
+        width: 320,
+        height: 240,
+        fps_num: 30,
+        fps_den: 1,
+    };
+    const AUDIO: AudioFormat = AudioFormat {
+        sample_rate: 48_000,
+        channels: 2,
+    };
+
+    fn video_err(spec: &str) -> String {
+        match open_video_source(spec, VIDEO, PipelineClock::start()) {
+            Ok(_) => panic!("{spec} should fail"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn audio_err(spec: &str) -> String {
+        match open_audio_source(spec, AUDIO, PipelineClock::start()) {
+            Ok(_) => panic!("{spec} should fail"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn test_sources_open_in_the_wanted_format() {
+        let v = open_video_source("test", VIDEO, PipelineClock::start()).expect("video");
+        assert_eq!(v.format(), VIDEO);
+        let a = open_audio_source("test", AUDIO, PipelineClock::start()).expect("audio");
+        assert_eq!(a.format(), AUDIO);
+    }
+
+    #[test]
+    fn unknown_specs_list_the_accepted_forms() {
+        assert_eq!(
+            video_err("foo"),
+            "unknown video source \"foo\"; accepted forms: test, y4m:PATH, y4m:- (stdin)"
+        );
+        assert!(audio_err("mp3:x").contains("accepted forms: test, wav:PATH"));
+        assert!(video_err("y4m").contains("unknown video source"));
+        assert!(video_err("y4m:").contains("no path given"));
+    }
+
+    #[test]
+    fn devices_are_not_supported_yet() {
+        assert_eq!(
+            video_err("v4l2:/dev/video0"),
+            "v4l2:/dev/video0: v4l2 video source is not supported yet; \
+             accepted forms: test, y4m:PATH, y4m:- (stdin)"
+        );
+        assert!(video_err("pipewire").contains("pipewire video source is not supported yet"));
+        assert!(audio_err("alsa:hw:0").contains("alsa audio source is not supported yet"));
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let e = video_err("y4m:/nonexistent/pstream.y4m");
+        assert!(
+            e.starts_with("y4m:/nonexistent/pstream.y4m: cannot open for reading: "),
+            "{e}"
+        );
+        let e = audio_err("wav:/nonexistent/pstream.wav");
+        assert!(
+            e.starts_with("wav:/nonexistent/pstream.wav: cannot open"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sinks_open_by_spec() {
+        assert!(open_video_sink("null", VIDEO).is_ok());
+        assert!(open_audio_sink("null", AUDIO).is_ok());
+        let e = open_audio_sink("wav:-", AUDIO).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("seekable")));
+        let e = open_video_sink("png:x", VIDEO).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("y4m:PATH, y4m:- (stdout), null")));
+        let path = std::env::temp_dir().join(format!("pstream-open-{}.y4m", std::process::id()));
+        let spec = format!("y4m:{}", path.display());
+        let mut sink = open_video_sink(&spec, VIDEO).expect("create");
+        sink.finish().expect("finish");
+        drop(sink);
+        let mut src = open_video_source(&spec, VIDEO, PipelineClock::start()).expect("open");
+        assert_eq!(src.format(), VIDEO);
+        assert!(src.next_frame().expect("ok").is_none());
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,962 @@
+//! The receiving half of an RTP session: one media port, one sender at a time.
+//!
+//! [`RtpReceiver`] locks onto the first SSRC it hears, extends sequence
+//! numbers, reorders through a [`JitterBuffer`], depacketizes, measures
+//! jitter and loss, and sends receiver reports and PLIs. It is sans-IO: the
+//! caller feeds datagrams and time, and drains [`RtpReceiver::poll_unit`]
+//! and [`RtpReceiver::poll_transmit`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pstream_core::{Codec, NtpTime};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use thiserror::Error;
+
+use crate::depay::Depacketizer;
+use crate::jitterbuf::{Insert, JitterBuffer};
+use crate::packet::{RtpError, RtpPacket};
+use crate::rtcp::{self, ReportBlock, RtcpError, RtcpPacket, SdesChunk};
+use crate::sender::{Transmit, TransmitKind};
+use crate::seq::{SeqExtender, SeqVerdict};
+
+/// Default silence after which another SSRC may take over the port.
+pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default shortest time between two PLIs.
+pub const DEFAULT_PLI_INTERVAL: Duration = Duration::from_millis(500);
+// Units the caller has not polled are dropped oldest-first past this.
+const MAX_QUEUED_UNITS: usize = 256;
+
+/// Everything an [`RtpReceiver`] needs to know up front.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// The codec expected on this port (any payload type is accepted).
+    pub codec: Codec,
+    /// RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// Longest a packet waits for a missing one before the gap is skipped;
+    /// zero releases every unit as soon as it is complete.
+    pub latency: Duration,
+    /// Most packets held while waiting; past this a gap is skipped at once.
+    pub max_held: usize,
+    /// Our SSRC in RTCP; `None` picks a random one.
+    pub ssrc: Option<u32>,
+    /// Canonical name sent in SDES.
+    pub cname: String,
+    /// Mean receiver report interval, randomised to 0.5–1.5 times this.
+    pub rtcp_interval: Duration,
+    /// Shortest time between two PLIs.
+    pub pli_min_interval: Duration,
+    /// Silence after which a new SSRC replaces the current sender.
+    pub source_timeout: Duration,
+}
+
+impl ReceiverConfig {
+    /// pstream's defaults for `codec`: its clock rate, 50 ms latency, 1 s
+    /// RTCP interval and source timeout, PLIs at most every 500 ms.
+    pub fn new(codec: Codec, cname: impl Into<String>) -> Self {
+        Self {
+            codec,
+            clock_rate: codec.rtp_clock_rate(),
+            latency: Duration::from_millis(50),
+            max_held: 2048,
+            ssrc: None,
+            cname: cname.into(),
+            rtcp_interval: crate::sender::DEFAULT_RTCP_INTERVAL,
+            pli_min_interval: DEFAULT_PLI_INTERVAL,
+            source_timeout: DEFAULT_SOURCE_TIMEOUT,
+        }
+    }
+}
+
+/// Why a receiver could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReceiverError {
+    /// pstream has no RTP payload format for this codec.
+    #[error("no RTP payload format for {0}")]
+    UnsupportedCodec(Codec),
+    /// A clock rate of zero.
+    #[error("RTP clock rate must be positive")]
+    ClockRate,
+}
+
+/// An access unit (Annex-B, 4-byte start codes) or Opus packet off the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedUnit {
+    /// The codec (the one the receiver was configured for).
+    pub codec: Codec,
+    /// The media.
+    pub data: Bytes,
+    /// Its RTP timestamp.
+    pub rtp_timestamp: u32,
+    /// True if a decoder can start here.
+    pub keyframe: bool,
+    /// False if packets of it were lost or malformed.
+    pub complete: bool,
+    /// The sender's SSRC.
+    pub ssrc: u32,
+    /// When the packet that completed it arrived.
+    pub arrival: Instant,
+    /// The sender's wall-clock time for it, once an SR has given the mapping.
+    pub sender_ntp: Option<NtpTime>,
+}
+
+/// The last sender report of the current source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderReportInfo {
+    /// Its NTP timestamp.
+    pub ntp: NtpTime,
+    /// The RTP timestamp of the same instant.
+    pub rtp_ts: u32,
+    /// When it arrived here.
+    pub received_at: Instant,
+}
+
+/// Counters for the stats line.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ReceiverStats {
+    /// RTP packets accepted from the current sender (duplicates excluded).
+    pub packets: u64,
+    /// Payload bytes of those packets.
+    pub bytes: u64,
+    /// Sequence numbers the jitter buffer gave up waiting for.
+    pub lost: u64,
+    /// Packets that arrived after their place was skipped.
+    pub late: u64,
+    /// Duplicate packets dropped.
+    pub duplicates: u64,
+    /// Packets dropped for a sequence jump that the next packet did not confirm.
+    pub seq_jumps: u64,
+    /// Datagrams that were not valid RTP.
+    pub malformed: u64,
+    /// Packets the depacketizer dropped (bad STAP-A, orphan FU-A, ...).
+    pub depay_errors: u64,
+    /// Units delivered.
+    pub units: u64,
+    /// Units delivered with `complete: false`.
+    pub incomplete_units: u64,
+    /// Units dropped because the caller did not poll them.
+    pub units_overflowed: u64,
+    /// Interarrival jitter of the current sender in milliseconds.
+    pub jitter_ms: f64,
+    /// PLIs sent.
+    pub pli_sent: u64,
+    /// RTCP compounds sent.
+    pub rtcp_sent: u64,
+    /// Packets from a second sender, ignored while the first is alive.
+    pub foreign_ssrc_packets: u64,
+    /// Times a new sender (or a renumbered one) replaced the current one.
+    pub sender_restarts: u64,
+}
+
+#[derive(Debug)]
+struct Source {
+    ssrc: u32,
+    seq: SeqExtender,
+    jb: JitterBuffer<RtpPacket>,
+    depay: Depacketizer,
+    base_ext: u64,
+    received: u64,
+    expected_prior: u64,
+    received_prior: u64,
+    jitter: f64,
+    last_transit: Option<u32>,
+    last_jitter_ts: Option<u32>,
+    last_seen: Instant,
+    bye: bool,
+    last_sr: Option<SenderReportInfo>,
+    cname: Option<String>,
+}
+
+impl Source {
+    fn new(cfg: &ReceiverConfig, depay: Depacketizer, pkt: &RtpPacket, now: Instant) -> Self {
+        let first = pkt.header.sequence;
+        Self {
+            ssrc: pkt.header.ssrc,
+            seq: SeqExtender::new(first),
+            jb: JitterBuffer::new(cfg.latency, cfg.max_held),
+            depay,
+            base_ext: SeqExtender::initial(first),
+            received: 0,
+            expected_prior: 0,
+            received_prior: 0,
+            jitter: 0.0,
+            last_transit: None,
+            last_jitter_ts: None,
+            last_seen: now,
+            bye: false,
+            last_sr: None,
+            cname: None,
+        }
+    }
+
+    /// The report block on this source; advances the "since last report" state.
+    fn report_block(&mut self, now: Instant) -> ReportBlock {
+        let highest = self.seq.highest();
+        let expected = (highest + 1).saturating_sub(self.base_ext);
+        let lost = expected as i64 - self.received as i64;
+        let expected_interval = expected.saturating_sub(self.expected_prior);
+        let received_interval = self.received.saturating_sub(self.received_prior);
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let lost_interval = expected_interval as i64 - received_interval as i64;
+        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / expected_interval as i64).min(255) as u8
+        };
+        let (lsr, dlsr) = match self.last_sr {
+            Some(sr) => {
+                let delay = now.saturating_duration_since(sr.received_at);
+                let dlsr = (delay.as_micros() * 65536 / 1_000_000).min(u128::from(u32::MAX));
+                (sr.ntp.middle32(), dlsr as u32)
+            }
+            None => (0, 0),
+        };
+        ReportBlock {
+            ssrc: self.ssrc,
+            fraction_lost,
+            cumulative_lost: lost.clamp(-0x80_0000, 0x7f_ffff) as i32,
+            highest_seq: SeqExtender::wire(highest),
+            jitter: self.jitter as u32,
+            lsr,
+            dlsr,
+        }
+    }
+}
+
+/// One incoming RTP stream (one media port) and its RTCP.
+#[derive(Debug)]
+pub struct RtpReceiver {
+    config: ReceiverConfig,
+    ssrc: u32,
+    source: Option<Source>,
+    pending_sr: Option<(u32, SenderReportInfo)>,
+    epoch: Option<Instant>,
+    units: VecDeque<ReceivedUnit>,
+    transmits: VecDeque<Transmit>,
+    rtcp_buf: BytesMut,
+    next_rr: Option<Instant>,
+    last_pli: Option<Instant>,
+    stats: ReceiverStats,
+    rng: StdRng,
+}
+
+impl RtpReceiver {
+    /// A receiver whose RTCP SSRC (unless configured) and timing come from `rng`.
+    pub fn new<R: Rng>(config: ReceiverConfig, rng: &mut R) -> Result<Self, ReceiverError> {
+        if Depacketizer::new(config.codec).is_none() {
+            return Err(ReceiverError::UnsupportedCodec(config.codec));
+        }
+        if config.clock_rate == 0 {
+            return Err(ReceiverError::ClockRate);
+        }
+        let mut rng = StdRng::from_rng(rng);
+        Ok(Self {
+            ssrc: config.ssrc.unwrap_or_else(|| rng.random()),
+            config,
+            source: None,
+            pending_sr: None,
+            epoch: None,
+            units: VecDeque::new(),
+            transmits: VecDeque::new(),
+            rtcp_buf: BytesMut::new(),
+            next_rr: None,
+            last_pli: None,
+            stats: ReceiverStats::default(),
+            rng,
+        })
+    }
+
+    /// A receiver with its randomness seeded from `seed` (deterministic).
+    pub fn with_seed(config: ReceiverConfig, seed: u64) -> Result<Self, ReceiverError> {
+        Self::new(config, &mut StdRng::seed_from_u64(seed))
+    }
+
+    /// A receiver seeded from the OS, for production use.
+    pub fn with_os_rng(config: ReceiverConfig) -> Result<Self, ReceiverError> {
+        Self::new(config, &mut StdRng::from_os_rng())
+    }
+
+    /// Our SSRC in RTCP.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ReceiverStats {
+        let mut s = self.stats;
+        s.jitter_ms = self.source.as_ref().map_or(0.0, |src| {
+            src.jitter * 1000.0 / f64::from(self.config.clock_rate)
+        });
+        s
+    }
+
+    /// SSRC of the sender currently followed.
+    pub fn sender_ssrc(&self) -> Option<u32> {
+        self.source.as_ref().map(|s| s.ssrc)
+    }
+
+    /// CNAME of the sender currently followed, once its SDES arrived.
+    pub fn sender_cname(&self) -> Option<&str> {
+        self.source.as_ref()?.cname.as_deref()
+    }
+
+    /// The current sender's last SR: its NTP/RTP pair, for A/V sync.
+    pub fn sender_report(&self) -> Option<SenderReportInfo> {
+        self.source.as_ref()?.last_sr
+    }
+
+    /// Reads one RTP datagram that arrived at `now`. An `Err` means it was not
+    /// RTP (counted in `malformed`); anything else bad is counted, not returned.
+    pub fn handle_rtp(&mut self, now: Instant, data: &[u8]) -> Result<(), RtpError> {
+        let pkt = match RtpPacket::parse_slice(data) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.malformed += 1;
+                return Err(e);
+            }
+        };
+        self.epoch.get_or_insert(now);
+        let ssrc = pkt.header.ssrc;
+        match &self.source {
+            Some(s) if s.ssrc == ssrc => {}
+            Some(s)
+                if !s.bye
+                    && now.saturating_duration_since(s.last_seen) <= self.config.source_timeout =>
+            {
+                self.stats.foreign_ssrc_packets += 1;
+                return Ok(());
+            }
+            Some(_) => {
+                self.flush_source();
+                self.stats.sender_restarts += 1;
+                self.start_source(&pkt, now);
+            }
+            None => self.start_source(&pkt, now),
+        }
+        if self.next_rr.is_none() {
+            let first = self
+                .config
+                .rtcp_interval
+                .mul_f64(self.rng.random_range(0.25..0.75));
+            self.next_rr = Some(now + first);
+        }
+        let Some(src) = self.source.as_mut() else {
+            return Ok(());
+        };
+        src.last_seen = now;
+        // A sender that said BYE and carries on is back.
+        src.bye = false;
+        let ext = match src.seq.extend(pkt.header.sequence) {
+            SeqVerdict::Ahead(e) | SeqVerdict::Behind(e) => e,
+            SeqVerdict::Jump => {
+                self.stats.seq_jumps += 1;
+                return Ok(());
+            }
+            SeqVerdict::Restart(e) => {
+                // Same SSRC, new numbering: the sender restarted.
+                self.flush_source();
+                self.stats.sender_restarts += 1;
+                self.start_source(&pkt, now);
+                e
+            }
+        };
+        self.update_jitter(now, pkt.header.timestamp);
+        let Some(src) = self.source.as_mut() else {
+            return Ok(());
+        };
+        let len = pkt.payload.len() as u64;
+        match src.jb.insert(now, ext, pkt) {
+            Insert::Accepted => {
+                src.received += 1;
+                self.stats.packets += 1;
+                self.stats.bytes += len;
+            }
+            Insert::Late => {
+                src.received += 1;
+                self.stats.late += 1;
+            }
+            Insert::Duplicate => self.stats.duplicates += 1,
+        }
+        self.release(now);
+        Ok(())
+    }
+
+    fn start_source(&mut self, pkt: &RtpPacket, now: Instant) {
+        let Some(depay) = Depacketizer::new(self.config.codec) else {
+            return;
+        };
+        let mut src = Source::new(&self.config, depay, pkt, now);
+        if let Some((ssrc, sr)) = self.pending_sr.take() {
+            if ssrc == src.ssrc {
+                src.last_sr = Some(sr);
+            }
+        }
+        self.source = Some(src);
+    }
+
+    /// RFC 3550 A.8, updated once per RTP timestamp (as GStreamer does), so
+    /// the packets of one video frame sent in a burst do not count as jitter.
+    fn update_jitter(&mut self, now: Instant, ts: u32) {
+        let (Some(epoch), Some(src)) = (self.epoch, self.source.as_mut()) else {
+            return;
+        };
+        if src.last_jitter_ts == Some(ts) {
+            return;
+        }
+        src.last_jitter_ts = Some(ts);
+        let us = now.saturating_duration_since(epoch).as_micros();
+        let arrival = (us * u128::from(self.config.clock_rate) / 1_000_000) as u32;
+        let transit = arrival.wrapping_sub(ts);
+        if let Some(last) = src.last_transit {
+            let d = f64::from((transit.wrapping_sub(last) as i32).unsigned_abs());
+            src.jitter += (d - src.jitter) / 16.0;
+        }
+        src.last_transit = Some(transit);
+    }
+
+    /// Moves what the jitter buffer lets go through the depacketizer.
+    fn release(&mut self, now: Instant) {
+        let Some(src) = self.source.as_mut() else {
+            return;
+        };
+        while let Some(r) = src.jb.pop(now) {
+            self.stats.lost += r.lost_before;
+            if src.depay.push(&r.item).is_err() {
+                self.stats.depay_errors += 1;
+            }
+            Self::collect(
+                &mut self.units,
+                &mut self.stats,
+                &self.config,
+                src,
+                r.arrival,
+            );
+        }
+    }
+
+    /// Releases everything the current source left and ends its last unit.
+    fn flush_source(&mut self) {
+        let Some(src) = self.source.as_mut() else {
+            return;
+        };
+        let mut arrival = src.last_seen;
+        while let Some(r) = src.jb.pop_any() {
+            self.stats.lost += r.lost_before;
+            arrival = r.arrival;
+            if src.depay.push(&r.item).is_err() {
+                self.stats.depay_errors += 1;
+            }
+            Self::collect(&mut self.units, &mut self.stats, &self.config, src, arrival);
+        }
+        src.depay.flush();
+        Self::collect(&mut self.units, &mut self.stats, &self.config, src, arrival);
+    }
+
+    fn collect(
+        units: &mut VecDeque<ReceivedUnit>,
+        stats: &mut ReceiverStats,
+        config: &ReceiverConfig,
+        src: &mut Source,
+        arrival: Instant,
+    ) {
+        while let Some(u) = src.depay.pop() {
+            stats.units += 1;
+            if !u.complete {
+                stats.incomplete_units += 1;
+            }
+            let sender_ntp = src.last_sr.map(|sr| {
+                let ticks = i64::from(u.timestamp.wrapping_sub(sr.rtp_ts) as i32);
+                let delta = (ticks << 32) / i64::from(config.clock_rate);
+                NtpTime(sr.ntp.0.wrapping_add_signed(delta))
+            });
+            if units.len() >= MAX_QUEUED_UNITS {
+                units.pop_front();
+                stats.units_overflowed += 1;
+            }
+            units.push_back(ReceivedUnit {
+                codec: config.codec,
+                data: u.data,
+                rtp_timestamp: u.timestamp,
+                keyframe: u.keyframe,
+                complete: u.complete,
+                ssrc: src.ssrc,
+                arrival,
+                sender_ntp,
+            });
+        }
+    }
+
+    /// The next unit, in order. Call until `None` after every `handle_rtp`,
+    /// `handle_rtcp` and `handle_timeout`.
+    #[must_use]
+    pub fn poll_unit(&mut self) -> Option<ReceivedUnit> {
+        self.units.pop_front()
+    }
+
+    /// The next RTCP datagram to send (kind is always [`TransmitKind::Rtcp`]).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must next be called: a receiver report
+    /// is due or a held packet stops waiting. Re-read after every call.
+    #[must_use]
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let held = self.source.as_ref().and_then(|s| s.jb.deadline());
+        match (self.next_rr, held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Releases packets whose wait is over and sends a report if one is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.release(now);
+        if self.next_rr.is_some_and(|t| t <= now) {
+            self.queue_rtcp(now, None);
+            let factor = self.rng.random_range(0.5..1.5);
+            self.next_rr = Some(now + self.config.rtcp_interval.mul_f64(factor));
+        }
+    }
+
+    /// Asks the sender for a keyframe with a PLI (in an RR + SDES compound).
+    ///
+    /// Returns false if there is no sender yet or the last PLI went out less
+    /// than `pli_min_interval` ago.
+    pub fn request_keyframe(&mut self, now: Instant) -> bool {
+        let Some(media_ssrc) = self.source.as_ref().filter(|s| !s.bye).map(|s| s.ssrc) else {
+            return false;
+        };
+        if self
+            .last_pli
+            .is_some_and(|t| now < t + self.config.pli_min_interval)
+        {
+            return false;
+        }
+        self.last_pli = Some(now);
+        self.stats.pli_sent += 1;
+        self.queue_rtcp(
+            now,
+            Some(RtcpPacket::Pli {
+                sender_ssrc: self.ssrc,
+                media_ssrc,
+            }),
+        );
+        true
+    }
+
+    fn queue_rtcp(&mut self, now: Instant, extra: Option<RtcpPacket>) {
+        let reports = match self.source.as_mut() {
+            Some(src) if !src.bye => vec![src.report_block(now)],
+            _ => Vec::new(),
+        };
+        let mut packets = vec![
+            RtcpPacket::ReceiverReport {
+                ssrc: self.ssrc,
+                reports,
+            },
+            RtcpPacket::Sdes {
+                chunks: vec![SdesChunk {
+                    ssrc: self.ssrc,
+                    cname: Some(self.config.cname.clone()),
+                }],
+            },
+        ];
+        packets.extend(extra);
+        let data = rtcp::write_compound(&packets, &mut self.rtcp_buf);
+        self.transmits.push_back(Transmit {
+            kind: TransmitKind::Rtcp,
+            data,
+        });
+        self.stats.rtcp_sent += 1;
+    }
+
+    /// Reads an RTCP compound from the sender (SR, SDES, BYE). An `Err`
+    /// means it was malformed and ignored; the caller counts it.
+    pub fn handle_rtcp(&mut self, now: Instant, data: &[u8]) -> Result<(), RtcpError> {
+        for packet in rtcp::parse_compound(data)? {
+            match packet {
+                RtcpPacket::SenderReport {
+                    ssrc, ntp, rtp_ts, ..
+                } => {
+                    let info = SenderReportInfo {
+                        ntp,
+                        rtp_ts,
+                        received_at: now,
+                    };
+                    match self.source.as_mut() {
+                        Some(src) if src.ssrc == ssrc => src.last_sr = Some(info),
+                        _ => self.pending_sr = Some((ssrc, info)),
+                    }
+                }
+                RtcpPacket::Sdes { chunks } => {
+                    if let Some(src) = self.source.as_mut() {
+                        for c in chunks {
+                            if c.ssrc == src.ssrc && c.cname.is_some() {
+                                src.cname = c.cname;
+                            }
+                        }
+                    }
+                }
+                RtcpPacket::Bye { ssrcs, .. } => {
+                    let current = self.source.as_ref().map(|s| s.ssrc);
+                    if current.is_some_and(|c| ssrcs.contains(&c)) {
+                        self.flush_source();
+                        if let Some(src) = self.source.as_mut() {
+                            src.bye = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::h264::H264Payloader;
+    use crate::packet::RtpHeader;
+    use bytes::BufMut;
+
+    fn rx(codec: Codec, latency: Duration) -> RtpReceiver {
+        let mut cfg = ReceiverConfig::new(codec, "rx@test");
+        cfg.latency = latency;
+        cfg.ssrc = Some(0xaaaa);
+        RtpReceiver::new(cfg, &mut StdRng::seed_from_u64(3)).expect("config")
+    }
+
+    fn opus_pkt(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        RtpHeader {
+            marker: false,
+            payload_type: 111,
+            sequence: seq,
+            timestamp: ts,
+            ssrc,
+        }
+        .write_to(&mut b);
+        b.put_slice(&seq.to_be_bytes());
+        b.to_vec()
+    }
+
+    fn units(r: &mut RtpReceiver) -> Vec<ReceivedUnit> {
+        std::iter::from_fn(|| r.poll_unit()).collect()
+    }
+
+    fn seqs(r: &mut RtpReceiver) -> Vec<u16> {
+        units(r)
+            .iter()
+            .map(|u| u16::from_be_bytes([u.data[0], u.data[1]]))
+            .collect()
+    }
+
+    fn rr_block(r: &mut RtpReceiver, now: Instant) -> Option<ReportBlock> {
+        let due = r.next_timeout().expect("a timeout");
+        r.handle_timeout(due.max(now));
+        let t = r.poll_transmit().expect("an RR");
+        assert_eq!(t.kind, TransmitKind::Rtcp);
+        match &rtcp::parse_compound(&t.data).expect("parses")[0] {
+            RtcpPacket::ReceiverReport { ssrc, reports } => {
+                assert_eq!(*ssrc, 0xaaaa);
+                reports.first().copied()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reorders_within_latency_and_counts_duplicates() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::Opus, Duration::from_millis(40));
+        let ms = |n| t0 + Duration::from_millis(n);
+        for (at, seq) in [(0, 10u16), (1, 12), (2, 11), (3, 11), (4, 13), (5, 10)] {
+            r.handle_rtp(ms(at), &opus_pkt(7, seq, u32::from(seq) * 960))
+                .expect("rtp");
+        }
+        assert!(
+            r.poll_unit().is_none(),
+            "the first packet waits for latency"
+        );
+        assert_eq!(r.next_timeout(), Some(ms(40)));
+        r.handle_timeout(ms(40));
+        assert_eq!(seqs(&mut r), [10, 11, 12, 13]);
+        let s = r.stats();
+        assert_eq!((s.packets, s.duplicates, s.lost, s.late), (4, 2, 0, 0));
+    }
+
+    #[test]
+    fn loss_is_skipped_after_latency_and_late_packets_counted() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::Opus, Duration::from_millis(40));
+        let ms = |n| t0 + Duration::from_millis(n);
+        r.handle_rtp(ms(0), &opus_pkt(7, 65534, 0)).expect("rtp");
+        r.handle_rtp(ms(20), &opus_pkt(7, 1, 3 * 960)).expect("rtp");
+        r.handle_rtp(ms(30), &opus_pkt(7, 2, 4 * 960)).expect("rtp");
+        assert_eq!(r.next_timeout(), Some(ms(40)));
+        r.handle_timeout(ms(40));
+        assert_eq!(seqs(&mut r), [65534]);
+        // The held packets' wait ends 40 ms after the oldest of them arrived.
+        assert_eq!(r.next_timeout(), Some(ms(60)));
+        r.handle_timeout(ms(59));
+        assert!(r.poll_unit().is_none());
+        r.handle_timeout(ms(60));
+        assert_eq!(seqs(&mut r), [1, 2]);
+        assert_eq!(r.stats().lost, 2);
+        r.handle_rtp(ms(61), &opus_pkt(7, 0, 2 * 960)).expect("rtp");
+        assert!(r.poll_unit().is_none());
+        assert_eq!(r.stats().late, 1);
+        // RR: expected 65534..=2 = 5, received 4 (the late one counts).
+        let block = rr_block(&mut r, ms(70)).expect("a block");
+        assert_eq!(block.ssrc, 7);
+        assert_eq!(block.cumulative_lost, 1);
+        assert_eq!(block.fraction_lost, (256 / 5) as u8);
+        assert_eq!(block.highest_seq, 0x0001_0002);
+        assert_eq!((block.lsr, block.dlsr), (0, 0));
+    }
+
+    #[test]
+    fn zero_latency_releases_at_once() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::Opus, Duration::ZERO);
+        for seq in [1u16, 3, 2, 4] {
+            r.handle_rtp(t0, &opus_pkt(7, seq, 0)).expect("rtp");
+        }
+        assert_eq!(seqs(&mut r), [1, 3, 4]);
+        let s = r.stats();
+        assert_eq!((s.lost, s.late), (1, 1));
+    }
+
+    #[test]
+    fn second_sender_is_ignored_until_the_first_goes_quiet_or_says_bye() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::Opus, Duration::ZERO);
+        let ms = |n| t0 + Duration::from_millis(n);
+        r.handle_rtp(ms(0), &opus_pkt(1, 100, 0)).expect("rtp");
+        r.handle_rtp(ms(500), &opus_pkt(2, 5000, 0)).expect("rtp");
+        r.handle_rtp(ms(1000), &opus_pkt(2, 5001, 0)).expect("rtp");
+        assert_eq!(r.sender_ssrc(), Some(1));
+        assert_eq!(r.stats().foreign_ssrc_packets, 2);
+        assert_eq!(seqs(&mut r), [100]);
+        // Sender 1 silent for > 1 s: sender 2 (a restart) takes over.
+        r.handle_rtp(ms(1001), &opus_pkt(2, 5002, 0)).expect("rtp");
+        assert_eq!(r.sender_ssrc(), Some(2));
+        assert_eq!(seqs(&mut r), [5002]);
+        assert_eq!(r.stats().sender_restarts, 1);
+        // Sender 1 comes back: ignored while 2 is alive.
+        r.handle_rtp(ms(1002), &opus_pkt(1, 101, 0)).expect("rtp");
+        assert_eq!(r.stats().foreign_ssrc_packets, 3);
+        // BYE from 2 hands the port over at once.
+        let bye = rtcp::write_compound(
+            &[RtcpPacket::Bye {
+                ssrcs: vec![2],
+                reason: None,
+            }],
+            &mut BytesMut::new(),
+        );
+        r.handle_rtcp(ms(1003), &bye).expect("rtcp");
+        assert!(!r.request_keyframe(ms(1003)), "no PLI to a departed sender");
+        r.handle_rtp(ms(1004), &opus_pkt(3, 9, 0)).expect("rtp");
+        assert_eq!(r.sender_ssrc(), Some(3));
+        assert_eq!(seqs(&mut r), [9]);
+        assert_eq!(r.stats().sender_restarts, 2);
+    }
+
+    #[test]
+    fn renumbered_sender_with_same_ssrc_is_picked_up() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::Opus, Duration::ZERO);
+        r.handle_rtp(t0, &opus_pkt(1, 100, 0)).expect("rtp");
+        r.handle_rtp(t0, &opus_pkt(1, 101, 0)).expect("rtp");
+        r.handle_rtp(t0, &opus_pkt(1, 40_000, 0)).expect("rtp");
+        r.handle_rtp(t0, &opus_pkt(1, 40_001, 0)).expect("rtp");
+        r.handle_rtp(t0, &opus_pkt(1, 40_002, 0)).expect("rtp");
+        assert_eq!(seqs(&mut r), [100, 101, 40_001, 40_002]);
+        let s = r.stats();
+        assert_eq!((s.seq_jumps, s.sender_restarts, s.lost), (1, 1, 0));
+    }
+
+    #[test]
+    fn jitter_follows_rfc3550() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::Opus, Duration::ZERO);
+        // 20 ms packets; arrivals alternate between on time and 4 ms late,
+        // so every transit difference is 4 ms = 192 ticks.
+        let mut want = 0.0f64;
+        for i in 0..200u32 {
+            let late = if i % 2 == 1 { 4 } else { 0 };
+            let at = t0 + Duration::from_millis(u64::from(i) * 20 + late);
+            r.handle_rtp(at, &opus_pkt(1, i as u16, i * 960))
+                .expect("rtp");
+            if i > 0 {
+                want += (192.0 - want) / 16.0;
+            }
+        }
+        let got = r.stats().jitter_ms;
+        assert!((got - want / 48.0).abs() < 1e-6, "{got} vs {}", want / 48.0);
+        assert!((got - 4.0).abs() < 0.01);
+        let block = rr_block(&mut r, t0 + Duration::from_secs(5)).expect("block");
+        assert_eq!(block.jitter, want as u32);
+    }
+
+    #[test]
+    fn rr_carries_lsr_and_dlsr_and_units_get_sender_time() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::Opus, Duration::ZERO);
+        let sr_ntp = NtpTime(0x0000_1234_8000_0000);
+        let sr = rtcp::write_compound(
+            &[
+                RtcpPacket::SenderReport {
+                    ssrc: 5,
+                    ntp: sr_ntp,
+                    rtp_ts: 48_000,
+                    packet_count: 1,
+                    octet_count: 2,
+                    reports: vec![],
+                },
+                RtcpPacket::Sdes {
+                    chunks: vec![SdesChunk {
+                        ssrc: 5,
+                        cname: Some("sender@host".into()),
+                    }],
+                },
+            ],
+            &mut BytesMut::new(),
+        );
+        // The SR arrives before any RTP: it is kept for when the source appears.
+        r.handle_rtcp(t0, &sr).expect("rtcp");
+        r.handle_rtp(t0, &opus_pkt(5, 1, 48_000 + 24_000))
+            .expect("rtp");
+        r.handle_rtcp(t0, &sr).expect("rtcp");
+        assert_eq!(r.sender_cname(), Some("sender@host"));
+        let u = r.poll_unit().expect("unit");
+        assert_eq!(u.sender_ntp, Some(NtpTime(0x0000_1235_0000_0000)));
+        let due = r.next_timeout().expect("RR timer");
+        let block = rr_block(&mut r, due).expect("block");
+        assert_eq!(block.lsr, 0x1234_8000);
+        // DLSR: delay from the SR's arrival to this RR, in 1/65536 s.
+        let want = (due - t0).as_micros() * 65536 / 1_000_000;
+        assert!(want > 0);
+        assert_eq!(u128::from(block.dlsr), want);
+    }
+
+    #[test]
+    fn pli_is_rate_limited() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::H264, Duration::ZERO);
+        assert!(!r.request_keyframe(t0), "no sender yet");
+        r.handle_rtp(t0, &opus_pkt(9, 1, 0)).expect("rtp");
+        assert!(r.request_keyframe(t0));
+        let t = r.poll_transmit().expect("rtcp");
+        let pkts = rtcp::parse_compound(&t.data).expect("parses");
+        assert!(matches!(
+            pkts[0],
+            RtcpPacket::ReceiverReport { ssrc: 0xaaaa, .. }
+        ));
+        assert_eq!(
+            pkts[2],
+            RtcpPacket::Pli {
+                sender_ssrc: 0xaaaa,
+                media_ssrc: 9
+            }
+        );
+        assert!(!r.request_keyframe(t0 + Duration::from_millis(499)));
+        assert!(r.request_keyframe(t0 + Duration::from_millis(500)));
+        assert_eq!(r.stats().pli_sent, 2);
+    }
+
+    #[test]
+    fn h264_units_survive_reordering_and_report_loss() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::H264, Duration::from_millis(30));
+        let mut pay = H264Payloader::new(500).expect("mtu");
+        let mut wire: Vec<Vec<u8>> = Vec::new();
+        let mut seq = 60_000u16;
+        let mut aus = Vec::new();
+        for f in 0..10u32 {
+            // A big NAL (4 FU-A fragments) and a small one (single NAL).
+            let mut au = vec![0, 0, 0, 1, if f == 0 { 0x65 } else { 0x41 }];
+            au.extend((0..1800).map(|i| (i % 250 + 1) as u8));
+            au.extend_from_slice(&[0, 0, 0, 1, 0x41, 9, 9, 9]);
+            pay.packetize(&au, |parts, marker| {
+                let mut b = BytesMut::new();
+                RtpHeader {
+                    marker,
+                    payload_type: 96,
+                    sequence: seq,
+                    timestamp: f * 3000,
+                    ssrc: 77,
+                }
+                .write_to(&mut b);
+                for p in parts {
+                    b.put_slice(p);
+                }
+                wire.push(b.to_vec());
+                seq = seq.wrapping_add(1);
+            });
+            aus.push(au);
+        }
+        // Swap neighbours pairwise (the very first packet arrives second) and
+        // lose a middle fragment of frame 5 (sent as packet 27, received 26th).
+        assert_eq!(wire.len(), 50);
+        for pair in wire.chunks_mut(2) {
+            pair.reverse();
+        }
+        let lost = 26;
+        for (i, p) in wire.iter().enumerate() {
+            if i != lost {
+                let at = t0 + Duration::from_millis(i as u64);
+                r.handle_rtp(at, p).expect("rtp");
+            }
+        }
+        r.handle_timeout(t0 + Duration::from_secs(1));
+        let got = units(&mut r);
+        assert_eq!(got.len(), 10);
+        for (i, u) in got.iter().enumerate() {
+            assert_eq!(u.rtp_timestamp, i as u32 * 3000);
+            assert_eq!(u.ssrc, 77);
+            if i == 5 {
+                assert!(!u.complete);
+                assert_eq!(&u.data[..], &[0, 0, 0, 1, 0x41, 9, 9, 9]);
+            } else {
+                assert!(u.complete, "unit {i}");
+                assert_eq!(u.data, aus[i]);
+            }
+            assert_eq!(u.keyframe, i == 0);
+        }
+        assert_eq!(r.stats().lost, 1);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let t0 = Instant::now();
+        let mut r = rx(Codec::H264, Duration::from_millis(20));
+        let mut rng = StdRng::seed_from_u64(4);
+        for i in 0..30_000u64 {
+            let now = t0 + Duration::from_millis(i);
+            let mut d: Vec<u8> = (0..rng.random_range(0..60)).map(|_| rng.random()).collect();
+            if d.len() > 12 {
+                d[0] = 0x80;
+                d[8..12].copy_from_slice(&[0, 0, 0, rng.random_range(0..3)]);
+            }
+            if rng.random_bool(0.9) {
+                let _ = r.handle_rtp(now, &d);
+            } else {
+                let _ = r.handle_rtcp(now, &d);
+            }
+            if rng.random_bool(0.01) {
+                r.request_keyframe(now);
+            }
+            r.handle_timeout(now);
+            while r.poll_unit().is_some() {}
+            while r.poll_transmit().is_some() {}
+        }
+    }
+}

@@ -1,0 +1,861 @@
+//! The sending half of an RTP session: packetizes units, reads the peer's
+//! RTCP, and sends sender reports on schedule.
+//!
+//! [`RtpSender`] is sans-IO: it never reads the clock or touches a socket.
+//! The caller feeds it units ([`RtpSender::push`]), received RTCP
+//! ([`RtpSender::handle_rtcp`]) and the passing of time
+//! ([`RtpSender::handle_timeout`]), and after each of those drains
+//! [`RtpSender::poll_transmit`] and [`RtpSender::poll_event`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use pstream_core::{Codec, EncodedUnit, PipelineClock};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use thiserror::Error;
+
+use crate::h264::{H264Payloader, PayloaderError};
+use crate::opus::OpusPayloader;
+use crate::packet::RtpHeader;
+use crate::rtcp::{self, RtcpError, RtcpPacket, SdesChunk};
+
+/// Default largest RTP packet, header included: fits any tunnel on the way.
+pub const DEFAULT_MTU: usize = 1200;
+/// Default RTCP report interval before randomisation (RFC 3550 uses 5 s;
+/// pstream reports every second so loss and RTT show up quickly).
+pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(1);
+// Events the caller has not polled are dropped oldest-first past this.
+const MAX_QUEUED_EVENTS: usize = 64;
+// Packets share allocations of this size on the send path.
+const SEND_BUF_CHUNK: usize = 64 * 1024;
+
+/// How a packet must be sent: RTP to the peer's port, RTCP to port + 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransmitKind {
+    /// An RTP media packet.
+    Rtp,
+    /// An RTCP compound packet.
+    Rtcp,
+}
+
+/// A datagram the session wants sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Which port it goes to.
+    pub kind: TransmitKind,
+    /// The datagram.
+    pub data: Bytes,
+}
+
+/// Everything an [`RtpSender`] needs to know up front.
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// SSRC to send with; `None` picks a random one.
+    pub ssrc: Option<u32>,
+    /// RTP payload type (0..=127).
+    pub payload_type: u8,
+    /// The codec of the units that will be pushed (H.264 or Opus).
+    pub codec: Codec,
+    /// RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// Largest RTP packet in bytes, 12-byte header included.
+    pub mtu: usize,
+    /// Canonical name sent in SDES.
+    pub cname: String,
+    /// The pipeline clock: maps capture instants to RTP time and `now` to NTP.
+    pub clock: PipelineClock,
+    /// Mean RTCP interval; each one is randomised to 0.5–1.5 times this.
+    pub rtcp_interval: Duration,
+}
+
+impl SenderConfig {
+    /// pstream's defaults for `codec`: PT 96 for H.264, 97 for Opus, the
+    /// codec's clock rate, a 1200-byte MTU, a random SSRC, 1 s RTCP interval.
+    pub fn new(codec: Codec, clock: PipelineClock, cname: impl Into<String>) -> Self {
+        Self {
+            ssrc: None,
+            payload_type: if codec == Codec::Opus { 97 } else { 96 },
+            codec,
+            clock_rate: codec.rtp_clock_rate(),
+            mtu: DEFAULT_MTU,
+            cname: cname.into(),
+            clock,
+            rtcp_interval: DEFAULT_RTCP_INTERVAL,
+        }
+    }
+
+    /// Sets the RTP payload type.
+    pub fn with_payload_type(mut self, payload_type: u8) -> Self {
+        self.payload_type = payload_type;
+        self
+    }
+
+    /// Sets the largest RTP packet, header included.
+    pub fn with_mtu(mut self, mtu: usize) -> Self {
+        self.mtu = mtu;
+        self
+    }
+
+    /// Sets a fixed SSRC instead of a random one.
+    pub fn with_ssrc(mut self, ssrc: u32) -> Self {
+        self.ssrc = Some(ssrc);
+        self
+    }
+
+    /// Sets the mean RTCP interval.
+    pub fn with_rtcp_interval(mut self, interval: Duration) -> Self {
+        self.rtcp_interval = interval;
+        self
+    }
+}
+
+/// Why a sender could not be built or could not take a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SenderError {
+    /// pstream has no RTP payload format for this codec.
+    #[error("no RTP payload format for {0}")]
+    UnsupportedCodec(Codec),
+    /// A payload type outside 0..=127.
+    #[error("payload type {0} does not fit in 7 bits")]
+    PayloadType(u8),
+    /// A clock rate of zero.
+    #[error("RTP clock rate must be positive")]
+    ClockRate,
+    /// The payloader refused the MTU or the unit.
+    #[error(transparent)]
+    Payloader(#[from] PayloaderError),
+    /// A unit of another codec than the session's.
+    #[error("pushed a {got} unit into a {expected} RTP session")]
+    CodecMismatch {
+        /// The session's codec.
+        expected: Codec,
+        /// The unit's codec.
+        got: Codec,
+    },
+    /// The session was closed.
+    #[error("RTP session closed")]
+    Closed,
+}
+
+/// Why the peer asked for a keyframe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyframeReason {
+    /// A picture loss indication (RFC 4585).
+    Pli,
+    /// A full intra request (RFC 5104).
+    Fir,
+}
+
+/// What a receiver last told us about our stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReceiverReportStats {
+    /// SSRC of the reporting receiver.
+    pub reporter_ssrc: u32,
+    /// Fraction of packets lost since its previous report, 0.0–1.0.
+    pub fraction_lost: f32,
+    /// Packets lost since it started receiving.
+    pub cumulative_lost: i32,
+    /// Extended highest sequence number it received.
+    pub highest_seq: u32,
+    /// Interarrival jitter in milliseconds.
+    pub jitter_ms: f64,
+    /// Round-trip time from LSR/DLSR, if the report referred to one of our SRs.
+    pub rtt: Option<Duration>,
+}
+
+/// Something the caller should react to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SenderEvent {
+    /// The peer lost a picture: ask the encoder for a keyframe.
+    KeyframeRequested {
+        /// PLI or FIR.
+        reason: KeyframeReason,
+    },
+    /// A receiver report on our stream arrived.
+    ReceiverReport(ReceiverReportStats),
+    /// A peer source said goodbye.
+    Bye {
+        /// The source leaving.
+        ssrc: u32,
+        /// Its reason, if given.
+        reason: Option<String>,
+    },
+}
+
+/// Counters for the stats line.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SenderStats {
+    /// RTP packets sent.
+    pub packets: u64,
+    /// RTP payload octets sent (headers excluded, as in the SR).
+    pub octets: u64,
+    /// Units pushed.
+    pub units: u64,
+    /// PLIs and new FIRs received for our SSRC.
+    pub keyframe_requests: u64,
+    /// Sequence numbers NACKed by the peer (not retransmitted).
+    pub nacked: u64,
+    /// RTCP compounds sent.
+    pub rtcp_sent: u64,
+    /// The latest report block about our stream.
+    pub last_report: Option<ReceiverReportStats>,
+}
+
+#[derive(Debug)]
+enum Payloader {
+    H264(H264Payloader),
+    Opus(OpusPayloader),
+}
+
+/// One outgoing RTP stream and its RTCP.
+#[derive(Debug)]
+pub struct RtpSender {
+    config: SenderConfig,
+    ssrc: u32,
+    seq: u16,
+    ts_base: u32,
+    payloader: Payloader,
+    buf: BytesMut,
+    rtcp_buf: BytesMut,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SenderEvent>,
+    stats: SenderStats,
+    next_rtcp: Option<Instant>,
+    last_fir_seq: Option<u8>,
+    closed: bool,
+    rng: StdRng,
+}
+
+impl RtpSender {
+    /// A sender whose SSRC (unless configured), first sequence number, RTP
+    /// timestamp base and RTCP timing come from `rng`.
+    pub fn new<R: Rng>(config: SenderConfig, rng: &mut R) -> Result<Self, SenderError> {
+        if config.payload_type > 0x7f {
+            return Err(SenderError::PayloadType(config.payload_type));
+        }
+        if config.clock_rate == 0 {
+            return Err(SenderError::ClockRate);
+        }
+        let payloader = match config.codec {
+            Codec::H264 => Payloader::H264(H264Payloader::new(config.mtu)?),
+            Codec::Opus => Payloader::Opus(OpusPayloader::new(config.mtu)?),
+            other => return Err(SenderError::UnsupportedCodec(other)),
+        };
+        let mut rng = StdRng::from_rng(rng);
+        Ok(Self {
+            ssrc: config.ssrc.unwrap_or_else(|| rng.random()),
+            seq: rng.random(),
+            ts_base: rng.random(),
+            payloader,
+            buf: BytesMut::new(),
+            rtcp_buf: BytesMut::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SenderStats::default(),
+            next_rtcp: None,
+            last_fir_seq: None,
+            closed: false,
+            rng,
+            config,
+        })
+    }
+
+    /// A sender with its randomness seeded from `seed` (deterministic).
+    pub fn with_seed(config: SenderConfig, seed: u64) -> Result<Self, SenderError> {
+        Self::new(config, &mut StdRng::seed_from_u64(seed))
+    }
+
+    /// A sender seeded from the OS, for production use.
+    pub fn with_os_rng(config: SenderConfig) -> Result<Self, SenderError> {
+        Self::new(config, &mut StdRng::from_os_rng())
+    }
+
+    /// Our SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The sequence number the next packet will carry.
+    pub fn next_sequence(&self) -> u16 {
+        self.seq
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> &SenderStats {
+        &self.stats
+    }
+
+    /// The RTP timestamp of instant `t` on the pipeline clock.
+    ///
+    /// Media timestamps (from capture times) and SR timestamps (from `now`)
+    /// both come from here, so an SR's NTP/RTP pair matches the media exactly.
+    pub fn rtp_timestamp_at(&self, t: Instant) -> u32 {
+        // Whole microseconds, the resolution the NTP mapping has too.
+        let us = self.config.clock.elapsed_at(t).as_micros();
+        let ticks = us * u128::from(self.config.clock_rate) / 1_000_000;
+        self.ts_base.wrapping_add(ticks as u32)
+    }
+
+    /// Packetizes `unit` into RTP packets queued for [`Self::poll_transmit`].
+    ///
+    /// Returns how many packets were queued. The first push schedules the
+    /// first SR for `now`, i.e. right after the first packets.
+    pub fn push(&mut self, now: Instant, unit: &EncodedUnit) -> Result<usize, SenderError> {
+        if self.closed {
+            return Err(SenderError::Closed);
+        }
+        if unit.codec != self.config.codec {
+            return Err(SenderError::CodecMismatch {
+                expected: self.config.codec,
+                got: unit.codec,
+            });
+        }
+        let template = RtpHeader {
+            marker: false,
+            payload_type: self.config.payload_type,
+            sequence: 0,
+            timestamp: self.rtp_timestamp_at(unit.capture),
+            ssrc: self.ssrc,
+        };
+        let Self {
+            payloader,
+            buf,
+            transmits,
+            seq,
+            stats,
+            config,
+            ..
+        } = self;
+        let mut emit = |parts: &[&[u8]], marker: bool| {
+            let len: usize = parts.iter().map(|p| p.len()).sum();
+            if buf.capacity() < 12 + len {
+                buf.reserve(SEND_BUF_CHUNK.max(config.mtu));
+            }
+            RtpHeader {
+                marker,
+                sequence: *seq,
+                ..template
+            }
+            .write_to(buf);
+            for p in parts {
+                buf.put_slice(p);
+            }
+            transmits.push_back(Transmit {
+                kind: TransmitKind::Rtp,
+                data: buf.split().freeze(),
+            });
+            *seq = seq.wrapping_add(1);
+            stats.packets += 1;
+            stats.octets += len as u64;
+        };
+        let n = match payloader {
+            Payloader::H264(p) => p.packetize(&unit.data, &mut emit),
+            Payloader::Opus(p) => p.packetize(&unit.data, &mut emit)?,
+        };
+        self.stats.units += 1;
+        if self.next_rtcp.is_none() && n > 0 {
+            self.next_rtcp = Some(now);
+        }
+        Ok(n)
+    }
+
+    /// The next datagram to send, if any. Call until `None` after every
+    /// `push`, `handle_timeout`, `handle_rtcp` and `close`.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event, if any. Call until `None` after `handle_rtcp`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SenderEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must next be called (`None`: not until
+    /// the next `push`). Re-read after every call into the sender.
+    #[must_use]
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.next_rtcp
+    }
+
+    /// Sends a sender report if one is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(due) = self.next_rtcp else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        self.queue_report(now, false);
+        let factor = self.rng.random_range(0.5..1.5);
+        self.next_rtcp = Some(now + self.config.rtcp_interval.mul_f64(factor));
+    }
+
+    /// Queues a last SR + SDES + BYE; the sender accepts no more units.
+    pub fn close(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.queue_report(now, true);
+        self.closed = true;
+        self.next_rtcp = None;
+    }
+
+    /// Reads an RTCP compound from the peer. An `Err` means the datagram was
+    /// malformed and ignored; the caller counts it.
+    pub fn handle_rtcp(&mut self, now: Instant, data: &[u8]) -> Result<(), RtcpError> {
+        let me = self.ssrc;
+        for packet in rtcp::parse_compound(data)? {
+            match packet {
+                RtcpPacket::SenderReport { ssrc, reports, .. }
+                | RtcpPacket::ReceiverReport { ssrc, reports } => {
+                    for r in reports.iter().filter(|r| r.ssrc == me) {
+                        let stats = ReceiverReportStats {
+                            reporter_ssrc: ssrc,
+                            fraction_lost: f32::from(r.fraction_lost) / 256.0,
+                            cumulative_lost: r.cumulative_lost,
+                            highest_seq: r.highest_seq,
+                            jitter_ms: f64::from(r.jitter) * 1000.0
+                                / f64::from(self.config.clock_rate),
+                            rtt: self.rtt(now, r.lsr, r.dlsr),
+                        };
+                        self.stats.last_report = Some(stats);
+                        self.event(SenderEvent::ReceiverReport(stats));
+                    }
+                }
+                RtcpPacket::Pli { media_ssrc, .. } if media_ssrc == me => {
+                    self.keyframe(KeyframeReason::Pli);
+                }
+                RtcpPacket::Fir { entries, .. } => {
+                    for e in entries.iter().filter(|e| e.ssrc == me) {
+                        // A repeated command number is a retransmission.
+                        if self.last_fir_seq != Some(e.seq) {
+                            self.last_fir_seq = Some(e.seq);
+                            self.keyframe(KeyframeReason::Fir);
+                        }
+                    }
+                }
+                RtcpPacket::Nack {
+                    media_ssrc, pairs, ..
+                } if media_ssrc == me => {
+                    self.stats.nacked += pairs.iter().map(|p| p.lost().count() as u64).sum::<u64>();
+                }
+                RtcpPacket::Bye { ssrcs, reason } => {
+                    for ssrc in ssrcs.into_iter().filter(|s| *s != me) {
+                        self.event(SenderEvent::Bye {
+                            ssrc,
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// RTT from a report block: now − LSR − DLSR, all in 1/65536 s.
+    fn rtt(&self, now: Instant, lsr: u32, dlsr: u32) -> Option<Duration> {
+        if lsr == 0 {
+            return None;
+        }
+        let now_mid = self.config.clock.ntp(now).middle32();
+        let rtt = now_mid.wrapping_sub(lsr).wrapping_sub(dlsr);
+        // A "negative" RTT means a bogus LSR/DLSR (or one from another sender).
+        if rtt > u32::MAX / 2 {
+            return None;
+        }
+        Some(Duration::from_nanos(u64::from(rtt) * 1_000_000_000 / 65536))
+    }
+
+    fn keyframe(&mut self, reason: KeyframeReason) {
+        self.stats.keyframe_requests += 1;
+        self.event(SenderEvent::KeyframeRequested { reason });
+    }
+
+    fn event(&mut self, e: SenderEvent) {
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+
+    fn queue_report(&mut self, now: Instant, bye: bool) {
+        let mut packets = vec![
+            RtcpPacket::SenderReport {
+                ssrc: self.ssrc,
+                ntp: self.config.clock.ntp(now),
+                rtp_ts: self.rtp_timestamp_at(now),
+                packet_count: self.stats.packets as u32,
+                octet_count: self.stats.octets as u32,
+                reports: Vec::new(),
+            },
+            RtcpPacket::Sdes {
+                chunks: vec![SdesChunk {
+                    ssrc: self.ssrc,
+                    cname: Some(self.config.cname.clone()),
+                }],
+            },
+        ];
+        if bye {
+            packets.push(RtcpPacket::Bye {
+                ssrcs: vec![self.ssrc],
+                reason: None,
+            });
+        }
+        let data = rtcp::write_compound(&packets, &mut self.rtcp_buf);
+        self.transmits.push_back(Transmit {
+            kind: TransmitKind::Rtcp,
+            data,
+        });
+        self.stats.rtcp_sent += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::RtpPacket;
+    use crate::rtcp::{parse_compound, FirEntry, ReportBlock};
+    use bytes::Bytes;
+    use pstream_core::NtpTime;
+
+    const ORIGIN_UNIX_US: u64 = 1_700_000_000_000_000;
+
+    fn setup(codec: Codec) -> (RtpSender, PipelineClock, Instant) {
+        let origin = Instant::now();
+        let clock = PipelineClock::with_origin(origin, ORIGIN_UNIX_US);
+        let mut cfg = SenderConfig::new(codec, clock, "test@pstream");
+        cfg.ssrc = Some(0x1111);
+        let s = RtpSender::new(cfg, &mut StdRng::seed_from_u64(5)).expect("config");
+        (s, clock, origin)
+    }
+
+    fn unit(codec: Codec, capture: Instant, data: &[u8]) -> EncodedUnit {
+        EncodedUnit {
+            codec,
+            keyframe: false,
+            pts: Duration::ZERO,
+            dts: None,
+            capture,
+            data: Bytes::copy_from_slice(data),
+        }
+    }
+
+    fn drain(s: &mut RtpSender) -> Vec<Transmit> {
+        std::iter::from_fn(|| s.poll_transmit()).collect()
+    }
+
+    fn rtcp_of(t: &Transmit) -> Vec<RtcpPacket> {
+        assert_eq!(t.kind, TransmitKind::Rtcp);
+        parse_compound(&t.data).expect("own RTCP parses")
+    }
+
+    #[test]
+    fn packets_carry_capture_derived_timestamps() {
+        let (mut s, _, origin) = setup(Codec::H264);
+        let seq0 = s.next_sequence();
+        let t0 = s.rtp_timestamp_at(origin);
+        let cap = origin + Duration::from_millis(1000);
+        let mut au = vec![0, 0, 0, 1, 0x65];
+        au.extend(std::iter::repeat_n(7u8, 3000));
+        assert_eq!(s.push(cap, &unit(Codec::H264, cap, &au)), Ok(3));
+        let tx = drain(&mut s);
+        assert_eq!(tx.len(), 3);
+        for (i, t) in tx.iter().enumerate() {
+            assert_eq!(t.kind, TransmitKind::Rtp);
+            assert!(t.data.len() <= DEFAULT_MTU);
+            let p = RtpPacket::parse(t.data.clone()).expect("parses");
+            assert_eq!(p.header.timestamp, t0.wrapping_add(90_000));
+            assert_eq!(p.header.sequence, seq0.wrapping_add(i as u16));
+            assert_eq!(p.header.payload_type, 96);
+            assert_eq!(p.header.ssrc, 0x1111);
+            assert_eq!(p.header.marker, i == 2);
+        }
+        assert_eq!(s.stats().packets, 3);
+        assert_eq!(
+            s.stats().octets,
+            tx.iter().map(|t| t.data.len() as u64 - 12).sum()
+        );
+        assert_eq!(
+            s.push(cap, &unit(Codec::Opus, cap, b"x")),
+            Err(SenderError::CodecMismatch {
+                expected: Codec::H264,
+                got: Codec::Opus
+            })
+        );
+    }
+
+    #[test]
+    fn sender_reports_follow_the_interval_and_the_clock() {
+        let (mut s, clock, origin) = setup(Codec::Opus);
+        assert_eq!(s.next_timeout(), None, "no RTCP before media");
+        let mut now = origin + Duration::from_millis(20);
+        s.push(now, &unit(Codec::Opus, now, &[1; 100]))
+            .expect("push");
+        let media_ts = s.rtp_timestamp_at(now);
+        assert_eq!(
+            s.next_timeout(),
+            Some(now),
+            "first SR right after the first packet"
+        );
+        s.handle_timeout(now);
+        let tx = drain(&mut s);
+        assert_eq!(tx[0].kind, TransmitKind::Rtp);
+        let first = rtcp_of(&tx[1]);
+        match &first[0] {
+            RtcpPacket::SenderReport {
+                ssrc,
+                ntp,
+                rtp_ts,
+                packet_count,
+                octet_count,
+                ..
+            } => {
+                assert_eq!(*ssrc, 0x1111);
+                assert_eq!(*ntp, clock.ntp(now));
+                assert_eq!(*rtp_ts, media_ts);
+                assert_eq!((*packet_count, *octet_count), (1, 100));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            first[1],
+            RtcpPacket::Sdes {
+                chunks: vec![SdesChunk {
+                    ssrc: 0x1111,
+                    cname: Some("test@pstream".into())
+                }]
+            }
+        );
+        // Over a minute, reports come every 0.5–1.5 s and their NTP/RTP
+        // pairs all sit on one line of slope 48000/s.
+        let mut last = now;
+        let mut count = 0;
+        let end = origin + Duration::from_secs(61);
+        while let Some(due) = s.next_timeout() {
+            if due > end {
+                break;
+            }
+            let gap = due - last;
+            assert!(gap >= Duration::from_millis(500) && gap <= Duration::from_millis(1500));
+            // Calling early does nothing.
+            s.handle_timeout(due - Duration::from_millis(1));
+            assert!(s.poll_transmit().is_none());
+            now = due;
+            s.handle_timeout(now);
+            for t in drain(&mut s) {
+                if let RtcpPacket::SenderReport { ntp, rtp_ts, .. } = &rtcp_of(&t)[0] {
+                    let dt_us = ntp.to_unix_micros() as i64 - clock.unix_micros(origin) as i64;
+                    let want = s
+                        .rtp_timestamp_at(origin)
+                        .wrapping_add((dt_us * 48) as u32 / 1000);
+                    assert!((rtp_ts.wrapping_sub(want) as i32).abs() <= 1);
+                    count += 1;
+                }
+            }
+            last = now;
+        }
+        assert!((40..=120).contains(&count), "{count} SRs in a minute");
+    }
+
+    fn rr(ssrc: u32, block: ReportBlock) -> Bytes {
+        rtcp::write_compound(
+            &[
+                RtcpPacket::ReceiverReport {
+                    ssrc,
+                    reports: vec![block],
+                },
+                RtcpPacket::Sdes {
+                    chunks: vec![SdesChunk {
+                        ssrc,
+                        cname: Some("peer".into()),
+                    }],
+                },
+            ],
+            &mut BytesMut::new(),
+        )
+    }
+
+    #[test]
+    fn receiver_report_gives_loss_jitter_and_rtt() {
+        let (mut s, clock, origin) = setup(Codec::H264);
+        let sr_at = origin + Duration::from_secs(10);
+        let lsr = clock.ntp(sr_at).middle32();
+        // The receiver held the SR for 250 ms; the RR arrives 40 ms later
+        // than that (so RTT = 40 ms).
+        let now = sr_at + Duration::from_millis(290);
+        let block = ReportBlock {
+            ssrc: 0x1111,
+            fraction_lost: 64,
+            cumulative_lost: 17,
+            highest_seq: 70_000,
+            jitter: 900,
+            lsr,
+            dlsr: 65536 / 4,
+        };
+        s.handle_rtcp(now, &rr(0x2222, block)).expect("valid");
+        let Some(SenderEvent::ReceiverReport(r)) = s.poll_event() else {
+            panic!("expected a report event");
+        };
+        assert_eq!(r.reporter_ssrc, 0x2222);
+        assert_eq!(r.fraction_lost, 0.25);
+        assert_eq!(r.cumulative_lost, 17);
+        assert_eq!(r.highest_seq, 70_000);
+        assert!((r.jitter_ms - 10.0).abs() < 1e-9);
+        let rtt = r.rtt.expect("rtt");
+        assert!(
+            rtt.abs_diff(Duration::from_millis(40)) < Duration::from_micros(100),
+            "{rtt:?}"
+        );
+        assert_eq!(s.stats().last_report, Some(r));
+        // Blocks about other sources are ignored; no LSR gives no RTT.
+        s.handle_rtcp(now, &rr(0x2222, ReportBlock { ssrc: 9, ..block }))
+            .expect("valid");
+        assert!(s.poll_event().is_none());
+        s.handle_rtcp(now, &rr(0x2222, ReportBlock { lsr: 0, ..block }))
+            .expect("valid");
+        let Some(SenderEvent::ReceiverReport(r)) = s.poll_event() else {
+            panic!("expected a report event");
+        };
+        assert_eq!(r.rtt, None);
+        // A DLSR longer than the time since the SR is nonsense, not a huge RTT.
+        s.handle_rtcp(
+            now,
+            &rr(
+                0x2222,
+                ReportBlock {
+                    dlsr: 65536,
+                    ..block
+                },
+            ),
+        )
+        .expect("valid");
+        let Some(SenderEvent::ReceiverReport(r)) = s.poll_event() else {
+            panic!("expected a report event");
+        };
+        assert_eq!(r.rtt, None);
+    }
+
+    #[test]
+    fn pli_and_fir_request_keyframes() {
+        let (mut s, _, origin) = setup(Codec::H264);
+        let mut buf = BytesMut::new();
+        let pli = |media_ssrc| RtcpPacket::Pli {
+            sender_ssrc: 0x2222,
+            media_ssrc,
+        };
+        let fir = |seq| RtcpPacket::Fir {
+            sender_ssrc: 0x2222,
+            entries: vec![FirEntry { ssrc: 0x1111, seq }],
+        };
+        for (packets, want) in [
+            (vec![pli(0x1111)], Some(KeyframeReason::Pli)),
+            (vec![pli(0x9999)], None),
+            (vec![fir(1)], Some(KeyframeReason::Fir)),
+            (vec![fir(1)], None), // retransmitted FIR
+            (vec![fir(2)], Some(KeyframeReason::Fir)),
+        ] {
+            let data = rtcp::write_compound(&packets, &mut buf);
+            s.handle_rtcp(origin, &data).expect("valid");
+            assert_eq!(
+                s.poll_event(),
+                want.map(|reason| SenderEvent::KeyframeRequested { reason })
+            );
+        }
+        assert_eq!(s.stats().keyframe_requests, 3);
+    }
+
+    #[test]
+    fn close_sends_bye_and_garbage_is_an_error() {
+        let (mut s, _, origin) = setup(Codec::Opus);
+        assert!(s.handle_rtcp(origin, &[0x80, 201, 0, 40]).is_err());
+        assert!(s.handle_rtcp(origin, &[1, 2, 3]).is_err());
+        let bye = rtcp::write_compound(
+            &[RtcpPacket::Bye {
+                ssrcs: vec![0x2222],
+                reason: Some("bye".into()),
+            }],
+            &mut BytesMut::new(),
+        );
+        s.handle_rtcp(origin, &bye).expect("valid");
+        assert_eq!(
+            s.poll_event(),
+            Some(SenderEvent::Bye {
+                ssrc: 0x2222,
+                reason: Some("bye".into())
+            })
+        );
+        s.push(origin, &unit(Codec::Opus, origin, b"abc"))
+            .expect("push");
+        s.close(origin + Duration::from_millis(5));
+        let tx = drain(&mut s);
+        let last = rtcp_of(tx.last().expect("rtcp"));
+        assert!(matches!(
+            last[0],
+            RtcpPacket::SenderReport {
+                packet_count: 1,
+                ..
+            }
+        ));
+        assert_eq!(
+            last[2],
+            RtcpPacket::Bye {
+                ssrcs: vec![0x1111],
+                reason: None
+            }
+        );
+        assert_eq!(s.next_timeout(), None);
+        assert_eq!(
+            s.push(origin, &unit(Codec::Opus, origin, b"abc")),
+            Err(SenderError::Closed)
+        );
+        s.close(origin);
+        assert!(s.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn random_rtcp_never_panics() {
+        let (mut s, _, origin) = setup(Codec::H264);
+        let mut rng = StdRng::seed_from_u64(9);
+        for _ in 0..20_000 {
+            let mut data: Vec<u8> = (0..rng.random_range(0..64)).map(|_| rng.random()).collect();
+            if let Some(b) = data.first_mut() {
+                *b = 0x80 | (*b & 0x3f);
+            }
+            let _ = s.handle_rtcp(origin, &data);
+        }
+        while s.poll_event().is_some() {}
+    }
+
+    #[test]
+    fn config_is_validated() {
+        let clock = PipelineClock::with_origin(Instant::now(), 0);
+        let mut rng = StdRng::seed_from_u64(1);
+        let bad = |f: &dyn Fn(&mut SenderConfig)| {
+            let mut c = SenderConfig::new(Codec::H264, clock, "x");
+            f(&mut c);
+            RtpSender::new(c, &mut StdRng::seed_from_u64(1)).err()
+        };
+        assert_eq!(
+            bad(&|c| c.payload_type = 128),
+            Some(SenderError::PayloadType(128))
+        );
+        assert_eq!(bad(&|c| c.clock_rate = 0), Some(SenderError::ClockRate));
+        assert!(matches!(
+            bad(&|c| c.mtu = 10),
+            Some(SenderError::Payloader(_))
+        ));
+        assert_eq!(
+            bad(&|c| c.codec = Codec::Mjpeg),
+            Some(SenderError::UnsupportedCodec(Codec::Mjpeg))
+        );
+        let a = RtpSender::new(SenderConfig::new(Codec::H264, clock, "x"), &mut rng).expect("ok");
+        let b = RtpSender::new(SenderConfig::new(Codec::H264, clock, "x"), &mut rng).expect("ok");
+        assert_ne!(a.ssrc(), b.ssrc());
+        let _ = NtpTime::default();
+    }
+}
