@@ -10,3 +10,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # Peer tests take turns inside each test binary (see tests/common), and test
 # binaries run one after another, so a 2-core machine is not oversubscribed.
 cargo test --workspace --locked
+# Every parser that takes bytes off the network, fuzzed briefly.
+scripts/fuzz-smoke.sh

@@ -257,7 +257,7 @@ impl OpusEncoder {
 /// Equal counts copy; to mono averages all channels; mono to many duplicates;
 /// otherwise each output channel takes the input channel of the same index,
 /// or the average of all when there is none.
-fn mix_channels(input: &[f32], from: usize, to: usize, out: &mut Vec<f32>) {
+pub(crate) fn mix_channels(input: &[f32], from: usize, to: usize, out: &mut Vec<f32>) {
     out.clear();
     if from == to {
         out.extend_from_slice(input);

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod relay;
+pub mod video;
+
 use std::io::Read;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

@@ -117,8 +117,7 @@ fn plan(args: &SendArgs, clock: PipelineClock) -> anyhow::Result<Plan> {
 fn describe(plan: &Plan, clock: &PipelineClock) -> anyhow::Result<String> {
     let video = match &plan.video {
         Some((_, cfg)) => {
-            let mut enc =
-                H264Encoder::new(cfg.clone()).context("cannot start the H.264 encoder")?;
+            let mut enc = H264Encoder::new(*cfg).context("cannot start the H.264 encoder")?;
             let black = black_frame(cfg.width, cfg.height, clock.origin())?;
             let unit = enc
                 .encode(&black)
@@ -190,6 +189,9 @@ struct StreamCounters {
     rtt_us: AtomicU64,
 }
 
+/// A stream's name, its counters, and the drop counters of its links.
+type StreamEntry = (&'static str, Arc<StreamCounters>, Vec<Arc<AtomicU64>>);
+
 /// The first fatal error any stage hit; the run ends with it.
 type FatalSlot = Arc<Mutex<Option<anyhow::Error>>>;
 
@@ -219,7 +221,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
 
     let fatal: FatalSlot = Arc::new(Mutex::new(None));
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    let mut streams: Vec<(&'static str, Arc<StreamCounters>, Vec<Arc<AtomicU64>>)> = Vec::new();
+    let mut streams: Vec<StreamEntry> = Vec::new();
     let cname = format!("pstream@{}", listen);
 
     if let Some((src, cfg)) = video {
@@ -337,11 +339,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
     }
 }
 
-fn stats_line(
-    streams: &[(&'static str, Arc<StreamCounters>, Vec<Arc<AtomicU64>>)],
-    prev: &mut [(u64, u64)],
-    secs: f64,
-) -> String {
+fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> String {
     let mut parts = Vec::new();
     for ((name, c, drops), prev) in streams.iter().zip(prev.iter_mut()) {
         let units = c.units.load(Ordering::Relaxed);

@@ -5,13 +5,14 @@ use pstream_core::Codec;
 use thiserror::Error;
 
 use crate::h264::H264Depacketizer;
+use crate::jpeg::JpegDepacketizer;
 use crate::opus::OpusDepacketizer;
 use crate::packet::RtpPacket;
 
-/// One access unit (H.264, Annex-B with 4-byte start codes) or one Opus packet.
+/// One access unit (H.264, Annex-B with 4-byte start codes), one Opus packet or one JPEG.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepacketizedUnit {
-    /// The media: Annex-B for H.264, one Opus packet for Opus.
+    /// The media: Annex-B for H.264, one Opus packet for Opus, a JFIF image for JPEG.
     pub data: Bytes,
     /// RTP timestamp shared by every packet of the unit.
     pub timestamp: u32,
@@ -75,6 +76,58 @@ pub enum DepayErrorKind {
     /// A FU-A that started while another was still open; the open one is dropped.
     #[error("FU-A started before the previous one ended; partial NAL dropped")]
     FuUnterminated,
+    /// An RFC 2435 payload shorter than its headers.
+    #[error("{0}-byte payload too short for the RFC 2435 JPEG headers")]
+    JpegHeaderTruncated(usize),
+    /// An RFC 2435 type other than 0, 1, 64 or 65.
+    #[error("unsupported RFC 2435 JPEG type {0}")]
+    JpegType(u8),
+    /// A reserved Q value (0 or 100..=127).
+    #[error("reserved RFC 2435 Q value {0}")]
+    JpegQ(u8),
+    /// A zero width or height.
+    #[error("JPEG size {width}x{height} (8-pixel units) is empty")]
+    JpegSize {
+        /// Width in 8-pixel units.
+        width: u8,
+        /// Height in 8-pixel units.
+        height: u8,
+    },
+    /// A fragment reaching past any sane scan length for the picture size.
+    #[error("JPEG fragment at offset {offset} (+{len} bytes) is past the {limit}-byte limit")]
+    JpegOffset {
+        /// Fragment offset.
+        offset: usize,
+        /// Fragment length.
+        len: usize,
+        /// Largest scan accepted for this picture size.
+        limit: usize,
+    },
+    /// A fragment overlapping data already received for the frame.
+    #[error("JPEG fragment at offset {offset} overlaps (expected {expected})")]
+    JpegOverlap {
+        /// Fragment offset.
+        offset: usize,
+        /// The offset that should have come next.
+        expected: usize,
+    },
+    /// An in-band quantization table length that the payload or type contradicts.
+    #[error("JPEG quantization table length {declared} is wrong (need {needed})")]
+    JpegTables {
+        /// The length the header declares.
+        declared: usize,
+        /// What the type needs or what the payload holds.
+        needed: usize,
+    },
+    /// Q 128..=254 without tables, and none received before for that Q.
+    #[error("JPEG Q {q} needs in-band tables and none were received")]
+    JpegNoTables {
+        /// The Q value.
+        q: u8,
+    },
+    /// Type, Q or size changed between fragments of one frame.
+    #[error("JPEG header changed within a frame")]
+    JpegHeaderChanged,
 }
 
 /// A depacketizer for one of the codecs pstream receives over RTP.
@@ -84,6 +137,8 @@ pub enum Depacketizer {
     H264(H264Depacketizer),
     /// Opus (RFC 7587).
     Opus(OpusDepacketizer),
+    /// Motion JPEG (RFC 2435).
+    Jpeg(JpegDepacketizer),
 }
 
 impl Depacketizer {
@@ -92,7 +147,8 @@ impl Depacketizer {
         match codec {
             Codec::H264 => Some(Self::H264(H264Depacketizer::new())),
             Codec::Opus => Some(Self::Opus(OpusDepacketizer::new())),
-            Codec::Mjpeg | Codec::Aac => None,
+            Codec::Mjpeg => Some(Self::Jpeg(JpegDepacketizer::new())),
+            Codec::Aac => None,
         }
     }
 
@@ -101,6 +157,7 @@ impl Depacketizer {
         match self {
             Self::H264(d) => d.push(pkt),
             Self::Opus(d) => d.push(pkt),
+            Self::Jpeg(d) => d.push(pkt),
         }
     }
 
@@ -110,6 +167,7 @@ impl Depacketizer {
         match self {
             Self::H264(d) => d.pop(),
             Self::Opus(d) => d.pop(),
+            Self::Jpeg(d) => d.pop(),
         }
     }
 
@@ -118,6 +176,7 @@ impl Depacketizer {
         match self {
             Self::H264(d) => d.flush(),
             Self::Opus(_) => {}
+            Self::Jpeg(d) => d.flush(),
         }
     }
 }

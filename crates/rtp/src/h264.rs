@@ -93,6 +93,9 @@ pub enum PayloaderError {
         /// Largest payload the MTU allows.
         max: usize,
     },
+    /// A JPEG that RFC 2435 cannot carry.
+    #[error(transparent)]
+    Jpeg(#[from] crate::jpeg::JpegError),
 }
 
 /// Splits Annex-B access units into RTP payloads (packetization-mode 1).

@@ -9,6 +9,7 @@ pub mod h264;
 #[cfg(test)]
 mod interop_tests;
 pub mod jitterbuf;
+pub mod jpeg;
 pub mod opus;
 pub mod packet;
 pub mod receiver;
@@ -19,6 +20,7 @@ pub mod seq;
 
 pub use depay::{DepacketizedUnit, Depacketizer, DepayError, DepayErrorKind};
 pub use h264::{H264Depacketizer, H264Payloader, PayloaderError};
+pub use jpeg::{JpegDepacketizer, JpegError, JpegPayloader};
 pub use opus::{OpusDepacketizer, OpusPayloader};
 pub use packet::{RtpError, RtpHeader, RtpPacket};
 pub use receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};

@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
 use crate::h264::{H264Payloader, PayloaderError};
+use crate::jpeg::{JpegPayloader, PT_JPEG};
 use crate::opus::OpusPayloader;
 use crate::packet::RtpHeader;
 use crate::rtcp::{self, RtcpError, RtcpPacket, SdesChunk};
@@ -71,12 +72,17 @@ pub struct SenderConfig {
 }
 
 impl SenderConfig {
-    /// pstream's defaults for `codec`: PT 96 for H.264, 97 for Opus, the
-    /// codec's clock rate, a 1200-byte MTU, a random SSRC, 1 s RTCP interval.
+    /// pstream's defaults for `codec`: PT 96 for H.264, 97 for Opus, 26 for
+    /// MJPEG, the codec's clock rate, a 1200-byte MTU, a random SSRC, 1 s
+    /// RTCP interval.
     pub fn new(codec: Codec, clock: PipelineClock, cname: impl Into<String>) -> Self {
         Self {
             ssrc: None,
-            payload_type: if codec == Codec::Opus { 97 } else { 96 },
+            payload_type: match codec {
+                Codec::Opus => 97,
+                Codec::Mjpeg => PT_JPEG,
+                _ => 96,
+            },
             codec,
             clock_rate: codec.rtp_clock_rate(),
             mtu: DEFAULT_MTU,
@@ -207,6 +213,7 @@ pub struct SenderStats {
 enum Payloader {
     H264(H264Payloader),
     Opus(OpusPayloader),
+    Jpeg(JpegPayloader),
 }
 
 /// One outgoing RTP stream and its RTCP.
@@ -241,6 +248,7 @@ impl RtpSender {
         let payloader = match config.codec {
             Codec::H264 => Payloader::H264(H264Payloader::new(config.mtu)?),
             Codec::Opus => Payloader::Opus(OpusPayloader::new(config.mtu)?),
+            Codec::Mjpeg => Payloader::Jpeg(JpegPayloader::new(config.mtu)?),
             other => return Err(SenderError::UnsupportedCodec(other)),
         };
         let mut rng = StdRng::from_rng(rng);
@@ -353,6 +361,7 @@ impl RtpSender {
         let n = match payloader {
             Payloader::H264(p) => p.packetize(&unit.data, &mut emit),
             Payloader::Opus(p) => p.packetize(&unit.data, &mut emit)?,
+            Payloader::Jpeg(p) => p.packetize(&unit.data, &mut emit)?,
         };
         self.stats.units += 1;
         if self.next_rtcp.is_none() && n > 0 {
@@ -850,8 +859,8 @@ mod tests {
             Some(SenderError::Payloader(_))
         ));
         assert_eq!(
-            bad(&|c| c.codec = Codec::Mjpeg),
-            Some(SenderError::UnsupportedCodec(Codec::Mjpeg))
+            bad(&|c| c.codec = Codec::Aac),
+            Some(SenderError::UnsupportedCodec(Codec::Aac))
         );
         let a = RtpSender::new(SenderConfig::new(Codec::H264, clock, "x"), &mut rng).expect("ok");
         let b = RtpSender::new(SenderConfig::new(Codec::H264, clock, "x"), &mut rng).expect("ok");

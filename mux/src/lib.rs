@@ -1,0 +1,18 @@
+//! Containers for pstream: FLV, as carried by RTMP and written to `.flv` files.
+//!
+//! - [`flv`]: [`FlvMuxer`] turns [`pstream_core::EncodedUnit`]s (H.264
+//!   Annex-B, raw AAC) into FLV tags: `onMetaData`, the AVC and AAC sequence
+//!   headers, then length-prefixed NAL units and raw AAC frames with
+//!   millisecond timestamps that never go backwards.
+//! - [`interleave`]: [`Interleaver`] merges the audio and video unit streams
+//!   into capture-time order before they reach a muxer.
+//! - [`amf0`]: the few AMF0 encoders the metadata needs.
+
+pub mod amf0;
+pub mod error;
+pub mod flv;
+pub mod interleave;
+
+pub use error::MuxError;
+pub use flv::{AudioInfo, FlvMuxer, FlvTag, StreamInfo, TagKind, VideoInfo};
+pub use interleave::Interleaver;
