@@ -159,6 +159,18 @@ fn gstreamer_rtpbin_receiver_decodes_pstream_video_and_audio() {
         captured.contains("pstream@"),
         "no CNAME in SDES:\n{captured}"
     );
+    // pstream said goodbye on both streams when --duration ran out.
+    for port in [p(1), p(3)] {
+        let byes = captured
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                f.first() == Some(&port.as_str())
+                    && f.get(1).is_some_and(|pt| pt.split(',').any(|t| t == "203"))
+            })
+            .count();
+        assert_eq!(byes, 1, "expected one BYE to port {port}:\n{captured}");
+    }
     // ... and the receiver's RR came back and gave loss, jitter and RTT.
     let summary = send_log
         .lines()
