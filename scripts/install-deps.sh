@@ -33,3 +33,7 @@ if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust (https://rustup.rs) first" >&2
   exit 1
 fi
+
+# GStreamer scans its plugins on first use, which can take seconds on a fresh
+# machine; do it now so that a test's first peer starts promptly.
+gst-inspect-1.0 rtpbin >/dev/null 2>&1 || true

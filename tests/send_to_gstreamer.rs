@@ -71,7 +71,19 @@ fn gstreamer_rtpbin_receiver_decodes_pstream_video_and_audio() {
     .map(|s| s.to_string())
     .collect();
     let mut tshark = Proc::start("tshark", "tshark".as_ref(), &tshark_args, &dir);
-    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        gst.wait_for_output("Setting pipeline to PLAYING", Duration::from_secs(30)),
+        "gst-launch did not start:\n{}\n{}",
+        gst.stdout(),
+        gst.stderr()
+    );
+    // tshark prints "Capturing on" once it listens.
+    assert!(
+        tshark.wait_for_output("Capturing on", Duration::from_secs(30)),
+        "tshark did not start:\n{}",
+        tshark.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(500));
 
     let send_args: Vec<String> = [
         "send",

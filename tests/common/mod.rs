@@ -127,6 +127,21 @@ impl Proc {
         read_lossy(&self.stderr_path)
     }
 
+    /// Waits up to `limit` until stdout or stderr contains `needle`.
+    ///
+    /// A peer that is slow to start (GStreamer building its plugin registry
+    /// on a fresh machine) would otherwise miss the first keyframe.
+    pub fn wait_for_output(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.stdout().contains(needle) || self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Name given at start, for messages.
     pub fn name(&self) -> &str {
         &self.name
