@@ -12,6 +12,9 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   ffmpeg tshark
+  # RTMP ingest for the push tests: nginx with Debian's RTMP module, its
+  # stream module as the TLS front for rtmps://, openssl for the test certificates
+  nginx libnginx-mod-rtmp libnginx-mod-stream openssl
 )
 
 missing=()

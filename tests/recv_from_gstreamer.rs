@@ -40,8 +40,9 @@ fn pstream_recv_decodes_costream_gstreamer_sender() {
         &format!("y4m:{}", y4m.display()),
         "--audio-out",
         &format!("wav:{}", wav.display()),
+        // A bound only: the test stops it with SIGTERM once GStreamer is done.
         "--duration",
-        &(SECONDS + 6).to_string(),
+        &(SECONDS + 60).to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -59,7 +60,7 @@ fn pstream_recv_decodes_costream_gstreamer_sender() {
         "-d",
         &format!("udp.port=={},rtcp", p(7)),
         "-a",
-        &format!("duration:{}", SECONDS + 5),
+        &format!("duration:{}", SECONDS + 60),
         "-T",
         "fields",
         "-e",
@@ -75,7 +76,11 @@ fn pstream_recv_decodes_costream_gstreamer_sender() {
     .map(|s| s.to_string())
     .collect();
     let mut tshark = Proc::start("tshark", "tshark".as_ref(), &tshark_args, &dir);
-    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        tshark.wait_for_output("Capturing on", Duration::from_secs(30)),
+        "tshark did not start:\n{}",
+        tshark.stderr()
+    );
 
     // costream's send-to-peer.go, devices swapped for live test sources.
     // 960 samples per buffer at 48 kHz: 500 buffers are exactly 10 s.
@@ -158,16 +163,28 @@ fn pstream_recv_decodes_costream_gstreamer_sender() {
     .map(|s| s.to_string())
     .collect();
     let mut gst = Proc::start("gst-launch", "gst-launch-1.0".as_ref(), &gst_args, &dir);
-    let gst_code = gst.wait(Duration::from_secs(SECONDS + 15));
-    assert_eq!(
-        gst_code,
-        Some(0),
-        "gst-launch failed:\n{}\n{}",
-        gst.stdout(),
+    // Both sources end after num-buffers, but rtpbin's RTCP udpsrcs never
+    // do, so the pipeline does not always reach EOS by itself: give it the
+    // time it needs and then stop it.
+    assert!(
+        gst.wait_for_output("Setting pipeline to PLAYING", Duration::from_secs(30)),
+        "GStreamer did not start:\n{}",
         gst.stderr()
     );
+    // `wait` kills it when the time is up; an exit before that must be clean.
+    if let Some(code) = gst.wait(Duration::from_secs(SECONDS + 8)) {
+        assert_eq!(code, 0, "gst-launch failed:\n{}", gst.stderr());
+    }
+    let gst_out = format!("{}{}", gst.stdout(), gst.stderr());
+    assert!(
+        !gst_out.contains("ERROR"),
+        "GStreamer reported an error:\n{gst_out}"
+    );
 
-    let recv_code = recv.wait(Duration::from_secs(SECONDS + 15));
+    std::thread::sleep(Duration::from_millis(1000));
+    recv.signal("TERM");
+    let recv_code = recv.wait(Duration::from_secs(15));
+    tshark.signal("INT");
     tshark.wait(Duration::from_secs(10));
     let recv_log = recv.stderr();
     assert_eq!(recv_code, Some(0), "pstream recv failed:\n{recv_log}");

@@ -50,6 +50,14 @@ pub enum CodecError {
         /// What was wrong with it.
         why: &'static str,
     },
+    /// libjpeg-turbo refused to encode or decode (corrupt JPEG, bad size).
+    #[error("JPEG {op} failed: {why}")]
+    Jpeg {
+        /// The operation that failed.
+        op: &'static str,
+        /// TurboJPEG's message or what was wrong.
+        why: String,
+    },
     /// An audio block cannot be encoded.
     #[error("audio block rejected: {0}")]
     AudioBlock(String),

@@ -1,19 +1,28 @@
-//! Encoders and decoders behind small traits: H.264, Opus.
+//! Encoders and decoders behind small traits: H.264, Opus, MJPEG.
 //!
 //! - [`h264`]: openh264 encoder ([`H264Encoder`]) and decoder ([`H264Decoder`]),
 //!   plus Annex-B helpers in [`h264::nal`].
+//! - [`mjpeg`]: libjpeg-turbo baseline 4:2:0 JPEG encoder from I420
+//!   ([`MjpegEncoder`]) and decoder to I420 ([`MjpegDecoder`]).
 //! - [`opus`]: 48 kHz / 20 ms Opus encoder and decoder with buffering,
 //!   resampling and channel mixing on the way in.
+//! - [`aac`]: AAC-LC encoder over fdk-aac ([`AacEncoder`]) for FLV/RTMP.
 //! - [`resample`]: a streaming windowed-sinc sample-rate converter.
 
+pub mod aac;
 pub mod error;
 pub mod h264;
+pub mod mjpeg;
 pub mod opus;
 pub mod resample;
+pub mod scale;
 pub mod video;
 
+pub use crate::aac::{AacConfig, AacEncoder};
 pub use crate::opus::{OpusApplication, OpusConfig, OpusDecoder, OpusEncoder};
 pub use crate::resample::Resampler;
+pub use crate::scale::{Rendition, Scaler};
 pub use error::CodecError;
 pub use h264::{DecodedPicture, H264Config, H264Decoder, H264Encoder};
-pub use video::VideoEncoder;
+pub use mjpeg::{MjpegDecoder, MjpegEncoder};
+pub use video::{VideoDecoder, VideoEncoder};

@@ -1,8 +1,8 @@
-//! The video encoder trait the pipeline drives.
+//! The video encoder and decoder traits the pipeline drives.
 
 use pstream_core::{EncodedUnit, VideoFrame};
 
-use crate::CodecError;
+use crate::{CodecError, DecodedPicture, H264Decoder, MjpegDecoder};
 
 /// Turns raw pictures into encoded access units.
 pub trait VideoEncoder: Send {
@@ -11,4 +11,22 @@ pub trait VideoEncoder: Send {
 
     /// Makes the next encoded picture a keyframe (on a received PLI or FIR).
     fn request_keyframe(&mut self);
+}
+
+/// Turns encoded units back into pictures.
+pub trait VideoDecoder: Send {
+    /// Decodes one unit's payload; `Ok(None)` when it yields no picture yet.
+    fn decode(&mut self, data: &[u8]) -> Result<Option<DecodedPicture>, CodecError>;
+}
+
+impl VideoDecoder for H264Decoder {
+    fn decode(&mut self, data: &[u8]) -> Result<Option<DecodedPicture>, CodecError> {
+        H264Decoder::decode(self, data)
+    }
+}
+
+impl VideoDecoder for MjpegDecoder {
+    fn decode(&mut self, data: &[u8]) -> Result<Option<DecodedPicture>, CodecError> {
+        MjpegDecoder::decode(self, data).map(Some)
+    }
 }

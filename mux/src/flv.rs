@@ -245,12 +245,16 @@ impl FlvMuxer {
         Ok(true)
     }
 
-    fn push_video(&mut self, unit: &EncodedUnit, ms: u32, out: &mut Vec<FlvTag>) -> Result<(), MuxError> {
+    fn push_video(
+        &mut self,
+        unit: &EncodedUnit,
+        ms: u32,
+        out: &mut Vec<FlvTag>,
+    ) -> Result<(), MuxError> {
         if unit.keyframe {
-            let (sps, pps) =
-                nal::parameter_sets(&unit.data).ok_or(MuxError::NoParameterSets {
-                    pts_ms: unit.pts.as_millis(),
-                })?;
+            let (sps, pps) = nal::parameter_sets(&unit.data).ok_or(MuxError::NoParameterSets {
+                pts_ms: unit.pts.as_millis(),
+            })?;
             let same = self
                 .avc_header
                 .as_ref()
@@ -300,7 +304,12 @@ impl FlvMuxer {
         Ok(())
     }
 
-    fn push_audio(&mut self, unit: &EncodedUnit, ms: u32, out: &mut Vec<FlvTag>) -> Result<(), MuxError> {
+    fn push_audio(
+        &mut self,
+        unit: &EncodedUnit,
+        ms: u32,
+        out: &mut Vec<FlvTag>,
+    ) -> Result<(), MuxError> {
         if unit.data.len() + 2 > MAX_TAG_BODY {
             return Err(MuxError::TooLarge {
                 what: "AAC frame",
@@ -321,9 +330,12 @@ impl FlvMuxer {
     }
 }
 
-/// Whole milliseconds, saturating at the 32-bit FLV limit.
+/// Milliseconds rounded to nearest, saturating at the 32-bit FLV limit.
+///
+/// Rounding (not truncating) keeps 60 frames of 33.333 ms at 2000 ms, so a
+/// 2 s GOP does not read as 1999 ms to servers that cut segments at 2 s.
 fn millis(d: Duration) -> u32 {
-    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+    u32::try_from((d.as_nanos() + 500_000) / 1_000_000).unwrap_or(u32::MAX)
 }
 
 /// The AVCDecoderConfigurationRecord (ISO 14496-15 §5.2.4.1) for one SPS and one PPS.
@@ -347,7 +359,9 @@ pub fn avc_decoder_configuration_record(sps: &[u8], pps: &[u8]) -> Result<Vec<u8
     r.extend_from_slice(pps);
     // High profiles carry chroma format and bit depths too.
     if matches!(sps[1], 100 | 110 | 122 | 144) {
-        let chroma = nal::parse_sps(sps).map(|i| i.chroma_format_idc).unwrap_or(1);
+        let chroma = nal::parse_sps(sps)
+            .map(|i| i.chroma_format_idc)
+            .unwrap_or(1);
         r.extend_from_slice(&[0xfc | (chroma as u8 & 3), 0xf8, 0xf8, 0]);
     }
     Ok(r)
@@ -448,7 +462,10 @@ mod tests {
         assert_eq!(&tags[1].data[..], &[0xaf, 0x00, 0x11, 0x90]);
         assert_eq!(&tags[2].data[..5], &[0x17, 0, 0, 0, 0]);
         // The picture: length-prefixed IDR only, parameter sets stripped.
-        assert_eq!(&tags[3].data[..], &[0x17, 1, 0, 0, 0, 0, 0, 0, 3, 0x65, 0x88, 0x84]);
+        assert_eq!(
+            &tags[3].data[..],
+            &[0x17, 1, 0, 0, 0, 0, 0, 0, 3, 0x65, 0x88, 0x84]
+        );
         assert!(tags.iter().all(|t| t.timestamp_ms == 0));
 
         // Audio captured before the keyframe is dropped; later audio is stamped from it.
@@ -485,7 +502,10 @@ mod tests {
 
     #[test]
     fn file_tags_have_header_and_previous_size() {
-        assert_eq!(file_header(true, true), [b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0]);
+        assert_eq!(
+            file_header(true, true),
+            [b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0]
+        );
         let tag = FlvTag {
             kind: TagKind::Audio,
             timestamp_ms: 0x0123_4567,

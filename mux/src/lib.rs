@@ -11,8 +11,12 @@
 pub mod amf0;
 pub mod error;
 pub mod flv;
+pub mod hls;
 pub mod interleave;
+pub mod ts;
 
 pub use error::MuxError;
 pub use flv::{AudioInfo, FlvMuxer, FlvTag, StreamInfo, TagKind, VideoInfo};
+pub use hls::{HlsConfig, HlsError, HlsEvent, HlsSegmenter};
 pub use interleave::Interleaver;
+pub use ts::{AudioSpecificConfig, TsError, TsMuxer, TsStreams};

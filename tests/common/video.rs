@@ -170,4 +170,18 @@ mod tests {
         assert_eq!(stat(l, "audio", "lost"), Some(1.0));
         assert_eq!(latency_figures(l), Some((6.1, 8.0, 9.5, 12.0)));
     }
+
+    /// The tests call a picture damaged below 40 dB: a clean 720p picture
+    /// decodes at about 48 dB, and showing the neighbouring frame instead
+    /// (the box 6 pixels off) already falls well below 40.
+    #[test]
+    fn psnr_tells_a_neighbouring_frame_apart() {
+        let p = TestPattern::new(1280, 720);
+        let luma = 1280 * 720;
+        let a = p.render(10, 1_700_000_000_000_000);
+        let b = p.render(11, 1_700_000_000_000_000);
+        assert_eq!(luma_psnr(&a[..luma], &a[..luma]), 99.0);
+        let off = luma_psnr(&a[..luma], &b[..luma]);
+        assert!(off < 40.0, "{off}");
+    }
 }

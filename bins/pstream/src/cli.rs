@@ -23,6 +23,8 @@ pub enum Command {
     Sdp(SendArgs),
     /// Receive a peer's H.264 + Opus RTP stream, decode it and write it out.
     Recv(RecvArgs),
+    /// Stream H.264 + AAC as FLV to RTMP ingests (and files), reconnecting as needed.
+    Push(crate::push::PushArgs),
 }
 
 /// Options of `pstream recv`.
@@ -43,6 +45,9 @@ pub struct RecvArgs {
     /// each access unit on as soon as it is complete.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=5000))]
     pub latency: u64,
+    /// Video codec to expect on the video port.
+    #[arg(long, value_enum, default_value_t = VideoCodecArg::H264)]
+    pub video_codec: VideoCodecArg,
     /// Video output: `y4m:PATH`, `y4m:-` (stdout) or `null`.
     #[arg(long, default_value = "null")]
     pub video_out: String,
@@ -66,6 +71,8 @@ pub struct RecvArgs {
 pub enum VideoCodecArg {
     /// H.264 constrained baseline (RFC 6184, packetization-mode 1).
     H264,
+    /// Motion JPEG, baseline 4:2:0 (RFC 2435, static payload type 26).
+    Mjpeg,
 }
 
 /// Where to send and what: shared by `send` and `sdp`.
@@ -92,6 +99,10 @@ pub struct SendArgs {
     /// Video codec.
     #[arg(long, value_enum, default_value_t = VideoCodecArg::H264)]
     pub video_codec: VideoCodecArg,
+    /// JPEG quality 1..100 for `--video-codec mjpeg` (1..99 sends RFC 2435's
+    /// Q with no tables; 100 sends the tables in-band).
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
     /// Picture size for the test pattern, WIDTHxHEIGHT (files bring their own).
     #[arg(long, default_value = "1280x720", value_parser = parse_size)]
     pub size: (u32, u32),
@@ -124,7 +135,7 @@ pub struct SendArgs {
     pub quiet: bool,
 }
 
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
+pub(crate) fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
@@ -138,7 +149,7 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
     Ok((w, h))
 }
 
-fn parse_keyint(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_keyint(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if !(0.1..=600.0).contains(&v) {
         return Err(format!("keyint {v} must be between 0.1 and 600 seconds"));
@@ -164,6 +175,42 @@ mod tests {
         assert_eq!(a.channels, 2);
         assert_eq!(a.mtu, 1200);
         assert_eq!(a.port_base, 5000);
+        assert_eq!(a.video_codec, VideoCodecArg::H264);
+        assert_eq!(a.quality, 85);
+    }
+
+    #[test]
+    fn mjpeg_and_quality_parse_on_send_sdp_and_recv() {
+        for sub in ["send", "sdp"] {
+            let cli = Cli::try_parse_from([
+                "pstream",
+                sub,
+                "--peer",
+                "::1",
+                "--video-codec",
+                "mjpeg",
+                "--quality",
+                "100",
+            ])
+            .expect("parses");
+            let (Command::Send(a) | Command::Sdp(a)) = cli.command else {
+                panic!("not send/sdp")
+            };
+            assert_eq!((a.video_codec, a.quality), (VideoCodecArg::Mjpeg, 100));
+        }
+        for bad in ["0", "101"] {
+            assert!(
+                Cli::try_parse_from(["pstream", "send", "--peer", "::1", "--quality", bad])
+                    .is_err()
+            );
+        }
+        let cli =
+            Cli::try_parse_from(["pstream", "recv", "--peer", "::1", "--video-codec", "mjpeg"])
+                .expect("parses");
+        let Command::Recv(a) = cli.command else {
+            panic!("not recv")
+        };
+        assert_eq!(a.video_codec, VideoCodecArg::Mjpeg);
     }
 
     #[test]

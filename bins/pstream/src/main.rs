@@ -4,6 +4,7 @@
 //! codec logic lives in the library crates.
 
 mod cli;
+mod push;
 mod recv;
 mod send;
 mod shutdown;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(args),
         Command::Sdp(args) => send::print_sdp(args),
         Command::Recv(args) => recv::run(args),
+        Command::Push(args) => push::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

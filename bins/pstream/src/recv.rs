@@ -1,7 +1,7 @@
 //! `pstream recv`: the receiving half of co-streaming, in one place.
 //!
 //! ```text
-//! UDP listen:+0 ─┐                                     ┌─▶ H.264 decoder ─▶ video sink
+//! UDP listen:+0 ─┐                                     ┌─▶ H.264/JPEG decoder ─▶ video sink
 //! UDP listen:+1 ─┴▶ RtpReceiver (video) ──link──────────┘      │ PLI on loss
 //!                    └─ RR/PLI ─▶ peer:+5   ◀───────────────────┘
 //! UDP listen:+2/+3 ▶ RtpReceiver (audio) ──link──▶ Opus decoder (PLC) ─▶ audio sink
@@ -22,12 +22,14 @@ use pstream_capture::{
     open_audio_sink, open_video_sink, AudioFormat, AudioSink, VideoFormat, VideoSink,
 };
 use pstream_codec::h264::H264Decoder;
+use pstream_codec::mjpeg::MjpegDecoder;
 use pstream_codec::opus::OpusDecoder;
+use pstream_codec::VideoDecoder;
 use pstream_core::{link, AudioBlock, Codec, LinkReceiver, LinkSender, PipelineClock};
 use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
-use crate::cli::RecvArgs;
+use crate::cli::{RecvArgs, VideoCodecArg};
 use crate::shutdown::Shutdown;
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
@@ -147,7 +149,19 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
     {
         let (unit_tx, unit_rx) = link::<ReceivedUnit>(UNIT_QUEUE);
         let (fb_tx, fb_rx) = crossbeam_channel::bounded::<Feedback>(16);
-        let session = receiver_session(Codec::H264, &cname, latency)?;
+        // JPEG: every unit is a complete picture and a keyframe, so the
+        // wait-for-IDR logic below never holds one back.
+        let (video_codec, decoder): (Codec, Box<dyn VideoDecoder>) = match args.video_codec {
+            VideoCodecArg::H264 => (
+                Codec::H264,
+                Box::new(H264Decoder::new().context("cannot start the H.264 decoder")?),
+            ),
+            VideoCodecArg::Mjpeg => (
+                Codec::Mjpeg,
+                Box::new(MjpegDecoder::new().context("cannot start the JPEG decoder")?),
+            ),
+        };
+        let session = receiver_session(video_codec, &cname, latency)?;
         let net = NetStage::bind(
             listen,
             layout.video_rtp(),
@@ -158,7 +172,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
         )?;
         threads.extend(net.spawn("video", unit_tx, fb_rx, &shutdown, &fatal)?);
         let stage = VideoDecodeStage {
-            decoder: H264Decoder::new().context("cannot start the H.264 decoder")?,
+            decoder,
             spec: args.video_out.clone(),
             sink: None,
             clock,
@@ -429,6 +443,13 @@ impl NetStage {
         fatal: &FatalSlot,
     ) {
         while !shutdown.requested() {
+            // Datagrams already queued arrived before now: feed them first,
+            // or a late handle_timeout would give up on a gap that one of
+            // them fills (the reader stamped them on time).
+            for (data, at) in rtp.try_iter().take(DATAGRAM_QUEUE) {
+                // Malformed packets are counted by the session itself.
+                let _ = self.session.handle_rtp(at, &data);
+            }
             let now = Instant::now();
             self.session.handle_timeout(now);
             if let Err(e) = self.flush(&units) {
@@ -473,6 +494,11 @@ impl NetStage {
         }
         let s = self.session.stats();
         let c = &self.counters;
+        if s.malformed + s.depay_errors > c.malformed.load(Ordering::Relaxed) {
+            if let Some(e) = self.session.last_depay_error() {
+                tracing::debug!("dropped: {e}");
+            }
+        }
         c.packets.store(s.packets, Ordering::Relaxed);
         c.bytes.store(s.bytes, Ordering::Relaxed);
         c.lost.store(s.lost, Ordering::Relaxed);
@@ -522,7 +548,7 @@ fn reader(
 /// Decodes H.264 and writes pictures, discarding anything broken until the
 /// next IDR so a damaged picture is never shown.
 struct VideoDecodeStage {
-    decoder: H264Decoder,
+    decoder: Box<dyn VideoDecoder>,
     spec: String,
     sink: Option<(Box<dyn VideoSink>, u32, u32)>,
     clock: PipelineClock,
@@ -537,7 +563,21 @@ impl VideoDecodeStage {
         let mut need_idr = true;
         let mut first_ts: Option<u32> = None;
         let mut fps: Option<(u32, u32)> = None;
+        let mut ssrc: Option<u32> = None;
+        let mut evicted = 0;
         while let Some(unit) = units.recv() {
+            // A unit the link dropped because we fell behind may have been a
+            // reference; a new sender's pictures refer to nothing we have.
+            // Either way the picture is broken until the next IDR.
+            let dropped = units.dropped();
+            if dropped != evicted || ssrc.is_some_and(|s| s != unit.ssrc) {
+                self.counters
+                    .discarded
+                    .fetch_add(dropped - evicted, Ordering::Relaxed);
+                evicted = dropped;
+                need_idr = true;
+            }
+            ssrc = Some(unit.ssrc);
             if !unit.complete {
                 self.counters.discarded.fetch_add(1, Ordering::Relaxed);
                 need_idr = true;
@@ -545,7 +585,11 @@ impl VideoDecodeStage {
                 continue;
             }
             if need_idr && !unit.keyframe {
+                // Ask again (the session rate-limits PLIs): the IDR that
+                // answered an earlier PLI may itself have been lost, and a
+                // new sender has not been asked at all.
                 self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+                let _ = self.feedback.try_send(Feedback::KeyframeNeeded);
                 continue;
             }
             // The frame rate for the Y4M header comes from the first two
@@ -584,7 +628,7 @@ impl VideoDecodeStage {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::debug!("H.264 decode error: {e}");
+                    tracing::debug!("video decode error: {e}");
                     self.counters.discarded.fetch_add(1, Ordering::Relaxed);
                     need_idr = true;
                     let _ = self.feedback.try_send(Feedback::KeyframeNeeded);
@@ -670,19 +714,25 @@ impl AudioDecodeStage {
     }
 
     fn handle(&mut self, unit: &ReceivedUnit) -> anyhow::Result<()> {
-        // Conceal frames lost between the last packet and this one; a jump
-        // too large for concealment (a sender restart) just resyncs.
-        if let Some(expected) = self.next_ts {
-            let gap = unit.rtp_timestamp.wrapping_sub(expected);
-            if gap < OPUS_FRAME_TICKS * MAX_CONCEALED {
-                for _ in 0..gap / OPUS_FRAME_TICKS {
-                    match self.decoder.decode(None) {
-                        Ok(samples) => {
-                            self.counters.concealed.fetch_add(1, Ordering::Relaxed);
-                            self.write(samples)?;
-                        }
-                        Err(e) => tracing::debug!("Opus concealment failed: {e}"),
+        // Conceal the packets lost right before this one. The count comes
+        // from the sequence numbers, not the timestamps: senders that stamp
+        // audio with its capture time (as pstream does) have timestamp
+        // jitter that is not loss. The timestamp gap only caps the count
+        // (a sender restart or a long outage just resyncs).
+        if let (Some(expected), lost) = (self.next_ts, unit.lost_before) {
+            let gap = (unit.rtp_timestamp.wrapping_sub(expected) as i32).unsigned_abs();
+            let frames = if gap < OPUS_FRAME_TICKS * MAX_CONCEALED {
+                lost.min(u64::from(MAX_CONCEALED))
+            } else {
+                0
+            };
+            for _ in 0..frames {
+                match self.decoder.decode(None) {
+                    Ok(samples) => {
+                        self.counters.concealed.fetch_add(1, Ordering::Relaxed);
+                        self.write(samples)?;
                     }
+                    Err(e) => tracing::debug!("Opus concealment failed: {e}"),
                 }
             }
         }

@@ -1,12 +1,16 @@
 //! `pstream send` and `pstream sdp`: the whole path of a frame, in one place.
 //!
 //! ```text
-//! video source ─link─▶ H.264 encoder ─link─▶ RtpSender (video) ─▶ UDP peer:+0 / +1
+//! video source ─link─▶ H.264 / JPEG encoder ─link─▶ RtpSender (video) ─▶ UDP peer:+0 / +1
 //! audio source ─link─▶ Opus encoder  ─link─▶ RtpSender (audio) ─▶ UDP peer:+2 / +3
 //!                                  ▲                    │
 //!                                  └── PLI/FIR ◀── RTCP from peer on listen:+5 / +7
 //! ```
 //! Each arrow is a bounded drop-oldest [`pstream_core::link`]; each box a thread.
+//!
+//! MJPEG from a V4L2 camera (planned): the camera's JPEGs skip the encoder
+//! box; the source stage wraps each as an `EncodedUnit` (`Codec::Mjpeg`,
+//! keyframe) and sends it on the unit link to the RTP stage directly.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +23,9 @@ use pstream_capture::{
     open_audio_source, open_video_source, AudioFormat, AudioSource, VideoFormat, VideoSource,
 };
 use pstream_codec::h264::{H264Config, H264Encoder};
+use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
+use pstream_codec::VideoEncoder;
 use pstream_core::link::Recv;
 use pstream_core::{
     link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame,
@@ -28,7 +34,7 @@ use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
-use crate::cli::SendArgs;
+use crate::cli::{SendArgs, VideoCodecArg};
 use crate::shutdown::Shutdown;
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
@@ -44,13 +50,51 @@ const AUDIO_QUEUE: usize = 16;
 const PT_H264: u8 = 96;
 /// Payload type for Opus.
 const PT_OPUS: u8 = 97;
+/// Static payload type of JPEG (RFC 3551).
+const PT_JPEG: u8 = pstream_rtp::jpeg::PT_JPEG;
+
+/// The video encoder to build, decided before any thread starts.
+#[derive(Debug, Clone)]
+enum VideoPlan {
+    /// H.264 with this configuration.
+    H264(H264Config),
+    /// Baseline 4:2:0 JPEG at this quality.
+    Mjpeg { quality: u8 },
+}
+
+impl VideoPlan {
+    fn codec(&self) -> Codec {
+        match self {
+            VideoPlan::H264(_) => Codec::H264,
+            VideoPlan::Mjpeg { .. } => Codec::Mjpeg,
+        }
+    }
+
+    fn payload_type(&self) -> u8 {
+        match self {
+            VideoPlan::H264(_) => PT_H264,
+            VideoPlan::Mjpeg { .. } => PT_JPEG,
+        }
+    }
+
+    fn encoder(&self) -> anyhow::Result<Box<dyn VideoEncoder>> {
+        Ok(match self {
+            VideoPlan::H264(cfg) => {
+                Box::new(H264Encoder::new(*cfg).context("cannot start the H.264 encoder")?)
+            }
+            VideoPlan::Mjpeg { quality } => {
+                Box::new(MjpegEncoder::new(*quality).context("cannot start the JPEG encoder")?)
+            }
+        })
+    }
+}
 
 /// Everything decided before any thread starts, so bad options fail early.
 struct Plan {
     peer: IpAddr,
     listen: IpAddr,
     layout: PortLayout,
-    video: Option<(Box<dyn VideoSource>, H264Config)>,
+    video: Option<(Box<dyn VideoSource>, VideoPlan)>,
     audio: Option<(Box<dyn AudioSource>, OpusConfig)>,
 }
 
@@ -73,15 +117,31 @@ fn plan(args: &SendArgs, clock: PipelineClock) -> anyhow::Result<Plan> {
         let src = open_video_source(&args.video, want, clock)?;
         let f = src.format();
         let fps = f.fps_num as f32 / f.fps_den.max(1) as f32;
-        let cfg = H264Config {
-            width: f.width,
-            height: f.height,
-            fps,
-            bitrate_bps: args.bitrate * 1000,
-            keyint_frames: ((args.keyint * fps as f64).round() as u32).max(1),
-            threads: 1,
+        let video_plan = match args.video_codec {
+            VideoCodecArg::H264 => VideoPlan::H264(H264Config {
+                width: f.width,
+                height: f.height,
+                fps,
+                bitrate_bps: args.bitrate * 1000,
+                keyint_frames: ((args.keyint * fps as f64).round() as u32).max(1),
+                threads: 1,
+            }),
+            VideoCodecArg::Mjpeg => {
+                let max = pstream_rtp::jpeg::MAX_DIMENSION;
+                if f.width > max || f.height > max {
+                    anyhow::bail!(
+                        "cannot send {}x{} as MJPEG over RTP: RFC 2435 carries at most \
+                         {max}x{max} pixels; use --size or --video-codec h264",
+                        f.width,
+                        f.height
+                    );
+                }
+                VideoPlan::Mjpeg {
+                    quality: args.quality,
+                }
+            }
         };
-        Some((src, cfg))
+        Some((src, video_plan))
     };
     let audio = if args.audio == "none" {
         None
@@ -116,7 +176,10 @@ fn plan(args: &SendArgs, clock: PipelineClock) -> anyhow::Result<Plan> {
 /// encoder given one black frame yields exactly what the stream will carry.
 fn describe(plan: &Plan, clock: &PipelineClock) -> anyhow::Result<String> {
     let video = match &plan.video {
-        Some((_, cfg)) => {
+        Some((_, VideoPlan::Mjpeg { .. })) => Some(SdpVideo::Jpeg {
+            port: plan.layout.video_rtp(),
+        }),
+        Some((_, VideoPlan::H264(cfg))) => {
             let mut enc = H264Encoder::new(*cfg).context("cannot start the H.264 encoder")?;
             let black = black_frame(cfg.width, cfg.height, clock.origin())?;
             let unit = enc
@@ -224,9 +287,10 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
     let mut streams: Vec<StreamEntry> = Vec::new();
     let cname = format!("pstream@{}", listen);
 
-    if let Some((src, cfg)) = video {
+    if let Some((src, video_plan)) = video {
         let socket = UdpEndpoint::bind(SocketAddr::new(listen, layout.video_rtcp_back()))?;
-        let encoder = H264Encoder::new(cfg).context("cannot start the H.264 encoder")?;
+        let encoder = video_plan.encoder()?;
+        let video_codec = video_plan.codec();
         let counters = Arc::new(StreamCounters::default());
         let keyframe = Arc::new(AtomicBool::new(false));
         let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
@@ -249,11 +313,24 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
             );
             move || {
                 video_encode_stage(
-                    encoder, frame_rx, unit_tx, &keyframe, &counters, &shutdown, &fatal,
+                    encoder,
+                    video_codec,
+                    frame_rx,
+                    unit_tx,
+                    &keyframe,
+                    &counters,
+                    &shutdown,
+                    &fatal,
                 )
             }
         })?);
-        let session = sender_session(Codec::H264, PT_H264, clock, &cname, args.mtu)?;
+        let session = sender_session(
+            video_codec,
+            video_plan.payload_type(),
+            clock,
+            &cname,
+            args.mtu,
+        )?;
         let net = NetStage {
             session,
             socket,
@@ -459,8 +536,10 @@ fn audio_source_stage(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn video_encode_stage(
-    mut enc: H264Encoder,
+    mut enc: Box<dyn VideoEncoder>,
+    codec: Codec,
     frames: LinkReceiver<VideoFrame>,
     out: LinkSender<EncodedUnit>,
     keyframe: &AtomicBool,
@@ -482,7 +561,11 @@ fn video_encode_stage(
                 counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("H.264 encoding failed"));
+                fail(
+                    fatal,
+                    shutdown,
+                    anyhow!(e).context(format!("{codec} encoding failed")),
+                );
                 break;
             }
         }

@@ -16,7 +16,7 @@ pub struct DepacketizedUnit {
     pub data: Bytes,
     /// RTP timestamp shared by every packet of the unit.
     pub timestamp: u32,
-    /// True if a decoder can start here (IDR or SPS present; always for Opus).
+    /// True if a decoder can start here (IDR or SPS present; always for Opus and JPEG).
     pub keyframe: bool,
     /// False if packets of this unit were lost or dropped as malformed.
     pub complete: bool,

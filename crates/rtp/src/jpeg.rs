@@ -42,23 +42,23 @@ const MIN_MTU: usize =
 
 /// zigzag position → natural (row-major) position, as in the RFC's appendix A.
 const ZIGZAG: [usize; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27,
-    20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58,
-    59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
 /// JPEG standard table K.1 (luminance quantizer), natural order.
 const LUMA_QUANTIZER: [u16; 64] = [
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69,
-    56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104,
-    113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+    92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
 ];
 
 /// JPEG standard table K.2 (chrominance quantizer), natural order.
 const CHROMA_QUANTIZER: [u16; 64] = [
-    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99,
-    99, 47, 66, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
 ];
 
 const DC_LUMA_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
@@ -217,19 +217,13 @@ pub fn parse_jpeg(data: &[u8]) -> Result<JpegInfo<'_>, JpegError> {
     loop {
         let at = pos;
         if data.get(pos) != Some(&0xff) {
-            return Err(JpegError::Truncated {
-                what: "marker",
-                at,
-            });
+            return Err(JpegError::Truncated { what: "marker", at });
         }
         while data.get(pos) == Some(&0xff) {
             pos += 1;
         }
         let Some(&marker) = data.get(pos) else {
-            return Err(JpegError::Truncated {
-                what: "marker",
-                at,
-            });
+            return Err(JpegError::Truncated { what: "marker", at });
         };
         pos += 1;
         if marker == 0x01 || (0xd0..=0xd8).contains(&marker) {
@@ -242,13 +236,13 @@ pub fn parse_jpeg(data: &[u8]) -> Result<JpegInfo<'_>, JpegError> {
             what: "segment length",
             at,
         })? as usize;
-        let seg = data
-            .get(pos + 2..pos + len)
-            .filter(|_| len >= 2)
-            .ok_or(JpegError::Truncated {
-                what: "segment",
-                at,
-            })?;
+        let seg =
+            data.get(pos + 2..pos + len)
+                .filter(|_| len >= 2)
+                .ok_or(JpegError::Truncated {
+                    what: "segment",
+                    at,
+                })?;
         pos += len;
         match marker {
             0xdb => {
@@ -264,10 +258,9 @@ pub fn parse_jpeg(data: &[u8]) -> Result<JpegInfo<'_>, JpegError> {
                     if id > 3 {
                         return Err(JpegError::Unsupported("DQT table id above 3"));
                     }
-                    let table = rest.get(..size).ok_or(JpegError::Truncated {
-                        what: "DQT",
-                        at,
-                    })?;
+                    let table = rest
+                        .get(..size)
+                        .ok_or(JpegError::Truncated { what: "DQT", at })?;
                     tables[id] = Some(QuantTable {
                         sixteen_bit,
                         data: table,
@@ -290,11 +283,7 @@ pub fn parse_jpeg(data: &[u8]) -> Result<JpegInfo<'_>, JpegError> {
                 let c = seg
                     .get(6..15)
                     .ok_or(JpegError::Truncated { what: "SOF", at })?;
-                let comps = [
-                    [c[0], c[1], c[2]],
-                    [c[3], c[4], c[5]],
-                    [c[6], c[7], c[8]],
-                ];
+                let comps = [[c[0], c[1], c[2]], [c[3], c[4], c[5]], [c[6], c[7], c[8]]];
                 frame = Some((u32::from(w), u32::from(h), comps));
             }
             0xc2 | 0xc3 | 0xc5..=0xc7 | 0xc9..=0xcb | 0xcd..=0xcf => {
@@ -304,8 +293,7 @@ pub fn parse_jpeg(data: &[u8]) -> Result<JpegInfo<'_>, JpegError> {
             }
             0xc4 => check_standard_huffman(seg, at)?,
             0xdd => {
-                restart_interval =
-                    be16(seg, 0).ok_or(JpegError::Truncated { what: "DRI", at })?;
+                restart_interval = be16(seg, 0).ok_or(JpegError::Truncated { what: "DRI", at })?;
             }
             0xda => {
                 let Some((width, height, comps)) = frame else {
@@ -350,7 +338,11 @@ fn finish_info<'a>(
     let rtp_type = match comps[0][1] {
         0x21 => 0,
         0x22 => 1,
-        _ => return Err(JpegError::Unsupported("luma sampling is neither 2x1 nor 2x2")),
+        _ => {
+            return Err(JpegError::Unsupported(
+                "luma sampling is neither 2x1 nor 2x2",
+            ))
+        }
     };
     if comps[1][1] != 0x11 || comps[2][1] != 0x11 {
         return Err(JpegError::Unsupported("chroma is not sampled 1x1"));
@@ -388,7 +380,9 @@ fn finish_info<'a>(
 fn check_standard_huffman(seg: &[u8], at: usize) -> Result<(), JpegError> {
     let mut s = seg;
     while let [tc_th, rest @ ..] = s {
-        let bits = rest.get(..16).ok_or(JpegError::Truncated { what: "DHT", at })?;
+        let bits = rest
+            .get(..16)
+            .ok_or(JpegError::Truncated { what: "DHT", at })?;
         let n: usize = bits.iter().map(|b| usize::from(*b)).sum();
         let vals = rest
             .get(16..16 + n)
@@ -469,9 +463,15 @@ impl JpegPayloader {
             (&[], &[])
         };
         let first_extra = if q == Q_DYNAMIC {
-            let precision = u8::from(info.luma.sixteen_bit) | u8::from(info.chroma.sixteen_bit) << 1;
+            let precision =
+                u8::from(info.luma.sixteen_bit) | u8::from(info.chroma.sixteen_bit) << 1;
             let len = (luma.len() + chroma.len()) as u16;
-            main[hdr_len..hdr_len + 4].copy_from_slice(&[0, precision, (len >> 8) as u8, len as u8]);
+            main[hdr_len..hdr_len + 4].copy_from_slice(&[
+                0,
+                precision,
+                (len >> 8) as u8,
+                len as u8,
+            ]);
             QTABLE_HEADER_LEN + luma.len() + chroma.len()
         } else {
             0
@@ -495,7 +495,10 @@ impl JpegPayloader {
             let last = end == scan.len();
             let chunk = &scan[offset..end];
             if first && q == Q_DYNAMIC {
-                emit(&[&main[..hdr_len + QTABLE_HEADER_LEN], luma, chroma, chunk], last);
+                emit(
+                    &[&main[..hdr_len + QTABLE_HEADER_LEN], luma, chroma, chunk],
+                    last,
+                );
             } else {
                 emit(&[&main[..hdr_len], chunk], last);
             }
@@ -706,16 +709,25 @@ impl JpegDepacketizer {
             Some((precision, data)) if !data.is_empty() => {
                 let luma_len = if precision & 1 != 0 { 128 } else { 64 };
                 let chroma_len = if precision & 2 != 0 { 128 } else { 64 };
-                if data.len() < luma_len + chroma_len {
+                let t = if data.len() >= luma_len + chroma_len {
+                    Tables {
+                        precision: precision & 3,
+                        luma: data[..luma_len].to_vec(),
+                        chroma: data[luma_len..luma_len + chroma_len].to_vec(),
+                    }
+                } else if data.len() == luma_len {
+                    // One table for all components (ffmpeg's MJPEG encoder).
+                    let luma = data.to_vec();
+                    Tables {
+                        precision: (precision & 1) * 3,
+                        chroma: luma.clone(),
+                        luma,
+                    }
+                } else {
                     return Err(DepayErrorKind::JpegTables {
                         declared: data.len(),
                         needed: luma_len + chroma_len,
                     });
-                }
-                let t = Tables {
-                    precision: precision & 3,
-                    luma: data[..luma_len].to_vec(),
-                    chroma: data[luma_len..luma_len + chroma_len].to_vec(),
                 };
                 if q != Q_DYNAMIC {
                     self.cached = Some((q, t.clone()));
@@ -892,6 +904,7 @@ mod tests {
             .expect("SOF0");
         hdr[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
         hdr[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+        hdr[sof + 11] = sampling;
         b.put_slice(&hdr[2..]);
         b.put_slice(scan);
         b.put_slice(&[0xff, 0xd9]);
@@ -1005,7 +1018,12 @@ mod tests {
         assert_eq!(out.len(), 1);
         let info = parse_jpeg(&out[0].data).expect("parses");
         assert_eq!(
-            (info.width, info.height, info.rtp_type, info.restart_interval),
+            (
+                info.width,
+                info.height,
+                info.rtp_type,
+                info.restart_interval
+            ),
             (640, 480, 0, 40)
         );
         assert_eq!(info.luma.data, &l[..]);
@@ -1066,10 +1084,18 @@ mod tests {
         let mut all: Vec<RtpPacket> = Vec::new();
         all.extend(f[0].iter().cloned());
         // Frame 1 loses a middle packet.
-        all.extend(f[1].iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, p)| p.clone()));
+        all.extend(
+            f[1].iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, p)| p.clone()),
+        );
         all.extend(f[2].iter().cloned());
         let out = depay_all(&mut d, &all);
-        assert_eq!(out.iter().map(|u| u.timestamp).collect::<Vec<_>>(), [0, 6000]);
+        assert_eq!(
+            out.iter().map(|u| u.timestamp).collect::<Vec<_>>(),
+            [0, 6000]
+        );
         assert_eq!(d.stats().dropped_frames, 1);
         assert_eq!(d.stats().dropped_packets, 0);
     }
@@ -1124,12 +1150,24 @@ mod tests {
             d.push(&mk(payload, true)).expect_err("bad").kind
         };
         let mut d = JpegDepacketizer::new();
-        assert_eq!(kind(&mut d, vec![0; 5]), DepayErrorKind::JpegHeaderTruncated(5));
-        assert_eq!(kind(&mut d, vec![0, 0, 0, 0, 3, 50, 10, 10, 1]), DepayErrorKind::JpegType(3));
-        assert_eq!(kind(&mut d, vec![0, 0, 0, 0, 1, 110, 10, 10, 1]), DepayErrorKind::JpegQ(110));
+        assert_eq!(
+            kind(&mut d, vec![0; 5]),
+            DepayErrorKind::JpegHeaderTruncated(5)
+        );
+        assert_eq!(
+            kind(&mut d, vec![0, 0, 0, 0, 3, 50, 10, 10, 1]),
+            DepayErrorKind::JpegType(3)
+        );
+        assert_eq!(
+            kind(&mut d, vec![0, 0, 0, 0, 1, 110, 10, 10, 1]),
+            DepayErrorKind::JpegQ(110)
+        );
         assert_eq!(
             kind(&mut d, vec![0, 0, 0, 0, 1, 50, 0, 10, 1]),
-            DepayErrorKind::JpegSize { width: 0, height: 10 }
+            DepayErrorKind::JpegSize {
+                width: 0,
+                height: 10
+            }
         );
         // Offset far past what a 16x16 picture can need.
         assert!(matches!(
@@ -1139,13 +1177,19 @@ mod tests {
         // In-band table length longer than the packet.
         let mut lie = vec![0, 0, 0, 0, 1, 255, 10, 10, 0, 0, 0x10, 0];
         lie.extend([1; 100]);
-        assert!(matches!(kind(&mut d, lie), DepayErrorKind::JpegTables { .. }));
-        // Table length shorter than two tables.
-        let mut short = vec![0, 0, 0, 0, 1, 255, 10, 10, 0, 0, 0, 64];
-        short.extend([1; 100]);
+        assert!(matches!(
+            kind(&mut d, lie),
+            DepayErrorKind::JpegTables { .. }
+        ));
+        // Table length neither one nor two tables.
+        let mut short = vec![0, 0, 0, 0, 1, 255, 10, 10, 0, 0, 0, 100];
+        short.extend([1; 120]);
         assert_eq!(
             kind(&mut d, short),
-            DepayErrorKind::JpegTables { declared: 64, needed: 128 }
+            DepayErrorKind::JpegTables {
+                declared: 100,
+                needed: 128
+            }
         );
         // Q 200 with no tables and none cached.
         assert_eq!(
@@ -1155,6 +1199,35 @@ mod tests {
         assert!(d.pop().is_none());
         let e = d.push(&mk(vec![0; 3], true)).expect_err("bad");
         assert!(e.to_string().contains("ssrc 0x00000005 seq 1 ts 77"), "{e}");
+    }
+
+    #[test]
+    fn one_in_band_table_serves_all_components() {
+        // ffmpeg's RTP muxer sends one 64-byte table when its encoder uses one.
+        let l: Vec<u8> = (3..=66).collect();
+        let mut payload = vec![0, 0, 0, 0, 1, 255, 2, 2, 0, 0, 0, 64];
+        payload.extend(&l);
+        payload.extend([9, 8, 7]);
+        let pkt = RtpPacket {
+            header: RtpHeader {
+                marker: true,
+                payload_type: 26,
+                sequence: 1,
+                timestamp: 1,
+                ssrc: 5,
+            },
+            csrcs: vec![],
+            extension: None,
+            payload: Bytes::from(payload),
+            padding: 0,
+        };
+        let mut d = JpegDepacketizer::new();
+        d.push(&pkt).expect("valid");
+        let u = d.pop().expect("a frame");
+        let info = parse_jpeg(&u.data).expect("parses");
+        assert_eq!(info.luma.data, &l[..]);
+        assert_eq!(info.chroma.data, &l[..]);
+        assert_eq!((info.width, info.height), (16, 16));
     }
 
     #[test]
@@ -1187,6 +1260,60 @@ mod tests {
         let info = parse_jpeg(&out[1].data).expect("parses");
         assert_eq!(info.luma.data, &l[..]);
         assert_eq!(info.scan, &[4, 5, 6]);
+    }
+
+    #[test]
+    fn sender_to_receiver_round_trip_through_rtp_sessions() {
+        use crate::receiver::{ReceiverConfig, RtpReceiver};
+        use crate::sender::{RtpSender, SenderConfig, TransmitKind};
+        use pstream_core::{Codec, EncodedUnit, PipelineClock};
+        use std::time::{Duration, Instant};
+
+        let t0 = Instant::now();
+        let clock = PipelineClock::with_origin(t0, 1_700_000_000_000_000);
+        let cfg = SenderConfig::new(Codec::Mjpeg, clock, "tx");
+        assert_eq!((cfg.payload_type, cfg.clock_rate), (PT_JPEG, 90_000));
+        let mut tx = RtpSender::with_seed(cfg, 1).expect("sender");
+        let mut rcfg = ReceiverConfig::new(Codec::Mjpeg, "rx");
+        rcfg.latency = Duration::ZERO;
+        let mut rx = RtpReceiver::with_seed(rcfg, 2).expect("receiver");
+        let (l, c) = make_tables(90);
+        let mut sent = Vec::new();
+        for f in 0..5u32 {
+            let at = t0 + Duration::from_millis(u64::from(f) * 33);
+            let data = jpeg(352, 288, 0x22, &l, &c, 0, &scan(4000 + f as usize * 100));
+            let unit = EncodedUnit {
+                codec: Codec::Mjpeg,
+                keyframe: true,
+                pts: at - t0,
+                dts: None,
+                capture: at,
+                data: Bytes::from(data.clone()),
+            };
+            tx.push(at, &unit).expect("push");
+            while let Some(t) = tx.poll_transmit() {
+                if t.kind == TransmitKind::Rtp {
+                    let p = RtpPacket::parse(t.data.clone()).expect("rtp");
+                    assert_eq!(p.header.payload_type, 26);
+                    rx.handle_rtp(at, &t.data).expect("rtp");
+                }
+            }
+            sent.push(data);
+        }
+        let got: Vec<_> = std::iter::from_fn(|| rx.poll_unit()).collect();
+        assert_eq!(got.len(), 5);
+        for (u, src) in got.iter().zip(&sent) {
+            assert!(u.keyframe && u.complete);
+            let a = parse_jpeg(&u.data).expect("rebuilt");
+            let b = parse_jpeg(src).expect("source");
+            assert_eq!(
+                (a.width, a.height, a.rtp_type),
+                (b.width, b.height, b.rtp_type)
+            );
+            assert_eq!((a.luma, a.chroma, a.scan), (b.luma, b.chroma, b.scan));
+        }
+        let ts: Vec<u32> = got.iter().map(|u| u.rtp_timestamp).collect();
+        assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 33 * 90));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
-use crate::depay::Depacketizer;
+use crate::depay::{Depacketizer, DepayError};
 use crate::jitterbuf::{Insert, JitterBuffer};
 use crate::packet::{RtpError, RtpPacket};
 use crate::rtcp::{self, ReportBlock, RtcpError, RtcpPacket, SdesChunk};
@@ -101,6 +101,10 @@ pub struct ReceivedUnit {
     pub arrival: Instant,
     /// The sender's wall-clock time for it, once an SR has given the mapping.
     pub sender_ntp: Option<NtpTime>,
+    /// Sequence numbers given up as lost since the previous unit was
+    /// delivered (for Opus: packets lost right before this one, which the
+    /// decoder should conceal).
+    pub lost_before: u64,
 }
 
 /// The last sender report of the current source.
@@ -168,6 +172,7 @@ struct Source {
     bye: bool,
     last_sr: Option<SenderReportInfo>,
     cname: Option<String>,
+    lost_pending: u64,
 }
 
 impl Source {
@@ -189,6 +194,7 @@ impl Source {
             bye: false,
             last_sr: None,
             cname: None,
+            lost_pending: 0,
         }
     }
 
@@ -241,6 +247,7 @@ pub struct RtpReceiver {
     next_rr: Option<Instant>,
     last_pli: Option<Instant>,
     stats: ReceiverStats,
+    last_depay_error: Option<DepayError>,
     rng: StdRng,
 }
 
@@ -266,6 +273,7 @@ impl RtpReceiver {
             next_rr: None,
             last_pli: None,
             stats: ReceiverStats::default(),
+            last_depay_error: None,
             rng,
         })
     }
@@ -292,6 +300,12 @@ impl RtpReceiver {
             src.jitter * 1000.0 / f64::from(self.config.clock_rate)
         });
         s
+    }
+
+    /// The last packet the depacketizer dropped and why (SSRC, sequence
+    /// number, timestamp), for logs.
+    pub fn last_depay_error(&self) -> Option<&DepayError> {
+        self.last_depay_error.as_ref()
     }
 
     /// SSRC of the sender currently followed.
@@ -425,8 +439,10 @@ impl RtpReceiver {
         };
         while let Some(r) = src.jb.pop(now) {
             self.stats.lost += r.lost_before;
-            if src.depay.push(&r.item).is_err() {
+            src.lost_pending += r.lost_before;
+            if let Err(e) = src.depay.push(&r.item) {
                 self.stats.depay_errors += 1;
+                self.last_depay_error = Some(e);
             }
             Self::collect(
                 &mut self.units,
@@ -446,9 +462,11 @@ impl RtpReceiver {
         let mut arrival = src.last_seen;
         while let Some(r) = src.jb.pop_any() {
             self.stats.lost += r.lost_before;
+            src.lost_pending += r.lost_before;
             arrival = r.arrival;
-            if src.depay.push(&r.item).is_err() {
+            if let Err(e) = src.depay.push(&r.item) {
                 self.stats.depay_errors += 1;
+                self.last_depay_error = Some(e);
             }
             Self::collect(&mut self.units, &mut self.stats, &self.config, src, arrival);
         }
@@ -486,6 +504,7 @@ impl RtpReceiver {
                 ssrc: src.ssrc,
                 arrival,
                 sender_ntp,
+                lost_before: std::mem::take(&mut src.lost_pending),
             });
         }
     }
@@ -729,7 +748,11 @@ mod tests {
         for seq in [1u16, 3, 2, 4] {
             r.handle_rtp(t0, &opus_pkt(7, seq, 0)).expect("rtp");
         }
-        assert_eq!(seqs(&mut r), [1, 3, 4]);
+        let got: Vec<(u16, u64)> = units(&mut r)
+            .iter()
+            .map(|u| (u16::from_be_bytes([u.data[0], u.data[1]]), u.lost_before))
+            .collect();
+        assert_eq!(got, [(1, 0), (3, 1), (4, 0)]);
         let s = r.stats();
         assert_eq!((s.lost, s.late), (1, 1));
     }

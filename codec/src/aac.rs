@@ -1,0 +1,386 @@
+//! AAC-LC with fdk-aac: 1024-sample raw frames for FLV/RTMP.
+//!
+//! The encoder takes [`AudioBlock`]s of any size, rate and channel count: it
+//! mixes channels to the configured count, resamples to 44.1 or 48 kHz and
+//! buffers across calls so that every call to fdk-aac gets exactly one
+//! frame. Each output [`EncodedUnit`] holds one raw AAC frame (no ADTS
+//! header); [`AacEncoder::audio_specific_config`] gives what FLV's AAC
+//! sequence header carries.
+//!
+//! fdk-aac delays its output by a fixed number of samples
+//! ([`AacEncoder::delay_samples`], about 2 048 for LC); units are stamped by
+//! their position in the output stream, so a decoder without an edit list
+//! plays audio that much late, as with every AAC-in-FLV encoder.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
+use pstream_core::{AudioBlock, Codec, EncodedUnit};
+
+use crate::opus::mix_channels;
+use crate::resample::Resampler;
+use crate::CodecError;
+
+/// Sample frames per channel in one AAC-LC frame.
+pub const AAC_FRAME_SAMPLES: usize = 1024;
+/// Largest raw AAC frame fdk-aac may write for two channels (6144 bits per channel).
+const MAX_FRAME_BYTES: usize = 2 * 768;
+
+/// Settings for [`AacEncoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AacConfig {
+    /// Output sample rate: 44 100 or 48 000 Hz.
+    pub sample_rate: u32,
+    /// Encoded channels: 1 or 2.
+    pub channels: u16,
+    /// Constant bitrate in bits per second (16 000..=320 000).
+    pub bitrate_bps: u32,
+}
+
+impl AacConfig {
+    fn validate(&self) -> Result<ChannelMode, CodecError> {
+        const C: &str = "AAC";
+        if !matches!(self.sample_rate, 44_100 | 48_000) {
+            return Err(CodecError::config(
+                C,
+                format!("sample rate {} Hz (44100 or 48000)", self.sample_rate),
+            ));
+        }
+        if !(16_000..=320_000).contains(&self.bitrate_bps) {
+            return Err(CodecError::config(
+                C,
+                format!("bitrate {} bit/s outside 16000..=320000", self.bitrate_bps),
+            ));
+        }
+        match self.channels {
+            1 => Ok(ChannelMode::Mono),
+            2 => Ok(ChannelMode::Stereo),
+            n => Err(CodecError::config(C, format!("{n} channels (1 or 2)"))),
+        }
+    }
+}
+
+/// The time of the first sample of the most recent block, and where it sits in the output stream.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    at: f64,
+    capture: Instant,
+    pts: Duration,
+}
+
+/// An AAC-LC encoder producing one [`EncodedUnit`] per 1024 samples.
+pub struct AacEncoder {
+    inner: Encoder,
+    config: AacConfig,
+    asc: Bytes,
+    delay: u32,
+    resampler: Option<Resampler>,
+    segment_in: u64,
+    segment_start: f64,
+    /// Output-rate frames appended to `pending` since the stream began.
+    produced: u64,
+    /// Output-rate frames handed to fdk-aac so far.
+    consumed: u64,
+    /// AAC frames emitted so far (their stream position is `emitted * 1024`).
+    emitted: u64,
+    pending: Vec<f32>,
+    mixed: Vec<f32>,
+    resampled: Vec<f32>,
+    pcm: Vec<i16>,
+    out: Vec<u8>,
+    anchor: Option<Anchor>,
+}
+
+impl std::fmt::Debug for AacEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AacEncoder")
+            .field("config", &self.config)
+            .field("emitted", &self.emitted)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fdk(op: &'static str, e: impl std::fmt::Display) -> CodecError {
+    CodecError::config("AAC", format!("fdk-aac {op}: {e}"))
+}
+
+impl AacEncoder {
+    /// Creates an AAC-LC encoder with raw (non-ADTS) output.
+    pub fn new(config: AacConfig) -> Result<Self, CodecError> {
+        let channels = config.validate()?;
+        let inner = Encoder::new(EncoderParams {
+            bit_rate: BitRate::Cbr(config.bitrate_bps),
+            sample_rate: config.sample_rate,
+            transport: Transport::Raw,
+            channels,
+            audio_object_type: AudioObjectType::Mpeg4LowComplexity,
+        })
+        .map_err(|e| fdk("open", e))?;
+        let info = inner.info().map_err(|e| fdk("info", e))?;
+        let len = (info.confSize as usize).min(info.confBuf.len());
+        if len < 2 || info.frameLength as usize != AAC_FRAME_SAMPLES {
+            return Err(CodecError::config(
+                "AAC",
+                format!(
+                    "fdk-aac gave a {len}-byte AudioSpecificConfig and {}-sample frames",
+                    info.frameLength
+                ),
+            ));
+        }
+        let asc = Bytes::copy_from_slice(&info.confBuf[..len]);
+        Ok(Self {
+            inner,
+            config,
+            asc,
+            delay: info.nDelay,
+            resampler: None,
+            segment_in: 0,
+            segment_start: 0.0,
+            produced: 0,
+            consumed: 0,
+            emitted: 0,
+            pending: Vec::new(),
+            mixed: Vec::new(),
+            resampled: Vec::new(),
+            pcm: Vec::with_capacity(AAC_FRAME_SAMPLES * usize::from(config.channels)),
+            out: vec![0; MAX_FRAME_BYTES * 2],
+            anchor: None,
+        })
+    }
+
+    /// The configuration this encoder was built with.
+    pub fn config(&self) -> &AacConfig {
+        &self.config
+    }
+
+    /// The AudioSpecificConfig (ISO 14496-3 §1.6.2.1) describing the stream.
+    pub fn audio_specific_config(&self) -> Bytes {
+        self.asc.clone()
+    }
+
+    /// fdk-aac's encoder delay in samples per channel.
+    pub fn delay_samples(&self) -> u32 {
+        self.delay
+    }
+
+    /// Buffers a block and encodes every complete 1024-sample frame now available.
+    pub fn encode(&mut self, block: &AudioBlock) -> Result<Vec<EncodedUnit>, CodecError> {
+        if block.channels == 0 || block.sample_rate == 0 {
+            return Err(CodecError::AudioBlock(format!(
+                "{} channels at {} Hz",
+                block.channels, block.sample_rate
+            )));
+        }
+        if block.samples.len() % usize::from(block.channels) != 0 {
+            return Err(CodecError::AudioBlock(format!(
+                "{} samples is not a whole number of {}-channel frames",
+                block.samples.len(),
+                block.channels
+            )));
+        }
+        let rate = self.config.sample_rate;
+        let out_ch = usize::from(self.config.channels);
+        mix_channels(
+            &block.samples,
+            usize::from(block.channels),
+            out_ch,
+            &mut self.mixed,
+        );
+        let at = if block.sample_rate == rate {
+            if self.resampler.take().is_some() {
+                self.segment_in = 0;
+            }
+            let at = self.produced as f64;
+            self.pending.extend_from_slice(&self.mixed);
+            self.produced += (self.mixed.len() / out_ch) as u64;
+            at
+        } else {
+            if self.resampler.as_ref().map(Resampler::in_rate) != Some(block.sample_rate) {
+                self.resampler = Some(Resampler::new(
+                    block.sample_rate,
+                    rate,
+                    self.config.channels,
+                )?);
+                self.segment_in = 0;
+                self.segment_start = self.produced as f64;
+            }
+            let at = self.segment_start
+                + self.segment_in as f64 * f64::from(rate) / f64::from(block.sample_rate);
+            if let Some(r) = self.resampler.as_mut() {
+                self.resampled.clear();
+                r.process(&self.mixed, &mut self.resampled);
+            }
+            self.segment_in += (self.mixed.len() / out_ch) as u64;
+            self.pending.extend_from_slice(&self.resampled);
+            self.produced += (self.resampled.len() / out_ch) as u64;
+            at
+        };
+        self.anchor = Some(Anchor {
+            at,
+            capture: block.capture,
+            pts: block.pts,
+        });
+
+        let frame_len = AAC_FRAME_SAMPLES * out_ch;
+        let mut units = Vec::new();
+        let mut offset = 0;
+        while self.pending.len() - offset >= frame_len {
+            self.pcm.clear();
+            self.pcm.extend(
+                self.pending[offset..offset + frame_len]
+                    .iter()
+                    .map(|s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16),
+            );
+            offset += frame_len;
+            self.consumed += AAC_FRAME_SAMPLES as u64;
+            let info = self
+                .inner
+                .encode(&self.pcm, &mut self.out)
+                .map_err(|e| fdk("encode", e))?;
+            if info.output_size == 0 {
+                continue;
+            }
+            let (capture, pts) = self.time_of(self.emitted * AAC_FRAME_SAMPLES as u64);
+            self.emitted += 1;
+            let n = info.output_size.min(self.out.len());
+            units.push(EncodedUnit {
+                codec: Codec::Aac,
+                keyframe: true,
+                pts,
+                dts: None,
+                capture,
+                data: Bytes::copy_from_slice(&self.out[..n]),
+            });
+        }
+        self.pending.drain(..offset);
+        Ok(units)
+    }
+
+    /// Capture time and pts of the output-rate frame at stream position `pos`.
+    fn time_of(&self, pos: u64) -> (Instant, Duration) {
+        let Some(a) = self.anchor else {
+            return (Instant::now(), Duration::ZERO);
+        };
+        let delta = pos as f64 - a.at;
+        let d = Duration::from_secs_f64(delta.abs() / f64::from(self.config.sample_rate));
+        if delta >= 0.0 {
+            (a.capture + d, a.pts + d)
+        } else {
+            (
+                a.capture.checked_sub(d).unwrap_or(a.capture),
+                a.pts.saturating_sub(d),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(rate: u32, channels: u16, frames: usize, start: usize, t0: Instant) -> AudioBlock {
+        let mut samples = Vec::with_capacity(frames * usize::from(channels));
+        for i in start..start + frames {
+            let v = (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin() * 0.5;
+            for _ in 0..channels {
+                samples.push(v);
+            }
+        }
+        let offset = Duration::from_secs_f64(start as f64 / f64::from(rate));
+        AudioBlock {
+            sample_rate: rate,
+            channels,
+            samples,
+            capture: t0 + offset,
+            pts: offset,
+        }
+    }
+
+    fn config() -> AacConfig {
+        AacConfig {
+            sample_rate: 48_000,
+            channels: 2,
+            bitrate_bps: 128_000,
+        }
+    }
+
+    #[test]
+    fn asc_says_aac_lc_48k_stereo() {
+        let enc = AacEncoder::new(config()).expect("encoder");
+        let asc = enc.audio_specific_config();
+        // 5 bits object type 2, 4 bits frequency index 3, 4 bits channel config 2.
+        assert_eq!(&asc[..2], &[0x11, 0x90]);
+        let enc = AacEncoder::new(AacConfig {
+            sample_rate: 44_100,
+            channels: 1,
+            ..config()
+        })
+        .expect("encoder");
+        assert_eq!(&enc.audio_specific_config()[..2], &[0x12, 0x08]);
+    }
+
+    #[test]
+    fn one_unit_per_1024_samples_with_rising_timestamps() {
+        let t0 = Instant::now();
+        let mut enc = AacEncoder::new(config()).expect("encoder");
+        let mut units = Vec::new();
+        // One second of 10 ms blocks.
+        for i in 0..100 {
+            units.extend(
+                enc.encode(&block(48_000, 2, 480, i * 480, t0))
+                    .expect("encode"),
+            );
+        }
+        // fdk-aac may hold back a frame or two of delay; never more than 48 000 / 1024.
+        assert!((44..=46).contains(&units.len()), "{} units", units.len());
+        for (i, u) in units.iter().enumerate() {
+            assert_eq!(u.codec, Codec::Aac);
+            assert!(!u.data.is_empty() && u.data.len() <= MAX_FRAME_BYTES);
+            let want = Duration::from_secs_f64(i as f64 * 1024.0 / 48_000.0);
+            assert!(
+                u.pts.abs_diff(want) < Duration::from_micros(50),
+                "{i}: {:?}",
+                u.pts
+            );
+        }
+        let bytes: usize = units.iter().map(|u| u.data.len()).sum();
+        let kbps = bytes as f64 * 8.0 / (units.len() as f64 * 1024.0 / 48_000.0) / 1000.0;
+        assert!((90.0..170.0).contains(&kbps), "{kbps} kbit/s");
+    }
+
+    #[test]
+    fn other_rates_and_mono_input_are_converted() {
+        let t0 = Instant::now();
+        let mut enc = AacEncoder::new(config()).expect("encoder");
+        let mut n = 0;
+        for i in 0..50 {
+            n += enc
+                .encode(&block(44_100, 1, 441, i * 441, t0))
+                .expect("encode")
+                .len();
+        }
+        // Half a second at 48 kHz is 23.4 frames; allow for resampler and encoder delay.
+        assert!((19..=24).contains(&n), "{n} units");
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        for c in [
+            AacConfig {
+                sample_rate: 32_000,
+                ..config()
+            },
+            AacConfig {
+                channels: 3,
+                ..config()
+            },
+            AacConfig {
+                bitrate_bps: 1_000,
+                ..config()
+            },
+        ] {
+            assert!(AacEncoder::new(c).is_err(), "{c:?}");
+        }
+    }
+}

@@ -1,0 +1,821 @@
+//! HLS (RFC 8216) for live streams: a sans-IO segmenter with its media playlist, and a master playlist builder.
+//!
+//! [`HlsSegmenter`] takes the units of one rendition ([`HlsSegmenter::push`]),
+//! muxes them into MPEG-TS with [`TsMuxer`] and cuts a segment at the first
+//! keyframe at which the open segment has reached the target duration (within
+//! a tenth of it, so that a keyframe a few milliseconds early still cuts). A
+//! stream without video cuts on any audio frame. Every segment starts with a
+//! PAT and PMT and, with video, an IDR; video before the first keyframe is
+//! dropped and counted ([`HlsSegmenter::dropped`]).
+//!
+//! The media playlist ([`HlsSegmenter::playlist`]) lists the newest `window`
+//! segments with `EXT-X-VERSION:3`, `EXT-X-TARGETDURATION` (the ceiling of the
+//! longest segment so far, never below the configured target, so it never
+//! shrinks), `EXT-X-MEDIA-SEQUENCE`, `#EXTINF` with each segment's measured
+//! duration, `EXT-X-DISCONTINUITY` on the first segment after
+//! [`HlsSegmenter::restart`] (and `EXT-X-DISCONTINUITY-SEQUENCE` once such a
+//! segment has left the window), and `EXT-X-ENDLIST` after
+//! [`HlsSegmenter::end`]. It is rendered once per change and handed out as
+//! [`Bytes`], so serving it costs a reference count.
+//!
+//! # Memory bound
+//! The segmenter keeps `window + retain_extra` closed segments (the extra
+//! ones serve clients that fetched the playlist just before it slid) plus the
+//! one being written; older segments are dropped, so their memory is freed as
+//! soon as no reader holds a clone. A segment is force-cut at
+//! `max_segment_duration` even without a keyframe, so at a bitrate `B` the
+//! bound is about `(window + retain_extra + 1) × max_segment_duration × B`
+//! (with the defaults and keyframes at least every 2 s: 9 × 2 s × B). The
+//! event queue ([`HlsSegmenter::poll_event`]) holds at most
+//! [`MAX_PENDING_EVENTS`]; older events are dropped if nobody polls.
+//!
+//! Segment files are named `<sequence>.ts`; [`HlsSegmenter::segment`] finds
+//! one by that name for the HTTP layer, and [`HlsEvent`]s tell a writer
+//! (`--hls-dir`) which files to create and delete.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use pstream_codec::h264::nal;
+use pstream_core::{Codec, EncodedUnit};
+use thiserror::Error;
+
+use crate::ts::{TsError, TsMuxer, TsStreams};
+
+/// The most events kept for [`HlsSegmenter::poll_event`] before the oldest are dropped.
+pub const MAX_PENDING_EVENTS: usize = 64;
+
+/// What went wrong in the HLS segmenter.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum HlsError {
+    /// A configuration value cannot be used.
+    #[error("invalid HLS configuration: {0}")]
+    Config(&'static str),
+    /// The transport stream muxer refused a unit (it was dropped).
+    #[error(transparent)]
+    Ts(#[from] TsError),
+}
+
+/// Settings for [`HlsSegmenter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HlsConfig {
+    /// Segment length to aim for; segments end at the first keyframe after it (default 2 s).
+    pub target_duration: Duration,
+    /// Segments listed in the playlist (default 6).
+    pub window: usize,
+    /// Segments kept (and served) after they left the playlist (default 2).
+    pub retain_extra: usize,
+    /// A segment is cut here even without a keyframe (default 10 s).
+    pub max_segment_duration: Duration,
+    /// Put before each segment name in the playlist, e.g. `"P144p30fps16x9/"` (default empty).
+    pub uri_prefix: String,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self {
+            target_duration: Duration::from_secs(2),
+            window: 6,
+            retain_extra: 2,
+            max_segment_duration: Duration::from_secs(10),
+            uri_prefix: String::new(),
+        }
+    }
+}
+
+impl HlsConfig {
+    fn validate(&self) -> Result<(), HlsError> {
+        if self.target_duration < Duration::from_millis(100) {
+            return Err(HlsError::Config("target duration below 100 ms"));
+        }
+        if self.window == 0 {
+            return Err(HlsError::Config("a window of 0 segments"));
+        }
+        if self.max_segment_duration < self.target_duration {
+            return Err(HlsError::Config(
+                "max segment duration shorter than the target duration",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One closed media segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Media sequence number (also its name: `<sequence>.ts`).
+    pub sequence: u64,
+    /// Measured duration: from its first unit to the next segment's first unit.
+    pub duration: Duration,
+    /// Whether a discontinuity (publisher restart) precedes this segment.
+    pub discontinuity: bool,
+    /// The whole MPEG-TS file.
+    pub data: Bytes,
+}
+
+impl Segment {
+    /// The segment's file name, `<sequence>.ts`.
+    pub fn name(&self) -> String {
+        segment_name(self.sequence)
+    }
+}
+
+/// The file name of the segment with this sequence number.
+pub fn segment_name(sequence: u64) -> String {
+    format!("{sequence}.ts")
+}
+
+/// Something a caller that mirrors segments elsewhere (e.g. to disk) must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HlsEvent {
+    /// A segment was closed; the playlist now lists it.
+    SegmentReady {
+        /// Its file name.
+        name: String,
+        /// Its duration.
+        duration: Duration,
+        /// Its bytes.
+        data: Bytes,
+    },
+    /// A segment left memory; a mirror may delete it.
+    SegmentRemoved {
+        /// Its file name.
+        name: String,
+    },
+    /// The playlist changed (after every `SegmentReady`, end or restart).
+    PlaylistUpdated,
+}
+
+/// The segment being written.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    sequence: u64,
+    start: Duration,
+    /// The end of the latest unit (its pts plus its duration).
+    end: Duration,
+    discontinuity: bool,
+}
+
+/// A sans-IO HLS segmenter and media playlist for one rendition.
+#[derive(Debug)]
+pub struct HlsSegmenter {
+    config: HlsConfig,
+    muxer: TsMuxer,
+    buf: BytesMut,
+    open: Option<Open>,
+    segments: VecDeque<Segment>,
+    next_sequence: u64,
+    /// Discontinuities of segments already dropped from `segments`.
+    dropped_discontinuities: u64,
+    pending_discontinuity: bool,
+    ended: bool,
+    last_video_pts: Option<Duration>,
+    frame_interval: Duration,
+    max_duration: Duration,
+    playlist: Bytes,
+    events: VecDeque<HlsEvent>,
+    dropped: u64,
+    dropped_events: u64,
+}
+
+impl HlsSegmenter {
+    /// A segmenter for a stream with these elementary streams.
+    pub fn new(config: HlsConfig, streams: TsStreams) -> Result<Self, HlsError> {
+        config.validate()?;
+        let mut s = Self {
+            config,
+            muxer: TsMuxer::new(streams),
+            buf: BytesMut::new(),
+            open: None,
+            segments: VecDeque::new(),
+            next_sequence: 0,
+            dropped_discontinuities: 0,
+            pending_discontinuity: false,
+            ended: false,
+            last_video_pts: None,
+            frame_interval: Duration::from_millis(33),
+            max_duration: Duration::ZERO,
+            playlist: Bytes::new(),
+            events: VecDeque::new(),
+            dropped: 0,
+            dropped_events: 0,
+        };
+        s.render();
+        Ok(s)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &HlsConfig {
+        &self.config
+    }
+
+    /// Adds one unit (H.264 access unit or raw AAC frame) in decode order.
+    ///
+    /// Units are expected interleaved in time order (see
+    /// [`crate::Interleaver`]). A unit the muxer refuses is dropped, counted
+    /// and returned as an error; the stream goes on. Pushing after
+    /// [`Self::end`] implies [`Self::restart`] with the same streams.
+    pub fn push(&mut self, unit: &EncodedUnit) -> Result<(), HlsError> {
+        if self.ended {
+            self.restart(self.muxer.streams());
+        }
+        let streams = self.muxer.streams();
+        let is_video = unit.codec == Codec::H264;
+        let video_stream = streams.video || streams.audio.is_none();
+        let cut_point = if video_stream {
+            is_video && (unit.keyframe || nal::contains_idr(&unit.data))
+        } else {
+            unit.codec == Codec::Aac
+        };
+        match self.open {
+            None if !cut_point => {
+                // Nothing decodable to start a segment with yet.
+                self.dropped += 1;
+                return Ok(());
+            }
+            None => self.open_segment(unit.pts),
+            Some(open) => {
+                let elapsed = unit.pts.saturating_sub(open.start);
+                let tolerance = self.config.target_duration / 10;
+                if (cut_point && elapsed + tolerance >= self.config.target_duration)
+                    || elapsed >= self.config.max_segment_duration
+                {
+                    self.close_segment(Some(unit.pts));
+                    self.open_segment(unit.pts);
+                }
+            }
+        }
+        if let Err(e) = self.muxer.write_unit(unit, &mut self.buf) {
+            self.dropped += 1;
+            return Err(e.into());
+        }
+        let unit_len = if is_video {
+            if let Some(last) = self.last_video_pts {
+                let d = unit.pts.saturating_sub(last);
+                if !d.is_zero() && d < Duration::from_secs(1) {
+                    self.frame_interval = d;
+                }
+            }
+            self.last_video_pts = Some(unit.pts);
+            self.frame_interval
+        } else {
+            let rate = streams.audio.map_or(48_000, |a| a.sample_rate());
+            Duration::from_secs(1024) / rate
+        };
+        if let Some(open) = &mut self.open {
+            open.end = open.end.max(unit.pts + unit_len);
+        }
+        Ok(())
+    }
+
+    /// The publisher stopped: closes the open segment and adds `EXT-X-ENDLIST`.
+    pub fn end(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.close_segment(None);
+        self.ended = true;
+        self.render();
+        self.event(HlsEvent::PlaylistUpdated);
+    }
+
+    /// The publisher is back (possibly with other streams): the next segment
+    /// follows an `EXT-X-DISCONTINUITY`, and `EXT-X-ENDLIST` goes away.
+    pub fn restart(&mut self, streams: TsStreams) {
+        self.close_segment(None);
+        self.ended = false;
+        self.pending_discontinuity = !self.segments.is_empty();
+        self.muxer.set_streams(streams);
+        self.last_video_pts = None;
+        self.render();
+        self.event(HlsEvent::PlaylistUpdated);
+    }
+
+    /// Whether [`Self::end`] was called and no unit or restart came since.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The current media playlist (`.m3u8`).
+    pub fn playlist(&self) -> Bytes {
+        self.playlist.clone()
+    }
+
+    /// A segment still in memory, by file name (`<sequence>.ts`).
+    pub fn segment(&self, name: &str) -> Option<Bytes> {
+        let digits = name.strip_suffix(".ts")?;
+        if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let sequence: u64 = digits.parse().ok()?;
+        let first = self.segments.front()?.sequence;
+        let index = usize::try_from(sequence.checked_sub(first)?).ok()?;
+        self.segments.get(index).map(|s| s.data.clone())
+    }
+
+    /// The closed segments in memory, oldest first (the playlist lists the last `window`).
+    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.segments.iter()
+    }
+
+    /// The next event for a mirror of the segments, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<HlsEvent> {
+        self.events.pop_front()
+    }
+
+    /// Units dropped so far: video before the first keyframe, and units the muxer refused.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Events dropped because nobody polled them.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    /// Peak bitrate of the segments in memory, in bits per second (for `BANDWIDTH`).
+    pub fn peak_bandwidth_bps(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| s.duration >= Duration::from_millis(100))
+            .map(|s| (s.data.len() as f64 * 8.0 / s.duration.as_secs_f64()).ceil() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The picture size from the last SPS seen, if it parses.
+    pub fn resolution(&self) -> Option<(u32, u32)> {
+        let sps = nal::parse_sps(self.muxer.sps()?).ok()?;
+        Some((sps.width, sps.height))
+    }
+
+    /// The RFC 6381 `CODECS` value, e.g. `avc1.42c01e,mp4a.40.2`, once the SPS is known.
+    pub fn codecs(&self) -> Option<String> {
+        let streams = self.muxer.streams();
+        let mut parts = Vec::new();
+        if streams.video || streams.audio.is_none() {
+            let [p, c, l] = nal::profile_level_id(self.muxer.sps()?)?;
+            parts.push(format!("avc1.{p:02x}{c:02x}{l:02x}"));
+        }
+        if let Some(a) = streams.audio {
+            parts.push(a.codecs());
+        }
+        Some(parts.join(","))
+    }
+
+    fn open_segment(&mut self, start: Duration) {
+        self.buf.clear();
+        self.muxer.write_tables(&mut self.buf);
+        self.open = Some(Open {
+            sequence: self.next_sequence,
+            start,
+            end: start,
+            discontinuity: std::mem::take(&mut self.pending_discontinuity),
+        });
+        self.next_sequence += 1;
+    }
+
+    /// Closes the open segment, ending at `next_start` (the cutting unit) or at its last unit's end.
+    fn close_segment(&mut self, next_start: Option<Duration>) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let end = next_start.unwrap_or(open.end).max(open.start);
+        let duration = end - open.start;
+        let len = self.buf.len();
+        let data = self.buf.split().freeze();
+        // The next segment will be about as large; grow once, not by doubling.
+        self.buf.reserve(len + len / 4);
+        self.max_duration = self.max_duration.max(duration);
+        let segment = Segment {
+            sequence: open.sequence,
+            duration,
+            discontinuity: open.discontinuity,
+            data,
+        };
+        let ready = HlsEvent::SegmentReady {
+            name: segment.name(),
+            duration,
+            data: segment.data.clone(),
+        };
+        self.segments.push_back(segment);
+        while self.segments.len() > self.config.window + self.config.retain_extra {
+            if let Some(old) = self.segments.pop_front() {
+                self.dropped_discontinuities += u64::from(old.discontinuity);
+                self.event(HlsEvent::SegmentRemoved { name: old.name() });
+            }
+        }
+        self.event(ready);
+        self.render();
+        self.event(HlsEvent::PlaylistUpdated);
+    }
+
+    fn event(&mut self, e: HlsEvent) {
+        if self.events.len() >= MAX_PENDING_EVENTS {
+            self.events.pop_front();
+            self.dropped_events += 1;
+        }
+        self.events.push_back(e);
+    }
+
+    /// `EXT-X-TARGETDURATION`: whole seconds, at least every segment's duration and the target.
+    pub fn target_duration_secs(&self) -> u64 {
+        ceil_secs(self.max_duration.max(self.config.target_duration))
+    }
+
+    fn render(&mut self) {
+        let skip = self.segments.len().saturating_sub(self.config.window);
+        let listed = self.segments.iter().skip(skip);
+        let media_sequence = self
+            .segments
+            .get(skip)
+            .map_or(self.next_sequence, |s| s.sequence);
+        let discontinuity_sequence = self.dropped_discontinuities
+            + self
+                .segments
+                .iter()
+                .take(skip)
+                .filter(|s| s.discontinuity)
+                .count() as u64;
+        let mut p = String::with_capacity(128 + 48 * self.config.window);
+        p.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
+        let _ = writeln!(p, "#EXT-X-TARGETDURATION:{}", self.target_duration_secs());
+        let _ = writeln!(p, "#EXT-X-MEDIA-SEQUENCE:{media_sequence}");
+        if discontinuity_sequence > 0 {
+            let _ = writeln!(p, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
+        }
+        for s in listed {
+            if s.discontinuity {
+                p.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            let _ = writeln!(
+                p,
+                "#EXTINF:{:.3},\n{}{}",
+                s.duration.as_secs_f64(),
+                self.config.uri_prefix,
+                s.name()
+            );
+        }
+        if self.ended {
+            p.push_str("#EXT-X-ENDLIST\n");
+        }
+        self.playlist = Bytes::from(p);
+    }
+}
+
+/// Whole seconds, rounded up (with a millisecond of slack for timestamp rounding).
+fn ceil_secs(d: Duration) -> u64 {
+    let ms = d.as_millis().saturating_sub(1);
+    u64::try_from(ms / 1000 + 1).unwrap_or(u64::MAX)
+}
+
+/// One entry of a master playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// URI of the rendition's media playlist, relative to the master playlist.
+    pub uri: String,
+    /// Peak bitrate in bits per second.
+    pub bandwidth_bps: u64,
+    /// Picture size, if known.
+    pub resolution: Option<(u32, u32)>,
+    /// RFC 6381 codecs, e.g. `avc1.42c01e,mp4a.40.2`, if known.
+    pub codecs: Option<String>,
+    /// Frame rate, if known.
+    pub frame_rate: Option<f64>,
+}
+
+/// Renders a master playlist listing each variant (source first, then renditions).
+pub fn master_playlist(variants: &[Variant]) -> String {
+    let mut p = String::from("#EXTM3U\n#EXT-X-VERSION:3\n");
+    for v in variants {
+        let _ = write!(p, "#EXT-X-STREAM-INF:BANDWIDTH={}", v.bandwidth_bps.max(1));
+        if let Some((w, h)) = v.resolution {
+            let _ = write!(p, ",RESOLUTION={w}x{h}");
+        }
+        if let Some(fps) = v.frame_rate {
+            let _ = write!(p, ",FRAME-RATE={fps:.3}");
+        }
+        if let Some(c) = &v.codecs {
+            let _ = write!(p, ",CODECS=\"{c}\"");
+        }
+        let _ = writeln!(p, "\n{}", v.uri);
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ts::{AudioSpecificConfig, TS_PACKET_SIZE};
+    use std::time::Instant;
+
+    fn video(ms: u64, keyframe: bool) -> EncodedUnit {
+        let mut d = Vec::new();
+        if keyframe {
+            d.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xab]);
+            d.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+        }
+        d.extend_from_slice(&[0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, 0x88, 0x84]);
+        d.extend_from_slice(&[0x5a; 300]);
+        EncodedUnit {
+            codec: Codec::H264,
+            keyframe,
+            pts: Duration::from_millis(ms),
+            dts: None,
+            capture: Instant::now(),
+            data: Bytes::from(d),
+        }
+    }
+
+    fn audio(ms: u64) -> EncodedUnit {
+        EncodedUnit {
+            codec: Codec::Aac,
+            keyframe: true,
+            pts: Duration::from_millis(ms),
+            dts: None,
+            capture: Instant::now(),
+            data: Bytes::from(vec![0x21; 200]),
+        }
+    }
+
+    fn streams() -> TsStreams {
+        TsStreams {
+            video: true,
+            audio: Some(AudioSpecificConfig::parse(&[0x11, 0x90]).expect("asc")),
+        }
+    }
+
+    /// Pushes `secs` of 30 fps video (keyframe every `keyint` frames) with 48 kHz AAC, from `from_ms`.
+    fn feed(h: &mut HlsSegmenter, from_ms: u64, frames: u64, keyint: u64) {
+        let mut next_audio = 0u64; // in samples
+        for i in 0..frames {
+            let t = i * 1000 / 30;
+            while next_audio * 1000 / 48_000 <= t {
+                h.push(&audio(from_ms + next_audio * 1000 / 48_000))
+                    .expect("audio");
+                next_audio += 1024;
+            }
+            h.push(&video(from_ms + t, i % keyint == 0)).expect("video");
+        }
+    }
+
+    fn text(h: &HlsSegmenter) -> String {
+        String::from_utf8(h.playlist().to_vec()).expect("utf-8")
+    }
+
+    fn durations(h: &HlsSegmenter) -> Vec<u128> {
+        h.segments().map(|s| s.duration.as_millis()).collect()
+    }
+
+    #[test]
+    fn cuts_at_the_first_keyframe_after_the_target() {
+        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        // Keyframes every 0.5 s: cuts at 2.0 s multiples.
+        feed(&mut h, 0, 150, 15);
+        assert_eq!(durations(&h), vec![2000, 2000]);
+        // Keyframes every 0.8 s: the first keyframe at or past 2 s (minus 10 %) is 2.4 s.
+        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        feed(&mut h, 0, 300, 24);
+        assert_eq!(durations(&h), vec![2400, 2400, 2400, 2400]);
+        // A keyframe a frame early (1.967 s) still cuts.
+        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        feed(&mut h, 0, 120, 59);
+        assert_eq!(durations(&h)[0], 1966);
+        let p = text(&h);
+        assert!(p.contains("#EXTINF:1.966,\n0.ts\n"), "{p}");
+    }
+
+    #[test]
+    fn every_segment_starts_with_tables_and_a_keyframe() {
+        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        // Audio and P-frames before the first keyframe are dropped.
+        h.push(&audio(0)).expect("audio");
+        h.push(&video(0, false)).expect("video");
+        assert_eq!(h.dropped(), 2);
+        feed(&mut h, 33, 200, 30);
+        assert!(h.segments().count() >= 3);
+        for s in h.segments() {
+            assert_eq!(s.data.len() % TS_PACKET_SIZE, 0);
+            let pids: Vec<u16> = s
+                .data
+                .chunks(TS_PACKET_SIZE)
+                .take(3)
+                .map(|p| u16::from_be_bytes([p[1] & 0x1f, p[2]]))
+                .collect();
+            assert_eq!(pids, vec![0, crate::ts::PMT_PID, crate::ts::VIDEO_PID]);
+            // The first video packet has the random access indicator.
+            let p = &s.data[2 * TS_PACKET_SIZE..];
+            assert!(p[3] & 0x20 != 0 && p[5] & 0x40 != 0);
+        }
+    }
+
+    #[test]
+    fn window_slides_and_old_segments_are_freed() {
+        let cfg = HlsConfig {
+            window: 3,
+            retain_extra: 1,
+            ..HlsConfig::default()
+        };
+        let mut h = HlsSegmenter::new(cfg, streams()).expect("config");
+        feed(&mut h, 0, 30 * 2 * 7 + 1, 30); // 7 closed segments
+        assert_eq!(
+            h.segments().map(|s| s.sequence).collect::<Vec<_>>(),
+            vec![3, 4, 5, 6]
+        );
+        let p = text(&h);
+        assert!(
+            p.starts_with(
+                "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:4\n"
+            ),
+            "{p}"
+        );
+        assert_eq!(p.matches("#EXTINF:2.000,").count(), 3);
+        assert!(!p.contains("\n3.ts") && p.contains("\n4.ts\n") && p.ends_with("6.ts\n"));
+        assert!(!p.contains("ENDLIST"));
+        // Lookup: retained, listed, gone, malformed.
+        assert!(h.segment("3.ts").is_some());
+        assert_eq!(
+            h.segment("6.ts").map(|b| b.len()),
+            h.segments().last().map(|s| s.data.len())
+        );
+        assert!(h.segment("2.ts").is_none());
+        assert!(
+            h.segment("7.ts").is_none(),
+            "the open segment is not served"
+        );
+        for bad in [
+            "../4.ts",
+            "4",
+            "+4.ts",
+            ".ts",
+            "4.ts/",
+            "99999999999999999999999.ts",
+        ] {
+            assert!(h.segment(bad).is_none(), "{bad}");
+        }
+        // Events: ready for 0..=6, removed for 0..=2, playlist updates.
+        let mut ready = Vec::new();
+        let mut removed = Vec::new();
+        while let Some(e) = h.poll_event() {
+            match e {
+                HlsEvent::SegmentReady { name, .. } => ready.push(name),
+                HlsEvent::SegmentRemoved { name } => removed.push(name),
+                HlsEvent::PlaylistUpdated => {}
+            }
+        }
+        assert_eq!(ready, (0..7).map(segment_name).collect::<Vec<_>>());
+        assert_eq!(removed, (0..3).map(segment_name).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn end_adds_endlist_with_the_last_segment() {
+        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        feed(&mut h, 0, 90, 30); // 0..3 s: one 2 s segment, one open
+        h.end();
+        assert!(h.is_ended());
+        // The last segment lasts to the end of its last frame: 2.0 s → 3.0 s
+        // (2.999 s: the feed truncates frame times to whole milliseconds).
+        assert_eq!(durations(&h), vec![2000, 999]);
+        let p = text(&h);
+        assert!(p.ends_with("#EXTINF:0.999,\n1.ts\n#EXT-X-ENDLIST\n"), "{p}");
+        h.end();
+        assert_eq!(h.segments().count(), 2);
+    }
+
+    #[test]
+    fn restart_marks_a_discontinuity_that_slides_out() {
+        let cfg = HlsConfig {
+            window: 2,
+            retain_extra: 0,
+            ..HlsConfig::default()
+        };
+        let mut h = HlsSegmenter::new(cfg, streams()).expect("config");
+        feed(&mut h, 0, 61, 30); // one closed segment (0), one open from 2 s
+        h.end();
+        assert!(text(&h).contains("#EXT-X-ENDLIST"));
+        // The publisher comes back with timestamps from zero.
+        h.restart(streams());
+        assert!(!text(&h).contains("#EXT-X-ENDLIST"));
+        feed(&mut h, 0, 61, 30);
+        let p = text(&h);
+        assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{p}");
+        assert!(
+            p.contains("1.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2.000,\n2.ts\n"),
+            "{p}"
+        );
+        assert!(!p.contains("DISCONTINUITY-SEQUENCE"), "{p}");
+        // Two more segments (3: 2.0 → 4.033 s, 4: → 6.033 s) push segment 2 out of the window.
+        feed(&mut h, 2033, 150, 30);
+        let p = text(&h);
+        assert!(
+            p.contains("#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n"),
+            "{p}"
+        );
+        assert!(!p.contains("#EXT-X-DISCONTINUITY\n"), "{p}");
+        // Pushing after end() is an implicit restart.
+        h.end();
+        h.push(&video(0, true)).expect("video");
+        assert!(!h.is_ended());
+        h.end();
+        assert!(text(&h).contains("#EXT-X-DISCONTINUITY\n"));
+    }
+
+    #[test]
+    fn target_duration_is_the_ceiling_of_the_longest_segment() {
+        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        // Keyframes every 2.5 s.
+        feed(&mut h, 0, 30 * 6, 75);
+        assert_eq!(durations(&h), vec![2500, 2500]);
+        assert!(text(&h).contains("#EXT-X-TARGETDURATION:3\n"));
+        assert_eq!(h.target_duration_secs(), 3);
+        assert_eq!(ceil_secs(Duration::from_millis(2000)), 2);
+        assert_eq!(ceil_secs(Duration::from_millis(2001)), 3);
+    }
+
+    #[test]
+    fn no_keyframe_forces_a_cut_at_the_maximum() {
+        let cfg = HlsConfig {
+            max_segment_duration: Duration::from_secs(4),
+            ..HlsConfig::default()
+        };
+        let mut h = HlsSegmenter::new(cfg, streams()).expect("config");
+        feed(&mut h, 0, 30 * 9, 1000);
+        assert_eq!(durations(&h), vec![4000, 4000]);
+    }
+
+    #[test]
+    fn audio_only_cuts_on_audio() {
+        let s = TsStreams {
+            video: false,
+            audio: streams().audio,
+        };
+        let mut h = HlsSegmenter::new(HlsConfig::default(), s).expect("config");
+        for i in 0..200u64 {
+            h.push(&audio(i * 1024 * 1000 / 48_000)).expect("audio");
+        }
+        // 200 frames × 21.33 ms = 4.27 s: first cut at the frame ≥ 1.8 s.
+        let d = durations(&h);
+        assert_eq!(d.len(), 2);
+        assert!(d[0] >= 1800 && d[0] <= 2000, "{d:?}");
+        assert!(h.push(&video(0, true)).is_err());
+    }
+
+    #[test]
+    fn stream_info_and_master_playlist() {
+        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        assert_eq!(h.codecs(), None);
+        feed(&mut h, 0, 130, 30);
+        assert_eq!(h.codecs().as_deref(), Some("avc1.42c01e,mp4a.40.2"));
+        assert!(h.peak_bandwidth_bps() > 0);
+        let m = master_playlist(&[
+            Variant {
+                uri: "hello/source.m3u8".into(),
+                bandwidth_bps: 10_000_000,
+                resolution: Some((640, 480)),
+                codecs: h.codecs(),
+                frame_rate: None,
+            },
+            Variant {
+                uri: "hello/P144p30fps16x9.m3u8".into(),
+                bandwidth_bps: 400_000,
+                resolution: Some((192, 144)),
+                codecs: Some("avc1.42c01e,mp4a.40.2".into()),
+                frame_rate: Some(30.0),
+            },
+        ]);
+        assert_eq!(
+            m,
+            "#EXTM3U\n#EXT-X-VERSION:3\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=10000000,RESOLUTION=640x480,CODECS=\"avc1.42c01e,mp4a.40.2\"\n\
+             hello/source.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=192x144,FRAME-RATE=30.000,CODECS=\"avc1.42c01e,mp4a.40.2\"\n\
+             hello/P144p30fps16x9.m3u8\n"
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_refused() {
+        for cfg in [
+            HlsConfig {
+                window: 0,
+                ..HlsConfig::default()
+            },
+            HlsConfig {
+                target_duration: Duration::ZERO,
+                ..HlsConfig::default()
+            },
+            HlsConfig {
+                max_segment_duration: Duration::from_secs(1),
+                ..HlsConfig::default()
+            },
+        ] {
+            assert!(matches!(
+                HlsSegmenter::new(cfg, streams()),
+                Err(HlsError::Config(_))
+            ));
+        }
+    }
+}

@@ -1,0 +1,657 @@
+//! `pstream push` against real RTMP servers: nginx with Debian's RTMP module
+//! (HLS out, record, restart mid-stream) and `ffmpeg -listen 1`, plus two
+//! destinations with one dead and the `--out` file.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{pstream_bin, require, serial, temp_dir, Proc};
+
+/// A TCP port free on 127.0.0.1 right now.
+fn free_tcp_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+fn wait_listening(port: u16, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// nginx with the RTMP module on 127.0.0.1:`port`, app `live` with HLS and recording under `dir`.
+fn start_nginx(dir: &Path, port: u16, name: &str) -> Proc {
+    start_nginx_with(dir, port, name, "", "")
+}
+
+/// Like [`start_nginx`], with extra top-level config and `load_module` lines.
+fn start_nginx_with(dir: &Path, port: u16, name: &str, modules: &str, extra: &str) -> Proc {
+    require("nginx");
+    let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
+    assert!(
+        module.is_file(),
+        "libnginx-mod-rtmp is not installed; run scripts/install-deps.sh"
+    );
+    for sub in ["hls", "rec", "logs"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("create nginx dir");
+    }
+    let d = dir.display();
+    let conf = format!(
+        "load_module {module};
+{modules}
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {d}/logs/error.log info;
+pid {d}/logs/nginx.pid;
+events {{ worker_connections 64; }}
+{extra}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{port};
+    chunk_size 4096;
+    application live {{
+      live on;
+      record all;
+      record_path {d}/rec;
+      record_unique on;
+      hls on;
+      hls_path {d}/hls;
+      # A fragment is cut at the first keyframe at least this long after
+      # the last: just under the 2 s GOP, so that a keyframe stamped a
+      # millisecond early (capture jitter) still ends a segment.
+      hls_fragment 1900ms;
+      hls_playlist_length 60s;
+      hls_cleanup off;
+    }}
+  }}
+}}
+",
+        module = module.display()
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("write nginx.conf");
+    // Workers drop to `nobody`, which must be able to write the output dirs.
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rwx"])
+        .arg(dir)
+        .status();
+    let args = vec![
+        "-p".to_string(),
+        dir.display().to_string(),
+        "-e".to_string(),
+        dir.join("logs/startup.log").display().to_string(),
+        "-c".to_string(),
+        conf_path.display().to_string(),
+    ];
+    let p = Proc::start(name, Path::new("/usr/sbin/nginx"), &args, dir);
+    assert!(
+        wait_listening(port, Duration::from_secs(10)),
+        "nginx did not listen on {port}: {}",
+        p.stderr()
+    );
+    p
+}
+
+fn start_push(dir: &Path, extra: &[&str]) -> Proc {
+    let mut args: Vec<String> = [
+        "push",
+        "--size",
+        "640x360",
+        "--fps",
+        "30",
+        "--bitrate",
+        "800",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Proc::start("pstream", &pstream_bin(), &args, dir)
+}
+
+/// ffprobe's view of a file: (codec, width, height, frames) per stream, and its warnings.
+fn probe(path: &Path) -> (Vec<(String, u32, u32, u64)>, String) {
+    require("ffprobe");
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "warning",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut streams = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        let num = |i: usize| {
+            f.get(i)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        match f.first() {
+            Some(&"h264") => streams.push(("h264".into(), num(1) as u32, num(2) as u32, num(3))),
+            Some(&"aac") => streams.push(("aac".into(), 0, 0, num(f.len() - 1))),
+            _ => {}
+        }
+    }
+    streams.sort();
+    (streams, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn frames_of(streams: &[(String, u32, u32, u64)], codec: &str) -> u64 {
+    streams.iter().filter(|s| s.0 == codec).map(|s| s.3).sum()
+}
+
+fn assert_h264_aac(path: &Path, streams: &[(String, u32, u32, u64)]) {
+    let h264 = streams.iter().find(|s| s.0 == "h264");
+    assert!(
+        matches!(h264, Some((_, 640, 360, n)) if *n > 0),
+        "{}: no 640x360 H.264: {streams:?}",
+        path.display()
+    );
+    assert!(
+        frames_of(streams, "aac") > 0,
+        "{}: no AAC: {streams:?}",
+        path.display()
+    );
+}
+
+/// (segment file, duration) pairs of an HLS playlist.
+fn playlist(path: &Path) -> Vec<(PathBuf, f64)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut dur = None;
+    for line in text.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            dur = d
+                .trim_end_matches(',')
+                .split(',')
+                .next()
+                .and_then(|v| v.parse().ok());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            if let Some(d) = dur.take() {
+                out.push((path.with_file_name(line), d));
+            }
+        }
+    }
+    out
+}
+
+fn count_in(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn push_to_nginx_makes_h264_aac_hls_segments_of_about_two_seconds() {
+    let _turn = serial();
+    let dir = temp_dir("push_nginx_hls");
+    let port = free_tcp_port();
+    let _nginx = start_nginx(&dir, port, "nginx");
+    let url = format!("rtmp://127.0.0.1:{port}/live/stream?token=abc");
+    let mut push = start_push(&dir, &[&url, "--duration", "10"]);
+    let code = push.wait(Duration::from_secs(40));
+    assert_eq!(code, Some(0), "pstream failed: {}", push.stderr());
+    std::thread::sleep(Duration::from_millis(500));
+
+    let segs = playlist(&dir.join("hls/stream.m3u8"));
+    assert!(
+        segs.len() >= 3,
+        "playlist has {} segments: {segs:?}",
+        segs.len()
+    );
+    // All but the last (cut short by the end of the stream) are about 2 s.
+    for (path, dur) in &segs[..segs.len() - 1] {
+        assert!((1.5..=2.6).contains(dur), "{}: {dur} s", path.display());
+    }
+    for (path, _) in &segs {
+        let (streams, _) = probe(path);
+        assert_h264_aac(path, &streams);
+    }
+    // nginx's recording holds the whole push: at least 90% of 10 s at 30 fps.
+    let rec: Vec<PathBuf> = std::fs::read_dir(dir.join("rec"))
+        .expect("rec dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    let (streams, _) = probe(&rec[0]);
+    assert_h264_aac(&rec[0], &streams);
+    assert!(frames_of(&streams, "h264") >= 270, "{streams:?}");
+}
+
+#[test]
+fn ffmpeg_listener_receives_the_push_with_nearly_every_frame() {
+    let _turn = serial();
+    require("ffmpeg");
+    let dir = temp_dir("push_ffmpeg");
+    let port = free_tcp_port();
+    let out = dir.join("received.flv");
+    let args: Vec<String> = [
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-listen",
+        "1",
+        "-i",
+        &format!("rtmp://127.0.0.1:{port}/live/x"),
+        "-c",
+        "copy",
+        "-y",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([out.display().to_string()])
+    .collect();
+    let mut ffmpeg = Proc::start("ffmpeg", Path::new("ffmpeg"), &args, &dir);
+    assert!(wait_listening_ffmpeg(port), "ffmpeg did not listen");
+    let mut push = start_push(
+        &dir,
+        &[
+            &format!("rtmp://127.0.0.1:{port}/live/x"),
+            "--duration",
+            "8",
+        ],
+    );
+    assert_eq!(
+        push.wait(Duration::from_secs(40)),
+        Some(0),
+        "{}",
+        push.stderr()
+    );
+    let _ = ffmpeg.wait(Duration::from_secs(15));
+    let (streams, _) = probe(&out);
+    assert_h264_aac(&out, &streams);
+    // 8 s at 30 fps and 48000/1024 AAC frames per second, less the wait for the first keyframe.
+    assert!(frames_of(&streams, "h264") >= 216, "{streams:?}");
+    assert!(frames_of(&streams, "aac") >= 337, "{streams:?}");
+}
+
+/// ffmpeg's listener accepts only once, so wait for its socket without connecting:
+/// a LISTEN (state 0A) entry for 127.0.0.1:`port` in /proc/net/tcp.
+fn wait_listening_ffmpeg(port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let listening = table.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&want.as_str()) && f.get(3) == Some(&"0A")
+        });
+        if listening {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_dead_destination_does_not_stall_the_live_one_and_out_file_is_clean() {
+    let _turn = serial();
+    let dir = temp_dir("push_two");
+    let port = free_tcp_port();
+    let dead = free_tcp_port();
+    let _nginx = start_nginx(&dir, port, "nginx");
+    let file = dir.join("out.flv");
+    let mut push = start_push(
+        &dir,
+        &[
+            &format!("rtmp://127.0.0.1:{dead}/live/nobody"),
+            &format!("rtmp://127.0.0.1:{port}/live/two"),
+            "--out",
+            &file.display().to_string(),
+            "--duration",
+            "8",
+            "--reconnect-max",
+            "2",
+        ],
+    );
+    assert_eq!(
+        push.wait(Duration::from_secs(40)),
+        Some(0),
+        "{}",
+        push.stderr()
+    );
+    let log = push.stderr();
+    assert!(
+        log.contains(&format!("127.0.0.1:{dead}: cannot connect")),
+        "{log}"
+    );
+    assert!(count_in(&log, "retrying in") >= 2, "{log}");
+    std::thread::sleep(Duration::from_millis(500));
+    let rec: Vec<PathBuf> = std::fs::read_dir(dir.join("rec"))
+        .expect("rec dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    let (streams, _) = probe(&rec[0]);
+    assert_h264_aac(&rec[0], &streams);
+    assert!(
+        frames_of(&streams, "h264") >= 216,
+        "live destination starved: {streams:?}"
+    );
+
+    let (streams, warnings) = probe(&file);
+    assert_h264_aac(&file, &streams);
+    assert!(frames_of(&streams, "h264") >= 225, "{streams:?}");
+    assert!(warnings.trim().is_empty(), "ffprobe warned: {warnings}");
+}
+
+#[test]
+fn push_reconnects_after_nginx_restarts_and_memory_stays_flat() {
+    let _turn = serial();
+    let dir = temp_dir("push_reconnect");
+    let port = free_tcp_port();
+    let nginx = start_nginx(&dir, port, "nginx1");
+    let mut push = start_push(
+        &dir,
+        &[
+            &format!("rtmp://127.0.0.1:{port}/live/again"),
+            "--duration",
+            "24",
+            "--reconnect-max",
+            "2",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(count_in(&push.stderr(), ": live"), 1, "{}", push.stderr());
+    drop(nginx);
+    // Down for 6 s: pstream retries and drops what it makes, holding no more memory.
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_down = rss_kib(push.pid());
+    std::thread::sleep(Duration::from_secs(5));
+    let rss_later = rss_kib(push.pid());
+    assert!(
+        rss_later <= rss_down + 8 * 1024,
+        "memory grew while disconnected: {rss_down} -> {rss_later} KiB"
+    );
+    let segs_before = playlist(&dir.join("hls/again.m3u8")).len();
+    let back = Instant::now();
+    let _nginx2 = start_nginx(&dir, port, "nginx2");
+    let deadline = back + Duration::from_secs(5);
+    while count_in(&push.stderr(), ": live") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        count_in(&push.stderr(), ": live"),
+        2,
+        "not live again within 5 s of nginx's return: {}",
+        push.stderr()
+    );
+    assert_eq!(
+        push.wait(Duration::from_secs(40)),
+        Some(0),
+        "{}",
+        push.stderr()
+    );
+    let log = push.stderr();
+    assert!(log.contains("reconnects"), "{log}");
+    std::thread::sleep(Duration::from_millis(500));
+    let segs = playlist(&dir.join("hls/again.m3u8"));
+    assert!(
+        segs.len() >= segs_before + 3,
+        "no new segments after the restart: {segs_before} -> {}",
+        segs.len()
+    );
+    let (path, _) = segs.last().expect("a segment");
+    let (streams, _) = probe(path);
+    assert_h264_aac(path, &streams);
+}
+
+#[test]
+fn bad_urls_fail_at_once_with_one_clear_line() {
+    let dir = temp_dir("push_bad_url");
+    for (url, want) in [
+        ("rtmp://127.0.0.1/onlyapp", "stream key"),
+        ("http://127.0.0.1/live/x", "rtmp://"),
+        ("rtmp://127.0.0.1:99999/live/secret", "port"),
+    ] {
+        let mut p = start_push(&dir, &[url, "--duration", "2"]);
+        assert_eq!(p.wait(Duration::from_secs(10)), Some(2), "{url}");
+        let err = p.stderr();
+        assert!(err.contains(want), "{url}: {err}");
+        assert!(!err.contains("secret"), "key leaked: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+/// Runs `openssl` with `args` in `dir`, failing the test if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+#[test]
+fn rtmps_through_a_tls_front_reaches_nginx() {
+    let _turn = serial();
+    require("openssl");
+    let stream_module = Path::new("/usr/lib/nginx/modules/ngx_stream_module.so");
+    assert!(
+        stream_module.is_file(),
+        "libnginx-mod-stream is not installed; run scripts/install-deps.sh"
+    );
+    let dir = temp_dir("push_rtmps");
+    // A private CA and a server certificate for 127.0.0.1 signed by it.
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=pstream test CA",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write ext.cnf");
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let port = free_tcp_port();
+    let tls_port = free_tcp_port();
+    let d = dir.display();
+    let front = format!(
+        "stream {{ server {{ listen 127.0.0.1:{tls_port} ssl; ssl_certificate {d}/srv.pem; ssl_certificate_key {d}/srv.key; proxy_pass 127.0.0.1:{port}; }} }}"
+    );
+    let modules = format!("load_module {};", stream_module.display());
+    let _nginx = start_nginx_with(&dir, port, "nginx", &modules, &front);
+    assert!(
+        wait_listening(tls_port, Duration::from_secs(5)),
+        "TLS front not up"
+    );
+
+    let ca = dir.join("ca.pem").display().to_string();
+    let args: Vec<String> = [
+        format!("SSL_CERT_FILE={ca}"),
+        pstream_bin().display().to_string(),
+        "push".into(),
+        format!("rtmps://127.0.0.1:{tls_port}/live/secure"),
+        "--size".into(),
+        "640x360".into(),
+        "--bitrate".into(),
+        "800".into(),
+        "--duration".into(),
+        "6".into(),
+    ]
+    .into_iter()
+    .collect();
+    let mut push = Proc::start("pstream", Path::new("/usr/bin/env"), &args, &dir);
+    assert_eq!(
+        push.wait(Duration::from_secs(40)),
+        Some(0),
+        "{}",
+        push.stderr()
+    );
+    assert_eq!(count_in(&push.stderr(), ": live"), 1, "{}", push.stderr());
+    std::thread::sleep(Duration::from_millis(500));
+    let rec: Vec<PathBuf> = std::fs::read_dir(dir.join("rec"))
+        .expect("rec dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    let (streams, _) = probe(&rec[0]);
+    assert_h264_aac(&rec[0], &streams);
+    assert!(frames_of(&streams, "h264") >= 160, "{streams:?}");
+
+    // Without the private CA the certificate is refused, and the log says why.
+    let mut push = start_push(
+        &dir,
+        &[
+            &format!("rtmps://127.0.0.1:{tls_port}/live/untrusted"),
+            "--duration",
+            "3",
+        ],
+    );
+    assert_eq!(
+        push.wait(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        push.stderr()
+    );
+    assert!(push.stderr().contains("UnknownIssuer"), "{}", push.stderr());
+}
+
+#[test]
+fn a_key_already_in_use_is_rejected_and_pstream_gives_up() {
+    let _turn = serial();
+    let dir = temp_dir("push_badname");
+    let port = free_tcp_port();
+    let _nginx = start_nginx(&dir, port, "nginx");
+    let url = format!("rtmp://127.0.0.1:{port}/live/taken");
+    let mut first = start_push(&dir, &[&url, "--duration", "12", "--quiet"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count_in(&first.stderr(), ": live") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // nginx answers a second publisher of the same name with NetStream.Publish.BadName.
+    let args: Vec<String> = [
+        "push",
+        &url,
+        "--size",
+        "320x240",
+        "--duration",
+        "20",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut second = Proc::start("second", &pstream_bin(), &args, &dir);
+    let code = second.wait(Duration::from_secs(15));
+    let err = second.stderr();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("NetStream.Publish.BadName"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("taken"), "key leaked: {err}");
+    assert_eq!(
+        first.wait(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        first.stderr()
+    );
+}
+
+#[test]
+fn silent_audio_adds_an_aac_track_to_video_only_pushes() {
+    let _turn = serial();
+    let dir = temp_dir("push_silent");
+    let file = dir.join("silent.flv");
+    let target = format!("file:{}", file.display());
+    let mut push = start_push(
+        &dir,
+        &[
+            &target,
+            "--audio",
+            "none",
+            "--silent-audio",
+            "--duration",
+            "4",
+        ],
+    );
+    assert_eq!(
+        push.wait(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        push.stderr()
+    );
+    let (streams, warnings) = probe(&file);
+    assert_h264_aac(&file, &streams);
+    assert!(frames_of(&streams, "aac") >= 170, "{streams:?}");
+    assert!(warnings.trim().is_empty(), "ffprobe warned: {warnings}");
+}
