@@ -655,3 +655,49 @@ fn silent_audio_adds_an_aac_track_to_video_only_pushes() {
     assert!(frames_of(&streams, "aac") >= 170, "{streams:?}");
     assert!(warnings.trim().is_empty(), "ffprobe warned: {warnings}");
 }
+
+#[test]
+fn a_frozen_server_does_not_stall_the_other_destination() {
+    let _turn = serial();
+    let dir_a = temp_dir("push_frozen_a");
+    let dir_b = temp_dir("push_frozen_b");
+    let (port_a, port_b) = (free_tcp_port(), free_tcp_port());
+    let frozen = start_nginx(&dir_a, port_a, "nginx-a");
+    let _live = start_nginx(&dir_b, port_b, "nginx-b");
+    let mut push = start_push(
+        &dir_b,
+        &[
+            &format!("rtmp://127.0.0.1:{port_a}/live/frozen"),
+            &format!("rtmp://127.0.0.1:{port_b}/live/alive"),
+            "--duration",
+            "12",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count_in(&push.stderr(), ": live") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count_in(&push.stderr(), ": live"), 2, "{}", push.stderr());
+    // Server A stops reading (SIGSTOP): its socket fills and its writes block.
+    frozen.signal("STOP");
+    let started = Instant::now();
+    let code = push.wait(Duration::from_secs(40));
+    frozen.signal("CONT");
+    assert_eq!(code, Some(0), "{}", push.stderr());
+    // It still ends on time: blocked writes are bounded by the write timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let rec: Vec<PathBuf> = std::fs::read_dir(dir_b.join("rec"))
+        .expect("rec dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    let (streams, _) = probe(&rec[0]);
+    assert_h264_aac(&rec[0], &streams);
+    // 12 s at 30 fps, less the wait for the first keyframe: at least 90% reach B.
+    assert!(frames_of(&streams, "h264") >= 324, "B starved: {streams:?}");
+}

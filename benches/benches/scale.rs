@@ -1,12 +1,14 @@
 //! I420 downscaling for renditions: the source sizes pstream serve meets
-//! (the recipe's 640x480, 720p, 1080p) to the rendition sizes.
+//! (the recipe's 640x480, 720p, 1080p) to the rendition sizes; and the whole
+//! per-frame rendition path (decode 720p, scale, encode 144p), whose time per
+//! frame against 33.3 ms gives the transcoder's real-time factor.
 
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use pstream_capture::testpattern::TestPattern;
-use pstream_codec::{Rendition, Scaler};
-use pstream_core::VideoFrame;
+use pstream_codec::{H264Config, H264Decoder, H264Encoder, Rendition, Scaler};
+use pstream_core::{EncodedUnit, VideoFrame};
 
 fn scale(c: &mut Criterion) {
     let mut group = c.benchmark_group("scale");
@@ -37,12 +39,71 @@ fn scale(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n` frames of test pattern as a publisher would send them (IDR first, then every 2 s).
+fn source_units(w: u32, h: u32, n: u64) -> Vec<EncodedUnit> {
+    let pattern = TestPattern::new(w, h);
+    let mut enc = H264Encoder::new(H264Config {
+        width: w,
+        height: h,
+        fps: 30.0,
+        bitrate_bps: 2_500_000,
+        keyint_frames: 60,
+        threads: 1,
+    })
+    .expect("encoder");
+    let start = Instant::now();
+    (0..n)
+        .filter_map(|i| {
+            let pts = Duration::from_nanos(i * 1_000_000_000 / 30);
+            let data = pattern.render(i, 1_700_000_000_000_000 + i * 33_333);
+            let frame = VideoFrame::new(w, h, data, start + pts, pts).expect("frame");
+            enc.encode(&frame).expect("encode")
+        })
+        .collect()
+}
+
+fn transcode(c: &mut Criterion) {
+    let (w, h) = (1280, 720);
+    let r = Rendition::P144p30fps16x9;
+    let (dw, dh) = r.output_size(w, h);
+    let units = source_units(w, h, 60);
+    let mut dec = H264Decoder::new().expect("decoder");
+    let mut scaler = Scaler::new(w, h, dw, dh).expect("scaler");
+    let mut enc = H264Encoder::new(H264Config {
+        width: dw,
+        height: dh,
+        fps: r.fps() as f32,
+        bitrate_bps: r.bitrate_bps(),
+        keyint_frames: 60,
+        threads: 1,
+    })
+    .expect("encoder");
+    // The ring restarts at the IDR, so the decoder never misses a reference.
+    let mut next = 0usize;
+    let mut group = c.benchmark_group("transcode");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(format!("{w}x{h}_to_{}", r.name()), |b| {
+        b.iter(|| {
+            let unit = &units[next % units.len()];
+            next += 1;
+            if let Some(pic) = dec.decode_unit(unit).expect("decode") {
+                let small = scaler.scale(&pic.frame).expect("scale");
+                enc.encode(&small).expect("encode")
+            } else {
+                None
+            }
+        })
+    });
+    group.finish();
+}
+
 fn benches() {
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(30)
         .measurement_time(Duration::from_secs(3));
     scale(&mut c);
+    transcode(&mut c);
 }
 
 criterion_main!(benches);

@@ -8,9 +8,12 @@
 //! sequence header carries.
 //!
 //! fdk-aac delays its output by a fixed number of samples
-//! ([`AacEncoder::delay_samples`], about 2 048 for LC); units are stamped by
-//! their position in the output stream, so a decoder without an edit list
-//! plays audio that much late, as with every AAC-in-FLV encoder.
+//! ([`AacEncoder::delay_samples`]): the audio a decoder gets from frame `n`
+//! began `delay` samples before sample `n * 1024` of the input, so each unit
+//! is stamped with that earlier time and decoded audio lines up with the
+//! capture times of the video. The first frames, which would start before the
+//! first input sample (priming only), are dropped, so pts rise strictly from
+//! the first unit on.
 
 use std::time::{Duration, Instant};
 
@@ -241,8 +244,15 @@ impl AacEncoder {
             if info.output_size == 0 {
                 continue;
             }
-            let (capture, pts) = self.time_of(self.emitted * AAC_FRAME_SAMPLES as u64);
+            // Frame `emitted` decodes to the input that began `delay` samples
+            // earlier; frames from before the first input sample hold only
+            // the encoder's priming and are not handed on.
+            let pos = (self.emitted * AAC_FRAME_SAMPLES as u64) as f64 - f64::from(self.delay);
             self.emitted += 1;
+            if pos < 0.0 {
+                continue;
+            }
+            let (capture, pts) = self.time_of(pos);
             let n = info.output_size.min(self.out.len());
             units.push(EncodedUnit {
                 codec: Codec::Aac,
@@ -258,11 +268,11 @@ impl AacEncoder {
     }
 
     /// Capture time and pts of the output-rate frame at stream position `pos`.
-    fn time_of(&self, pos: u64) -> (Instant, Duration) {
+    fn time_of(&self, pos: f64) -> (Instant, Duration) {
         let Some(a) = self.anchor else {
             return (Instant::now(), Duration::ZERO);
         };
-        let delta = pos as f64 - a.at;
+        let delta = pos - a.at;
         let d = Duration::from_secs_f64(delta.abs() / f64::from(self.config.sample_rate));
         if delta >= 0.0 {
             (a.capture + d, a.pts + d)
@@ -332,12 +342,21 @@ mod tests {
                     .expect("encode"),
             );
         }
-        // fdk-aac may hold back a frame or two of delay; never more than 48 000 / 1024.
-        assert!((44..=46).contains(&units.len()), "{} units", units.len());
+        // One second is 46.9 frames, less the priming frames dropped for the delay.
+        let delay = f64::from(enc.delay_samples());
+        assert!((1024.0..=4096.0).contains(&delay), "delay {delay}");
+        let primed = (delay / 1024.0).ceil();
+        let want_units = (48_000.0 / 1024.0 - primed).floor() as usize;
+        assert!(
+            units.len().abs_diff(want_units) <= 1,
+            "{} units, delay {delay}",
+            units.len()
+        );
+        let first = primed * 1024.0 - delay;
         for (i, u) in units.iter().enumerate() {
             assert_eq!(u.codec, Codec::Aac);
             assert!(!u.data.is_empty() && u.data.len() <= MAX_FRAME_BYTES);
-            let want = Duration::from_secs_f64(i as f64 * 1024.0 / 48_000.0);
+            let want = Duration::from_secs_f64((first + i as f64 * 1024.0) / 48_000.0);
             assert!(
                 u.pts.abs_diff(want) < Duration::from_micros(50),
                 "{i}: {:?}",
@@ -361,7 +380,7 @@ mod tests {
                 .len();
         }
         // Half a second at 48 kHz is 23.4 frames; allow for resampler and encoder delay.
-        assert!((19..=24).contains(&n), "{n} units");
+        assert!((17..=24).contains(&n), "{n} units");
     }
 
     #[test]

@@ -64,7 +64,11 @@ fn opus_channels(channels: u16) -> Result<::opus::Channels, CodecError> {
     }
 }
 
-/// The time of the first sample of the most recent block, and where it sits in the 48 kHz stream.
+/// How far a block's capture time may stray from the sample clock before
+/// the timeline is re-anchored to it.
+const REANCHOR_AFTER: Duration = Duration::from_millis(30);
+
+/// The sample-clock anchor: a block's first sample, its capture time and where it sits in the 48 kHz stream.
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
     /// Position of the block's first sample in 48 kHz frames since the stream began.
@@ -201,11 +205,28 @@ impl OpusEncoder {
             self.produced += (self.resampled.len() / out_ch) as u64;
             at
         };
-        self.anchor = Some(Anchor {
-            at,
-            capture: block.capture,
-            pts: block.pts,
+        // Keep one anchor while the blocks' capture times agree with the
+        // sample count: a block's capture time carries the jitter of the
+        // thread that stamped it, and RTP timestamps derived from it would
+        // wobble where a receiver expects them to advance by exactly 960.
+        // A real discontinuity (a skipped block, a restarted device)
+        // moves the anchor.
+        let predicted = self.anchor.map(|_| self.time_of_position(at).0);
+        let keep = predicted.is_some_and(|p| {
+            let diff = if p > block.capture {
+                p - block.capture
+            } else {
+                block.capture - p
+            };
+            diff < REANCHOR_AFTER
         });
+        if !keep {
+            self.anchor = Some(Anchor {
+                at,
+                capture: block.capture,
+                pts: block.pts,
+            });
+        }
 
         let mut units = Vec::with_capacity(self.pending.len() / (FRAME_SAMPLES * out_ch));
         let frame_len = FRAME_SAMPLES * out_ch;
@@ -236,10 +257,15 @@ impl OpusEncoder {
 
     /// Capture time and pts of the 48 kHz frame at stream position `pos`.
     fn time_of(&self, pos: u64) -> (Instant, Duration) {
+        self.time_of_position(pos as f64)
+    }
+
+    /// Capture time and pts at a (fractional) 48 kHz stream position.
+    fn time_of_position(&self, pos: f64) -> (Instant, Duration) {
         let Some(a) = self.anchor else {
             return (Instant::now(), Duration::ZERO);
         };
-        let delta = pos as f64 - a.at;
+        let delta = pos - a.at;
         let d = Duration::from_secs_f64(delta.abs() / f64::from(OPUS_RATE));
         if delta >= 0.0 {
             (a.capture + d, a.pts + d)
@@ -358,6 +384,38 @@ mod tests {
             capture,
             pts: Duration::from_secs_f64(start as f64 / f64::from(rate)),
         }
+    }
+
+    #[test]
+    fn jittery_block_stamps_give_a_smooth_timeline() {
+        let mut enc = OpusEncoder::new(config(2)).expect("encoder");
+        let t0 = Instant::now();
+        let mut units = Vec::new();
+        for i in 0..200usize {
+            // 10 ms blocks stamped up to 7 ms late, as a busy thread would.
+            let late = Duration::from_micros((i as u64 * 7919) % 7000);
+            let capture = t0 + Duration::from_millis(i as u64 * 10) + late;
+            units.extend(
+                enc.encode(&block(48_000, 2, 480, i * 480, capture))
+                    .expect("encode"),
+            );
+        }
+        assert!(units.len() >= 98);
+        for pair in units.windows(2) {
+            let step = pair[1].capture - pair[0].capture;
+            assert!(
+                step.abs_diff(Duration::from_millis(20)) < Duration::from_micros(2),
+                "capture step {step:?}"
+            );
+        }
+        // A real gap (a block 100 ms late) moves the timeline.
+        let before = units.last().expect("units").capture;
+        let capture = t0 + Duration::from_millis(2000 + 100);
+        let after = enc
+            .encode(&block(48_000, 2, 960, 200 * 480, capture))
+            .expect("encode");
+        let first = after.first().expect("a unit");
+        assert!(first.capture - before > Duration::from_millis(90));
     }
 
     fn config(channels: u16) -> OpusConfig {

@@ -15,8 +15,14 @@
 //! duration, `EXT-X-DISCONTINUITY` on the first segment after
 //! [`HlsSegmenter::restart`] (and `EXT-X-DISCONTINUITY-SEQUENCE` once such a
 //! segment has left the window), and `EXT-X-ENDLIST` after
-//! [`HlsSegmenter::end`]. It is rendered once per change and handed out as
-//! [`Bytes`], so serving it costs a reference count.
+//! [`HlsSegmenter::end`]. After a restart the unit times are shifted so that
+//! the transport stream's timeline continues where the last session ended
+//! (a publisher that reconnects starts again from zero): players that honour
+//! the discontinuity tag lose nothing, and those that ignore it (ffmpeg's HLS
+//! demuxer) still see monotonic timestamps.
+//!
+//! The playlist is rendered once per change and handed out as [`Bytes`], so
+//! serving it costs a reference count.
 //!
 //! # Memory bound
 //! The segmenter keeps `window + retain_extra` closed segments (the extra
@@ -178,6 +184,18 @@ pub struct HlsSegmenter {
     events: VecDeque<HlsEvent>,
     dropped: u64,
     dropped_events: u64,
+    /// Added to unit times (ns) so that a restarted session continues the timeline.
+    offset_ns: i128,
+    /// The end of the latest unit written, on the output timeline.
+    timeline_end: Duration,
+    /// Set by a restart: the next segment's first unit fixes `offset_ns`.
+    rebase: bool,
+}
+
+/// `t + offset_ns`, clamped to what a [`Duration`] of nanoseconds can hold.
+fn shift(t: Duration, offset_ns: i128) -> Duration {
+    let ns = (t.as_nanos() as i128 + offset_ns).clamp(0, i128::from(u64::MAX));
+    Duration::from_nanos(ns as u64)
 }
 
 impl HlsSegmenter {
@@ -201,6 +219,9 @@ impl HlsSegmenter {
             events: VecDeque::new(),
             dropped: 0,
             dropped_events: 0,
+            offset_ns: 0,
+            timeline_end: Duration::ZERO,
+            rebase: false,
         };
         s.render();
         Ok(s)
@@ -229,12 +250,29 @@ impl HlsSegmenter {
         } else {
             unit.codec == Codec::Aac
         };
-        match self.open {
-            None if !cut_point => {
+        if self.open.is_none() {
+            if !cut_point {
                 // Nothing decodable to start a segment with yet.
                 self.dropped += 1;
                 return Ok(());
             }
+            if std::mem::take(&mut self.rebase) {
+                // After a restart, continue the timeline where the last session ended.
+                self.offset_ns = self.timeline_end.as_nanos() as i128 - unit.pts.as_nanos() as i128;
+            }
+        }
+        let retimed;
+        let unit = if self.offset_ns == 0 {
+            unit
+        } else {
+            retimed = EncodedUnit {
+                pts: shift(unit.pts, self.offset_ns),
+                dts: unit.dts.map(|d| shift(d, self.offset_ns)),
+                ..unit.clone()
+            };
+            &retimed
+        };
+        match self.open {
             None => self.open_segment(unit.pts),
             Some(open) => {
                 let elapsed = unit.pts.saturating_sub(open.start);
@@ -267,6 +305,7 @@ impl HlsSegmenter {
         if let Some(open) = &mut self.open {
             open.end = open.end.max(unit.pts + unit_len);
         }
+        self.timeline_end = self.timeline_end.max(unit.pts + unit_len);
         Ok(())
     }
 
@@ -289,6 +328,7 @@ impl HlsSegmenter {
         self.pending_discontinuity = !self.segments.is_empty();
         self.muxer.set_streams(streams);
         self.last_video_pts = None;
+        self.rebase = true;
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
     }
@@ -562,6 +602,19 @@ mod tests {
         }
     }
 
+    /// The PTS (90 kHz, offset included) of the first video PES of a segment.
+    fn first_video_pts(s: &Segment) -> u64 {
+        let p = &s.data[2 * TS_PACKET_SIZE..3 * TS_PACKET_SIZE];
+        let pes = &p[5 + p[4] as usize..];
+        assert_eq!(&pes[..4], &[0, 0, 1, 0xe0]);
+        let b = &pes[9..14];
+        (u64::from(b[0] >> 1 & 7) << 30)
+            | (u64::from(b[1]) << 22)
+            | (u64::from(b[2] >> 1) << 15)
+            | (u64::from(b[3]) << 7)
+            | u64::from(b[4] >> 1)
+    }
+
     fn text(h: &HlsSegmenter) -> String {
         String::from_utf8(h.playlist().to_vec()).expect("utf-8")
     }
@@ -707,6 +760,10 @@ mod tests {
             "{p}"
         );
         assert!(!p.contains("DISCONTINUITY-SEQUENCE"), "{p}");
+        // The timeline continues: segment 1 (2.000 s, one frame) ended at 2.033 s.
+        let segs: Vec<&Segment> = h.segments().collect();
+        assert_eq!(first_video_pts(segs[0]), crate::ts::TS_OFFSET_90K + 180_000);
+        assert_eq!(first_video_pts(segs[1]), crate::ts::TS_OFFSET_90K + 183_000);
         // Two more segments (3: 2.0 → 4.033 s, 4: → 6.033 s) push segment 2 out of the window.
         feed(&mut h, 2033, 150, 30);
         let p = text(&h);

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use pstream_capture::TestPattern;
-use pstream_codec::{AacConfig, AacEncoder, H264Config, H264Encoder};
+use pstream_codec::{
+    AacConfig, AacEncoder, H264Config, H264Decoder, H264Encoder, Rendition, Scaler,
+};
 use pstream_core::{AudioBlock, Codec, EncodedUnit, VideoFrame};
 use pstream_mux::hls::{HlsConfig, HlsEvent, HlsSegmenter};
 use pstream_mux::ts::{AudioSpecificConfig, TsMuxer, TsStreams};
@@ -367,5 +369,133 @@ fn ffprobe_reads_adts_built_from_the_audio_specific_config() {
     assert_eq!(e["sample_rate"], ["48000"]);
     assert_eq!(e["channels"], ["2"]);
     assert_eq!(e["nb_read_frames"], [frames.to_string()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ffmpeg_reads_a_playlist_across_a_publisher_restart() {
+    require("ffprobe");
+    require("ffmpeg");
+    let dir = temp_dir("hls-restart");
+    let (units, asc) = encode(3, true);
+    let streams = TsStreams {
+        video: true,
+        audio: asc,
+    };
+    let mut hls = HlsSegmenter::new(HlsConfig::default(), streams).expect("segmenter");
+    // First session, publisher gone, then back with timestamps from zero again.
+    for u in &units {
+        hls.push(u).expect("push");
+    }
+    hls.end();
+    hls.restart(streams);
+    for u in &units {
+        hls.push(u).expect("push");
+    }
+    hls.end();
+    for s in hls.segments() {
+        std::fs::write(dir.join(s.name()), &s.data).expect("write segment");
+    }
+    std::fs::write(dir.join("playlist.m3u8"), hls.playlist()).expect("write playlist");
+    let playlist = String::from_utf8(hls.playlist().to_vec()).expect("utf-8");
+    println!("{playlist}");
+    assert!(
+        playlist.contains("1.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2.000,\n2.ts\n"),
+        "{playlist}"
+    );
+    let pl = dir.join("playlist.m3u8");
+    let pl = pl.to_str().expect("utf-8 path");
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "flat",
+            pl,
+        ],
+    );
+    println!("ffprobe playlist.m3u8 across the restart:\n{out}");
+    let video = units.iter().filter(|u| u.codec == Codec::H264).count();
+    assert_eq!(entries(&out)["nb_read_frames"], [(2 * video).to_string()]);
+    run("ffmpeg", &["-v", "error", "-i", pl, "-f", "null", "-"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_144p_rendition_segment_reads_as_192x144_h264_plus_aac() {
+    require("ffprobe");
+    let dir = temp_dir("hls-144p");
+    // The recipe's 640x480 source: decode, scale to P144p30fps16x9, encode; audio passes through.
+    let (units, asc) = encode(3, true);
+    let r = Rendition::P144p30fps16x9;
+    let (w, h) = r.output_size(640, 480);
+    assert_eq!((w, h), (192, 144));
+    let mut dec = H264Decoder::new().expect("decoder");
+    let mut scaler = Scaler::new(640, 480, w, h).expect("scaler");
+    let mut enc = H264Encoder::new(H264Config {
+        width: w,
+        height: h,
+        fps: r.fps() as f32,
+        bitrate_bps: r.bitrate_bps(),
+        keyint_frames: 30,
+        threads: 1,
+    })
+    .expect("encoder");
+    let mut hls = HlsSegmenter::new(
+        HlsConfig {
+            uri_prefix: format!("{}/", r.name()),
+            ..HlsConfig::default()
+        },
+        TsStreams {
+            video: true,
+            audio: asc,
+        },
+    )
+    .expect("segmenter");
+    for u in &units {
+        if u.codec == Codec::Aac {
+            hls.push(u).expect("push audio");
+            continue;
+        }
+        let Some(pic) = dec.decode_unit(u).expect("decode") else {
+            continue;
+        };
+        let small = scaler.scale(&pic.frame).expect("scale");
+        if let Some(out) = enc.encode(&small).expect("encode") {
+            hls.push(&out).expect("push video");
+        }
+    }
+    hls.end();
+    assert_eq!(hls.resolution(), Some((192, 144)));
+    let playlist = String::from_utf8(hls.playlist().to_vec()).expect("utf-8");
+    assert!(playlist.contains("\nP144p30fps16x9/0.ts\n"), "{playlist}");
+    let seg = dir.join("0.ts");
+    std::fs::write(&seg, hls.segment("0.ts").expect("segment 0")).expect("write");
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height,sample_rate:format=duration",
+            "-of",
+            "flat",
+            seg.to_str().expect("utf-8 path"),
+        ],
+    );
+    println!("ffprobe P144p30fps16x9 0.ts:\n{out}");
+    let e = entries(&out);
+    assert_eq!(e["codec_name"], ["h264", "aac"]);
+    assert_eq!(e["width"], ["192"]);
+    assert_eq!(e["height"], ["144"]);
+    assert_eq!(e["sample_rate"], ["48000"]);
+    let d = float(&e, "duration");
+    assert!((d - 2.0).abs() < 0.1, "segment lasts {d} s");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -955,6 +955,10 @@ mod tests {
             assert_eq!(u.keyframe, i == 0);
         }
         assert_eq!(r.stats().lost, 1);
+        // The fragments after the hole were dropped, and the log can say which.
+        let e = r.last_depay_error().expect("a depay error");
+        assert_eq!((e.ssrc, e.timestamp), (77, 5 * 3000));
+        assert_eq!(e.kind, crate::depay::DepayErrorKind::FuWithoutStart);
     }
 
     #[test]
