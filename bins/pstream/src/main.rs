@@ -8,6 +8,7 @@ mod push;
 mod recv;
 mod send;
 mod shutdown;
+mod stages;
 mod stats;
 
 use std::io::IsTerminal;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use clap::Args;
 use pstream_capture::{
-    open_audio_source, open_video_source, AudioFormat, AudioSource, VideoFormat, VideoSource,
+    open_audio_source, open_video_source, AudioFormat, AudioSource, VideoFormat,
 };
 use pstream_codec::h264::{H264Config, H264Encoder};
 use pstream_codec::{AacConfig, AacEncoder};
@@ -34,7 +34,8 @@ use pstream_transport::rtmp::{redact, RtmpConnection, RtmpError, RtmpUrl};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::shutdown::Shutdown;
+use crate::shutdown::{fail, FatalSlot, Shutdown};
+use crate::stages::{audio_source_stage, spawn, video_source_stage};
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
 /// Raw frames waiting for the encoder.
@@ -172,23 +173,6 @@ struct EncodeCounters {
     video_units: AtomicU64,
     audio_units: AtomicU64,
     encoder_skips: AtomicU64,
-}
-
-/// The first fatal error any stage hit.
-type FatalSlot = Arc<Mutex<Option<anyhow::Error>>>;
-
-fn fail(slot: &FatalSlot, shutdown: &Shutdown, err: anyhow::Error) {
-    if let Ok(mut s) = slot.lock() {
-        s.get_or_insert(err);
-    }
-    shutdown.trigger();
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .with_context(|| format!("cannot start thread {name}"))
 }
 
 /// One destination's thread-side state.
@@ -735,58 +719,6 @@ fn fanout_stage(
     }
     for u in il.drain() {
         send_all(u);
-    }
-}
-
-fn video_source_stage(
-    mut src: Box<dyn VideoSource>,
-    out: LinkSender<VideoFrame>,
-    shutdown: &Shutdown,
-    fatal: &FatalSlot,
-) {
-    while !shutdown.requested() {
-        match src.next_frame() {
-            Ok(Some(frame)) => {
-                if out.send(frame).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                tracing::info!("video source ended");
-                shutdown.trigger();
-                break;
-            }
-            Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("video source failed"));
-                break;
-            }
-        }
-    }
-}
-
-fn audio_source_stage(
-    mut src: Box<dyn AudioSource>,
-    out: LinkSender<AudioBlock>,
-    shutdown: &Shutdown,
-    fatal: &FatalSlot,
-) {
-    while !shutdown.requested() {
-        match src.next_block() {
-            Ok(Some(block)) => {
-                if out.send(block).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                tracing::info!("audio source ended");
-                shutdown.trigger();
-                break;
-            }
-            Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("audio source failed"));
-                break;
-            }
-        }
     }
 }
 

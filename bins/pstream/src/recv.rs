@@ -30,7 +30,8 @@ use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::cli::{RecvArgs, VideoCodecArg};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{fail, FatalSlot, Shutdown};
+use crate::stages::spawn;
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
 /// Complete access units waiting for the decoder.
@@ -101,15 +102,6 @@ fn percentiles(samples: &mut [u64]) -> Option<(f64, f64, f64, f64)> {
         samples[i] as f64 / 1000.0
     };
     Some((at(0.5), at(0.95), at(0.99), at(1.0)))
-}
-
-type FatalSlot = Arc<Mutex<Option<anyhow::Error>>>;
-
-fn fail(slot: &FatalSlot, shutdown: &Shutdown, err: anyhow::Error) {
-    if let Ok(mut s) = slot.lock() {
-        s.get_or_insert(err);
-    }
-    shutdown.trigger();
 }
 
 /// What a decoder stage tells its session thread.
@@ -365,13 +357,6 @@ fn stats_line(
         ));
     }
     parts.join(" | ")
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .with_context(|| format!("cannot start thread {name}"))
 }
 
 /// A datagram and when it arrived.

@@ -35,7 +35,8 @@ use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::cli::{SendArgs, VideoCodecArg};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{fail, FatalSlot, Shutdown};
+use crate::stages::{audio_source_stage, spawn, video_source_stage};
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
 /// Raw frames waiting for the encoder: two is enough to absorb jitter
@@ -255,16 +256,6 @@ struct StreamCounters {
 /// A stream's name, its counters, and the drop counters of its links.
 type StreamEntry = (&'static str, Arc<StreamCounters>, Vec<Arc<AtomicU64>>);
 
-/// The first fatal error any stage hit; the run ends with it.
-type FatalSlot = Arc<Mutex<Option<anyhow::Error>>>;
-
-fn fail(slot: &FatalSlot, shutdown: &Shutdown, err: anyhow::Error) {
-    if let Ok(mut s) = slot.lock() {
-        s.get_or_insert(err);
-    }
-    shutdown.trigger();
-}
-
 /// `pstream send`: runs until `--duration`, Ctrl-C or SIGTERM.
 pub fn run(args: SendArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::install(args.duration)?;
@@ -475,65 +466,6 @@ fn sender_session(
     config.payload_type = payload_type;
     config.mtu = usize::from(mtu);
     RtpSender::with_os_rng(config).with_context(|| format!("cannot set up the {codec} RTP session"))
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .with_context(|| format!("cannot start thread {name}"))
-}
-
-fn video_source_stage(
-    mut src: Box<dyn VideoSource>,
-    out: LinkSender<VideoFrame>,
-    shutdown: &Shutdown,
-    fatal: &FatalSlot,
-) {
-    while !shutdown.requested() {
-        match src.next_frame() {
-            Ok(Some(frame)) => {
-                if out.send(frame).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                tracing::info!("video source ended");
-                shutdown.trigger();
-                break;
-            }
-            Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("video source failed"));
-                break;
-            }
-        }
-    }
-}
-
-fn audio_source_stage(
-    mut src: Box<dyn AudioSource>,
-    out: LinkSender<AudioBlock>,
-    shutdown: &Shutdown,
-    fatal: &FatalSlot,
-) {
-    while !shutdown.requested() {
-        match src.next_block() {
-            Ok(Some(block)) => {
-                if out.send(block).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                tracing::info!("audio source ended");
-                shutdown.trigger();
-                break;
-            }
-            Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("audio source failed"));
-                break;
-            }
-        }
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

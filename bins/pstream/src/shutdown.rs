@@ -41,3 +41,14 @@ impl Shutdown {
         self.flag.store(true, Ordering::Relaxed);
     }
 }
+
+/// The first fatal error any stage hit; the run ends with it.
+pub type FatalSlot = Arc<std::sync::Mutex<Option<anyhow::Error>>>;
+
+/// Records a stage's fatal error (the first one wins) and stops the run.
+pub fn fail(slot: &FatalSlot, shutdown: &Shutdown, err: anyhow::Error) {
+    if let Ok(mut s) = slot.lock() {
+        s.get_or_insert(err);
+    }
+    shutdown.trigger();
+}
