@@ -760,10 +760,12 @@ mod tests {
             "{p}"
         );
         assert!(!p.contains("DISCONTINUITY-SEQUENCE"), "{p}");
-        // The timeline continues: segment 1 (2.000 s, one frame) ended at 2.033 s.
+        // The timeline continues where segment 1 (one frame at 2.000 s) ended:
+        // 2.034 s, as the feed's frame times are truncated to whole milliseconds
+        // and its last frame interval was 1966 → 2000 ms.
         let segs: Vec<&Segment> = h.segments().collect();
         assert_eq!(first_video_pts(segs[0]), crate::ts::TS_OFFSET_90K + 180_000);
-        assert_eq!(first_video_pts(segs[1]), crate::ts::TS_OFFSET_90K + 183_000);
+        assert_eq!(first_video_pts(segs[1]), crate::ts::TS_OFFSET_90K + 183_060);
         // Two more segments (3: 2.0 → 4.033 s, 4: → 6.033 s) push segment 2 out of the window.
         feed(&mut h, 2033, 150, 30);
         let p = text(&h);

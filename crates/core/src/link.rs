@@ -5,7 +5,7 @@
 //! evicts the oldest queued item and counts it. The count is shared so the
 //! stats line can show drops per link.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,13 +15,19 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySen
 pub fn link<T>(capacity: usize) -> (LinkSender<T>, LinkReceiver<T>) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     let dropped = Arc::new(AtomicU64::new(0));
+    let closed = Arc::new(AtomicBool::new(false));
     (
         LinkSender {
             tx,
             evict: rx.clone(),
             dropped: dropped.clone(),
+            closed: closed.clone(),
         },
-        LinkReceiver { rx, dropped },
+        LinkReceiver {
+            rx,
+            dropped,
+            closed,
+        },
     )
 }
 
@@ -32,6 +38,9 @@ pub struct LinkSender<T> {
     // A receiver handle used only to evict the oldest item when full.
     evict: Receiver<T>,
     dropped: Arc<AtomicU64>,
+    // The eviction handle keeps the channel connected, so the receiver's
+    // departure is signalled here instead.
+    closed: Arc<AtomicBool>,
 }
 
 impl<T> Clone for LinkSender<T> {
@@ -40,6 +49,7 @@ impl<T> Clone for LinkSender<T> {
             tx: self.tx.clone(),
             evict: self.evict.clone(),
             dropped: self.dropped.clone(),
+            closed: self.closed.clone(),
         }
     }
 }
@@ -54,6 +64,9 @@ impl<T> LinkSender<T> {
     /// Returns `Err(Disconnected)` once the downstream stage has gone, which
     /// is how an upstream stage learns to stop.
     pub fn send(&self, mut item: T) -> Result<(), Disconnected> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Disconnected);
+        }
         loop {
             match self.tx.try_send(item) {
                 Ok(()) => return Ok(()),
@@ -85,6 +98,13 @@ impl<T> LinkSender<T> {
 pub struct LinkReceiver<T> {
     rx: Receiver<T>,
     dropped: Arc<AtomicU64>,
+    closed: Arc<AtomicBool>,
+}
+
+impl<T> Drop for LinkReceiver<T> {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+    }
 }
 
 /// What a timed receive returned.
