@@ -701,3 +701,75 @@ fn a_frozen_server_does_not_stall_the_other_destination() {
     // 12 s at 30 fps, less the wait for the first keyframe: at least 90% reach B.
     assert!(frames_of(&streams, "h264") >= 324, "B starved: {streams:?}");
 }
+
+#[test]
+fn a_server_that_answers_garbage_is_named_and_retried() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    let _turn = serial();
+    let dir = temp_dir("push_garbage");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let mut push = start_push(
+        &dir,
+        &[
+            &format!("rtmp://127.0.0.1:{port}/live/secretkey"),
+            "--duration",
+            "6",
+            "--reconnect-max",
+            "2",
+        ],
+    );
+    // Answer every connection with bytes that are no RTMP handshake, then hang up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut served = 0;
+    while Instant::now() < deadline {
+        match listener.accept() {
+            Ok((mut sock, _)) => {
+                let _ = sock.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buf = [0u8; 1537];
+                let _ = sock.read(&mut buf);
+                let junk: Vec<u8> = (0..4000u32).map(|i| (i * 7 + 3) as u8).collect();
+                let _ = sock.write_all(&junk);
+                served += 1;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let code = push.wait(Duration::from_secs(15));
+    let log = push.stderr();
+    assert!(
+        served >= 2,
+        "pstream did not retry: {served} connections\n{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.contains("secretkey"), "key leaked: {log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{port}")),
+        "destination not named: {log}"
+    );
+    // The run ends at --duration (the destination never went live), or with
+    // status 2 if pstream decided the server will never work: never a hang.
+    assert!(matches!(code, Some(0) | Some(2)), "exit {code:?}: {log}");
+}
+
+#[test]
+fn an_unresolvable_host_is_named() {
+    let dir = temp_dir("push_unresolvable");
+    let mut p = start_push(
+        &dir,
+        &[
+            "rtmp://no-such-host.invalid/live/key",
+            "--duration",
+            "3",
+            "--reconnect-max",
+            "1",
+        ],
+    );
+    let code = p.wait(Duration::from_secs(15));
+    let err = p.stderr();
+    assert!(err.contains("no-such-host.invalid"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(matches!(code, Some(0) | Some(2)), "exit {code:?}: {err}");
+}
