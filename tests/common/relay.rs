@@ -8,7 +8,8 @@
 //! Impairments, decided per packet with a seeded RNG:
 //! - loss: the packet is dropped;
 //! - duplicate: it is sent twice, back to back;
-//! - reorder: it is held back 10–25 ms, so later packets usually overtake it;
+//! - reorder: it is held back until the next packet has been sent (at most
+//!   25 ms), so the next packet always overtakes it;
 //! - jitter: every packet is delayed 0–3 ms, but never past a later one
 //!   (order is kept; only `reorder` reorders).
 //!
@@ -162,10 +163,18 @@ fn run(
     let started = Instant::now();
     // Highest sequence number sent, for the overtaken count.
     let mut highest_sent: Option<u16> = None;
+    // A packet held back for reordering: (datagram, duplicated, release by).
+    let mut held: Option<(Vec<u8>, bool, Instant)> = None;
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
-        // Send what is due.
         let now = Instant::now();
+        // No later packet came in time (end of stream): let it go anyway.
+        if held.as_ref().is_some_and(|h| h.2 <= now) {
+            if let Some((data, dup, _)) = held.take() {
+                release(&mut queue, &mut order, data, dup, now);
+            }
+        }
+        // Send what is due.
         while queue.peek().is_some_and(|s| s.at <= now) {
             let Some(s) = queue.pop() else { break };
             let _ = sock.send_to(&s.data, to);
@@ -182,7 +191,11 @@ fn run(
         }
         let wait = queue
             .peek()
-            .map(|s| s.at.saturating_duration_since(Instant::now()))
+            .map(|s| s.at)
+            .into_iter()
+            .chain(held.as_ref().map(|h| h.2))
+            .min()
+            .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_millis(20))
             .clamp(Duration::from_micros(200), Duration::from_millis(20));
         let _ = sock.set_read_timeout(Some(wait));
@@ -206,7 +219,9 @@ fn run(
             rng.random::<f64>(),
         );
         let jitter = imp.jitter.mul_f64(rng.random::<f64>());
-        let hold = Duration::from_millis(rng.random_range(10..=25));
+        // Kept so one seed draws the same numbers as before; the hold itself
+        // now ends when the next packet goes out.
+        let _ = rng.random_range(10..=25u64);
         if impair && r_loss < imp.loss {
             let mut c = lock(counts);
             c.dropped += 1;
@@ -217,13 +232,18 @@ fn run(
             continue;
         }
         // In-order delay: never earlier than the previous in-order packet.
-        let mut at = (now + jitter).max(last_in_order);
+        let at = (now + jitter).max(last_in_order);
         last_in_order = at;
-        if impair && r_reorder < imp.reorder {
-            at = now + hold;
-            lock(counts).delayed += 1;
-        }
         let dup = impair && r_dup < imp.duplicate;
+        if dup {
+            lock(counts).duplicated += 1;
+        }
+        if impair && r_reorder < imp.reorder && held.is_none() {
+            // Released right behind the next packet, or after HOLD_LIMIT.
+            lock(counts).delayed += 1;
+            held = Some((data, dup, now + HOLD_LIMIT));
+            continue;
+        }
         for copy in 0..if dup { 2 } else { 1 } {
             queue.push(Scheduled {
                 at,
@@ -233,9 +253,32 @@ fn run(
             });
             order += 1;
         }
-        if dup {
-            lock(counts).duplicated += 1;
+        if let Some((data, dup, _)) = held.take() {
+            release(&mut queue, &mut order, data, dup, at);
         }
+    }
+}
+
+/// Longest a reordered packet waits for a later one to overtake it.
+const HOLD_LIMIT: Duration = Duration::from_millis(25);
+
+/// Queues a held-back packet (and its duplicate) to go out at `at`, after
+/// everything already queued for that moment.
+fn release(
+    queue: &mut BinaryHeap<Scheduled>,
+    order: &mut u64,
+    data: Vec<u8>,
+    dup: bool,
+    at: Instant,
+) {
+    for copy in 0..if dup { 2 } else { 1 } {
+        queue.push(Scheduled {
+            at,
+            order: *order,
+            data: data.clone(),
+            first_copy: copy == 0,
+        });
+        *order += 1;
     }
 }
 
