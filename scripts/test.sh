@@ -9,6 +9,13 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Peer tests take turns inside each test binary (see tests/common), and test
 # binaries run one after another, so a 2-core machine is not oversubscribed.
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
 # Every parser that takes bytes off the network, fuzzed briefly.
 scripts/fuzz-smoke.sh
+
+# One closing line for the whole suite (cargo's own last line is whichever
+# test binary ran last, often a crate's empty doc-tests).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
