@@ -10,6 +10,7 @@ pub mod error;
 pub mod null;
 pub mod open;
 pub mod pace;
+pub mod playback;
 pub mod sink;
 pub mod source;
 pub mod testpattern;

@@ -20,7 +20,7 @@ pub const AUDIO_SOURCES: &str = "test, wav:PATH, wav:- (stdin)";
 /// The video sink specs [`open_video_sink`] accepts.
 pub const VIDEO_SINKS: &str = "y4m:PATH, y4m:- (stdout), null";
 /// The audio sink specs [`open_audio_sink`] accepts.
-pub const AUDIO_SINKS: &str = "wav:PATH, null";
+pub const AUDIO_SINKS: &str = "wav:PATH, default, alsa:NAME, null";
 
 /// Device backends planned for a later release, by spec prefix.
 const DEVICE_BACKENDS: [&str; 3] = ["v4l2", "alsa", "pipewire"];
@@ -137,6 +137,9 @@ pub fn open_audio_sink(
             )),
             path => Ok(Box::new(WavSink::create(Path::new(path), spec, format)?)),
         };
+    }
+    if spec == "default" || spec.starts_with("alsa:") {
+        return Ok(Box::new(crate::playback::PlaybackSink::open(spec, format)?));
     }
     Err(unknown(spec, "audio sink", AUDIO_SINKS))
 }

@@ -2,6 +2,9 @@
 
 use pstream_core::{AudioBlock, VideoFrame};
 
+use std::sync::Arc;
+
+use crate::playback::PlaybackCounters;
 use crate::CaptureError;
 
 /// A consumer of raw I420 pictures.
@@ -20,4 +23,10 @@ pub trait AudioSink: Send {
 
     /// Flushes and closes the output; later writes fail.
     fn finish(&mut self) -> Result<(), CaptureError>;
+
+    /// A device sink's live counters (underruns, overruns, samples played);
+    /// file sinks have none.
+    fn playback_counters(&self) -> Option<Arc<PlaybackCounters>> {
+        None
+    }
 }

@@ -51,7 +51,8 @@ pub struct RecvArgs {
     /// Video output: `y4m:PATH`, `y4m:-` (stdout) or `null`.
     #[arg(long, default_value = "null")]
     pub video_out: String,
-    /// Audio output: `wav:PATH` (48 kHz) or `null`.
+    /// Audio output: `wav:PATH` (48 kHz), `default` (the default sound
+    /// device), `alsa:NAME` (an ALSA device) or `null`.
     #[arg(long, default_value = "null")]
     pub audio_out: String,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
+use pstream_capture::playback::PlaybackCounters;
 use pstream_capture::timecode::read_timecode;
 use pstream_capture::{
     open_audio_sink, open_video_sink, AudioFormat, AudioSink, VideoFormat, VideoSink,
@@ -129,6 +130,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
             channels: AUDIO_CHANNELS,
         },
     )?;
+    let playback = audio_sink.playback_counters();
     let latency = Duration::from_millis(args.latency);
     let cname = format!("pstream-recv@{listen}");
     let fatal: FatalSlot = Arc::new(Mutex::new(None));
@@ -236,6 +238,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
                 &mut prev,
                 elapsed.as_secs_f64(),
                 &mut window,
+                playback.as_deref(),
             );
             printer.show(&line);
         }
@@ -255,6 +258,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
         &mut [(0, 0); 2],
         started.elapsed().as_secs_f64(),
         &mut all,
+        playback.as_deref(),
     );
     if !args.quiet {
         tracing::info!("recv finished: {summary}");
@@ -290,6 +294,7 @@ fn stats_line(
     prev: &mut [(u64, u64); 2],
     secs: f64,
     latencies: &mut [u64],
+    playback: Option<&PlaybackCounters>,
 ) -> String {
     let mut parts = Vec::new();
     for (i, (name, c)) in [("video", video), ("audio", audio)].into_iter().enumerate() {
@@ -331,6 +336,15 @@ fn stats_line(
                 " concealed {}",
                 c.concealed.load(Ordering::Relaxed)
             ));
+            if let Some(p) = playback {
+                let played = p.played_samples.load(Ordering::Relaxed) as f64
+                    / (f64::from(AUDIO_RATE) * f64::from(AUDIO_CHANNELS));
+                s.push_str(&format!(
+                    " played {played:.1} s underruns {} overruns {}",
+                    p.underruns.load(Ordering::Relaxed),
+                    p.overrun_samples.load(Ordering::Relaxed)
+                ));
+            }
         }
         for (label, counter) in [
             ("restarts", &c.restarts),
