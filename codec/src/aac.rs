@@ -15,14 +15,11 @@
 //! first input sample (priming only), are dropped, so pts rise strictly from
 //! the first unit on.
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
 use pstream_core::{AudioBlock, Codec, EncodedUnit};
 
-use crate::opus::mix_channels;
-use crate::resample::Resampler;
+use crate::framer::AudioFramer;
 use crate::CodecError;
 
 /// Sample frames per channel in one AAC-LC frame.
@@ -64,35 +61,17 @@ impl AacConfig {
     }
 }
 
-/// The time of the first sample of the most recent block, and where it sits in the output stream.
-#[derive(Debug, Clone, Copy)]
-struct Anchor {
-    at: f64,
-    capture: Instant,
-    pts: Duration,
-}
-
 /// An AAC-LC encoder producing one [`EncodedUnit`] per 1024 samples.
 pub struct AacEncoder {
     inner: Encoder,
     config: AacConfig,
     asc: Bytes,
     delay: u32,
-    resampler: Option<Resampler>,
-    segment_in: u64,
-    segment_start: f64,
-    /// Output-rate frames appended to `pending` since the stream began.
-    produced: u64,
-    /// Output-rate frames handed to fdk-aac so far.
-    consumed: u64,
-    /// AAC frames emitted so far (their stream position is `emitted * 1024`).
+    framer: AudioFramer,
+    /// Frames fdk-aac has output so far (priming included).
     emitted: u64,
-    pending: Vec<f32>,
-    mixed: Vec<f32>,
-    resampled: Vec<f32>,
     pcm: Vec<i16>,
     out: Vec<u8>,
-    anchor: Option<Anchor>,
 }
 
 impl std::fmt::Debug for AacEncoder {
@@ -137,18 +116,10 @@ impl AacEncoder {
             config,
             asc,
             delay: info.nDelay,
-            resampler: None,
-            segment_in: 0,
-            segment_start: 0.0,
-            produced: 0,
-            consumed: 0,
+            framer: AudioFramer::new(config.sample_rate, config.channels, AAC_FRAME_SAMPLES),
             emitted: 0,
-            pending: Vec::new(),
-            mixed: Vec::new(),
-            resampled: Vec::new(),
             pcm: Vec::with_capacity(AAC_FRAME_SAMPLES * usize::from(config.channels)),
             out: vec![0; MAX_FRAME_BYTES * 2],
-            anchor: None,
         })
     }
 
@@ -169,125 +140,54 @@ impl AacEncoder {
 
     /// Buffers a block and encodes every complete 1024-sample frame now available.
     pub fn encode(&mut self, block: &AudioBlock) -> Result<Vec<EncodedUnit>, CodecError> {
-        if block.channels == 0 || block.sample_rate == 0 {
-            return Err(CodecError::AudioBlock(format!(
-                "{} channels at {} Hz",
-                block.channels, block.sample_rate
-            )));
-        }
-        if block.samples.len() % usize::from(block.channels) != 0 {
-            return Err(CodecError::AudioBlock(format!(
-                "{} samples is not a whole number of {}-channel frames",
-                block.samples.len(),
-                block.channels
-            )));
-        }
-        let rate = self.config.sample_rate;
-        let out_ch = usize::from(self.config.channels);
-        mix_channels(
-            &block.samples,
-            usize::from(block.channels),
-            out_ch,
-            &mut self.mixed,
-        );
-        let at = if block.sample_rate == rate {
-            if self.resampler.take().is_some() {
-                self.segment_in = 0;
-            }
-            let at = self.produced as f64;
-            self.pending.extend_from_slice(&self.mixed);
-            self.produced += (self.mixed.len() / out_ch) as u64;
-            at
-        } else {
-            if self.resampler.as_ref().map(Resampler::in_rate) != Some(block.sample_rate) {
-                self.resampler = Some(Resampler::new(
-                    block.sample_rate,
-                    rate,
-                    self.config.channels,
-                )?);
-                self.segment_in = 0;
-                self.segment_start = self.produced as f64;
-            }
-            let at = self.segment_start
-                + self.segment_in as f64 * f64::from(rate) / f64::from(block.sample_rate);
-            if let Some(r) = self.resampler.as_mut() {
-                self.resampled.clear();
-                r.process(&self.mixed, &mut self.resampled);
-            }
-            self.segment_in += (self.mixed.len() / out_ch) as u64;
-            self.pending.extend_from_slice(&self.resampled);
-            self.produced += (self.resampled.len() / out_ch) as u64;
-            at
-        };
-        self.anchor = Some(Anchor {
-            at,
-            capture: block.capture,
-            pts: block.pts,
-        });
-
-        let frame_len = AAC_FRAME_SAMPLES * out_ch;
+        self.framer.push(block)?;
         let mut units = Vec::new();
-        let mut offset = 0;
-        while self.pending.len() - offset >= frame_len {
-            self.pcm.clear();
-            self.pcm.extend(
-                self.pending[offset..offset + frame_len]
+        let (inner, pcm, out, emitted) = (
+            &mut self.inner,
+            &mut self.pcm,
+            &mut self.out,
+            &mut self.emitted,
+        );
+        let delay = f64::from(self.delay);
+        self.framer.drain_frames(|frame, _pos, timeline| {
+            pcm.clear();
+            pcm.extend(
+                frame
                     .iter()
                     .map(|s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16),
             );
-            offset += frame_len;
-            self.consumed += AAC_FRAME_SAMPLES as u64;
-            let info = self
-                .inner
-                .encode(&self.pcm, &mut self.out)
-                .map_err(|e| fdk("encode", e))?;
+            let info = inner.encode(pcm, out).map_err(|e| fdk("encode", e))?;
             if info.output_size == 0 {
-                continue;
+                return Ok(());
             }
             // Frame `emitted` decodes to the input that began `delay` samples
             // earlier; frames from before the first input sample hold only
             // the encoder's priming and are not handed on.
-            let pos = (self.emitted * AAC_FRAME_SAMPLES as u64) as f64 - f64::from(self.delay);
-            self.emitted += 1;
+            let pos = (*emitted * AAC_FRAME_SAMPLES as u64) as f64 - delay;
+            *emitted += 1;
             if pos < 0.0 {
-                continue;
+                return Ok(());
             }
-            let (capture, pts) = self.time_of(pos);
-            let n = info.output_size.min(self.out.len());
+            let (capture, pts) = timeline.time_of(pos);
+            let n = info.output_size.min(out.len());
             units.push(EncodedUnit {
                 codec: Codec::Aac,
                 keyframe: true,
                 pts,
                 dts: None,
                 capture,
-                data: Bytes::copy_from_slice(&self.out[..n]),
+                data: Bytes::copy_from_slice(&out[..n]),
             });
-        }
-        self.pending.drain(..offset);
+            Ok(())
+        })?;
         Ok(units)
-    }
-
-    /// Capture time and pts of the output-rate frame at stream position `pos`.
-    fn time_of(&self, pos: f64) -> (Instant, Duration) {
-        let Some(a) = self.anchor else {
-            return (Instant::now(), Duration::ZERO);
-        };
-        let delta = pos - a.at;
-        let d = Duration::from_secs_f64(delta.abs() / f64::from(self.config.sample_rate));
-        if delta >= 0.0 {
-            (a.capture + d, a.pts + d)
-        } else {
-            (
-                a.capture.checked_sub(d).unwrap_or(a.capture),
-                a.pts.saturating_sub(d),
-            )
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     fn block(rate: u32, channels: u16, frames: usize, start: usize, t0: Instant) -> AudioBlock {
         let mut samples = Vec::with_capacity(frames * usize::from(channels));

@@ -11,6 +11,7 @@
 
 pub mod aac;
 pub mod error;
+mod framer;
 pub mod h264;
 pub mod mjpeg;
 pub mod opus;

@@ -4,12 +4,10 @@
 //! mixes channels to the configured count, resamples to 48 kHz and buffers
 //! across calls so that every packet holds exactly 20 ms.
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use pstream_core::{AudioBlock, Codec, EncodedUnit};
 
-use crate::resample::Resampler;
+use crate::framer::AudioFramer;
 use crate::CodecError;
 
 /// The only rate pstream runs Opus at (and the Opus RTP clock rate).
@@ -64,44 +62,19 @@ fn opus_channels(channels: u16) -> Result<::opus::Channels, CodecError> {
     }
 }
 
-/// How far a block's capture time may stray from the sample clock before
-/// the timeline is re-anchored to it.
-const REANCHOR_AFTER: Duration = Duration::from_millis(30);
-
-/// The sample-clock anchor: a block's first sample, its capture time and where it sits in the 48 kHz stream.
-#[derive(Debug, Clone, Copy)]
-struct Anchor {
-    /// Position of the block's first sample in 48 kHz frames since the stream began.
-    at: f64,
-    capture: Instant,
-    pts: Duration,
-}
-
 /// An Opus encoder producing one [`EncodedUnit`] per 20 ms.
 pub struct OpusEncoder {
     inner: ::opus::Encoder,
     config: OpusConfig,
-    resampler: Option<Resampler>,
-    /// Input frames fed to the current resampler, and the 48 kHz position it started at.
-    segment_in: u64,
-    segment_start: f64,
-    /// 48 kHz frames appended to `pending` since the stream began.
-    produced: u64,
-    /// 48 kHz frames already encoded (position of `pending[0]`).
-    consumed: u64,
-    pending: Vec<f32>,
-    mixed: Vec<f32>,
-    resampled: Vec<f32>,
+    framer: AudioFramer,
     packet: Vec<u8>,
-    anchor: Option<Anchor>,
 }
 
 impl std::fmt::Debug for OpusEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpusEncoder")
             .field("config", &self.config)
-            .field("produced", &self.produced)
-            .field("consumed", &self.consumed)
+            .field("consumed", &self.framer.consumed())
             .finish_non_exhaustive()
     }
 }
@@ -130,16 +103,8 @@ impl OpusEncoder {
         Ok(Self {
             inner,
             config,
-            resampler: None,
-            segment_in: 0,
-            segment_start: 0.0,
-            produced: 0,
-            consumed: 0,
-            pending: Vec::with_capacity(4 * FRAME_SAMPLES * usize::from(config.channels)),
-            mixed: Vec::new(),
-            resampled: Vec::new(),
+            framer: AudioFramer::new(OPUS_RATE, config.channels, FRAME_SAMPLES),
             packet: vec![0; MAX_PACKET],
-            anchor: None,
         })
     }
 
@@ -153,155 +118,28 @@ impl OpusEncoder {
     /// Each unit's capture time and pts are those of its first sample,
     /// derived from the latest block's times plus the sample offset.
     pub fn encode(&mut self, block: &AudioBlock) -> Result<Vec<EncodedUnit>, CodecError> {
-        if block.channels == 0 || block.sample_rate == 0 {
-            return Err(CodecError::AudioBlock(format!(
-                "{} channels at {} Hz",
-                block.channels, block.sample_rate
-            )));
-        }
-        if block.samples.len() % usize::from(block.channels) != 0 {
-            return Err(CodecError::AudioBlock(format!(
-                "{} samples is not a whole number of {}-channel frames",
-                block.samples.len(),
-                block.channels
-            )));
-        }
-        let out_ch = usize::from(self.config.channels);
-        mix_channels(
-            &block.samples,
-            usize::from(block.channels),
-            out_ch,
-            &mut self.mixed,
-        );
-
-        // Where this block's first sample lands in the 48 kHz stream.
-        let at = if block.sample_rate == OPUS_RATE {
-            if self.resampler.take().is_some() {
-                // Leaving a resampled segment: continue from what it produced.
-                self.segment_in = 0;
-            }
-            let at = self.produced as f64;
-            self.pending.extend_from_slice(&self.mixed);
-            self.produced += (self.mixed.len() / out_ch) as u64;
-            at
-        } else {
-            if self.resampler.as_ref().map(Resampler::in_rate) != Some(block.sample_rate) {
-                self.resampler = Some(Resampler::new(
-                    block.sample_rate,
-                    OPUS_RATE,
-                    self.config.channels,
-                )?);
-                self.segment_in = 0;
-                self.segment_start = self.produced as f64;
-            }
-            let at = self.segment_start
-                + self.segment_in as f64 * f64::from(OPUS_RATE) / f64::from(block.sample_rate);
-            if let Some(r) = self.resampler.as_mut() {
-                self.resampled.clear();
-                r.process(&self.mixed, &mut self.resampled);
-            }
-            self.segment_in += (self.mixed.len() / out_ch) as u64;
-            self.pending.extend_from_slice(&self.resampled);
-            self.produced += (self.resampled.len() / out_ch) as u64;
-            at
-        };
-        // Keep one anchor while the blocks' capture times agree with the
-        // sample count: a block's capture time carries the jitter of the
-        // thread that stamped it, and RTP timestamps derived from it would
-        // wobble where a receiver expects them to advance by exactly 960.
-        // A real discontinuity (a skipped block, a restarted device)
-        // moves the anchor.
-        let predicted = self.anchor.map(|_| self.time_of_position(at).0);
-        let keep = predicted.is_some_and(|p| {
-            let diff = if p > block.capture {
-                p - block.capture
-            } else {
-                block.capture - p
-            };
-            diff < REANCHOR_AFTER
-        });
-        if !keep {
-            self.anchor = Some(Anchor {
-                at,
-                capture: block.capture,
-                pts: block.pts,
-            });
-        }
-
-        let mut units = Vec::with_capacity(self.pending.len() / (FRAME_SAMPLES * out_ch));
-        let frame_len = FRAME_SAMPLES * out_ch;
-        let mut offset = 0;
-        while self.pending.len() - offset >= frame_len {
-            let n = self
-                .inner
-                .encode_float(&self.pending[offset..offset + frame_len], &mut self.packet)
+        self.framer.push(block)?;
+        let mut units = Vec::new();
+        let (inner, packet) = (&mut self.inner, &mut self.packet);
+        self.framer.drain_frames(|pcm, pos, timeline| {
+            let n = inner
+                .encode_float(pcm, packet)
                 .map_err(|source| CodecError::Opus {
                     op: "encode",
                     source,
                 })?;
-            let (capture, pts) = self.time_of(self.consumed);
+            let (capture, pts) = timeline.time_of(pos as f64);
             units.push(EncodedUnit {
                 codec: Codec::Opus,
                 keyframe: true,
                 pts,
                 dts: None,
                 capture,
-                data: Bytes::copy_from_slice(&self.packet[..n]),
+                data: Bytes::copy_from_slice(&packet[..n]),
             });
-            offset += frame_len;
-            self.consumed += FRAME_SAMPLES as u64;
-        }
-        self.pending.drain(..offset);
+            Ok(())
+        })?;
         Ok(units)
-    }
-
-    /// Capture time and pts of the 48 kHz frame at stream position `pos`.
-    fn time_of(&self, pos: u64) -> (Instant, Duration) {
-        self.time_of_position(pos as f64)
-    }
-
-    /// Capture time and pts at a (fractional) 48 kHz stream position.
-    fn time_of_position(&self, pos: f64) -> (Instant, Duration) {
-        let Some(a) = self.anchor else {
-            return (Instant::now(), Duration::ZERO);
-        };
-        let delta = pos - a.at;
-        let d = Duration::from_secs_f64(delta.abs() / f64::from(OPUS_RATE));
-        if delta >= 0.0 {
-            (a.capture + d, a.pts + d)
-        } else {
-            (
-                a.capture.checked_sub(d).unwrap_or(a.capture),
-                a.pts.saturating_sub(d),
-            )
-        }
-    }
-}
-
-/// Mixes interleaved `input` with `from` channels to `to` channels into `out`.
-///
-/// Equal counts copy; to mono averages all channels; mono to many duplicates;
-/// otherwise each output channel takes the input channel of the same index,
-/// or the average of all when there is none.
-pub(crate) fn mix_channels(input: &[f32], from: usize, to: usize, out: &mut Vec<f32>) {
-    out.clear();
-    if from == to {
-        out.extend_from_slice(input);
-        return;
-    }
-    out.reserve(input.len() / from * to);
-    for frame in input.chunks_exact(from) {
-        let avg = frame.iter().sum::<f32>() / from as f32;
-        for c in 0..to {
-            let v = if to == 1 {
-                avg
-            } else if from == 1 {
-                frame[0]
-            } else {
-                frame.get(c).copied().unwrap_or(avg)
-            };
-            out.push(v);
-        }
     }
 }
 
@@ -363,6 +201,8 @@ impl OpusDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framer::mix_channels;
+    use std::time::{Duration, Instant};
 
     fn block(
         rate: u32,
