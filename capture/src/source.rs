@@ -21,6 +21,11 @@ pub struct VideoFormat {
 }
 
 impl VideoFormat {
+    /// Frames per second as a float (a zero denominator counts as 1).
+    pub fn fps(&self) -> f32 {
+        self.fps_num as f32 / self.fps_den.max(1) as f32
+    }
+
     /// Checks the format is one a source can produce; `name` is used in the error.
     pub fn validate(&self, name: &str) -> Result<(), CaptureError> {
         if self.width == 0 || self.height == 0 {

@@ -296,20 +296,7 @@ impl MjpegDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h264::encoder::tests::gradient;
-
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        let mse = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-            .sum::<f64>()
-            / a.len() as f64;
-        if mse == 0.0 {
-            return 99.0;
-        }
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
+    use crate::h264::encoder::tests::{gradient, psnr};
 
     /// The DQT tables (id → zigzag bytes) of a JPEG.
     fn dqt(jpeg: &[u8]) -> Vec<(u8, Vec<u8>)> {

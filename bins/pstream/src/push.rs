@@ -20,9 +20,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use clap::Args;
-use pstream_capture::{
-    open_audio_source, open_video_source, AudioFormat, AudioSource, VideoFormat,
-};
 use pstream_codec::h264::{H264Config, H264Encoder};
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{
@@ -35,7 +32,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::shutdown::{fail, FatalSlot, Shutdown};
-use crate::stages::{audio_source_stage, spawn, video_source_stage};
+use crate::stages::{audio_source_stage, open_audio, open_video, spawn, video_source_stage};
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
 /// Raw frames waiting for the encoder.
@@ -203,18 +200,9 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
     let clock = PipelineClock::start();
 
     // Sources and encoders, opened before any thread starts so bad options fail early.
-    let video = if args.video == "none" {
-        None
-    } else {
-        let want = VideoFormat {
-            width: args.size.0,
-            height: args.size.1,
-            fps_num: args.fps,
-            fps_den: 1,
-        };
-        let src = open_video_source(&args.video, want, clock)?;
+    let video = if let Some(src) = open_video(&args.video, args.size, args.fps, clock)? {
         let f = src.format();
-        let fps = f.fps_num as f32 / f.fps_den.max(1) as f32;
+        let fps = f.fps();
         let cfg = H264Config {
             width: f.width,
             height: f.height,
@@ -227,16 +215,10 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
         let keyint_frames = ((args.keyint * f64::from(fps)).round() as u32).max(1);
         let enc = H264Encoder::new(cfg).context("cannot start the H.264 encoder")?;
         Some((src, enc, cfg, keyint_frames))
-    };
-    let audio_source: Option<Box<dyn AudioSource>> = if args.audio == "none" {
-        None
     } else {
-        let want = AudioFormat {
-            sample_rate: args.audio_rate,
-            channels: args.channels,
-        };
-        Some(open_audio_source(&args.audio, want, clock)?)
+        None
     };
+    let audio_source = open_audio(&args.audio, args.audio_rate, args.channels, clock)?;
     let want_audio = audio_source.is_some() || args.silent_audio;
     let aac = if want_audio {
         let cfg = AacConfig {

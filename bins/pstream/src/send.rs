@@ -19,9 +19,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use pstream_capture::{
-    open_audio_source, open_video_source, AudioFormat, AudioSource, VideoFormat, VideoSource,
-};
+use pstream_capture::{AudioSource, VideoSource};
 use pstream_codec::h264::{H264Config, H264Encoder};
 use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
@@ -36,7 +34,7 @@ use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::cli::{SendArgs, VideoCodecArg};
 use crate::shutdown::{fail, FatalSlot, Shutdown};
-use crate::stages::{audio_source_stage, spawn, video_source_stage};
+use crate::stages::{audio_source_stage, open_audio, open_video, spawn, video_source_stage};
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
 /// Raw frames waiting for the encoder: two is enough to absorb jitter
@@ -106,18 +104,9 @@ fn plan(args: &SendArgs, clock: PipelineClock) -> anyhow::Result<Plan> {
         anyhow::bail!("--listen {listen} and --peer {peer} are of different address families");
     }
     let layout = PortLayout::new(args.port_base)?;
-    let video = if args.video == "none" {
-        None
-    } else {
-        let want = VideoFormat {
-            width: args.size.0,
-            height: args.size.1,
-            fps_num: args.fps,
-            fps_den: 1,
-        };
-        let src = open_video_source(&args.video, want, clock)?;
+    let video = if let Some(src) = open_video(&args.video, args.size, args.fps, clock)? {
         let f = src.format();
-        let fps = f.fps_num as f32 / f.fps_den.max(1) as f32;
+        let fps = f.fps();
         let video_plan = match args.video_codec {
             VideoCodecArg::H264 => VideoPlan::H264(H264Config {
                 width: f.width,
@@ -143,22 +132,17 @@ fn plan(args: &SendArgs, clock: PipelineClock) -> anyhow::Result<Plan> {
             }
         };
         Some((src, video_plan))
-    };
-    let audio = if args.audio == "none" {
-        None
     } else {
-        let want = AudioFormat {
-            sample_rate: 48_000,
-            channels: args.channels,
-        };
-        let src = open_audio_source(&args.audio, want, clock)?;
+        None
+    };
+    let audio = open_audio(&args.audio, 48_000, args.channels, clock)?.map(|src| {
         let cfg = OpusConfig {
             channels: args.channels,
             bitrate_bps: args.audio_bitrate * 1000,
             application: OpusApplication::LowDelay,
         };
-        Some((src, cfg))
-    };
+        (src, cfg)
+    });
     if video.is_none() && audio.is_none() {
         anyhow::bail!("nothing to send: both --video and --audio are none");
     }

@@ -4,8 +4,10 @@
 use std::thread::{self, JoinHandle};
 
 use anyhow::{anyhow, Context};
-use pstream_capture::{AudioSource, VideoSource};
-use pstream_core::{AudioBlock, LinkSender, VideoFrame};
+use pstream_capture::{
+    open_audio_source, open_video_source, AudioFormat, AudioSource, VideoFormat, VideoSource,
+};
+use pstream_core::{AudioBlock, LinkSender, PipelineClock, VideoFrame};
 
 use crate::shutdown::{fail, FatalSlot, Shutdown};
 
@@ -15,6 +17,44 @@ pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<Jo
         .name(name.to_string())
         .spawn(f)
         .with_context(|| format!("cannot start thread {name}"))
+}
+
+/// Opens `--video` (`None` for `none`), asking the test pattern for `size`
+/// at `fps`; files bring their own size and rate, read back with `format()`.
+pub fn open_video(
+    spec: &str,
+    size: (u32, u32),
+    fps: u32,
+    clock: PipelineClock,
+) -> anyhow::Result<Option<Box<dyn VideoSource>>> {
+    if spec == "none" {
+        return Ok(None);
+    }
+    let want = VideoFormat {
+        width: size.0,
+        height: size.1,
+        fps_num: fps,
+        fps_den: 1,
+    };
+    Ok(Some(open_video_source(spec, want, clock)?))
+}
+
+/// Opens `--audio` (`None` for `none`) asking synthetic sources for
+/// `sample_rate` and `channels`; files bring their own.
+pub fn open_audio(
+    spec: &str,
+    sample_rate: u32,
+    channels: u16,
+    clock: PipelineClock,
+) -> anyhow::Result<Option<Box<dyn AudioSource>>> {
+    if spec == "none" {
+        return Ok(None);
+    }
+    let want = AudioFormat {
+        sample_rate,
+        channels,
+    };
+    Ok(Some(open_audio_source(spec, want, clock)?))
 }
 
 /// Pulls paced frames from `src` into `out` until the run stops, the source

@@ -124,21 +124,8 @@ fn pack_i420(yuv: &DecodedYUV<'_>) -> Result<(u32, u32, Bytes), CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h264::encoder::tests::{config, gradient};
+    use crate::h264::encoder::tests::{config, gradient, psnr};
     use crate::h264::encoder::H264Encoder;
-
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        let mse = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-            .sum::<f64>()
-            / a.len() as f64;
-        if mse == 0.0 {
-            return 99.0;
-        }
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
 
     #[test]
     fn encode_decode_round_trip_keeps_quality_and_times() {

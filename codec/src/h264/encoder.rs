@@ -305,6 +305,20 @@ pub(crate) mod tests {
     use super::*;
     use crate::h264::nal::{nal_units, parse_sps, profile_level_id};
 
+    /// Peak signal-to-noise ratio of two 8-bit planes, in dB (99 when equal).
+    pub(crate) fn psnr(a: &[u8], b: &[u8]) -> f64 {
+        let mse = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        if mse == 0.0 {
+            return 99.0;
+        }
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+
     /// A moving diagonal gradient with a drifting box, so motion search has work.
     pub(crate) fn gradient(width: u32, height: u32, n: u32) -> VideoFrame {
         let (w, h) = (width as usize, height as usize);
