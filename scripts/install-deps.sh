@@ -8,6 +8,8 @@ packages=(
   # building: openh264 wants nasm for its SIMD (else a 2.6x slower C build),
   # libopus through pkg-config, cmake for the bundled fallbacks
   build-essential pkg-config nasm cmake libopus-dev
+  # audio playback through cpal links ALSA
+  libasound2-dev
   # peers the tests start
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
