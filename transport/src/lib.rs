@@ -4,6 +4,7 @@
 //! except [`rtmp`], whose sans-IO publishing session sits beside its driver.
 
 pub mod addr;
+pub mod http;
 pub mod rtmp;
 pub mod udp;
 
