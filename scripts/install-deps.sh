@@ -17,6 +17,10 @@ packages=(
   # RTMP ingest for the push tests: nginx with Debian's RTMP module, its
   # stream module as the TLS front for rtmps://, openssl for the test certificates
   nginx libnginx-mod-rtmp libnginx-mod-stream openssl
+  # pstream serve: hls.js plays it in headless Chromium (hls.js itself comes
+  # from the npm registry through the machine's npm); wrk loads its HTTP side
+  # in benches/http_load.sh
+  chromium wrk
 )
 
 missing=()
