@@ -109,7 +109,7 @@ pub async fn serve_http_with(
                 continue;
             }
         };
-        let open = stats.snapshot().open_connections as usize;
+        let open = stats.open_connections() as usize;
         let Some(slot) = (open < limits.max_connections)
             .then(|| clients.take(peer.ip(), limits.max_connections_per_client))
             .flatten()

@@ -78,6 +78,10 @@ impl HttpStats {
         }
     }
 
+    pub(crate) fn open_connections(&self) -> u64 {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn count_answer(&self, answer: Answer) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let counter = match answer {
