@@ -1,11 +1,22 @@
 //! RTMP publishing: URL parsing, a sans-IO session over rml_rtmp's chunk and
-//! handshake layers, and a thin blocking TCP driver.
+//! handshake layers, and a thin blocking TCP driver; and the server side for
+//! `pstream serve`: a sans-IO [`ServerSession`] over bounded chunk and AMF0
+//! readers, driven by [`serve_rtmp`] on tokio.
 
+pub mod amf;
+pub mod chunk;
 mod client;
+mod listener;
+pub mod server;
 mod session;
 mod url;
 
 pub use client::RtmpConnection;
+pub use listener::{
+    serve_rtmp, IngestHandler, IngestSink, PublishRefusal, RtmpServerConfig, RtmpServerSnapshot,
+    RtmpServerStats,
+};
+pub use server::{stream_key, MediaKind, MediaMessage, ServerError, ServerEvent, ServerSession};
 pub use session::{PublishSession, SessionEvent, CHUNK_SIZE, WINDOW_ACK_SIZE};
 pub use url::{redact, RtmpUrl, RTMPS_PORT, RTMP_PORT};
 
