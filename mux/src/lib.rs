@@ -4,6 +4,8 @@
 //!   Annex-B, raw AAC) into FLV tags: `onMetaData`, the AVC and AAC sequence
 //!   headers, then length-prefixed NAL units and raw AAC frames with
 //!   millisecond timestamps that never go backwards.
+//! - [`flv_demux`]: [`FlvDemuxer`] turns FLV tag bodies received over RTMP
+//!   back into units (AVCC to Annex B, AAC sequence header to config).
 //! - [`interleave`]: [`Interleaver`] merges the audio and video unit streams
 //!   into capture-time order before they reach a muxer.
 //! - [`amf0`]: the few AMF0 encoders the metadata needs.
@@ -11,12 +13,14 @@
 pub mod amf0;
 pub mod error;
 pub mod flv;
+pub mod flv_demux;
 pub mod hls;
 pub mod interleave;
 pub mod ts;
 
 pub use error::MuxError;
 pub use flv::{AudioInfo, FlvMuxer, FlvTag, StreamInfo, TagKind, VideoInfo};
+pub use flv_demux::{DemuxError, FlvDemuxer};
 pub use hls::{HlsConfig, HlsError, HlsEvent, HlsSegmenter};
 pub use interleave::Interleaver;
 pub use ts::{AudioSpecificConfig, TsError, TsMuxer, TsStreams};
