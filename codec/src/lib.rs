@@ -7,6 +7,7 @@
 //! - [`opus`]: 48 kHz / 20 ms Opus encoder and decoder with buffering,
 //!   resampling and channel mixing on the way in.
 //! - [`aac`]: AAC-LC encoder over fdk-aac ([`AacEncoder`]) for FLV/RTMP.
+//! - [`transcode`]: [`Transcoder`], one rendition's decode, scale and encode.
 //! - [`resample`]: a streaming windowed-sinc sample-rate converter.
 
 pub mod aac;
@@ -17,12 +18,14 @@ pub mod mjpeg;
 pub mod opus;
 pub mod resample;
 pub mod scale;
+pub mod transcode;
 pub mod video;
 
 pub use crate::aac::{AacConfig, AacEncoder};
 pub use crate::opus::{OpusApplication, OpusConfig, OpusDecoder, OpusEncoder};
 pub use crate::resample::Resampler;
 pub use crate::scale::{Rendition, Scaler};
+pub use crate::transcode::Transcoder;
 pub use error::CodecError;
 pub use h264::{DecodedPicture, H264Config, H264Decoder, H264Encoder};
 pub use mjpeg::{MjpegDecoder, MjpegEncoder};
