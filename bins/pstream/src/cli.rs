@@ -25,6 +25,8 @@ pub enum Command {
     Recv(RecvArgs),
     /// Stream H.264 + AAC as FLV to RTMP ingests (and files), reconnecting as needed.
     Push(crate::push::PushArgs),
+    /// Take RTMP publishes and serve them as HLS, with lighter renditions.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Options of `pstream recv`.

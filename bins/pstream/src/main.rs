@@ -7,6 +7,7 @@ mod cli;
 mod push;
 mod recv;
 mod send;
+mod serve;
 mod shutdown;
 mod stages;
 mod stats;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Sdp(args) => send::print_sdp(args),
         Command::Recv(args) => recv::run(args),
         Command::Push(args) => push::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

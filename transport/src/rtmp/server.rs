@@ -31,8 +31,6 @@ use super::{CHUNK_SIZE, WINDOW_ACK_SIZE};
 
 /// The message stream id handed out by `createStream` (one stream per connection).
 pub const PUBLISH_STREAM_ID: u32 = 1;
-/// Longest stream key accepted.
-pub const MAX_KEY_LEN: usize = 128;
 
 /// Why a server session cannot go on.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -126,19 +124,17 @@ impl Default for ServerSession {
     }
 }
 
-/// The key of a publish name: its last `/` part, `?` parameters removed;
-/// None unless it is 1..=[`MAX_KEY_LEN`] of `[A-Za-z0-9_.-]` and not `.`/`..`.
-pub fn stream_key(publish_name: &str) -> Option<&str> {
-    let path = publish_name.split('?').next().unwrap_or_default();
-    let key = path.rsplit('/').next().unwrap_or_default();
-    let ok = !key.is_empty()
-        && key.len() <= MAX_KEY_LEN
-        && key != "."
-        && key != ".."
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    ok.then_some(key)
+/// The stream key of a publish: the last non-empty `/` part of the publish
+/// URL's path (`app` then the publish name, `?` parameters removed), so
+/// `rtmp://host/live/KEY` and `rtmp://host/KEY` (where ffmpeg sends the
+/// whole path as the app and an empty name) both give `KEY`. None unless the
+/// HTTP side can serve it ([`crate::http::is_safe_name`]: ASCII letters,
+/// digits, `_` and `-`, at most 64), which also makes it a safe file name.
+pub fn stream_key<'a>(app: &'a str, publish_name: &'a str) -> Option<&'a str> {
+    let strip = |s: &'a str| s.split('?').next().unwrap_or_default();
+    let last = |s: &'a str| strip(s).rsplit('/').find(|p| !p.is_empty());
+    let key = last(publish_name).or_else(|| last(app))?;
+    crate::http::is_safe_name(key).then_some(key)
 }
 
 impl ServerSession {
@@ -496,7 +492,7 @@ impl ServerSession {
                     Amf0Value::Utf8String(s) => Some(s.as_str()),
                     _ => None,
                 });
-                match name.and_then(stream_key) {
+                match stream_key(&self.app, name.unwrap_or_default()) {
                     Some(key) => {
                         self.events.push_back(ServerEvent::PublishRequested {
                             app: self.app.clone(),
@@ -506,7 +502,7 @@ impl ServerSession {
                     }
                     None => self.reject_publish(
                         "NetStream.Publish.BadName",
-                        "stream key must be 1-128 characters of A-Z a-z 0-9 _ . -",
+                        "stream key must be 1-64 characters of A-Z a-z 0-9 _ -",
                     )?,
                 }
             }
@@ -575,12 +571,15 @@ mod tests {
 
     #[test]
     fn stream_keys_are_the_last_path_part() {
-        assert_eq!(stream_key("hello_world"), Some("hello_world"));
-        assert_eq!(stream_key("sub/key?token=1"), Some("key"));
-        assert_eq!(stream_key("a/.."), None);
-        assert_eq!(stream_key(""), None);
-        assert_eq!(stream_key("bad key"), None);
-        assert_eq!(stream_key(&"k".repeat(129)), None);
+        assert_eq!(stream_key("live", "hello_world"), Some("hello_world"));
+        assert_eq!(stream_key("live", "sub/key?token=1"), Some("key"));
+        assert_eq!(stream_key("hello_world", ""), Some("hello_world"));
+        assert_eq!(stream_key("live/x?t=1", ""), Some("x"));
+        assert_eq!(stream_key("live", "a/.."), None);
+        assert_eq!(stream_key("", ""), None);
+        assert_eq!(stream_key("live", "bad key"), None);
+        assert_eq!(stream_key("live", &"k".repeat(65)), None);
+        assert_eq!(stream_key("live", "a.b"), None);
     }
 
     #[test]

@@ -1,0 +1,609 @@
+//! `pstream serve` with real publishers (the recipe's ffmpeg command, `pstream
+//! push`) and real viewers (curl, ffprobe): HLS within seconds, renditions at
+//! 144 lines, keys, end and return of a publisher, and bad clients that must
+//! not disturb a healthy publisher and viewer.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{pstream_bin, require, serial, temp_dir, Proc};
+use pstream_transport::rtmp::{PublishSession, RtmpUrl, SessionEvent};
+
+/// A TCP port free on 127.0.0.1 right now.
+fn free_tcp_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// `pstream serve` on fresh ports, waiting until it listens.
+struct Serve {
+    proc: Proc,
+    rtmp: u16,
+    http: u16,
+}
+
+fn start_serve(dir: &Path, extra: &[&str]) -> Serve {
+    let (rtmp, http) = (free_tcp_port(), free_tcp_port());
+    let mut args: Vec<String> = vec![
+        "serve".into(),
+        "--rtmp".into(),
+        format!("127.0.0.1:{rtmp}"),
+        "--http".into(),
+        format!("127.0.0.1:{http}"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let proc = Proc::start("serve", &pstream_bin(), &args, dir);
+    assert!(
+        proc.wait_for_output("listening:", Duration::from_secs(10)),
+        "pstream serve did not start: {}",
+        proc.stderr()
+    );
+    Serve { proc, rtmp, http }
+}
+
+/// The recipe's publisher, bounded to `secs` seconds, to `key` (size and rate as given).
+fn ffmpeg_publish(dir: &Path, name: &str, port: u16, key: &str, size: &str, secs: u32) -> Proc {
+    require("ffmpeg");
+    let input = format!("testsrc=size={size}:rate=30,format=yuv420p");
+    let url = format!("rtmp://127.0.0.1:{port}/{key}");
+    let secs = secs.to_string();
+    let args: Vec<String> = [
+        "-nostdin",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        &input,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-c:v",
+        "libx264",
+        "-b:v",
+        "10000k",
+        "-preset",
+        "ultrafast",
+        "-x264-params",
+        "keyint=30",
+        "-c:a",
+        "aac",
+        "-t",
+        &secs,
+        "-f",
+        "flv",
+        &url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Proc::start(name, Path::new("ffmpeg"), &args, dir)
+}
+
+/// GET over loopback with curl: the body, or None on any HTTP or transport error.
+fn get(port: u16, path: &str) -> Option<Vec<u8>> {
+    require("curl");
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+fn get_text(port: u16, path: &str) -> String {
+    get(port, path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// The segment URIs a media playlist lists.
+fn segments(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter(|l| l.ends_with(".ts"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Polls `f` every 200 ms until it returns Some or `limit` passes.
+fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// ffprobe's streams of a file: (codec, width, height).
+fn probe(path: &Path) -> Vec<(String, u32, u32)> {
+    require("ffprobe");
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let mut streams: Vec<(String, u32, u32)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let n = |i: usize| f.get(i).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            (f[0].trim().to_string(), n(1), n(2))
+        })
+        .collect();
+    streams.sort();
+    streams.dedup();
+    streams
+}
+
+/// Downloads `path` into `dir/name`.
+fn download(port: u16, path: &str, dir: &Path, name: &str) -> PathBuf {
+    let body = get(port, path).unwrap_or_else(|| panic!("GET {path} failed"));
+    let file = dir.join(name);
+    std::fs::write(&file, body).expect("write download");
+    file
+}
+
+#[test]
+fn recipe_publish_gives_hls_with_a_144p_rendition_within_10_s() {
+    let _g = serial();
+    let dir = temp_dir("serve-recipe");
+    let hls_dir = dir.join("hls");
+    let s = start_serve(
+        &dir,
+        &[
+            "--renditions",
+            "P144p30fps16x9",
+            "--hls-dir",
+            hls_dir.to_str().expect("utf-8 path"),
+        ],
+    );
+    let started = Instant::now();
+    let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "hello_world", "640x480", 20);
+    // The recipe's test: curl the rendition playlist.
+    let playlist = wait_for(Duration::from_secs(10), || {
+        let p = get_text(s.http, "/stream/hello_world/P144p30fps16x9.m3u8");
+        (segments(&p).len() >= 3).then_some(p)
+    });
+    let elapsed = started.elapsed();
+    let playlist = playlist.unwrap_or_else(|| {
+        panic!(
+            "no 3 segments within 10 s; serve: {}\nffmpeg: {}",
+            s.proc.stderr(),
+            ff.stderr()
+        )
+    });
+    assert!(elapsed <= Duration::from_secs(10), "{elapsed:?}");
+    assert!(playlist.starts_with("#EXTM3U"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:"), "{playlist}");
+    assert!(!playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+
+    let rendition = segments(&playlist)[1].clone();
+    let file = download(
+        s.http,
+        &format!("/stream/hello_world/{rendition}"),
+        &dir,
+        "r.ts",
+    );
+    let streams = probe(&file);
+    assert!(
+        streams.iter().any(|(c, _, h)| c == "h264" && *h == 144),
+        "{streams:?}"
+    );
+    assert!(streams.iter().any(|(c, _, _)| c == "aac"), "{streams:?}");
+
+    let source = get_text(s.http, "/stream/hello_world/source.m3u8");
+    let seg = segments(&source)
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no source segment: {source}"));
+    let file = download(s.http, &format!("/stream/hello_world/{seg}"), &dir, "s.ts");
+    let streams = probe(&file);
+    assert!(
+        streams.contains(&("h264".to_string(), 640, 480)),
+        "{streams:?}"
+    );
+    assert!(streams.iter().any(|(c, _, _)| c == "aac"), "{streams:?}");
+
+    let master = get_text(s.http, "/stream/hello_world.m3u8");
+    assert!(
+        master.contains("RESOLUTION=640x480") && master.contains("hello_world/source.m3u8"),
+        "{master}"
+    );
+    assert!(
+        master.contains("RESOLUTION=192x144") && master.contains("hello_world/P144p30fps16x9.m3u8"),
+        "{master}"
+    );
+    assert!(master.matches("BANDWIDTH=").count() == 2, "{master}");
+
+    // --hls-dir mirrors the same files, written whole.
+    let on_disk = std::fs::read_to_string(hls_dir.join("hello_world/P144p30fps16x9.m3u8"))
+        .expect("playlist on disk");
+    for seg in segments(&on_disk) {
+        assert!(hls_dir.join("hello_world").join(&seg).is_file(), "{seg}");
+    }
+    assert!(hls_dir.join("hello_world.m3u8").is_file());
+    ff.signal("KILL");
+    ff.wait(Duration::from_secs(5));
+}
+
+#[test]
+fn two_publishers_at_once_and_unlisted_keys_refused() {
+    let _g = serial();
+    let dir = temp_dir("serve-keys");
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "# who may publish\nalpha\nbeta\n").expect("write keys");
+    let s = start_serve(
+        &dir,
+        &[
+            "--renditions",
+            "none",
+            "--keys",
+            keys.to_str().expect("utf-8"),
+        ],
+    );
+    let _alpha = ffmpeg_publish(&dir, "alpha", s.rtmp, "alpha", "320x240", 30);
+    let url = format!("rtmp://127.0.0.1:{}/live/beta", s.rtmp);
+    let beta_args: Vec<String> = [
+        "push",
+        "--size",
+        "640x360",
+        "--bitrate",
+        "800",
+        "--duration",
+        "30",
+        "--quiet",
+        &url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _beta = Proc::start("push-beta", &pstream_bin(), &beta_args, &dir);
+    for key in ["alpha", "beta"] {
+        let ok = wait_for(Duration::from_secs(15), || {
+            let p = get_text(s.http, &format!("/stream/{key}/source.m3u8"));
+            (segments(&p).len() >= 2).then_some(())
+        });
+        assert!(ok.is_some(), "{key} has no segments: {}", s.proc.stderr());
+    }
+    let p = get_text(s.http, "/stream/beta/source.m3u8");
+    let seg = segments(&p)[0].clone();
+    let file = download(s.http, &format!("/stream/beta/{seg}"), &dir, "beta.ts");
+    let streams = probe(&file);
+    assert!(
+        streams.contains(&("h264".to_string(), 640, 360)),
+        "pstream push's picture: {streams:?}"
+    );
+
+    // A key missing from --keys: ffmpeg fails, and so does pstream push.
+    let mut gamma = ffmpeg_publish(&dir, "gamma", s.rtmp, "gamma", "320x240", 10);
+    let code = gamma.wait(Duration::from_secs(10));
+    assert!(matches!(code, Some(c) if c != 0), "ffmpeg exit {code:?}");
+    let url = format!("rtmp://127.0.0.1:{}/live/gamma", s.rtmp);
+    let push_args: Vec<String> = ["push", "--duration", "10", "--quiet", &url]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut push = Proc::start("push-gamma", &pstream_bin(), &push_args, &dir);
+    let code = push.wait(Duration::from_secs(10));
+    assert!(matches!(code, Some(c) if c != 0), "push exit {code:?}");
+    assert!(
+        push.stderr().contains("NetStream.Publish.BadName"),
+        "{}",
+        push.stderr()
+    );
+    assert!(get(s.http, "/stream/gamma.m3u8").is_none());
+    assert!(s.proc.stderr().contains("\"gamma\" refused: not in --keys"));
+    // Both accepted streams are still live.
+    let master = get_text(s.http, "/stream/alpha.m3u8");
+    assert!(master.contains("alpha/source.m3u8"), "{master}");
+}
+
+#[test]
+fn publisher_leaves_then_returns_endlist_then_discontinuity() {
+    let _g = serial();
+    let dir = temp_dir("serve-return");
+    let s = start_serve(&dir, &["--renditions", "P144p30fps16x9"]);
+    let mut first = ffmpeg_publish(&dir, "first", s.rtmp, "again", "640x480", 7);
+    assert!(
+        first.wait(Duration::from_secs(20)).is_some(),
+        "ffmpeg did not finish"
+    );
+    for variant in ["source", "P144p30fps16x9"] {
+        let path = format!("/stream/again/{variant}.m3u8");
+        let ended = wait_for(Duration::from_secs(10), || {
+            let p = get_text(s.http, &path);
+            p.contains("#EXT-X-ENDLIST").then_some(p)
+        });
+        let p =
+            ended.unwrap_or_else(|| panic!("no ENDLIST in {path}: {}", get_text(s.http, &path)));
+        assert!(segments(&p).len() >= 2, "{p}");
+        assert!(!p.contains("#EXT-X-DISCONTINUITY"), "{p}");
+    }
+    let before = segments(&get_text(s.http, "/stream/again/source.m3u8"));
+    let _second = ffmpeg_publish(&dir, "second", s.rtmp, "again", "640x480", 20);
+    for variant in ["source", "P144p30fps16x9"] {
+        let path = format!("/stream/again/{variant}.m3u8");
+        let back = wait_for(Duration::from_secs(15), || {
+            let p = get_text(s.http, &path);
+            let after = p.split("#EXT-X-DISCONTINUITY").nth(1).map(segments)?;
+            (after.len() >= 2 && !p.contains("#EXT-X-ENDLIST")).then_some(p)
+        });
+        assert!(
+            back.is_some(),
+            "no discontinuity and new segments in {path}: {}\n{}",
+            get_text(s.http, &path),
+            s.proc.stderr()
+        );
+    }
+    let after = segments(&get_text(s.http, "/stream/again/source.m3u8"));
+    let last_before = before.last().cloned().unwrap_or_default();
+    assert!(
+        after
+            .iter()
+            .any(|a| a > &last_before || a.len() > last_before.len()),
+        "{before:?} -> {after:?}"
+    );
+}
+
+/// A publish set up by hand over a raw socket, so that the test can then misbehave.
+fn raw_publish(port: u16, key: &str) -> (TcpStream, PublishSession) {
+    let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/{key}")).expect("url");
+    let mut session = PublishSession::new(url);
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    session.start().expect("start");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 65536];
+    while !session.is_live() {
+        assert!(Instant::now() < deadline, "raw publish of {key} not live");
+        while let Some(out) = session.poll_transmit() {
+            sock.write_all(&out).expect("write");
+        }
+        match sock.read(&mut buf) {
+            Ok(0) => panic!("server closed the raw publish of {key}"),
+            Ok(n) => session.handle_input(&buf[..n]).expect("input"),
+            Err(_) => {}
+        }
+        while let Some(ev) = session.poll_event() {
+            assert_eq!(ev, SessionEvent::Live, "raw publish of {key}");
+        }
+    }
+    (sock, session)
+}
+
+/// Sends the session's queued bytes.
+fn flush(sock: &mut TcpStream, session: &mut PublishSession) {
+    while let Some(out) = session.poll_transmit() {
+        let _ = sock.write_all(&out);
+    }
+}
+
+/// True if the server closes `sock` within `limit` (reads drain anything it sends first).
+fn closed_within(sock: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match sock.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// An AMF0 `connect` command in one type-0 chunk on chunk stream 3.
+fn connect_chunk() -> Vec<u8> {
+    let mut body = vec![0x02, 0, 7];
+    body.extend(b"connect");
+    body.push(0x00);
+    body.extend(1.0f64.to_be_bytes());
+    body.extend([0x03, 0, 3]);
+    body.extend(b"app");
+    body.extend([0x02, 0, 4]);
+    body.extend(b"live");
+    body.extend([0, 0, 0x09]);
+    let len = body.len() as u32;
+    let mut chunk = vec![0x03, 0, 0, 0];
+    chunk.extend(&len.to_be_bytes()[1..]);
+    chunk.push(20);
+    chunk.extend([0, 0, 0, 0]);
+    chunk.extend(body);
+    chunk
+}
+
+#[test]
+fn bad_clients_do_not_disturb_a_healthy_publisher_and_viewer() {
+    let _g = serial();
+    let dir = temp_dir("serve-bad");
+    let s = start_serve(
+        &dir,
+        &["--renditions", "P144p30fps16x9", "--max-connections", "64"],
+    );
+    let mut healthy = ffmpeg_publish(&dir, "healthy", s.rtmp, "healthy", "640x480", 60);
+    let playlist = "/stream/healthy/P144p30fps16x9.m3u8";
+    let first = wait_for(Duration::from_secs(15), || {
+        let p = segments(&get_text(s.http, playlist));
+        (p.len() >= 2).then_some(p)
+    })
+    .unwrap_or_else(|| panic!("healthy stream did not start: {}", s.proc.stderr()));
+    let attack_start = Instant::now();
+    let port = s.rtmp;
+
+    // A viewer polls throughout and must always get the playlist.
+    let http = s.http;
+    let viewer = std::thread::spawn(move || {
+        let mut failures = 0;
+        let mut polls = 0;
+        let deadline = Instant::now() + Duration::from_secs(22);
+        while Instant::now() < deadline {
+            polls += 1;
+            if get(http, playlist).is_none() {
+                failures += 1;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        (polls, failures)
+    });
+
+    // Garbage instead of a handshake: closed at once.
+    let mut garbage = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let junk: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let _ = garbage.write_all(&junk);
+    assert!(
+        closed_within(&mut garbage, Duration::from_secs(5)),
+        "garbage"
+    );
+
+    // Half a handshake, then silence: closed by the setup timeout.
+    let mut half = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = half.write_all(&[3u8; 700]);
+    let half_thread = std::thread::spawn(move || closed_within(&mut half, Duration::from_secs(16)));
+
+    // A client that never reads: handshake, then commands whose answers pile up.
+    let never_reads = std::thread::spawn(move || {
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let _ = sock.set_write_timeout(Some(Duration::from_millis(500)));
+        let mut hello = vec![3u8];
+        hello.extend(vec![0u8; 1536 * 2]);
+        let _ = sock.write_all(&hello);
+        let burst: Vec<u8> = std::iter::repeat_n(connect_chunk(), 200)
+            .flatten()
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match sock.write(&burst) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    });
+
+    // A lying NAL length inside a video tag: dropped and counted, the publish goes on;
+    // then a chunk claiming a 16 MiB message: closed.
+    let (mut liar, mut session) = raw_publish(port, "liar");
+    let mut seq = vec![0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, 4];
+    seq.extend([0x67, 0x42, 0xc0, 0x1e]);
+    seq.extend([1, 0, 3, 0x68, 0xce, 0x3c]);
+    session.send_media(9, 0, &Bytes::from(seq)).expect("send");
+    let lying = Bytes::from_static(&[0x17, 1, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0x65, 1, 2]);
+    session.send_media(9, 33, &lying).expect("send");
+    flush(&mut liar, &mut session);
+    assert!(
+        !closed_within(&mut liar, Duration::from_secs(1)),
+        "a malformed tag closed the connection"
+    );
+    let _ = liar.write_all(&[0x05, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0]);
+    assert!(
+        closed_within(&mut liar, Duration::from_secs(5)),
+        "lying length"
+    );
+
+    // An unknown codec (HEVC by FLV codec id 12): the stream is refused.
+    let (mut weird, mut session) = raw_publish(port, "weird");
+    session
+        .send_media(9, 0, &Bytes::from_static(&[0x1C, 0, 0, 0, 0, 1, 2, 3]))
+        .expect("send");
+    flush(&mut weird, &mut session);
+    assert!(
+        closed_within(&mut weird, Duration::from_secs(5)),
+        "unknown codec"
+    );
+    assert!(
+        s.proc
+            .wait_for_output("video codec id 12 (HEVC)", Duration::from_secs(2)),
+        "{}",
+        s.proc.stderr()
+    );
+
+    // A flood of 200 connections: past --max-connections they are closed at once.
+    let mut flood: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(flood.len() >= 100, "only {} connected", flood.len());
+    // Let the server get through its accept queue.
+    std::thread::sleep(Duration::from_secs(1));
+    let closed = flood
+        .iter_mut()
+        .filter_map(|c| {
+            let _ = c.set_read_timeout(Some(Duration::from_millis(20)));
+            let gone = matches!(c.read(&mut [0u8; 1]), Ok(0) | Err(_))
+                && matches!(c.read(&mut [0u8; 1]), Ok(0));
+            gone.then_some(())
+        })
+        .count();
+    assert!(closed >= 100, "only {closed} of 200 closed at the limit");
+    drop(flood);
+
+    assert!(
+        half_thread.join().expect("half"),
+        "half handshake not closed"
+    );
+    assert!(
+        never_reads.join().expect("never reads"),
+        "non-reading client not closed"
+    );
+    let (polls, failures) = viewer.join().expect("viewer");
+    assert_eq!(failures, 0, "viewer failed {failures} of {polls} polls");
+
+    // The healthy stream kept going all along.
+    assert!(attack_start.elapsed() >= Duration::from_secs(10));
+    let now = segments(&get_text(s.http, playlist));
+    let advanced = now
+        .last()
+        .zip(first.last())
+        .map(|(a, b)| {
+            let n = |s: &str| {
+                s.rsplit('/')
+                    .next()
+                    .and_then(|f| f.strip_suffix(".ts"))
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            n(a).saturating_sub(n(b))
+        })
+        .unwrap_or(0);
+    assert!(advanced >= 4, "{first:?} -> {now:?}\n{}", s.proc.stderr());
+    assert!(
+        healthy.wait(Duration::from_millis(10)).is_none(),
+        "the healthy publisher stopped: {}",
+        healthy.stderr()
+    );
+    assert!(!get_text(s.http, playlist).contains("#EXT-X-ENDLIST"));
+}
