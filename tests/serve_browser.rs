@@ -370,6 +370,11 @@ fn hls_js_in_chromium_plays_the_source_playlist() {
         "playback did not advance {MUST_PLAY_SECS} s within 60 s (first {first}, max {max})\n{}",
         summary()
     );
+    let errors: Vec<&String> = reports.iter().filter(|r| r.starts_with("error=")).collect();
+    eprintln!(
+        "hls.js played {first:.2} s -> {max:.2} s of the source playlist; {} reports, non-fatal errors: {errors:?}",
+        reports.len()
+    );
     drop(chromium);
     drop(ffmpeg);
     drop(serve);
