@@ -17,6 +17,11 @@ packages=(
   # RTMP ingest for the push tests: nginx with Debian's RTMP module, its
   # stream module as the TLS front for rtmps://, openssl for the test certificates
   nginx libnginx-mod-rtmp libnginx-mod-stream openssl
+  # real V4L2 devices (vivid, v4l2loopback) in a qemu guest: scripts/vm/
+  # fetches the guest's kernel and busybox itself; the host needs qemu, kmod
+  # (depmod, modprobe --show-depends), cpio, libelf1 for the kernel's objtool
+  # when building v4l2loopback, and v4l2-ctl to copy into the guest
+  qemu-system-x86 kmod cpio libelf1 v4l-utils
 )
 
 missing=()
