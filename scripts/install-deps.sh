@@ -10,6 +10,9 @@ packages=(
   build-essential pkg-config nasm cmake libopus-dev
   # audio playback through cpal links ALSA
   libasound2-dev
+  # the v4l crate generates its V4L2 bindings with bindgen (libclang) from
+  # the kernel headers (linux-libc-dev, via build-essential)
+  libclang-dev
   # peers the tests start
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav

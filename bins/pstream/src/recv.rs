@@ -271,6 +271,18 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
 }
 
 fn check_video_sink(spec: &str) -> anyhow::Result<()> {
+    if let Some(v4l2) = pstream_capture::v4l2::V4l2Spec::parse(spec) {
+        // Open the device once now, so a missing or wrong one fails before
+        // any packet arrives (the format is set by the first frame later).
+        let format = VideoFormat {
+            width: 640,
+            height: 480,
+            fps_num: 30,
+            fps_den: 1,
+        };
+        pstream_capture::v4l2::V4l2Sink::open(&v4l2?, format)?;
+        return Ok(());
+    }
     if spec == "null" || spec.starts_with("y4m:") && spec.len() > 4 {
         Ok(())
     } else {
@@ -662,9 +674,14 @@ impl VideoDecodeStage {
             return Ok(());
         };
         if (*sw, *sh) != (w, h) {
-            // A Y4M stream has one size; a sender that changed size is counted, not written.
-            self.counters.discarded.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            if sink.accepts_size_changes() {
+                // A device renegotiates its format for the new size.
+                (*sw, *sh) = (w, h);
+            } else {
+                // A Y4M stream has one size; a sender that changed size is counted, not written.
+                self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         sink.write_frame(frame)?;
         Ok(())
