@@ -182,7 +182,7 @@ impl Capture {
         };
         let worker = Worker {
             bufs,
-            _file: dev.file,
+            file: dev.file,
             spec: name.to_owned(),
             path: spec.path.clone(),
             pixel: choice.format,
@@ -210,11 +210,11 @@ impl Capture {
     }
 }
 
-/// The capture thread's state. `bufs` is declared before `_file` so the
+/// The capture thread's state. `bufs` is declared before `file` so the
 /// buffers are released while the descriptor is still open.
 struct Worker {
     bufs: MappedBuffers,
-    _file: File,
+    file: File,
     spec: String,
     path: std::path::PathBuf,
     pixel: PixelFormat,
@@ -235,7 +235,7 @@ impl Worker {
     }
 
     fn run(mut self) {
-        let fd = self._file.as_raw_fd();
+        let fd = self.file.as_raw_fd();
         let mut last_seq: Option<u32> = None;
         let mut idle_errors = 0u32;
         let mut bad_in_a_row = 0u32;
