@@ -164,6 +164,9 @@ fn run_guest(
         "scripts/vm/run.sh failed ({run_code:?}):\n{}",
         vm.stderr()
     );
+    // The programs' copies (pstream alone is over 100 MB) are no evidence.
+    let _ = std::fs::remove_dir_all(share.join("bin"));
+    let _ = std::fs::remove_dir_all(share.join("lib"));
     GuestRun {
         log: read_lossy(&share.join("guest.log")),
         share,
