@@ -574,6 +574,9 @@ impl VideoDecodeStage {
         let mut need_idr = true;
         let mut first_ts: Option<u32> = None;
         let mut fps: Option<(u32, u32)> = None;
+        // The first picture waits for the second unit, which gives the rate
+        // the output is opened with (Y4M header, device frame interval).
+        let mut pending: Option<pstream_core::VideoFrame> = None;
         let mut ssrc: Option<u32> = None;
         let mut evicted = 0;
         while let Some(unit) = units.recv() {
@@ -631,11 +634,17 @@ impl VideoDecodeStage {
                         self.counters.delay_us.store(delay, Ordering::Relaxed);
                         self.counters.have_delay.store(1, Ordering::Relaxed);
                     }
-                    if let Err(e) = self.write(&frame, fps.unwrap_or((30, 1))) {
-                        fail(fatal, shutdown, e);
-                        return;
-                    }
                     self.counters.decoded.fetch_add(1, Ordering::Relaxed);
+                    let Some(rate) = fps else {
+                        pending = Some(frame);
+                        continue;
+                    };
+                    for f in pending.take().iter().chain([&frame]) {
+                        if let Err(e) = self.write(f, rate) {
+                            fail(fatal, shutdown, e);
+                            return;
+                        }
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -644,6 +653,13 @@ impl VideoDecodeStage {
                     need_idr = true;
                     let _ = self.feedback.try_send(Feedback::KeyframeNeeded);
                 }
+            }
+        }
+        if let Some(first) = pending.take() {
+            // A stream of one picture: no second timestamp, assume 30 fps.
+            if let Err(e) = self.write(&first, (30, 1)) {
+                fail(fatal, shutdown, e);
+                return;
             }
         }
         if let Some((sink, _, _)) = &mut self.sink {

@@ -1,5 +1,11 @@
 //! Writing decoded frames to a V4L2 output device (v4l2loopback's virtual
-//! camera, vivid's output node) with mmap output streaming.
+//! camera, vivid's output node).
+//!
+//! vivid and other real output drivers get mmap output streaming (REQBUFS,
+//! QBUF, STREAMON, DQBUF to reclaim). v4l2loopback gets write(): its mmap
+//! output DQBUF (0.12.x, Debian 12's) hands back the buffer queued last, so
+//! a streaming writer would overwrite the very picture readers are about to
+//! take, while write() fills its buffer ring in turn.
 //!
 //! The format is negotiated from the first frame: YU12 (I420, a plain copy)
 //! when the device takes it, else YUYV (converted); a frame of a new size
@@ -8,6 +14,7 @@
 //! stalled device never stalls the decoder.
 
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,12 +48,22 @@ pub struct OutputCounters {
     pub negotiations: AtomicU64,
 }
 
-/// The negotiated stream: buffers and layout.
+/// How pictures reach the device.
+enum Io {
+    /// mmap output streaming: buffers, and those never queued yet.
+    Mmap {
+        bufs: MappedBuffers,
+        free: Vec<usize>,
+    },
+    /// write() of whole pictures from a scratch buffer.
+    Write { scratch: Vec<u8> },
+}
+
+/// The negotiated stream: layout and I/O.
 struct Stream {
-    bufs: MappedBuffers,
+    io: Io,
     fmt: PixFormat,
     pixel: PixelFormat,
-    free: Vec<usize>,
 }
 
 /// A V4L2 output device as a [`VideoSink`].
@@ -57,6 +74,7 @@ pub struct V4l2Sink {
     stream: Option<Stream>,
     file: File,
     only: Option<PixelFormat>,
+    use_write: bool,
     rate: Rate,
     counters: Arc<OutputCounters>,
     finished: bool,
@@ -92,7 +110,10 @@ impl V4l2Sink {
             ));
         }
         let dev = open_device(name, &spec.path, Direction::Output)?;
+        let use_write =
+            dev.caps.driver.contains("loopback") && dev.caps.caps & sys::CAP_READWRITE != 0;
         Ok(V4l2Sink {
+            use_write,
             spec: name.to_owned(),
             path: spec.path.clone(),
             stream: None,
@@ -166,26 +187,32 @@ impl V4l2Sink {
         let stride = fmt.bytesperline.max(min_stride);
         let fmt = PixFormat {
             bytesperline: stride,
-            sizeimage: fmt.sizeimage.max(needed(pixel, stride, height) as u32),
+            // The picture's own bytes: drivers may round sizeimage up to
+            // whole pages, and readers take bytesused as the picture length.
+            sizeimage: needed(pixel, stride, height) as u32,
             ..fmt
         };
         // Readers (browsers, OBS) see this rate; not every driver takes one.
         let _ = sys::set_rate(fd, sys::OUTPUT, self.rate);
-        let bufs = MappedBuffers::new(fd, sys::OUTPUT, BUFFERS)
-            .map_err(|e| device_error(name, &self.path, "cannot map output buffers", e))?;
-        if (0..bufs.len()).any(|i| bufs.buffer(i).len() < needed(pixel, stride, height)) {
-            return Err(CaptureError::unsupported(
-                name,
-                format!("the device's buffers are smaller than a {width}x{height} {pixel} picture"),
-            ));
-        }
-        let free = (0..bufs.len()).rev().collect();
-        self.stream = Some(Stream {
-            bufs,
-            fmt,
-            pixel,
-            free,
-        });
+        let io = if self.use_write {
+            Io::Write {
+                scratch: vec![0; fmt.sizeimage as usize],
+            }
+        } else {
+            let bufs = MappedBuffers::new(fd, sys::OUTPUT, BUFFERS)
+                .map_err(|e| device_error(name, &self.path, "cannot map output buffers", e))?;
+            if (0..bufs.len()).any(|i| bufs.buffer(i).len() < needed(pixel, stride, height)) {
+                return Err(CaptureError::unsupported(
+                    name,
+                    format!(
+                        "the device's buffers are smaller than a {width}x{height} {pixel} picture"
+                    ),
+                ));
+            }
+            let free = (0..bufs.len()).rev().collect();
+            Io::Mmap { bufs, free }
+        };
+        self.stream = Some(Stream { io, fmt, pixel });
         self.counters.negotiations.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -194,14 +221,18 @@ impl V4l2Sink {
     fn free_buffer(&mut self) -> Result<Option<usize>, CaptureError> {
         let fd = self.file.as_raw_fd();
         let (name, path) = (&self.spec, &self.path);
-        let Some(stream) = &mut self.stream else {
+        let Some(Stream {
+            io: Io::Mmap { bufs, free },
+            ..
+        }) = &mut self.stream
+        else {
             return Ok(None);
         };
-        if let Some(i) = stream.free.pop() {
+        if let Some(i) = free.pop() {
             return Ok(Some(i));
         }
         for attempt in 0..2 {
-            match stream.bufs.dequeue() {
+            match bufs.dequeue() {
                 Ok(Some(d)) => return Ok(Some(d.index)),
                 Ok(None) if attempt == 0 => {
                     sys::poll(fd, libc::POLLOUT, BUFFER_WAIT).map_err(|e| {
@@ -220,6 +251,51 @@ impl V4l2Sink {
             }
         }
         Ok(None)
+    }
+}
+
+/// Lays `frame` out in `dst` as `pixel` with `stride` bytes per row.
+fn fill(pixel: PixelFormat, frame: &VideoFrame, stride: usize, dst: &mut [u8]) {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    match pixel {
+        PixelFormat::Yuyv => i420_to_yuyv(frame.data(), w, h, stride, dst),
+        _ => i420_to_yu12(frame.data(), w, h, stride, dst),
+    }
+}
+
+impl V4l2Sink {
+    /// write() of one whole picture; a device that cannot take it now
+    /// (EAGAIN) costs the picture, counted as dropped.
+    fn write_picture(&mut self, frame: &VideoFrame) -> Result<(), CaptureError> {
+        let Some(Stream {
+            io: Io::Write { scratch },
+            fmt,
+            pixel,
+        }) = &mut self.stream
+        else {
+            return Ok(());
+        };
+        fill(*pixel, frame, fmt.bytesperline as usize, scratch);
+        match (&self.file).write(scratch) {
+            Ok(n) if n == scratch.len() => {
+                self.counters.frames.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(n) => Err(CaptureError::unsupported(
+                &self.spec,
+                format!("the device took {n} of a picture's {} bytes", scratch.len()),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(device_error(
+                &self.spec,
+                &self.path,
+                "cannot write a picture",
+                e,
+            )),
+        }
     }
 }
 
@@ -247,33 +323,36 @@ impl VideoSink for V4l2Sink {
         if !same {
             self.negotiate(w, h)?;
         }
+        if self
+            .stream
+            .as_ref()
+            .is_some_and(|s| matches!(s.io, Io::Write { .. }))
+        {
+            return self.write_picture(frame);
+        }
         let Some(index) = self.free_buffer()? else {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
         let (name, path) = (self.spec.as_str(), &self.path);
-        let Some(stream) = &mut self.stream else {
+        let Some(Stream {
+            io: Io::Mmap { bufs, free },
+            fmt,
+            pixel,
+        }) = &mut self.stream
+        else {
             return Ok(());
         };
-        let (pixel, stride, size) = (
-            stream.pixel,
-            stream.fmt.bytesperline as usize,
-            stream.fmt.sizeimage as usize,
-        );
-        let dst = stream.bufs.buffer_mut(index);
-        match pixel {
-            PixelFormat::Yuyv => i420_to_yuyv(frame.data(), w as usize, h as usize, stride, dst),
-            _ => i420_to_yu12(frame.data(), w as usize, h as usize, stride, dst),
-        }
+        let (stride, size) = (fmt.bytesperline as usize, fmt.sizeimage as usize);
+        let dst = bufs.buffer_mut(index);
+        fill(*pixel, frame, stride, dst);
         let used = size.min(dst.len());
-        if let Err(e) = stream.bufs.queue(index, used, sys::monotonic_now()) {
-            stream.free.push(index);
+        if let Err(e) = bufs.queue(index, used, sys::monotonic_now()) {
+            free.push(index);
             return Err(device_error(name, path, "cannot queue an output buffer", e));
         }
-        if !stream.bufs.streaming() {
-            stream
-                .bufs
-                .stream_on()
+        if !bufs.streaming() {
+            bufs.stream_on()
                 .map_err(|e| device_error(name, path, "cannot start output streaming", e))?;
         }
         self.counters.frames.fetch_add(1, Ordering::Relaxed);

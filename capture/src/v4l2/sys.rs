@@ -30,6 +30,8 @@ pub const CAP_CAPTURE_MPLANE: u32 = sys::V4L2_CAP_VIDEO_CAPTURE_MPLANE;
 pub const CAP_OUTPUT_MPLANE: u32 = sys::V4L2_CAP_VIDEO_OUTPUT_MPLANE;
 /// Capability bit: memory-to-memory devices (codecs, scalers), not cameras.
 pub const CAP_M2M: u32 = sys::V4L2_CAP_VIDEO_M2M | sys::V4L2_CAP_VIDEO_M2M_MPLANE;
+/// Capability bit: read()/write() I/O.
+pub const CAP_READWRITE: u32 = sys::V4L2_CAP_READWRITE;
 /// Capability bit: streaming I/O (mmap).
 pub const CAP_STREAMING: u32 = sys::V4L2_CAP_STREAMING;
 
