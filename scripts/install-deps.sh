@@ -10,6 +10,9 @@ packages=(
   build-essential pkg-config nasm cmake libopus-dev
   # audio playback through cpal links ALSA
   libasound2-dev
+  # the v4l crate generates its V4L2 bindings with bindgen (libclang) from
+  # the kernel headers (linux-libc-dev, via build-essential)
+  libclang-dev
   # peers the tests start
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
@@ -21,6 +24,11 @@ packages=(
   # from the npm registry through the machine's npm); wrk loads its HTTP side
   # in benches/http_load.sh
   chromium wrk
+  # real V4L2 devices (vivid, v4l2loopback) in a qemu guest: scripts/vm/
+  # fetches the guest's kernel and busybox itself; the host needs qemu, kmod
+  # (depmod, modprobe --show-depends), cpio, libelf1 for the kernel's objtool
+  # when building v4l2loopback, and v4l2-ctl to copy into the guest
+  qemu-system-x86 kmod cpio libelf1 v4l-utils
 )
 
 missing=()

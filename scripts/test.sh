@@ -11,6 +11,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # binaries run one after another, so a 2-core machine is not oversubscribed.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# The qemu guest the V4L2 device tests boot (tests/v4l2_vm.rs): about 1 min
+# cold (85 MB of Debian packages), nothing when target/vm is already there.
+scripts/vm/prepare.sh >/dev/null
 cargo test --workspace --locked 2>&1 | tee "$log"
 # Every parser that takes bytes off the network, fuzzed briefly.
 scripts/fuzz-smoke.sh

@@ -79,6 +79,57 @@ pub enum CaptureError {
         /// The accepted forms, comma-separated.
         accepted: &'static str,
     },
+    /// A V4L2 device node does not exist.
+    #[error("{spec}: no such device {device}; {present}")]
+    DeviceMissing {
+        /// The spec as given.
+        spec: String,
+        /// The device path.
+        device: String,
+        /// The video devices that do exist, or that there are none.
+        present: String,
+    },
+    /// Another program holds the device (EBUSY).
+    #[error("{spec}: {device} is busy: another program is using it; close that program or pick another device")]
+    DeviceBusy {
+        /// The spec as given.
+        spec: String,
+        /// The device path.
+        device: String,
+    },
+    /// The node is not the kind of device asked for (capture or output).
+    #[error("{spec}: {device} is not a video {wanted} device: {found}")]
+    WrongDeviceKind {
+        /// The spec as given.
+        spec: String,
+        /// The device path.
+        device: String,
+        /// "capture" or "output".
+        wanted: &'static str,
+        /// The card and driver, what the node is instead, and a hint for
+        /// the usual cause (v4l2loopback's exclusive_caps) when it applies.
+        found: String,
+    },
+    /// The device offers no pixel format, size or rate that fits.
+    #[error("{spec}: {device} offers no {what}; it offers: {offers}")]
+    UnsupportedDeviceFormat {
+        /// The spec as given.
+        spec: String,
+        /// The device path.
+        device: String,
+        /// What was asked for ("format pstream can read (YUYV, NV12, YU12, MJPG)", "640x480").
+        what: String,
+        /// Everything the device offers, on one line.
+        offers: String,
+    },
+    /// The device went away while streaming (unplugged: ENODEV).
+    #[error("{spec}: {device} disappeared mid-stream (unplugged?); stopping")]
+    DeviceGone {
+        /// The spec as given.
+        spec: String,
+        /// The device path.
+        device: String,
+    },
 }
 
 impl CaptureError {

@@ -6,6 +6,7 @@
 //! `open_*` functions turn a command-line spec (`test`, `y4m:PATH`,
 //! `wav:PATH`, `null`, ...) into one of them.
 
+pub mod convert;
 pub mod error;
 pub mod null;
 pub mod open;
@@ -16,14 +17,18 @@ pub mod source;
 pub mod testpattern;
 pub mod timecode;
 pub mod tone;
+pub mod v4l2;
 pub mod wav;
 pub mod y4m;
 
 pub use error::CaptureError;
 pub use null::{NullAudioSink, NullVideoSink};
-pub use open::{open_audio_sink, open_audio_source, open_video_sink, open_video_source};
+pub use open::{
+    open_audio_sink, open_audio_source, open_video_sink, open_video_source, open_video_source_for,
+    OpenedVideo,
+};
 pub use sink::{AudioSink, VideoSink};
-pub use source::{AudioFormat, AudioSource, VideoFormat, VideoSource};
+pub use source::{AudioFormat, AudioSource, EncodedVideoSource, VideoFormat, VideoSource};
 pub use testpattern::{TestPattern, TestPatternSource};
 pub use timecode::{read_timecode, write_timecode};
 pub use tone::ToneSource;

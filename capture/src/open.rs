@@ -6,24 +6,26 @@ use pstream_core::PipelineClock;
 
 use crate::null::{NullAudioSink, NullVideoSink};
 use crate::sink::{AudioSink, VideoSink};
-use crate::source::{AudioFormat, AudioSource, VideoFormat, VideoSource};
+use crate::source::{AudioFormat, AudioSource, EncodedVideoSource, VideoFormat, VideoSource};
 use crate::testpattern::TestPatternSource;
 use crate::tone::{ToneSource, DEFAULT_FREQ_HZ};
+use crate::v4l2::{V4l2Capture, V4l2Sink, V4l2Spec};
 use crate::wav::{WavSink, WavSource};
 use crate::y4m::{Y4mSink, Y4mSource};
 use crate::CaptureError;
 
 /// The video source specs [`open_video_source`] accepts.
-pub const VIDEO_SOURCES: &str = "test, y4m:PATH, y4m:- (stdin)";
+pub const VIDEO_SOURCES: &str =
+    "test, y4m:PATH, y4m:- (stdin), v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]";
 /// The audio source specs [`open_audio_source`] accepts.
 pub const AUDIO_SOURCES: &str = "test, wav:PATH, wav:- (stdin)";
 /// The video sink specs [`open_video_sink`] accepts.
-pub const VIDEO_SINKS: &str = "y4m:PATH, y4m:- (stdout), null";
+pub const VIDEO_SINKS: &str = "y4m:PATH, y4m:- (stdout), null, v4l2:/dev/videoN[?format=YU12|YUYV]";
 /// The audio sink specs [`open_audio_sink`] accepts.
 pub const AUDIO_SINKS: &str = "wav:PATH, default, alsa:NAME, null";
 
 /// Device backends planned for a later release, by spec prefix.
-const DEVICE_BACKENDS: [&str; 3] = ["v4l2", "alsa", "pipewire"];
+const DEVICE_BACKENDS: [&str; 2] = ["alsa", "pipewire"];
 
 /// Returns the device backend a spec names (`v4l2`, `v4l2:/dev/video0`, ...), if any.
 fn device_backend(spec: &str) -> Option<&'static str> {
@@ -66,12 +68,16 @@ fn unknown(spec: &str, kind: &'static str, accepted: &'static str) -> CaptureErr
 }
 
 /// Opens a video source: `test` (a test pattern in the `want` format),
-/// `y4m:PATH` or `y4m:-` (stdin; the file's own size and rate apply).
+/// `y4m:PATH` or `y4m:-` (stdin; the file's own size and rate apply),
+/// `v4l2:/dev/videoN[?...]` (the camera mode closest to `want`).
 pub fn open_video_source(
     spec: &str,
     want: VideoFormat,
     clock: PipelineClock,
 ) -> Result<Box<dyn VideoSource>, CaptureError> {
+    if let Some(v4l2) = V4l2Spec::parse(spec) {
+        return Ok(Box::new(crate::v4l2::open_source(&v4l2?, want, clock)?));
+    }
     if spec == "test" {
         return Ok(Box::new(TestPatternSource::new(want, clock)?));
     }
@@ -82,6 +88,34 @@ pub fn open_video_source(
         }));
     }
     Err(unknown(spec, "video source", VIDEO_SOURCES))
+}
+
+/// A video source opened for a stream in a given codec: raw frames to
+/// encode, or pictures already in that codec to send as they are.
+pub enum OpenedVideo {
+    /// I420 frames for the encoder.
+    Raw(Box<dyn VideoSource>),
+    /// Encoded pictures that skip the encoder (an MJPEG camera for an MJPEG stream).
+    Encoded(Box<dyn EncodedVideoSource>),
+}
+
+/// Like [`open_video_source`], but a camera that can deliver `codec` itself
+/// (MJPEG) is opened in that format and handed back as [`OpenedVideo::Encoded`].
+pub fn open_video_source_for(
+    spec: &str,
+    codec: pstream_core::Codec,
+    want: VideoFormat,
+    clock: PipelineClock,
+) -> Result<OpenedVideo, CaptureError> {
+    if codec == pstream_core::Codec::Mjpeg {
+        if let Some(v4l2) = V4l2Spec::parse(spec) {
+            return Ok(match crate::v4l2::open_for_mjpeg(&v4l2?, want, clock)? {
+                V4l2Capture::Jpeg(src) => OpenedVideo::Encoded(Box::new(src)),
+                V4l2Capture::Raw(src) => OpenedVideo::Raw(Box::new(src)),
+            });
+        }
+    }
+    open_video_source(spec, want, clock).map(OpenedVideo::Raw)
 }
 
 /// Opens an audio source: `test` (a 440 Hz tone in the `want` format),
@@ -103,11 +137,15 @@ pub fn open_audio_source(
     Err(unknown(spec, "audio source", AUDIO_SOURCES))
 }
 
-/// Opens a video sink: `y4m:PATH`, `y4m:-` (stdout) or `null`.
+/// Opens a video sink: `y4m:PATH`, `y4m:-` (stdout), `null` or
+/// `v4l2:/dev/videoN` (an output device; the frames set its size).
 pub fn open_video_sink(
     spec: &str,
     format: VideoFormat,
 ) -> Result<Box<dyn VideoSink>, CaptureError> {
+    if let Some(v4l2) = V4l2Spec::parse(spec) {
+        return Ok(Box::new(V4l2Sink::open(&v4l2?, format)?));
+    }
     if spec == "null" {
         return Ok(Box::new(NullVideoSink::new()));
     }
@@ -185,7 +223,8 @@ mod tests {
     fn unknown_specs_list_the_accepted_forms() {
         assert_eq!(
             video_err("foo"),
-            "unknown video source \"foo\"; accepted forms: test, y4m:PATH, y4m:- (stdin)"
+            "unknown video source \"foo\"; accepted forms: test, y4m:PATH, y4m:- (stdin), \
+             v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]"
         );
         assert!(audio_err("mp3:x").contains("accepted forms: test, wav:PATH"));
         assert!(video_err("y4m").contains("unknown video source"));
@@ -194,13 +233,32 @@ mod tests {
 
     #[test]
     fn devices_are_not_supported_yet() {
-        assert_eq!(
-            video_err("v4l2:/dev/video0"),
-            "v4l2:/dev/video0: v4l2 video source is not supported yet; \
-             accepted forms: test, y4m:PATH, y4m:- (stdin)"
-        );
+        assert!(video_err("v4l2").contains("accepted forms: test, y4m:PATH, y4m:- (stdin), v4l2:"));
         assert!(video_err("pipewire").contains("pipewire video source is not supported yet"));
         assert!(audio_err("alsa:hw:0").contains("alsa audio source is not supported yet"));
+    }
+
+    #[test]
+    fn v4l2_specs_reach_the_device_backend() {
+        let e = video_err("v4l2:/dev/video-pstream-none?size=640x480");
+        assert!(
+            e.starts_with(
+                "v4l2:/dev/video-pstream-none?size=640x480: no such device /dev/video-pstream-none"
+            ),
+            "{e}"
+        );
+        assert!(video_err("v4l2:/dev/video0?fps=x").contains("fps \"x\""));
+        let e = open_video_sink("v4l2:/dev/video-pstream-none", VIDEO)
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("no such device")));
+        let opened = open_video_source_for(
+            "test",
+            pstream_core::Codec::Mjpeg,
+            VIDEO,
+            PipelineClock::start(),
+        );
+        assert!(matches!(opened, Ok(OpenedVideo::Raw(_))));
     }
 
     #[test]
@@ -224,7 +282,7 @@ mod tests {
         let e = open_audio_sink("wav:-", AUDIO).err().map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("seekable")));
         let e = open_video_sink("png:x", VIDEO).err().map(|e| e.to_string());
-        assert!(e.is_some_and(|e| e.contains("y4m:PATH, y4m:- (stdout), null")));
+        assert!(e.is_some_and(|e| e.contains("y4m:PATH, y4m:- (stdout), null, v4l2:")));
         let path = std::env::temp_dir().join(format!("pstream-open-{}.y4m", std::process::id()));
         let spec = format!("y4m:{}", path.display());
         let mut sink = open_video_sink(&spec, VIDEO).expect("create");

@@ -14,6 +14,12 @@ pub trait VideoSink: Send {
 
     /// Flushes and closes the output; later writes fail.
     fn finish(&mut self) -> Result<(), CaptureError>;
+
+    /// Whether frames may change size mid-stream (a device renegotiates;
+    /// a Y4M file has one size for good).
+    fn accepts_size_changes(&self) -> bool {
+        false
+    }
 }
 
 /// A consumer of raw audio blocks.

@@ -1,6 +1,6 @@
 //! The source traits: where raw video frames and audio blocks come from.
 
-use pstream_core::{AudioBlock, VideoFrame};
+use pstream_core::{AudioBlock, EncodedUnit, VideoFrame};
 
 use crate::CaptureError;
 
@@ -64,6 +64,17 @@ pub trait VideoSource: Send {
     /// Blocks until the next frame is due (paced), stamps capture = clock now,
     /// and returns `Ok(None)` at end of stream.
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError>;
+}
+
+/// A producer of already encoded pictures (an MJPEG camera), which the
+/// sender passes to the RTP stage without decoding or re-encoding.
+pub trait EncodedVideoSource: Send {
+    /// The size and frame rate of the pictures.
+    fn format(&self) -> VideoFormat;
+
+    /// Blocks until the next unit (capture time and pts set, keyframe for
+    /// JPEG); `Ok(None)` at end of stream.
+    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError>;
 }
 
 /// The sample rate and channel count of a raw audio stream.

@@ -50,7 +50,10 @@ pub struct RecvArgs {
     /// Video codec to expect on the video port.
     #[arg(long, value_enum, default_value_t = VideoCodecArg::H264)]
     pub video_codec: VideoCodecArg,
-    /// Video output: `y4m:PATH`, `y4m:-` (stdout) or `null`.
+    /// Video output: `y4m:PATH`, `y4m:-` (stdout), `null`, or
+    /// `v4l2:/dev/videoN[?format=YU12|YUYV]` (an output device such as
+    /// v4l2loopback's virtual camera; YU12 if it takes it, else YUYV; the
+    /// frames set its size). A device that disappears stops recv with an error.
     #[arg(long, default_value = "null")]
     pub video_out: String,
     /// Audio output: `wav:PATH` (48 kHz), `default` (the default sound
@@ -93,7 +96,11 @@ pub struct SendArgs {
     #[arg(long, default_value_t = 5000)]
     pub port_base: u16,
     /// Video source: `test` (moving pattern with a timecode), `y4m:PATH`,
-    /// `y4m:-` (stdin) or `none`.
+    /// `y4m:-` (stdin), `v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]`
+    /// (a camera; without options the mode closest to --size/--fps, and with
+    /// --video-codec mjpeg an MJPG camera's JPEGs are sent as they are) or
+    /// `none`. A camera unplugged mid-stream stops the stream with an error
+    /// (it is not waited for).
     #[arg(long, default_value = "test")]
     pub video: String,
     /// Audio source: `test` (sine tone), `wav:PATH` or `none`.
@@ -106,10 +113,12 @@ pub struct SendArgs {
     /// Q with no tables; 100 sends the tables in-band).
     #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
-    /// Picture size for the test pattern, WIDTHxHEIGHT (files bring their own).
+    /// Picture size for the test pattern, or the camera mode to look for,
+    /// WIDTHxHEIGHT (files bring their own).
     #[arg(long, default_value = "1280x720", value_parser = parse_size)]
     pub size: (u32, u32),
-    /// Frame rate for the test pattern (files bring their own).
+    /// Frame rate for the test pattern, or the camera rate to look for
+    /// (files bring their own).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
     /// Video bitrate in kbit/s.

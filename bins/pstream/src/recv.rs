@@ -271,6 +271,18 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
 }
 
 fn check_video_sink(spec: &str) -> anyhow::Result<()> {
+    if let Some(v4l2) = pstream_capture::v4l2::V4l2Spec::parse(spec) {
+        // Open the device once now, so a missing or wrong one fails before
+        // any packet arrives (the format is set by the first frame later).
+        let format = VideoFormat {
+            width: 640,
+            height: 480,
+            fps_num: 30,
+            fps_den: 1,
+        };
+        pstream_capture::v4l2::V4l2Sink::open(&v4l2?, format)?;
+        return Ok(());
+    }
     if spec == "null" || spec.starts_with("y4m:") && spec.len() > 4 {
         Ok(())
     } else {
@@ -562,6 +574,9 @@ impl VideoDecodeStage {
         let mut need_idr = true;
         let mut first_ts: Option<u32> = None;
         let mut fps: Option<(u32, u32)> = None;
+        // The first picture waits for the second unit, which gives the rate
+        // the output is opened with (Y4M header, device frame interval).
+        let mut pending: Option<pstream_core::VideoFrame> = None;
         let mut ssrc: Option<u32> = None;
         let mut evicted = 0;
         while let Some(unit) = units.recv() {
@@ -619,11 +634,17 @@ impl VideoDecodeStage {
                         self.counters.delay_us.store(delay, Ordering::Relaxed);
                         self.counters.have_delay.store(1, Ordering::Relaxed);
                     }
-                    if let Err(e) = self.write(&frame, fps.unwrap_or((30, 1))) {
-                        fail(fatal, shutdown, e);
-                        return;
-                    }
                     self.counters.decoded.fetch_add(1, Ordering::Relaxed);
+                    let Some(rate) = fps else {
+                        pending = Some(frame);
+                        continue;
+                    };
+                    for f in pending.take().iter().chain([&frame]) {
+                        if let Err(e) = self.write(f, rate) {
+                            fail(fatal, shutdown, e);
+                            return;
+                        }
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -632,6 +653,13 @@ impl VideoDecodeStage {
                     need_idr = true;
                     let _ = self.feedback.try_send(Feedback::KeyframeNeeded);
                 }
+            }
+        }
+        if let Some(first) = pending.take() {
+            // A stream of one picture: no second timestamp, assume 30 fps.
+            if let Err(e) = self.write(&first, (30, 1)) {
+                fail(fatal, shutdown, e);
+                return;
             }
         }
         if let Some((sink, _, _)) = &mut self.sink {
@@ -662,9 +690,14 @@ impl VideoDecodeStage {
             return Ok(());
         };
         if (*sw, *sh) != (w, h) {
-            // A Y4M stream has one size; a sender that changed size is counted, not written.
-            self.counters.discarded.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            if sink.accepts_size_changes() {
+                // A device renegotiates its format for the new size.
+                (*sw, *sh) = (w, h);
+            } else {
+                // A Y4M stream has one size; a sender that changed size is counted, not written.
+                self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         sink.write_frame(frame)?;
         Ok(())

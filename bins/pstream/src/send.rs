@@ -8,9 +8,9 @@
 //! ```
 //! Each arrow is a bounded drop-oldest [`pstream_core::link`]; each box a thread.
 //!
-//! MJPEG from a V4L2 camera (planned): the camera's JPEGs skip the encoder
-//! box; the source stage wraps each as an `EncodedUnit` (`Codec::Mjpeg`,
-//! keyframe) and sends it on the unit link to the RTP stage directly.
+//! MJPEG from a V4L2 camera: with `--video-codec mjpeg` a camera that
+//! delivers MJPG skips the encoder box; its source stage hands each JPEG as
+//! an `EncodedUnit` (`Codec::Mjpeg`, keyframe) to the RTP stage directly.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +19,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use pstream_capture::{AudioSource, VideoSource};
+use pstream_capture::{AudioSource, OpenedVideo};
 use pstream_codec::h264::{H264Config, H264Encoder};
 use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
@@ -34,7 +34,9 @@ use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::cli::{SendArgs, VideoCodecArg};
 use crate::shutdown::{fail, FatalSlot, Shutdown};
-use crate::stages::{audio_source_stage, open_audio, open_video, spawn, video_source_stage};
+use crate::stages::{
+    audio_source_stage, encoded_source_stage, open_audio, open_video_for, spawn, video_source_stage,
+};
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
 /// Raw frames waiting for the encoder: two is enough to absorb jitter
@@ -93,7 +95,7 @@ struct Plan {
     peer: IpAddr,
     listen: IpAddr,
     layout: PortLayout,
-    video: Option<(Box<dyn VideoSource>, VideoPlan)>,
+    video: Option<(OpenedVideo, VideoPlan)>,
     audio: Option<(Box<dyn AudioSource>, OpusConfig)>,
 }
 
@@ -104,8 +106,15 @@ fn plan(args: &SendArgs, clock: PipelineClock) -> anyhow::Result<Plan> {
         anyhow::bail!("--listen {listen} and --peer {peer} are of different address families");
     }
     let layout = PortLayout::new(args.port_base)?;
-    let video = if let Some(src) = open_video(&args.video, args.size, args.fps, clock)? {
-        let f = src.format();
+    let codec = match args.video_codec {
+        VideoCodecArg::H264 => Codec::H264,
+        VideoCodecArg::Mjpeg => Codec::Mjpeg,
+    };
+    let video = if let Some(src) = open_video_for(&args.video, args.size, args.fps, codec, clock)? {
+        let f = match &src {
+            OpenedVideo::Raw(s) => s.format(),
+            OpenedVideo::Encoded(s) => s.format(),
+        };
         let fps = f.fps();
         let video_plan = match args.video_codec {
             VideoCodecArg::H264 => VideoPlan::H264(H264Config {
@@ -264,41 +273,54 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
 
     if let Some((src, video_plan)) = video {
         let socket = UdpEndpoint::bind(SocketAddr::new(listen, layout.video_rtcp_back()))?;
-        let encoder = video_plan.encoder()?;
         let video_codec = video_plan.codec();
         let counters = Arc::new(StreamCounters::default());
         let keyframe = Arc::new(AtomicBool::new(false));
-        let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
         let (unit_tx, unit_rx) = link::<EncodedUnit>(UNIT_QUEUE);
-        streams.push((
-            "video",
-            counters.clone(),
-            vec![frame_tx.drop_counter(), unit_tx.drop_counter()],
-        ));
-        threads.push(spawn("video-source", {
-            let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
-            move || video_source_stage(src, frame_tx, &shutdown, &fatal)
-        })?);
-        threads.push(spawn("video-encode", {
-            let (shutdown, fatal, keyframe, counters) = (
-                shutdown.clone(),
-                fatal.clone(),
-                keyframe.clone(),
-                counters.clone(),
-            );
-            move || {
-                video_encode_stage(
-                    encoder,
-                    video_codec,
-                    frame_rx,
-                    unit_tx,
-                    &keyframe,
-                    &counters,
-                    &shutdown,
-                    &fatal,
-                )
+        match src {
+            OpenedVideo::Raw(src) => {
+                let encoder = video_plan.encoder()?;
+                let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
+                streams.push((
+                    "video",
+                    counters.clone(),
+                    vec![frame_tx.drop_counter(), unit_tx.drop_counter()],
+                ));
+                threads.push(spawn("video-source", {
+                    let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
+                    move || video_source_stage(src, frame_tx, &shutdown, &fatal)
+                })?);
+                threads.push(spawn("video-encode", {
+                    let (shutdown, fatal, keyframe, counters) = (
+                        shutdown.clone(),
+                        fatal.clone(),
+                        keyframe.clone(),
+                        counters.clone(),
+                    );
+                    move || {
+                        video_encode_stage(
+                            encoder,
+                            video_codec,
+                            frame_rx,
+                            unit_tx,
+                            &keyframe,
+                            &counters,
+                            &shutdown,
+                            &fatal,
+                        )
+                    }
+                })?);
             }
-        })?);
+            OpenedVideo::Encoded(src) => {
+                // The camera's own JPEGs: every one is a keyframe, nothing to encode.
+                tracing::info!("sending the camera's JPEGs as they are (no re-encoding)");
+                streams.push(("video", counters.clone(), vec![unit_tx.drop_counter()]));
+                threads.push(spawn("video-source", {
+                    let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
+                    move || encoded_source_stage(src, unit_tx, &shutdown, &fatal)
+                })?);
+            }
+        }
         let session = sender_session(
             video_codec,
             video_plan.payload_type(),

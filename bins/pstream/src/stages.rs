@@ -5,9 +5,10 @@ use std::thread::{self, JoinHandle};
 
 use anyhow::{anyhow, Context};
 use pstream_capture::{
-    open_audio_source, open_video_source, AudioFormat, AudioSource, VideoFormat, VideoSource,
+    open_audio_source, open_video_source, open_video_source_for, AudioFormat, AudioSource,
+    EncodedVideoSource, OpenedVideo, VideoFormat, VideoSource,
 };
-use pstream_core::{AudioBlock, LinkSender, PipelineClock, VideoFrame};
+use pstream_core::{AudioBlock, Codec, EncodedUnit, LinkSender, PipelineClock, VideoFrame};
 
 use crate::shutdown::{fail, FatalSlot, Shutdown};
 
@@ -37,6 +38,27 @@ pub fn open_video(
         fps_den: 1,
     };
     Ok(Some(open_video_source(spec, want, clock)?))
+}
+
+/// Opens `--video` for a stream in `codec`: a camera that delivers that
+/// codec itself (MJPEG) comes back as [`OpenedVideo::Encoded`], to skip the encoder.
+pub fn open_video_for(
+    spec: &str,
+    size: (u32, u32),
+    fps: u32,
+    codec: Codec,
+    clock: PipelineClock,
+) -> anyhow::Result<Option<OpenedVideo>> {
+    if spec == "none" {
+        return Ok(None);
+    }
+    let want = VideoFormat {
+        width: size.0,
+        height: size.1,
+        fps_num: fps,
+        fps_den: 1,
+    };
+    Ok(Some(open_video_source_for(spec, codec, want, clock)?))
 }
 
 /// Opens `--audio` (`None` for `none`) asking synthetic sources for
@@ -69,6 +91,34 @@ pub fn video_source_stage(
         match src.next_frame() {
             Ok(Some(frame)) => {
                 if out.send(frame).is_err() {
+                    break;
+                }
+            }
+            Ok(None) => {
+                tracing::info!("video source ended");
+                shutdown.trigger();
+                break;
+            }
+            Err(e) => {
+                fail(fatal, shutdown, anyhow!(e).context("video source failed"));
+                break;
+            }
+        }
+    }
+}
+
+/// Pulls encoded pictures from `src` straight into the unit link of the
+/// RTP stage, like [`video_source_stage`] (no encoder in between).
+pub fn encoded_source_stage(
+    mut src: Box<dyn EncodedVideoSource>,
+    out: LinkSender<EncodedUnit>,
+    shutdown: &Shutdown,
+    fatal: &FatalSlot,
+) {
+    while !shutdown.requested() {
+        match src.next_unit() {
+            Ok(Some(unit)) => {
+                if out.send(unit).is_err() {
                     break;
                 }
             }

@@ -1,0 +1,594 @@
+//! Capturing from a V4L2 camera: mmap streaming on its own thread.
+//!
+//! The capture thread waits for a filled buffer, converts it to I420 straight
+//! out of the mapping (or copies the JPEG), gives the buffer back to the
+//! driver at once and hands the frame over a drop-oldest link, so a slow
+//! encoder never starves the driver of buffers. JPEGs are decoded on the
+//! consumer's side, off the capture thread.
+//!
+//! A device unplugged mid-stream answers ENODEV: the thread sends one
+//! [`CaptureError::DeviceGone`] and ends, and the stream stops.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pstream_codec::mjpeg::MjpegDecoder;
+use pstream_core::{link, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame};
+
+use super::device::{device_error, open_device, Direction};
+use super::formats::{choose, describe_offers, NoMatch, Rate, Want};
+use super::spec::{PixelFormat, V4l2Spec};
+use super::sys::{self, MappedBuffers};
+use super::timestamp::stamp_to_instant;
+use crate::convert::{i420_len, nv12_to_i420, yu12_to_i420, yuyv_to_i420};
+use crate::source::{EncodedVideoSource, VideoFormat, VideoSource};
+use crate::CaptureError;
+
+/// Driver buffers: enough to cover a conversion and a scheduling hiccup.
+const BUFFERS: u32 = 4;
+/// Frames waiting for the consumer; older ones are dropped and counted.
+const QUEUE: usize = 2;
+/// How often the capture thread looks at its stop flag while waiting.
+const POLL_TICK: Duration = Duration::from_millis(200);
+/// Consecutive unusable frames (corrupt, undecodable) before giving up.
+const MAX_BAD_IN_A_ROW: u32 = 60;
+
+/// Live counters of one capture stream.
+#[derive(Debug, Default)]
+pub struct CaptureCounters {
+    /// Frames handed on.
+    pub frames: AtomicU64,
+    /// Frames the driver skipped (gaps in its sequence numbers).
+    pub driver_drops: AtomicU64,
+    /// Frames dropped as corrupt (error flag, short buffer, undecodable JPEG).
+    pub corrupt: AtomicU64,
+    /// Frames whose driver timestamp was unusable (stamped at dequeue instead).
+    pub restamped: AtomicU64,
+}
+
+enum Captured {
+    Frame(VideoFrame),
+    Jpeg(EncodedUnit),
+    Failed(CaptureError),
+}
+
+/// A running capture: the thread and the link it fills.
+struct Capture {
+    spec: String,
+    format: VideoFormat,
+    pixel: PixelFormat,
+    rx: LinkReceiver<Captured>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<CaptureCounters>,
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn want_from(spec: &V4l2Spec, want: VideoFormat, prefer_mjpeg: bool) -> Want {
+    Want {
+        size: spec.size.unwrap_or((want.width, want.height)),
+        fps: spec
+            .fps
+            .unwrap_or_else(|| want.fps().round().max(1.0) as u32),
+        prefer_mjpeg,
+        exact_size: spec.size.is_some(),
+        exact_fps: spec.fps.is_some(),
+        format: spec.format,
+    }
+}
+
+fn no_match(spec: &V4l2Spec, w: &Want, why: NoMatch, offers: &str) -> CaptureError {
+    let what = match why {
+        NoMatch::Format => match w.format {
+            Some(f) => format!("{f} format"),
+            None => "format pstream can read (YUYV, NV12, YU12, MJPG)".to_owned(),
+        },
+        NoMatch::Size => format!("{}x{}", w.size.0, w.size.1),
+        NoMatch::Rate => format!("{}x{} at {} fps", w.size.0, w.size.1, w.fps),
+    };
+    CaptureError::UnsupportedDeviceFormat {
+        spec: spec.spec.clone(),
+        device: spec.device(),
+        what,
+        offers: offers.to_owned(),
+    }
+}
+
+impl Capture {
+    fn open(
+        spec: &V4l2Spec,
+        want: VideoFormat,
+        prefer_mjpeg: bool,
+        clock: PipelineClock,
+    ) -> Result<Self, CaptureError> {
+        let name = spec.spec.as_str();
+        let dev = open_device(name, &spec.path, Direction::Capture)?;
+        let fd = dev.file.as_raw_fd();
+        let offers = dev.formats(Direction::Capture);
+        let w = want_from(spec, want, prefer_mjpeg);
+        let choice =
+            choose(&offers, w).map_err(|why| no_match(spec, &w, why, &describe_offers(&offers)))?;
+        let fmt = sys::set_format(
+            fd,
+            sys::CAPTURE,
+            choice.width,
+            choice.height,
+            choice.format.fourcc(),
+        )
+        .map_err(|e| device_error(name, &spec.path, "cannot set the capture format", e))?;
+        let size_refused = spec.size.is_some_and(|s| s != (fmt.width, fmt.height));
+        if fmt.fourcc != choice.format.fourcc() || size_refused {
+            return Err(CaptureError::UnsupportedDeviceFormat {
+                spec: name.to_owned(),
+                device: spec.device(),
+                what: format!(
+                    "{} {}x{} (it chose {}x{} {})",
+                    choice.format,
+                    choice.width,
+                    choice.height,
+                    fmt.width,
+                    fmt.height,
+                    super::spec::fourcc_str(fmt.fourcc)
+                ),
+                offers: describe_offers(&offers),
+            });
+        }
+        if choice.format == PixelFormat::Yuyv && fmt.width % 2 != 0 {
+            return Err(CaptureError::unsupported(
+                name,
+                format!("the device chose an odd YUYV width {}", fmt.width),
+            ));
+        }
+        let asked = choice.rate.unwrap_or(Rate { num: w.fps, den: 1 });
+        let rate = sys::set_rate(fd, sys::CAPTURE, asked)
+            .map_err(|e| device_error(name, &spec.path, "cannot set the frame rate", e))?
+            .unwrap_or(asked);
+        let format = VideoFormat {
+            width: fmt.width,
+            height: fmt.height,
+            fps_num: rate.num,
+            fps_den: rate.den.max(1),
+        };
+        format.validate(name)?;
+        let mut bufs = MappedBuffers::new(fd, sys::CAPTURE, BUFFERS)
+            .map_err(|e| device_error(name, &spec.path, "cannot map capture buffers", e))?;
+        for i in 0..bufs.len() {
+            bufs.queue(i, 0, Duration::ZERO)
+                .map_err(|e| device_error(name, &spec.path, "cannot queue a capture buffer", e))?;
+        }
+        bufs.stream_on()
+            .map_err(|e| device_error(name, &spec.path, "cannot start streaming", e))?;
+        let (tx, rx) = link::<Captured>(QUEUE);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(CaptureCounters::default());
+        let stride = match fmt.bytesperline {
+            0 if choice.format == PixelFormat::Yuyv => fmt.width * 2,
+            0 => fmt.width,
+            s => s,
+        };
+        let worker = Worker {
+            bufs,
+            file: dev.file,
+            spec: name.to_owned(),
+            path: spec.path.clone(),
+            pixel: choice.format,
+            width: fmt.width as usize,
+            height: fmt.height as usize,
+            stride: stride as usize,
+            clock,
+            tx,
+            stop: stop.clone(),
+            counters: counters.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("v4l2-capture".into())
+            .spawn(move || worker.run())
+            .map_err(|e| CaptureError::io(name, "cannot start the capture thread", e))?;
+        Ok(Capture {
+            spec: name.to_owned(),
+            format,
+            pixel: choice.format,
+            rx,
+            stop,
+            thread: Some(thread),
+            counters,
+        })
+    }
+}
+
+/// The capture thread's state. `bufs` is declared before `file` so the
+/// buffers are released while the descriptor is still open.
+struct Worker {
+    bufs: MappedBuffers,
+    file: File,
+    spec: String,
+    path: std::path::PathBuf,
+    pixel: PixelFormat,
+    width: usize,
+    height: usize,
+    stride: usize,
+    clock: PipelineClock,
+    tx: LinkSender<Captured>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<CaptureCounters>,
+}
+
+impl Worker {
+    fn fail(&self, action: &'static str, e: io::Error) {
+        let _ = self.tx.send(Captured::Failed(device_error(
+            &self.spec, &self.path, action, e,
+        )));
+    }
+
+    fn run(mut self) {
+        let fd = self.file.as_raw_fd();
+        let mut last_seq: Option<u32> = None;
+        let mut idle_errors = 0u32;
+        let mut bad_in_a_row = 0u32;
+        while !self.stop.load(Ordering::Relaxed) {
+            let events = match sys::poll(fd, libc::POLLIN, POLL_TICK) {
+                Ok(ev) => ev,
+                Err(e) => return self.fail("cannot wait for a frame", e),
+            };
+            if events == 0 {
+                continue;
+            }
+            let d = match self.bufs.dequeue() {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    if events & (libc::POLLERR | libc::POLLHUP) != 0 {
+                        // An error state without a buffer: back off rather than spin.
+                        idle_errors += 1;
+                        if idle_errors > 50 {
+                            return self.fail(
+                                "the device stays in an error state",
+                                io::Error::from_raw_os_error(libc::EIO),
+                            );
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    continue;
+                }
+                Err(e) => return self.fail("cannot dequeue a frame", e),
+            };
+            idle_errors = 0;
+            let mono_now = sys::monotonic_now();
+            let now = Instant::now();
+            if let Some(prev) = last_seq {
+                let gap = d.sequence.wrapping_sub(prev);
+                if gap > 1 && gap < 1 << 20 {
+                    self.counters
+                        .driver_drops
+                        .fetch_add(u64::from(gap - 1), Ordering::Relaxed);
+                }
+            }
+            last_seq = Some(d.sequence);
+            let capture = if d.monotonic() {
+                stamp_to_instant(d.timestamp, mono_now, now)
+            } else {
+                None
+            };
+            let capture = capture.unwrap_or_else(|| {
+                self.counters.restamped.fetch_add(1, Ordering::Relaxed);
+                now
+            });
+            // pts on the pipeline clock, so audio and video share one zero.
+            let pts = self.clock.elapsed_at(capture);
+            let item = if d.flags & sys::BUF_FLAG_ERROR != 0 || d.bytesused == 0 {
+                None
+            } else {
+                self.take(d.index, d.bytesused, capture, pts)
+            };
+            if let Err(e) = self.bufs.queue(d.index, 0, Duration::ZERO) {
+                return self.fail("cannot requeue a capture buffer", e);
+            }
+            let Some(item) = item else {
+                self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                bad_in_a_row += 1;
+                if bad_in_a_row >= MAX_BAD_IN_A_ROW {
+                    let _ = self.tx.send(Captured::Failed(CaptureError::malformed(
+                        &self.spec,
+                        format!("{MAX_BAD_IN_A_ROW} frames in a row were corrupt or too short"),
+                    )));
+                    return;
+                }
+                continue;
+            };
+            bad_in_a_row = 0;
+            self.counters.frames.fetch_add(1, Ordering::Relaxed);
+            if self.tx.send(item).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Converts or copies a filled buffer; `None` when it is unusable.
+    fn take(&self, index: usize, used: usize, capture: Instant, pts: Duration) -> Option<Captured> {
+        let src = &self.bufs.buffer(index)[..used];
+        let (w, h, stride) = (self.width, self.height, self.stride);
+        if self.pixel == PixelFormat::Mjpg {
+            return Some(Captured::Jpeg(EncodedUnit {
+                codec: Codec::Mjpeg,
+                keyframe: true,
+                pts,
+                dts: None,
+                capture,
+                data: Bytes::copy_from_slice(src),
+            }));
+        }
+        let mut out = vec![0u8; i420_len(w, h)];
+        let converted = match self.pixel {
+            PixelFormat::Yuyv => yuyv_to_i420(src, stride, w, h, &mut out),
+            PixelFormat::Nv12 => nv12_to_i420(src, stride, w, h, &mut out),
+            PixelFormat::Yu12 => yu12_to_i420(src, stride, w, h, &mut out),
+            PixelFormat::Mjpg => return None,
+        };
+        converted.ok()?;
+        VideoFrame::new(w as u32, h as u32, Bytes::from(out), capture, pts)
+            .ok()
+            .map(Captured::Frame)
+    }
+}
+
+/// A V4L2 camera as a raw I420 [`VideoSource`] (MJPEG cameras decoded).
+pub struct V4l2Source {
+    capture: Capture,
+    decoder: Option<MjpegDecoder>,
+    bad_in_a_row: u32,
+}
+
+impl std::fmt::Debug for V4l2Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V4l2Source")
+            .field("spec", &self.capture.spec)
+            .field("format", &self.capture.format)
+            .field("pixel", &self.capture.pixel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl V4l2Source {
+    /// The camera's pixel format as negotiated.
+    pub fn pixel_format(&self) -> PixelFormat {
+        self.capture.pixel
+    }
+
+    /// Live counters (frames, driver drops, corrupt frames).
+    pub fn counters(&self) -> Arc<CaptureCounters> {
+        self.capture.counters.clone()
+    }
+
+    fn decode(&mut self, unit: &EncodedUnit) -> Result<Option<VideoFrame>, CaptureError> {
+        let spec = &self.capture.spec;
+        let decoder = match &mut self.decoder {
+            Some(d) => d,
+            None => self.decoder.insert(MjpegDecoder::new().map_err(|e| {
+                CaptureError::unsupported(spec, format!("cannot start the JPEG decoder: {e}"))
+            })?),
+        };
+        let f = self.capture.format;
+        match decoder.decode_unit(unit) {
+            Ok(p) if (p.frame.width(), p.frame.height()) == (f.width, f.height) => {
+                self.bad_in_a_row = 0;
+                Ok(Some(p.frame))
+            }
+            other => {
+                self.capture
+                    .counters
+                    .corrupt
+                    .fetch_add(1, Ordering::Relaxed);
+                self.bad_in_a_row += 1;
+                if self.bad_in_a_row >= MAX_BAD_IN_A_ROW {
+                    let why = match other {
+                        Err(e) => e.to_string(),
+                        Ok(p) => format!(
+                            "JPEGs are {}x{}, not the negotiated {}x{}",
+                            p.frame.width(),
+                            p.frame.height(),
+                            f.width,
+                            f.height
+                        ),
+                    };
+                    return Err(CaptureError::malformed(
+                        spec,
+                        format!("{MAX_BAD_IN_A_ROW} JPEGs in a row could not be used: {why}"),
+                    ));
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl VideoSource for V4l2Source {
+    fn format(&self) -> VideoFormat {
+        self.capture.format
+    }
+
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError> {
+        loop {
+            match self.capture.rx.recv() {
+                Some(Captured::Frame(f)) => return Ok(Some(f)),
+                Some(Captured::Jpeg(unit)) => {
+                    if let Some(f) = self.decode(&unit)? {
+                        return Ok(Some(f));
+                    }
+                }
+                Some(Captured::Failed(e)) => return Err(e),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// An MJPEG camera as an [`EncodedVideoSource`]: its JPEGs as they came.
+pub struct V4l2JpegSource {
+    capture: Capture,
+}
+
+impl std::fmt::Debug for V4l2JpegSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V4l2JpegSource")
+            .field("spec", &self.capture.spec)
+            .field("format", &self.capture.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl V4l2JpegSource {
+    /// Live counters (frames, driver drops, corrupt frames).
+    pub fn counters(&self) -> Arc<CaptureCounters> {
+        self.capture.counters.clone()
+    }
+}
+
+impl EncodedVideoSource for V4l2JpegSource {
+    fn format(&self) -> VideoFormat {
+        self.capture.format
+    }
+
+    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {
+        loop {
+            match self.capture.rx.recv() {
+                Some(Captured::Jpeg(unit)) => return Ok(Some(unit)),
+                // Raw frames never come from an MJPG stream.
+                Some(Captured::Frame(_)) => {}
+                Some(Captured::Failed(e)) => return Err(e),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// A capture opened either way round.
+pub enum V4l2Capture {
+    /// Raw I420 frames (converted, or decoded from MJPEG).
+    Raw(V4l2Source),
+    /// The camera's own JPEGs.
+    Jpeg(V4l2JpegSource),
+}
+
+/// Opens a camera as an I420 source, choosing the format closest to `want`
+/// (or the spec's `size=`, `fps=`, `format=`).
+pub fn open_source(
+    spec: &V4l2Spec,
+    want: VideoFormat,
+    clock: PipelineClock,
+) -> Result<V4l2Source, CaptureError> {
+    Ok(V4l2Source {
+        capture: Capture::open(spec, want, false, clock)?,
+        decoder: None,
+        bad_in_a_row: 0,
+    })
+}
+
+/// Opens a camera for an MJPEG stream: MJPG preferred, and when the camera
+/// delivers it the JPEGs pass through; otherwise a raw source to encode.
+pub fn open_for_mjpeg(
+    spec: &V4l2Spec,
+    want: VideoFormat,
+    clock: PipelineClock,
+) -> Result<V4l2Capture, CaptureError> {
+    let capture = Capture::open(spec, want, true, clock)?;
+    Ok(if capture.pixel == PixelFormat::Mjpg {
+        V4l2Capture::Jpeg(V4l2JpegSource { capture })
+    } else {
+        V4l2Capture::Raw(V4l2Source {
+            capture,
+            decoder: None,
+            bad_in_a_row: 0,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WANT: VideoFormat = VideoFormat {
+        width: 1280,
+        height: 720,
+        fps_num: 30,
+        fps_den: 1,
+    };
+
+    #[test]
+    fn spec_options_override_the_command_line() {
+        let spec = V4l2Spec::parse("v4l2:/dev/video0?size=640x480&fps=15&format=YUYV")
+            .expect("v4l2")
+            .expect("valid");
+        let w = want_from(&spec, WANT, true);
+        assert_eq!(w.size, (640, 480));
+        assert_eq!(w.fps, 15);
+        assert!(w.exact_size && w.exact_fps && w.prefer_mjpeg);
+        assert_eq!(w.format, Some(PixelFormat::Yuyv));
+        let plain = V4l2Spec::parse("v4l2:/dev/video0")
+            .expect("v4l2")
+            .expect("valid");
+        let w = want_from(&plain, WANT, false);
+        assert_eq!(
+            (w.size, w.fps, w.exact_size, w.exact_fps),
+            ((1280, 720), 30, false, false)
+        );
+    }
+
+    #[test]
+    fn unmatched_offers_are_listed_in_the_error() {
+        let spec = V4l2Spec::parse("v4l2:/dev/video0?format=NV12")
+            .expect("v4l2")
+            .expect("valid");
+        let w = want_from(&spec, WANT, false);
+        let e = no_match(&spec, &w, NoMatch::Format, "YUYV 640x480@30");
+        assert_eq!(
+            e.to_string(),
+            "v4l2:/dev/video0?format=NV12: /dev/video0 offers no NV12 format; \
+             it offers: YUYV 640x480@30"
+        );
+        let e = no_match(&spec, &w, NoMatch::Rate, "YUYV 640x480@30");
+        assert!(
+            e.to_string().contains("offers no 1280x720 at 30 fps"),
+            "{e}"
+        );
+    }
+
+    /// Needs a real camera: runs against every capture node present, and
+    /// says so when there is none (the VM test covers vivid).
+    #[test]
+    fn captures_from_a_present_camera() {
+        let cams: Vec<_> = super::super::device::list_devices()
+            .into_iter()
+            .filter(|d| d.capture && d.error.is_none())
+            .collect();
+        if cams.is_empty() {
+            eprintln!("skipped: no V4L2 capture device (/dev/video*) on this machine");
+            return;
+        }
+        for cam in cams {
+            let spec = V4l2Spec::parse(&cam.spec()).expect("v4l2").expect("valid");
+            let mut src = match open_source(&spec, WANT, PipelineClock::start()) {
+                Ok(s) => s,
+                Err(CaptureError::DeviceBusy { .. }) => continue,
+                Err(e) => panic!("{e}"),
+            };
+            let f = src.next_frame().expect("a frame").expect("not ended");
+            assert_eq!(
+                (f.width(), f.height()),
+                (src.format().width, src.format().height)
+            );
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! Real V4L2 devices: this machine loads no kernel modules, so the tests boot
+//! Debian's kernel in qemu (pure emulation) with the vivid test driver and
+//! v4l2loopback (scripts/vm/prepare.sh builds the guest, scripts/vm/run.sh
+//! boots it) and run pstream there, on the guest's own loopback. The host
+//! reads what the guest wrote into the 9p share and checks the pictures.
+//!
+//! Without the prepared guest or qemu the tests skip with a message saying
+//! how to get them, except in CI (`CI=true`), where scripts/test.sh prepares
+//! the guest and a missing one is a failure.
+//!
+//! Under emulation everything runs ten to fifty times slower than natively,
+//! so the pictures are small (320x180, 320x240) and the streams short.
+
+mod common;
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::video::{luma_psnr, scan_y4m, stat, summary};
+use common::*;
+use pstream_capture::Y4mReader;
+
+/// Longest a guest may run, boot included (run.sh kills qemu after it).
+const GUEST_LIMIT_SECS: u64 = 300;
+
+/// Shell functions every guest script starts with.
+const GUEST_PRELUDE: &str = r#"
+# node NAME: the /dev/videoN whose driver-given name is NAME.
+node() {
+  for d in /sys/class/video4linux/video*; do
+    [ "$(cat "$d/name")" = "$1" ] && { echo "/dev/${d##*/}"; return 0; }
+  done
+  echo "no video node named $1" >&2
+  return 1
+}
+# wait_for TEXT FILE SECS: until FILE contains TEXT; fails after SECS.
+wait_for() {
+  i=0
+  until grep -q "$1" "$2" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -le $(($3 * 10)) ] || { echo "no '$1' in $2 after $3 s" >&2; return 1; }
+    sleep 0.1
+  done
+}
+# settle FILE SECS: until FILE stops growing for 2 s (at most SECS).
+settle() {
+  last=-1; still=0; i=0
+  while [ $still -lt 4 ] && [ $i -lt $(($2 * 2)) ]; do
+    size=$(stat -c %s "$1" 2>/dev/null || echo 0)
+    if [ "$size" = "$last" ]; then still=$((still + 1)); else still=0; fi
+    last=$size; i=$((i + 1))
+    sleep 0.5
+  done
+}
+set -x
+"#;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn in_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// The prepared guest's directory, or None (after saying why) when the
+/// tests cannot boot one here. In CI a missing guest fails the test.
+fn guest_ready() -> Option<PathBuf> {
+    let dir = std::env::var_os("PSTREAM_VM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/vm"));
+    let why = if !in_path("qemu-system-x86_64") {
+        "qemu-system-x86_64 is not installed".to_string()
+    } else if !dir.join("ready").is_file() {
+        format!("no prepared guest in {}", dir.display())
+    } else {
+        require("v4l2-ctl");
+        return Some(dir);
+    };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        !ci,
+        "{why}: CI runs the V4L2 device tests (scripts/test.sh runs scripts/vm/prepare.sh)"
+    );
+    eprintln!(
+        "SKIPPED: {why}. The V4L2 device tests boot a qemu guest: run scripts/install-deps.sh \
+         and scripts/vm/prepare.sh to run them."
+    );
+    None
+}
+
+/// What a guest run left behind.
+struct GuestRun {
+    share: PathBuf,
+    /// The guest script's exit code (None: the guest never reported).
+    code: Option<i32>,
+    /// The script's own output (with `set -x` tracing).
+    log: String,
+}
+
+impl GuestRun {
+    /// A file the guest wrote into the share, as text.
+    fn text(&self, name: &str) -> String {
+        read_lossy(&self.share.join(name))
+    }
+
+    /// Everything worth seeing when an assertion fails.
+    fn dump(&self) -> String {
+        let mut out = format!("guest.log:\n{}", self.log);
+        for name in ["send.log", "recv.log"] {
+            let text = self.text(name);
+            if !text.is_empty() {
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                out += &format!("\n{name} (tail):\n");
+                for line in tail.into_iter().rev() {
+                    out += line;
+                    out.push('\n');
+                }
+            }
+        }
+        out + &format!("\nconsole.log:\n{}", self.text("console.log"))
+    }
+}
+
+/// Boots the guest with `script` (after the prelude) and `programs` copied
+/// into a fresh share, and waits for it to power off. `prepare` may put
+/// input files into the share first.
+fn run_guest(
+    test: &str,
+    script: &str,
+    programs: &[&Path],
+    prepare: impl FnOnce(&Path),
+) -> GuestRun {
+    let dir = temp_dir(test);
+    let share = dir.join("share");
+    std::fs::create_dir_all(&share).expect("create the share");
+    prepare(&share);
+    let script_path = dir.join("guest.sh");
+    std::fs::write(&script_path, format!("{GUEST_PRELUDE}\n{script}")).expect("write guest.sh");
+    let mut args = vec![
+        "--timeout".to_string(),
+        GUEST_LIMIT_SECS.to_string(),
+        share.display().to_string(),
+        script_path.display().to_string(),
+    ];
+    args.extend(programs.iter().map(|p| p.display().to_string()));
+    let started = std::time::Instant::now();
+    let mut vm = Proc::start("vm", &repo_root().join("scripts/vm/run.sh"), &args, &dir);
+    let run_code = vm.wait(Duration::from_secs(GUEST_LIMIT_SECS + 30));
+    eprintln!(
+        "{test}: guest ran {:.1} s; run.sh: {}",
+        started.elapsed().as_secs_f64(),
+        vm.stderr().trim()
+    );
+    let code = std::fs::read_to_string(share.join("status"))
+        .ok()
+        .and_then(|s| s.trim().strip_prefix("exit ")?.parse().ok());
+    // run.sh passes the script's code on; 125 means no report at all.
+    assert!(
+        run_code.is_some() && (code.is_some() || run_code == Some(125)),
+        "scripts/vm/run.sh failed ({run_code:?}):\n{}",
+        vm.stderr()
+    );
+    // The programs' copies (pstream alone is over 100 MB) are no evidence.
+    let _ = std::fs::remove_dir_all(share.join("bin"));
+    let _ = std::fs::remove_dir_all(share.join("lib"));
+    GuestRun {
+        log: read_lossy(&share.join("guest.log")),
+        share,
+        code,
+    }
+}
+
+fn v4l2_ctl() -> PathBuf {
+    ["/usr/bin/v4l2-ctl", "/bin/v4l2-ctl"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("v4l2-ctl"))
+}
+
+/// The harness itself: the guest boots, loads vivid and v4l2loopback, and
+/// v4l2-ctl (copied in from the host) sees their nodes and formats.
+#[test]
+fn guest_has_vivid_and_v4l2loopback() {
+    let Some(_) = guest_ready() else { return };
+    let _turn = serial();
+    let run = run_guest(
+        "vm-devices",
+        r#"
+loadmod vivid n_devs=1 node_types=0x101 loop_video=1
+loadmod v4l2loopback exclusive_caps=1 video_nr=9 card_label=pstream-loop
+ls -l /dev/video*
+v4l2-ctl --list-devices
+cap=$(node vivid-000-vid-cap)
+out=$(node vivid-000-vid-out)
+loop=$(node pstream-loop)
+echo "nodes: cap=$cap out=$out loop=$loop"
+v4l2-ctl -d "$cap" --list-formats-ext
+v4l2-ctl -d "$out" --list-formats-out
+v4l2-ctl -d "$loop" --info
+"#,
+        &[&v4l2_ctl()],
+        |_| {},
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    let log = &run.log;
+    assert!(
+        log.contains("nodes: cap=/dev/video0 out=/dev/video1 loop=/dev/video9"),
+        "vivid's capture and output nodes and the loopback node:\n{log}"
+    );
+    assert!(log.contains("vivid (platform:vivid-000)"), "{log}");
+    assert!(
+        log.contains("pstream-loop (platform:v4l2loopback-000)"),
+        "{log}"
+    );
+    // vivid's webcam input offers YUYV at 320x180 among its discrete sizes.
+    assert!(
+        log.contains("'YUYV'") && log.contains("Size: Discrete 320x180"),
+        "{log}"
+    );
+    // exclusive_caps=1: with no writer the loopback node is an output only.
+    let loop_info = log
+        .split("--info")
+        .nth(1)
+        .and_then(|s| s.split("Device Caps").nth(1))
+        .unwrap_or_else(|| panic!("no loopback device caps:\n{log}"));
+    assert!(
+        loop_info.contains("Video Output") && !loop_info.contains("Video Capture"),
+        "{loop_info}"
+    );
+}
+
+/// 75% colour bars in BT.601 limited range, left to right (white, yellow,
+/// cyan, green, magenta, red, blue, black): vivid's default test pattern.
+fn colour_bars_601() -> Vec<[f64; 3]> {
+    let rgb = [
+        [1.0, 1.0, 1.0],
+        [1.0, 1.0, 0.0],
+        [0.0, 1.0, 1.0],
+        [0.0, 1.0, 0.0],
+        [1.0, 0.0, 1.0],
+        [1.0, 0.0, 0.0],
+        [0.0, 0.0, 1.0],
+        [0.0, 0.0, 0.0],
+    ];
+    rgb.iter()
+        .map(|c| {
+            let [r, g, b] = c.map(|v: f64| v * 0.75);
+            let y = 0.299 * r + 0.587 * g + 0.114 * b;
+            [
+                16.0 + 219.0 * y,
+                128.0 + 224.0 * (b - y) / 1.772,
+                128.0 + 224.0 * (r - y) / 1.402,
+            ]
+        })
+        .collect()
+}
+
+/// Mean Y, Cb, Cr of the middle half of each of the 8 bars, over the rows
+/// `rows` of an I420 picture.
+fn bar_means(frame: &[u8], w: usize, h: usize, rows: std::ops::Range<usize>) -> Vec<[f64; 3]> {
+    let (cw, ch) = (w / 2, h / 2);
+    let (u_plane, v_plane) = (&frame[w * h..], &frame[w * h + cw * ch..]);
+    (0..8)
+        .map(|bar| {
+            let (x0, x1) = (w * (4 * bar + 1) / 32, w * (4 * bar + 3) / 32);
+            let mut sum = [0.0; 3];
+            let mut n = [0.0; 3];
+            for y in rows.clone() {
+                for x in x0..x1 {
+                    sum[0] += f64::from(frame[y * w + x]);
+                    n[0] += 1.0;
+                    if y % 2 == 0 && x % 2 == 0 {
+                        let c = (y / 2) * cw + x / 2;
+                        sum[1] += f64::from(u_plane[c]);
+                        sum[2] += f64::from(v_plane[c]);
+                        n[1] += 1.0;
+                        n[2] += 1.0;
+                    }
+                }
+            }
+            [sum[0] / n[0], sum[1] / n[1], sum[2] / n[2]]
+        })
+        .collect()
+}
+
+fn read_y4m_frames(path: &Path) -> (u32, u32, Vec<Vec<u8>>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut reader = Y4mReader::new(BufReader::new(file), "y4m")
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let f = reader.header().format;
+    let mut frames = Vec::new();
+    while let Some(data) = reader
+        .read_frame()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    {
+        frames.push(data.to_vec());
+    }
+    (f.width, f.height, frames)
+}
+
+/// (a) pstream captures vivid's camera in the guest and streams it to a
+/// pstream receiver there; the host checks the receiver's Y4M holds vivid's
+/// colour bars at the size asked for, and that the pictures move (vivid
+/// paints a running frame counter over the bars).
+#[test]
+fn send_captures_vivid_camera() {
+    let Some(_) = guest_ready() else { return };
+    let _turn = serial();
+    let run = run_guest(
+        "vm-vivid-send",
+        r#"
+loadmod vivid n_devs=1 node_types=0x101
+cap=$(node vivid-000-vid-cap)
+pstream recv --peer 127.0.0.1 --listen 127.0.0.1 --port-base 6000 \
+  --video-out y4m:/tmp/out.y4m >/share/recv.log 2>&1 &
+recv=$!
+wait_for "receiving from" /share/recv.log 60
+pstream send --peer 127.0.0.1 --port-base 6000 --audio none --duration 8 \
+  --video "v4l2:$cap?size=320x180&fps=15" >/share/send.log 2>&1
+sent=$?
+# The receiver may still be decoding a backlog under emulation.
+settle /tmp/out.y4m 30
+kill -INT $recv
+wait $recv
+got=$?
+cp /tmp/out.y4m /share/out.y4m
+[ $sent -eq 0 ] && [ $got -eq 0 ]
+"#,
+        &[&pstream_bin()],
+        |_| {},
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    let sent = run.text("send.log");
+    let got = run.text("recv.log");
+    let sent = summary(&sent, "send finished");
+    let got = summary(&got, "recv finished");
+    eprintln!("{sent}\n{got}");
+
+    let scan = scan_y4m(&run.share.join("out.y4m"), false);
+    assert_eq!((scan.width, scan.height), (320, 180), "size asked for");
+    // (The header's rate is recv's estimate from the first two pictures'
+    // RTP timestamps; emulation's stalls make it meaningless here.)
+    let (w, h, frames) = read_y4m_frames(&run.share.join("out.y4m"));
+    assert_eq!(frames.len(), scan.pictures.len());
+    assert!(
+        frames.len() >= 5,
+        "only {} pictures arrived:\n{}",
+        frames.len(),
+        run.dump()
+    );
+    assert_eq!(
+        stat(got, "video", "frames"),
+        Some(frames.len() as f64),
+        "pictures decoded vs written: {got}"
+    );
+    let (w, h) = (w as usize, h as usize);
+
+    // Below vivid's text the bars are clean: each bar's colour within a
+    // few steps of 75% bars, in every picture.
+    let expected = colour_bars_601();
+    for (i, frame) in frames.iter().enumerate() {
+        let means = bar_means(frame, w, h, h * 5 / 6..h - 2);
+        for (bar, (got, want)) in means.iter().zip(&expected).enumerate() {
+            let ok = (got[0] - want[0]).abs() < 10.0
+                && (got[1] - want[1]).abs() < 14.0
+                && (got[2] - want[2]).abs() < 14.0;
+            assert!(
+                ok,
+                "picture {i}, bar {bar}: Y'CbCr {got:.0?}, colour bars have {want:.0?}"
+            );
+        }
+    }
+    // The counter in vivid's text changes, so the pictures are live, not
+    // one frame repeated.
+    let top = w * h / 4;
+    let (first, last) = (&frames[0][..top], &frames[frames.len() - 1][..top]);
+    let changed = first
+        .iter()
+        .zip(last)
+        .filter(|(a, b)| a.abs_diff(**b) > 40)
+        .count();
+    assert!(
+        changed > 20,
+        "the first and last pictures' text is the same ({changed} pixels differ)"
+    );
+}
+
+/// Parses v4l2-ctl's --get-fmt-video: (width, height, fourcc).
+fn parse_fmt(text: &str) -> Option<(usize, usize, String)> {
+    let mut size = None;
+    let mut fourcc = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(v) = line.strip_prefix("Width/Height") {
+            let v = v.trim_start_matches([' ', ':']);
+            let (w, h) = v.split_once('/')?;
+            size = Some((w.trim().parse().ok()?, h.trim().parse().ok()?));
+        } else if let Some(v) = line.strip_prefix("Pixel Format") {
+            fourcc = Some(v.split('\'').nth(1)?.to_string());
+        }
+    }
+    let (w, h) = size?;
+    Some((w, h, fourcc?))
+}
+
+/// The luma planes of `count` raw frames v4l2-ctl streamed to a file.
+///
+/// v4l2-ctl writes each buffer's `bytesused`, which v4l2loopback rounds up
+/// to whole pages (118784 bytes for a 115200-byte 320x240 I420 picture), so
+/// the records are the file's length over the count, the picture first.
+fn raw_lumas(data: &[u8], count: usize, w: usize, h: usize, fourcc: &str) -> Vec<Vec<u8>> {
+    let picture = match fourcc {
+        "YU12" | "YV12" => w * h * 3 / 2,
+        "YUYV" => w * h * 2,
+        other => panic!("the loopback device carries {other}, expected YU12 or YUYV"),
+    };
+    assert!(
+        count > 0 && data.len() % count == 0 && data.len() / count >= picture,
+        "{} bytes read back are not {count} pictures of {picture} bytes",
+        data.len()
+    );
+    data.chunks_exact(data.len() / count)
+        .map(|f| match fourcc {
+            "YUYV" => f[..picture].iter().step_by(2).copied().collect(),
+            _ => f[..w * h].to_vec(),
+        })
+        .collect()
+}
+
+/// Pictures the reader takes off the loopback device.
+const READ_BACK: usize = 12;
+
+/// (b) pstream recv writes a received stream into a v4l2loopback device
+/// (exclusive_caps=1, the virtual camera OBS and browsers see); what a
+/// reader takes off its capture side matches the pictures sent.
+#[test]
+fn recv_writes_into_v4l2loopback() {
+    let Some(_) = guest_ready() else { return };
+    require("ffmpeg");
+    let _turn = serial();
+    let run = run_guest(
+        "vm-loopback-recv",
+        &r#"
+loadmod v4l2loopback exclusive_caps=1 video_nr=9 card_label=pstream-loop
+dev=$(node pstream-loop)
+pstream recv --peer 127.0.0.1 --listen 127.0.0.1 --port-base 6000 \
+  --video-out "v4l2:$dev" >/share/recv.log 2>&1 &
+recv=$!
+wait_for "receiving from" /share/recv.log 60
+pstream send --peer 127.0.0.1 --port-base 6000 --audio none \
+  --video y4m:/share/src.y4m >/share/send.log 2>&1 &
+send=$!
+# exclusive_caps: the node turns into a capture device once pstream writes.
+i=0
+until v4l2-ctl -d "$dev" --get-fmt-video >/share/back.fmt 2>/dev/null; do
+  i=$((i + 1)); [ $i -lt 600 ] || { echo "$dev never offered capture"; exit 1; }
+  sleep 0.1
+done
+timeout 90 v4l2-ctl -d "$dev" --stream-mmap --stream-count=READ_BACK --stream-to=/tmp/back.raw
+read=$?
+cp /tmp/back.raw /share/back.raw
+wait $send
+sent=$?
+kill -INT $recv
+wait $recv
+got=$?
+[ $read -eq 0 ] && [ $sent -eq 0 ] && [ $got -eq 0 ]
+"#
+        .replace("READ_BACK", &READ_BACK.to_string()),
+        &[&pstream_bin(), &v4l2_ctl()],
+        |share| {
+            // ffmpeg's moving test picture, 10 s at 15 fps: longer than the
+            // reader needs even when emulation makes the sender drop frames.
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+                .arg("testsrc2=size=320x240:rate=15")
+                .args(["-frames:v", "150", "-pix_fmt", "yuv420p"])
+                .arg(share.join("src.y4m"))
+                .status()
+                .expect("run ffmpeg");
+            assert!(status.success(), "ffmpeg could not write the source");
+        },
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    let got = run.text("recv.log");
+    eprintln!("{}", summary(&got, "recv finished"));
+
+    let (sw, sh, source) = read_y4m_frames(&run.share.join("src.y4m"));
+    let (sw, sh) = (sw as usize, sh as usize);
+    let fmt = run.text("back.fmt");
+    let (w, h, fourcc) =
+        parse_fmt(&fmt).unwrap_or_else(|| panic!("no format from v4l2-ctl:\n{fmt}"));
+    assert_eq!((w, h), (sw, sh), "the loopback device's size");
+    let back = std::fs::read(run.share.join("back.raw")).expect("read back.raw");
+    let lumas = raw_lumas(&back, READ_BACK, w, h, &fourcc);
+
+    // Each picture read back is one of the source pictures, coded once.
+    let mut matched = Vec::new();
+    for (i, luma) in lumas.iter().enumerate() {
+        let (best, psnr) = source
+            .iter()
+            .map(|s| luma_psnr(luma, &s[..sw * sh]))
+            .enumerate()
+            .fold((0, f64::MIN), |a, (k, p)| if p > a.1 { (k, p) } else { a });
+        eprintln!("read back {i}: source picture {best}, luma PSNR {psnr:.1} dB");
+        assert!(
+            psnr > 35.0,
+            "picture {i} read back matches no source picture (best {best}: {psnr:.1} dB)"
+        );
+        matched.push(best);
+    }
+    // In order, and moving: several different source pictures came through.
+    assert!(
+        matched.windows(2).all(|p| p[0] <= p[1]),
+        "pictures read back out of order: {matched:?}"
+    );
+    let mut distinct = matched.clone();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 4,
+        "the loopback repeated pictures: {matched:?}"
+    );
+}
