@@ -4,13 +4,21 @@
 //! on the [`PipelineClock`](pstream_core::PipelineClock), stamped with its
 //! capture time; a [`VideoSink`] or [`AudioSink`] takes it back out. The
 //! `open_*` functions turn a command-line spec (`test`, `y4m:PATH`,
-//! `wav:PATH`, `null`, ...) into one of them.
+//! `wav:PATH`, `null`, `default`, `alsa:NAME`, `pipewire:NODE`, ...) into
+//! one of them. The device backends are cargo features, on by default:
+//! `alsa` (cpal) and `pipewire`.
 
+#[cfg(feature = "alsa")]
+pub mod alsa;
+pub mod device;
+pub mod drift;
 pub mod error;
 pub mod null;
 pub mod open;
 pub mod pace;
-pub mod playback;
+#[cfg(feature = "pipewire")]
+pub mod pipewire;
+pub mod setup;
 pub mod sink;
 pub mod source;
 pub mod testpattern;
@@ -19,6 +27,7 @@ pub mod tone;
 pub mod wav;
 pub mod y4m;
 
+pub use device::DeviceCounters;
 pub use error::CaptureError;
 pub use null::{NullAudioSink, NullVideoSink};
 pub use open::{open_audio_sink, open_audio_source, open_video_sink, open_video_source};
