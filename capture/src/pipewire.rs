@@ -53,6 +53,20 @@ pub fn target_of(spec: &str) -> Option<&str> {
     spec.strip_prefix("pipewire:").filter(|t| !t.is_empty())
 }
 
+/// Initialises libpipewire once per process; its own log lines go to
+/// stderr only for errors (unless PIPEWIRE_DEBUG asks for more), so a
+/// failure is pstream's one line.
+fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        pw::init();
+        if std::env::var_os("PIPEWIRE_DEBUG").is_none() {
+            // SAFETY: a plain setter of a global, after pw_init.
+            unsafe { pw::sys::pw_log_set_level(spa::sys::SPA_LOG_LEVEL_ERROR) };
+        }
+    });
+}
+
 fn connect_error(spec: &str, e: impl std::fmt::Display) -> CaptureError {
     let dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "unset".into());
     CaptureError::unsupported(
@@ -120,7 +134,7 @@ fn roundtrip_nodes(
 
 /// Lists PipeWire's nodes (sinks, sources, streams), sorted by id.
 pub fn list_nodes() -> Result<Vec<PwNode>, CaptureError> {
-    pw::init();
+    init();
     let mainloop = pw::main_loop::MainLoop::new(None).map_err(|e| connect_error("pipewire", e))?;
     let context = pw::context::Context::new(&mainloop).map_err(|e| connect_error("pipewire", e))?;
     let core = context
@@ -229,7 +243,7 @@ fn run_stream(
     counters: Arc<DeviceCounters>,
     ready: &mpsc::Sender<Result<pw::channel::Sender<()>, String>>,
 ) -> Result<(), String> {
-    pw::init();
+    init();
     let cant = |e: pw::Error| {
         let dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "unset".into());
         format!("cannot connect to PipeWire (is it running? XDG_RUNTIME_DIR={dir}): {e}")
@@ -238,11 +252,14 @@ fn run_stream(
     let context = pw::context::Context::new(&mainloop).map_err(cant)?;
     let core = context.connect(None).map_err(cant)?;
     let capture = matches!(role, Role::Capture(_));
+    let mut target_is_sink = false;
     if let Some(t) = &target {
         // PipeWire would quietly link a stream whose target does not exist
         // to the default node; refuse it instead, naming what exists.
         let nodes = roundtrip_nodes(&mainloop, &core)?;
-        if !nodes.iter().any(|n| &n.name == t) {
+        let found = nodes.iter().find(|n| &n.name == t);
+        target_is_sink = found.is_some_and(|n| n.media_class.starts_with("Audio/Sink"));
+        if found.is_none() {
             let mut names: Vec<String> = nodes
                 .iter()
                 .filter(|n| n.is_audio_endpoint())
@@ -270,7 +287,7 @@ fn run_stream(
     };
     if let Some(t) = &target {
         props.insert("target.object", t.as_str());
-        if capture {
+        if capture && target_is_sink {
             // A sink as the target means its monitor.
             props.insert("stream.capture.sink", "true");
         }

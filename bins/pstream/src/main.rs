@@ -4,9 +4,11 @@
 //! codec logic lives in the library crates.
 
 mod cli;
+mod devices;
 mod push;
 mod recv;
 mod send;
+mod setup;
 mod shutdown;
 mod stages;
 mod stats;
@@ -34,6 +36,8 @@ fn main() -> ExitCode {
         Command::Sdp(args) => send::print_sdp(args),
         Command::Recv(args) => recv::run(args),
         Command::Push(args) => push::run(args),
+        Command::Devices => devices::run(),
+        Command::Setup(args) => setup::run(args.apply),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
