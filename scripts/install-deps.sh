@@ -10,13 +10,15 @@ packages=(
   build-essential pkg-config nasm cmake libopus-dev
   # audio playback through cpal links ALSA
   libasound2-dev
-  # the v4l crate generates its V4L2 bindings with bindgen (libclang) from
-  # the kernel headers (linux-libc-dev, via build-essential)
-  libclang-dev
+  # bindgen (libclang) generates the v4l crate's V4L2 bindings from the kernel
+  # headers (linux-libc-dev) and the pipewire crate's from libpipewire-0.3-dev
+  libpipewire-0.3-dev libclang-dev
   # peers the tests start
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   ffmpeg tshark
+  # a userspace PipeWire for the audio device tests (pw-cat, pw-cli)
+  pipewire pipewire-bin wireplumber dbus
   # RTMP ingest for the push tests: nginx with Debian's RTMP module, its
   # stream module as the TLS front for rtmps://, openssl for the test certificates
   nginx libnginx-mod-rtmp libnginx-mod-stream openssl

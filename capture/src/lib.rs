@@ -4,14 +4,22 @@
 //! on the [`PipelineClock`](pstream_core::PipelineClock), stamped with its
 //! capture time; a [`VideoSink`] or [`AudioSink`] takes it back out. The
 //! `open_*` functions turn a command-line spec (`test`, `y4m:PATH`,
-//! `wav:PATH`, `null`, ...) into one of them.
+//! `wav:PATH`, `null`, `default`, `alsa:NAME`, `pipewire:NODE`, ...) into
+//! one of them. The device backends are cargo features, on by default:
+//! `alsa` (cpal) and `pipewire`.
 
 pub mod convert;
+#[cfg(feature = "alsa")]
+pub mod alsa;
+pub mod device;
+pub mod drift;
 pub mod error;
 pub mod null;
 pub mod open;
 pub mod pace;
-pub mod playback;
+#[cfg(feature = "pipewire")]
+pub mod pipewire;
+pub mod setup;
 pub mod sink;
 pub mod source;
 pub mod testpattern;
@@ -21,6 +29,7 @@ pub mod v4l2;
 pub mod wav;
 pub mod y4m;
 
+pub use device::DeviceCounters;
 pub use error::CaptureError;
 pub use null::{NullAudioSink, NullVideoSink};
 pub use open::{

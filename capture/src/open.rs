@@ -18,13 +18,24 @@ use crate::CaptureError;
 pub const VIDEO_SOURCES: &str =
     "test, y4m:PATH, y4m:- (stdin), v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]";
 /// The audio source specs [`open_audio_source`] accepts.
-pub const AUDIO_SOURCES: &str = "test, wav:PATH, wav:- (stdin)";
+pub const AUDIO_SOURCES: &str =
+    "test, wav:PATH, wav:- (stdin), default, alsa:NAME, pipewire, pipewire:NODE";
 /// The video sink specs [`open_video_sink`] accepts.
 pub const VIDEO_SINKS: &str = "y4m:PATH, y4m:- (stdout), null, v4l2:/dev/videoN[?format=YU12|YUYV]";
 /// The audio sink specs [`open_audio_sink`] accepts.
-pub const AUDIO_SINKS: &str = "wav:PATH, default, alsa:NAME, null";
+pub const AUDIO_SINKS: &str = "wav:PATH, default, alsa:NAME, pipewire, pipewire:NODE, null";
 
-/// Device backends planned for a later release, by spec prefix.
+/// Whether a spec names an ALSA device (through cpal).
+pub fn is_alsa_spec(spec: &str) -> bool {
+    spec == "default" || spec.starts_with("alsa:")
+}
+
+/// Whether a spec names a PipeWire node (or PipeWire's default).
+pub fn is_pipewire_spec(spec: &str) -> bool {
+    spec == "pipewire" || spec.starts_with("pipewire:")
+}
+
+/// Device backends left out of this build (cargo features), by spec prefix.
 const DEVICE_BACKENDS: [&str; 2] = ["alsa", "pipewire"];
 
 /// Returns the device backend a spec names (`v4l2`, `v4l2:/dev/video0`, ...), if any.
@@ -53,6 +64,12 @@ fn non_empty<'a>(spec: &str, path: &'a str) -> Result<&'a str, CaptureError> {
 /// The error for a spec this crate does not know, or a device not written yet.
 fn unknown(spec: &str, kind: &'static str, accepted: &'static str) -> CaptureError {
     match device_backend(spec) {
+        Some(backend) if kind.starts_with("audio") && backend != "v4l2" => {
+            CaptureError::unsupported(
+                spec,
+                format!("this pstream was built without the {backend} feature"),
+            )
+        }
         Some(backend) => CaptureError::NotSupportedYet {
             spec: spec.to_owned(),
             backend,
@@ -176,8 +193,13 @@ pub fn open_audio_sink(
             path => Ok(Box::new(WavSink::create(Path::new(path), spec, format)?)),
         };
     }
-    if spec == "default" || spec.starts_with("alsa:") {
-        return Ok(Box::new(crate::playback::PlaybackSink::open(spec, format)?));
+    #[cfg(feature = "alsa")]
+    if is_alsa_spec(spec) {
+        return Ok(Box::new(crate::alsa::PlaybackSink::open(spec, format)?));
+    }
+    #[cfg(feature = "pipewire")]
+    if is_pipewire_spec(spec) {
+        return Ok(Box::new(crate::pipewire::PipeWireSink::open(spec, format)?));
     }
     Err(unknown(spec, "audio sink", AUDIO_SINKS))
 }
@@ -235,7 +257,8 @@ mod tests {
     fn devices_are_not_supported_yet() {
         assert!(video_err("v4l2").contains("accepted forms: test, y4m:PATH, y4m:- (stdin), v4l2:"));
         assert!(video_err("pipewire").contains("pipewire video source is not supported yet"));
-        assert!(audio_err("alsa:hw:0").contains("alsa audio source is not supported yet"));
+        #[cfg(not(feature = "alsa"))]
+        assert!(audio_err("alsa:hw:0").contains("built without the alsa feature"));
     }
 
     #[test]

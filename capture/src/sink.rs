@@ -4,7 +4,7 @@ use pstream_core::{AudioBlock, VideoFrame};
 
 use std::sync::Arc;
 
-use crate::playback::PlaybackCounters;
+use crate::device::DeviceCounters;
 use crate::CaptureError;
 
 /// A consumer of raw I420 pictures.
@@ -32,7 +32,7 @@ pub trait AudioSink: Send {
 
     /// A device sink's live counters (underruns, overruns, samples played);
     /// file sinks have none.
-    fn playback_counters(&self) -> Option<Arc<PlaybackCounters>> {
+    fn playback_counters(&self) -> Option<Arc<DeviceCounters>> {
         None
     }
 }

@@ -1,6 +1,10 @@
 //! The source traits: where raw video frames and audio blocks come from.
 
+use std::sync::Arc;
+
 use pstream_core::{AudioBlock, EncodedUnit, VideoFrame};
+
+use crate::device::DeviceCounters;
 
 use crate::CaptureError;
 
@@ -134,6 +138,12 @@ pub trait AudioSource: Send {
     /// Blocks until the next 10 ms block is due (paced), stamps capture =
     /// clock now, and returns `Ok(None)` at end of stream.
     fn next_block(&mut self) -> Result<Option<AudioBlock>, CaptureError>;
+
+    /// A device source's live counters (overruns, samples captured, drift);
+    /// synthetic and file sources have none.
+    fn device_counters(&self) -> Option<Arc<DeviceCounters>> {
+        None
+    }
 }
 
 #[cfg(test)]

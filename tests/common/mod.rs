@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod pipewire;
 pub mod relay;
 pub mod video;
 
@@ -63,12 +64,24 @@ pub struct Proc {
 impl Proc {
     /// Starts `program` with `args`, capturing stdout and stderr to files in `dir`.
     pub fn start(name: &str, program: &Path, args: &[String], dir: &Path) -> Proc {
+        Proc::start_env(name, program, args, dir, &[])
+    }
+
+    /// Like [`Proc::start`], with extra environment variables.
+    pub fn start_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+        env: &[(String, String)],
+    ) -> Proc {
         let stdout_path = dir.join(format!("{name}.stdout"));
         let stderr_path = dir.join(format!("{name}.stderr"));
         let out = std::fs::File::create(&stdout_path).expect("create stdout file");
         let err = std::fs::File::create(&stderr_path).expect("create stderr file");
         let child = Command::new(program)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -27,6 +27,20 @@ pub enum Command {
     Push(crate::push::PushArgs),
     /// Take RTMP publishes and serve them as HLS, with lighter renditions.
     Serve(crate::serve::ServeArgs),
+    /// List audio sources and sinks (PipeWire nodes, ALSA devices).
+    Devices,
+    /// Show (or with --apply run) costream's setup: two v4l2loopback cameras
+    /// and two PipeWire null sinks; what exists already is left alone.
+    Setup(SetupArgs),
+}
+
+/// Options of `pstream setup`.
+#[derive(Debug, Clone, Args)]
+pub struct SetupArgs {
+    /// Run the commands instead of only showing them (modprobe through sudo
+    /// when not root).
+    #[arg(long)]
+    pub apply: bool,
 }
 
 /// Options of `pstream recv`.
@@ -57,7 +71,9 @@ pub struct RecvArgs {
     #[arg(long, default_value = "null")]
     pub video_out: String,
     /// Audio output: `wav:PATH` (48 kHz), `default` (the default sound
-    /// device), `alsa:NAME` (an ALSA device) or `null`.
+    /// device), `alsa:NAME` (an ALSA device), `pipewire` or `pipewire:NODE`
+    /// (a PipeWire node by name; see `pstream devices`) or `null`. Device
+    /// clock drift is compensated; the stats line shows it in ppm.
     #[arg(long, default_value = "null")]
     pub audio_out: String,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
@@ -103,7 +119,10 @@ pub struct SendArgs {
     /// (it is not waited for).
     #[arg(long, default_value = "test")]
     pub video: String,
-    /// Audio source: `test` (sine tone), `wav:PATH` or `none`.
+    /// Audio source: `test` (sine tone), `wav:PATH`, `default`, `alsa:NAME`,
+    /// `pipewire`, `pipewire:NODE` (a sink node captures its monitor) or
+    /// `none`. A device that delivers nothing for 3 s stops the run with an
+    /// error naming it.
     #[arg(long, default_value = "test")]
     pub audio: String,
     /// Video codec.

@@ -4,10 +4,12 @@
 //! codec logic lives in the library crates.
 
 mod cli;
+mod devices;
 mod push;
 mod recv;
 mod send;
 mod serve;
+mod setup;
 mod shutdown;
 mod stages;
 mod stats;
@@ -36,6 +38,8 @@ fn main() -> ExitCode {
         Command::Recv(args) => recv::run(args),
         Command::Push(args) => push::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Devices => devices::run(),
+        Command::Setup(args) => setup::run(args.apply),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

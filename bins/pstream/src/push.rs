@@ -32,7 +32,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::shutdown::{fail, FatalSlot, Shutdown};
-use crate::stages::{audio_source_stage, open_audio, open_video, spawn, video_source_stage};
+use crate::stages::{
+    audio_source_stage, capture_fragment, open_audio, open_video, spawn, video_source_stage,
+};
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
 /// Raw frames waiting for the encoder.
@@ -67,7 +69,8 @@ pub struct PushArgs {
     /// `y4m:-` (stdin) or `none`.
     #[arg(long, default_value = "test")]
     pub video: String,
-    /// Audio source: `test` (sine tone), `wav:PATH` or `none`.
+    /// Audio source: `test` (sine tone), `wav:PATH`, `default`, `alsa:NAME`,
+    /// `pipewire`, `pipewire:NODE` (a sink captures its monitor) or `none`.
     #[arg(long, default_value = "test")]
     pub audio: String,
     /// With `--audio none`, send a silent AAC track (some ingests refuse video-only streams).
@@ -220,6 +223,8 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
     };
     let audio_source = open_audio(&args.audio, args.audio_rate, args.channels, clock)?;
     let want_audio = audio_source.is_some() || args.silent_audio;
+    let capture_device = audio_source.as_ref().and_then(|s| s.device_counters());
+    let capture_format = audio_source.as_ref().map(|s| s.format());
     let aac = if want_audio {
         let cfg = AacConfig {
             sample_rate: args.audio_rate,
@@ -385,7 +390,7 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
         let elapsed = last.elapsed();
         if elapsed >= Duration::from_secs(1) {
             last = Instant::now();
-            let line = stats_line(
+            let mut line = stats_line(
                 &encode,
                 &upstream_drops,
                 &dests,
@@ -393,6 +398,7 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
                 elapsed.as_secs_f64(),
                 started,
             );
+            line.push_str(&capture_fragment(capture_device.as_deref(), capture_format));
             printer.show(&line);
         }
     }

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
-use pstream_capture::playback::PlaybackCounters;
 use pstream_capture::timecode::read_timecode;
 use pstream_capture::{
-    open_audio_sink, open_video_sink, AudioFormat, AudioSink, VideoFormat, VideoSink,
+    open_audio_sink, open_video_sink, AudioFormat, AudioSink, DeviceCounters, VideoFormat,
+    VideoSink,
 };
 use pstream_codec::h264::H264Decoder;
 use pstream_codec::mjpeg::MjpegDecoder;
@@ -306,7 +306,7 @@ fn stats_line(
     prev: &mut [(u64, u64); 2],
     secs: f64,
     latencies: &mut [u64],
-    playback: Option<&PlaybackCounters>,
+    playback: Option<&DeviceCounters>,
 ) -> String {
     let mut parts = Vec::new();
     for (i, (name, c)) in [("video", video), ("audio", audio)].into_iter().enumerate() {
@@ -349,13 +349,8 @@ fn stats_line(
                 c.concealed.load(Ordering::Relaxed)
             ));
             if let Some(p) = playback {
-                let played = p.played_samples.load(Ordering::Relaxed) as f64
-                    / (f64::from(AUDIO_RATE) * f64::from(AUDIO_CHANNELS));
-                s.push_str(&format!(
-                    " played {played:.1} s underruns {} overruns {}",
-                    p.underruns.load(Ordering::Relaxed),
-                    p.overrun_samples.load(Ordering::Relaxed)
-                ));
+                s.push(' ');
+                s.push_str(&p.summary("played", AUDIO_RATE, AUDIO_CHANNELS));
             }
         }
         for (label, counter) in [

@@ -35,7 +35,8 @@ use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 use crate::cli::{SendArgs, VideoCodecArg};
 use crate::shutdown::{fail, FatalSlot, Shutdown};
 use crate::stages::{
-    audio_source_stage, encoded_source_stage, open_audio, open_video_for, spawn, video_source_stage,
+    audio_source_stage, capture_fragment, encoded_source_stage, open_audio, open_video,
+    open_video_for, spawn, video_source_stage,
 };
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 
@@ -266,6 +267,8 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
         audio,
     } = plan;
 
+    let capture_device = audio.as_ref().and_then(|(src, _)| src.device_counters());
+    let audio_format = audio.as_ref().map(|(src, _)| src.format());
     let fatal: FatalSlot = Arc::new(Mutex::new(None));
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut streams: Vec<StreamEntry> = Vec::new();
@@ -389,7 +392,9 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
         let elapsed = last.elapsed();
         if elapsed >= Duration::from_secs(1) {
             last = Instant::now();
-            printer.show(&stats_line(&streams, &mut prev, elapsed.as_secs_f64()));
+            let mut line = stats_line(&streams, &mut prev, elapsed.as_secs_f64());
+            line.push_str(&capture_fragment(capture_device.as_deref(), audio_format));
+            printer.show(&line);
         }
     }
     shutdown.trigger();
@@ -398,11 +403,12 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
     }
     printer.finish();
     // The summary averages over the whole run.
-    let summary = stats_line(
+    let mut summary = stats_line(
         &streams,
         &mut vec![(0, 0); streams.len()],
         started.elapsed().as_secs_f64(),
     );
+    summary.push_str(&capture_fragment(capture_device.as_deref(), audio_format));
     if !args.quiet {
         tracing::info!("send finished: {summary}");
     }

@@ -6,7 +6,7 @@ use std::thread::{self, JoinHandle};
 use anyhow::{anyhow, Context};
 use pstream_capture::{
     open_audio_source, open_video_source, open_video_source_for, AudioFormat, AudioSource,
-    EncodedVideoSource, OpenedVideo, VideoFormat, VideoSource,
+    DeviceCounters, EncodedVideoSource, OpenedVideo, VideoFormat, VideoSource,
 };
 use pstream_core::{AudioBlock, Codec, EncodedUnit, LinkSender, PipelineClock, VideoFrame};
 
@@ -77,6 +77,18 @@ pub fn open_audio(
         channels,
     };
     Ok(Some(open_audio_source(spec, want, clock)?))
+}
+
+/// The stats line's part for an audio capture device (samples captured,
+/// xruns, drift in ppm); empty for synthetic and file sources.
+pub fn capture_fragment(device: Option<&DeviceCounters>, format: Option<AudioFormat>) -> String {
+    match (device, format) {
+        (Some(d), Some(f)) => format!(
+            " | mic {}",
+            d.summary("captured", f.sample_rate, f.channels)
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Pulls paced frames from `src` into `out` until the run stops, the source

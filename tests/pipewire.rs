@@ -1,0 +1,300 @@
+//! PipeWire capture and playback against a real (userspace) PipeWire:
+//! dbus-daemon, pipewire and wireplumber in a temporary XDG_RUNTIME_DIR with
+//! two null sinks, A and B.
+//!
+//! - a tone pw-cat plays into A is captured by `pstream send --audio
+//!   pipewire:A` (A's monitor) and arrives in `pstream recv`'s WAV at its
+//!   frequency;
+//! - `pstream recv --audio-out pipewire:B` plays the sender's tone into B,
+//!   and pw-record, recording B's monitor, hears it at its frequency;
+//! - `pstream devices` lists both sinks; a node that does not exist is
+//!   refused with the ones that do.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::pipewire::{missing_tool, PipeWire};
+use common::*;
+
+const SINK_A: &str = "pstream_test_a";
+const SINK_B: &str = "pstream_test_b";
+
+/// Starts PipeWire, or says clearly why the test cannot run here.
+fn pipewire(test: &str) -> Option<PipeWire> {
+    if let Some(tool) = missing_tool() {
+        eprintln!(
+            "SKIPPED {test}: {tool} is not installed (scripts/install-deps.sh installs \
+             pipewire, pipewire-bin, wireplumber and dbus)"
+        );
+        return None;
+    }
+    Some(PipeWire::start(test, &[SINK_A, SINK_B]))
+}
+
+/// Writes a 16-bit stereo 48 kHz WAV of a sine at `freq` for `secs`.
+fn write_tone(path: &Path, freq: f64, secs: f64) {
+    let frames = (48_000.0 * secs) as usize;
+    let mut data = Vec::with_capacity(frames * 4);
+    for i in 0..frames {
+        let v = (0.5 * (2.0 * std::f64::consts::PI * freq * i as f64 / 48_000.0).sin()
+            * 32_767.0) as i16;
+        data.extend_from_slice(&v.to_le_bytes());
+        data.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&48_000u32.to_le_bytes());
+    wav.extend_from_slice(&(48_000u32 * 4).to_le_bytes());
+    wav.extend_from_slice(&4u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    std::fs::write(path, wav).expect("write tone");
+}
+
+/// The first channel of the loud part of a recording (the tone), trimmed
+/// by 0.2 s at both ends; empty when nothing is loud.
+fn loud_part(samples: &[i16], channels: u16, rate: u32) -> Vec<f32> {
+    let mono: Vec<f32> = samples
+        .chunks_exact(usize::from(channels.max(1)))
+        .map(|f| f32::from(f[0]) / 32_768.0)
+        .collect();
+    let loud = |v: &f32| v.abs() > 0.05;
+    let (Some(first), Some(last)) = (mono.iter().position(loud), mono.iter().rposition(loud))
+    else {
+        return Vec::new();
+    };
+    let trim = (rate / 5) as usize;
+    if last <= first + 2 * trim {
+        return Vec::new();
+    }
+    mono[first + trim..last - trim].to_vec()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_tone_played_into_a_sink_is_captured_from_its_monitor_and_received() {
+    let _turn = serial();
+    let Some(pw) = pipewire("pw-capture") else {
+        return;
+    };
+    let dir = pw.dir.clone();
+    let tone = dir.join("tone-1000.wav");
+    write_tone(&tone, 1000.0, 12.0);
+    let _player = pw.spawn(
+        "pw-cat-play",
+        "pw-cat",
+        &["--playback", "--target", SINK_A, &tone.display().to_string()],
+    );
+    let base = free_port_base().to_string();
+    let wav = dir.join("received.wav");
+    let mut recv = Proc::start(
+        "recv",
+        &pstream_bin(),
+        &args(&[
+            "recv",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base,
+            "--audio-out",
+            &format!("wav:{}", wav.display()),
+            "--duration",
+            "8",
+        ]),
+        &dir,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let mut send = Proc::start_env(
+        "send",
+        &pstream_bin(),
+        &args(&[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base,
+            "--video",
+            "none",
+            "--audio",
+            &format!("pipewire:{SINK_A}"),
+            "--duration",
+            "5",
+        ]),
+        &dir,
+        pw.env(),
+    );
+    let send_code = send.wait(Duration::from_secs(20));
+    let recv_code = recv.wait(Duration::from_secs(20));
+    let context = format!(
+        "send: {}\nrecv: {}\n{}",
+        send.stderr(),
+        recv.stderr(),
+        pw.logs()
+    );
+    assert_eq!(send_code, Some(0), "{context}");
+    assert_eq!(recv_code, Some(0), "{context}");
+    let summary = send
+        .stderr()
+        .lines()
+        .rfind(|l| l.contains("send finished"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        summary.contains("mic captured"),
+        "no capture stats: {summary}"
+    );
+    let (rate, channels, samples) = read_wav_i16(&wav);
+    assert_eq!(rate, 48_000);
+    let tone = loud_part(&samples, channels, rate);
+    let secs = tone.len() as f64 / f64::from(rate);
+    assert!(secs > 3.0, "only {secs:.1} s of tone arrived\n{context}");
+    let f = tone_frequency(&tone, rate);
+    assert!((f - 1000.0).abs() < 20.0, "received {f:.1} Hz, sent 1000 Hz");
+}
+
+#[test]
+fn received_audio_plays_into_a_sink_and_is_recorded_from_its_monitor() {
+    let _turn = serial();
+    let Some(pw) = pipewire("pw-playback") else {
+        return;
+    };
+    let dir = pw.dir.clone();
+    let recording = dir.join("recorded.wav");
+    let mut recorder = pw.spawn(
+        "pw-record",
+        "pw-cat",
+        &[
+            "--record",
+            "--target",
+            SINK_B,
+            "-P",
+            "{ stream.capture.sink = true }",
+            "--rate",
+            "48000",
+            "--channels",
+            "2",
+            "--format",
+            "s16",
+            &recording.display().to_string(),
+        ],
+    );
+    let base = free_port_base().to_string();
+    let mut recv = Proc::start_env(
+        "recv",
+        &pstream_bin(),
+        &args(&[
+            "recv",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base,
+            "--audio-out",
+            &format!("pipewire:{SINK_B}"),
+            "--duration",
+            "8",
+        ]),
+        &dir,
+        pw.env(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The sender's test tone is 440 Hz.
+    let mut send = Proc::start(
+        "send",
+        &pstream_bin(),
+        &args(&[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base,
+            "--video",
+            "none",
+            "--duration",
+            "5",
+        ]),
+        &dir,
+    );
+    let send_code = send.wait(Duration::from_secs(20));
+    let recv_code = recv.wait(Duration::from_secs(20));
+    // SIGINT lets pw-record finish the WAV header.
+    recorder.signal("INT");
+    recorder.wait(Duration::from_secs(5));
+    let context = format!(
+        "send: {}\nrecv: {}\npw-record: {}\n{}",
+        send.stderr(),
+        recv.stderr(),
+        recorder.stderr(),
+        pw.logs()
+    );
+    assert_eq!(send_code, Some(0), "{context}");
+    assert_eq!(recv_code, Some(0), "{context}");
+    let summary = recv
+        .stderr()
+        .lines()
+        .rfind(|l| l.contains("recv finished"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(summary.contains("played"), "no playback stats: {summary}");
+    let (rate, channels, samples) = read_wav_i16(&recording);
+    assert_eq!(rate, 48_000);
+    let tone = loud_part(&samples, channels, rate);
+    let secs = tone.len() as f64 / f64::from(rate);
+    assert!(secs > 3.0, "only {secs:.1} s of tone recorded\n{context}");
+    let f = tone_frequency(&tone, rate);
+    assert!((f - 440.0).abs() < 10.0, "recorded {f:.1} Hz, sent 440 Hz");
+}
+
+#[test]
+fn devices_lists_the_sinks_and_a_missing_node_is_named() {
+    let _turn = serial();
+    let Some(pw) = pipewire("pw-devices") else {
+        return;
+    };
+    let out = pw
+        .command(pstream_bin())
+        .arg("devices")
+        .output()
+        .expect("run pstream devices");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for sink in [SINK_A, SINK_B] {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().any(|w| w == sink))
+            .unwrap_or_else(|| panic!("{sink} not listed:\n{text}"));
+        assert!(line.contains("Audio/Sink"), "{line}");
+        assert!(line.contains(&format!("test sink {sink}")), "{line}");
+    }
+    let out = pw
+        .command(pstream_bin())
+        .args([
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--video",
+            "none",
+            "--audio",
+            "pipewire:nosuch",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .expect("run pstream send");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+    assert!(err.contains("pipewire:nosuch"), "{err}");
+    assert!(err.contains(SINK_A) && err.contains(SINK_B), "{err}");
+}
