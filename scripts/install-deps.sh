@@ -21,6 +21,8 @@ packages=(
   # from the npm registry through the machine's npm); wrk loads its HTTP side
   # in benches/http_load.sh
   chromium wrk
+  # tests/serve.rs fetches playlists and segments with curl, as the recipe does
+  curl
 )
 
 missing=()
