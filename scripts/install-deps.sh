@@ -31,6 +31,8 @@ packages=(
   # (depmod, modprobe --show-depends), cpio, libelf1 for the kernel's objtool
   # when building v4l2loopback, and v4l2-ctl to copy into the guest
   qemu-system-x86 kmod cpio libelf1 v4l-utils
+  # tests/serve.rs fetches playlists and segments with curl, as the recipe does
+  curl
 )
 
 missing=()

@@ -608,3 +608,27 @@ fn bad_clients_do_not_disturb_a_healthy_publisher_and_viewer() {
         healthy.stderr()
     );
 }
+
+#[test]
+fn bad_options_are_one_error_line_and_a_non_zero_exit() {
+    let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_addr = busy.local_addr().expect("addr").to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["serve", "--keys", "/nonexistent/keys.txt"],
+            "cannot read --keys /nonexistent/keys.txt",
+        ),
+        (&["serve", "--renditions", "P100p"], "unknown rendition"),
+        (&["serve", "--segment", "0"], "between 0.5 and 60"),
+        (
+            &["serve", "--rtmp", &busy_addr, "--http", "127.0.0.1:0"],
+            "cannot listen on --rtmp",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, _out, err) = common::run_pstream(args, Duration::from_secs(10));
+        assert!(matches!(code, Some(c) if c != 0), "{args:?}: exit {code:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

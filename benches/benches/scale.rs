@@ -1,13 +1,14 @@
 //! I420 downscaling for renditions: the source sizes pstream serve meets
 //! (the recipe's 640x480, 720p, 1080p) to the rendition sizes; and the whole
-//! per-frame rendition path (decode 720p, scale, encode 144p), whose time per
-//! frame against 33.3 ms gives the transcoder's real-time factor.
+//! per-frame rendition path (`Transcoder`: decode 720p, scale, encode 144p, as
+//! `pstream serve` runs it), whose time per frame against 33.3 ms gives the
+//! transcoder's real-time factor.
 
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use pstream_capture::testpattern::TestPattern;
-use pstream_codec::{H264Config, H264Decoder, H264Encoder, Rendition, Scaler};
+use pstream_codec::{H264Config, H264Encoder, Rendition, Scaler, Transcoder};
 use pstream_core::{EncodedUnit, VideoFrame};
 
 fn scale(c: &mut Criterion) {
@@ -65,19 +66,9 @@ fn source_units(w: u32, h: u32, n: u64) -> Vec<EncodedUnit> {
 fn transcode(c: &mut Criterion) {
     let (w, h) = (1280, 720);
     let r = Rendition::P144p30fps16x9;
-    let (dw, dh) = r.output_size(w, h);
     let units = source_units(w, h, 60);
-    let mut dec = H264Decoder::new().expect("decoder");
-    let mut scaler = Scaler::new(w, h, dw, dh).expect("scaler");
-    let mut enc = H264Encoder::new(H264Config {
-        width: dw,
-        height: dh,
-        fps: r.fps() as f32,
-        bitrate_bps: r.bitrate_bps(),
-        keyint_frames: 60,
-        threads: 1,
-    })
-    .expect("encoder");
+    // The rendition stage of `pstream serve`: decode, scale, encode.
+    let mut transcoder = Transcoder::new(r).expect("transcoder");
     // The ring restarts at the IDR, so the decoder never misses a reference.
     let mut next = 0usize;
     let mut group = c.benchmark_group("transcode");
@@ -86,15 +77,12 @@ fn transcode(c: &mut Criterion) {
         b.iter(|| {
             let unit = &units[next % units.len()];
             next += 1;
-            if let Some(pic) = dec.decode_unit(unit).expect("decode") {
-                let small = scaler.scale(&pic.frame).expect("scale");
-                enc.encode(&small).expect("encode")
-            } else {
-                None
-            }
+            transcoder.push(unit).expect("transcode")
         })
     });
     group.finish();
+    let made = transcoder.frames_out();
+    assert!(made > 0 && transcoder.output_size() == Some(r.output_size(w, h)));
 }
 
 fn benches() {

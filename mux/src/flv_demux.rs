@@ -174,7 +174,7 @@ impl FlvDemuxer {
                     return Err(self.malformed("video", "NAL units before the sequence header"));
                 }
                 let keyframe = frame_type == 1;
-                let annexb = self.to_annexb(data, keyframe)?;
+                let annexb = self.annexb_of(data, keyframe)?;
                 let dts = self.extend(timestamp_ms);
                 let pts = dts + i64::from(cts);
                 let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
@@ -281,7 +281,7 @@ impl FlvDemuxer {
     }
 
     /// Length-prefixed NAL units to Annex B, SPS/PPS first on a keyframe without them.
-    fn to_annexb(&mut self, mut d: &[u8], keyframe: bool) -> Result<Bytes, DemuxError> {
+    fn annexb_of(&mut self, mut d: &[u8], keyframe: bool) -> Result<Bytes, DemuxError> {
         let n = self.nal_len_size;
         let mut nals = Vec::new();
         while !d.is_empty() {
@@ -396,6 +396,32 @@ mod tests {
             d.push_video(0, b"\x90hvc1", now),
             Err(DemuxError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn random_tags_never_panic() {
+        // A cheap stand-in for fuzzing (the fuzz workspace does not build the codecs).
+        let mut d = FlvDemuxer::new();
+        let now = Instant::now();
+        d.push_video(0, &seq_header(), now).expect("header");
+        d.push_audio(0, &[0xAF, 0, 0x11, 0x90], now).expect("asc");
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 64) as usize;
+            let mut body: Vec<u8> = (0..len).map(|j| (x >> (j % 8 * 8)) as u8).collect();
+            if let Some(b) = body.first_mut() {
+                // Mostly AVC/AAC, so the deeper paths run.
+                *b = if i % 2 == 0 { 0x17 | (*b & 0x20) } else { 0xAF };
+            }
+            let _ = if i % 2 == 0 {
+                d.push_video(i, &body, now)
+            } else {
+                d.push_audio(i, &body, now)
+            };
+        }
     }
 
     #[test]
