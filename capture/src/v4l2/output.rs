@@ -140,7 +140,13 @@ impl V4l2Sink {
 
     fn negotiate(&mut self, width: u32, height: u32) -> Result<(), CaptureError> {
         // Stop and free the old buffers before the format can change.
-        self.stream = None;
+        let renegotiating = self.stream.take().is_some();
+        if renegotiating && self.use_write {
+            // v4l2loopback fixes its format for as long as its writer keeps
+            // the device open: open it afresh to set another size.
+            let file = open_device(&self.spec, &self.path, Direction::Output)?.file;
+            self.file = file;
+        }
         let fd = self.file.as_raw_fd();
         let name = self.spec.as_str();
         let candidates: Vec<PixelFormat> = match self.only {
@@ -170,13 +176,18 @@ impl V4l2Sink {
             }
         }
         let Some((pixel, fmt)) = chosen else {
-            let wanted = self
+            let only = self
                 .only
                 .map_or("YU12 or YUYV".to_owned(), |f| f.to_string());
+            let why = if renegotiating && self.use_write {
+                " (v4l2loopback keeps its size while a program reads from it)"
+            } else {
+                ""
+            };
             return Err(CaptureError::UnsupportedDeviceFormat {
                 spec: name.to_owned(),
                 device: self.path.display().to_string(),
-                what: format!("{wanted} output at {width}x{height}"),
+                what: format!("{only} output at {width}x{height}{why}"),
                 offers: describe_offers(&sys::enum_formats(fd, sys::OUTPUT)),
             });
         };
