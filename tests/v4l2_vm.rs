@@ -464,6 +464,7 @@ done
 timeout 90 v4l2-ctl -d "$dev" --stream-mmap --stream-count=READ_BACK --stream-to=/tmp/back.raw
 read=$?
 cp /tmp/back.raw /share/back.raw
+kill -INT $send
 wait $send
 sent=$?
 kill -INT $recv
@@ -474,12 +475,13 @@ got=$?
         .replace("READ_BACK", &READ_BACK.to_string()),
         &[&pstream_bin(), &v4l2_ctl()],
         |share| {
-            // ffmpeg's moving test picture, 10 s at 15 fps: longer than the
-            // reader needs even when emulation makes the sender drop frames.
+            // ffmpeg's moving test picture, 20 s at 15 fps: the sender
+            // paces it in real time and the first pictures reach the device
+            // some 8 s in under emulation; it is stopped once read back.
             let status = std::process::Command::new("ffmpeg")
                 .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
                 .arg("testsrc2=size=320x240:rate=15")
-                .args(["-frames:v", "150", "-pix_fmt", "yuv420p"])
+                .args(["-frames:v", "300", "-pix_fmt", "yuv420p"])
                 .arg(share.join("src.y4m"))
                 .status()
                 .expect("run ffmpeg");
