@@ -139,6 +139,12 @@ pub fn describe_offers(offers: &[FormatInfo]) -> String {
     if offers.is_empty() {
         return "no formats".to_owned();
     }
+    offer_groups(offers).join("; ")
+}
+
+/// The entries [`describe_offers`] joins: one per group of readable formats
+/// with the same sizes, then one naming the formats pstream cannot read.
+pub fn offer_groups(offers: &[FormatInfo]) -> Vec<String> {
     let mut groups: Vec<(Vec<String>, String)> = Vec::new();
     let mut others: Vec<String> = Vec::new();
     for offer in offers {
@@ -173,7 +179,7 @@ pub fn describe_offers(offers: &[FormatInfo]) -> String {
             others.join(", ")
         ));
     }
-    parts.join("; ")
+    parts
 }
 
 /// What the stream wants from the device.
