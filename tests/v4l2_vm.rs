@@ -191,7 +191,7 @@ fn guest_has_vivid_and_v4l2loopback() {
     let run = run_guest(
         "vm-devices",
         r#"
-loadmod vivid n_devs=1 node_types=0x101 loop_video=1
+loadmod vivid n_devs=1 node_types=0x101
 loadmod v4l2loopback exclusive_caps=1 video_nr=9 card_label=pstream-loop
 ls -l /dev/video*
 v4l2-ctl --list-devices
