@@ -116,7 +116,9 @@ pub struct SendArgs {
     /// (a camera; without options the mode closest to --size/--fps, and with
     /// --video-codec mjpeg an MJPG camera's JPEGs are sent as they are) or
     /// `none`. A camera unplugged mid-stream stops the stream with an error
-    /// (it is not waited for).
+    /// (it is not waited for); one that pauses (a loopback whose writer
+    /// stopped) is waited for, its last picture repeated once a second; one
+    /// that sends no picture within 10 s of opening is an error.
     #[arg(long, default_value = "test")]
     pub video: String,
     /// Audio source: `test` (sine tone), `wav:PATH`, `default`, `alsa:NAME`,

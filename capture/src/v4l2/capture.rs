@@ -7,7 +7,12 @@
 //! consumer's side, off the capture thread.
 //!
 //! A device unplugged mid-stream answers ENODEV: the thread sends one
-//! [`CaptureError::DeviceGone`] and ends, and the stream stops.
+//! [`CaptureError::DeviceGone`] and ends, and the stream stops. A device
+//! that merely stops delivering (a v4l2loopback whose writer paused) is
+//! waited for: meanwhile its last picture is repeated once every
+//! [`STALL_REPEAT`], so the stream, its receiver and Ctrl-C keep working.
+//! A device that delivers nothing at all within [`FIRST_FRAME_WAIT`] (a
+//! loopback no program writes to) is an error.
 
 use std::fs::File;
 use std::io;
@@ -19,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pstream_codec::mjpeg::MjpegDecoder;
+use pstream_core::link::Recv;
 use pstream_core::{link, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame};
 
 use super::device::{device_error, open_device, Direction};
@@ -36,6 +42,10 @@ const BUFFERS: u32 = 4;
 const QUEUE: usize = 2;
 /// How often the capture thread looks at its stop flag while waiting.
 const POLL_TICK: Duration = Duration::from_millis(200);
+/// Longest wait for a device's first picture.
+pub const FIRST_FRAME_WAIT: Duration = Duration::from_secs(10);
+/// How often a stalled device's last picture is repeated.
+pub const STALL_REPEAT: Duration = Duration::from_secs(1);
 /// Consecutive unusable frames (corrupt, undecodable) before giving up.
 const MAX_BAD_IN_A_ROW: u32 = 60;
 
@@ -50,6 +60,8 @@ pub struct CaptureCounters {
     pub corrupt: AtomicU64,
     /// Frames whose driver timestamp was unusable (stamped at dequeue instead).
     pub restamped: AtomicU64,
+    /// Pictures repeated while the device delivered nothing.
+    pub repeated: AtomicU64,
 }
 
 enum Captured {
@@ -61,6 +73,7 @@ enum Captured {
 /// A running capture: the thread and the link it fills.
 struct Capture {
     spec: String,
+    clock: PipelineClock,
     format: VideoFormat,
     pixel: PixelFormat,
     rx: LinkReceiver<Captured>,
@@ -109,6 +122,35 @@ fn no_match(spec: &V4l2Spec, w: &Want, why: NoMatch, offers: &str) -> CaptureErr
 }
 
 impl Capture {
+    /// The next item; `Ok(None)` after [`STALL_REPEAT`] without one once
+    /// pictures have come (`started`), an error when the first does not come
+    /// within [`FIRST_FRAME_WAIT`]; `Err(None)` when the thread has ended.
+    fn next(&self, started: bool) -> Result<Option<Captured>, Option<CaptureError>> {
+        let wait = if started {
+            STALL_REPEAT
+        } else {
+            FIRST_FRAME_WAIT
+        };
+        match self.rx.recv_timeout(wait) {
+            Recv::Item(item) => Ok(Some(item)),
+            Recv::Timeout if started => Ok(None),
+            Recv::Timeout => Err(Some(CaptureError::malformed(
+                &self.spec,
+                format!(
+                    "no picture from the device in {} s (is a program writing to it?)",
+                    FIRST_FRAME_WAIT.as_secs()
+                ),
+            ))),
+            Recv::Closed => Err(None),
+        }
+    }
+
+    /// Capture time and pts for a picture repeated now.
+    fn now_stamps(&self) -> (Instant, Duration) {
+        let now = self.clock.now();
+        (now, self.clock.elapsed_at(now))
+    }
+
     fn open(
         spec: &V4l2Spec,
         want: VideoFormat,
@@ -200,6 +242,7 @@ impl Capture {
             .map_err(|e| CaptureError::io(name, "cannot start the capture thread", e))?;
         Ok(Capture {
             spec: name.to_owned(),
+            clock,
             format,
             pixel: choice.format,
             rx,
@@ -349,6 +392,7 @@ pub struct V4l2Source {
     capture: Capture,
     decoder: Option<MjpegDecoder>,
     bad_in_a_row: u32,
+    last: Option<VideoFrame>,
 }
 
 impl std::fmt::Debug for V4l2Source {
@@ -362,6 +406,27 @@ impl std::fmt::Debug for V4l2Source {
 }
 
 impl V4l2Source {
+    /// The last picture again, stamped now (nothing before the first).
+    fn repeat(&self) -> Result<Option<VideoFrame>, CaptureError> {
+        let Some(last) = &self.last else {
+            return Ok(None);
+        };
+        let (capture, pts) = self.capture.now_stamps();
+        self.capture
+            .counters
+            .repeated
+            .fetch_add(1, Ordering::Relaxed);
+        VideoFrame::new(
+            last.width(),
+            last.height(),
+            last.data().clone(),
+            capture,
+            pts,
+        )
+        .map(Some)
+        .map_err(|e| CaptureError::invalid_format(&self.capture.spec, e.to_string()))
+    }
+
     /// The camera's pixel format as negotiated.
     pub fn pixel_format(&self) -> PixelFormat {
         self.capture.pixel
@@ -421,16 +486,18 @@ impl VideoSource for V4l2Source {
 
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError> {
         loop {
-            match self.capture.rx.recv() {
-                Some(Captured::Frame(f)) => return Ok(Some(f)),
-                Some(Captured::Jpeg(unit)) => {
-                    if let Some(f) = self.decode(&unit)? {
-                        return Ok(Some(f));
-                    }
-                }
-                Some(Captured::Failed(e)) => return Err(e),
-                None => return Ok(None),
-            }
+            let frame = match self.capture.next(self.last.is_some()) {
+                Ok(Some(Captured::Frame(f))) => f,
+                Ok(Some(Captured::Jpeg(unit))) => match self.decode(&unit)? {
+                    Some(f) => f,
+                    None => continue,
+                },
+                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e),
+                Ok(None) => return self.repeat(),
+                Err(None) => return Ok(None),
+            };
+            self.last = Some(frame.clone());
+            return Ok(Some(frame));
         }
     }
 }
@@ -438,6 +505,7 @@ impl VideoSource for V4l2Source {
 /// An MJPEG camera as an [`EncodedVideoSource`]: its JPEGs as they came.
 pub struct V4l2JpegSource {
     capture: Capture,
+    last: Option<EncodedUnit>,
 }
 
 impl std::fmt::Debug for V4l2JpegSource {
@@ -463,12 +531,28 @@ impl EncodedVideoSource for V4l2JpegSource {
 
     fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {
         loop {
-            match self.capture.rx.recv() {
-                Some(Captured::Jpeg(unit)) => return Ok(Some(unit)),
+            match self.capture.next(self.last.is_some()) {
+                Ok(Some(Captured::Jpeg(unit))) => {
+                    self.last = Some(unit.clone());
+                    return Ok(Some(unit));
+                }
                 // Raw frames never come from an MJPG stream.
-                Some(Captured::Frame(_)) => {}
-                Some(Captured::Failed(e)) => return Err(e),
-                None => return Ok(None),
+                Ok(Some(Captured::Frame(_))) => {}
+                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e),
+                Ok(None) => {
+                    let Some(last) = &self.last else { continue };
+                    let (capture, pts) = self.capture.now_stamps();
+                    self.capture
+                        .counters
+                        .repeated
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(EncodedUnit {
+                        capture,
+                        pts,
+                        ..last.clone()
+                    }));
+                }
+                Err(None) => return Ok(None),
             }
         }
     }
@@ -493,6 +577,7 @@ pub fn open_source(
         capture: Capture::open(spec, want, false, clock)?,
         decoder: None,
         bad_in_a_row: 0,
+        last: None,
     })
 }
 
@@ -505,12 +590,16 @@ pub fn open_for_mjpeg(
 ) -> Result<V4l2Capture, CaptureError> {
     let capture = Capture::open(spec, want, true, clock)?;
     Ok(if capture.pixel == PixelFormat::Mjpg {
-        V4l2Capture::Jpeg(V4l2JpegSource { capture })
+        V4l2Capture::Jpeg(V4l2JpegSource {
+            capture,
+            last: None,
+        })
     } else {
         V4l2Capture::Raw(V4l2Source {
             capture,
             decoder: None,
             bad_in_a_row: 0,
+            last: None,
         })
     })
 }

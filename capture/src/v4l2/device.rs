@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::formats::{describe_offers, FormatInfo};
+use super::formats::{describe_offers, offer_groups, FormatInfo};
 use super::sys::{self, Caps};
 use crate::CaptureError;
 
@@ -242,7 +242,8 @@ impl V4l2DeviceInfo {
 }
 
 impl fmt::Display for V4l2DeviceInfo {
-    /// One header line (spec, kind, card, driver), then one indented line per format.
+    /// One header line (spec, kind, card, driver), then one indented line per
+    /// group of formats with the same sizes, and one naming those pstream cannot read.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -255,8 +256,8 @@ impl fmt::Display for V4l2DeviceInfo {
         if let Some(e) = &self.error {
             return write!(f, "\n    ({e})");
         }
-        for format in &self.formats {
-            write!(f, "\n    {format}")?;
+        for line in offer_groups(&self.formats) {
+            write!(f, "\n    {line}")?;
         }
         Ok(())
     }

@@ -132,16 +132,54 @@ impl fmt::Display for FormatInfo {
     }
 }
 
-/// One line per format, for error messages ("YUYV 640x480@30/15, MJPG ...").
+/// The offers on one line, for error messages: the formats pstream reads
+/// with their sizes and rates (formats offering the same sizes share one
+/// entry, "YUYV/NV12 640x480@30/15"), then how many others there are.
 pub fn describe_offers(offers: &[FormatInfo]) -> String {
     if offers.is_empty() {
         return "no formats".to_owned();
     }
-    offers
-        .iter()
-        .map(FormatInfo::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    offer_groups(offers).join("; ")
+}
+
+/// The entries [`describe_offers`] joins: one per group of readable formats
+/// with the same sizes, then one naming the formats pstream cannot read.
+pub fn offer_groups(offers: &[FormatInfo]) -> Vec<String> {
+    let mut groups: Vec<(Vec<String>, String)> = Vec::new();
+    let mut others: Vec<String> = Vec::new();
+    for offer in offers {
+        let full = offer.to_string();
+        let name = fourcc_str(offer.fourcc);
+        if offer.pixel_format().is_none() {
+            others.push(name);
+            continue;
+        }
+        let sizes = full[name.len()..].trim_start().to_owned();
+        match groups.iter_mut().find(|(_, s)| *s == sizes) {
+            Some((names, _)) => names.push(name),
+            None => groups.push((vec![name], sizes)),
+        }
+    }
+    let mut parts: Vec<String> = groups
+        .into_iter()
+        .map(|(names, sizes)| format!("{} {sizes}", names.join("/")).trim_end().to_owned())
+        .collect();
+    if !others.is_empty() {
+        const SHOWN: usize = 6;
+        let more = if others.len() > SHOWN { ", ..." } else { "" };
+        others.truncate(SHOWN);
+        parts.push(format!(
+            "{} {} pstream cannot read ({}{more})",
+            if parts.is_empty() { "only" } else { "and" },
+            if others.len() == 1 {
+                "format"
+            } else {
+                "formats"
+            },
+            others.join(", ")
+        ));
+    }
+    parts
 }
 
 /// What the stream wants from the device.
@@ -520,7 +558,26 @@ mod tests {
         assert_eq!(
             describe_offers(&webcam()),
             "YUYV 640x480@30/15 1280x720@10; MJPG 640x480@30 1280x720@30/60 1920x1080@30; \
-             H264 1280x720@30"
+             and format pstream cannot read (H264)"
+        );
+        // Formats with the same sizes share an entry; unreadable ones are only counted.
+        let same = Some(Sizes::Discrete(vec![(320, 180, fps(&[30, 15]))]));
+        let mut many: Vec<FormatInfo> = [*b"YUYV", *b"NV12", *b"UYVY", *b"RGB3"]
+            .into_iter()
+            .map(|fourcc| FormatInfo {
+                fourcc,
+                description: String::new(),
+                sizes: same.clone(),
+            })
+            .collect();
+        assert_eq!(
+            describe_offers(&many),
+            "YUYV/NV12 320x180@30/15; and formats pstream cannot read (UYVY, RGB3)"
+        );
+        many.drain(..2);
+        assert_eq!(
+            describe_offers(&many),
+            "only formats pstream cannot read (UYVY, RGB3)"
         );
         assert_eq!(describe_offers(&[]), "no formats");
         assert_eq!(Rate::from_interval(1001, 30000).to_string(), "29.97");

@@ -72,7 +72,8 @@ pub struct V4l2Sink {
     path: PathBuf,
     // Declared before `file`: buffers are released while the fd is open.
     stream: Option<Stream>,
-    file: File,
+    // `None` only while the device is being reopened.
+    file: Option<File>,
     only: Option<PixelFormat>,
     use_write: bool,
     rate: Rate,
@@ -117,7 +118,7 @@ impl V4l2Sink {
             spec: name.to_owned(),
             path: spec.path.clone(),
             stream: None,
-            file: dev.file,
+            file: Some(dev.file),
             only: spec.format,
             rate: Rate {
                 num: format.fps_num.max(1),
@@ -126,6 +127,10 @@ impl V4l2Sink {
             counters: Arc::new(OutputCounters::default()),
             finished: false,
         })
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
+        self.file.as_ref().map_or(-1, |f| f.as_raw_fd())
     }
 
     /// Live counters (frames written, dropped, negotiations).
@@ -140,8 +145,15 @@ impl V4l2Sink {
 
     fn negotiate(&mut self, width: u32, height: u32) -> Result<(), CaptureError> {
         // Stop and free the old buffers before the format can change.
-        self.stream = None;
-        let fd = self.file.as_raw_fd();
+        let renegotiating = self.stream.take().is_some();
+        if renegotiating && self.use_write {
+            // v4l2loopback fixes its format for as long as its writer keeps
+            // the device open: open it afresh to set another size.
+            // Close first: the driver resets only once no one holds it.
+            self.file = None;
+            self.file = Some(open_device(&self.spec, &self.path, Direction::Output)?.file);
+        }
+        let fd = self.fd();
         let name = self.spec.as_str();
         let candidates: Vec<PixelFormat> = match self.only {
             Some(f) => vec![f],
@@ -170,13 +182,18 @@ impl V4l2Sink {
             }
         }
         let Some((pixel, fmt)) = chosen else {
-            let wanted = self
+            let only = self
                 .only
                 .map_or("YU12 or YUYV".to_owned(), |f| f.to_string());
+            let why = if renegotiating && self.use_write {
+                " (v4l2loopback keeps its size while a program reads from it)"
+            } else {
+                ""
+            };
             return Err(CaptureError::UnsupportedDeviceFormat {
                 spec: name.to_owned(),
                 device: self.path.display().to_string(),
-                what: format!("{wanted} output at {width}x{height}"),
+                what: format!("{only} output at {width}x{height}{why}"),
                 offers: describe_offers(&sys::enum_formats(fd, sys::OUTPUT)),
             });
         };
@@ -195,6 +212,10 @@ impl V4l2Sink {
         // Readers (browsers, OBS) see this rate; not every driver takes one.
         let _ = sys::set_rate(fd, sys::OUTPUT, self.rate);
         let io = if self.use_write {
+            // v4l2loopback 0.12 counts an opener as its writer (and offers
+            // output again once it closes) only after STREAMON; write()
+            // alone would leave the node offering nothing to the next writer.
+            let _ = sys::stream_on(fd, sys::OUTPUT);
             Io::Write {
                 scratch: vec![0; fmt.sizeimage as usize],
             }
@@ -219,7 +240,7 @@ impl V4l2Sink {
 
     /// A buffer to fill: a never-used one, else one the device has finished with.
     fn free_buffer(&mut self) -> Result<Option<usize>, CaptureError> {
-        let fd = self.file.as_raw_fd();
+        let fd = self.fd();
         let (name, path) = (&self.spec, &self.path);
         let Some(Stream {
             io: Io::Mmap { bufs, free },
@@ -276,7 +297,10 @@ impl V4l2Sink {
             return Ok(());
         };
         fill(*pixel, frame, fmt.bytesperline as usize, scratch);
-        match (&self.file).write(scratch) {
+        let Some(mut file) = self.file.as_ref() else {
+            return Ok(());
+        };
+        match file.write(scratch) {
             Ok(n) if n == scratch.len() => {
                 self.counters.frames.fetch_add(1, Ordering::Relaxed);
                 Ok(())

@@ -431,6 +431,13 @@ impl Drop for MappedBuffers {
     }
 }
 
+/// VIDIOC_STREAMON on a descriptor without mapped buffers (v4l2loopback's
+/// write() I/O uses it to register its writer).
+pub fn stream_on(fd: RawFd, buf_type: u32) -> io::Result<()> {
+    let mut t = buf_type as std::os::raw::c_int;
+    xioctl(fd, vidioc::VIDIOC_STREAMON, &mut t)
+}
+
 /// Waits up to `timeout` for `events` (POLLIN, POLLOUT) on `fd`;
 /// returns the events that happened (empty on timeout).
 pub fn poll(fd: RawFd, events: i16, timeout: Duration) -> io::Result<i16> {
