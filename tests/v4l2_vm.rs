@@ -192,7 +192,7 @@ fn guest_has_vivid_and_v4l2loopback() {
         "vm-devices",
         r#"
 loadmod vivid n_devs=1 node_types=0x101
-loadmod v4l2loopback exclusive_caps=1 video_nr=9 card_label=pstream-loop
+loadmod v4l2loopback exclusive_caps=1 max_buffers=8 video_nr=9 card_label=pstream-loop
 ls -l /dev/video*
 v4l2-ctl --list-devices
 cap=$(node vivid-000-vid-cap)
@@ -446,7 +446,9 @@ fn recv_writes_into_v4l2loopback() {
     let run = run_guest(
         "vm-loopback-recv",
         &r#"
-loadmod v4l2loopback exclusive_caps=1 video_nr=9 card_label=pstream-loop
+# max_buffers=8 as `pstream setup` loads it: with the default 2, v4l2-ctl
+# lagging under emulation reads a buffer the writer is already refilling.
+loadmod v4l2loopback exclusive_caps=1 max_buffers=8 video_nr=9 card_label=pstream-loop
 dev=$(node pstream-loop)
 pstream recv --peer 127.0.0.1 --listen 127.0.0.1 --port-base 6000 \
   --video-out "v4l2:$dev" >/share/recv.log 2>&1 &

@@ -73,6 +73,10 @@ pub fn modprobe_command() -> Vec<String> {
         format!("video_nr={}", nrs.join(",")),
         format!("card_label={}", VIDEO_LABELS.join(",")),
         "exclusive_caps=1,1".into(),
+        // v4l2loopback 0.12 keeps 2 buffers: a reader that falls a frame
+        // behind (a browser tab in the background) reads a half-overwritten
+        // picture. 8 buffers give it a quarter second at 30 fps.
+        "max_buffers=8".into(),
     ]
 }
 
@@ -166,7 +170,7 @@ mod tests {
         assert_eq!(
             shell_line(&steps[0].command),
             "modprobe v4l2loopback devices=2 video_nr=10,11 \
-             card_label=pstream-topeer,pstream-frompeer exclusive_caps=1,1"
+             card_label=pstream-topeer,pstream-frompeer exclusive_caps=1,1 max_buffers=8"
         );
         assert!(steps[0].needs_root && !steps[1].needs_root);
         assert!(shell_line(&steps[1].command).starts_with(
