@@ -21,6 +21,11 @@ use crate::{AudioFormat, AudioSource, CaptureError};
 /// latency when it runs full.
 pub const RING_SECONDS: f32 = 0.5;
 
+/// Silence queued ahead of the first block (and after the ring ran dry), so
+/// that 20 ms decoder bursts against 10 ms device periods do not leave the
+/// device short every other period.
+pub const PLAYBACK_PRIME: Duration = Duration::from_millis(60);
+
 /// How long a capture device may deliver nothing before the source gives up
 /// (an unplugged device, a PipeWire node that went away).
 pub const CAPTURE_STALL: Duration = Duration::from_secs(3);
@@ -358,7 +363,15 @@ impl RingPlaybackWriter {
         if let Some(ppm) = self.estimator.ppm() {
             self.counters.set_drift_ppm(ppm);
         }
-        let fill = (self.capacity - self.producer.slots()) / ch;
+        let mut fill = (self.capacity - self.producer.slots()) / ch;
+        if fill == 0 {
+            let frames =
+                (PLAYBACK_PRIME.as_secs_f64() * f64::from(self.format.sample_rate)) as usize;
+            if let Ok(chunk) = self.producer.write_chunk_uninit(frames * ch) {
+                chunk.fill_from_iter(std::iter::repeat(0.0));
+                fill = frames;
+            }
+        }
         let mut block = samples.to_vec();
         let adjust = self
             .compensator

@@ -151,6 +151,14 @@ pub fn open_audio_source(
             path => WavSource::open(Path::new(path), spec, clock)?,
         }));
     }
+    #[cfg(feature = "alsa")]
+    if is_alsa_spec(spec) {
+        return crate::alsa::open_capture(spec, want, clock);
+    }
+    #[cfg(feature = "pipewire")]
+    if is_pipewire_spec(spec) {
+        return crate::pipewire::open_capture(spec, want, clock);
+    }
     Err(unknown(spec, "audio source", AUDIO_SOURCES))
 }
 
