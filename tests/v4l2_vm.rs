@@ -202,8 +202,10 @@ echo "nodes: cap=$cap out=$out loop=$loop"
 v4l2-ctl -d "$cap" --list-formats-ext
 v4l2-ctl -d "$out" --list-formats-out
 v4l2-ctl -d "$loop" --info
+echo "--- pstream devices"
+pstream devices
 "#,
-        &[&v4l2_ctl()],
+        &[&v4l2_ctl(), &pstream_bin()],
         |_| {},
     );
     assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
@@ -221,6 +223,29 @@ v4l2-ctl -d "$loop" --info
     assert!(
         log.contains("'YUYV'") && log.contains("Size: Discrete 320x180"),
         "{log}"
+    );
+    // pstream's own listing: both of vivid's nodes and the loopback, with
+    // the camera's formats under it.
+    let listing = log
+        .split("--- pstream devices")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no pstream devices output:\n{log}"));
+    assert!(listing.contains("V4L2 video devices"), "{listing}");
+    for (node, kind) in [
+        ("/dev/video0", "capture"),
+        ("/dev/video1", "output"),
+        ("/dev/video9", "output"),
+    ] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.contains(node) && l.split_whitespace().nth(1) == Some(kind)),
+            "{node} as {kind} in:\n{listing}"
+        );
+    }
+    assert!(
+        listing.contains("YUYV") && listing.contains("320x180"),
+        "{listing}"
     );
     // exclusive_caps=1: with no writer the loopback node is an output only.
     let loop_info = log

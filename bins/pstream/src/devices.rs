@@ -13,6 +13,8 @@ pub struct Section {
     pub header: Vec<&'static str>,
     /// Rows, one cell per header.
     pub rows: Vec<Vec<String>>,
+    /// Indented lines under each row (a camera's formats), by row index; may be shorter than `rows`.
+    pub details: Vec<Vec<String>>,
     /// Shown instead of the table when the backend is unavailable.
     pub unavailable: Option<String>,
 }
@@ -23,6 +25,7 @@ impl Section {
             title: title.to_string(),
             header: Vec::new(),
             rows: Vec::new(),
+            details: Vec::new(),
             unavailable: Some(why),
         }
     }
@@ -58,8 +61,11 @@ impl Section {
         };
         let header: Vec<String> = self.header.iter().map(|h| h.to_string()).collect();
         let _ = writeln!(out, "{}", line(&header));
-        for row in &self.rows {
+        for (i, row) in self.rows.iter().enumerate() {
             let _ = writeln!(out, "{}", line(row));
+            for detail in self.details.get(i).into_iter().flatten() {
+                let _ = writeln!(out, "      {detail}");
+            }
         }
         out
     }
@@ -67,12 +73,33 @@ impl Section {
 
 /// `pstream devices`: prints every section.
 pub fn run() -> anyhow::Result<()> {
-    // The V4L2 section (pstream_capture::v4l2::list_devices(), another
-    // branch) goes first in this list once merged.
-    let sections = [pipewire_section(), alsa_section()];
+    let sections = [v4l2_section(), pipewire_section(), alsa_section()];
     let text: Vec<String> = sections.iter().map(Section::render).collect();
     print!("{}", text.join("\n"));
     Ok(())
+}
+
+/// Every /dev/video* node: cameras, loopback devices and outputs, with the
+/// formats, sizes and rates each offers.
+fn v4l2_section() -> Section {
+    let devices = pstream_capture::v4l2::list_devices();
+    Section {
+        title: "V4L2 video devices (--video v4l2:DEVICE, --video-out v4l2:DEVICE)".into(),
+        header: vec!["DEVICE", "KIND", "DRIVER", "CARD"],
+        rows: devices
+            .iter()
+            .map(|d| {
+                vec![
+                    d.path.display().to_string(),
+                    d.kind().to_string(),
+                    d.driver.clone(),
+                    d.card.clone(),
+                ]
+            })
+            .collect(),
+        details: devices.iter().map(|d| d.format_lines()).collect(),
+        unavailable: None,
+    }
 }
 
 /// PipeWire's audio sinks and sources (device nodes and virtual ones;
@@ -89,6 +116,7 @@ fn pipewire_section() -> Section {
                 .filter(|n| n.is_audio_endpoint())
                 .map(|n| vec![n.id.to_string(), n.name, n.media_class, n.description])
                 .collect(),
+            details: Vec::new(),
             unavailable: None,
         },
         Err(e) => Section::unavailable(TITLE, e.to_string()),
@@ -116,6 +144,7 @@ fn alsa_section() -> Section {
                 .into_iter()
                 .map(|d| vec![d.name, yes_no(d.input), yes_no(d.output)])
                 .collect(),
+            details: Vec::new(),
             unavailable: None,
         },
         Err(e) => Section::unavailable(TITLE, e.to_string()),
@@ -143,11 +172,12 @@ mod tests {
                 vec!["1".into(), "a-long-name".into(), "first".into()],
                 vec!["22".into(), "b".into(), "second one".into()],
             ],
+            details: vec![vec![], vec!["YUYV 640x480".into()]],
             unavailable: None,
         };
         assert_eq!(
             s.render(),
-            "T\n  ID NAME        DESCRIPTION\n  1  a-long-name first\n  22 b           second one\n"
+            "T\n  ID NAME        DESCRIPTION\n  1  a-long-name first\n  22 b           second one\n      YUYV 640x480\n"
         );
         let u = Section::unavailable("U", "not running".into());
         assert_eq!(u.render(), "U\n  not running\n");

@@ -232,6 +232,14 @@ impl V4l2DeviceInfo {
         format!("v4l2:{}", self.path.display())
     }
 
+    /// The formats, one line per group with the same sizes (or why the node could not be read).
+    pub fn format_lines(&self) -> Vec<String> {
+        match &self.error {
+            Some(e) => vec![format!("({e})")],
+            None => offer_groups(&self.formats),
+        }
+    }
+
     /// The formats on one line (or the error).
     pub fn formats_line(&self) -> String {
         match &self.error {
@@ -253,10 +261,7 @@ impl fmt::Display for V4l2DeviceInfo {
             self.card,
             self.driver
         )?;
-        if let Some(e) = &self.error {
-            return write!(f, "\n    ({e})");
-        }
-        for line in offer_groups(&self.formats) {
+        for line in self.format_lines() {
             write!(f, "\n    {line}")?;
         }
         Ok(())
