@@ -10,6 +10,9 @@ packages=(
   build-essential pkg-config nasm cmake libopus-dev
   # audio playback through cpal links ALSA
   libasound2-dev
+  # Raspberry Pi cross builds (scripts/cross.sh) and their tests under emulation
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user
   # peers the tests start
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav

@@ -12,6 +12,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+# The Raspberry Pi builds (aarch64, armv7), their unit tests and a send ->
+# recv loopback under qemu-user (cold: about 20 min of the CI budget).
+scripts/cross.sh --test 2>&1 | tee -a "$log"
 # Every parser that takes bytes off the network, fuzzed briefly.
 scripts/fuzz-smoke.sh
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use pstream_capture::testpattern::TestPattern;
-use pstream_codec::{H264Config, H264Decoder, H264Encoder, Rendition, Scaler};
+use pstream_codec::{H264Config, H264Decoder, H264Encoder, H264Preset, Rendition, Scaler};
 use pstream_core::{EncodedUnit, VideoFrame};
 
 fn scale(c: &mut Criterion) {
@@ -49,6 +49,7 @@ fn source_units(w: u32, h: u32, n: u64) -> Vec<EncodedUnit> {
         bitrate_bps: 2_500_000,
         keyint_frames: 60,
         threads: 1,
+        preset: H264Preset::Fast,
     })
     .expect("encoder");
     let start = Instant::now();
@@ -76,6 +77,7 @@ fn transcode(c: &mut Criterion) {
         bitrate_bps: r.bitrate_bps(),
         keyint_frames: 60,
         threads: 1,
+        preset: H264Preset::Fast,
     })
     .expect("encoder");
     // The ring restarts at the IDR, so the decoder never misses a reference.

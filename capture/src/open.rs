@@ -139,7 +139,13 @@ pub fn open_audio_sink(
         };
     }
     if spec == "default" || spec.starts_with("alsa:") {
+        #[cfg(feature = "alsa")]
         return Ok(Box::new(crate::playback::PlaybackSink::open(spec, format)?));
+        #[cfg(not(feature = "alsa"))]
+        return Err(CaptureError::unsupported(
+            spec,
+            "this pstream was built without the `alsa` feature (no sound devices)",
+        ));
     }
     Err(unknown(spec, "audio sink", AUDIO_SINKS))
 }

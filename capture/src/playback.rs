@@ -6,17 +6,29 @@
 //! callback plays silence and counts an underrun; when it is full the newest
 //! samples are dropped and counted as an overrun, so neither side ever
 //! blocks the other.
+//!
+//! The device half needs the `alsa` feature (on by default; cross builds
+//! leave it off); the counters stay so that sinks report them either way.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+#[cfg(feature = "alsa")]
+use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(feature = "alsa")]
 use std::sync::{mpsc, Arc};
+#[cfg(feature = "alsa")]
 use std::thread::JoinHandle;
+#[cfg(feature = "alsa")]
 use std::time::Duration;
 
+#[cfg(feature = "alsa")]
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+#[cfg(feature = "alsa")]
 use pstream_core::AudioBlock;
 
+#[cfg(feature = "alsa")]
 use crate::{AudioFormat, AudioSink, CaptureError};
 
+#[cfg(feature = "alsa")]
 /// How much audio the ring holds: enough to ride out a scheduling hiccup of
 /// the decoder thread without adding much latency when it runs full.
 const RING_SECONDS: f32 = 0.5;
@@ -32,6 +44,7 @@ pub struct PlaybackCounters {
     pub played_samples: AtomicU64,
 }
 
+#[cfg(feature = "alsa")]
 /// An [`AudioSink`] that plays through an audio device.
 pub struct PlaybackSink {
     name: String,
@@ -44,6 +57,7 @@ pub struct PlaybackSink {
     owner: Option<JoinHandle<()>>,
 }
 
+#[cfg(feature = "alsa")]
 impl std::fmt::Debug for PlaybackSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlaybackSink")
@@ -53,6 +67,7 @@ impl std::fmt::Debug for PlaybackSink {
     }
 }
 
+#[cfg(feature = "alsa")]
 /// Finds the output device a spec names: `default` or `alsa:NAME`.
 fn find_device(spec: &str) -> Result<cpal::Device, CaptureError> {
     let host = cpal::default_host();
@@ -90,6 +105,7 @@ fn find_device(spec: &str) -> Result<cpal::Device, CaptureError> {
     ))
 }
 
+#[cfg(feature = "alsa")]
 impl PlaybackSink {
     /// Opens the device named by `spec` for `format` (f32 at the format's
     /// rate and channel count) and starts it playing silence.
@@ -211,10 +227,12 @@ impl PlaybackSink {
 
 /// cpal reports stream errors (an unplugged device, an xrun it could not
 /// recover) from its own thread; this crate has no logger, so stderr it is.
+#[cfg(feature = "alsa")]
 fn tracing_warn(msg: &str) {
     eprintln!("pstream: audio playback: {msg}");
 }
 
+#[cfg(feature = "alsa")]
 impl AudioSink for PlaybackSink {
     fn write_block(&mut self, block: &AudioBlock) -> Result<(), CaptureError> {
         if block.sample_rate != self.format.sample_rate || block.channels != self.format.channels {
@@ -255,6 +273,7 @@ impl AudioSink for PlaybackSink {
     }
 }
 
+#[cfg(feature = "alsa")]
 impl Drop for PlaybackSink {
     fn drop(&mut self) {
         let _ = self.finish();

@@ -8,7 +8,6 @@ mod push;
 mod recv;
 mod send;
 mod shutdown;
-mod stages;
 mod stats;
 
 use std::io::IsTerminal;

@@ -1,32 +1,23 @@
-//! Stage plumbing shared by every command: named threads, and the source
-//! stages that pull from a capture source into a link until told to stop.
+//! Source stages shared by every pipeline: opening `--video`/`--audio`
+//! specs, and the threads that pull from a capture source into a link until
+//! told to stop.
 
-use std::thread::{self, JoinHandle};
-
-use anyhow::{anyhow, Context};
 use pstream_capture::{
     open_audio_source, open_video_source, AudioFormat, AudioSource, VideoFormat, VideoSource,
 };
 use pstream_core::{AudioBlock, LinkSender, PipelineClock, VideoFrame};
 
-use crate::shutdown::{fail, FatalSlot, Shutdown};
+use crate::run::{fail, Fatal, Stop};
+use crate::{Error, Result};
 
-/// Starts a named thread (names show up in `top -H` and in panics).
-pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .with_context(|| format!("cannot start thread {name}"))
-}
-
-/// Opens `--video` (`None` for `none`), asking the test pattern for `size`
+/// Opens a video spec (`None` for `none`), asking the test pattern for `size`
 /// at `fps`; files bring their own size and rate, read back with `format()`.
 pub fn open_video(
     spec: &str,
     size: (u32, u32),
     fps: u32,
     clock: PipelineClock,
-) -> anyhow::Result<Option<Box<dyn VideoSource>>> {
+) -> Result<Option<Box<dyn VideoSource>>> {
     if spec == "none" {
         return Ok(None);
     }
@@ -39,14 +30,14 @@ pub fn open_video(
     Ok(Some(open_video_source(spec, want, clock)?))
 }
 
-/// Opens `--audio` (`None` for `none`) asking synthetic sources for
+/// Opens an audio spec (`None` for `none`) asking synthetic sources for
 /// `sample_rate` and `channels`; files bring their own.
 pub fn open_audio(
     spec: &str,
     sample_rate: u32,
     channels: u16,
     clock: PipelineClock,
-) -> anyhow::Result<Option<Box<dyn AudioSource>>> {
+) -> Result<Option<Box<dyn AudioSource>>> {
     if spec == "none" {
         return Ok(None);
     }
@@ -62,8 +53,8 @@ pub fn open_audio(
 pub fn video_source_stage(
     mut src: Box<dyn VideoSource>,
     out: LinkSender<VideoFrame>,
-    shutdown: &Shutdown,
-    fatal: &FatalSlot,
+    shutdown: &Stop,
+    fatal: &Fatal,
 ) {
     while !shutdown.requested() {
         match src.next_frame() {
@@ -78,7 +69,7 @@ pub fn video_source_stage(
                 break;
             }
             Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("video source failed"));
+                fail(fatal, shutdown, Error::failed("video source failed", e));
                 break;
             }
         }
@@ -89,8 +80,8 @@ pub fn video_source_stage(
 pub fn audio_source_stage(
     mut src: Box<dyn AudioSource>,
     out: LinkSender<AudioBlock>,
-    shutdown: &Shutdown,
-    fatal: &FatalSlot,
+    shutdown: &Stop,
+    fatal: &Fatal,
 ) {
     while !shutdown.requested() {
         match src.next_block() {
@@ -105,7 +96,7 @@ pub fn audio_source_stage(
                 break;
             }
             Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("audio source failed"));
+                fail(fatal, shutdown, Error::failed("audio source failed", e));
                 break;
             }
         }
