@@ -26,7 +26,7 @@ for b in "$bin" $( ((example)) && echo "$sender"); do
   [ -x "$b" ] || { echo "cross-loopback: no binary at $b (run scripts/cross.sh)" >&2; exit 2; }
 done
 
-width=320 height=240 fps=15 secs=4
+width=320 height=240 fps=15 secs=5
 dir=$(mktemp -d)
 run=("${qemu[@]}")
 pids=()
@@ -44,8 +44,13 @@ timeout 60 ${run[@]+"${run[@]}"} "$bin" recv --peer 127.0.0.1 --listen 127.0.0.1
   --duration $((secs + 6)) >"$dir/recv.log" 2>&1 &
 recv_pid=$!
 pids+=("$recv_pid")
-# The receiver's sockets must be bound before the first IDR leaves.
-sleep 2
+# The receiver's sockets must be bound before the first IDR leaves; qemu
+# may take seconds to start on a loaded machine.
+for _ in $(seq 300); do
+  grep -q "receiving from" "$dir/recv.log" 2>/dev/null && break
+  kill -0 "$recv_pid" 2>/dev/null || break
+  sleep 0.1
+done
 if ((example)); then
   # The example's own settings: 320x240 at 15 fps.
   send=("$sender" 127.0.0.1 "$base" "$secs")
@@ -70,13 +75,17 @@ if ((body % frame != 0)); then
   echo "cross-loopback: Y4M body of $body bytes is not a whole number of frames" >&2; exit 1
 fi
 frames=$((body / frame))
-sent=$((secs * fps))
-echo "cross-loopback $target ($(basename "${send[0]}")): sender made $sent frames, receiver wrote $frames" >&2
-grep -h "finished" "$dir/send.log" "$dir/recv.log" >&2 || true
-# Loopback loses nothing; the receiver may miss only the last frames in
-# flight when the sender stops, and under emulation a few at the start.
-if ((frames < sent * 8 / 10 || frames > sent + 2)); then
-  echo "cross-loopback: expected about $sent frames" >&2
+# Under emulation on a busy machine the encoder may not keep up: pstream
+# then drops frames before the encoder (src-drop on the sender's summary).
+# What is checked does not depend on speed: something was encoded, and on
+# loopback every frame the sender sent was received, decoded and written.
+summary=$(grep -h "send finished" "$dir/send.log" | tail -n 1)
+sent=$(sed -n 's/.* frames \([0-9]*\) .*/\1/p' <<<"${summary%%|*}")
+echo "cross-loopback $target ($(basename "${send[0]}")): sender sent $sent frames, receiver wrote $frames" >&2
+echo "$summary" >&2
+grep -h "recv finished" "$dir/recv.log" >&2 || true
+if [ -z "$sent" ] || ((sent < 5 || frames < sent - 1 || frames > sent)); then
+  echo "cross-loopback: expected the $sent frames sent (at least 5) in the Y4M" >&2
   cat "$dir/send.log" "$dir/recv.log" >&2
   exit 1
 fi
