@@ -19,15 +19,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --locked -p pstream >&2
-bin=target/release/pstream
+# PSTREAM_BIN=path measures that binary instead of building the release one.
+tdir=${CARGO_TARGET_DIR:-target}
+if [ -n "${PSTREAM_BIN:-}" ]; then
+  bin=$PSTREAM_BIN
+else
+  cargo build --release --locked -p pstream >&2
+  bin=$tdir/release/pstream
+fi
 
 echo "## binary size (stripped)"
 echo "| target | bytes | MiB |"
 echo "| --- | --- | --- |"
-for pair in "x86_64-unknown-linux-gnu:target/release/pstream:strip" \
-            "aarch64-unknown-linux-gnu:target/aarch64-unknown-linux-gnu/release/pstream:aarch64-linux-gnu-strip" \
-            "armv7-unknown-linux-gnueabihf:target/armv7-unknown-linux-gnueabihf/release/pstream:arm-linux-gnueabihf-strip"; do
+# The ARM binaries where scripts/cross.sh put them (AARCH64_BIN / ARMV7_BIN
+# when built with another CARGO_TARGET_DIR).
+for pair in "x86_64-unknown-linux-gnu:$bin:strip" \
+            "aarch64-unknown-linux-gnu:${AARCH64_BIN:-target/aarch64-unknown-linux-gnu/release/pstream}:aarch64-linux-gnu-strip" \
+            "armv7-unknown-linux-gnueabihf:${ARMV7_BIN:-target/armv7-unknown-linux-gnueabihf/release/pstream}:arm-linux-gnueabihf-strip"; do
   IFS=: read -r t path strip <<<"$pair"
   if [ -f "$path" ]; then
     "$strip" -o "$dir/stripped" "$path"
