@@ -19,7 +19,10 @@ case $target in
   *) echo "cross-loopback: unknown target $target" >&2; exit 2 ;;
 esac
 out=${CARGO_TARGET_DIR:-target}/$target/release
-[ "$target" = x86_64-unknown-linux-gnu ] && [ ! -d "$out" ] && out=target/release
+if [ "$target" = x86_64-unknown-linux-gnu ] && [ ! -d "$out" ]; then
+  out=target/release
+  [ -x "$out/pstream" ] || out=target/debug  # a plain `cargo build` (+ --example)
+fi
 bin=$out/pstream
 sender=$out/examples/rtp_send
 for b in "$bin" $( ((example)) && echo "$sender"); do

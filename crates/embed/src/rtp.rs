@@ -7,7 +7,7 @@
 //!                                  ▲                    │
 //!                                  └── PLI/FIR ◀── RTCP from peer on listen:+5 / +7
 //! ```
-//! Each arrow is a bounded drop-oldest [`pstream_core::link`]; each box a thread.
+//! Each arrow is a bounded drop-oldest [`pstream_core::link()`]; each box a thread.
 //!
 //! MJPEG from a V4L2 camera (planned): the camera's JPEGs skip the encoder
 //! box; the source stage wraps each as an `EncodedUnit` (`Codec::Mjpeg`,
