@@ -13,6 +13,9 @@ packages=(
   # bindgen (libclang) generates the v4l crate's V4L2 bindings from the kernel
   # headers (linux-libc-dev) and the pipewire crate's from libpipewire-0.3-dev
   libpipewire-0.3-dev libclang-dev
+  # Raspberry Pi cross builds (scripts/cross.sh) and their tests under emulation
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user
   # peers the tests start
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav

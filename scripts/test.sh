@@ -15,6 +15,9 @@ trap 'rm -f "$log"' EXIT
 # cold (85 MB of Debian packages), nothing when target/vm is already there.
 scripts/vm/prepare.sh >/dev/null
 cargo test --workspace --locked 2>&1 | tee "$log"
+# The Raspberry Pi builds (aarch64, armv7), their unit tests and a send ->
+# recv loopback under qemu-user (cold: about 20 min of the CI budget).
+scripts/cross.sh --test 2>&1 | tee -a "$log"
 # Every parser that takes bytes off the network, fuzzed briefly.
 scripts/fuzz-smoke.sh
 

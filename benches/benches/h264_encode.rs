@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
-use pstream_codec::{H264Config, H264Encoder};
+use pstream_codec::{H264Config, H264Encoder, H264Preset};
 use pstream_core::VideoFrame;
 
 /// Frames in the reused ring; the motion is periodic over it so the wrap is not a scene cut.
@@ -66,6 +66,7 @@ fn h264_encode(c: &mut Criterion) {
             bitrate_bps: bitrate,
             keyint_frames: 60,
             threads: 1,
+            preset: H264Preset::Fast,
         })
         .expect("encoder");
         let mut i = 0usize;

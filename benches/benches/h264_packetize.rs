@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_main, Criterion, Throughput};
 use pstream_capture::testpattern::TestPattern;
-use pstream_codec::{H264Config, H264Encoder};
+use pstream_codec::{H264Config, H264Encoder, H264Preset};
 use pstream_core::{EncodedUnit, PipelineClock, VideoFrame};
 use pstream_rtp::sender::{RtpSender, SenderConfig};
 use pstream_rtp::H264Payloader;
@@ -23,6 +23,7 @@ fn units(n: u64) -> Vec<EncodedUnit> {
         bitrate_bps: 2_500_000,
         keyint_frames: 60,
         threads: 1,
+        preset: H264Preset::Fast,
     })
     .expect("encoder");
     let start = Instant::now();

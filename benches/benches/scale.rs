@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use pstream_capture::testpattern::TestPattern;
-use pstream_codec::{H264Config, H264Encoder, Rendition, Scaler, Transcoder};
+use pstream_codec::{H264Config, H264Encoder, H264Preset, Rendition, Scaler, Transcoder};
 use pstream_core::{EncodedUnit, VideoFrame};
 
 fn scale(c: &mut Criterion) {
@@ -50,6 +50,7 @@ fn source_units(w: u32, h: u32, n: u64) -> Vec<EncodedUnit> {
         bitrate_bps: 2_500_000,
         keyint_frames: 60,
         threads: 1,
+        preset: H264Preset::Fast,
     })
     .expect("encoder");
     let start = Instant::now();

@@ -8,9 +8,9 @@
 //! one of them. The device backends are cargo features, on by default:
 //! `alsa` (cpal) and `pipewire`.
 
-pub mod convert;
 #[cfg(feature = "alsa")]
 pub mod alsa;
+pub mod convert;
 pub mod device;
 pub mod drift;
 pub mod error;

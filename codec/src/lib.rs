@@ -27,6 +27,6 @@ pub use crate::resample::Resampler;
 pub use crate::scale::{Rendition, Scaler};
 pub use crate::transcode::Transcoder;
 pub use error::CodecError;
-pub use h264::{DecodedPicture, H264Config, H264Decoder, H264Encoder};
+pub use h264::{DecodedPicture, H264Config, H264Decoder, H264Encoder, H264Preset};
 pub use mjpeg::{MjpegDecoder, MjpegEncoder};
 pub use video::{VideoDecoder, VideoEncoder};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use pstream_core::{Codec, EncodedUnit};
 
 use crate::scale::{Rendition, Scaler};
-use crate::{CodecError, H264Config, H264Decoder, H264Encoder};
+use crate::{CodecError, H264Config, H264Decoder, H264Encoder, H264Preset};
 
 /// Decode, scale and encode for one rendition (see the module docs).
 #[derive(Debug)]
@@ -128,6 +128,8 @@ impl Transcoder {
                     // IDRs follow the source's keyframes (requested below).
                     keyint_frames: 0,
                     threads: 1,
+                    // Renditions run beside the source on the same cores.
+                    preset: H264Preset::Fast,
                 })?);
             }
         }
@@ -169,6 +171,7 @@ mod tests {
             bitrate_bps: 1_000_000,
             keyint_frames: 30,
             threads: 1,
+            preset: H264Preset::Fast,
         })
         .expect("encoder");
         let start = Instant::now();

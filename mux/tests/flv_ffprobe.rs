@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pstream_codec::h264::{H264Config, H264Encoder};
+use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{AudioBlock, VideoFrame};
 use pstream_mux::flv::file_header;
@@ -33,6 +33,7 @@ fn ffprobe_reads_both_streams_of_a_written_flv() {
         bitrate_bps: 500_000,
         keyint_frames: 60,
         threads: 1,
+        preset: H264Preset::Fast,
     })
     .expect("H.264 encoder");
     let mut aenc = AacEncoder::new(AacConfig {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use pstream_capture::TestPattern;
 use pstream_codec::{
-    AacConfig, AacEncoder, H264Config, H264Decoder, H264Encoder, Rendition, Scaler,
+    AacConfig, AacEncoder, H264Config, H264Decoder, H264Encoder, H264Preset, Rendition, Scaler,
 };
 use pstream_core::{AudioBlock, Codec, EncodedUnit, VideoFrame};
 use pstream_mux::hls::{HlsConfig, HlsEvent, HlsSegmenter};
@@ -87,6 +87,7 @@ fn encode(secs: u64, audio: bool) -> (Vec<EncodedUnit>, Option<AudioSpecificConf
         bitrate_bps: 1_500_000,
         keyint_frames: 30,
         threads: 1,
+        preset: H264Preset::Fast,
     })
     .expect("H.264 encoder");
     let start = Instant::now();
@@ -445,6 +446,7 @@ fn a_144p_rendition_segment_reads_as_192x144_h264_plus_aac() {
         bitrate_bps: r.bitrate_bps(),
         keyint_frames: 30,
         threads: 1,
+        preset: H264Preset::Fast,
     })
     .expect("encoder");
     let mut hls = HlsSegmenter::new(

@@ -97,6 +97,41 @@ pub enum VideoCodecArg {
     Mjpeg,
 }
 
+/// `--preset`: encoder speed against picture quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// Fewest cycles per picture (openh264 low complexity); for Pis.
+    Fast,
+    /// Medium complexity with adaptive quantisation.
+    Balanced,
+    /// High complexity: the best picture per bit, the most CPU.
+    Quality,
+}
+
+impl From<PresetArg> for pstream_codec::H264Preset {
+    fn from(p: PresetArg) -> Self {
+        match p {
+            PresetArg::Fast => Self::Fast,
+            PresetArg::Balanced => Self::Balanced,
+            PresetArg::Quality => Self::Quality,
+        }
+    }
+}
+
+/// How hard the H.264 encoder works: shared by `send`, `sdp` and `push`.
+#[derive(Debug, Clone, Args)]
+pub struct EncoderArgs {
+    /// H.264 encoder preset. When the encoder still cannot keep up, frames
+    /// are dropped before it (counted as `drop` on the stats line).
+    #[arg(long, value_enum, default_value_t = PresetArg::Fast)]
+    pub preset: PresetArg,
+    /// openh264 worker threads (0: one per core). openh264 splits work by
+    /// slice and pstream sends one slice per picture, so 1 (the default)
+    /// keeps the encoder to a single core.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=16))]
+    pub threads: u16,
+}
+
 /// Where to send and what: shared by `send` and `sdp`.
 #[derive(Debug, Clone, Args)]
 pub struct SendArgs {
@@ -154,6 +189,9 @@ pub struct SendArgs {
     /// Audio channels sent: 1 or 2.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
     pub channels: u16,
+    /// Encoder preset and threads.
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
     /// Largest RTP packet in bytes (header included).
     #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u16).range(200..=9000))]
     pub mtu: u16,
@@ -210,6 +248,40 @@ mod tests {
         assert_eq!(a.port_base, 5000);
         assert_eq!(a.video_codec, VideoCodecArg::H264);
         assert_eq!(a.quality, 85);
+        assert_eq!((a.encoder.preset, a.encoder.threads), (PresetArg::Fast, 1));
+    }
+
+    #[test]
+    fn preset_and_threads_parse_on_send_and_push() {
+        let cli = Cli::try_parse_from([
+            "pstream",
+            "send",
+            "--peer",
+            "::1",
+            "--preset",
+            "quality",
+            "--threads",
+            "2",
+        ])
+        .expect("parses");
+        let Command::Send(a) = cli.command else {
+            panic!("not send")
+        };
+        assert_eq!(
+            (a.encoder.preset, a.encoder.threads),
+            (PresetArg::Quality, 2)
+        );
+        let cli = Cli::try_parse_from(["pstream", "push", "file:x.flv", "--preset", "balanced"])
+            .expect("parses");
+        let Command::Push(a) = cli.command else {
+            panic!("not push")
+        };
+        assert_eq!(a.encoder.preset, PresetArg::Balanced);
+        for bad in [["--preset", "slow"], ["--threads", "17"]] {
+            let mut argv = vec!["pstream", "send", "--peer", "::1"];
+            argv.extend(bad);
+            assert!(Cli::try_parse_from(argv).is_err());
+        }
     }
 
     #[test]

@@ -11,7 +11,6 @@ mod send;
 mod serve;
 mod setup;
 mod shutdown;
-mod stages;
 mod stats;
 
 use std::io::IsTerminal;

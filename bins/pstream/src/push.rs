@@ -32,10 +32,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::shutdown::{fail, FatalSlot, Shutdown};
-use crate::stages::{
-    audio_source_stage, capture_fragment, open_audio, open_video, spawn, video_source_stage,
-};
 use crate::stats::{kbps, StatsMode, StatsPrinter};
+use pstream_embed::run::spawn;
+use pstream_embed::stages::{
+    audio_source_stage, capture_fragment, open_audio, open_video, video_source_stage,
+};
 
 /// Raw frames waiting for the encoder.
 const FRAME_QUEUE: usize = 2;
@@ -97,6 +98,9 @@ pub struct PushArgs {
     /// Audio channels sent: 1 or 2.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
     pub channels: u16,
+    /// Encoder preset and threads.
+    #[command(flatten)]
+    pub encoder: crate::cli::EncoderArgs,
     /// Longest wait between reconnect attempts, in seconds.
     #[arg(long, default_value_t = 30.0, value_parser = parse_reconnect_max)]
     pub reconnect_max: f64,
@@ -199,7 +203,7 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
     if targets.is_empty() {
         anyhow::bail!("no destination: give an rtmp:// URL, a file:PATH or --out FILE.flv");
     }
-    let shutdown = Shutdown::install(args.duration)?;
+    let shutdown = crate::shutdown::install(args.duration)?;
     let clock = PipelineClock::start();
 
     // Sources and encoders, opened before any thread starts so bad options fail early.
@@ -213,7 +217,8 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
             bitrate_bps: args.bitrate * 1000,
             // 0: openh264 makes IDRs only when asked; video_encode_stage times them.
             keyint_frames: 0,
-            threads: 1,
+            threads: args.encoder.threads,
+            preset: args.encoder.preset.into(),
         };
         let keyint_frames = ((args.keyint * f64::from(fps)).round() as u32).max(1);
         let enc = H264Encoder::new(cfg).context("cannot start the H.264 encoder")?;
@@ -369,6 +374,7 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let mut printer = StatsPrinter::new(StatsMode::detect(args.quiet), "push");
+    let mut peak = crate::stats::ProcessPeak::default();
     let mut last = Instant::now();
     let mut prev = Prev {
         video: 0,
@@ -399,6 +405,7 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
                 started,
             );
             line.push_str(&capture_fragment(capture_device.as_deref(), capture_format));
+            peak.sample();
             printer.show(&line);
         }
     }
@@ -423,10 +430,11 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
         started,
     );
     if !args.quiet {
-        tracing::info!("push finished: {summary}");
+        let process = peak.line();
+        tracing::info!("push finished: {summary} | {process}");
     }
     if let Some(err) = fatal.lock().ok().and_then(|mut f| f.take()) {
-        return Err(err);
+        return Err(err.into());
     }
     let failed: Vec<&str> = dests
         .iter()

@@ -32,8 +32,8 @@ use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::cli::{RecvArgs, VideoCodecArg};
 use crate::shutdown::{fail, FatalSlot, Shutdown};
-use crate::stages::spawn;
 use crate::stats::{kbps, StatsMode, StatsPrinter};
+use pstream_embed::run::spawn;
 
 /// Complete access units waiting for the decoder.
 const UNIT_QUEUE: usize = 8;
@@ -114,7 +114,7 @@ enum Feedback {
 
 /// `pstream recv`: runs until `--duration`, Ctrl-C or SIGTERM.
 pub fn run(args: RecvArgs) -> anyhow::Result<()> {
-    let shutdown = Shutdown::install(args.duration)?;
+    let shutdown = crate::shutdown::install(args.duration)?;
     let clock = PipelineClock::start();
     let peer = resolve_peer(&args.peer)?;
     let listen = args.listen.unwrap_or_else(|| unspecified_for(peer));
@@ -265,7 +265,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
     }
     let taken = fatal.lock().ok().and_then(|mut f| f.take());
     match taken {
-        Some(err) => Err(err),
+        Some(err) => Err(err.into()),
         None => Ok(()),
     }
 }
@@ -549,6 +549,7 @@ fn reader(
             }
         }
     })
+    .map_err(Into::into)
 }
 
 /// Decodes H.264 and writes pictures, discarding anything broken until the

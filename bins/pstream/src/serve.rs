@@ -38,8 +38,8 @@ use pstream_transport::rtmp::{
 };
 
 use crate::shutdown::Shutdown;
-use crate::stages::spawn;
 use crate::stats::{StatsMode, StatsPrinter};
+use pstream_embed::run::spawn;
 
 /// Units waiting for the source stage (it only muxes, so this rarely fills).
 const SOURCE_QUEUE: usize = 512;
@@ -445,7 +445,7 @@ fn drain(seg: &mut pstream_mux::HlsSegmenter) -> Vec<(HlsEvent, bytes::Bytes)> {
 
 /// Runs `pstream serve` until Ctrl-C, SIGTERM or `--duration`.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let shutdown = Shutdown::install(args.duration)?;
+    let shutdown = crate::shutdown::install(args.duration)?;
     let keys = args.keys.as_deref().map(read_keys).transpose()?;
     let hls = HlsConfig {
         target_duration: Duration::from_secs_f64(args.segment),

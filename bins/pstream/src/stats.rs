@@ -68,13 +68,52 @@ impl StatsPrinter {
     }
 }
 
-/// Formats a bit count over an interval as kbit/s.
-pub fn kbps(bytes: u64, secs: f64) -> f64 {
-    if secs <= 0.0 {
-        0.0
-    } else {
-        bytes as f64 * 8.0 / 1000.0 / secs
+pub use pstream_embed::stats::kbps;
+
+/// The process's footprint: peak resident memory (the kernel's VmHWM) and
+/// the most threads seen by [`ProcessPeak::sample`], from
+/// `/proc/self/status` (Linux). Shown in the summaries so that footprint and
+/// the bounded queues are visible without an outside tool.
+#[derive(Debug, Default)]
+pub struct ProcessPeak {
+    threads: u64,
+}
+
+impl ProcessPeak {
+    /// Notes the current thread count; call while the stages run.
+    pub fn sample(&mut self) {
+        if let Some((_, threads)) = read_status() {
+            self.threads = self.threads.max(threads);
+        }
     }
+
+    /// `rss-peak 21.5 MiB threads 9`, or nothing without `/proc`.
+    pub fn line(&mut self) -> String {
+        self.sample();
+        read_status()
+            .map(|(kib, _)| format_peak(kib, self.threads))
+            .unwrap_or_default()
+    }
+}
+
+fn read_status() -> Option<(u64, u64)> {
+    parse_status(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// (VmHWM in KiB, Threads) from a `/proc/<pid>/status` text.
+fn parse_status(status: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("VmHWM:")?, field("Threads:")?))
+}
+
+fn format_peak(kib: u64, threads: u64) -> String {
+    format!("rss-peak {:.1} MiB threads {threads}", kib as f64 / 1024.0)
 }
 
 #[cfg(test)]
@@ -82,8 +121,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kbps_is_kilobits_per_second() {
-        assert_eq!(kbps(125_000, 1.0), 1000.0);
-        assert_eq!(kbps(1, 0.0), 0.0);
+    fn process_peak_reads_rss_and_keeps_the_most_threads() {
+        let status = "Name:\tpstream\nVmHWM:\t   22016 kB\nVmRSS:\t 1 kB\nThreads:\t9\n";
+        assert_eq!(parse_status(status), Some((22016, 9)));
+        assert_eq!(parse_status("Name:\tx\n"), None);
+        assert_eq!(format_peak(22016, 9), "rss-peak 21.5 MiB threads 9");
+        let mut peak = ProcessPeak::default();
+        let worker =
+            std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(300)));
+        peak.sample();
+        let _ = worker.join();
+        let line = peak.line();
+        assert!(line.starts_with("rss-peak "), "{line}");
+        assert!(peak.threads >= 2, "{line}");
     }
 }

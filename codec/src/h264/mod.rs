@@ -5,4 +5,4 @@ pub mod encoder;
 pub mod nal;
 
 pub use decoder::{DecodedPicture, H264Decoder};
-pub use encoder::{H264Config, H264Encoder};
+pub use encoder::{H264Config, H264Encoder, H264Preset};

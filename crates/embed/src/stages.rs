@@ -1,33 +1,24 @@
-//! Stage plumbing shared by every command: named threads, and the source
-//! stages that pull from a capture source into a link until told to stop.
+//! Source stages shared by every pipeline: opening `--video`/`--audio`
+//! specs, and the threads that pull from a capture source into a link until
+//! told to stop.
 
-use std::thread::{self, JoinHandle};
-
-use anyhow::{anyhow, Context};
 use pstream_capture::{
     open_audio_source, open_video_source, open_video_source_for, AudioFormat, AudioSource,
     DeviceCounters, EncodedVideoSource, OpenedVideo, VideoFormat, VideoSource,
 };
 use pstream_core::{AudioBlock, Codec, EncodedUnit, LinkSender, PipelineClock, VideoFrame};
 
-use crate::shutdown::{fail, FatalSlot, Shutdown};
+use crate::run::{fail, Fatal, Stop};
+use crate::{Error, Result};
 
-/// Starts a named thread (names show up in `top -H` and in panics).
-pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .with_context(|| format!("cannot start thread {name}"))
-}
-
-/// Opens `--video` (`None` for `none`), asking the test pattern for `size`
+/// Opens a video spec (`None` for `none`), asking the test pattern for `size`
 /// at `fps`; files bring their own size and rate, read back with `format()`.
 pub fn open_video(
     spec: &str,
     size: (u32, u32),
     fps: u32,
     clock: PipelineClock,
-) -> anyhow::Result<Option<Box<dyn VideoSource>>> {
+) -> Result<Option<Box<dyn VideoSource>>> {
     if spec == "none" {
         return Ok(None);
     }
@@ -40,7 +31,7 @@ pub fn open_video(
     Ok(Some(open_video_source(spec, want, clock)?))
 }
 
-/// Opens `--video` for a stream in `codec`: a camera that delivers that
+/// Opens a video spec for a stream in `codec`: a camera that delivers that
 /// codec itself (MJPEG) comes back as [`OpenedVideo::Encoded`], to skip the encoder.
 pub fn open_video_for(
     spec: &str,
@@ -48,7 +39,7 @@ pub fn open_video_for(
     fps: u32,
     codec: Codec,
     clock: PipelineClock,
-) -> anyhow::Result<Option<OpenedVideo>> {
+) -> Result<Option<OpenedVideo>> {
     if spec == "none" {
         return Ok(None);
     }
@@ -61,14 +52,14 @@ pub fn open_video_for(
     Ok(Some(open_video_source_for(spec, codec, want, clock)?))
 }
 
-/// Opens `--audio` (`None` for `none`) asking synthetic sources for
+/// Opens an audio spec (`None` for `none`) asking synthetic sources for
 /// `sample_rate` and `channels`; files bring their own.
 pub fn open_audio(
     spec: &str,
     sample_rate: u32,
     channels: u16,
     clock: PipelineClock,
-) -> anyhow::Result<Option<Box<dyn AudioSource>>> {
+) -> Result<Option<Box<dyn AudioSource>>> {
     if spec == "none" {
         return Ok(None);
     }
@@ -96,8 +87,8 @@ pub fn capture_fragment(device: Option<&DeviceCounters>, format: Option<AudioFor
 pub fn video_source_stage(
     mut src: Box<dyn VideoSource>,
     out: LinkSender<VideoFrame>,
-    shutdown: &Shutdown,
-    fatal: &FatalSlot,
+    shutdown: &Stop,
+    fatal: &Fatal,
 ) {
     while !shutdown.requested() {
         match src.next_frame() {
@@ -112,7 +103,7 @@ pub fn video_source_stage(
                 break;
             }
             Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("video source failed"));
+                fail(fatal, shutdown, Error::failed("video source failed", e));
                 break;
             }
         }
@@ -124,8 +115,8 @@ pub fn video_source_stage(
 pub fn encoded_source_stage(
     mut src: Box<dyn EncodedVideoSource>,
     out: LinkSender<EncodedUnit>,
-    shutdown: &Shutdown,
-    fatal: &FatalSlot,
+    shutdown: &Stop,
+    fatal: &Fatal,
 ) {
     while !shutdown.requested() {
         match src.next_unit() {
@@ -140,7 +131,7 @@ pub fn encoded_source_stage(
                 break;
             }
             Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("video source failed"));
+                fail(fatal, shutdown, Error::failed("video source failed", e));
                 break;
             }
         }
@@ -151,8 +142,8 @@ pub fn encoded_source_stage(
 pub fn audio_source_stage(
     mut src: Box<dyn AudioSource>,
     out: LinkSender<AudioBlock>,
-    shutdown: &Shutdown,
-    fatal: &FatalSlot,
+    shutdown: &Stop,
+    fatal: &Fatal,
 ) {
     while !shutdown.requested() {
         match src.next_block() {
@@ -167,7 +158,7 @@ pub fn audio_source_stage(
                 break;
             }
             Err(e) => {
-                fail(fatal, shutdown, anyhow!(e).context("audio source failed"));
+                fail(fatal, shutdown, Error::failed("audio source failed", e));
                 break;
             }
         }

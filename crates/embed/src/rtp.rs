@@ -1,0 +1,845 @@
+//! Capture -> encode -> RTP/RTCP to a peer (what `pstream send` and
+//! `pstream sdp` run): the whole path of a frame, in one place.
+//!
+//! ```text
+//! video source ─link─▶ H.264 / JPEG encoder ─link─▶ RtpSender (video) ─▶ UDP peer:+0 / +1
+//! audio source ─link─▶ Opus encoder  ─link─▶ RtpSender (audio) ─▶ UDP peer:+2 / +3
+//!                                  ▲                    │
+//!                                  └── PLI/FIR ◀── RTCP from peer on listen:+5 / +7
+//! ```
+//! Each arrow is a bounded drop-oldest [`pstream_core::link()`]; each box a thread.
+//!
+//! MJPEG from a V4L2 camera: with [`VideoCodec::Mjpeg`] a camera that
+//! delivers MJPG skips the encoder box; its source stage hands each JPEG as
+//! an `EncodedUnit` (`Codec::Mjpeg`, keyframe) to the RTP stage directly.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use pstream_capture::{AudioFormat, AudioSource, DeviceCounters, OpenedVideo};
+use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
+use pstream_codec::mjpeg::MjpegEncoder;
+use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
+use pstream_codec::VideoEncoder;
+use pstream_core::link::Recv;
+use pstream_core::{
+    link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame,
+};
+use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
+use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
+use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
+
+use crate::run::{fail, spawn, take_fatal, Fatal, Stop};
+use crate::stages::{
+    audio_source_stage, capture_fragment, encoded_source_stage, open_audio, open_video_for,
+    video_source_stage,
+};
+use crate::stats::kbps;
+use crate::{Error, Result};
+
+/// Raw frames waiting for the encoder: two is enough to absorb jitter
+/// without adding latency; more would only age the picture.
+const FRAME_QUEUE: usize = 2;
+/// Encoded units waiting for the network thread.
+const UNIT_QUEUE: usize = 16;
+/// Audio blocks (10 ms each) waiting for the encoder.
+const AUDIO_QUEUE: usize = 16;
+
+/// Payload type for H.264, as the costream receiver and the SDP expect.
+const PT_H264: u8 = 96;
+/// Payload type for Opus.
+const PT_OPUS: u8 = 97;
+/// Static payload type of JPEG (RFC 3551).
+const PT_JPEG: u8 = pstream_rtp::jpeg::PT_JPEG;
+
+/// The video codec sent over RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoCodec {
+    /// H.264 constrained baseline (RFC 6184, packetization-mode 1), payload type 96.
+    #[default]
+    H264,
+    /// Motion JPEG, baseline 4:2:0 (RFC 2435, static payload type 26).
+    Mjpeg,
+}
+
+/// What to send where: every option of `pstream send`.
+#[derive(Debug, Clone)]
+pub struct RtpConfig {
+    /// The receiving peer: an IPv4 or IPv6 address or a host name.
+    pub peer: String,
+    /// Local address for the peer's RTCP (default: unspecified, peer's family).
+    pub listen: Option<IpAddr>,
+    /// First port: video RTP/RTCP +0/+1, audio +2/+3, RTCP back on +5/+7.
+    pub port_base: u16,
+    /// Video source spec: `test`, `y4m:PATH`, `y4m:-` or `none`.
+    pub video: String,
+    /// Audio source spec: `test`, `wav:PATH` or `none`.
+    pub audio: String,
+    /// Video codec.
+    pub video_codec: VideoCodec,
+    /// JPEG quality 1..100 for MJPEG.
+    pub quality: u8,
+    /// Test pattern size (files bring their own).
+    pub size: (u32, u32),
+    /// Test pattern frame rate (files bring their own).
+    pub fps: u32,
+    /// Video bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Seconds between keyframes.
+    pub keyint_seconds: f64,
+    /// Opus bitrate in kbit/s.
+    pub audio_bitrate_kbps: u32,
+    /// Audio channels sent: 1 or 2.
+    pub channels: u16,
+    /// H.264 encoder preset.
+    pub preset: H264Preset,
+    /// openh264 worker threads (0: one per core).
+    pub threads: u16,
+    /// Largest RTP packet in bytes, header included.
+    pub mtu: u16,
+}
+
+impl RtpConfig {
+    /// `pstream send`'s defaults towards `peer`: 1280x720@30 test pattern at
+    /// 2.5 Mbit/s, a stereo 96 kbit/s tone, ports 5000-5007.
+    pub fn new(peer: impl Into<String>) -> Self {
+        Self {
+            peer: peer.into(),
+            listen: None,
+            port_base: 5000,
+            video: "test".into(),
+            audio: "test".into(),
+            video_codec: VideoCodec::H264,
+            quality: 85,
+            size: (1280, 720),
+            fps: 30,
+            bitrate_kbps: 2500,
+            keyint_seconds: 2.0,
+            audio_bitrate_kbps: 96,
+            channels: 2,
+            preset: H264Preset::Fast,
+            threads: 1,
+            mtu: 1200,
+        }
+    }
+}
+
+/// The video encoder to build, decided before any thread starts.
+#[derive(Debug, Clone)]
+enum VideoPlan {
+    /// H.264 with this configuration.
+    H264(H264Config),
+    /// Baseline 4:2:0 JPEG at this quality.
+    Mjpeg { quality: u8 },
+}
+
+impl VideoPlan {
+    fn codec(&self) -> Codec {
+        match self {
+            VideoPlan::H264(_) => Codec::H264,
+            VideoPlan::Mjpeg { .. } => Codec::Mjpeg,
+        }
+    }
+
+    fn payload_type(&self) -> u8 {
+        match self {
+            VideoPlan::H264(_) => PT_H264,
+            VideoPlan::Mjpeg { .. } => PT_JPEG,
+        }
+    }
+
+    fn encoder(&self) -> Result<Box<dyn VideoEncoder>> {
+        Ok(match self {
+            VideoPlan::H264(cfg) => Box::new(
+                H264Encoder::new(*cfg)
+                    .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?,
+            ),
+            VideoPlan::Mjpeg { quality } => Box::new(
+                MjpegEncoder::new(*quality)
+                    .map_err(|e| Error::failed("cannot start the JPEG encoder", e))?,
+            ),
+        })
+    }
+}
+
+/// Everything decided before any thread starts, so bad options fail early:
+/// sources opened, encoders configured. [`RtpSend::prepare`] makes one.
+pub struct Plan {
+    clock: PipelineClock,
+    mtu: u16,
+    peer: IpAddr,
+    listen: IpAddr,
+    layout: PortLayout,
+    video: Option<(OpenedVideo, VideoPlan)>,
+    audio: Option<(Box<dyn AudioSource>, OpusConfig)>,
+}
+
+fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
+    let peer = resolve_peer(&args.peer)?;
+    let listen = args.listen.unwrap_or_else(|| unspecified_for(peer));
+    if listen.is_ipv4() != peer.is_ipv4() {
+        return Err(Error::Config(format!(
+            "--listen {listen} and --peer {peer} are of different address families"
+        )));
+    }
+    let layout = PortLayout::new(args.port_base)?;
+    let codec = match args.video_codec {
+        VideoCodec::H264 => Codec::H264,
+        VideoCodec::Mjpeg => Codec::Mjpeg,
+    };
+    let video = if let Some(src) = open_video_for(&args.video, args.size, args.fps, codec, clock)? {
+        let f = match &src {
+            OpenedVideo::Raw(s) => s.format(),
+            OpenedVideo::Encoded(s) => s.format(),
+        };
+        let fps = f.fps();
+        let video_plan = match args.video_codec {
+            VideoCodec::H264 => VideoPlan::H264(H264Config {
+                width: f.width,
+                height: f.height,
+                fps,
+                bitrate_bps: args.bitrate_kbps * 1000,
+                keyint_frames: ((args.keyint_seconds * fps as f64).round() as u32).max(1),
+                threads: args.threads,
+                preset: args.preset,
+            }),
+            VideoCodec::Mjpeg => {
+                let max = pstream_rtp::jpeg::MAX_DIMENSION;
+                if f.width > max || f.height > max {
+                    return Err(Error::Config(format!(
+                        "cannot send {}x{} as MJPEG over RTP: RFC 2435 carries at most \
+                         {max}x{max} pixels; use --size or --video-codec h264",
+                        f.width, f.height
+                    )));
+                }
+                VideoPlan::Mjpeg {
+                    quality: args.quality,
+                }
+            }
+        };
+        Some((src, video_plan))
+    } else {
+        None
+    };
+    let audio = open_audio(&args.audio, 48_000, args.channels, clock)?.map(|src| {
+        let cfg = OpusConfig {
+            channels: args.channels,
+            bitrate_bps: args.audio_bitrate_kbps * 1000,
+            application: OpusApplication::LowDelay,
+        };
+        (src, cfg)
+    });
+    if video.is_none() && audio.is_none() {
+        return Err(Error::Config(
+            "nothing to send: both --video and --audio are none".into(),
+        ));
+    }
+    Ok(Plan {
+        clock,
+        mtu: args.mtu,
+        peer,
+        listen,
+        layout,
+        video,
+        audio,
+    })
+}
+
+/// Builds the SDP from the encoder's real parameter sets.
+///
+/// openh264's SPS/PPS depend only on the configuration, so a throwaway
+/// encoder given one black frame yields exactly what the stream will carry.
+fn describe(plan: &Plan, clock: &PipelineClock) -> Result<String> {
+    let video = match &plan.video {
+        Some((_, VideoPlan::Mjpeg { .. })) => Some(SdpVideo::Jpeg {
+            port: plan.layout.video_rtp(),
+        }),
+        Some((_, VideoPlan::H264(cfg))) => {
+            let mut enc = H264Encoder::new(*cfg)
+                .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?;
+            let black = black_frame(cfg.width, cfg.height, clock.origin())?;
+            let unit = enc
+                .encode(&black)
+                .map_err(|e| Error::failed("cannot encode the probe frame", e))?
+                .ok_or_else(|| Error::Config("the H.264 encoder produced no probe frame".into()))?;
+            let (sps, pps) = pstream_codec::h264::nal::parameter_sets(&unit.data)
+                .ok_or_else(|| Error::Config("the H.264 encoder produced no SPS/PPS".into()))?;
+            Some(SdpVideo::H264 {
+                port: plan.layout.video_rtp(),
+                payload_type: PT_H264,
+                sps: sps.to_vec(),
+                pps: pps.to_vec(),
+            })
+        }
+        None => None,
+    };
+    let audio = plan.audio.as_ref().map(|(_, cfg)| SdpOpus {
+        port: plan.layout.audio_rtp(),
+        payload_type: PT_OPUS,
+        channels: cfg.channels,
+    });
+    Ok(SessionDescription {
+        session_id: clock.unix_micros(clock.origin()) / 1_000_000,
+        peer: plan.peer,
+        video,
+        audio,
+    }
+    .render())
+}
+
+fn black_frame(width: u32, height: u32, at: Instant) -> Result<VideoFrame> {
+    let luma = width as usize * height as usize;
+    let mut data = vec![16u8; VideoFrame::byte_len(width, height)];
+    data[luma..].fill(128);
+    VideoFrame::new(width, height, data.into(), at, Duration::ZERO)
+        .map_err(|e| Error::failed("cannot make the probe frame", e))
+}
+
+/// Counters one media stream shares with the stats line.
+#[derive(Debug, Default)]
+struct StreamCounters {
+    units: AtomicU64,
+    payload_bytes: AtomicU64,
+    packets: AtomicU64,
+    encoder_skips: AtomicU64,
+    /// Oldest a picture was (capture to encoded), in microseconds: bounded
+    /// by the two-frame queue however slow the encoder is.
+    max_age_us: AtomicU64,
+    keyframe_requests: AtomicU64,
+    rtcp_dropped: AtomicU64,
+    have_report: AtomicBool,
+    fraction_lost_pct_x100: AtomicU64,
+    cumulative_lost: AtomicU64,
+    jitter_us: AtomicU64,
+    rtt_us: AtomicU64,
+}
+
+/// A stream's name, its counters, and the drop counters of its links (the
+/// first is the source link: frames the encoder had no time for).
+type StreamEntry = (&'static str, Arc<StreamCounters>, Vec<Arc<AtomicU64>>);
+
+impl Plan {
+    /// The SDP file describing this stream, built from the encoder's real
+    /// parameter sets (what `pstream sdp` prints).
+    pub fn sdp(&self) -> Result<String> {
+        describe(self, &self.clock)
+    }
+
+    /// Starts every stage; the stream runs until `stop` is set, a source
+    /// ends, or a stage fails.
+    pub fn start(self, stop: Stop) -> Result<RtpSend> {
+        RtpSend::start(self, stop)
+    }
+}
+
+/// A running RTP stream: its stage threads and their counters.
+pub struct RtpSend {
+    stop: Stop,
+    fatal: Fatal,
+    threads: Vec<JoinHandle<()>>,
+    streams: Vec<StreamEntry>,
+    prev: Vec<(u64, u64)>,
+    last: Instant,
+    started: Instant,
+    capture_device: Option<Arc<DeviceCounters>>,
+    audio_format: Option<AudioFormat>,
+}
+
+impl std::fmt::Debug for RtpSend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtpSend")
+            .field("threads", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RtpSend {
+    /// Opens the sources and configures the encoders of `config`, so that
+    /// bad settings fail before anything starts.
+    pub fn prepare(config: &RtpConfig) -> Result<Plan> {
+        plan(config, PipelineClock::start())
+    }
+
+    fn start(plan: Plan, shutdown: Stop) -> Result<Self> {
+        let Plan {
+            clock,
+            mtu,
+            peer,
+            listen,
+            layout,
+            video,
+            audio,
+        } = plan;
+
+        let capture_device = audio.as_ref().and_then(|(src, _)| src.device_counters());
+        let audio_format = audio.as_ref().map(|(src, _)| src.format());
+        let fatal: Fatal = Arc::new(Mutex::new(None));
+        // Threads are owned by `me` from the first one on, so that a stage
+        // failing to start (a port in use) stops and joins those already
+        // running when `me` drops.
+        let mut me = Self {
+            stop: shutdown.clone(),
+            fatal: fatal.clone(),
+            threads: Vec::new(),
+            streams: Vec::new(),
+            prev: Vec::new(),
+            last: Instant::now(),
+            started: Instant::now(),
+            capture_device,
+            audio_format,
+        };
+        let cname = format!("pstream@{}", listen);
+        if let Some((src, video_plan)) = video {
+            let socket = UdpEndpoint::bind(SocketAddr::new(listen, layout.video_rtcp_back()))?;
+            let video_codec = video_plan.codec();
+            let counters = Arc::new(StreamCounters::default());
+            let keyframe = Arc::new(AtomicBool::new(false));
+            let (unit_tx, unit_rx) = link::<EncodedUnit>(UNIT_QUEUE);
+            match src {
+                OpenedVideo::Raw(src) => {
+                    let encoder = video_plan.encoder()?;
+                    let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
+                    me.streams.push((
+                        "video",
+                        counters.clone(),
+                        vec![frame_tx.drop_counter(), unit_tx.drop_counter()],
+                    ));
+                    me.threads.push(spawn("video-source", {
+                        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
+                        move || video_source_stage(src, frame_tx, &shutdown, &fatal)
+                    })?);
+                    me.threads.push(spawn("video-encode", {
+                        let (shutdown, fatal, keyframe, counters) = (
+                            shutdown.clone(),
+                            fatal.clone(),
+                            keyframe.clone(),
+                            counters.clone(),
+                        );
+                        move || {
+                            video_encode_stage(
+                                encoder,
+                                video_codec,
+                                frame_rx,
+                                unit_tx,
+                                &keyframe,
+                                &counters,
+                                &shutdown,
+                                &fatal,
+                            )
+                        }
+                    })?);
+                }
+                OpenedVideo::Encoded(src) => {
+                    // The camera's own JPEGs: every one is a keyframe, nothing to encode.
+                    tracing::info!("sending the camera's JPEGs as they are (no re-encoding)");
+                    me.streams
+                        .push(("video", counters.clone(), vec![unit_tx.drop_counter()]));
+                    me.threads.push(spawn("video-source", {
+                        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
+                        move || encoded_source_stage(src, unit_tx, &shutdown, &fatal)
+                    })?);
+                }
+            }
+            let session =
+                sender_session(video_codec, video_plan.payload_type(), clock, &cname, mtu)?;
+            let net = NetStage {
+                session,
+                socket,
+                rtp_to: SocketAddr::new(peer, layout.video_rtp()),
+                rtcp_to: SocketAddr::new(peer, layout.video_rtcp()),
+                keyframe: Some(keyframe),
+                counters,
+            };
+            me.threads
+                .extend(net.spawn("video-net", unit_rx, &shutdown, &fatal)?);
+        }
+
+        if let Some((src, cfg)) = audio {
+            let socket = UdpEndpoint::bind(SocketAddr::new(listen, layout.audio_rtcp_back()))?;
+            let encoder = OpusEncoder::new(cfg)
+                .map_err(|e| Error::failed("cannot start the Opus encoder", e))?;
+            let counters = Arc::new(StreamCounters::default());
+            let (block_tx, block_rx) = link::<AudioBlock>(AUDIO_QUEUE);
+            let (unit_tx, unit_rx) = link::<EncodedUnit>(UNIT_QUEUE);
+            me.streams.push((
+                "audio",
+                counters.clone(),
+                vec![block_tx.drop_counter(), unit_tx.drop_counter()],
+            ));
+            me.threads.push(spawn("audio-source", {
+                let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
+                move || audio_source_stage(src, block_tx, &shutdown, &fatal)
+            })?);
+            me.threads.push(spawn("audio-encode", {
+                let (shutdown, fatal, counters) =
+                    (shutdown.clone(), fatal.clone(), counters.clone());
+                move || audio_encode_stage(encoder, block_rx, unit_tx, &counters, &shutdown, &fatal)
+            })?);
+            let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, mtu)?;
+            let net = NetStage {
+                session,
+                socket,
+                rtp_to: SocketAddr::new(peer, layout.audio_rtp()),
+                rtcp_to: SocketAddr::new(peer, layout.audio_rtcp()),
+                keyframe: None,
+                counters,
+            };
+            me.threads
+                .extend(net.spawn("audio-net", unit_rx, &shutdown, &fatal)?);
+        }
+
+        tracing::info!(
+            "sending to {peer}: video RTP/RTCP {}/{}, audio {}/{}; RTCP back on {listen}:{}/{}",
+            layout.video_rtp(),
+            layout.video_rtcp(),
+            layout.audio_rtp(),
+            layout.audio_rtcp(),
+            layout.video_rtcp_back(),
+            layout.audio_rtcp_back()
+        );
+        me.prev = vec![(0, 0); me.streams.len()];
+        me.last = Instant::now();
+        me.started = Instant::now();
+        Ok(me)
+    }
+
+    /// True once the stream is ending (stop requested, source ended, or a
+    /// stage failed).
+    pub fn stopping(&self) -> bool {
+        self.stop.requested()
+    }
+
+    /// Asks every stage to stop; [`RtpSend::wait`] then returns promptly.
+    pub fn stop(&self) {
+        self.stop.trigger();
+    }
+
+    /// The stats since the last call: per stream the rate, packets, drops
+    /// (`src-drop`: frames the encoder had no time for; `age-max`: the
+    /// oldest a picture was when encoded) and the peer's receiver reports.
+    pub fn stats_line(&mut self) -> String {
+        let secs = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        let mut line = stats_line(&self.streams, &mut self.prev, secs);
+        line.push_str(&capture_fragment(
+            self.capture_device.as_deref(),
+            self.audio_format,
+        ));
+        line
+    }
+
+    /// The same figures averaged over the whole run.
+    pub fn summary(&self) -> String {
+        let mut line = stats_line(
+            &self.streams,
+            &mut vec![(0, 0); self.streams.len()],
+            self.started.elapsed().as_secs_f64(),
+        );
+        line.push_str(&capture_fragment(
+            self.capture_device.as_deref(),
+            self.audio_format,
+        ));
+        line
+    }
+
+    /// Waits for every stage to finish (after [`RtpSend::stop`], the stop
+    /// flag, or the end of a source); the first stage failure, if any.
+    pub fn wait(&mut self) -> Result<()> {
+        self.stop_and_join();
+        match take_fatal(&self.fatal) {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.trigger();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RtpSend {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> String {
+    let mut parts = Vec::new();
+    for ((name, c, drops), prev) in streams.iter().zip(prev.iter_mut()) {
+        let units = c.units.load(Ordering::Relaxed);
+        let bytes = c.payload_bytes.load(Ordering::Relaxed);
+        let dropped: u64 = drops.iter().map(|d| d.load(Ordering::Relaxed)).sum::<u64>()
+            + c.encoder_skips.load(Ordering::Relaxed);
+        let rate = if secs > 0.0 {
+            (units - prev.0) as f64 / secs
+        } else {
+            0.0
+        };
+        let mut s = if *name == "video" {
+            format!(
+                "video {rate:.1} fps {:.0} kbit/s frames {units}",
+                kbps(bytes - prev.1, secs)
+            )
+        } else {
+            format!("audio {:.0} kbit/s", kbps(bytes - prev.1, secs))
+        };
+        *prev = (units, bytes);
+        s.push_str(&format!(
+            " pkts {} drop {}",
+            c.packets.load(Ordering::Relaxed),
+            dropped
+        ));
+        if *name == "video" {
+            let src_drop = drops.first().map_or(0, |d| d.load(Ordering::Relaxed));
+            s.push_str(&format!(
+                " src-drop {src_drop} age-max {:.0} ms",
+                c.max_age_us.load(Ordering::Relaxed) as f64 / 1000.0
+            ));
+        }
+        if c.have_report.load(Ordering::Relaxed) {
+            s.push_str(&format!(
+                " loss {:.1}% lost {} jitter {:.1} ms rtt {:.1} ms",
+                c.fraction_lost_pct_x100.load(Ordering::Relaxed) as f64 / 100.0,
+                c.cumulative_lost.load(Ordering::Relaxed),
+                c.jitter_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                c.rtt_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            ));
+        }
+        let kf = c.keyframe_requests.load(Ordering::Relaxed);
+        if kf > 0 {
+            s.push_str(&format!(" kf-req {kf}"));
+        }
+        let bad = c.rtcp_dropped.load(Ordering::Relaxed);
+        if bad > 0 {
+            s.push_str(&format!(" bad-rtcp {bad}"));
+        }
+        parts.push(s);
+    }
+    parts.join(" | ")
+}
+
+fn sender_session(
+    codec: Codec,
+    payload_type: u8,
+    clock: PipelineClock,
+    cname: &str,
+    mtu: u16,
+) -> Result<RtpSender> {
+    let mut config = SenderConfig::new(codec, clock, cname);
+    config.payload_type = payload_type;
+    config.mtu = usize::from(mtu);
+    RtpSender::with_os_rng(config)
+        .map_err(|e| Error::failed(format!("cannot set up the {codec} RTP session"), e))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn video_encode_stage(
+    mut enc: Box<dyn VideoEncoder>,
+    codec: Codec,
+    frames: LinkReceiver<VideoFrame>,
+    out: LinkSender<EncodedUnit>,
+    keyframe: &AtomicBool,
+    counters: &StreamCounters,
+    shutdown: &Stop,
+    fatal: &Fatal,
+) {
+    while let Some(frame) = frames.recv() {
+        if keyframe.swap(false, Ordering::Relaxed) {
+            enc.request_keyframe();
+        }
+        match enc.encode(&frame) {
+            Ok(Some(unit)) => {
+                let age = frame.capture.elapsed().as_micros() as u64;
+                counters.max_age_us.fetch_max(age, Ordering::Relaxed);
+                if out.send(unit).is_err() {
+                    break;
+                }
+            }
+            Ok(None) => {
+                counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                fail(
+                    fatal,
+                    shutdown,
+                    Error::failed(format!("{codec} encoding failed"), e),
+                );
+                break;
+            }
+        }
+    }
+}
+
+fn audio_encode_stage(
+    mut enc: OpusEncoder,
+    blocks: LinkReceiver<AudioBlock>,
+    out: LinkSender<EncodedUnit>,
+    _counters: &StreamCounters,
+    shutdown: &Stop,
+    fatal: &Fatal,
+) {
+    while let Some(block) = blocks.recv() {
+        match enc.encode(&block) {
+            Ok(units) => {
+                for unit in units {
+                    if out.send(unit).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                fail(fatal, shutdown, Error::failed("Opus encoding failed", e));
+                return;
+            }
+        }
+    }
+}
+
+/// The network end of one stream: drives an [`RtpSender`] from encoded
+/// units, incoming RTCP and its own timers.
+struct NetStage {
+    session: RtpSender,
+    socket: UdpEndpoint,
+    rtp_to: SocketAddr,
+    rtcp_to: SocketAddr,
+    keyframe: Option<Arc<AtomicBool>>,
+    counters: Arc<StreamCounters>,
+}
+
+impl NetStage {
+    fn spawn(
+        self,
+        name: &str,
+        units: LinkReceiver<EncodedUnit>,
+        shutdown: &Stop,
+        fatal: &Fatal,
+    ) -> Result<Vec<JoinHandle<()>>> {
+        // A reader thread turns the blocking socket into a channel so the
+        // session thread can wait on units, RTCP and timers at once.
+        let (rtcp_tx, rtcp_rx) = crossbeam_channel::bounded::<bytes::Bytes>(64);
+        let mut reader = self.socket.try_clone()?;
+        let reader_stop = shutdown.clone();
+        let reader = spawn(&format!("{name}-rtcp"), move || {
+            while !reader_stop.requested() {
+                match reader.recv_timeout(Duration::from_millis(100)) {
+                    Ok(Some((data, _from))) => {
+                        if rtcp_tx.try_send(data).is_err() && rtcp_tx.is_empty() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        })?;
+        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
+        let main = spawn(name, move || self.run(units, rtcp_rx, &shutdown, &fatal))?;
+        Ok(vec![reader, main])
+    }
+
+    fn run(
+        mut self,
+        units: LinkReceiver<EncodedUnit>,
+        rtcp: crossbeam_channel::Receiver<bytes::Bytes>,
+        shutdown: &Stop,
+        fatal: &Fatal,
+    ) {
+        loop {
+            let now = Instant::now();
+            self.session.handle_timeout(now);
+            if let Err(e) = self.flush() {
+                fail(fatal, shutdown, e);
+                return;
+            }
+            let wait = self
+                .session
+                .next_timeout()
+                .map(|t| t.saturating_duration_since(now))
+                .unwrap_or(Duration::from_millis(200))
+                .min(Duration::from_millis(200));
+            crossbeam_channel::select! {
+                recv(units.as_receiver()) -> msg => match msg {
+                    Ok(unit) => {
+                        self.counters.units.fetch_add(1, Ordering::Relaxed);
+                        self.counters.payload_bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
+                        if let Err(e) = self.session.push(Instant::now(), &unit) {
+                            fail(fatal, shutdown, Error::failed("RTP packetization failed", e));
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                },
+                recv(rtcp) -> msg => if let Ok(data) = msg {
+                    if let Err(e) = self.session.handle_rtcp(Instant::now(), &data) {
+                        self.counters.rtcp_dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("dropped RTCP: {e}");
+                    }
+                    self.drain_events();
+                },
+                default(wait) => {}
+            }
+            if let Err(e) = self.flush() {
+                fail(fatal, shutdown, e);
+                return;
+            }
+        }
+        // Upstream has finished: say goodbye so the peer need not time us out.
+        self.session.close(Instant::now());
+        let _ = self.flush();
+        let _ = matches!(units.try_recv(), Recv::Closed);
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                SenderEvent::KeyframeRequested { .. } => {
+                    self.counters
+                        .keyframe_requests
+                        .fetch_add(1, Ordering::Relaxed);
+                    if let Some(k) = &self.keyframe {
+                        k.store(true, Ordering::Relaxed);
+                    }
+                }
+                SenderEvent::ReceiverReport(rr) => {
+                    let c = &self.counters;
+                    c.have_report.store(true, Ordering::Relaxed);
+                    c.fraction_lost_pct_x100.store(
+                        (f64::from(rr.fraction_lost) * 10_000.0).round() as u64,
+                        Ordering::Relaxed,
+                    );
+                    c.cumulative_lost
+                        .store(rr.cumulative_lost.max(0) as u64, Ordering::Relaxed);
+                    c.jitter_us
+                        .store((rr.jitter_ms * 1000.0).max(0.0) as u64, Ordering::Relaxed);
+                    if let Some(rtt) = rr.rtt {
+                        c.rtt_us.store(rtt.as_micros() as u64, Ordering::Relaxed);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        while let Some(t) = self.session.poll_transmit() {
+            let to = match t.kind {
+                TransmitKind::Rtp => {
+                    self.counters.packets.fetch_add(1, Ordering::Relaxed);
+                    self.rtp_to
+                }
+                TransmitKind::Rtcp => self.rtcp_to,
+            };
+            self.socket.send_to(&t.data, to)?;
+        }
+        Ok(())
+    }
+}
