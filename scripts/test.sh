@@ -14,7 +14,7 @@ trap 'rm -f "$log"' EXIT
 # The qemu guest the V4L2 device tests boot (tests/v4l2_vm.rs): about 1 min
 # cold (85 MB of Debian packages), nothing when target/vm is already there.
 scripts/vm/prepare.sh >/dev/null
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 # The Raspberry Pi builds (aarch64, armv7), their unit tests and a send ->
 # recv loopback under qemu-user (cold: about 20 min of the CI budget).
 scripts/cross.sh --test 2>&1 | tee -a "$log"

@@ -226,9 +226,10 @@ pstream devices
     );
     // pstream's own listing: both of vivid's nodes and the loopback, with
     // the camera's formats under it.
+    // The last occurrence: the guest's shell traces the echo line first.
     let listing = log
-        .split("--- pstream devices")
-        .nth(1)
+        .rsplit_once("--- pstream devices\n")
+        .map(|(_, l)| l)
         .unwrap_or_else(|| panic!("no pstream devices output:\n{log}"));
     assert!(listing.contains("V4L2 video devices"), "{listing}");
     for (node, kind) in [
