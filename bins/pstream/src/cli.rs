@@ -102,7 +102,7 @@ pub enum VideoCodecArg {
 pub enum PresetArg {
     /// Fewest cycles per picture (openh264 low complexity); for Pis.
     Fast,
-    /// Medium complexity with adaptive quantisation.
+    /// Medium complexity (openh264 medium).
     Balanced,
     /// High complexity: the best picture per bit, the most CPU.
     Quality,

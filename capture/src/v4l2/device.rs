@@ -143,7 +143,9 @@ pub fn open_device(
     let device = path.display().to_string();
     let caps = match sys::query_caps(file.as_raw_fd()) {
         Ok(c) => c,
-        Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => {
+        // ENOTTY: the kernel's answer for a file that takes no V4L2 ioctls;
+        // ENOSYS: qemu-user's, which passes only the ioctls it knows.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::ENOSYS)) => {
             return Err(CaptureError::unsupported(
                 spec,
                 format!("{device} is not a V4L2 device (VIDIOC_QUERYCAP refused)"),

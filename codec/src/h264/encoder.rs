@@ -45,13 +45,12 @@ pub struct H264Config {
 /// the encoder may not have, in which case frames are dropped before it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum H264Preset {
-    /// openh264's low complexity, no adaptive quantisation or background
-    /// detection: the fewest cycles per picture.
+    /// openh264's low complexity: the fewest cycles per picture.
     #[default]
     Fast,
-    /// Medium complexity with adaptive quantisation.
+    /// openh264's medium complexity.
     Balanced,
-    /// High complexity, adaptive quantisation and background detection.
+    /// openh264's high complexity: the best picture per bit, the most cycles.
     Quality,
 }
 
@@ -138,9 +137,10 @@ impl H264Encoder {
             .max_frame_rate(FrameRate::from_hz(config.fps))
             .intra_frame_period(IntraFramePeriod::from_num_frames(config.keyint_frames))
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            // Adaptive quantisation and background detection stay at
+            // openh264's defaults (on) for every preset: they cost little,
+            // and `fast` then encodes what pstream always sent.
             .complexity(config.preset.complexity())
-            .adaptive_quantization(config.preset != H264Preset::Fast)
-            .background_detection(config.preset == H264Preset::Quality)
             .skip_frames(true)
             .num_threads(config.threads);
         let inner = Encoder::with_api_config(OpenH264API::from_source(), oc).map_err(|e| {
