@@ -90,24 +90,7 @@ pub fn video_source_stage(
     shutdown: &Stop,
     fatal: &Fatal,
 ) {
-    while !shutdown.requested() {
-        match src.next_frame() {
-            Ok(Some(frame)) => {
-                if out.send(frame).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                tracing::info!("video source ended");
-                shutdown.trigger();
-                break;
-            }
-            Err(e) => {
-                fail(fatal, shutdown, Error::failed("video source failed", e));
-                break;
-            }
-        }
-    }
+    pull_stage("video", || src.next_frame(), out, shutdown, fatal);
 }
 
 /// Pulls encoded pictures from `src` straight into the unit link of the
@@ -118,24 +101,7 @@ pub fn encoded_source_stage(
     shutdown: &Stop,
     fatal: &Fatal,
 ) {
-    while !shutdown.requested() {
-        match src.next_unit() {
-            Ok(Some(unit)) => {
-                if out.send(unit).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                tracing::info!("video source ended");
-                shutdown.trigger();
-                break;
-            }
-            Err(e) => {
-                fail(fatal, shutdown, Error::failed("video source failed", e));
-                break;
-            }
-        }
-    }
+    pull_stage("video", || src.next_unit(), out, shutdown, fatal);
 }
 
 /// Pulls paced audio blocks from `src` into `out`, like [`video_source_stage`].
@@ -145,20 +111,39 @@ pub fn audio_source_stage(
     shutdown: &Stop,
     fatal: &Fatal,
 ) {
+    pull_stage("audio", || src.next_block(), out, shutdown, fatal);
+}
+
+/// The loop every source stage runs: `next` until the run stops, the source
+/// ends (which ends the run), it fails (which fails the run) or the
+/// downstream stage goes away.
+fn pull_stage<T, E>(
+    kind: &str,
+    mut next: impl FnMut() -> std::result::Result<Option<T>, E>,
+    out: LinkSender<T>,
+    shutdown: &Stop,
+    fatal: &Fatal,
+) where
+    E: std::error::Error + Send + Sync + 'static,
+{
     while !shutdown.requested() {
-        match src.next_block() {
-            Ok(Some(block)) => {
-                if out.send(block).is_err() {
+        match next() {
+            Ok(Some(item)) => {
+                if out.send(item).is_err() {
                     break;
                 }
             }
             Ok(None) => {
-                tracing::info!("audio source ended");
+                tracing::info!("{kind} source ended");
                 shutdown.trigger();
                 break;
             }
             Err(e) => {
-                fail(fatal, shutdown, Error::failed("audio source failed", e));
+                fail(
+                    fatal,
+                    shutdown,
+                    Error::failed(format!("{kind} source failed"), e),
+                );
                 break;
             }
         }
