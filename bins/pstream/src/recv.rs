@@ -568,11 +568,12 @@ struct VideoDecodeStage {
 impl VideoDecodeStage {
     fn run(mut self, units: LinkReceiver<ReceivedUnit>, shutdown: &Shutdown, fatal: &FatalSlot) {
         let mut need_idr = true;
-        let mut first_ts: Option<u32> = None;
+        let mut stamps: Vec<u32> = Vec::with_capacity(RATE_UNITS);
         let mut fps: Option<(u32, u32)> = None;
-        // The first picture waits for the second unit, which gives the rate
-        // the output is opened with (Y4M header, device frame interval).
-        let mut pending: Option<pstream_core::VideoFrame> = None;
+        // The first pictures wait for RATE_UNITS units, whose timestamps give
+        // the rate the output is opened with (Y4M header, device frame
+        // interval); at most RATE_UNITS pictures, once per run.
+        let mut pending: Vec<pstream_core::VideoFrame> = Vec::new();
         let mut ssrc: Option<u32> = None;
         let mut evicted = 0;
         while let Some(unit) = units.recv() {
@@ -602,14 +603,11 @@ impl VideoDecodeStage {
                 let _ = self.feedback.try_send(Feedback::KeyframeNeeded);
                 continue;
             }
-            // The frame rate for the Y4M header comes from the first two
-            // units' RTP timestamps (90 kHz).
-            match first_ts {
-                None => first_ts = Some(unit.rtp_timestamp),
-                Some(t0) if fps.is_none() => {
-                    fps = Some(frame_rate(unit.rtp_timestamp.wrapping_sub(t0)));
+            if fps.is_none() {
+                stamps.push(unit.rtp_timestamp);
+                if stamps.len() == RATE_UNITS {
+                    fps = Some(rate_from_stamps(&stamps));
                 }
-                _ => {}
             }
             match self.decoder.decode(&unit.data) {
                 Ok(Some(picture)) => {
@@ -632,15 +630,16 @@ impl VideoDecodeStage {
                     }
                     self.counters.decoded.fetch_add(1, Ordering::Relaxed);
                     let Some(rate) = fps else {
-                        pending = Some(frame);
+                        pending.push(frame);
                         continue;
                     };
-                    for f in pending.take().iter().chain([&frame]) {
+                    for f in pending.iter().chain(std::iter::once(&frame)) {
                         if let Err(e) = self.write(f, rate) {
                             fail(fatal, shutdown, e);
                             return;
                         }
                     }
+                    pending.clear();
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -651,9 +650,10 @@ impl VideoDecodeStage {
                 }
             }
         }
-        if let Some(first) = pending.take() {
-            // A stream of one picture: no second timestamp, assume 30 fps.
-            if let Err(e) = self.write(&first, (30, 1)) {
+        // A stream shorter than RATE_UNITS units: what timestamps there are.
+        let rate = rate_from_stamps(&stamps);
+        for f in &pending {
+            if let Err(e) = self.write(f, rate) {
                 fail(fatal, shutdown, e);
                 return;
             }
@@ -698,6 +698,30 @@ impl VideoDecodeStage {
         sink.write_frame(frame)?;
         Ok(())
     }
+}
+
+/// Units whose timestamps set the output's frame rate: a live sender stamps
+/// capture instants, which jitter by a few milliseconds, so one step can read
+/// 27 fps for a 30 fps camera; the median of four steps does not.
+const RATE_UNITS: usize = 5;
+
+/// The frame rate from the median step between consecutive timestamps
+/// (30 fps when there are fewer than two).
+fn rate_from_stamps(stamps: &[u32]) -> (u32, u32) {
+    let mut steps: Vec<u32> = stamps.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    steps.sort_unstable();
+    let Some(&median) = steps.get(steps.len() / 2) else {
+        return (30, 1);
+    };
+    let rate = frame_rate(median);
+    // A 1001-denominator rate only when every step is that rate's exact
+    // step (a sender counting frames, not stamping jittery capture instants,
+    // whose median can land on 3003 by chance).
+    let exact = 90_000.0 * rate.1 as f64 / rate.0 as f64;
+    if rate.1 == 1001 && steps.iter().any(|&s| (s as f64 - exact).abs() > 1.0) {
+        return ((90_000.0 / median as f64).round().max(1.0) as u32, 1);
+    }
+    rate
 }
 
 /// The frame rate closest to a 90 kHz timestamp step, as a fraction.
@@ -802,6 +826,20 @@ impl AudioDecodeStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_from_jittered_stamps_is_the_median_step() {
+        // 30 fps with one capture 300 ticks (3.3 ms) late: one step alone reads 27 fps.
+        assert_eq!(rate_from_stamps(&[0, 3300, 6000, 9000, 12000]), (30, 1));
+        assert_eq!(rate_from_stamps(&[1000]), (30, 1));
+        assert_eq!(rate_from_stamps(&[0, 6000]), (15, 1));
+        // Jitter whose median lands on 3003 is still 30 fps; exact steps are NTSC.
+        assert_eq!(rate_from_stamps(&[0, 2990, 5993, 9010, 12000]), (30, 1));
+        assert_eq!(
+            rate_from_stamps(&[0, 3003, 6006, 9009, 12012]),
+            (30000, 1001)
+        );
+    }
 
     #[test]
     fn frame_rate_from_timestamp_steps() {
