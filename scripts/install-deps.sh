@@ -38,6 +38,11 @@ packages=(
   curl
 )
 
+# hls.js for tests/serve_browser.rs comes through npm: Debian's npm only when
+# the machine has none (a Node.js from elsewhere brings its own and would
+# conflict with Debian's).
+command -v npm >/dev/null || packages+=(npm)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
