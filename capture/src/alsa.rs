@@ -17,8 +17,8 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use pstream_core::{AudioBlock, PipelineClock};
 
 use crate::device::{
-    check_block, promote_to_realtime, pull_from_callback, push_from_callback, DeviceCounters,
-    RingCaptureSource, RingPlaybackWriter,
+    check_block, promote_to_realtime, pull_from_callback, push_from_callback, CallbackPacer,
+    DeviceCounters, RingCaptureSource, RingPlaybackWriter,
 };
 use crate::{AudioFormat, AudioSink, AudioSource, CaptureError};
 
@@ -326,13 +326,16 @@ pub fn open_capture(
     let name = spec.to_string();
     let owner = StreamOwner::start(spec, "audio-capture", move || {
         let mut promoted = false;
+        let mut pacer = CallbackPacer::new(format);
         let data_cb = move |input: &[f32], _: &cpal::InputCallbackInfo| {
             if !promoted {
                 promoted = true;
                 promote_to_realtime("audio capture");
             }
-            // Only copies: no allocation, no lock, no syscall.
+            // Only copies: no allocation, no lock, no syscall (the pacer
+            // sleeps only for a device that does not pace itself).
             push_from_callback(&mut producer, input, &cb_counters);
+            pacer.after(input.len(), &cb_counters);
         };
         let err_name = name.clone();
         device
@@ -377,13 +380,16 @@ impl PlaybackSink {
         let name = spec.to_string();
         let owner = StreamOwner::start(spec, "audio-playback", move || {
             let mut promoted = false;
+            let mut pacer = CallbackPacer::new(format);
             let data_cb = move |out: &mut [f32], _: &cpal::OutputCallbackInfo| {
                 if !promoted {
                     promoted = true;
                     promote_to_realtime("audio playback");
                 }
-                // Only copies: no allocation, no lock, no syscall.
+                // Only copies: no allocation, no lock, no syscall (the pacer
+                // sleeps only for a device that does not pace itself).
                 pull_from_callback(&mut consumer, out, &cb_counters);
+                pacer.after(out.len(), &cb_counters);
             };
             let err_name = name.clone();
             device

@@ -45,6 +45,9 @@ pub struct DeviceCounters {
     pub drift_milli_ppm: AtomicI64,
     /// Sample frames dropped or repeated to compensate the drift.
     pub drift_adjusted: AtomicU64,
+    /// Times the callback was held back because the device ran ahead of
+    /// real time (see [`CallbackPacer`]).
+    pub paced: AtomicU64,
 }
 
 impl DeviceCounters {
@@ -87,7 +90,72 @@ impl DeviceCounters {
             )),
             None => s.push_str(" drift -"),
         }
+        let paced = self.paced.load(Ordering::Relaxed);
+        if paced > 0 {
+            s.push_str(&format!(" unpaced-device {paced}"));
+        }
         s
+    }
+}
+
+/// How far a device may run ahead of the wall clock before its callback is
+/// held back: more than any real device's buffer fills at start.
+pub const PACER_LEAD: Duration = Duration::from_secs(1);
+
+/// Set once the "device does not pace" warning was printed.
+static PACER_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Holds a device callback to real time when the device does not pace it.
+///
+/// ALSA's `null` and `file` plugins (and a device that lost its timer) return
+/// at once, so cpal calls back in a tight loop: on a real-time thread that
+/// takes a whole core from the decoders. A paced device never gets
+/// [`PACER_LEAD`] ahead of the wall clock, so it never waits here.
+#[derive(Debug)]
+pub struct CallbackPacer {
+    frames_per_sec: f64,
+    channels: u64,
+    start: Option<Instant>,
+    samples: u64,
+}
+
+impl CallbackPacer {
+    /// A pacer for a stream of `format`.
+    pub fn new(format: AudioFormat) -> Self {
+        Self {
+            frames_per_sec: f64::from(format.sample_rate.max(1)),
+            channels: u64::from(format.channels.max(1)),
+            start: None,
+            samples: 0,
+        }
+    }
+
+    /// Accounts `samples` the device just moved; sleeps when that puts it
+    /// more than [`PACER_LEAD`] ahead of the time since its first callback.
+    pub fn after(&mut self, samples: usize, counters: &DeviceCounters) {
+        let now = Instant::now();
+        let start = *self.start.get_or_insert(now);
+        self.samples += samples as u64;
+        if let Some(wait) = self.ahead(now.saturating_duration_since(start)) {
+            counters.paced.fetch_add(1, Ordering::Relaxed);
+            if !PACER_WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "the audio device consumes faster than real time (a null or file device?); pacing it to the clock"
+                );
+            }
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// How long to wait, `elapsed` after the first callback, to bring the
+    /// device back to [`PACER_LEAD`] ahead of real time.
+    fn ahead(&self, elapsed: Duration) -> Option<Duration> {
+        let media = Duration::from_secs_f64(
+            self.samples as f64 / self.channels as f64 / self.frames_per_sec,
+        );
+        media
+            .checked_sub(elapsed + PACER_LEAD)
+            .filter(|w| !w.is_zero())
     }
 }
 
@@ -413,6 +481,25 @@ pub fn check_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paced_device_never_waits_and_a_runaway_one_does() {
+        let format = AudioFormat {
+            sample_rate: 48_000,
+            channels: 2,
+        };
+        let mut pacer = CallbackPacer::new(format);
+        // 10 ms periods delivered on time for ten seconds: never ahead.
+        for i in 1..=1000u64 {
+            pacer.samples = i * 960;
+            assert_eq!(pacer.ahead(Duration::from_millis(i * 10)), None);
+        }
+        // A device that took 5 s of audio in the first 100 ms waits out the
+        // difference, less the lead it is allowed.
+        pacer.samples = 5 * 96_000;
+        let wait = pacer.ahead(Duration::from_millis(100)).expect("must wait");
+        assert_eq!(wait, Duration::from_millis(3900));
+    }
 
     #[test]
     fn callbacks_copy_and_count_xruns() {

@@ -27,6 +27,7 @@ use pstream_codec::mjpeg::MjpegDecoder;
 use pstream_codec::opus::OpusDecoder;
 use pstream_codec::VideoDecoder;
 use pstream_core::{link, AudioBlock, Codec, LinkReceiver, LinkSender, PipelineClock};
+use pstream_rtp::frame_rate::{self, RATE_UNITS};
 use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
@@ -606,7 +607,7 @@ impl VideoDecodeStage {
             if fps.is_none() {
                 stamps.push(unit.rtp_timestamp);
                 if stamps.len() == RATE_UNITS {
-                    fps = Some(rate_from_stamps(&stamps));
+                    fps = Some(frame_rate::estimate(&stamps, VIDEO_CLOCK_RATE));
                 }
             }
             match self.decoder.decode(&unit.data) {
@@ -651,7 +652,7 @@ impl VideoDecodeStage {
             }
         }
         // A stream shorter than RATE_UNITS units: what timestamps there are.
-        let rate = rate_from_stamps(&stamps);
+        let rate = frame_rate::estimate(&stamps, VIDEO_CLOCK_RATE);
         for f in &pending {
             if let Err(e) = self.write(f, rate) {
                 fail(fatal, shutdown, e);
@@ -700,43 +701,8 @@ impl VideoDecodeStage {
     }
 }
 
-/// Units whose timestamps set the output's frame rate: a live sender stamps
-/// capture instants, which jitter by a few milliseconds, so one step can read
-/// 27 fps for a 30 fps camera; the median of four steps does not.
-const RATE_UNITS: usize = 5;
-
-/// The frame rate from the median step between consecutive timestamps
-/// (30 fps when there are fewer than two).
-fn rate_from_stamps(stamps: &[u32]) -> (u32, u32) {
-    let mut steps: Vec<u32> = stamps.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-    steps.sort_unstable();
-    let Some(&median) = steps.get(steps.len() / 2) else {
-        return (30, 1);
-    };
-    let rate = frame_rate(median);
-    // A 1001-denominator rate only when every step is that rate's exact
-    // step (a sender counting frames, not stamping jittery capture instants,
-    // whose median can land on 3003 by chance).
-    let exact = 90_000.0 * rate.1 as f64 / rate.0 as f64;
-    if rate.1 == 1001 && steps.iter().any(|&s| (s as f64 - exact).abs() > 1.0) {
-        return ((90_000.0 / median as f64).round().max(1.0) as u32, 1);
-    }
-    rate
-}
-
-/// The frame rate closest to a 90 kHz timestamp step, as a fraction.
-fn frame_rate(step: u32) -> (u32, u32) {
-    if step == 0 || step > 90_000 {
-        return (30, 1);
-    }
-    let fps = 90_000.0 / step as f64;
-    for (num, den) in [(24000, 1001), (30000, 1001), (60000, 1001)] {
-        if (fps - num as f64 / den as f64).abs() < 0.01 {
-            return (num, den);
-        }
-    }
-    (fps.round().max(1.0) as u32, 1)
-}
+/// The RTP clock of H.264 (RFC 6184) and JPEG (RFC 2435) video.
+const VIDEO_CLOCK_RATE: u32 = 90_000;
 
 /// Decodes Opus, concealing lost packets so the output keeps its length.
 struct AudioDecodeStage {
@@ -826,28 +792,6 @@ impl AudioDecodeStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_from_jittered_stamps_is_the_median_step() {
-        // 30 fps with one capture 300 ticks (3.3 ms) late: one step alone reads 27 fps.
-        assert_eq!(rate_from_stamps(&[0, 3300, 6000, 9000, 12000]), (30, 1));
-        assert_eq!(rate_from_stamps(&[1000]), (30, 1));
-        assert_eq!(rate_from_stamps(&[0, 6000]), (15, 1));
-        // Jitter whose median lands on 3003 is still 30 fps; exact steps are NTSC.
-        assert_eq!(rate_from_stamps(&[0, 2990, 5993, 9010, 12000]), (30, 1));
-        assert_eq!(
-            rate_from_stamps(&[0, 3003, 6006, 9009, 12012]),
-            (30000, 1001)
-        );
-    }
-
-    #[test]
-    fn frame_rate_from_timestamp_steps() {
-        assert_eq!(frame_rate(3000), (30, 1));
-        assert_eq!(frame_rate(3003), (30000, 1001));
-        assert_eq!(frame_rate(1500), (60, 1));
-        assert_eq!(frame_rate(0), (30, 1));
-    }
 
     #[test]
     fn percentiles_of_samples() {

@@ -5,6 +5,7 @@
 //! by `poll_transmit`. See [`sender::RtpSender`] and [`receiver::RtpReceiver`].
 
 pub mod depay;
+pub mod frame_rate;
 pub mod h264;
 #[cfg(test)]
 mod interop_tests;
