@@ -381,10 +381,18 @@ impl PlaybackSink {
         let owner = StreamOwner::start(spec, "audio-playback", move || {
             let mut promoted = false;
             let mut pacer = CallbackPacer::new(format);
-            let data_cb = move |out: &mut [f32], _: &cpal::OutputCallbackInfo| {
+            let data_cb = move |out: &mut [f32], info: &cpal::OutputCallbackInfo| {
                 if !promoted {
                     promoted = true;
                     promote_to_realtime("audio playback");
+                }
+                // cpal reads the device's own delay from ALSA's status: when
+                // what is written now will be played. Lip sync adds it.
+                let ts = info.timestamp();
+                if let Some(delay) = ts.playback.duration_since(&ts.callback) {
+                    cb_counters
+                        .device_latency_us
+                        .store(delay.as_micros() as u64, Ordering::Relaxed);
                 }
                 // Only copies: no allocation, no lock, no syscall (the pacer
                 // sleeps only for a device that does not pace itself).
@@ -414,6 +422,14 @@ impl AudioSink for PlaybackSink {
 
     fn playback_counters(&self) -> Option<Arc<DeviceCounters>> {
         Some(self.writer.counters())
+    }
+
+    fn latency(&self) -> Option<Duration> {
+        Some(self.writer.latency())
+    }
+
+    fn set_hold(&mut self, hold: Duration) {
+        self.writer.set_hold(hold);
     }
 
     fn finish(&mut self) -> Result<(), CaptureError> {

@@ -48,6 +48,9 @@ pub struct DeviceCounters {
     /// Times the callback was held back because the device ran ahead of
     /// real time (see [`CallbackPacer`]).
     pub paced: AtomicU64,
+    /// How long the device takes to play what its callback just wrote, in
+    /// microseconds, as the backend reports it (0: not reported).
+    pub device_latency_us: AtomicU64,
 }
 
 impl DeviceCounters {
@@ -391,6 +394,10 @@ pub struct RingPlaybackWriter {
     opened: Instant,
     estimator: DriftEstimator,
     compensator: DriftCompensator,
+    /// Frames of extra delay asked for with [`Self::set_hold`].
+    hold_frames: usize,
+    /// Frames still to skip from incoming blocks after the hold shrank.
+    skip_frames: usize,
 }
 
 impl RingPlaybackWriter {
@@ -411,6 +418,8 @@ impl RingPlaybackWriter {
                 opened,
                 estimator: DriftEstimator::new(format.sample_rate),
                 compensator: DriftCompensator::new(format.sample_rate),
+                hold_frames: 0,
+                skip_frames: 0,
             },
             consumer,
         )
@@ -419,6 +428,47 @@ impl RingPlaybackWriter {
     /// The counters the device callback must update.
     pub fn counters(&self) -> Arc<DeviceCounters> {
         self.counters.clone()
+    }
+
+    /// Keeps `hold` more audio queued ahead of the device than it needs, so
+    /// that what is written now is heard that much later (lip sync with a
+    /// video path that is slower). A longer hold queues silence at once; a
+    /// shorter one skips incoming audio until the ring is back down.
+    pub fn set_hold(&mut self, hold: Duration) {
+        let ch = usize::from(self.format.channels);
+        let target = self.frames(hold).min(self.capacity / ch / 2);
+        let current = self.hold_frames + self.skip_frames;
+        if target > current {
+            let add = target - current;
+            let room = self.producer.slots() / ch;
+            let added = add.min(room);
+            if let Ok(chunk) = self.producer.write_chunk_uninit(added * ch) {
+                chunk.fill_from_iter(std::iter::repeat(0.0));
+            }
+            self.skip_frames = 0;
+            self.compensator.shift_baseline(added as f64);
+            self.hold_frames = current + added;
+        } else {
+            // What is queued beyond the new hold is skipped from incoming
+            // audio; the compensator's baseline follows as it is.
+            self.skip_frames = current - target;
+            self.hold_frames = target;
+        }
+    }
+
+    /// How long audio written now takes to be heard, not counting the hold
+    /// (ring fill plus the device's own latency where the backend says).
+    pub fn latency(&self) -> Duration {
+        let ch = usize::from(self.format.channels);
+        let fill = (self.capacity - self.producer.slots()) / ch;
+        let queued = fill.saturating_sub(self.hold_frames + self.skip_frames);
+        let device = self.counters.device_latency_us.load(Ordering::Relaxed);
+        Duration::from_secs_f64(queued as f64 / f64::from(self.format.sample_rate.max(1)))
+            + Duration::from_micros(device)
+    }
+
+    fn frames(&self, d: Duration) -> usize {
+        (d.as_secs_f64() * f64::from(self.format.sample_rate)) as usize
     }
 
     /// Queues one block for the device, dropping or repeating a frame when
@@ -433,12 +483,24 @@ impl RingPlaybackWriter {
         }
         let mut fill = (self.capacity - self.producer.slots()) / ch;
         if fill == 0 {
-            let frames =
-                (PLAYBACK_PRIME.as_secs_f64() * f64::from(self.format.sample_rate)) as usize;
+            // A dry ring has lost the hold too (the device played it out):
+            // queue it again with the prime.
+            self.skip_frames = 0;
+            let frames = self.frames(PLAYBACK_PRIME) + self.hold_frames;
             if let Ok(chunk) = self.producer.write_chunk_uninit(frames * ch) {
                 chunk.fill_from_iter(std::iter::repeat(0.0));
                 fill = frames;
             }
+        }
+        // A hold that shrank is given back by skipping incoming audio.
+        let skip = self.skip_frames.min(samples.len() / ch);
+        if skip > 0 {
+            self.skip_frames -= skip;
+            self.compensator.shift_baseline(-(skip as f64));
+        }
+        let samples = &samples[skip * ch..];
+        if samples.is_empty() {
+            return;
         }
         let mut block = samples.to_vec();
         let adjust = self
@@ -499,6 +561,38 @@ mod tests {
         pacer.samples = 5 * 96_000;
         let wait = pacer.ahead(Duration::from_millis(100)).expect("must wait");
         assert_eq!(wait, Duration::from_millis(3900));
+    }
+
+    #[test]
+    fn a_hold_queues_silence_and_a_smaller_one_skips_audio() {
+        let format = AudioFormat {
+            sample_rate: 48_000,
+            channels: 2,
+        };
+        let (mut writer, mut consumer) = RingPlaybackWriter::new(format, PipelineClock::start());
+        let fill = |c: &rtrb::Consumer<f32>| c.slots() / 2;
+        let block = vec![0.5f32; 960];
+        writer.write(&block);
+        // The prime (60 ms) and the block (10 ms) are queued.
+        assert_eq!(fill(&consumer), 2880 + 480);
+        let before = writer.latency();
+        writer.set_hold(Duration::from_millis(50));
+        assert_eq!(fill(&consumer), 2880 + 480 + 2400);
+        // The hold is not part of the latency the lip sync observes.
+        assert_eq!(writer.latency(), before);
+        // Shrinking to 20 ms skips 30 ms of incoming audio: three blocks.
+        writer.set_hold(Duration::from_millis(20));
+        for _ in 0..3 {
+            writer.write(&block);
+        }
+        assert_eq!(fill(&consumer), 2880 + 480 + 2400);
+        writer.write(&block);
+        assert_eq!(fill(&consumer), 2880 + 480 + 2400 + 480);
+        // The device drains everything; the next write primes the hold again.
+        let n = consumer.slots();
+        consumer.read_chunk(n).expect("readable").commit_all();
+        writer.write(&block);
+        assert_eq!(fill(&consumer), 2880 + 960 + 480);
     }
 
     #[test]

@@ -164,6 +164,20 @@ impl DriftCompensator {
         }
     }
 
+    /// Moves the fill the compensator holds by `frames` (positive: more),
+    /// for a writer that changed how much it keeps queued on purpose.
+    pub fn shift_baseline(&mut self, frames: f64) {
+        if self.baseline_n < BASELINE_SAMPLES {
+            // Still measuring: start again from the new fill.
+            self.baseline_sum = 0.0;
+            self.baseline_n = 0;
+        } else {
+            self.baseline_sum += frames * f64::from(self.baseline_n);
+            // The jump is not drift: forget the smoothed error from before it.
+            self.smoothed_ms = None;
+        }
+    }
+
     /// Frames dropped minus frames repeated so far.
     pub fn net_dropped(&self) -> i64 {
         self.net_dropped

@@ -415,12 +415,48 @@ fn process(stream: &pw::stream::StreamRef, d: &mut CallbackData) {
             d.counters
                 .played_samples
                 .fetch_add(want as u64, Ordering::Relaxed);
+            store_device_latency(stream, frames, &d.counters);
             let chunk = data.chunk_mut();
             *chunk.offset_mut() = 0;
             *chunk.stride_mut() = stride as i32;
             *chunk.size_mut() = (frames * stride) as u32;
         }
     }
+}
+
+/// Records how long the buffer being filled takes to reach the device: the
+/// graph's delay to the device (filters and the sink's own buffering, from
+/// `pw_stream_get_time_n`, which is safe on the data thread) plus the buffer.
+fn store_device_latency(stream: &pw::stream::StreamRef, frames: usize, counters: &DeviceCounters) {
+    // SAFETY: an all-zero pw_time is a valid value of the plain C struct.
+    let mut time: pw::sys::pw_time = unsafe { std::mem::zeroed() };
+    // SAFETY: the stream pointer is the live stream this callback runs for;
+    // `time` is a properly sized, writable pw_time.
+    let rc = unsafe {
+        pw::sys::pw_stream_get_time_n(
+            stream.as_raw_ptr(),
+            &mut time,
+            std::mem::size_of::<pw::sys::pw_time>(),
+        )
+    };
+    let rate = ticks_per_second(&time);
+    if rc != 0 || rate <= 0.0 {
+        return;
+    }
+    // The graph's rate is the stream's (PipeWire resamples otherwise, and
+    // the difference is far below what lip sync resolves).
+    let delay = time.delay.max(0) as f64 / rate;
+    let buffer = frames as f64 / rate;
+    let us = ((delay + buffer) * 1e6) as u64;
+    counters.device_latency_us.store(us, Ordering::Relaxed);
+}
+
+/// Ticks per second of a `pw_time` (its rate is a fraction of a second per tick).
+fn ticks_per_second(time: &pw::sys::pw_time) -> f64 {
+    if time.rate.num == 0 {
+        return 0.0;
+    }
+    f64::from(time.rate.denom) / f64::from(time.rate.num)
 }
 
 /// Opens a PipeWire capture stream (`pipewire`, `pipewire:NODE`; a sink
@@ -486,6 +522,14 @@ impl AudioSink for PipeWireSink {
 
     fn playback_counters(&self) -> Option<Arc<DeviceCounters>> {
         Some(self.writer.counters())
+    }
+
+    fn latency(&self) -> Option<Duration> {
+        Some(self.writer.latency())
+    }
+
+    fn set_hold(&mut self, hold: Duration) {
+        self.writer.set_hold(hold);
     }
 
     fn finish(&mut self) -> Result<(), CaptureError> {

@@ -3,6 +3,7 @@
 use pstream_core::{AudioBlock, VideoFrame};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::device::DeviceCounters;
 use crate::CaptureError;
@@ -20,6 +21,12 @@ pub trait VideoSink: Send {
     fn accepts_size_changes(&self) -> bool {
         false
     }
+
+    /// Whether pictures are shown as they are written (a device another
+    /// program reads live), so that holding them for lip sync matters.
+    fn is_live(&self) -> bool {
+        false
+    }
 }
 
 /// A consumer of raw audio blocks.
@@ -35,4 +42,14 @@ pub trait AudioSink: Send {
     fn playback_counters(&self) -> Option<Arc<DeviceCounters>> {
         None
     }
+
+    /// How long a block written now takes to be heard, not counting a hold;
+    /// `None` for outputs that are not heard live (files).
+    fn latency(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Delays what is written from now on by `hold` (lip sync); outputs that
+    /// are not live ignore it.
+    fn set_hold(&mut self, _hold: Duration) {}
 }

@@ -79,6 +79,12 @@ pub struct RecvArgs {
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
+    /// Lip sync from the sender's RTCP reports: hold the earlier of audio
+    /// and video so both play on the sender's timeline. `auto` syncs when
+    /// both outputs are live devices (a V4L2 output and a sound device);
+    /// the A/V offset is measured and shown either way.
+    #[arg(long, value_enum, default_value_t = SyncArg::Auto)]
+    pub sync: SyncArg,
     /// Read the test pattern's timecode off each decoded picture and report
     /// capture-to-decoded latency.
     #[arg(long)]
@@ -86,6 +92,17 @@ pub struct RecvArgs {
     /// No stats line.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `--sync`: when recv holds audio or video back for lip sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncArg {
+    /// When both outputs are live devices.
+    Auto,
+    /// Always (files and pipes too: pictures are written when due).
+    On,
+    /// Never; the offset is still shown.
+    Off,
 }
 
 /// Video codecs pstream can send.

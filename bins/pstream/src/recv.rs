@@ -8,8 +8,9 @@
 //!                    └─ RR ─▶ peer:+7
 //! ```
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -26,12 +27,13 @@ use pstream_codec::h264::H264Decoder;
 use pstream_codec::mjpeg::MjpegDecoder;
 use pstream_codec::opus::OpusDecoder;
 use pstream_codec::VideoDecoder;
-use pstream_core::{link, AudioBlock, Codec, LinkReceiver, LinkSender, PipelineClock};
+use pstream_core::{link, AudioBlock, Codec, LinkReceiver, LinkSender, PipelineClock, Recv};
 use pstream_rtp::frame_rate::{self, RATE_UNITS};
+use pstream_rtp::lipsync::{LipSync, LipSyncConfig, Stream};
 use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
-use crate::cli::{RecvArgs, VideoCodecArg};
+use crate::cli::{RecvArgs, SyncArg, VideoCodecArg};
 use crate::shutdown::{fail, FatalSlot, Shutdown};
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 use pstream_embed::run::spawn;
@@ -50,6 +52,64 @@ const AUDIO_CHANNELS: u16 = 2;
 const OPUS_FRAME_TICKS: u32 = 960;
 /// Most consecutive lost Opus frames concealed; a longer gap is a resync.
 const MAX_CONCEALED: u32 = 10;
+/// Most decoded pictures held back for lip sync: a second at 60 fps (the
+/// longest hold), about 80 MB at 720p.
+const MAX_HELD: usize = 64;
+
+/// Lip sync shared by the two decode threads: both observe, each reads the
+/// hold it applies, the stats line reads the offset.
+struct AvSync {
+    /// Whether holds are applied (`--sync`); the offset is measured anyway.
+    enabled: bool,
+    state: Mutex<LipSync>,
+}
+
+impl AvSync {
+    fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            state: Mutex::new(LipSync::new(LipSyncConfig::default())),
+        }
+    }
+
+    fn observe(&self, stream: Stream, delay_us: i64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.observe(stream, delay_us);
+        }
+    }
+
+    fn video_hold(&self) -> Duration {
+        match self.state.lock() {
+            Ok(s) if self.enabled => s.video_hold(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn audio_hold(&self) -> Duration {
+        match self.state.lock() {
+            Ok(s) if self.enabled => s.audio_hold(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// `A/V +x ms` (video presented later than its audio is heard, holds
+    /// included) and the hold that got it there; `None` until both streams
+    /// have SR mappings.
+    fn summary(&self) -> Option<String> {
+        let s = self.state.lock().ok()?;
+        if !self.enabled {
+            let offset = s.path_difference_us()?;
+            return Some(format!("A/V {:+.1} ms sync off", offset as f64 / 1000.0));
+        }
+        let offset = s.offset_us()?;
+        let hold = match (s.video_hold(), s.audio_hold()) {
+            (v, _) if !v.is_zero() => format!(" video held {} ms", v.as_millis()),
+            (_, a) if !a.is_zero() => format!(" audio held {} ms", a.as_millis()),
+            _ => String::new(),
+        };
+        Some(format!("A/V {:+.1} ms{hold}", offset as f64 / 1000.0))
+    }
+}
 
 /// Counters one stream shares with the stats line.
 #[derive(Debug, Default)]
@@ -71,9 +131,6 @@ struct RecvCounters {
     discarded: AtomicU64,
     /// Opus frames concealed for lost packets.
     concealed: AtomicU64,
-    /// Output minus sender capture time (µs) of the last unit with an SR mapping.
-    delay_us: AtomicI64,
-    have_delay: AtomicU64,
 }
 
 /// Capture-to-decoded latencies read off the timecode, in microseconds.
@@ -139,6 +196,13 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
     let video = Arc::new(RecvCounters::default());
     let audio = Arc::new(RecvCounters::default());
     let latencies = Arc::new(Mutex::new(Latencies::default()));
+    let live_video = pstream_capture::v4l2::V4l2Spec::parse(&args.video_out).is_some();
+    let live_audio = audio_sink.latency().is_some();
+    let sync = Arc::new(AvSync::new(match args.sync {
+        SyncArg::On => true,
+        SyncArg::Off => false,
+        SyncArg::Auto => live_video && live_audio,
+    }));
 
     // Video: session thread, then decoder + sink thread.
     {
@@ -175,6 +239,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
             counters: video.clone(),
             latencies: latencies.clone(),
             feedback: fb_tx,
+            sync: sync.clone(),
         };
         let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
         threads.push(spawn("video-decode", move || {
@@ -203,6 +268,8 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
             counters: audio.clone(),
             next_ts: None,
             pts: Duration::ZERO,
+            sync: sync.clone(),
+            hold: Duration::ZERO,
         };
         let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
         threads.push(spawn("audio-decode", move || {
@@ -240,6 +307,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
                 elapsed.as_secs_f64(),
                 &mut window,
                 playback.as_deref(),
+                &sync,
             );
             printer.show(&line);
         }
@@ -260,6 +328,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         &mut all,
         playback.as_deref(),
+        &sync,
     );
     if !args.quiet {
         tracing::info!("recv finished: {summary}");
@@ -308,6 +377,7 @@ fn stats_line(
     secs: f64,
     latencies: &mut [u64],
     playback: Option<&DeviceCounters>,
+    sync: &AvSync,
 ) -> String {
     let mut parts = Vec::new();
     for (i, (name, c)) in [("video", video), ("audio", audio)].into_iter().enumerate() {
@@ -367,11 +437,8 @@ fn stats_line(
         }
         parts.push(s);
     }
-    if video.have_delay.load(Ordering::Relaxed) > 0 && audio.have_delay.load(Ordering::Relaxed) > 0
-    {
-        let offset =
-            video.delay_us.load(Ordering::Relaxed) - audio.delay_us.load(Ordering::Relaxed);
-        parts.push(format!("A/V {:+.1} ms", offset as f64 / 1000.0));
+    if let Some(av) = sync.summary() {
+        parts.push(av);
     }
     if let Some((p50, p95, p99, max)) = percentiles(latencies) {
         parts.push(format!(
@@ -564,20 +631,60 @@ struct VideoDecodeStage {
     counters: Arc<RecvCounters>,
     latencies: Arc<Mutex<Latencies>>,
     feedback: Sender<Feedback>,
+    sync: Arc<AvSync>,
+}
+
+/// A decoded picture waiting for its time to be shown.
+struct HeldFrame {
+    due: Instant,
+    frame: pstream_core::VideoFrame,
 }
 
 impl VideoDecodeStage {
     fn run(mut self, units: LinkReceiver<ReceivedUnit>, shutdown: &Shutdown, fatal: &FatalSlot) {
+        if let Err(e) = self.decode_all(&units) {
+            fail(fatal, shutdown, e);
+            return;
+        }
+        if let Some((sink, _, _)) = &mut self.sink {
+            if let Err(e) = sink.finish() {
+                fail(
+                    fatal,
+                    shutdown,
+                    anyhow!(e).context("cannot finish the video output"),
+                );
+            }
+        }
+    }
+
+    /// Decodes until the link closes, showing each picture when it is due:
+    /// at once, or after the lip-sync hold when audio is heard later.
+    fn decode_all(&mut self, units: &LinkReceiver<ReceivedUnit>) -> anyhow::Result<()> {
         let mut need_idr = true;
         let mut stamps: Vec<u32> = Vec::with_capacity(RATE_UNITS);
+        // The output opens once RATE_UNITS units' timestamps give its frame
+        // rate (Y4M header, device frame interval); pictures decoded before
+        // that wait in `held` too.
         let mut fps: Option<(u32, u32)> = None;
-        // The first pictures wait for RATE_UNITS units, whose timestamps give
-        // the rate the output is opened with (Y4M header, device frame
-        // interval); at most RATE_UNITS pictures, once per run.
-        let mut pending: Vec<pstream_core::VideoFrame> = Vec::new();
+        let mut held: VecDeque<HeldFrame> = VecDeque::new();
         let mut ssrc: Option<u32> = None;
         let mut evicted = 0;
-        while let Some(unit) = units.recv() {
+        loop {
+            let unit = match held.front() {
+                Some(first) if fps.is_some() => match units.recv_deadline(first.due) {
+                    Recv::Item(u) => Some(u),
+                    Recv::Timeout => None,
+                    Recv::Closed => break,
+                },
+                _ => match units.recv() {
+                    Some(u) => Some(u),
+                    None => break,
+                },
+            };
+            if let Some(rate) = fps {
+                self.show_due(&mut held, rate, Instant::now())?;
+            }
+            let Some(unit) = unit else { continue };
             // A unit the link dropped because we fell behind may have been a
             // reference; a new sender's pictures refer to nothing we have.
             // Either way the picture is broken until the next IDR.
@@ -626,21 +733,25 @@ impl VideoDecodeStage {
                     if let Some(ntp) = unit.sender_ntp {
                         let delay =
                             self.clock.unix_micros(now) as i64 - ntp.to_unix_micros() as i64;
-                        self.counters.delay_us.store(delay, Ordering::Relaxed);
-                        self.counters.have_delay.store(1, Ordering::Relaxed);
+                        self.sync.observe(Stream::Video, delay);
                     }
                     self.counters.decoded.fetch_add(1, Ordering::Relaxed);
-                    let Some(rate) = fps else {
-                        pending.push(frame);
-                        continue;
-                    };
-                    for f in pending.iter().chain(std::iter::once(&frame)) {
-                        if let Err(e) = self.write(f, rate) {
-                            fail(fatal, shutdown, e);
-                            return;
+                    held.push_back(HeldFrame {
+                        due: now + self.sync.video_hold(),
+                        frame,
+                    });
+                    // Memory stays bounded whatever the hold: past MAX_HELD
+                    // the oldest pictures are shown early, not queued.
+                    while held.len() > MAX_HELD {
+                        if let (Some(rate), Some(f)) = (fps, held.pop_front()) {
+                            self.write(&f.frame, rate)?;
+                        } else {
+                            break;
                         }
                     }
-                    pending.clear();
+                    if let Some(rate) = fps {
+                        self.show_due(&mut held, rate, Instant::now())?;
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -651,23 +762,28 @@ impl VideoDecodeStage {
                 }
             }
         }
-        // A stream shorter than RATE_UNITS units: what timestamps there are.
-        let rate = frame_rate::estimate(&stamps, VIDEO_CLOCK_RATE);
-        for f in &pending {
-            if let Err(e) = self.write(f, rate) {
-                fail(fatal, shutdown, e);
-                return;
+        // The stream ended: what is held is shown now (a stream shorter
+        // than RATE_UNITS units gets the rate its timestamps give).
+        let rate = fps.unwrap_or_else(|| frame_rate::estimate(&stamps, VIDEO_CLOCK_RATE));
+        for f in held.drain(..) {
+            self.write(&f.frame, rate)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the held pictures whose time has come.
+    fn show_due(
+        &mut self,
+        held: &mut VecDeque<HeldFrame>,
+        rate: (u32, u32),
+        now: Instant,
+    ) -> anyhow::Result<()> {
+        while held.front().is_some_and(|f| f.due <= now) {
+            if let Some(f) = held.pop_front() {
+                self.write(&f.frame, rate)?;
             }
         }
-        if let Some((sink, _, _)) = &mut self.sink {
-            if let Err(e) = sink.finish() {
-                fail(
-                    fatal,
-                    shutdown,
-                    anyhow!(e).context("cannot finish the video output"),
-                );
-            }
-        }
+        Ok(())
     }
 
     fn write(&mut self, frame: &pstream_core::VideoFrame, fps: (u32, u32)) -> anyhow::Result<()> {
@@ -712,6 +828,9 @@ struct AudioDecodeStage {
     counters: Arc<RecvCounters>,
     next_ts: Option<u32>,
     pts: Duration,
+    sync: Arc<AvSync>,
+    /// The hold last given to the sink.
+    hold: Duration,
 }
 
 impl AudioDecodeStage {
@@ -759,10 +878,18 @@ impl AudioDecodeStage {
                 let frames = (samples.len() / AUDIO_CHANNELS as usize) as u32;
                 self.next_ts = Some(unit.rtp_timestamp.wrapping_add(frames));
                 if let Some(ntp) = unit.sender_ntp {
-                    let delay =
-                        self.clock.unix_micros(Instant::now()) as i64 - ntp.to_unix_micros() as i64;
-                    self.counters.delay_us.store(delay, Ordering::Relaxed);
-                    self.counters.have_delay.store(1, Ordering::Relaxed);
+                    // Heard after what the device has queued (no hold: the
+                    // lip sync adds its own).
+                    let queued = self.sink.latency().unwrap_or_default().as_micros() as i64;
+                    let delay = self.clock.unix_micros(Instant::now()) as i64
+                        - ntp.to_unix_micros() as i64
+                        + queued;
+                    self.sync.observe(Stream::Audio, delay);
+                    let hold = self.sync.audio_hold();
+                    if hold != self.hold {
+                        self.sink.set_hold(hold);
+                        self.hold = hold;
+                    }
                 }
                 self.counters.decoded.fetch_add(1, Ordering::Relaxed);
                 self.write(samples)?;

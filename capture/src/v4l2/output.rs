@@ -389,6 +389,10 @@ impl VideoSink for V4l2Sink {
         Ok(())
     }
 
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn accepts_size_changes(&self) -> bool {
         true
     }

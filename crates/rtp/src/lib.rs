@@ -11,6 +11,7 @@ pub mod h264;
 mod interop_tests;
 pub mod jitterbuf;
 pub mod jpeg;
+pub mod lipsync;
 pub mod opus;
 pub mod packet;
 pub mod receiver;
