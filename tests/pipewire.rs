@@ -11,6 +11,8 @@
 //!   holds video back by the audio path's measured latency (ring and
 //!   PipeWire's own delay) until the A/V offset is near zero, which with
 //!   `--sync off` it is not;
+//! - `pstream setup --apply --only audio` makes costream's two null sinks,
+//!   which a second `pstream setup` finds already there;
 //! - `pstream devices` lists both sinks; a node that does not exist is
 //!   refused with the ones that do.
 
@@ -399,6 +401,87 @@ fn lip_sync_holds_video_by_the_audio_devices_latency() {
         hold >= 20.0,
         "held {hold} ms where the unsynced offset was {unsynced} ms: {on}"
     );
+}
+
+#[test]
+fn setup_apply_makes_the_null_sinks_once() {
+    let _turn = serial();
+    let Some(pw) = pipewire("pw-setup") else {
+        return;
+    };
+    let names = ["pstream-topeer", "pstream-frompeer"];
+    let run = |extra: &[&str]| {
+        let out = pw
+            .command(pstream_bin())
+            .arg("setup")
+            .args(extra)
+            .output()
+            .expect("run pstream setup");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Before: both sinks are still to make, and shown as pw-cli lines.
+    let (code, plan, err) = run(&["--only", "audio"]);
+    assert_eq!(code, Some(0), "{plan}{err}");
+    assert_eq!(
+        plan.matches("pw-cli create-node adapter").count(),
+        2,
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("modprobe"),
+        "--only audio showed the cameras: {plan}"
+    );
+    let (code, out, err) = run(&["--apply", "--only", "audio"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        err.matches("pstream setup: running pw-cli").count(),
+        2,
+        "{err}"
+    );
+    // The nodes outlive pw-cli (object.linger) and are what recv and send
+    // address by name.
+    let listing = pw.output("pw-cli", &["ls", "Node"]);
+    for name in names {
+        assert!(
+            listing.contains(&format!("\"{name}\"")),
+            "{name} missing:\n{listing}"
+        );
+    }
+    let devices = pw
+        .command(pstream_bin())
+        .arg("devices")
+        .output()
+        .expect("run pstream devices");
+    let devices = String::from_utf8_lossy(&devices.stdout).to_string();
+    for name in names {
+        assert!(
+            devices
+                .lines()
+                .any(|l| l.split_whitespace().any(|w| w == name) && l.contains("Audio/Sink")),
+            "{name} not listed:\n{devices}"
+        );
+    }
+    // Again: nothing to do, nothing made twice.
+    let (code, again, err) = run(&["--apply", "--only", "audio"]);
+    assert_eq!(code, Some(0), "{again}{err}");
+    assert_eq!(
+        again.matches("already done: the node exists").count(),
+        2,
+        "{again}"
+    );
+    assert!(!err.contains("running"), "{err}");
+    let listing = pw.output("pw-cli", &["ls", "Node"]);
+    for name in names {
+        assert_eq!(
+            listing.matches(&format!("node.name = \"{name}\"")).count(),
+            1,
+            "{listing}"
+        );
+    }
 }
 
 #[test]

@@ -646,3 +646,61 @@ got=$?
     assert_source_pictures(&lumas, &source, sw * sh, 2);
     let _ = std::fs::remove_file(run.share.join("src.y4m"));
 }
+
+/// `pstream setup --apply` in the guest runs the guest's own modprobe (as
+/// root, no sudo), which loads v4l2loopback by name with costream's two
+/// labelled cameras; run again, it finds them and does nothing.
+#[test]
+fn setup_apply_loads_the_loopback_cameras() {
+    let Some(_) = guest_ready() else { return };
+    let _turn = serial();
+    let run = run_guest(
+        "vm-setup",
+        r#"
+echo "--- plan"
+pstream setup --only video
+echo "--- apply"
+pstream setup --apply --only video
+echo "--- names"
+for d in /sys/devices/virtual/video4linux/*; do echo "$(basename $d) $(cat $d/name)"; done
+grep -h . /sys/module/v4l2loopback/parameters/max_buffers /sys/module/v4l2loopback/parameters/exclusive_caps 2>/dev/null || true
+echo "--- again"
+pstream setup --apply --only video
+echo "--- end"
+"#,
+        &[&pstream_bin()],
+        |_| {},
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    let log = &run.log;
+    let section = |name: &str| -> String {
+        log.rsplit_once(&format!("--- {name}\n"))
+            .map(|(_, rest)| rest.split("\n--- ").next().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no {name} section:\n{log}"))
+    };
+    let plan = section("plan");
+    assert!(
+        plan.contains("modprobe v4l2loopback devices=2 video_nr=10,11"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("pw-cli"),
+        "--only video showed the sinks: {plan}"
+    );
+    // No PipeWire in the guest, and none needed: not a word from libpipewire.
+    assert!(!log.contains("[E]"), "{log}");
+    let apply = section("apply");
+    assert!(
+        apply.contains("pstream setup: running modprobe v4l2loopback"),
+        "{apply}"
+    );
+    let names = section("names");
+    assert!(names.contains("video10 pstream-topeer"), "{names}");
+    assert!(names.contains("video11 pstream-frompeer"), "{names}");
+    let again = section("again");
+    assert!(
+        again.contains("already done: both loopback devices exist"),
+        "{again}"
+    );
+    assert!(!again.contains("running"), "{again}");
+}

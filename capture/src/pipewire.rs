@@ -53,16 +53,17 @@ pub fn target_of(spec: &str) -> Option<&str> {
     spec.strip_prefix("pipewire:").filter(|t| !t.is_empty())
 }
 
-/// Initialises libpipewire once per process; its own log lines go to
-/// stderr only for errors (unless PIPEWIRE_DEBUG asks for more), so a
-/// failure is pstream's one line.
+/// Initialises libpipewire once per process, with its own log lines off
+/// (unless PIPEWIRE_DEBUG asks for them): every failure reaches pstream as
+/// an error, which says it in one line; libpipewire would add its own
+/// (`can't make support.system handle` where PipeWire is not installed).
 fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         pw::init();
         if std::env::var_os("PIPEWIRE_DEBUG").is_none() {
             // SAFETY: a plain setter of a global, after pw_init.
-            unsafe { pw::sys::pw_log_set_level(spa::sys::SPA_LOG_LEVEL_ERROR) };
+            unsafe { pw::sys::pw_log_set_level(spa::sys::SPA_LOG_LEVEL_NONE) };
         }
     });
 }

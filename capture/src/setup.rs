@@ -30,9 +30,20 @@ pub struct SystemState {
     pub pipewire_nodes: Option<Vec<String>>,
 }
 
+/// What a step sets up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// The v4l2loopback cameras (a kernel module).
+    Cameras,
+    /// A PipeWire null sink.
+    Sink,
+}
+
 /// One step of the setup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
+    /// What the step sets up.
+    pub kind: StepKind,
     /// What the step makes, for people.
     pub what: String,
     /// The command, program first.
@@ -101,6 +112,7 @@ pub fn plan(state: &SystemState) -> Vec<Step> {
         .iter()
         .all(|l| state.video_names.iter().any(|n| n == l));
     steps.push(Step {
+        kind: StepKind::Cameras,
         what: format!(
             "V4L2 loopback cameras /dev/video{} ({}) and /dev/video{} ({})",
             VIDEO_NR[0], VIDEO_LABELS[0], VIDEO_NR[1], VIDEO_LABELS[1]
@@ -129,6 +141,7 @@ pub fn plan(state: &SystemState) -> Vec<Step> {
             .as_ref()
             .map(|nodes| nodes.iter().any(|n| n == name));
         steps.push(Step {
+            kind: StepKind::Sink,
             what: format!("PipeWire null sink {name} ({description})"),
             command: null_sink_command(name, description),
             needs_root: false,

@@ -19,7 +19,10 @@ vm=${PSTREAM_VM_DIR:-$repo/target/vm}
 refresh=0
 [ "${1:-}" = "--refresh" ] && refresh=1
 
-if [ $refresh -eq 0 ] && [ -s "$vm/ready" ] && [ -f "$vm/bzImage" ] && [ -f "$vm/initramfs.cpio.gz" ]; then
+# The guest's layout version: a cached guest of an older layout is rebuilt.
+layout=2
+if [ $refresh -eq 0 ] && grep -qx "layout $layout" "$vm/ready" 2>/dev/null &&
+  [ -f "$vm/bzImage" ] && [ -f "$vm/initramfs.cpio.gz" ]; then
   echo "$vm"
   exit 0
 fi
@@ -78,7 +81,8 @@ depmod -b "$root" "$kver"
 
 # The initramfs: static busybox, the modules the guest may load, and /init.
 ird=$vm/initramfs
-mkdir -p "$ird"/{bin,dev,proc,sys,tmp,share,etc/modchain,lib/modules}
+mods=$ird/lib/modules/$kver
+mkdir -p "$ird"/{bin,dev,proc,sys,tmp,share,etc/modchain} "$mods"
 cp "$root/bin/busybox" "$ird/bin/busybox"
 # One chain file per module the guest loads by name: the .ko files in the
 # order `modprobe --show-depends` gives (dependencies first, itself last).
@@ -86,11 +90,15 @@ for name in 9p 9pnet_virtio virtio_pci vivid v4l2loopback; do
   modprobe -d "$root" -S "$kver" --show-depends "$name" | awk '$1 == "insmod" { print $2 }' |
     while read -r ko; do
       base=$(basename "$ko")
-      cp -n "$ko" "$ird/lib/modules/$base"
-      echo "/lib/modules/$base"
+      cp -n "$ko" "$mods/$base"
+      echo "/lib/modules/$kver/$base"
     done >"$ird/etc/modchain/$name"
   [ -s "$ird/etc/modchain/$name" ] || { echo "prepare: no module $name in $kver" >&2; exit 1; }
 done
+# A modules.dep for those, so that the guest's own modprobe (busybox) loads
+# them by name as on a real machine: what `pstream setup --apply` runs.
+cp "$root/lib/modules/$kver"/modules.{builtin,order} "$mods/" 2>/dev/null || true
+depmod -b "$ird" "$kver"
 
 cat >"$ird/bin/loadmod" <<'EOF'
 #!/bin/sh
@@ -159,6 +167,6 @@ chmod +x "$ird/init"
 cp "$root/boot/vmlinuz-$kver" "$vm/bzImage"
 # The unpacked packages (half a gigabyte, mostly modules) served their purpose.
 rm -rf "$vm/root" "$vm/debs" "$vm/build"
-echo "$kver" >"$vm/ready"
+printf '%s\nlayout %s\n' "$kver" "$layout" >"$vm/ready"
 echo "prepare: $kver ready in $(($(date +%s) - start)) s, initramfs $(du -k "$vm/initramfs.cpio.gz" | cut -f1) KiB" >&2
 echo "$vm"

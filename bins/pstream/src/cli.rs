@@ -41,6 +41,19 @@ pub struct SetupArgs {
     /// when not root).
     #[arg(long)]
     pub apply: bool,
+    /// Only the loopback cameras (`video`) or only the PipeWire sinks
+    /// (`audio`).
+    #[arg(long, value_enum)]
+    pub only: Option<SetupPart>,
+}
+
+/// `pstream setup --only`: one half of the setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SetupPart {
+    /// The v4l2loopback cameras.
+    Video,
+    /// The PipeWire null sinks.
+    Audio,
 }
 
 /// Options of `pstream recv`.

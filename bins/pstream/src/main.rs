@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Command::Push(args) => push::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Devices => devices::run(),
-        Command::Setup(args) => setup::run(args.apply),
+        Command::Setup(args) => setup::run(args.apply, args.only),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::Context;
-use pstream_capture::setup::{plan, probe, shell_line, Step};
+use pstream_capture::setup::{plan, probe, shell_line, Step, StepKind};
+
+use crate::cli::SetupPart;
 
 /// PipeWire's node names, or `None` when it cannot be reached.
 #[cfg(feature = "pipewire")]
@@ -27,13 +29,23 @@ fn is_root() -> bool {
 }
 
 /// `pstream setup`: prints each step (done or to do); with `apply`, runs
-/// the ones to do and stops at the first that fails.
-pub fn run(apply: bool) -> anyhow::Result<()> {
-    let nodes = pipewire_nodes();
+/// the ones to do, and fails naming those that failed.
+pub fn run(apply: bool, only: Option<SetupPart>) -> anyhow::Result<()> {
+    // The cameras alone need no PipeWire (a headless Pi may have none).
+    let nodes = if only == Some(SetupPart::Video) {
+        None
+    } else {
+        pipewire_nodes()
+    };
     let reachable = nodes.is_some();
     let state = probe(Path::new("/sys"), nodes);
-    let steps = plan(&state);
-    if !reachable {
+    let mut steps = plan(&state);
+    match only {
+        Some(SetupPart::Video) => steps.retain(|s| s.kind == StepKind::Cameras),
+        Some(SetupPart::Audio) => steps.retain(|s| s.kind == StepKind::Sink),
+        None => {}
+    }
+    if !reachable && only != Some(SetupPart::Video) {
         println!("# PipeWire is not reachable here; its steps are shown without checking");
     }
     let mut todo: Vec<&Step> = Vec::new();
@@ -53,26 +65,45 @@ pub fn run(apply: bool) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // Every step runs even when one fails: the PipeWire sinks are useful
+    // on a machine whose kernel has no v4l2loopback, and the reverse.
+    let mut failed = Vec::new();
     for step in todo {
-        let mut command = step.command.clone();
-        if step.needs_root && !is_root() {
-            command.insert(0, "sudo".into());
+        if let Err(e) = apply_step(step) {
+            eprintln!("pstream setup: {e:#}");
+            failed.push(step.what.clone());
         }
-        let line = shell_line(&command);
-        eprintln!("pstream setup: running {line}");
-        let status = Command::new(&command[0])
-            .args(&command[1..])
-            .status()
-            .with_context(|| format!("cannot run {} (is it installed?)", command[0]))?;
-        if !status.success() {
-            let hint = if step.needs_root {
-                " (loading a kernel module needs root, and the module must be installed: \
-                 apt-get install v4l2loopback-dkms)"
-            } else {
-                " (is PipeWire running for this user?)"
-            };
-            anyhow::bail!("`{line}` failed with {status}{hint}");
-        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of the setup's steps failed: {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs one step's command (through sudo for root's when not root).
+fn apply_step(step: &Step) -> anyhow::Result<()> {
+    let mut command = step.command.clone();
+    if step.needs_root && !is_root() {
+        command.insert(0, "sudo".into());
+    }
+    let line = shell_line(&command);
+    eprintln!("pstream setup: running {line}");
+    let status = Command::new(&command[0])
+        .args(&command[1..])
+        .status()
+        .with_context(|| format!("cannot run {} (is it installed?)", command[0]))?;
+    if !status.success() {
+        let hint = if step.needs_root {
+            " (loading a kernel module needs root, and the module must be installed: \
+             apt-get install v4l2loopback-dkms)"
+        } else {
+            " (is PipeWire running for this user?)"
+        };
+        anyhow::bail!("`{line}` failed with {status}{hint}");
     }
     Ok(())
 }

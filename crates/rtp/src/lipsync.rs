@@ -151,7 +151,6 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-
 /// The last few observations of one stream.
 #[derive(Debug)]
 struct Window {
