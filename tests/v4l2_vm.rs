@@ -704,3 +704,150 @@ echo "--- end"
     );
     assert!(!again.contains("running"), "{again}");
 }
+
+/// Distinct pictures of the MJPEG camera stand-in.
+const JPEG_FRAMES: usize = 25;
+
+/// Writes `JPEG_FRAMES` 320x240 JPEGs of a moving picture into
+/// `dir/frames` with `encoder` (a gst-launch-1.0 or ffmpeg command line
+/// whose output pattern is `{frames}`), and returns their luma planes
+/// (decoded by ffmpeg, no range or colour conversion) to compare with.
+fn camera_jpegs(dir: &Path, encoder: &[&str]) -> Vec<Vec<u8>> {
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).expect("frames dir");
+    let pattern = frames.join("%03d.jpg").display().to_string();
+    let args: Vec<String> = encoder[1..]
+        .iter()
+        .map(|a| a.replace("{frames}", &pattern))
+        .collect();
+    let status = std::process::Command::new(encoder[0])
+        .args(&args)
+        .status()
+        .unwrap_or_else(|e| panic!("run {}: {e}", encoder[0]));
+    assert!(status.success(), "{} could not write the JPEGs", encoder[0]);
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(frames.join("%03d.jpg"))
+        .args(["-f", "rawvideo", "-pix_fmt", "yuvj422p", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg could not decode the JPEGs");
+    let frame = 320 * 240 * 2;
+    assert_eq!(out.stdout.len(), frame * JPEG_FRAMES);
+    out.stdout
+        .chunks_exact(frame)
+        .map(|f| f[..320 * 240].to_vec())
+        .collect()
+}
+
+/// The guest's MJPEG camera: v4l2loopback set to MJPG 320x240, fed one JPEG
+/// per write() (dd) as a UVC camera delivers one per buffer, looping over
+/// the frames; then pstream sends from it with `--video-codec mjpeg` to a
+/// pstream receiver writing Y4M.
+const MJPEG_CAMERA_SCRIPT: &str = r#"
+loadmod v4l2loopback exclusive_caps=0 max_buffers=8 video_nr=9 card_label=pstream-mjpeg
+dev=$(node pstream-mjpeg)
+v4l2-ctl -d "$dev" -c keep_format=1
+v4l2-ctl -d "$dev" --set-fmt-video-out=width=320,height=240,pixelformat=MJPG
+( while :; do for f in /share/frames/*.jpg; do
+    dd if="$f" of="$dev" bs=1M count=1 2>/dev/null; usleep 40000
+  done; done ) &
+writer=$!
+sleep 1
+v4l2-ctl -d "$dev" --list-formats-ext
+pstream recv --peer 127.0.0.1 --listen 127.0.0.1 --port-base 6000 --video-codec mjpeg \
+  --video-out y4m:/share/out.y4m >/share/recv.log 2>&1 &
+recv=$!
+wait_for "receiving from" /share/recv.log 60
+pstream send --peer 127.0.0.1 --port-base 6000 --audio none --video-codec mjpeg \
+  --video "v4l2:$dev?format=MJPG" --duration 8 >/share/send.log 2>&1
+sent=$?
+kill $writer
+sleep 2
+kill -INT $recv
+wait $recv
+got=$?
+[ $sent -eq 0 ] && [ $got -eq 0 ]
+"#;
+
+/// Checks every received picture is one of the camera's JPEGs (luma PSNR
+/// over `min_psnr` against the best match), with at least `distinct` of them.
+fn assert_camera_pictures(run: &GuestRun, source: &[Vec<u8>], min_psnr: f64, distinct: usize) {
+    let (w, h, frames) = read_y4m_frames(&run.share.join("out.y4m"));
+    assert_eq!((w, h), (320, 240), "{}", run.dump());
+    assert!(
+        frames.len() >= 10,
+        "only {} pictures received:\n{}",
+        frames.len(),
+        run.dump()
+    );
+    let mut matched = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let (best, psnr) = source
+            .iter()
+            .map(|s| luma_psnr(&f[..320 * 240], s))
+            .enumerate()
+            .fold((0, f64::MIN), |a, (k, p)| if p > a.1 { (k, p) } else { a });
+        assert!(
+            psnr > min_psnr,
+            "picture {i} matches no camera JPEG (best {best}: {psnr:.1} dB)"
+        );
+        matched.push(best);
+    }
+    matched.sort_unstable();
+    matched.dedup();
+    assert!(
+        matched.len() >= distinct,
+        "the same few pictures: {matched:?}"
+    );
+}
+
+/// A camera that delivers MJPEG (4:2:2, standard Huffman tables, as UVC
+/// webcams send) is sent as it is: the sender says so, encodes nothing, and
+/// every received picture is one of the camera's JPEGs, decoded.
+#[test]
+fn an_mjpeg_camera_is_sent_without_reencoding() {
+    let Some(_) = guest_ready() else { return };
+    require("ffmpeg");
+    require("gst-launch-1.0");
+    let _turn = serial();
+    let mut source = Vec::new();
+    let run = run_guest(
+        "vm-mjpeg-camera",
+        MJPEG_CAMERA_SCRIPT,
+        &[&pstream_bin(), &v4l2_ctl()],
+        |share| {
+            // libjpeg through GStreamer's jpegenc: 4:2:2 sampled 2x1 and
+            // the standard Huffman tables, what UVC cameras deliver.
+            source = camera_jpegs(
+                share,
+                &[
+                    "gst-launch-1.0",
+                    "-q",
+                    "videotestsrc",
+                    "pattern=ball",
+                    &format!("num-buffers={JPEG_FRAMES}"),
+                    "!",
+                    "video/x-raw,format=Y42B,width=320,height=240,framerate=25/1",
+                    "!",
+                    "jpegenc",
+                    "quality=85",
+                    "!",
+                    "multifilesink",
+                    "location={frames}",
+                ],
+            )
+        },
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    let sent = run.text("send.log");
+    eprintln!("{}", summary(&sent, "send finished"));
+    assert!(
+        sent.contains("sending the camera's JPEGs as they are"),
+        "{sent}"
+    );
+    assert!(run.log.contains("'MJPG'"), "{}", run.log);
+    // The receiver decodes exactly what the camera produced: only the two
+    // decoders' rounding differs.
+    assert_camera_pictures(&run, &source, 45.0, 5);
+}
