@@ -846,8 +846,63 @@ fn an_mjpeg_camera_is_sent_without_reencoding() {
         sent.contains("sending the camera's JPEGs as they are"),
         "{sent}"
     );
+    assert!(!sent.contains("decoding and re-encoding"), "{sent}");
     assert!(run.log.contains("'MJPG'"), "{}", run.log);
     // The receiver decodes exactly what the camera produced: only the two
     // decoders' rounding differs.
     assert_camera_pictures(&run, &source, 45.0, 5);
+}
+
+/// A camera whose JPEGs RFC 2435 cannot carry as they are (ffmpeg's: 4:2:2
+/// as 2x2 luma over 1x2 chroma, optimised Huffman tables) still streams:
+/// the sender says why in one line and re-encodes them, and the received
+/// pictures are the camera's.
+#[test]
+fn an_mjpeg_camera_with_unsendable_jpegs_is_reencoded() {
+    let Some(_) = guest_ready() else { return };
+    require("ffmpeg");
+    let _turn = serial();
+    let mut source = Vec::new();
+    let run = run_guest(
+        "vm-mjpeg-reencode",
+        MJPEG_CAMERA_SCRIPT,
+        &[&pstream_bin(), &v4l2_ctl()],
+        |share| {
+            source = camera_jpegs(
+                share,
+                &[
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=320x240:rate=25",
+                    "-frames:v",
+                    &JPEG_FRAMES.to_string(),
+                    "-c:v",
+                    "mjpeg",
+                    "-pix_fmt",
+                    "yuvj422p",
+                    "-q:v",
+                    "4",
+                    "{frames}",
+                ],
+            )
+        },
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    let sent = run.text("send.log");
+    eprintln!("{}", summary(&sent, "send finished"));
+    let warning: Vec<&str> = sent
+        .lines()
+        .filter(|l| l.contains("decoding and re-encoding"))
+        .collect();
+    assert_eq!(warning.len(), 1, "one warning line:\n{sent}");
+    assert!(
+        warning[0].contains("Huffman") || warning[0].contains("sampled"),
+        "{sent}"
+    );
+    assert_camera_pictures(&run, &source, 30.0, 5);
 }

@@ -25,6 +25,7 @@
 //! SDP file for players.
 
 pub mod error;
+pub mod jpeg_source;
 pub mod rtp;
 pub mod run;
 pub mod stages;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use pstream_capture::{AudioFormat, AudioSource, DeviceCounters, OpenedVideo};
+use pstream_capture::{AudioFormat, AudioSource, DeviceCounters, EncodedVideoSource, OpenedVideo};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
@@ -32,6 +32,7 @@ use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
+use crate::jpeg_source::RtpJpegSource;
 use crate::run::{fail, spawn, take_fatal, Fatal, Stop};
 use crate::stages::{
     audio_source_stage, capture_fragment, encoded_source_stage, open_audio, open_video_for,
@@ -54,6 +55,8 @@ const PT_H264: u8 = 96;
 const PT_OPUS: u8 = 97;
 /// Static payload type of JPEG (RFC 3551).
 const PT_JPEG: u8 = pstream_rtp::jpeg::PT_JPEG;
+/// JPEG quality when none is given (and for re-encoding a camera's JPEGs).
+const DEFAULT_JPEG_QUALITY: u8 = 85;
 
 /// The video codec sent over RTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,7 +116,7 @@ impl RtpConfig {
             video: "test".into(),
             audio: "test".into(),
             video_codec: VideoCodec::H264,
-            quality: 85,
+            quality: DEFAULT_JPEG_QUALITY,
             size: (1280, 720),
             fps: 30,
             bitrate_kbps: 2500,
@@ -433,8 +436,15 @@ impl RtpSend {
                     })?);
                 }
                 OpenedVideo::Encoded(src) => {
-                    // The camera's own JPEGs: every one is a keyframe, nothing to encode.
+                    // The camera's own JPEGs: every one is a keyframe, nothing to
+                    // encode (unless RFC 2435 cannot carry them as they are).
                     tracing::info!("sending the camera's JPEGs as they are (no re-encoding)");
+                    let quality = match &video_plan {
+                        VideoPlan::Mjpeg { quality } => *quality,
+                        VideoPlan::H264(_) => DEFAULT_JPEG_QUALITY,
+                    };
+                    let src: Box<dyn EncodedVideoSource> =
+                        Box::new(RtpJpegSource::new(src, quality));
                     me.streams
                         .push(("video", counters.clone(), vec![unit_tx.drop_counter()]));
                     me.threads.push(spawn("video-source", {
