@@ -847,6 +847,12 @@ fn an_mjpeg_camera_is_sent_without_reencoding() {
         "{sent}"
     );
     assert!(!sent.contains("decoding and re-encoding"), "{sent}");
+    // The camera's own counters are on the stats line: frames taken from
+    // the driver, none corrupt.
+    let finished = summary(&sent, "send finished");
+    let frames = stat(finished, "cam", "frames").unwrap_or_else(|| panic!("{finished}"));
+    assert!(frames >= 10.0, "{finished}");
+    assert_eq!(stat(finished, "cam", "corrupt"), Some(0.0), "{finished}");
     assert!(run.log.contains("'MJPG'"), "{}", run.log);
     // The receiver decodes exactly what the camera produced: only the two
     // decoders' rounding differs.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use pstream_core::{AudioBlock, EncodedUnit, VideoFrame};
 
 use crate::device::DeviceCounters;
+use crate::v4l2::CaptureCounters;
 
 use crate::CaptureError;
 
@@ -68,6 +69,12 @@ pub trait VideoSource: Send {
     /// Blocks until the next frame is due (paced), stamps capture = clock now,
     /// and returns `Ok(None)` at end of stream.
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError>;
+
+    /// A camera's live counters (driver drops, corrupt and repeated
+    /// frames); synthetic and file sources have none.
+    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+        None
+    }
 }
 
 /// A producer of already encoded pictures (an MJPEG camera), which the
@@ -79,6 +86,11 @@ pub trait EncodedVideoSource: Send {
     /// Blocks until the next unit (capture time and pts set, keyframe for
     /// JPEG); `Ok(None)` at end of stream.
     fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError>;
+
+    /// The camera's live counters, as for [`VideoSource::camera_counters`].
+    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+        None
+    }
 }
 
 /// The sample rate and channel count of a raw audio stream.

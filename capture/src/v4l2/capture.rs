@@ -64,6 +64,26 @@ pub struct CaptureCounters {
     pub repeated: AtomicU64,
 }
 
+impl CaptureCounters {
+    /// The stats line's camera part: frames delivered, and what went wrong
+    /// (driver drops, corrupt frames, repeats, restamped timestamps).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "cam frames {} drop {} corrupt {}",
+            self.frames.load(Ordering::Relaxed),
+            self.driver_drops.load(Ordering::Relaxed),
+            self.corrupt.load(Ordering::Relaxed)
+        );
+        for (label, v) in [("repeat", &self.repeated), ("restamped", &self.restamped)] {
+            let v = v.load(Ordering::Relaxed);
+            if v > 0 {
+                s.push_str(&format!(" {label} {v}"));
+            }
+        }
+        s
+    }
+}
+
 enum Captured {
     Frame(VideoFrame),
     Jpeg(EncodedUnit),
@@ -484,6 +504,10 @@ impl VideoSource for V4l2Source {
         self.capture.format
     }
 
+    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+        Some(self.capture.counters.clone())
+    }
+
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError> {
         loop {
             let frame = match self.capture.next(self.last.is_some()) {
@@ -527,6 +551,10 @@ impl V4l2JpegSource {
 impl EncodedVideoSource for V4l2JpegSource {
     fn format(&self) -> VideoFormat {
         self.capture.format
+    }
+
+    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+        Some(self.capture.counters.clone())
     }
 
     fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {

@@ -75,6 +75,10 @@ impl EncodedVideoSource for RtpJpegSource {
         self.inner.format()
     }
 
+    fn camera_counters(&self) -> Option<std::sync::Arc<pstream_capture::v4l2::CaptureCounters>> {
+        self.inner.camera_counters()
+    }
+
     fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {
         let Some(unit) = self.inner.next_unit()? else {
             return Ok(None);

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use pstream_capture::v4l2::CaptureCounters;
 use pstream_capture::{AudioFormat, AudioSource, DeviceCounters, EncodedVideoSource, OpenedVideo};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::mjpeg::MjpegEncoder;
@@ -348,6 +349,7 @@ pub struct RtpSend {
     last: Instant,
     started: Instant,
     capture_device: Option<Arc<DeviceCounters>>,
+    camera: Option<Arc<CaptureCounters>>,
     audio_format: Option<AudioFormat>,
 }
 
@@ -378,6 +380,10 @@ impl RtpSend {
         } = plan;
 
         let capture_device = audio.as_ref().and_then(|(src, _)| src.device_counters());
+        let camera = video.as_ref().and_then(|(src, _)| match src {
+            OpenedVideo::Raw(s) => s.camera_counters(),
+            OpenedVideo::Encoded(s) => s.camera_counters(),
+        });
         let audio_format = audio.as_ref().map(|(src, _)| src.format());
         let fatal: Fatal = Arc::new(Mutex::new(None));
         // Threads are owned by `me` from the first one on, so that a stage
@@ -392,6 +398,7 @@ impl RtpSend {
             last: Instant::now(),
             started: Instant::now(),
             capture_device,
+            camera,
             audio_format,
         };
         let cname = format!("pstream@{}", listen);
@@ -534,10 +541,7 @@ impl RtpSend {
         let secs = self.last.elapsed().as_secs_f64();
         self.last = Instant::now();
         let mut line = stats_line(&self.streams, &mut self.prev, secs);
-        line.push_str(&capture_fragment(
-            self.capture_device.as_deref(),
-            self.audio_format,
-        ));
+        self.push_devices(&mut line);
         line
     }
 
@@ -548,11 +552,20 @@ impl RtpSend {
             &mut vec![(0, 0); self.streams.len()],
             self.started.elapsed().as_secs_f64(),
         );
+        self.push_devices(&mut line);
+        line
+    }
+
+    /// The capture devices' parts of the stats line: camera, microphone.
+    fn push_devices(&self, line: &mut String) {
+        if let Some(cam) = &self.camera {
+            line.push_str(" | ");
+            line.push_str(&cam.summary());
+        }
         line.push_str(&capture_fragment(
             self.capture_device.as_deref(),
             self.audio_format,
         ));
-        line
     }
 
     /// Waits for every stage to finish (after [`RtpSend::stop`], the stop
