@@ -1,5 +1,5 @@
 //! A sender starved of CPU stays live: pinned with `taskset` to one core
-//! beside busy loops pinned to the same core, `pstream send` at 720p30 with
+//! beside busy loops pinned to the same core, `pstream send` at 1080p60 with
 //! the slowest preset cannot encode every frame. Frames must then be dropped
 //! before the encoder (counted as `src-drop`) while the age of what is sent
 //! and the process's memory stay bounded: no queue grows.
@@ -39,9 +39,9 @@ fn starved_sender_drops_at_the_source_with_bounded_age_and_memory() {
         "--port-base",
         &base.to_string(),
         "--size",
-        "1280x720",
+        "1920x1080",
         "--fps",
-        "30",
+        "60",
         "--preset",
         "quality",
         "--duration",
@@ -68,7 +68,7 @@ fn starved_sender_drops_at_the_source_with_bounded_age_and_memory() {
         src_drop > 0.0,
         "a starved encoder must drop at the source: {line}"
     );
-    let made = 30.0 * SECONDS as f64;
+    let made = 60.0 * SECONDS as f64;
     assert!(
         frames + src_drop <= made + 30.0,
         "more frames than the source made: {line}"
@@ -77,7 +77,7 @@ fn starved_sender_drops_at_the_source_with_bounded_age_and_memory() {
     // most a few hundred milliseconds on a quarter core. A queue that grew
     // would age pictures by seconds over the run.
     assert!(age_ms < 1500.0, "frames aged {age_ms} ms: {line}");
-    // 720p raw frames are 1.4 MB each; a growing queue over 8 s would pass
-    // this by far (240 frames = 330 MB).
+    // 1080p raw frames are 3.1 MB each; a growing queue over 8 s would pass
+    // this by far (480 frames = 1.5 GB).
     assert!(rss_mib < 150.0, "peak RSS {rss_mib} MiB: {line}");
 }
