@@ -231,44 +231,10 @@ fn received_audio_plays_into_a_sink_and_is_recorded_from_its_monitor() {
             &recording.display().to_string(),
         ],
     );
-    let base = free_port_base().to_string();
-    let mut recv = Proc::start_env(
-        "recv",
-        &pstream_bin(),
-        &args(&[
-            "recv",
-            "--peer",
-            "127.0.0.1",
-            "--port-base",
-            &base,
-            "--audio-out",
-            &format!("pipewire:{SINK_B}"),
-            "--duration",
-            "9",
-        ]),
-        &dir,
-        pw.env(),
-    );
-    std::thread::sleep(Duration::from_millis(500));
     // The sender's test tone is 440 Hz.
-    let mut send = Proc::start(
-        "send",
-        &pstream_bin(),
-        &args(&[
-            "send",
-            "--peer",
-            "127.0.0.1",
-            "--port-base",
-            &base,
-            "--video",
-            "none",
-            "--duration",
-            "6",
-        ]),
-        &dir,
-    );
-    let send_code = send.wait(Duration::from_secs(20));
-    let recv_code = recv.wait(Duration::from_secs(20));
+    let sink = format!("pipewire:{SINK_B}");
+    let (send, recv, send_code, recv_code) =
+        send_to_recv(&pw, &["--audio-out", &sink], &["--video", "none"]);
     // SIGINT lets pw-record finish the WAV header.
     recorder.signal("INT");
     recorder.wait(Duration::from_secs(5));
@@ -313,51 +279,48 @@ fn av_offset(summary: &str) -> Option<(f64, f64)> {
     Some((offset, hold))
 }
 
+/// Starts `pstream recv` (9 s, in PipeWire's environment, with
+/// `recv_extra`) and half a second later `pstream send` (6 s, with
+/// `send_extra`) on a free port base; waits for both. Returns them and
+/// their exit codes.
+fn send_to_recv(
+    pw: &PipeWire,
+    recv_extra: &[&str],
+    send_extra: &[&str],
+) -> (Proc, Proc, Option<i32>, Option<i32>) {
+    let base = free_port_base().to_string();
+    let common = ["--peer", "127.0.0.1", "--port-base", &base];
+    let recv_args: Vec<&str> = ["recv"]
+        .iter()
+        .chain(&common)
+        .chain(recv_extra)
+        .chain(&["--duration", "9"])
+        .copied()
+        .collect();
+    let mut recv = Proc::start_env("recv", &pstream_bin(), &args(&recv_args), &pw.dir, pw.env());
+    std::thread::sleep(Duration::from_millis(500));
+    let send_args: Vec<&str> = ["send"]
+        .iter()
+        .chain(&common)
+        .chain(send_extra)
+        .chain(&["--duration", "6"])
+        .copied()
+        .collect();
+    let mut send = Proc::start("send", &pstream_bin(), &args(&send_args), &pw.dir);
+    let send_code = send.wait(Duration::from_secs(20));
+    let recv_code = recv.wait(Duration::from_secs(20));
+    (send, recv, send_code, recv_code)
+}
+
 /// Runs recv into sink B with the sender's video and audio; returns recv's
 /// last summary line.
 fn receive_into_sink_b(pw: &PipeWire, sync: &str) -> String {
-    let dir = pw.dir.clone();
-    let base = free_port_base().to_string();
-    let mut recv = Proc::start_env(
-        "recv",
-        &pstream_bin(),
-        &args(&[
-            "recv",
-            "--peer",
-            "127.0.0.1",
-            "--port-base",
-            &base,
-            "--audio-out",
-            &format!("pipewire:{SINK_B}"),
-            "--video-out",
-            "null",
-            "--sync",
-            sync,
-            "--duration",
-            "9",
-        ]),
-        &dir,
-        pw.env(),
+    let sink = format!("pipewire:{SINK_B}");
+    let (send, recv, send_code, recv_code) = send_to_recv(
+        pw,
+        &["--audio-out", &sink, "--video-out", "null", "--sync", sync],
+        &["--size", "320x240"],
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let mut send = Proc::start(
-        "send",
-        &pstream_bin(),
-        &args(&[
-            "send",
-            "--peer",
-            "127.0.0.1",
-            "--port-base",
-            &base,
-            "--size",
-            "320x240",
-            "--duration",
-            "6",
-        ]),
-        &dir,
-    );
-    let send_code = send.wait(Duration::from_secs(20));
-    let recv_code = recv.wait(Duration::from_secs(20));
     let context = format!(
         "send: {}\nrecv: {}\n{}",
         send.stderr(),

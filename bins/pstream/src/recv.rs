@@ -72,23 +72,19 @@ impl AvSync {
         }
     }
 
-    fn observe(&self, stream: Stream, delay_us: i64) {
-        if let Ok(mut s) = self.state.lock() {
-            s.observe(stream, delay_us);
-        }
-    }
-
-    fn video_hold(&self) -> Duration {
+    /// Records a presentation delay; returns the hold `stream` applies now
+    /// (zero when sync is off).
+    fn observe(&self, stream: Stream, delay_us: i64) -> Duration {
         match self.state.lock() {
-            Ok(s) if self.enabled => s.video_hold(),
-            _ => Duration::ZERO,
-        }
-    }
-
-    fn audio_hold(&self) -> Duration {
-        match self.state.lock() {
-            Ok(s) if self.enabled => s.audio_hold(),
-            _ => Duration::ZERO,
+            Ok(mut s) => {
+                let hold = s.observe(stream, delay_us);
+                if self.enabled {
+                    hold
+                } else {
+                    Duration::ZERO
+                }
+            }
+            Err(_) => Duration::ZERO,
         }
     }
 
@@ -667,6 +663,8 @@ impl VideoDecodeStage {
         // that wait in `held` too.
         let mut fps: Option<(u32, u32)> = None;
         let mut held: VecDeque<HeldFrame> = VecDeque::new();
+        // The lip-sync hold as of the last picture with an SR mapping.
+        let mut hold = Duration::ZERO;
         let mut ssrc: Option<u32> = None;
         let mut evicted = 0;
         loop {
@@ -733,11 +731,11 @@ impl VideoDecodeStage {
                     if let Some(ntp) = unit.sender_ntp {
                         let delay =
                             self.clock.unix_micros(now) as i64 - ntp.to_unix_micros() as i64;
-                        self.sync.observe(Stream::Video, delay);
+                        hold = self.sync.observe(Stream::Video, delay);
                     }
                     self.counters.decoded.fetch_add(1, Ordering::Relaxed);
                     held.push_back(HeldFrame {
-                        due: now + self.sync.video_hold(),
+                        due: now + hold,
                         frame,
                     });
                     // Memory stays bounded whatever the hold: past MAX_HELD
@@ -884,8 +882,7 @@ impl AudioDecodeStage {
                     let delay = self.clock.unix_micros(Instant::now()) as i64
                         - ntp.to_unix_micros() as i64
                         + queued;
-                    self.sync.observe(Stream::Audio, delay);
-                    let hold = self.sync.audio_hold();
+                    let hold = self.sync.observe(Stream::Audio, delay);
                     if hold != self.hold {
                         self.sink.set_hold(hold);
                         self.hold = hold;

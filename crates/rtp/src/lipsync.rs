@@ -82,13 +82,18 @@ impl LipSync {
 
     /// Records one presentation delay in microseconds (receiver wall clock
     /// when presented, minus the sender's capture time from the SR mapping),
-    /// *without* any hold this lip sync asked for; then updates the holds.
-    pub fn observe(&mut self, stream: Stream, delay_us: i64) {
+    /// *without* any hold this lip sync asked for; then updates the holds
+    /// and returns the one for `stream`.
+    pub fn observe(&mut self, stream: Stream, delay_us: i64) -> Duration {
         match stream {
             Stream::Video => self.video.push(delay_us),
             Stream::Audio => self.audio.push(delay_us),
         }
         self.update();
+        match stream {
+            Stream::Video => self.video_hold,
+            Stream::Audio => self.audio_hold,
+        }
     }
 
     /// How long to hold each decoded picture before showing it.
@@ -151,35 +156,41 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// The last few observations of one stream.
+/// The last few observations of one stream, kept in arrival order and in
+/// sorted order so the median is read without sorting or allocating on
+/// every packet.
 #[derive(Debug)]
 struct Window {
-    values: VecDeque<i64>,
+    arrivals: VecDeque<i64>,
+    sorted: Vec<i64>,
     capacity: usize,
 }
 
 impl Window {
     fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            values: VecDeque::with_capacity(capacity.max(1)),
-            capacity: capacity.max(1),
+            arrivals: VecDeque::with_capacity(capacity),
+            sorted: Vec::with_capacity(capacity),
+            capacity,
         }
     }
 
     fn push(&mut self, v: i64) {
-        if self.values.len() == self.capacity {
-            self.values.pop_front();
+        if self.arrivals.len() == self.capacity {
+            if let Some(old) = self.arrivals.pop_front() {
+                if let Ok(i) = self.sorted.binary_search(&old) {
+                    self.sorted.remove(i);
+                }
+            }
         }
-        self.values.push_back(v);
+        self.arrivals.push_back(v);
+        let at = self.sorted.partition_point(|&x| x < v);
+        self.sorted.insert(at, v);
     }
 
     fn median(&self) -> Option<i64> {
-        if self.values.is_empty() {
-            return None;
-        }
-        let mut sorted: Vec<i64> = self.values.iter().copied().collect();
-        sorted.sort_unstable();
-        Some(sorted[sorted.len() / 2])
+        self.sorted.get(self.sorted.len() / 2).copied()
     }
 }
 
@@ -265,6 +276,23 @@ mod tests {
         feed(&mut sync, 30, 40, 40);
         assert_eq!(sync.audio_hold(), Duration::ZERO);
         assert_eq!(sync.video_hold(), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn the_window_median_follows_the_last_observations() {
+        let mut w = Window::new(3);
+        assert_eq!(w.median(), None);
+        for v in [5, 1, 9] {
+            w.push(v);
+        }
+        assert_eq!(w.median(), Some(5));
+        // 5 leaves, 7 comes: {1, 9, 7}.
+        w.push(7);
+        assert_eq!(w.median(), Some(7));
+        w.push(1);
+        w.push(1);
+        assert_eq!(w.median(), Some(1));
+        assert_eq!(w.sorted.len(), 3);
     }
 
     #[test]
