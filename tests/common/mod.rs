@@ -11,8 +11,23 @@ use std::io::Read;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Numbers handed out in this process: temp dirs and port bases of tests
+/// running at the same time must never coincide (two tests that shared a
+/// temp dir once truncated each other's captured stdout).
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A number no other call in this process has had.
+fn unique() -> u64 {
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Port bases already handed out here: a test may not have bound its ports
+/// yet when the next one asks.
+static GIVEN_BASES: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
 /// Peer tests decode 720p30 in real time; two at once on a 2-core machine
 /// would starve each other, so tests in one binary take turns.
@@ -42,11 +57,22 @@ pub fn require(tool: &str) {
 
 /// A port base whose +0..+7 UDP ports are free on 127.0.0.1 right now.
 pub fn free_port_base() -> u16 {
-    let seed = std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64;
+    // Other test binaries (other PIDs) and earlier calls here start elsewhere;
+    // the process-wide counter keeps two calls here off the same base even
+    // when neither has bound its ports yet.
+    let clock = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    let seed = (std::process::id() as u64) << 20 ^ clock;
+    let first = unique() * 101;
     for attempt in 0..200u64 {
-        let base = 20_000 + ((seed.wrapping_mul(2654435761) + attempt * 7919) % 3000) as u16 * 10;
+        let slot = (seed.wrapping_mul(2654435761) + (first + attempt) * 7919) % 3000;
+        let base = 20_000 + slot as u16 * 10;
         let all_free = (0..8).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
-        if all_free {
+        let mut given = GIVEN_BASES.lock().unwrap_or_else(|e| e.into_inner());
+        if all_free && !given.contains(&base) {
+            given.push(base);
             return base;
         }
     }
@@ -184,7 +210,7 @@ pub fn temp_dir(test: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "{test}-{}-{}",
         std::process::id(),
-        Instant::now().elapsed().as_nanos()
+        unique()
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
