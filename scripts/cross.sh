@@ -42,8 +42,9 @@ for t in "${targets[@]}"; do
   # One profile (release) for the binary and the tests, so the C codecs are
   # compiled once per target.
   cargo build --release --locked --target "$t" --no-default-features -p pstream
-  # The embedding API's example, as a program on a Pi would use it.
-  cargo build --release --locked --target "$t" -p pstream-embed --example rtp_send
+  # The embedding API's examples, as a program on a Pi would use them.
+  cargo build --release --locked --target "$t" -p pstream-embed \
+    --example rtp_send --example rtmp_push --example record_flv
   # openh264's ARM assembly must be in. openh264-sys2 assembles its arm/ or
   # arm64/ .S files (and defines HAVE_NEON / HAVE_NEON_AARCH64, which makes
   # the encoder's function tables point at them) only when it recognises the
@@ -66,6 +67,8 @@ for t in "${targets[@]}"; do
     echo "== $t: send -> recv loopback under qemu" >&2
     scripts/cross-loopback.sh "$t"
     scripts/cross-loopback.sh "$t" --example
+    echo "== $t: FLV recording by the embedding example under qemu" >&2
+    scripts/cross-record.sh "$t"
   fi
   echo "== $t: done in $((SECONDS - start)) s" >&2
 done

@@ -773,3 +773,74 @@ fn an_unresolvable_host_is_named() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(matches!(code, Some(0) | Some(2)), "exit {code:?}: {err}");
 }
+
+#[test]
+fn the_embedding_api_pushes_to_nginx_and_records_flv() {
+    use pstream_embed::{error::one_line, DestinationState, Push, Record};
+    let _turn = serial();
+    let dir = temp_dir("embed_push");
+    let port = free_tcp_port();
+    let _nginx = start_nginx(&dir, port, "nginx");
+    let file = dir.join("record.flv");
+    const SECONDS: f64 = 6.0;
+    let mut push = Push::to(format!("rtmp://127.0.0.1:{port}/live/embedded"))
+        .size(640, 360)
+        .bitrate_kbps(800)
+        .duration(SECONDS)
+        .start()
+        .unwrap_or_else(|e| panic!("push did not start: {}", one_line(&e)));
+    let mut record = Record::to(&file)
+        .size(640, 360)
+        .bitrate_kbps(800)
+        .duration(SECONDS)
+        .start()
+        .unwrap_or_else(|e| panic!("recording did not start: {}", one_line(&e)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen_live = false;
+    while !push.stopping() && Instant::now() < deadline {
+        seen_live |= push.destinations()[0].1 == DestinationState::Live;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (line, summary) = (push.stats_line(), push.summary());
+    push.wait()
+        .unwrap_or_else(|e| panic!("push failed: {}", one_line(&e)));
+    record
+        .wait()
+        .unwrap_or_else(|e| panic!("recording failed: {}", one_line(&e)));
+    assert!(seen_live, "never live: {line}");
+    assert!(line.contains("rtmp://127.0.0.1"), "{line}");
+    assert!(!summary.contains("embedded"), "key shown: {summary}");
+    assert_eq!(
+        record.destinations(),
+        vec![(format!("file:{}", file.display()), DestinationState::Done)]
+    );
+
+    std::thread::sleep(Duration::from_millis(500));
+    let rec: Vec<PathBuf> = std::fs::read_dir(dir.join("rec"))
+        .expect("rec dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    let (streams, _) = probe(&rec[0]);
+    assert_h264_aac(&rec[0], &streams);
+    // At least 90% of the frames of the run reached nginx and the file.
+    assert!(frames_of(&streams, "h264") >= 162, "{streams:?}");
+    let (streams, warnings) = probe(&file);
+    assert_h264_aac(&file, &streams);
+    assert!(frames_of(&streams, "h264") >= 162, "{streams:?}");
+    assert!(warnings.trim().is_empty(), "ffprobe warned: {warnings}");
+
+    // Bad settings fail at start, with the reason, before anything runs.
+    let err = Record::to(dir.join("no/such/dir/x.flv"))
+        .start()
+        .expect_err("unwritable path");
+    assert!(
+        one_line(&err).contains("cannot create"),
+        "{}",
+        one_line(&err)
+    );
+    let err = Push::to("rtmp://127.0.0.1/onlyapp")
+        .start()
+        .expect_err("no key");
+    assert!(one_line(&err).contains("stream key"), "{}", one_line(&err));
+}

@@ -12,6 +12,9 @@ pub enum Error {
     /// A socket could not be set up or used.
     #[error(transparent)]
     Network(#[from] pstream_transport::UdpError),
+    /// An RTMP destination refused, failed or could not be reached.
+    #[error(transparent)]
+    Rtmp(#[from] pstream_transport::rtmp::RtmpError),
     /// A failure already described in full (the chain of causes in one line).
     #[error("{0}")]
     Message(String),
@@ -39,5 +42,35 @@ impl Error {
     }
 }
 
+/// An error and its chain of causes in one line, `what: why: root cause`,
+/// for logs that must name the real reason (a `Failed` shows only its context).
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // Some errors repeat their cause in their own message already.
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_joins_the_causes_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::failed("cannot create /x.flv", io);
+        assert_eq!(one_line(&e), "cannot create /x.flv: denied");
+        assert_eq!(one_line(&Error::Config("bad".into())), "bad");
+    }
+}

@@ -23,9 +23,32 @@
 //! The peer gets H.264 + Opus on GStreamer's `rtpbin` port layout (video
 //! RTP/RTCP on 5000/5001, audio on 5002/5003); [`rtp::Plan::sdp`] gives the
 //! SDP file for players.
+//!
+//! Pushing to an RTMP ingest (H.264 + AAC in FLV, reconnecting through
+//! drops) and recording FLV work the same way, like `pstream push`:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), pstream_embed::Error> {
+//! let mut live = pstream_embed::Push::to("rtmp://a.rtmp.youtube.com/live2/KEY")
+//!     .also_to("file:backup.flv")
+//!     .video("v4l2:/dev/video0")
+//!     .audio("default")
+//!     .start()?;
+//! let mut recording = pstream_embed::Record::to("clip.flv")
+//!     .size(640, 360)
+//!     .duration(30.0)
+//!     .start()?;
+//! recording.wait()?;
+//! println!("{}", live.stats_line());
+//! live.stop();
+//! live.wait()?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod error;
 pub mod jpeg_source;
+pub mod push;
 pub mod rtp;
 pub mod run;
 pub mod stages;
@@ -33,6 +56,7 @@ pub mod stats;
 
 pub use error::{Error, Result};
 pub use pstream_codec::H264Preset;
+pub use push::{DestinationState, PushConfig, PushStream, Target};
 pub use rtp::{RtpConfig, RtpSend, VideoCodec};
 pub use run::Stop;
 
@@ -113,5 +137,185 @@ impl Rtp {
             None => Stop::new(),
         };
         RtpSend::prepare(&self.config)?.start(stop)
+    }
+}
+
+/// Builds a push to RTMP ingests and FLV files: [`Push::to`], a few
+/// settings, [`Push::start`]. The stream is encoded once whatever the number
+/// of destinations; each reconnects on its own.
+#[derive(Debug, Clone)]
+pub struct Push {
+    config: PushConfig,
+    urls: Vec<String>,
+    duration: Option<f64>,
+}
+
+impl Push {
+    /// A push to `url` (`rtmp://host[:port]/app/KEY`, `rtmps://...` or
+    /// `file:PATH.flv`) with `pstream push`'s defaults: 1280x720@30 test
+    /// pattern, H.264 at 2.5 Mbit/s with a 2 s GOP, AAC tone at 128 kbit/s.
+    pub fn to(url: impl Into<String>) -> Self {
+        Self {
+            config: PushConfig::new(),
+            urls: vec![url.into()],
+            duration: None,
+        }
+    }
+
+    /// One more destination, fed the same encoded stream.
+    pub fn also_to(mut self, url: impl Into<String>) -> Self {
+        self.urls.push(url.into());
+        self
+    }
+
+    /// Video source: `test`, `y4m:PATH`, `y4m:-` (stdin), `v4l2:DEVICE` or `none`.
+    pub fn video(mut self, spec: impl Into<String>) -> Self {
+        self.config.video = spec.into();
+        self
+    }
+
+    /// Audio source: `test`, `wav:PATH`, `default`, `alsa:NAME`,
+    /// `pipewire[:NODE]` or `none`.
+    pub fn audio(mut self, spec: impl Into<String>) -> Self {
+        self.config.audio = spec.into();
+        self
+    }
+
+    /// With no audio source, send a silent AAC track (some ingests refuse video-only streams).
+    pub fn silent_audio(mut self) -> Self {
+        self.config.silent_audio = true;
+        self
+    }
+
+    /// Test pattern size in pixels (files bring their own).
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.config.size = (width, height);
+        self
+    }
+
+    /// Test pattern frame rate (files bring their own).
+    pub fn fps(mut self, fps: u32) -> Self {
+        self.config.fps = fps;
+        self
+    }
+
+    /// Video bitrate in kbit/s.
+    pub fn bitrate_kbps(mut self, kbps: u32) -> Self {
+        self.config.bitrate_kbps = kbps;
+        self
+    }
+
+    /// Seconds between keyframes (ingests ask for 2).
+    pub fn keyint_seconds(mut self, seconds: f64) -> Self {
+        self.config.keyint_seconds = seconds;
+        self
+    }
+
+    /// H.264 encoder preset; `Fast` (the default) suits a Pi.
+    pub fn preset(mut self, preset: H264Preset) -> Self {
+        self.config.preset = preset;
+        self
+    }
+
+    /// Stops by itself after `seconds`.
+    pub fn duration(mut self, seconds: f64) -> Self {
+        self.duration = Some(seconds);
+        self
+    }
+
+    /// Every setting, for what the shortcuts do not cover.
+    pub fn config_mut(&mut self) -> &mut PushConfig {
+        &mut self.config
+    }
+
+    /// Checks the destinations, opens the sources, starts every stage and
+    /// returns the running stream.
+    pub fn start(mut self) -> Result<PushStream> {
+        for url in &self.urls {
+            let target = Target::parse(url).map_err(|e| {
+                Error::Message(format!(
+                    "destination {}: {}",
+                    pstream_transport::rtmp::redact(url),
+                    error::one_line(&e)
+                ))
+            })?;
+            self.config.destinations.push(target);
+        }
+        let stop = match self.duration {
+            Some(secs) => Stop::after(secs)?,
+            None => Stop::new(),
+        };
+        PushStream::start(&self.config, stop)
+    }
+}
+
+/// Builds an FLV recording (H.264 + AAC, what `pstream push file:PATH`
+/// writes): [`Record::to`], a few settings, [`Record::start`].
+#[derive(Debug, Clone)]
+pub struct Record {
+    push: Push,
+    path: std::path::PathBuf,
+}
+
+impl Record {
+    /// A recording into `path` with the same defaults as [`Push::to`].
+    pub fn to(path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            push: Push {
+                config: PushConfig::new(),
+                urls: Vec::new(),
+                duration: None,
+            },
+            path: path.into(),
+        }
+    }
+
+    /// Video source: `test`, `y4m:PATH`, `y4m:-` (stdin), `v4l2:DEVICE` or `none`.
+    pub fn video(mut self, spec: impl Into<String>) -> Self {
+        self.push = self.push.video(spec);
+        self
+    }
+
+    /// Audio source: `test`, `wav:PATH`, `default`, `alsa:NAME`,
+    /// `pipewire[:NODE]` or `none`.
+    pub fn audio(mut self, spec: impl Into<String>) -> Self {
+        self.push = self.push.audio(spec);
+        self
+    }
+
+    /// Test pattern size in pixels (files bring their own).
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.push = self.push.size(width, height);
+        self
+    }
+
+    /// Test pattern frame rate (files bring their own).
+    pub fn fps(mut self, fps: u32) -> Self {
+        self.push = self.push.fps(fps);
+        self
+    }
+
+    /// Video bitrate in kbit/s.
+    pub fn bitrate_kbps(mut self, kbps: u32) -> Self {
+        self.push = self.push.bitrate_kbps(kbps);
+        self
+    }
+
+    /// Stops by itself after `seconds`.
+    pub fn duration(mut self, seconds: f64) -> Self {
+        self.push = self.push.duration(seconds);
+        self
+    }
+
+    /// Every setting, for what the shortcuts do not cover.
+    pub fn config_mut(&mut self) -> &mut PushConfig {
+        self.push.config_mut()
+    }
+
+    /// Creates the file, opens the sources and starts every stage; the file
+    /// is complete once [`PushStream::wait`] returns.
+    pub fn start(mut self) -> Result<PushStream> {
+        self.push.config.destinations.push(Target::File(self.path));
+        self.push.start()
     }
 }

@@ -568,9 +568,15 @@ impl RtpSend {
         ));
     }
 
-    /// Waits for every stage to finish (after [`RtpSend::stop`], the stop
-    /// flag, or the end of a source); the first stage failure, if any.
+    /// Waits until the run ends (its duration, a source's end, a failure or
+    /// [`RtpSend::stop`]) and every stage has finished; the first stage
+    /// failure, if any.
     pub fn wait(&mut self) -> Result<()> {
+        // Blocks like a thread join: the run ends by itself (duration,
+        // source end, failure) or through stop(); wait never ends it early.
+        while !self.stop.requested() {
+            thread::sleep(Duration::from_millis(20));
+        }
         self.stop_and_join();
         match take_fatal(&self.fatal) {
             Some(err) => Err(err),

@@ -1,0 +1,1071 @@
+//! Capture -> H.264 + AAC -> FLV to RTMP ingests and files (what `pstream
+//! push` runs): encode once, stream to every destination, and keep
+//! streaming through drops and server restarts.
+//!
+//! ```text
+//! video source ─link─▶ H.264 encoder ─link─┐                    ┌─link─▶ destination 1 (FLV mux ▶ RTMP/TCP)
+//!                            ▲             ├─▶ interleave ─fan-out┼─link─▶ destination 2 (FLV mux ▶ RTMP/TCP)
+//! audio source ─link─▶ AAC encoder ───link─┘                    └─link─▶ file:out.flv
+//! (or silence)               └──── IDR on (re)connect ◀──── any destination
+//! ```
+//! Each arrow is a bounded drop-oldest [`pstream_core::link()`] and each box a
+//! thread, so a slow or dead destination only ever loses its own frames.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use pstream_capture::{AudioFormat, DeviceCounters};
+use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
+use pstream_codec::{AacConfig, AacEncoder};
+use pstream_core::{
+    link, AudioBlock, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
+};
+use pstream_mux::flv::file_header;
+use pstream_mux::{AudioInfo, FlvMuxer, FlvTag, Interleaver, StreamInfo, VideoInfo};
+use pstream_transport::rtmp::{RtmpConnection, RtmpError, RtmpUrl};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::one_line;
+use crate::run::{fail, spawn, take_fatal, Fatal, Stop};
+use crate::stages::{
+    audio_source_stage, capture_fragment, open_audio, open_video, video_source_stage,
+};
+use crate::stats::kbps;
+use crate::{Error, Result};
+
+/// Raw frames waiting for the encoder.
+const FRAME_QUEUE: usize = 2;
+/// Audio blocks (10 ms each) waiting for the encoder.
+const AUDIO_QUEUE: usize = 16;
+/// Encoded units waiting for the interleaver.
+const UNIT_QUEUE: usize = 32;
+/// Units waiting for one destination: about 3 s of 30 fps video plus AAC.
+/// Past that the oldest are dropped, so a stalled destination holds at
+/// most this much memory.
+const DEST_QUEUE: usize = 256;
+/// How long one stream's units wait for the other's before going out alone.
+const INTERLEAVE_WAIT: Duration = Duration::from_millis(500);
+/// How long the fan-out keeps passing on the encoders' last units after
+/// the run stops; destinations finish when it closes their links.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+/// Longest a connect + handshake + publish may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// First retry delay; later ones grow by [`BACKOFF_FACTOR`].
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Growth of the retry delay after each failed attempt.
+const BACKOFF_FACTOR: f64 = 1.5;
+
+/// Where one destination writes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An RTMP or RTMPS ingest.
+    Rtmp(RtmpUrl),
+    /// An FLV file, written from the first keyframe on.
+    File(PathBuf),
+}
+
+impl Target {
+    /// Parses `rtmp://host[:port]/app/KEY`, `rtmps://...` or `file:PATH`.
+    pub fn parse(s: &str) -> Result<Self> {
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(Error::Config(format!("destination {s:?} has no path")));
+            }
+            return Ok(Target::File(PathBuf::from(path)));
+        }
+        Ok(Target::Rtmp(RtmpUrl::parse(s)?))
+    }
+
+    /// The name on the stats line and in logs, with any stream key hidden.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Rtmp(u) => u.to_string(),
+            Target::File(p) => format!("file:{}", p.display()),
+        }
+    }
+}
+
+/// What to push where: every option of `pstream push`.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// Destinations, each fed the same encoded stream.
+    pub destinations: Vec<Target>,
+    /// Video source spec: `test`, `y4m:PATH`, `y4m:-`, `v4l2:DEVICE` or `none`.
+    pub video: String,
+    /// Audio source spec: `test`, `wav:PATH`, `default`, `alsa:NAME`,
+    /// `pipewire[:NODE]` or `none`.
+    pub audio: String,
+    /// With no audio source, send a silent AAC track (some ingests refuse
+    /// video-only streams).
+    pub silent_audio: bool,
+    /// Test pattern size (files bring their own).
+    pub size: (u32, u32),
+    /// Test pattern frame rate (files bring their own).
+    pub fps: u32,
+    /// Video bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Seconds between keyframes (an IDR also starts every (re)connect).
+    pub keyint_seconds: f64,
+    /// AAC-LC bitrate in kbit/s.
+    pub audio_bitrate_kbps: u32,
+    /// AAC sample rate: 44100 or 48000.
+    pub audio_rate: u32,
+    /// Audio channels sent: 1 or 2.
+    pub channels: u16,
+    /// H.264 encoder preset.
+    pub preset: H264Preset,
+    /// openh264 worker threads (0: one per core).
+    pub threads: u16,
+    /// Longest wait between reconnect attempts, in seconds (1..=3600).
+    pub reconnect_max_seconds: f64,
+}
+
+impl PushConfig {
+    /// `pstream push`'s defaults: 1280x720@30 test pattern at 2.5 Mbit/s
+    /// with a 2 s GOP, a 48 kHz stereo tone as 128 kbit/s AAC, no destination yet.
+    pub fn new() -> Self {
+        Self {
+            destinations: Vec::new(),
+            video: "test".into(),
+            audio: "test".into(),
+            silent_audio: false,
+            size: (1280, 720),
+            fps: 30,
+            bitrate_kbps: 2500,
+            keyint_seconds: 2.0,
+            audio_bitrate_kbps: 128,
+            audio_rate: 48_000,
+            channels: 2,
+            preset: H264Preset::Fast,
+            threads: 1,
+            reconnect_max_seconds: 30.0,
+        }
+    }
+
+    /// Settings the command line's parser would refuse, refused here too
+    /// for programs that fill the fields themselves.
+    fn check(&self) -> Result<()> {
+        if self.destinations.is_empty() {
+            return Err(Error::Config(
+                "no destination: give an rtmp:// URL, a file:PATH or --out FILE.flv".into(),
+            ));
+        }
+        if !matches!(self.audio_rate, 44_100 | 48_000) {
+            return Err(Error::Config(format!(
+                "AAC rate {} must be 44100 or 48000",
+                self.audio_rate
+            )));
+        }
+        if !(1..=2).contains(&self.channels) {
+            return Err(Error::Config(format!(
+                "{} audio channels: AAC is sent in mono or stereo",
+                self.channels
+            )));
+        }
+        if !(1.0..=3600.0).contains(&self.reconnect_max_seconds) {
+            return Err(Error::Config(format!(
+                "reconnect wait {} must be between 1 and 3600 seconds",
+                self.reconnect_max_seconds
+            )));
+        }
+        if !(self.keyint_seconds.is_finite() && self.keyint_seconds > 0.0) {
+            return Err(Error::Config(format!(
+                "keyframe interval {} must be a positive number of seconds",
+                self.keyint_seconds
+            )));
+        }
+        if self.bitrate_kbps == 0 || self.audio_bitrate_kbps == 0 {
+            return Err(Error::Config("bitrates must be above zero".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a destination is, as shown on the stats line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationState {
+    /// Connecting, handshaking or publishing.
+    Connecting,
+    /// Sending media.
+    Live,
+    /// Disconnected, waiting to try again.
+    Retrying,
+    /// Gave up (a refusal that retrying cannot fix, or a file error).
+    Failed,
+    /// Finished cleanly.
+    Done,
+}
+
+impl DestinationState {
+    fn to_u8(self) -> u8 {
+        self as u8
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Connecting,
+            1 => Self::Live,
+            2 => Self::Retrying,
+            3 => Self::Failed,
+            _ => Self::Done,
+        }
+    }
+}
+
+/// What one destination shares with the stats line.
+#[derive(Debug, Default)]
+struct DestCounters {
+    state: AtomicU8,
+    retry_at_ms: AtomicU64,
+    bytes: AtomicU64,
+    /// Units dropped by this destination itself (disconnected, waiting for a keyframe).
+    dropped: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+impl DestCounters {
+    fn state(&self) -> DestinationState {
+        DestinationState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, state: DestinationState) {
+        self.state.store(state.to_u8(), Ordering::Relaxed);
+    }
+}
+
+/// A destination's name, counters and the drop counter of its link.
+type DestEntry = (String, Arc<DestCounters>, Arc<AtomicU64>);
+
+/// Counters of the encoders.
+#[derive(Debug, Default)]
+struct EncodeCounters {
+    video_units: AtomicU64,
+    audio_units: AtomicU64,
+    encoder_skips: AtomicU64,
+}
+
+/// A running push: its stage threads and their counters.
+pub struct PushStream {
+    stop: Stop,
+    fatal: Fatal,
+    threads: Vec<JoinHandle<()>>,
+    encode: Arc<EncodeCounters>,
+    upstream_drops: Vec<Arc<AtomicU64>>,
+    dests: Vec<DestEntry>,
+    prev_video: u64,
+    prev_bytes: Vec<u64>,
+    last: Instant,
+    started: Instant,
+    capture_device: Option<Arc<DeviceCounters>>,
+    capture_format: Option<AudioFormat>,
+}
+
+impl std::fmt::Debug for PushStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushStream")
+            .field("destinations", &self.dests.len())
+            .field("threads", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushStream {
+    /// Opens the sources and encoders of `config` (so bad settings fail
+    /// before anything starts), then starts every stage; the stream runs
+    /// until `stop` is set, a source ends, a stage fails or every
+    /// destination gave up.
+    pub fn start(config: &PushConfig, stop: Stop) -> Result<Self> {
+        config.check()?;
+        // Files are created first: a path that cannot be written is a bad
+        // setting, refused before anything starts.
+        let mut files = Vec::new();
+        for target in &config.destinations {
+            files.push(match target {
+                Target::File(path) => {
+                    Some(File::create(path).map_err(|e| {
+                        Error::failed(format!("cannot create {}", path.display()), e)
+                    })?)
+                }
+                Target::Rtmp(_) => None,
+            });
+        }
+        let clock = PipelineClock::start();
+        let video = match open_video(&config.video, config.size, config.fps, clock)? {
+            Some(src) => {
+                let f = src.format();
+                let fps = f.fps();
+                let cfg = H264Config {
+                    width: f.width,
+                    height: f.height,
+                    fps,
+                    bitrate_bps: config.bitrate_kbps.saturating_mul(1000),
+                    // 0: openh264 makes IDRs only when asked; video_encode_stage times them.
+                    keyint_frames: 0,
+                    threads: config.threads,
+                    preset: config.preset,
+                };
+                let keyint_frames =
+                    ((config.keyint_seconds * f64::from(fps)).round() as u32).max(1);
+                let enc = H264Encoder::new(cfg)
+                    .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?;
+                Some((src, enc, cfg, keyint_frames))
+            }
+            None => None,
+        };
+        let audio_source = open_audio(&config.audio, config.audio_rate, config.channels, clock)?;
+        let want_audio = audio_source.is_some() || config.silent_audio;
+        let capture_device = audio_source.as_ref().and_then(|s| s.device_counters());
+        let capture_format = audio_source.as_ref().map(|s| s.format());
+        let aac = if want_audio {
+            let cfg = AacConfig {
+                sample_rate: config.audio_rate,
+                channels: config.channels,
+                bitrate_bps: config.audio_bitrate_kbps.saturating_mul(1000),
+            };
+            Some(
+                AacEncoder::new(cfg)
+                    .map_err(|e| Error::failed("cannot start the AAC encoder", e))?,
+            )
+        } else {
+            None
+        };
+        if video.is_none() && aac.is_none() {
+            return Err(Error::Config(
+                "nothing to push: --video none and --audio none (add --silent-audio?)".into(),
+            ));
+        }
+        let info = StreamInfo {
+            video: video.as_ref().map(|(_, _, cfg, _)| VideoInfo {
+                width: cfg.width,
+                height: cfg.height,
+                fps: f64::from(cfg.fps),
+                bitrate_kbps: f64::from(config.bitrate_kbps),
+            }),
+            audio: aac.as_ref().map(|enc| AudioInfo {
+                sample_rate: enc.config().sample_rate,
+                channels: enc.config().channels,
+                bitrate_kbps: f64::from(config.audio_bitrate_kbps),
+                config: enc.audio_specific_config(),
+            }),
+            encoder: format!("pstream {}", env!("CARGO_PKG_VERSION")),
+        };
+
+        let fatal: Fatal = Arc::new(Mutex::new(None));
+        // Threads belong to `me` from the first one on, so that a stage
+        // failing to start stops and joins those already running.
+        let mut me = Self {
+            stop: stop.clone(),
+            fatal: fatal.clone(),
+            threads: Vec::new(),
+            encode: Arc::new(EncodeCounters::default()),
+            upstream_drops: Vec::new(),
+            dests: Vec::new(),
+            prev_video: 0,
+            prev_bytes: vec![0; config.destinations.len()],
+            last: Instant::now(),
+            started: Instant::now(),
+            capture_device,
+            capture_format,
+        };
+        let keyframe = Arc::new(AtomicBool::new(false));
+        let has_video = video.is_some();
+        let has_audio = aac.is_some();
+
+        let (video_units_tx, video_units_rx) = link::<EncodedUnit>(UNIT_QUEUE);
+        let (audio_units_tx, audio_units_rx) = link::<EncodedUnit>(UNIT_QUEUE);
+        me.upstream_drops.push(video_units_tx.drop_counter());
+        me.upstream_drops.push(audio_units_tx.drop_counter());
+
+        if let Some((src, enc, _, keyint_frames)) = video {
+            let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
+            me.upstream_drops.push(frame_tx.drop_counter());
+            me.threads.push(spawn("video-source", {
+                let (stop, fatal) = (stop.clone(), fatal.clone());
+                move || video_source_stage(src, frame_tx, &stop, &fatal)
+            })?);
+            me.threads.push(spawn("video-encode", {
+                let (stop, fatal, keyframe, encode) = (
+                    stop.clone(),
+                    fatal.clone(),
+                    keyframe.clone(),
+                    me.encode.clone(),
+                );
+                move || {
+                    video_encode_stage(
+                        (enc, keyint_frames),
+                        frame_rx,
+                        video_units_tx,
+                        &keyframe,
+                        &encode,
+                        &stop,
+                        &fatal,
+                    )
+                }
+            })?);
+        } else {
+            drop(video_units_tx);
+        }
+
+        if let Some(enc) = aac {
+            let (block_tx, block_rx) = link::<AudioBlock>(AUDIO_QUEUE);
+            me.upstream_drops.push(block_tx.drop_counter());
+            match audio_source {
+                Some(src) => me.threads.push(spawn("audio-source", {
+                    let (stop, fatal) = (stop.clone(), fatal.clone());
+                    move || audio_source_stage(src, block_tx, &stop, &fatal)
+                })?),
+                None => me.threads.push(spawn("audio-silence", {
+                    let (stop, rate, channels) = (stop.clone(), config.audio_rate, config.channels);
+                    move || silence_stage(clock, rate, channels, block_tx, &stop)
+                })?),
+            }
+            me.threads.push(spawn("audio-encode", {
+                let (stop, fatal, encode) = (stop.clone(), fatal.clone(), me.encode.clone());
+                move || audio_encode_stage(enc, block_rx, audio_units_tx, &encode, &stop, &fatal)
+            })?);
+        } else {
+            drop(audio_units_tx);
+        }
+
+        // One thread and one link per destination.
+        let reconnect_max = Duration::from_secs_f64(config.reconnect_max_seconds);
+        let mut dest_links = Vec::new();
+        for (target, file) in config.destinations.iter().zip(files) {
+            let (tx, rx) = link::<EncodedUnit>(DEST_QUEUE);
+            let counters = Arc::new(DestCounters::default());
+            let name = target.name();
+            me.dests
+                .push((name.clone(), counters.clone(), tx.drop_counter()));
+            dest_links.push(tx);
+            let dest = Destination {
+                name,
+                target: target.clone(),
+                file,
+                units: rx,
+                counters,
+                muxer: FlvMuxer::new(info.clone()),
+                keyframe: keyframe.clone(),
+                reconnect_max,
+                started: Instant::now(),
+            };
+            me.threads.push(spawn(&format!("dest-{}", me.dests.len()), {
+                let stop = stop.clone();
+                move || dest.run(&stop)
+            })?);
+        }
+
+        let states: Vec<Arc<DestCounters>> = me.dests.iter().map(|d| d.1.clone()).collect();
+        me.threads.push(spawn("interleave", {
+            let (stop, fatal) = (stop.clone(), fatal.clone());
+            move || {
+                let fan = Fanout {
+                    has_video,
+                    has_audio,
+                    dests: dest_links,
+                    states,
+                };
+                fan.run(video_units_rx, audio_units_rx, &stop, &fatal)
+            }
+        })?);
+
+        tracing::info!(
+            "pushing to {}",
+            me.dests
+                .iter()
+                .map(|d| d.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        me.last = Instant::now();
+        me.started = Instant::now();
+        Ok(me)
+    }
+
+    /// True once the stream is ending (stop requested, a source ended, a
+    /// stage failed or every destination gave up).
+    pub fn stopping(&self) -> bool {
+        self.stop.requested()
+    }
+
+    /// Asks every stage to stop; [`PushStream::wait`] then returns promptly.
+    pub fn stop(&self) {
+        self.stop.trigger();
+    }
+
+    /// Each destination's name (stream key hidden) and state.
+    pub fn destinations(&self) -> Vec<(String, DestinationState)> {
+        self.dests
+            .iter()
+            .map(|(name, c, _)| (name.clone(), c.state()))
+            .collect()
+    }
+
+    /// The stats since the last call: encoder rate and drops, then per
+    /// destination its state, rate, drops and reconnects.
+    pub fn stats_line(&mut self) -> String {
+        let secs = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        let (mut video, mut bytes) = (self.prev_video, std::mem::take(&mut self.prev_bytes));
+        let line = self.line(&mut video, &mut bytes, secs);
+        (self.prev_video, self.prev_bytes) = (video, bytes);
+        line
+    }
+
+    /// The same figures averaged over the whole run.
+    pub fn summary(&self) -> String {
+        let mut zero = vec![0; self.dests.len()];
+        self.line(&mut 0, &mut zero, self.started.elapsed().as_secs_f64())
+    }
+
+    fn line(&self, prev_video: &mut u64, prev_bytes: &mut [u64], secs: f64) -> String {
+        let encode = &self.encode;
+        let frames = encode.video_units.load(Ordering::Relaxed);
+        let fps = if secs > 0.0 {
+            frames.saturating_sub(*prev_video) as f64 / secs
+        } else {
+            0.0
+        };
+        *prev_video = frames;
+        let up: u64 = self
+            .upstream_drops
+            .iter()
+            .map(|d| d.load(Ordering::Relaxed))
+            .sum::<u64>()
+            + encode.encoder_skips.load(Ordering::Relaxed);
+        let mut parts = vec![format!(
+            "video {fps:.1} fps frames {frames} audio {} drop {up}",
+            encode.audio_units.load(Ordering::Relaxed)
+        )];
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        for ((name, c, link_drops), prev) in self.dests.iter().zip(prev_bytes.iter_mut()) {
+            let bytes = c.bytes.load(Ordering::Relaxed);
+            let rate = kbps(bytes.saturating_sub(*prev), secs);
+            *prev = bytes;
+            let state = match c.state() {
+                DestinationState::Connecting => "connecting".to_string(),
+                DestinationState::Live => "live".to_string(),
+                DestinationState::Retrying => {
+                    let at = c.retry_at_ms.load(Ordering::Relaxed);
+                    format!("retrying in {} s", at.saturating_sub(now_ms).div_ceil(1000))
+                }
+                DestinationState::Failed => "failed".to_string(),
+                DestinationState::Done => "done".to_string(),
+            };
+            parts.push(format!(
+                "{name} {state} {rate:.0} kbit/s drop {} reconnects {}",
+                c.dropped.load(Ordering::Relaxed) + link_drops.load(Ordering::Relaxed),
+                c.reconnects.load(Ordering::Relaxed)
+            ));
+        }
+        let mut line = parts.join(" | ");
+        line.push_str(&capture_fragment(
+            self.capture_device.as_deref(),
+            self.capture_format,
+        ));
+        line
+    }
+
+    /// Waits until the run ends (its duration, a source's end, a failure,
+    /// every destination giving up, or [`PushStream::stop`]) and every stage
+    /// has finished. An error when a stage failed or any destination gave up.
+    pub fn wait(&mut self) -> Result<()> {
+        // Blocks like a thread join: the run ends by itself (duration,
+        // source end, failure) or through stop(); wait never ends it early.
+        while !self.stop.requested() {
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.stop_and_join();
+        if let Some(err) = take_fatal(&self.fatal) {
+            return Err(err);
+        }
+        let failed: Vec<&str> = self
+            .dests
+            .iter()
+            .filter(|d| d.1.state() == DestinationState::Failed)
+            .map(|d| d.0.as_str())
+            .collect();
+        if !failed.is_empty() {
+            return Err(Error::Message(format!("gave up on {}", failed.join(", "))));
+        }
+        Ok(())
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.trigger();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for PushStream {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// One destination's thread-side state.
+struct Destination {
+    name: String,
+    target: Target,
+    /// The file of a [`Target::File`], created before the run started.
+    file: Option<File>,
+    units: LinkReceiver<EncodedUnit>,
+    counters: Arc<DestCounters>,
+    muxer: FlvMuxer,
+    keyframe: Arc<AtomicBool>,
+    reconnect_max: Duration,
+    started: Instant,
+}
+
+impl Destination {
+    fn run(mut self, stop: &Stop) {
+        let result = match self.target.clone() {
+            Target::File(path) => self.run_file(&path),
+            Target::Rtmp(url) => self.run_rtmp(&url, stop),
+        };
+        match result {
+            Ok(()) => self.counters.set(DestinationState::Done),
+            Err(e) => {
+                tracing::error!("{}: giving up: {}", self.name, one_line(&e));
+                self.counters.set(DestinationState::Failed);
+                // Keep draining so upstream never notices, and count what is lost.
+                while !stop.requested() {
+                    match self.units.recv_timeout(Duration::from_millis(100)) {
+                        Recv::Item(_) => {
+                            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Recv::Timeout => {}
+                        Recv::Closed => break,
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_file(&mut self, path: &Path) -> Result<()> {
+        let cannot_write = |e| Error::failed(format!("cannot write {}", path.display()), e);
+        let file = match self.file.take() {
+            Some(f) => f,
+            None => File::create(path)
+                .map_err(|e| Error::failed(format!("cannot create {}", path.display()), e))?,
+        };
+        let mut w = BufWriter::new(file);
+        let info = self.muxer.info();
+        w.write_all(&file_header(info.video.is_some(), info.audio.is_some()))
+            .map_err(cannot_write)?;
+        self.counters.set(DestinationState::Live);
+        let mut tags = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            // The fan-out closes the link shortly after the run stops,
+            // once the last units are through.
+            let unit = match self.units.recv_timeout(Duration::from_millis(100)) {
+                Recv::Item(u) => u,
+                Recv::Timeout => continue,
+                Recv::Closed => break,
+            };
+            tags.clear();
+            let muxed = self
+                .muxer
+                .push(&unit, &mut tags)
+                .map_err(|e| Error::failed("FLV muxing failed", e))?;
+            if !muxed {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            buf.clear();
+            for t in &tags {
+                t.write_to(&mut buf);
+            }
+            w.write_all(&buf).map_err(cannot_write)?;
+            self.counters
+                .bytes
+                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        }
+        w.flush().map_err(cannot_write)?;
+        Ok(())
+    }
+
+    fn run_rtmp(&mut self, url: &RtmpUrl, stop: &Stop) -> Result<()> {
+        let mut backoff = FIRST_RETRY;
+        let mut attempts = 0u64;
+        while !stop.requested() {
+            self.counters.set(DestinationState::Connecting);
+            attempts += 1;
+            if attempts > 1 {
+                self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            match RtmpConnection::connect(url, CONNECT_TIMEOUT) {
+                Ok(conn) => {
+                    tracing::info!("{}: live", self.name);
+                    backoff = FIRST_RETRY;
+                    match self.stream(conn) {
+                        Ok(()) => return Ok(()),
+                        Err(e) if e.is_retryable() => tracing::warn!("{}: {e}", self.name),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) if e.is_retryable() => tracing::warn!("{}: {e}", self.name),
+                Err(e) => return Err(e.into()),
+            }
+            if stop.requested() {
+                break;
+            }
+            // Wait with jitter (up to +20%, so the first retry comes after
+            // 1 s at the earliest), dropping and counting what is made meanwhile.
+            let jitter = StdRng::from_os_rng().random_range(1.0..1.2);
+            let wait = backoff.mul_f64(jitter).min(self.reconnect_max);
+            backoff = backoff.mul_f64(BACKOFF_FACTOR).min(self.reconnect_max);
+            tracing::info!("{}: retrying in {:.1} s", self.name, wait.as_secs_f64());
+            let until = Instant::now() + wait;
+            self.counters
+                .retry_at_ms
+                .store((until - self.started).as_millis() as u64, Ordering::Relaxed);
+            self.counters.set(DestinationState::Retrying);
+            while Instant::now() < until && !stop.requested() {
+                if let Recv::Item(_) = self.units.recv_timeout(Duration::from_millis(50)) {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams until the fan-out closes the link after the run stops (Ok)
+    /// or a connection error.
+    fn stream(&mut self, mut conn: RtmpConnection) -> Result<(), RtmpError> {
+        // A fresh start: headers again, from a keyframe the encoder makes now.
+        self.muxer.restart();
+        self.keyframe.store(true, Ordering::Relaxed);
+        // Whatever queued while we were away is stale.
+        while let Recv::Item(_) = self.units.try_recv() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters.set(DestinationState::Live);
+        let mut seen_drops = self.units.dropped();
+        let mut need_keyframe = false;
+        let mut tags: Vec<FlvTag> = Vec::new();
+        let mut polled = Instant::now();
+        loop {
+            // Acknowledgements, pings and status messages from the server.
+            if polled.elapsed() >= Duration::from_millis(100) {
+                polled = Instant::now();
+                conn.poll()?;
+            }
+            let unit = match self.units.recv_timeout(Duration::from_millis(50)) {
+                Recv::Item(u) => u,
+                Recv::Timeout => continue,
+                Recv::Closed => break,
+            };
+            // After a drop in our own link, the picture is broken until the next IDR.
+            let drops = self.units.dropped();
+            if drops != seen_drops {
+                seen_drops = drops;
+                need_keyframe = true;
+                self.keyframe.store(true, Ordering::Relaxed);
+            }
+            if unit.codec.is_video() && need_keyframe {
+                if !unit.keyframe {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                need_keyframe = false;
+            }
+            tags.clear();
+            match self.muxer.push(&unit, &mut tags) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!("{}: unit dropped: {e}", self.name);
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+            for t in &tags {
+                conn.send(t.kind.type_id(), t.timestamp_ms, &t.data)?;
+                self.counters
+                    .bytes
+                    .fetch_add(t.data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        tracing::info!("{}: closing", self.name);
+        conn.close();
+        Ok(())
+    }
+}
+
+/// The interleave + fan-out stage: merges audio and video in capture order
+/// and hands every unit to every destination.
+struct Fanout {
+    has_video: bool,
+    has_audio: bool,
+    dests: Vec<LinkSender<EncodedUnit>>,
+    /// Watched so the run ends (with an error) once every destination gave up.
+    states: Vec<Arc<DestCounters>>,
+}
+
+impl Fanout {
+    fn run(
+        self,
+        video: LinkReceiver<EncodedUnit>,
+        audio: LinkReceiver<EncodedUnit>,
+        stop: &Stop,
+        fatal: &Fatal,
+    ) {
+        let mut il = Interleaver::new(self.has_video, self.has_audio, INTERLEAVE_WAIT);
+        let never = crossbeam_channel::never();
+        let (mut v_open, mut a_open) = (self.has_video, self.has_audio);
+        // Once the run stops, what the encoders still finish goes out too
+        // (the tail of a recording), for at most this long.
+        let mut drain_until: Option<Instant> = None;
+        while v_open || a_open {
+            if stop.requested() {
+                let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN_TIME);
+                if Instant::now() >= until {
+                    break;
+                }
+            } else if self
+                .states
+                .iter()
+                .all(|s| s.state() == DestinationState::Failed)
+            {
+                fail(
+                    fatal,
+                    stop,
+                    Error::Message("every destination gave up (see the errors above)".into()),
+                );
+                break;
+            }
+            let vr = if v_open { video.as_receiver() } else { &never };
+            let ar = if a_open { audio.as_receiver() } else { &never };
+            crossbeam_channel::select! {
+                recv(vr) -> m => match m {
+                    Ok(u) => il.push(u),
+                    Err(_) => v_open = false,
+                },
+                recv(ar) -> m => match m {
+                    Ok(u) => il.push(u),
+                    Err(_) => a_open = false,
+                },
+                default(Duration::from_millis(100)) => {}
+            }
+            while let Some(u) = il.pop() {
+                self.send_all(u);
+            }
+        }
+        for u in il.drain() {
+            self.send_all(u);
+        }
+    }
+
+    fn send_all(&self, unit: EncodedUnit) {
+        for d in &self.dests {
+            // A destination that has gone is simply skipped.
+            let _ = d.send(unit.clone());
+        }
+    }
+}
+
+/// Paced 10 ms blocks of silence, for [`PushConfig::silent_audio`].
+fn silence_stage(
+    clock: PipelineClock,
+    rate: u32,
+    channels: u16,
+    out: LinkSender<AudioBlock>,
+    stop: &Stop,
+) {
+    let frames = (rate / 100) as usize;
+    let step = Duration::from_millis(10);
+    let mut n: u32 = 0;
+    while !stop.requested() {
+        let pts = step * n;
+        let due = clock.origin() + pts;
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        }
+        let block = AudioBlock {
+            sample_rate: rate,
+            channels,
+            samples: vec![0.0; frames * usize::from(channels)],
+            capture: due,
+            pts,
+        };
+        if out.send(block).is_err() {
+            break;
+        }
+        n = n.saturating_add(1);
+    }
+}
+
+fn video_encode_stage(
+    (mut enc, keyint_frames): (H264Encoder, u32),
+    frames: LinkReceiver<VideoFrame>,
+    out: LinkSender<EncodedUnit>,
+    keyframe: &AtomicBool,
+    counters: &EncodeCounters,
+    stop: &Stop,
+    fatal: &Fatal,
+) {
+    // GOPs are timed here rather than by openh264's frame counter, so that
+    // an IDR forced by a (re)connect restarts the 2 s cadence instead of
+    // being followed by a short GOP.
+    let fps = f64::from(enc.config().fps).max(1.0);
+    let keyint = Duration::from_secs_f64((f64::from(keyint_frames) / fps - 0.5 / fps).max(0.0));
+    let mut last_idr: Option<Duration> = None;
+    while let Some(frame) = frames.recv() {
+        let due = last_idr.is_none_or(|t| frame.pts.saturating_sub(t) >= keyint);
+        if keyframe.swap(false, Ordering::Relaxed) || due {
+            enc.request_keyframe();
+        }
+        match enc.encode(&frame) {
+            Ok(Some(unit)) => {
+                if unit.keyframe {
+                    last_idr = Some(frame.pts);
+                }
+                counters.video_units.fetch_add(1, Ordering::Relaxed);
+                if out.send(unit).is_err() {
+                    break;
+                }
+            }
+            Ok(None) => {
+                counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                fail(fatal, stop, Error::failed("H.264 encoding failed", e));
+                break;
+            }
+        }
+    }
+}
+
+fn audio_encode_stage(
+    mut enc: AacEncoder,
+    blocks: LinkReceiver<AudioBlock>,
+    out: LinkSender<EncodedUnit>,
+    counters: &EncodeCounters,
+    stop: &Stop,
+    fatal: &Fatal,
+) {
+    while let Some(block) = blocks.recv() {
+        match enc.encode(&block) {
+            Ok(units) => {
+                for unit in units {
+                    counters.audio_units.fetch_add(1, Ordering::Relaxed);
+                    if out.send(unit).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                fail(fatal, stop, Error::failed("AAC encoding failed", e));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_parse_and_hide_keys() {
+        let t = Target::parse("rtmp://127.0.0.1:1935/live/secret").expect("rtmp");
+        assert_eq!(t.name(), "rtmp://127.0.0.1:1935/live/****");
+        assert!(matches!(
+            Target::parse("file:/tmp/x.flv"),
+            Ok(Target::File(_))
+        ));
+        assert!(Target::parse("file:").is_err());
+        let e = Target::parse("rtmp://host/onlyapp").expect_err("no key");
+        assert!(e.to_string().contains("stream key"), "{e}");
+    }
+
+    #[test]
+    fn settings_the_cli_refuses_are_refused_here_too() {
+        let mut c = PushConfig::new();
+        assert!(c.check().is_err(), "no destination");
+        c.destinations
+            .push(Target::File(std::env::temp_dir().join("x.flv")));
+        assert!(c.check().is_ok());
+        for bad in [
+            PushConfig {
+                audio_rate: 32_000,
+                ..c.clone()
+            },
+            PushConfig {
+                channels: 3,
+                ..c.clone()
+            },
+            PushConfig {
+                reconnect_max_seconds: 0.0,
+                ..c.clone()
+            },
+            PushConfig {
+                keyint_seconds: f64::NAN,
+                ..c.clone()
+            },
+            PushConfig {
+                bitrate_kbps: 0,
+                ..c.clone()
+            },
+        ] {
+            assert!(matches!(bad.check(), Err(Error::Config(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_recording_of_the_test_pattern_is_flv_with_both_tracks() {
+        let path = std::env::temp_dir().join(format!("pstream-embed-{}.flv", std::process::id()));
+        let mut c = PushConfig::new();
+        c.destinations.push(Target::File(path.clone()));
+        c.size = (160, 96);
+        c.fps = 15;
+        c.bitrate_kbps = 200;
+        let mut stream = PushStream::start(&c, Stop::after(1.0).expect("stop")).expect("start");
+        while !stream.stopping() {
+            thread::sleep(Duration::from_millis(20));
+        }
+        stream.wait().expect("recorded");
+        assert_eq!(
+            stream.destinations(),
+            vec![(format!("file:{}", path.display()), DestinationState::Done)]
+        );
+        let data = std::fs::read(&path).expect("read");
+        let _ = std::fs::remove_file(&path);
+        // FLV header with audio (4) and video (1) flags, then tags of both kinds.
+        assert_eq!(&data[..3], b"FLV");
+        assert_eq!(data[4], 5);
+        let mut pos = 13;
+        let (mut video, mut audio) = (0, 0);
+        while pos + 11 <= data.len() {
+            let len = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+            match data[pos] {
+                8 => audio += 1,
+                9 => video += 1,
+                _ => {}
+            }
+            pos += 11 + len + 4;
+        }
+        assert_eq!(pos, data.len(), "tags end where the file does");
+        assert!(video >= 10, "{video} video tags in 1 s at 15 fps");
+        assert!(audio >= 30, "{audio} audio tags in 1 s");
+    }
+}
