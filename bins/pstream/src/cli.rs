@@ -155,9 +155,9 @@ pub struct EncoderArgs {
     /// are dropped before it (counted as `drop` on the stats line).
     #[arg(long, value_enum, default_value_t = PresetArg::Fast)]
     pub preset: PresetArg,
-    /// openh264 worker threads (0: one per core). openh264 splits work by
-    /// slice and pstream sends one slice per picture, so 1 (the default)
-    /// keeps the encoder to a single core.
+    /// H.264 encoder threads (0: one per core; openh264 uses at most 4).
+    /// Each picture is cut into that many slices encoded side by side, so a
+    /// Pi's cores share 720p/1080p; 1 (the default) keeps one slice and one core.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=16))]
     pub threads: u16,
 }

@@ -30,9 +30,10 @@ pub struct H264Config {
     pub bitrate_bps: u32,
     /// Frames between periodic IDRs; 0 means only the first frame and requested ones.
     pub keyint_frames: u32,
-    /// openh264 worker threads (0 = one per core). openh264 only parallelises
-    /// across slices, and this encoder emits one slice per picture, so values
-    /// above 1 currently make no difference.
+    /// openh264 worker threads (0 = one per core; openh264 uses at most 4).
+    /// openh264 only works in parallel across slices, so with more than one
+    /// thread each picture is cut into that many slices (rows of macroblocks),
+    /// at a small cost in compression.
     pub threads: u16,
     /// How much work the encoder spends per picture.
     pub preset: H264Preset,
@@ -85,6 +86,22 @@ impl H264Config {
     }
 }
 
+/// The most threads openh264 runs (its MAX_THREADS_NUM).
+const MAX_OPENH264_THREADS: u16 = 4;
+
+/// Slices per picture for `config.threads`: one per thread, 0 meaning one
+/// per core, at most what openh264 runs and one per row of macroblocks.
+fn slice_count(config: &H264Config) -> u16 {
+    let threads = match config.threads {
+        0 => std::thread::available_parallelism()
+            .map(|n| u16::try_from(n.get()).unwrap_or(u16::MAX))
+            .unwrap_or(1),
+        n => n,
+    };
+    let rows = u16::try_from(config.height.div_ceil(16)).unwrap_or(u16::MAX);
+    threads.min(MAX_OPENH264_THREADS).min(rows).max(1)
+}
+
 /// Why a picture size cannot be encoded, if it cannot.
 fn check_size(width: u32, height: u32) -> Result<(), &'static str> {
     if width == 0 || height == 0 {
@@ -106,6 +123,11 @@ fn check_size(width: u32, height: u32) -> Result<(), &'static str> {
 pub struct H264Encoder {
     inner: Encoder,
     config: H264Config,
+    /// Slices per picture (1: the openh264 crate's own single-slice setup).
+    slices: u16,
+    /// The picture size openh264 was last given `slices` slices for; the
+    /// crate sets it up again (single slice) when the size changes.
+    sliced_at: Option<(u32, u32)>,
     keyframe_pending: bool,
     sps: Option<Bytes>,
     pps: Option<Bytes>,
@@ -149,16 +171,93 @@ impl H264Encoder {
                 code: e.native_code(),
             }
         })?;
-        Ok(Self {
+        let mut me = Self {
             inner,
             config,
+            slices: slice_count(&config),
+            sliced_at: None,
             keyframe_pending: false,
             sps: None,
             pps: None,
             frames_in: 0,
             skipped: 0,
             keyframes: 0,
-        })
+        };
+        if me.slices > 1 {
+            me.prime_with_slices()?;
+        }
+        Ok(me)
+    }
+
+    /// Sets openh264 up for [`H264Config::threads`] slices before the first
+    /// real picture.
+    ///
+    /// The crate configures openh264 (single slice) on the first encode, so
+    /// one black picture is encoded and thrown away to get there; changing
+    /// the slicing then rebuilds openh264's whole context (threads, rate
+    /// control, reference pictures), and the first real picture is an IDR
+    /// of a fresh stream, as without this.
+    fn prime_with_slices(&mut self) -> Result<(), CodecError> {
+        let (w, h) = (self.config.width, self.config.height);
+        let mut data = vec![16u8; VideoFrame::byte_len(w, h)];
+        data[(w as usize * h as usize)..].fill(128);
+        let black = VideoFrame::new(
+            w,
+            h,
+            Bytes::from(data),
+            std::time::Instant::now(),
+            std::time::Duration::ZERO,
+        )
+        .map_err(|_| CodecError::config("H.264", "cannot make the priming picture"))?;
+        self.inner
+            .encode_at(&Planes(&black), Timestamp::ZERO)
+            .map_err(|e| CodecError::H264Encode {
+                op: "encode (priming)",
+                code: e.native_code(),
+            })?;
+        self.apply_slices((w, h))
+    }
+
+    /// Reads openh264's parameters back and sets them again with
+    /// fixed-count slicing and as many threads as slices.
+    fn apply_slices(&mut self, size: (u32, u32)) -> Result<(), CodecError> {
+        use openh264_sys2::{
+            SEncParamExt, ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, SM_FIXEDSLCNUM_SLICE,
+        };
+        let slices = self.slices.min(size.1.div_ceil(16) as u16).max(1);
+        let mut params = SEncParamExt::default();
+        // SAFETY: the encoder is initialised (a picture was encoded at this
+        // size); GetOption copies its current SEncParamExt into `params`,
+        // which lives across the call, and SetOption copies it back in. Only
+        // the slice layout and thread count change; openh264 validates them
+        // and rebuilds its context for the new layout.
+        let code = unsafe {
+            let api = self.inner.raw_api();
+            let got = api.get_option(
+                ENCODER_OPTION_SVC_ENCODE_PARAM_EXT,
+                (&raw mut params).cast(),
+            );
+            if got != 0 {
+                got
+            } else {
+                params.iMultipleThreadIdc = slices;
+                let layer = &mut params.sSpatialLayers[0].sSliceArgument;
+                layer.uiSliceMode = SM_FIXEDSLCNUM_SLICE;
+                layer.uiSliceNum = u32::from(slices);
+                api.set_option(
+                    ENCODER_OPTION_SVC_ENCODE_PARAM_EXT,
+                    (&raw mut params).cast(),
+                )
+            }
+        };
+        if code != 0 {
+            return Err(CodecError::H264Encode {
+                op: "set up slices for threads",
+                code: i64::from(code),
+            });
+        }
+        self.sliced_at = Some(size);
+        Ok(())
     }
 
     /// The configuration this encoder was built with.
@@ -200,6 +299,9 @@ impl H264Encoder {
                 op: "encode",
                 code: e.native_code(),
             })?;
+        // A new picture size made the crate set openh264 up again with one
+        // slice: slice it again (openh264 restarts with an IDR next picture).
+        let resliced = self.slices > 1 && self.sliced_at != Some((width, height));
         match bs.frame_type() {
             FrameType::Skip => {
                 self.skipped += 1;
@@ -255,6 +357,9 @@ impl H264Encoder {
         if has_idr {
             self.keyframe_pending = false;
             self.keyframes += 1;
+        }
+        if resliced {
+            self.apply_slices((width, height))?;
         }
         Ok(Some(EncodedUnit {
             codec: Codec::H264,
