@@ -50,6 +50,9 @@ const UNIT_QUEUE: usize = 16;
 /// Audio blocks (10 ms each) waiting for the encoder.
 const AUDIO_QUEUE: usize = 16;
 
+/// Pause between the last RTP packet and the BYE.
+const BYE_DELAY: Duration = Duration::from_millis(50);
+
 /// Payload type for H.264, as the costream receiver and the SDP expect.
 const PT_H264: u8 = 96;
 /// Payload type for Opus.
@@ -821,7 +824,11 @@ impl NetStage {
                 return;
             }
         }
-        // Upstream has finished: say goodbye so the peer need not time us out.
+        // Upstream has finished: say goodbye so the peer need not time us
+        // out. Not at once: the BYE travels on the RTCP port and ffmpeg ends
+        // the stream when it reads it, even with the last picture's packets
+        // still unread on the RTP port.
+        thread::sleep(BYE_DELAY);
         self.session.close(Instant::now());
         let _ = self.flush();
         let _ = matches!(units.try_recv(), Recv::Closed);
