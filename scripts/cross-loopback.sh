@@ -12,17 +12,8 @@ cd "$(dirname "$0")/.."
 target=$1
 example=0
 [ "${2:-}" = "--example" ] && example=1
-case $target in
-  aarch64-*) qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu) ;;
-  armv7-*) qemu=(qemu-arm -L /usr/arm-linux-gnueabihf) ;;
-  x86_64-*) qemu=() ;;
-  *) echo "cross-loopback: unknown target $target" >&2; exit 2 ;;
-esac
-out=${CARGO_TARGET_DIR:-target}/$target/release
-if [ "$target" = x86_64-unknown-linux-gnu ] && [ ! -d "$out" ]; then
-  out=target/release
-  [ -x "$out/pstream" ] || out=target/debug  # a plain `cargo build` (+ --example)
-fi
+probe=pstream
+source scripts/cross-target.sh "$target"
 bin=$out/pstream
 sender=$out/examples/rtp_send
 for b in "$bin" $( ((example)) && echo "$sender"); do

@@ -8,17 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target=$1
-case $target in
-  aarch64-*) qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu) ;;
-  armv7-*) qemu=(qemu-arm -L /usr/arm-linux-gnueabihf) ;;
-  x86_64-*) qemu=() ;;
-  *) echo "cross-record: unknown target $target" >&2; exit 2 ;;
-esac
-out=${CARGO_TARGET_DIR:-target}/$target/release
-if [ "$target" = x86_64-unknown-linux-gnu ] && [ ! -d "$out" ]; then
-  out=target/release
-  [ -x "$out/examples/record_flv" ] || out=target/debug
-fi
+probe=examples/record_flv
+source scripts/cross-target.sh "$target"
 example=$out/examples/record_flv
 [ -x "$example" ] || { echo "cross-record: no binary at $example (run scripts/cross.sh)" >&2; exit 2; }
 

@@ -173,6 +173,19 @@ fn assert_h264_aac(path: &Path, streams: &[(String, u32, u32, u64)]) {
     );
 }
 
+/// ffprobe's view of the one FLV nginx recorded under `dir`/rec, checked
+/// to hold 640x360 H.264 and AAC.
+fn the_one_recording(dir: &Path) -> Vec<(String, u32, u32, u64)> {
+    let rec: Vec<PathBuf> = std::fs::read_dir(dir.join("rec"))
+        .expect("rec dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    let (streams, _) = probe(&rec[0]);
+    assert_h264_aac(&rec[0], &streams);
+    streams
+}
+
 /// (segment file, duration) pairs of an HLS playlist.
 fn playlist(path: &Path) -> Vec<(PathBuf, f64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -236,13 +249,7 @@ fn push_to_nginx_makes_h264_aac_hls_segments_of_about_two_seconds() {
         assert_h264_aac(path, &streams);
     }
     // nginx's recording holds the whole push: at least 90% of 10 s at 30 fps.
-    let rec: Vec<PathBuf> = std::fs::read_dir(dir.join("rec"))
-        .expect("rec dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert_eq!(rec.len(), 1, "{rec:?}");
-    let (streams, _) = probe(&rec[0]);
-    assert_h264_aac(&rec[0], &streams);
+    let streams = the_one_recording(&dir);
     assert!(frames_of(&streams, "h264") >= 270, "{streams:?}");
 }
 
@@ -346,13 +353,7 @@ fn a_dead_destination_does_not_stall_the_live_one_and_out_file_is_clean() {
     );
     assert!(count_in(&log, "retrying in") >= 2, "{log}");
     std::thread::sleep(Duration::from_millis(500));
-    let rec: Vec<PathBuf> = std::fs::read_dir(dir.join("rec"))
-        .expect("rec dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert_eq!(rec.len(), 1, "{rec:?}");
-    let (streams, _) = probe(&rec[0]);
-    assert_h264_aac(&rec[0], &streams);
+    let streams = the_one_recording(&dir);
     assert!(
         frames_of(&streams, "h264") >= 216,
         "live destination starved: {streams:?}"
@@ -560,13 +561,7 @@ fn rtmps_through_a_tls_front_reaches_nginx() {
     );
     assert_eq!(count_in(&push.stderr(), ": live"), 1, "{}", push.stderr());
     std::thread::sleep(Duration::from_millis(500));
-    let rec: Vec<PathBuf> = std::fs::read_dir(dir.join("rec"))
-        .expect("rec dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert_eq!(rec.len(), 1, "{rec:?}");
-    let (streams, _) = probe(&rec[0]);
-    assert_h264_aac(&rec[0], &streams);
+    let streams = the_one_recording(&dir);
     assert!(frames_of(&streams, "h264") >= 160, "{streams:?}");
 
     // Without the private CA the certificate is refused, and the log says why.
@@ -816,13 +811,7 @@ fn the_embedding_api_pushes_to_nginx_and_records_flv() {
     );
 
     std::thread::sleep(Duration::from_millis(500));
-    let rec: Vec<PathBuf> = std::fs::read_dir(dir.join("rec"))
-        .expect("rec dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert_eq!(rec.len(), 1, "{rec:?}");
-    let (streams, _) = probe(&rec[0]);
-    assert_h264_aac(&rec[0], &streams);
+    let streams = the_one_recording(&dir);
     // At least 90% of the frames of the run reached nginx and the file.
     assert!(frames_of(&streams, "h264") >= 162, "{streams:?}");
     let (streams, warnings) = probe(&file);

@@ -15,8 +15,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use pstream_capture::{AudioFormat, DeviceCounters};
@@ -32,7 +32,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::one_line;
-use crate::run::{fail, spawn, take_fatal, Fatal, Stop};
+use crate::run::{fail, spawn, Fatal, Stages, Stop};
 use crate::stages::{
     audio_source_stage, capture_fragment, open_audio, open_video, video_source_stage,
 };
@@ -258,9 +258,7 @@ struct EncodeCounters {
 
 /// A running push: its stage threads and their counters.
 pub struct PushStream {
-    stop: Stop,
-    fatal: Fatal,
-    threads: Vec<JoinHandle<()>>,
+    stages: Stages,
     encode: Arc<EncodeCounters>,
     upstream_drops: Vec<Arc<AtomicU64>>,
     dests: Vec<DestEntry>,
@@ -276,7 +274,7 @@ impl std::fmt::Debug for PushStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PushStream")
             .field("destinations", &self.dests.len())
-            .field("threads", &self.threads.len())
+            .field("threads", &self.stages.count())
             .finish_non_exhaustive()
     }
 }
@@ -362,13 +360,10 @@ impl PushStream {
             encoder: format!("pstream {}", env!("CARGO_PKG_VERSION")),
         };
 
-        let fatal: Fatal = Arc::new(Mutex::new(None));
         // Threads belong to `me` from the first one on, so that a stage
         // failing to start stops and joins those already running.
         let mut me = Self {
-            stop: stop.clone(),
-            fatal: fatal.clone(),
-            threads: Vec::new(),
+            stages: Stages::new(stop.clone()),
             encode: Arc::new(EncodeCounters::default()),
             upstream_drops: Vec::new(),
             dests: Vec::new(),
@@ -379,6 +374,7 @@ impl PushStream {
             capture_device,
             capture_format,
         };
+        let fatal = me.stages.fatal().clone();
         let keyframe = Arc::new(AtomicBool::new(false));
         let has_video = video.is_some();
         let has_audio = aac.is_some();
@@ -391,11 +387,11 @@ impl PushStream {
         if let Some((src, enc, _, keyint_frames)) = video {
             let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
             me.upstream_drops.push(frame_tx.drop_counter());
-            me.threads.push(spawn("video-source", {
+            me.stages.add(spawn("video-source", {
                 let (stop, fatal) = (stop.clone(), fatal.clone());
                 move || video_source_stage(src, frame_tx, &stop, &fatal)
             })?);
-            me.threads.push(spawn("video-encode", {
+            me.stages.add(spawn("video-encode", {
                 let (stop, fatal, keyframe, encode) = (
                     stop.clone(),
                     fatal.clone(),
@@ -422,16 +418,16 @@ impl PushStream {
             let (block_tx, block_rx) = link::<AudioBlock>(AUDIO_QUEUE);
             me.upstream_drops.push(block_tx.drop_counter());
             match audio_source {
-                Some(src) => me.threads.push(spawn("audio-source", {
+                Some(src) => me.stages.add(spawn("audio-source", {
                     let (stop, fatal) = (stop.clone(), fatal.clone());
                     move || audio_source_stage(src, block_tx, &stop, &fatal)
                 })?),
-                None => me.threads.push(spawn("audio-silence", {
+                None => me.stages.add(spawn("audio-silence", {
                     let (stop, rate, channels) = (stop.clone(), config.audio_rate, config.channels);
                     move || silence_stage(clock, rate, channels, block_tx, &stop)
                 })?),
             }
-            me.threads.push(spawn("audio-encode", {
+            me.stages.add(spawn("audio-encode", {
                 let (stop, fatal, encode) = (stop.clone(), fatal.clone(), me.encode.clone());
                 move || audio_encode_stage(enc, block_rx, audio_units_tx, &encode, &stop, &fatal)
             })?);
@@ -460,14 +456,14 @@ impl PushStream {
                 reconnect_max,
                 started: Instant::now(),
             };
-            me.threads.push(spawn(&format!("dest-{}", me.dests.len()), {
+            me.stages.add(spawn(&format!("dest-{}", me.dests.len()), {
                 let stop = stop.clone();
                 move || dest.run(&stop)
             })?);
         }
 
         let states: Vec<Arc<DestCounters>> = me.dests.iter().map(|d| d.1.clone()).collect();
-        me.threads.push(spawn("interleave", {
+        me.stages.add(spawn("interleave", {
             let (stop, fatal) = (stop.clone(), fatal.clone());
             move || {
                 let fan = Fanout {
@@ -496,12 +492,12 @@ impl PushStream {
     /// True once the stream is ending (stop requested, a source ended, a
     /// stage failed or every destination gave up).
     pub fn stopping(&self) -> bool {
-        self.stop.requested()
+        self.stages.ending()
     }
 
     /// Asks every stage to stop; [`PushStream::wait`] then returns promptly.
     pub fn stop(&self) {
-        self.stop.trigger();
+        self.stages.stop();
     }
 
     /// Each destination's name (stream key hidden) and state.
@@ -581,15 +577,7 @@ impl PushStream {
     /// every destination giving up, or [`PushStream::stop`]) and every stage
     /// has finished. An error when a stage failed or any destination gave up.
     pub fn wait(&mut self) -> Result<()> {
-        // Blocks like a thread join: the run ends by itself (duration,
-        // source end, failure) or through stop(); wait never ends it early.
-        while !self.stop.requested() {
-            thread::sleep(Duration::from_millis(20));
-        }
-        self.stop_and_join();
-        if let Some(err) = take_fatal(&self.fatal) {
-            return Err(err);
-        }
+        self.stages.wait()?;
         let failed: Vec<&str> = self
             .dests
             .iter()
@@ -600,19 +588,6 @@ impl PushStream {
             return Err(Error::Message(format!("gave up on {}", failed.join(", "))));
         }
         Ok(())
-    }
-
-    fn stop_and_join(&mut self) {
-        self.stop.trigger();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for PushStream {
-    fn drop(&mut self) {
-        self.stop_and_join();
     }
 }
 

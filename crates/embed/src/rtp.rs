@@ -15,7 +15,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::jpeg_source::RtpJpegSource;
-use crate::run::{fail, spawn, take_fatal, Fatal, Stop};
+use crate::run::{fail, spawn, Fatal, Stages, Stop};
 use crate::stages::{
     audio_source_stage, capture_fragment, encoded_source_stage, open_audio, open_video_for,
     video_source_stage,
@@ -344,9 +344,7 @@ impl Plan {
 
 /// A running RTP stream: its stage threads and their counters.
 pub struct RtpSend {
-    stop: Stop,
-    fatal: Fatal,
-    threads: Vec<JoinHandle<()>>,
+    stages: Stages,
     streams: Vec<StreamEntry>,
     prev: Vec<(u64, u64)>,
     last: Instant,
@@ -359,7 +357,7 @@ pub struct RtpSend {
 impl std::fmt::Debug for RtpSend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RtpSend")
-            .field("threads", &self.threads.len())
+            .field("threads", &self.stages.count())
             .finish_non_exhaustive()
     }
 }
@@ -388,14 +386,12 @@ impl RtpSend {
             OpenedVideo::Encoded(s) => s.camera_counters(),
         });
         let audio_format = audio.as_ref().map(|(src, _)| src.format());
-        let fatal: Fatal = Arc::new(Mutex::new(None));
+
         // Threads are owned by `me` from the first one on, so that a stage
         // failing to start (a port in use) stops and joins those already
         // running when `me` drops.
         let mut me = Self {
-            stop: shutdown.clone(),
-            fatal: fatal.clone(),
-            threads: Vec::new(),
+            stages: Stages::new(shutdown.clone()),
             streams: Vec::new(),
             prev: Vec::new(),
             last: Instant::now(),
@@ -404,6 +400,7 @@ impl RtpSend {
             camera,
             audio_format,
         };
+        let fatal = me.stages.fatal().clone();
         let cname = format!("pstream@{}", listen);
         if let Some((src, video_plan)) = video {
             let socket = UdpEndpoint::bind(SocketAddr::new(listen, layout.video_rtcp_back()))?;
@@ -420,11 +417,11 @@ impl RtpSend {
                         counters.clone(),
                         vec![frame_tx.drop_counter(), unit_tx.drop_counter()],
                     ));
-                    me.threads.push(spawn("video-source", {
+                    me.stages.add(spawn("video-source", {
                         let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
                         move || video_source_stage(src, frame_tx, &shutdown, &fatal)
                     })?);
-                    me.threads.push(spawn("video-encode", {
+                    me.stages.add(spawn("video-encode", {
                         let (shutdown, fatal, keyframe, counters) = (
                             shutdown.clone(),
                             fatal.clone(),
@@ -457,7 +454,7 @@ impl RtpSend {
                         Box::new(RtpJpegSource::new(src, quality));
                     me.streams
                         .push(("video", counters.clone(), vec![unit_tx.drop_counter()]));
-                    me.threads.push(spawn("video-source", {
+                    me.stages.add(spawn("video-source", {
                         let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
                         move || encoded_source_stage(src, unit_tx, &shutdown, &fatal)
                     })?);
@@ -473,8 +470,9 @@ impl RtpSend {
                 keyframe: Some(keyframe),
                 counters,
             };
-            me.threads
-                .extend(net.spawn("video-net", unit_rx, &shutdown, &fatal)?);
+            for t in net.spawn("video-net", unit_rx, &shutdown, &fatal)? {
+                me.stages.add(t);
+            }
         }
 
         if let Some((src, cfg)) = audio {
@@ -489,11 +487,11 @@ impl RtpSend {
                 counters.clone(),
                 vec![block_tx.drop_counter(), unit_tx.drop_counter()],
             ));
-            me.threads.push(spawn("audio-source", {
+            me.stages.add(spawn("audio-source", {
                 let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
                 move || audio_source_stage(src, block_tx, &shutdown, &fatal)
             })?);
-            me.threads.push(spawn("audio-encode", {
+            me.stages.add(spawn("audio-encode", {
                 let (shutdown, fatal, counters) =
                     (shutdown.clone(), fatal.clone(), counters.clone());
                 move || audio_encode_stage(encoder, block_rx, unit_tx, &counters, &shutdown, &fatal)
@@ -507,8 +505,9 @@ impl RtpSend {
                 keyframe: None,
                 counters,
             };
-            me.threads
-                .extend(net.spawn("audio-net", unit_rx, &shutdown, &fatal)?);
+            for t in net.spawn("audio-net", unit_rx, &shutdown, &fatal)? {
+                me.stages.add(t);
+            }
         }
 
         tracing::info!(
@@ -529,12 +528,12 @@ impl RtpSend {
     /// True once the stream is ending (stop requested, source ended, or a
     /// stage failed).
     pub fn stopping(&self) -> bool {
-        self.stop.requested()
+        self.stages.ending()
     }
 
     /// Asks every stage to stop; [`RtpSend::wait`] then returns promptly.
     pub fn stop(&self) {
-        self.stop.trigger();
+        self.stages.stop();
     }
 
     /// The stats since the last call: per stream the rate, packets, drops
@@ -575,29 +574,7 @@ impl RtpSend {
     /// [`RtpSend::stop`]) and every stage has finished; the first stage
     /// failure, if any.
     pub fn wait(&mut self) -> Result<()> {
-        // Blocks like a thread join: the run ends by itself (duration,
-        // source end, failure) or through stop(); wait never ends it early.
-        while !self.stop.requested() {
-            thread::sleep(Duration::from_millis(20));
-        }
-        self.stop_and_join();
-        match take_fatal(&self.fatal) {
-            Some(err) => Err(err),
-            None => Ok(()),
-        }
-    }
-
-    fn stop_and_join(&mut self) {
-        self.stop.trigger();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for RtpSend {
-    fn drop(&mut self) {
-        self.stop_and_join();
+        self.stages.wait()
     }
 }
 

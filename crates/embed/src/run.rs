@@ -83,6 +83,84 @@ pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle
         .map_err(|e| Error::failed(format!("cannot start thread {name}"), e))
 }
 
+/// The stage threads of a running stream, its stop flag and its first
+/// failure: what every running stream holds, and how it ends. Dropping it
+/// stops and joins every stage.
+#[derive(Debug)]
+pub struct Stages {
+    stop: Stop,
+    fatal: Fatal,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Stages {
+    /// No stage yet; `stop` ends the run.
+    pub fn new(stop: Stop) -> Self {
+        Self {
+            stop,
+            fatal: Arc::new(Mutex::new(None)),
+            threads: Vec::new(),
+        }
+    }
+
+    /// The stop flag the stages poll.
+    pub fn stop_flag(&self) -> &Stop {
+        &self.stop
+    }
+
+    /// Where a stage records why the run failed.
+    pub fn fatal(&self) -> &Fatal {
+        &self.fatal
+    }
+
+    /// Takes a started stage thread.
+    pub fn add(&mut self, thread: JoinHandle<()>) {
+        self.threads.push(thread);
+    }
+
+    /// Stage threads running (or finished, not yet joined).
+    pub fn count(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// True once the run is ending.
+    pub fn ending(&self) -> bool {
+        self.stop.requested()
+    }
+
+    /// Asks every stage to stop.
+    pub fn stop(&self) {
+        self.stop.trigger();
+    }
+
+    /// Blocks like a thread join until the run ends by itself (duration,
+    /// source end, failure) or through [`Stages::stop`] (never ending it
+    /// early), joins every stage, and returns the first failure.
+    pub fn wait(&mut self) -> Result<()> {
+        while !self.stop.requested() {
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.stop_and_join();
+        match take_fatal(&self.fatal) {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.trigger();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Stages {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +181,29 @@ mod tests {
         let soon = Stop::after(0.01).expect("valid");
         thread::sleep(Duration::from_millis(30));
         assert!(soon.requested());
+    }
+
+    #[test]
+    fn stages_wait_for_the_end_and_return_the_first_failure() {
+        let mut stages = Stages::new(Stop::after(0.05).expect("valid"));
+        let (stop, fatal) = (stages.stop_flag().clone(), stages.fatal().clone());
+        stages.add(
+            spawn("stage", move || {
+                while !stop.requested() {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                fail(&fatal, &stop, Error::Config("late".into()));
+            })
+            .expect("spawn"),
+        );
+        let started = Instant::now();
+        let err = stages.wait().expect_err("the stage failed");
+        assert!(
+            started.elapsed() >= Duration::from_millis(40),
+            "ended early"
+        );
+        assert_eq!(err.to_string(), "late");
+        assert_eq!(stages.count(), 0);
+        assert!(stages.ending());
     }
 }
