@@ -288,15 +288,16 @@ impl PushStream {
         config.check()?;
         // Files are created first: a path that cannot be written is a bad
         // setting, refused before anything starts.
-        let mut files = Vec::new();
+        let mut sinks = Vec::new();
         for target in &config.destinations {
-            files.push(match target {
+            sinks.push(match target {
                 Target::File(path) => {
-                    Some(File::create(path).map_err(|e| {
+                    let file = File::create(path).map_err(|e| {
                         Error::failed(format!("cannot create {}", path.display()), e)
-                    })?)
+                    })?;
+                    Sink::File(file, path.clone())
                 }
-                Target::Rtmp(_) => None,
+                Target::Rtmp(url) => Sink::Rtmp(url.clone()),
             });
         }
         let clock = PipelineClock::start();
@@ -438,7 +439,7 @@ impl PushStream {
         // One thread and one link per destination.
         let reconnect_max = Duration::from_secs_f64(config.reconnect_max_seconds);
         let mut dest_links = Vec::new();
-        for (target, file) in config.destinations.iter().zip(files) {
+        for (target, sink) in config.destinations.iter().zip(sinks) {
             let (tx, rx) = link::<EncodedUnit>(DEST_QUEUE);
             let counters = Arc::new(DestCounters::default());
             let name = target.name();
@@ -447,8 +448,7 @@ impl PushStream {
             dest_links.push(tx);
             let dest = Destination {
                 name,
-                target: target.clone(),
-                file,
+                sink: Some(sink),
                 units: rx,
                 counters,
                 muxer: FlvMuxer::new(info.clone()),
@@ -591,12 +591,20 @@ impl PushStream {
     }
 }
 
+/// What a destination writes to, opened (files) or parsed (URLs) before
+/// the run starts.
+enum Sink {
+    /// A created FLV file and its path (for error messages).
+    File(File, PathBuf),
+    /// An RTMP(S) ingest, connected by the destination thread.
+    Rtmp(RtmpUrl),
+}
+
 /// One destination's thread-side state.
 struct Destination {
     name: String,
-    target: Target,
-    /// The file of a [`Target::File`], created before the run started.
-    file: Option<File>,
+    /// Where it writes; taken when the destination thread starts.
+    sink: Option<Sink>,
     units: LinkReceiver<EncodedUnit>,
     counters: Arc<DestCounters>,
     muxer: FlvMuxer,
@@ -607,9 +615,10 @@ struct Destination {
 
 impl Destination {
     fn run(mut self, stop: &Stop) {
-        let result = match self.target.clone() {
-            Target::File(path) => self.run_file(&path),
-            Target::Rtmp(url) => self.run_rtmp(&url, stop),
+        let result = match self.sink.take() {
+            Some(Sink::File(file, path)) => self.run_file(file, &path),
+            Some(Sink::Rtmp(url)) => self.run_rtmp(&url, stop),
+            None => Ok(()),
         };
         match result {
             Ok(()) => self.counters.set(DestinationState::Done),
@@ -630,13 +639,8 @@ impl Destination {
         }
     }
 
-    fn run_file(&mut self, path: &Path) -> Result<()> {
+    fn run_file(&mut self, file: File, path: &Path) -> Result<()> {
         let cannot_write = |e| Error::failed(format!("cannot write {}", path.display()), e);
-        let file = match self.file.take() {
-            Some(f) => f,
-            None => File::create(path)
-                .map_err(|e| Error::failed(format!("cannot create {}", path.display()), e))?,
-        };
         let mut w = BufWriter::new(file);
         let info = self.muxer.info();
         w.write_all(&file_header(info.video.is_some(), info.audio.is_some()))
