@@ -331,7 +331,7 @@ pub fn run(args: RecvArgs) -> anyhow::Result<()> {
     }
     let taken = fatal.lock().ok().and_then(|mut f| f.take());
     match taken {
-        Some(err) => Err(err.into()),
+        Some(err) => Err(err),
         None => Ok(()),
     }
 }

@@ -1,11 +1,13 @@
 //! Clean stopping: Ctrl-C, SIGTERM and `--duration` all end in the same
 //! flag, the library's [`pstream_embed::Stop`].
 
+use std::sync::{Arc, Mutex};
+
 /// The stop flag every stage polls.
 pub type Shutdown = pstream_embed::Stop;
 
 /// The first fatal error any stage hit; the run ends with it.
-pub type FatalSlot = pstream_embed::run::Fatal;
+pub type FatalSlot = Arc<Mutex<Option<anyhow::Error>>>;
 
 /// A stop flag set by SIGINT, SIGTERM, or after `duration` seconds.
 pub fn install(duration: Option<f64>) -> anyhow::Result<Shutdown> {
@@ -21,12 +23,10 @@ pub fn install(duration: Option<f64>) -> anyhow::Result<Shutdown> {
     Ok(stop)
 }
 
-/// Records a stage's fatal error (the first one wins) and stops the run;
-/// the whole chain of causes becomes the one error line.
+/// Records a stage's fatal error (the first one wins) and stops the run.
 pub fn fail(slot: &FatalSlot, shutdown: &Shutdown, err: anyhow::Error) {
-    pstream_embed::run::fail(
-        slot,
-        shutdown,
-        pstream_embed::Error::Message(format!("{err:#}")),
-    );
+    if let Ok(mut s) = slot.lock() {
+        s.get_or_insert(err);
+    }
+    shutdown.trigger();
 }

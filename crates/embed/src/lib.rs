@@ -47,6 +47,7 @@
 //! ```
 
 pub mod error;
+pub mod fault;
 pub mod jpeg_source;
 pub mod push;
 pub mod rtp;
@@ -232,12 +233,9 @@ impl Push {
     /// returns the running stream.
     pub fn start(mut self) -> Result<PushStream> {
         for url in &self.urls {
-            let target = Target::parse(url).map_err(|e| {
-                Error::Message(format!(
-                    "destination {}: {}",
-                    pstream_transport::rtmp::redact(url),
-                    error::one_line(&e)
-                ))
+            let target = Target::parse(url).map_err(|e| Error::Destination {
+                name: pstream_transport::rtmp::redact(url),
+                source: Box::new(e),
             })?;
             self.config.destinations.push(target);
         }

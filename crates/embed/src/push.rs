@@ -32,7 +32,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::one_line;
-use crate::run::{fail, spawn, Fatal, Stages, Stop};
+use crate::run::{Stages, Stop};
 use crate::stages::{
     audio_source_stage, capture_fragment, open_audio, open_video, video_source_stage,
 };
@@ -375,7 +375,6 @@ impl PushStream {
             capture_device,
             capture_format,
         };
-        let fatal = me.stages.fatal().clone();
         let keyframe = Arc::new(AtomicBool::new(false));
         let has_video = video.is_some();
         let has_audio = aac.is_some();
@@ -388,29 +387,21 @@ impl PushStream {
         if let Some((src, enc, _, keyint_frames)) = video {
             let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
             me.upstream_drops.push(frame_tx.drop_counter());
-            me.stages.add(spawn("video-source", {
-                let (stop, fatal) = (stop.clone(), fatal.clone());
-                move || video_source_stage(src, frame_tx, &stop, &fatal)
-            })?);
-            me.stages.add(spawn("video-encode", {
-                let (stop, fatal, keyframe, encode) = (
-                    stop.clone(),
-                    fatal.clone(),
-                    keyframe.clone(),
-                    me.encode.clone(),
-                );
-                move || {
+            me.stages.spawn("video-source", move |stop| {
+                video_source_stage(src, frame_tx, stop)
+            })?;
+            me.stages.spawn("video-encode", {
+                let (keyframe, encode) = (keyframe.clone(), me.encode.clone());
+                move |_| {
                     video_encode_stage(
                         (enc, keyint_frames),
                         frame_rx,
                         video_units_tx,
                         &keyframe,
                         &encode,
-                        &stop,
-                        &fatal,
                     )
                 }
-            })?);
+            })?;
         } else {
             drop(video_units_tx);
         }
@@ -419,19 +410,21 @@ impl PushStream {
             let (block_tx, block_rx) = link::<AudioBlock>(AUDIO_QUEUE);
             me.upstream_drops.push(block_tx.drop_counter());
             match audio_source {
-                Some(src) => me.stages.add(spawn("audio-source", {
-                    let (stop, fatal) = (stop.clone(), fatal.clone());
-                    move || audio_source_stage(src, block_tx, &stop, &fatal)
-                })?),
-                None => me.stages.add(spawn("audio-silence", {
-                    let (stop, rate, channels) = (stop.clone(), config.audio_rate, config.channels);
-                    move || silence_stage(clock, rate, channels, block_tx, &stop)
-                })?),
+                Some(src) => me.stages.spawn("audio-source", move |stop| {
+                    audio_source_stage(src, block_tx, stop)
+                })?,
+                None => me.stages.spawn("audio-silence", {
+                    let (rate, channels) = (config.audio_rate, config.channels);
+                    move |stop| {
+                        silence_stage(clock, rate, channels, block_tx, stop);
+                        Ok(())
+                    }
+                })?,
             }
-            me.stages.add(spawn("audio-encode", {
-                let (stop, fatal, encode) = (stop.clone(), fatal.clone(), me.encode.clone());
-                move || audio_encode_stage(enc, block_rx, audio_units_tx, &encode, &stop, &fatal)
-            })?);
+            me.stages.spawn("audio-encode", {
+                let encode = me.encode.clone();
+                move |_| audio_encode_stage(enc, block_rx, audio_units_tx, &encode)
+            })?;
         } else {
             drop(audio_units_tx);
         }
@@ -456,25 +449,27 @@ impl PushStream {
                 reconnect_max,
                 started: Instant::now(),
             };
-            me.stages.add(spawn(&format!("dest-{}", me.dests.len()), {
-                let stop = stop.clone();
-                move || dest.run(&stop)
-            })?);
+            me.stages
+                .spawn(&format!("dest-{}", me.dests.len()), move |stop| {
+                    dest.run(stop);
+                    Ok(())
+                })?;
         }
 
-        let states: Vec<Arc<DestCounters>> = me.dests.iter().map(|d| d.1.clone()).collect();
-        me.stages.add(spawn("interleave", {
-            let (stop, fatal) = (stop.clone(), fatal.clone());
-            move || {
-                let fan = Fanout {
-                    has_video,
-                    has_audio,
-                    dests: dest_links,
-                    states,
-                };
-                fan.run(video_units_rx, audio_units_rx, &stop, &fatal)
-            }
-        })?);
+        let states: Vec<(String, Arc<DestCounters>)> = me
+            .dests
+            .iter()
+            .map(|d| (d.0.clone(), d.1.clone()))
+            .collect();
+        me.stages.spawn("interleave", move |stop| {
+            let fan = Fanout {
+                has_video,
+                has_audio,
+                dests: dest_links,
+                states,
+            };
+            fan.run(video_units_rx, audio_units_rx, stop)
+        })?;
 
         tracing::info!(
             "pushing to {}",
@@ -585,7 +580,9 @@ impl PushStream {
             .map(|d| d.0.as_str())
             .collect();
         if !failed.is_empty() {
-            return Err(Error::Message(format!("gave up on {}", failed.join(", "))));
+            return Err(Error::DestinationsFailed {
+                names: failed.into_iter().map(str::to_string).collect(),
+            });
         }
         Ok(())
     }
@@ -640,7 +637,11 @@ impl Destination {
     }
 
     fn run_file(&mut self, file: File, path: &Path) -> Result<()> {
-        let cannot_write = |e| Error::failed(format!("cannot write {}", path.display()), e);
+        let cannot_write = |source| Error::File {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        };
         let mut w = BufWriter::new(file);
         let info = self.muxer.info();
         w.write_all(&file_header(info.video.is_some(), info.audio.is_some()))
@@ -796,7 +797,7 @@ struct Fanout {
     has_audio: bool,
     dests: Vec<LinkSender<EncodedUnit>>,
     /// Watched so the run ends (with an error) once every destination gave up.
-    states: Vec<Arc<DestCounters>>,
+    states: Vec<(String, Arc<DestCounters>)>,
 }
 
 impl Fanout {
@@ -805,8 +806,7 @@ impl Fanout {
         video: LinkReceiver<EncodedUnit>,
         audio: LinkReceiver<EncodedUnit>,
         stop: &Stop,
-        fatal: &Fatal,
-    ) {
+    ) -> Result<()> {
         let mut il = Interleaver::new(self.has_video, self.has_audio, INTERLEAVE_WAIT);
         let never = crossbeam_channel::never();
         let (mut v_open, mut a_open) = (self.has_video, self.has_audio);
@@ -822,14 +822,11 @@ impl Fanout {
             } else if self
                 .states
                 .iter()
-                .all(|s| s.state() == DestinationState::Failed)
+                .all(|s| s.1.state() == DestinationState::Failed)
             {
-                fail(
-                    fatal,
-                    stop,
-                    Error::Message("every destination gave up (see the errors above)".into()),
-                );
-                break;
+                return Err(Error::DestinationsFailed {
+                    names: self.states.iter().map(|s| s.0.clone()).collect(),
+                });
             }
             let vr = if v_open { video.as_receiver() } else { &never };
             let ar = if a_open { audio.as_receiver() } else { &never };
@@ -851,6 +848,7 @@ impl Fanout {
         for u in il.drain() {
             self.send_all(u);
         }
+        Ok(())
     }
 
     fn send_all(&self, unit: EncodedUnit) {
@@ -899,9 +897,7 @@ fn video_encode_stage(
     out: LinkSender<EncodedUnit>,
     keyframe: &AtomicBool,
     counters: &EncodeCounters,
-    stop: &Stop,
-    fatal: &Fatal,
-) {
+) -> Result<()> {
     // GOPs are timed here rather than by openh264's frame counter, so that
     // an IDR forced by a (re)connect restarts the 2 s cadence instead of
     // being followed by a short GOP.
@@ -926,12 +922,10 @@ fn video_encode_stage(
             Ok(None) => {
                 counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => {
-                fail(fatal, stop, Error::failed("H.264 encoding failed", e));
-                break;
-            }
+            Err(e) => return Err(Error::codec("H.264 encoding failed", e)),
         }
     }
+    Ok(())
 }
 
 fn audio_encode_stage(
@@ -939,25 +933,19 @@ fn audio_encode_stage(
     blocks: LinkReceiver<AudioBlock>,
     out: LinkSender<EncodedUnit>,
     counters: &EncodeCounters,
-    stop: &Stop,
-    fatal: &Fatal,
-) {
+) -> Result<()> {
     while let Some(block) = blocks.recv() {
-        match enc.encode(&block) {
-            Ok(units) => {
-                for unit in units {
-                    counters.audio_units.fetch_add(1, Ordering::Relaxed);
-                    if out.send(unit).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                fail(fatal, stop, Error::failed("AAC encoding failed", e));
-                return;
+        let units = enc
+            .encode(&block)
+            .map_err(|e| Error::codec("AAC encoding failed", e))?;
+        for unit in units {
+            counters.audio_units.fetch_add(1, Ordering::Relaxed);
+            if out.send(unit).is_err() {
+                return Ok(());
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

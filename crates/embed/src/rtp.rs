@@ -16,7 +16,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use pstream_capture::v4l2::CaptureCounters;
@@ -34,7 +34,7 @@ use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::jpeg_source::RtpJpegSource;
-use crate::run::{fail, spawn, Fatal, Stages, Stop};
+use crate::run::{Stages, Stop};
 use crate::stages::{
     audio_source_stage, capture_fragment, encoded_source_stage, open_audio, open_video_for,
     video_source_stage,
@@ -400,7 +400,6 @@ impl RtpSend {
             camera,
             audio_format,
         };
-        let fatal = me.stages.fatal().clone();
         let cname = format!("pstream@{}", listen);
         if let Some((src, video_plan)) = video {
             let socket = UdpEndpoint::bind(SocketAddr::new(listen, layout.video_rtcp_back()))?;
@@ -417,18 +416,12 @@ impl RtpSend {
                         counters.clone(),
                         vec![frame_tx.drop_counter(), unit_tx.drop_counter()],
                     ));
-                    me.stages.add(spawn("video-source", {
-                        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
-                        move || video_source_stage(src, frame_tx, &shutdown, &fatal)
-                    })?);
-                    me.stages.add(spawn("video-encode", {
-                        let (shutdown, fatal, keyframe, counters) = (
-                            shutdown.clone(),
-                            fatal.clone(),
-                            keyframe.clone(),
-                            counters.clone(),
-                        );
-                        move || {
+                    me.stages.spawn("video-source", move |stop| {
+                        video_source_stage(src, frame_tx, stop)
+                    })?;
+                    me.stages.spawn("video-encode", {
+                        let (keyframe, counters) = (keyframe.clone(), counters.clone());
+                        move |_| {
                             video_encode_stage(
                                 encoder,
                                 video_codec,
@@ -436,11 +429,9 @@ impl RtpSend {
                                 unit_tx,
                                 &keyframe,
                                 &counters,
-                                &shutdown,
-                                &fatal,
                             )
                         }
-                    })?);
+                    })?;
                 }
                 OpenedVideo::Encoded(src) => {
                     // The camera's own JPEGs: every one is a keyframe, nothing to
@@ -454,10 +445,9 @@ impl RtpSend {
                         Box::new(RtpJpegSource::new(src, quality));
                     me.streams
                         .push(("video", counters.clone(), vec![unit_tx.drop_counter()]));
-                    me.stages.add(spawn("video-source", {
-                        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
-                        move || encoded_source_stage(src, unit_tx, &shutdown, &fatal)
-                    })?);
+                    me.stages.spawn("video-source", move |stop| {
+                        encoded_source_stage(src, unit_tx, stop)
+                    })?;
                 }
             }
             let session =
@@ -470,9 +460,7 @@ impl RtpSend {
                 keyframe: Some(keyframe),
                 counters,
             };
-            for t in net.spawn("video-net", unit_rx, &shutdown, &fatal)? {
-                me.stages.add(t);
-            }
+            net.spawn("video-net", unit_rx, &mut me.stages)?;
         }
 
         if let Some((src, cfg)) = audio {
@@ -487,15 +475,12 @@ impl RtpSend {
                 counters.clone(),
                 vec![block_tx.drop_counter(), unit_tx.drop_counter()],
             ));
-            me.stages.add(spawn("audio-source", {
-                let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
-                move || audio_source_stage(src, block_tx, &shutdown, &fatal)
-            })?);
-            me.stages.add(spawn("audio-encode", {
-                let (shutdown, fatal, counters) =
-                    (shutdown.clone(), fatal.clone(), counters.clone());
-                move || audio_encode_stage(encoder, block_rx, unit_tx, &counters, &shutdown, &fatal)
-            })?);
+            me.stages.spawn("audio-source", move |stop| {
+                audio_source_stage(src, block_tx, stop)
+            })?;
+            me.stages.spawn("audio-encode", move |_| {
+                audio_encode_stage(encoder, block_rx, unit_tx)
+            })?;
             let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, mtu)?;
             let net = NetStage {
                 session,
@@ -505,9 +490,7 @@ impl RtpSend {
                 keyframe: None,
                 counters,
             };
-            for t in net.spawn("audio-net", unit_rx, &shutdown, &fatal)? {
-                me.stages.add(t);
-            }
+            net.spawn("audio-net", unit_rx, &mut me.stages)?;
         }
 
         tracing::info!(
@@ -655,9 +638,7 @@ fn video_encode_stage(
     out: LinkSender<EncodedUnit>,
     keyframe: &AtomicBool,
     counters: &StreamCounters,
-    shutdown: &Stop,
-    fatal: &Fatal,
-) {
+) -> Result<()> {
     while let Some(frame) = frames.recv() {
         if keyframe.swap(false, Ordering::Relaxed) {
             enc.request_keyframe();
@@ -673,41 +654,28 @@ fn video_encode_stage(
             Ok(None) => {
                 counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => {
-                fail(
-                    fatal,
-                    shutdown,
-                    Error::failed(format!("{codec} encoding failed"), e),
-                );
-                break;
-            }
+            Err(e) => return Err(Error::codec(format!("{codec} encoding failed"), e)),
         }
     }
+    Ok(())
 }
 
 fn audio_encode_stage(
     mut enc: OpusEncoder,
     blocks: LinkReceiver<AudioBlock>,
     out: LinkSender<EncodedUnit>,
-    _counters: &StreamCounters,
-    shutdown: &Stop,
-    fatal: &Fatal,
-) {
+) -> Result<()> {
     while let Some(block) = blocks.recv() {
-        match enc.encode(&block) {
-            Ok(units) => {
-                for unit in units {
-                    if out.send(unit).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                fail(fatal, shutdown, Error::failed("Opus encoding failed", e));
-                return;
+        let units = enc
+            .encode(&block)
+            .map_err(|e| Error::codec("Opus encoding failed", e))?;
+        for unit in units {
+            if out.send(unit).is_err() {
+                return Ok(());
             }
         }
     }
+    Ok(())
 }
 
 /// The network end of one stream: drives an [`RtpSender`] from encoded
@@ -726,16 +694,14 @@ impl NetStage {
         self,
         name: &str,
         units: LinkReceiver<EncodedUnit>,
-        shutdown: &Stop,
-        fatal: &Fatal,
-    ) -> Result<Vec<JoinHandle<()>>> {
+        stages: &mut Stages,
+    ) -> Result<()> {
         // A reader thread turns the blocking socket into a channel so the
         // session thread can wait on units, RTCP and timers at once.
         let (rtcp_tx, rtcp_rx) = crossbeam_channel::bounded::<bytes::Bytes>(64);
         let mut reader = self.socket.try_clone()?;
-        let reader_stop = shutdown.clone();
-        let reader = spawn(&format!("{name}-rtcp"), move || {
-            while !reader_stop.requested() {
+        stages.spawn(&format!("{name}-rtcp"), move |stop| {
+            while !stop.requested() {
                 match reader.recv_timeout(Duration::from_millis(100)) {
                     Ok(Some((data, _from))) => {
                         if rtcp_tx.try_send(data).is_err() && rtcp_tx.is_empty() {
@@ -749,26 +715,20 @@ impl NetStage {
                     }
                 }
             }
+            Ok(())
         })?;
-        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
-        let main = spawn(name, move || self.run(units, rtcp_rx, &shutdown, &fatal))?;
-        Ok(vec![reader, main])
+        stages.spawn(name, move |_| self.run(units, rtcp_rx))
     }
 
     fn run(
         mut self,
         units: LinkReceiver<EncodedUnit>,
         rtcp: crossbeam_channel::Receiver<bytes::Bytes>,
-        shutdown: &Stop,
-        fatal: &Fatal,
-    ) {
+    ) -> Result<()> {
         loop {
             let now = Instant::now();
             self.session.handle_timeout(now);
-            if let Err(e) = self.flush() {
-                fail(fatal, shutdown, e);
-                return;
-            }
+            self.flush()?;
             let wait = self
                 .session
                 .next_timeout()
@@ -781,8 +741,7 @@ impl NetStage {
                         self.counters.units.fetch_add(1, Ordering::Relaxed);
                         self.counters.payload_bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
                         if let Err(e) = self.session.push(Instant::now(), &unit) {
-                            fail(fatal, shutdown, Error::failed("RTP packetization failed", e));
-                            return;
+                            return Err(Error::failed("RTP packetization failed", e));
                         }
                     }
                     Err(_) => break,
@@ -796,10 +755,7 @@ impl NetStage {
                 },
                 default(wait) => {}
             }
-            if let Err(e) = self.flush() {
-                fail(fatal, shutdown, e);
-                return;
-            }
+            self.flush()?;
         }
         // Upstream has finished: say goodbye so the peer need not time us
         // out. Not at once: the BYE travels on the RTCP port and ffmpeg ends
@@ -809,6 +765,7 @@ impl NetStage {
         self.session.close(Instant::now());
         let _ = self.flush();
         let _ = matches!(units.try_recv(), Recv::Closed);
+        Ok(())
     }
 
     fn drain_events(&mut self) {

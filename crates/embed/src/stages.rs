@@ -8,7 +8,7 @@ use pstream_capture::{
 };
 use pstream_core::{AudioBlock, Codec, EncodedUnit, LinkSender, PipelineClock, VideoFrame};
 
-use crate::run::{fail, Fatal, Stop};
+use crate::run::Stop;
 use crate::{Error, Result};
 
 /// Opens a video spec (`None` for `none`), asking the test pattern for `size`
@@ -83,14 +83,13 @@ pub fn capture_fragment(device: Option<&DeviceCounters>, format: Option<AudioFor
 }
 
 /// Pulls paced frames from `src` into `out` until the run stops, the source
-/// ends (which ends the run) or the downstream stage goes away.
+/// ends (which ends the run), it fails, or the downstream stage goes away.
 pub fn video_source_stage(
     mut src: Box<dyn VideoSource>,
     out: LinkSender<VideoFrame>,
     shutdown: &Stop,
-    fatal: &Fatal,
-) {
-    pull_stage("video", || src.next_frame(), out, shutdown, fatal);
+) -> Result<()> {
+    pull_stage("video", || src.next_frame(), out, shutdown)
 }
 
 /// Pulls encoded pictures from `src` straight into the unit link of the
@@ -99,9 +98,8 @@ pub fn encoded_source_stage(
     mut src: Box<dyn EncodedVideoSource>,
     out: LinkSender<EncodedUnit>,
     shutdown: &Stop,
-    fatal: &Fatal,
-) {
-    pull_stage("video", || src.next_unit(), out, shutdown, fatal);
+) -> Result<()> {
+    pull_stage("video", || src.next_unit(), out, shutdown)
 }
 
 /// Pulls paced audio blocks from `src` into `out`, like [`video_source_stage`].
@@ -109,9 +107,8 @@ pub fn audio_source_stage(
     mut src: Box<dyn AudioSource>,
     out: LinkSender<AudioBlock>,
     shutdown: &Stop,
-    fatal: &Fatal,
-) {
-    pull_stage("audio", || src.next_block(), out, shutdown, fatal);
+) -> Result<()> {
+    pull_stage("audio", || src.next_block(), out, shutdown)
 }
 
 /// The loop every source stage runs: `next` until the run stops, the source
@@ -122,8 +119,8 @@ fn pull_stage<T, E>(
     mut next: impl FnMut() -> std::result::Result<Option<T>, E>,
     out: LinkSender<T>,
     shutdown: &Stop,
-    fatal: &Fatal,
-) where
+) -> Result<()>
+where
     E: std::error::Error + Send + Sync + 'static,
 {
     while !shutdown.requested() {
@@ -138,14 +135,8 @@ fn pull_stage<T, E>(
                 shutdown.trigger();
                 break;
             }
-            Err(e) => {
-                fail(
-                    fatal,
-                    shutdown,
-                    Error::failed(format!("{kind} source failed"), e),
-                );
-                break;
-            }
+            Err(e) => return Err(Error::failed(format!("{kind} source failed"), e)),
         }
     }
+    Ok(())
 }
