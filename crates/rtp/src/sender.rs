@@ -16,10 +16,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
-use crate::h264::{H264Payloader, PayloaderError};
-use crate::jpeg::{JpegPayloader, PT_JPEG};
-use crate::opus::OpusPayloader;
 use crate::packet::RtpHeader;
+use crate::payload::{Packetizer, Payloader, PayloaderError, PT_JPEG};
 use crate::rtcp::{self, RtcpError, RtcpPacket, SdesChunk};
 
 /// Default largest RTP packet, header included: fits any tunnel on the way.
@@ -209,13 +207,6 @@ pub struct SenderStats {
     pub last_report: Option<ReceiverReportStats>,
 }
 
-#[derive(Debug)]
-enum Payloader {
-    H264(H264Payloader),
-    Opus(OpusPayloader),
-    Jpeg(JpegPayloader),
-}
-
 /// One outgoing RTP stream and its RTCP.
 #[derive(Debug)]
 pub struct RtpSender {
@@ -223,7 +214,7 @@ pub struct RtpSender {
     ssrc: u32,
     seq: u16,
     ts_base: u32,
-    payloader: Payloader,
+    payloader: Packetizer,
     buf: BytesMut,
     rtcp_buf: BytesMut,
     transmits: VecDeque<Transmit>,
@@ -245,12 +236,8 @@ impl RtpSender {
         if config.clock_rate == 0 {
             return Err(SenderError::ClockRate);
         }
-        let payloader = match config.codec {
-            Codec::H264 => Payloader::H264(H264Payloader::new(config.mtu)?),
-            Codec::Opus => Payloader::Opus(OpusPayloader::new(config.mtu)?),
-            Codec::Mjpeg => Payloader::Jpeg(JpegPayloader::new(config.mtu)?),
-            other => return Err(SenderError::UnsupportedCodec(other)),
-        };
+        let payloader = Packetizer::new(config.codec, config.mtu)
+            .ok_or(SenderError::UnsupportedCodec(config.codec))??;
         let mut rng = StdRng::from_rng(rng);
         Ok(Self {
             ssrc: config.ssrc.unwrap_or_else(|| rng.random()),
@@ -358,11 +345,7 @@ impl RtpSender {
             stats.packets += 1;
             stats.octets += len as u64;
         };
-        let n = match payloader {
-            Payloader::H264(p) => p.packetize(&unit.data, &mut emit),
-            Payloader::Opus(p) => p.packetize(&unit.data, &mut emit)?,
-            Payloader::Jpeg(p) => p.packetize(&unit.data, &mut emit)?,
-        };
+        let n = payloader.packetize(&unit.data, &mut emit)?;
         self.stats.units += 1;
         if self.next_rtcp.is_none() && n > 0 {
             self.next_rtcp = Some(now);
