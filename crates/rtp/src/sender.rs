@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
 use crate::packet::RtpHeader;
-use crate::payload::{Packetizer, Payloader, PayloaderError, PT_JPEG};
+use crate::payload::{Packetizer, Payloader, PayloaderError, PT_H264, PT_JPEG, PT_OPUS};
 use crate::rtcp::{self, RtcpError, RtcpPacket, SdesChunk};
 
 /// Default largest RTP packet, header included: fits any tunnel on the way.
@@ -70,16 +70,16 @@ pub struct SenderConfig {
 }
 
 impl SenderConfig {
-    /// pstream's defaults for `codec`: PT 96 for H.264, 97 for Opus, 26 for
-    /// MJPEG, the codec's clock rate, a 1200-byte MTU, a random SSRC, 1 s
-    /// RTCP interval.
+    /// pstream's defaults for `codec`: [`PT_H264`] (96) for H.264,
+    /// [`PT_OPUS`] (97) for Opus, [`PT_JPEG`] (26) for MJPEG, the codec's
+    /// clock rate, a 1200-byte MTU, a random SSRC, 1 s RTCP interval.
     pub fn new(codec: Codec, clock: PipelineClock, cname: impl Into<String>) -> Self {
         Self {
             ssrc: None,
             payload_type: match codec {
-                Codec::Opus => 97,
+                Codec::Opus => PT_OPUS,
                 Codec::Mjpeg => PT_JPEG,
-                _ => 96,
+                _ => PT_H264,
             },
             codec,
             clock_rate: codec.rtp_clock_rate(),
