@@ -73,6 +73,7 @@ impl ReceiverConfig {
 
 /// Why a receiver could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ReceiverError {
     /// pstream has no RTP payload format for this codec.
     #[error("no RTP payload format for {0}")]

@@ -117,6 +117,7 @@ impl SenderConfig {
 
 /// Why a sender could not be built or could not take a unit.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SenderError {
     /// pstream has no RTP payload format for this codec.
     #[error("no RTP payload format for {0}")]
@@ -127,9 +128,24 @@ pub enum SenderError {
     /// A clock rate of zero.
     #[error("RTP clock rate must be positive")]
     ClockRate,
-    /// The payloader refused the MTU or the unit.
+    /// The payloader refused the MTU.
     #[error(transparent)]
     Payloader(#[from] PayloaderError),
+    /// The payloader refused a unit; nothing of it was sent.
+    #[error("cannot packetize the {len}-byte unit for ssrc {ssrc:#010x} seq {seq} ts {timestamp}")]
+    Packetize {
+        /// Our SSRC.
+        ssrc: u32,
+        /// The sequence number the unit's first packet would have had.
+        seq: u16,
+        /// The unit's RTP timestamp.
+        timestamp: u32,
+        /// The unit's length in bytes.
+        len: usize,
+        /// Why the payloader refused it.
+        #[source]
+        source: PayloaderError,
+    },
     /// A unit of another codec than the session's.
     #[error("pushed a {got} unit into a {expected} RTP session")]
     CodecMismatch {
@@ -314,6 +330,7 @@ impl RtpSender {
             timestamp: self.rtp_timestamp_at(unit.capture),
             ssrc: self.ssrc,
         };
+        let first_seq = self.seq;
         let Self {
             payloader,
             buf,
@@ -345,7 +362,15 @@ impl RtpSender {
             stats.packets += 1;
             stats.octets += len as u64;
         };
-        let n = payloader.packetize(&unit.data, &mut emit)?;
+        let n = payloader
+            .packetize(&unit.data, &mut emit)
+            .map_err(|source| SenderError::Packetize {
+                ssrc: template.ssrc,
+                seq: first_seq,
+                timestamp: template.timestamp,
+                len: unit.data.len(),
+                source,
+            })?;
         self.stats.units += 1;
         if self.next_rtcp.is_none() && n > 0 {
             self.next_rtcp = Some(now);
@@ -579,6 +604,36 @@ mod tests {
                 got: Codec::Opus
             })
         );
+    }
+
+    #[test]
+    fn a_refused_unit_names_its_stream_and_sends_nothing() {
+        let (mut s, _, origin) = setup(Codec::Opus);
+        let seq0 = s.next_sequence();
+        let cap = origin + Duration::from_millis(20);
+        let big = vec![1u8; DEFAULT_MTU];
+        let err = s
+            .push(cap, &unit(Codec::Opus, cap, &big))
+            .expect_err("an Opus packet over the MTU");
+        assert_eq!(
+            err,
+            SenderError::Packetize {
+                ssrc: 0x1111,
+                seq: seq0,
+                timestamp: s.rtp_timestamp_at(cap),
+                len: DEFAULT_MTU,
+                source: PayloaderError::TooLarge {
+                    len: DEFAULT_MTU,
+                    max: DEFAULT_MTU - 12
+                },
+            }
+        );
+        assert!(err.to_string().contains("ssrc 0x00001111"), "{err}");
+        let cause = std::error::Error::source(&err).expect("the payloader's reason");
+        assert!(cause.to_string().contains("does not fit"), "{cause}");
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.next_sequence(), seq0);
+        assert_eq!(s.stats().units, 0);
     }
 
     #[test]
