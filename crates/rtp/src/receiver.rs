@@ -15,9 +15,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
-use crate::depay::{Depacketizer, DepayError};
 use crate::jitterbuf::{Insert, JitterBuffer};
 use crate::packet::{RtpError, RtpPacket};
+use crate::payload::{Depacketizer, DepayError};
 use crate::rtcp::{self, ReportBlock, RtcpError, RtcpPacket, SdesChunk};
 use crate::sender::{Transmit, TransmitKind};
 use crate::seq::{SeqExtender, SeqVerdict};
@@ -73,6 +73,7 @@ impl ReceiverConfig {
 
 /// Why a receiver could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ReceiverError {
     /// pstream has no RTP payload format for this codec.
     #[error("no RTP payload format for {0}")]
@@ -641,8 +642,8 @@ impl RtpReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h264::H264Payloader;
     use crate::packet::RtpHeader;
+    use crate::payload::h264::H264Payloader;
     use bytes::BufMut;
 
     fn rx(codec: Codec, latency: Duration) -> RtpReceiver {
@@ -958,7 +959,7 @@ mod tests {
         // The fragments after the hole were dropped, and the log can say which.
         let e = r.last_depay_error().expect("a depay error");
         assert_eq!((e.ssrc, e.timestamp), (77, 5 * 3000));
-        assert_eq!(e.kind, crate::depay::DepayErrorKind::FuWithoutStart);
+        assert_eq!(e.kind, crate::payload::DepayErrorKind::FuWithoutStart);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub const MAX_COUNT: usize = 31;
 
 /// Why an RTCP compound packet was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RtcpError {
     /// Fewer than 4 bytes left for a packet header.
     #[error("RTCP truncated at offset {offset}: {remaining} bytes cannot hold a header")]

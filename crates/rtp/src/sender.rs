@@ -16,10 +16,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
-use crate::h264::{H264Payloader, PayloaderError};
-use crate::jpeg::{JpegPayloader, PT_JPEG};
-use crate::opus::OpusPayloader;
 use crate::packet::RtpHeader;
+use crate::payload::{Packetizer, Payloader, PayloaderError, PT_H264, PT_JPEG, PT_OPUS};
 use crate::rtcp::{self, RtcpError, RtcpPacket, SdesChunk};
 
 /// Default largest RTP packet, header included: fits any tunnel on the way.
@@ -72,16 +70,16 @@ pub struct SenderConfig {
 }
 
 impl SenderConfig {
-    /// pstream's defaults for `codec`: PT 96 for H.264, 97 for Opus, 26 for
-    /// MJPEG, the codec's clock rate, a 1200-byte MTU, a random SSRC, 1 s
-    /// RTCP interval.
+    /// pstream's defaults for `codec`: [`PT_H264`] (96) for H.264,
+    /// [`PT_OPUS`] (97) for Opus, [`PT_JPEG`] (26) for MJPEG, the codec's
+    /// clock rate, a 1200-byte MTU, a random SSRC, 1 s RTCP interval.
     pub fn new(codec: Codec, clock: PipelineClock, cname: impl Into<String>) -> Self {
         Self {
             ssrc: None,
             payload_type: match codec {
-                Codec::Opus => 97,
+                Codec::Opus => PT_OPUS,
                 Codec::Mjpeg => PT_JPEG,
-                _ => 96,
+                _ => PT_H264,
             },
             codec,
             clock_rate: codec.rtp_clock_rate(),
@@ -119,6 +117,7 @@ impl SenderConfig {
 
 /// Why a sender could not be built or could not take a unit.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SenderError {
     /// pstream has no RTP payload format for this codec.
     #[error("no RTP payload format for {0}")]
@@ -129,9 +128,24 @@ pub enum SenderError {
     /// A clock rate of zero.
     #[error("RTP clock rate must be positive")]
     ClockRate,
-    /// The payloader refused the MTU or the unit.
+    /// The payloader refused the MTU.
     #[error(transparent)]
     Payloader(#[from] PayloaderError),
+    /// The payloader refused a unit; nothing of it was sent.
+    #[error("cannot packetize the {len}-byte unit for ssrc {ssrc:#010x} seq {seq} ts {timestamp}")]
+    Packetize {
+        /// Our SSRC.
+        ssrc: u32,
+        /// The sequence number the unit's first packet would have had.
+        seq: u16,
+        /// The unit's RTP timestamp.
+        timestamp: u32,
+        /// The unit's length in bytes.
+        len: usize,
+        /// Why the payloader refused it.
+        #[source]
+        source: PayloaderError,
+    },
     /// A unit of another codec than the session's.
     #[error("pushed a {got} unit into a {expected} RTP session")]
     CodecMismatch {
@@ -209,13 +223,6 @@ pub struct SenderStats {
     pub last_report: Option<ReceiverReportStats>,
 }
 
-#[derive(Debug)]
-enum Payloader {
-    H264(H264Payloader),
-    Opus(OpusPayloader),
-    Jpeg(JpegPayloader),
-}
-
 /// One outgoing RTP stream and its RTCP.
 #[derive(Debug)]
 pub struct RtpSender {
@@ -223,7 +230,7 @@ pub struct RtpSender {
     ssrc: u32,
     seq: u16,
     ts_base: u32,
-    payloader: Payloader,
+    payloader: Packetizer,
     buf: BytesMut,
     rtcp_buf: BytesMut,
     transmits: VecDeque<Transmit>,
@@ -245,12 +252,8 @@ impl RtpSender {
         if config.clock_rate == 0 {
             return Err(SenderError::ClockRate);
         }
-        let payloader = match config.codec {
-            Codec::H264 => Payloader::H264(H264Payloader::new(config.mtu)?),
-            Codec::Opus => Payloader::Opus(OpusPayloader::new(config.mtu)?),
-            Codec::Mjpeg => Payloader::Jpeg(JpegPayloader::new(config.mtu)?),
-            other => return Err(SenderError::UnsupportedCodec(other)),
-        };
+        let payloader = Packetizer::new(config.codec, config.mtu)
+            .ok_or(SenderError::UnsupportedCodec(config.codec))??;
         let mut rng = StdRng::from_rng(rng);
         Ok(Self {
             ssrc: config.ssrc.unwrap_or_else(|| rng.random()),
@@ -327,6 +330,7 @@ impl RtpSender {
             timestamp: self.rtp_timestamp_at(unit.capture),
             ssrc: self.ssrc,
         };
+        let first_seq = self.seq;
         let Self {
             payloader,
             buf,
@@ -358,11 +362,15 @@ impl RtpSender {
             stats.packets += 1;
             stats.octets += len as u64;
         };
-        let n = match payloader {
-            Payloader::H264(p) => p.packetize(&unit.data, &mut emit),
-            Payloader::Opus(p) => p.packetize(&unit.data, &mut emit)?,
-            Payloader::Jpeg(p) => p.packetize(&unit.data, &mut emit)?,
-        };
+        let n = payloader
+            .packetize(&unit.data, &mut emit)
+            .map_err(|source| SenderError::Packetize {
+                ssrc: template.ssrc,
+                seq: first_seq,
+                timestamp: template.timestamp,
+                len: unit.data.len(),
+                source,
+            })?;
         self.stats.units += 1;
         if self.next_rtcp.is_none() && n > 0 {
             self.next_rtcp = Some(now);
@@ -596,6 +604,36 @@ mod tests {
                 got: Codec::Opus
             })
         );
+    }
+
+    #[test]
+    fn a_refused_unit_names_its_stream_and_sends_nothing() {
+        let (mut s, _, origin) = setup(Codec::Opus);
+        let seq0 = s.next_sequence();
+        let cap = origin + Duration::from_millis(20);
+        let big = vec![1u8; DEFAULT_MTU];
+        let err = s
+            .push(cap, &unit(Codec::Opus, cap, &big))
+            .expect_err("an Opus packet over the MTU");
+        assert_eq!(
+            err,
+            SenderError::Packetize {
+                ssrc: 0x1111,
+                seq: seq0,
+                timestamp: s.rtp_timestamp_at(cap),
+                len: DEFAULT_MTU,
+                source: PayloaderError::TooLarge {
+                    len: DEFAULT_MTU,
+                    max: DEFAULT_MTU - 12
+                },
+            }
+        );
+        assert!(err.to_string().contains("ssrc 0x00001111"), "{err}");
+        let cause = std::error::Error::source(&err).expect("the payloader's reason");
+        assert!(cause.to_string().contains("does not fit"), "{cause}");
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.next_sequence(), seq0);
+        assert_eq!(s.stats().units, 0);
     }
 
     #[test]

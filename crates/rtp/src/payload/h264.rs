@@ -6,8 +6,10 @@ use std::ops::Range;
 
 use bytes::{BufMut, BytesMut};
 
-use crate::depay::{DepacketizedUnit, DepayError, DepayErrorKind};
 use crate::packet::{RtpPacket, RTP_HEADER_LEN};
+use crate::payload::error::{DepayError, DepayErrorKind, PayloaderError};
+use crate::payload::traits::{Depayloader, Payloader};
+use crate::payload::types::DepacketizedUnit;
 
 /// NAL unit type of an IDR slice.
 pub const NAL_IDR: u8 = 5;
@@ -72,30 +74,6 @@ fn nal_type(nal: &[u8]) -> u8 {
 /// Non-VCL NALs that go ahead of a picture and are worth aggregating.
 fn is_parameter_nal(nal: &[u8]) -> bool {
     matches!(nal_type(nal), NAL_SEI | NAL_SPS | NAL_PPS)
-}
-
-/// Why a payloader could not be built or could not take a unit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PayloaderError {
-    /// The MTU leaves no room for a payload.
-    #[error("MTU {mtu} is too small: need at least {min}")]
-    MtuTooSmall {
-        /// The MTU asked for.
-        mtu: usize,
-        /// The smallest MTU this payloader works with.
-        min: usize,
-    },
-    /// A unit that must go in one packet does not fit.
-    #[error("{len}-byte payload does not fit a {max}-byte RTP payload")]
-    TooLarge {
-        /// Payload length.
-        len: usize,
-        /// Largest payload the MTU allows.
-        max: usize,
-    },
-    /// A JPEG that RFC 2435 cannot carry.
-    #[error(transparent)]
-    Jpeg(#[from] crate::jpeg::JpegError),
 }
 
 /// Splits Annex-B access units into RTP payloads (packetization-mode 1).
@@ -203,6 +181,16 @@ impl H264Payloader {
             emit(&[&fu, chunk], last && end != 0);
         }
         frags
+    }
+}
+
+impl Payloader for H264Payloader {
+    fn packetize<F: FnMut(&[&[u8]], bool)>(
+        &mut self,
+        unit: &[u8],
+        emit: F,
+    ) -> Result<usize, PayloaderError> {
+        Ok(H264Payloader::packetize(self, unit, emit))
     }
 }
 
@@ -391,6 +379,20 @@ impl H264Depacketizer {
             keyframe: self.au_keyframe,
             complete: self.au_complete,
         });
+    }
+}
+
+impl Depayloader for H264Depacketizer {
+    fn push(&mut self, pkt: &RtpPacket) -> Result<(), DepayError> {
+        H264Depacketizer::push(self, pkt)
+    }
+
+    fn pop(&mut self) -> Option<DepacketizedUnit> {
+        H264Depacketizer::pop(self)
+    }
+
+    fn flush(&mut self) {
+        H264Depacketizer::flush(self);
     }
 }
 

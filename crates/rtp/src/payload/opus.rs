@@ -2,9 +2,10 @@
 
 use std::collections::VecDeque;
 
-use crate::depay::{DepacketizedUnit, DepayError, DepayErrorKind};
-use crate::h264::PayloaderError;
 use crate::packet::{RtpPacket, RTP_HEADER_LEN};
+use crate::payload::error::{DepayError, DepayErrorKind, PayloaderError};
+use crate::payload::traits::{Depayloader, Payloader};
+use crate::payload::types::DepacketizedUnit;
 
 /// Puts each Opus packet in its own RTP payload.
 #[derive(Debug, Clone)]
@@ -83,6 +84,26 @@ impl OpusDepacketizer {
     /// Packets dropped as unusable.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+}
+
+impl Payloader for OpusPayloader {
+    fn packetize<F: FnMut(&[&[u8]], bool)>(
+        &mut self,
+        unit: &[u8],
+        emit: F,
+    ) -> Result<usize, PayloaderError> {
+        OpusPayloader::packetize(self, unit, emit)
+    }
+}
+
+impl Depayloader for OpusDepacketizer {
+    fn push(&mut self, pkt: &RtpPacket) -> Result<(), DepayError> {
+        OpusDepacketizer::push(self, pkt)
+    }
+
+    fn pop(&mut self) -> Option<DepacketizedUnit> {
+        OpusDepacketizer::pop(self)
     }
 }
 
