@@ -603,14 +603,15 @@ fn split_top(text: &str, sep: u8) -> Result<Vec<(usize, &str)>, CapsError> {
                     _ => b'>',
                 });
             }
-            b'}' | b']' | b'>' => {
-                if depth.pop() != Some(b) {
+            b'}' | b']' | b'>' => match depth.pop() {
+                Some(close) if close == b => {}
+                _ => {
                     return Err(CapsError::Syntax {
                         offset: i,
                         reason: "unbalanced bracket",
-                    });
+                    })
                 }
-            }
+            },
             _ if b == sep && depth.is_empty() => {
                 parts.push((start, &text[start..i]));
                 start = i + 1;
@@ -664,7 +665,10 @@ mod tests {
             panic!("video caps")
         };
         assert_eq!(v.format, PixelFormat::Rgbx);
-        assert_eq!((v.width, v.height, v.fps_num, v.fps_den), (1280, 720, 30000, 1001));
+        assert_eq!(
+            (v.width, v.height, v.fps_num, v.fps_den),
+            (1280, 720, 30000, 1001)
+        );
         // No frame rate: variable.
         let Caps::Video(v) =
             Caps::parse("video/x-raw,format=BGRA,width=2,height=2").expect("parses")
@@ -689,8 +693,8 @@ mod tests {
                 channels: 2
             })
         );
-        let Caps::Audio(a) = Caps::parse("audio/x-raw,format=S16LE,rate=44100,channels=1")
-            .expect("parses")
+        let Caps::Audio(a) =
+            Caps::parse("audio/x-raw,format=S16LE,rate=44100,channels=1").expect("parses")
         else {
             panic!("audio caps")
         };

@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pstream_core::{AudioBlock, VideoFrame};
 
-use super::caps::{AudioCaps, Caps, SampleFormat, VideoCaps};
+use super::caps::{AudioCaps, Caps, PixelFormat, SampleFormat};
 use super::pixels::{self, Layout};
 use super::proto::{FollowerDecoder, Message, WireLayout};
-use super::sysv::{self, SemSet, Segment};
+use super::sysv::{self, Segment, SemSet};
 use super::{check_path, ShmdataError, READ_END, READ_START};
 
 /// Largest audio buffer taken from a writer (about 2.7 s of 8-channel
@@ -91,7 +91,9 @@ impl std::fmt::Display for WaitReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             WaitReason::NoSocket => "no writer yet",
-            WaitReason::StaleSocket => "a socket file with no writer behind it (a writer that crashed?)",
+            WaitReason::StaleSocket => {
+                "a socket file with no writer behind it (a writer that crashed?)"
+            }
             WaitReason::NoGreeting => "a process listens there but sent no shmdata caps",
         })
     }
@@ -189,7 +191,14 @@ struct Inner {
     waiting: (u64, Option<WaitReason>),
     error: Option<ShmdataError>,
     finished: bool,
+    /// Copy buffers the caller has converted, for the next frames.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Copy buffers kept for reuse (a 4K BGRA frame is 33 MB: allocating and
+/// zeroing one per frame costs page faults the copy under the lock would
+/// otherwise pay).
+const SPARE_BUFFERS: usize = 2;
 
 #[derive(Debug)]
 struct Shared {
@@ -209,6 +218,13 @@ impl Shared {
     fn update(&self, f: impl FnOnce(&mut Inner)) {
         f(&mut self.lock());
         self.cv.notify_all();
+    }
+
+    /// A buffer of `len` bytes, reusing one the caller is done with.
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let mut buf = self.lock().spare.pop().unwrap_or_default();
+        buf.resize(len, 0);
+        buf
     }
 
     fn push(&self, frame: RawFrame) {
@@ -419,13 +435,26 @@ impl ShmdataFollower {
         let since = frame.capture.saturating_duration_since(origin);
         match frame.caps {
             Caps::Video(v) => {
-                let data = video_to_i420(&v, frame.data)?;
+                let (w, h) = (v.width as usize, v.height as usize);
+                let data = if v.format == PixelFormat::I420 && pixels::i420_is_packed(w, h) {
+                    // The reading thread copied exactly the packed picture.
+                    Bytes::from(frame.data)
+                } else {
+                    let mut out = vec![0u8; pixels::i420_len(w, h)];
+                    let ok = pixels::to_i420(&v, &frame.data, &mut out);
+                    self.recycle(frame.data);
+                    if !ok {
+                        return None;
+                    }
+                    Bytes::from(out)
+                };
                 VideoFrame::new(v.width, v.height, data, frame.capture, since)
                     .ok()
                     .map(FollowerEvent::Video)
             }
             Caps::Audio(a) => {
                 let samples = audio_to_f32(&a, &frame.data);
+                self.recycle(frame.data);
                 let frames = samples.len() / usize::from(a.channels);
                 let pts = match self.audio_clock {
                     Some((g, next)) if g == frame.generation => next,
@@ -445,6 +474,15 @@ impl ShmdataFollower {
     }
 }
 
+impl ShmdataFollower {
+    fn recycle(&self, buf: Vec<u8>) {
+        let mut inner = self.shared.lock();
+        if inner.spare.len() < SPARE_BUFFERS {
+            inner.spare.push(buf);
+        }
+    }
+}
+
 impl Drop for ShmdataFollower {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
@@ -452,17 +490,6 @@ impl Drop for ShmdataFollower {
             let _ = t.join();
         }
     }
-}
-
-/// A frame in GStreamer's layout to packed I420 (`None` when it does not fit).
-fn video_to_i420(caps: &VideoCaps, raw: Vec<u8>) -> Option<Bytes> {
-    let (w, h) = (caps.width as usize, caps.height as usize);
-    if caps.format == super::caps::PixelFormat::I420 && pixels::i420_is_packed(w, h) {
-        // The reading thread copied exactly the packed picture.
-        return Some(Bytes::from(raw));
-    }
-    let mut out = vec![0u8; pixels::i420_len(w, h)];
-    pixels::to_i420(caps, &raw, &mut out).then(|| Bytes::from(out))
 }
 
 /// Interleaved little-endian samples to f32 in -1.0..=1.0.
@@ -530,7 +557,10 @@ impl Reader {
             };
             self.generation += 1;
             self.waiting = false;
-            self.shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .connections
+                .fetch_add(1, Ordering::Relaxed);
             let generation = self.generation;
             let caps = conn.caps;
             tracing::debug!("shmdata:{}: writer connected", self.path.display());
@@ -578,7 +608,9 @@ impl Reader {
     fn connect(&mut self) -> Result<Option<Connection>, ShmdataError> {
         let path = self.path.clone();
         match std::fs::metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.wait(WaitReason::NoSocket),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return self.wait(WaitReason::NoSocket)
+            }
             Err(e) => return Err(ShmdataError::io(&path, "look at the path", e)),
             Ok(m) if !m.file_type().is_socket() => return Err(ShmdataError::NotASocket { path }),
             Ok(_) => {}
@@ -588,7 +620,9 @@ impl Reader {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 return self.wait(WaitReason::StaleSocket)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.wait(WaitReason::NoSocket),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return self.wait(WaitReason::NoSocket)
+            }
             Err(e) => return Err(ShmdataError::io(&path, "connect", e)),
         };
         let layout = WireLayout::NATIVE;
@@ -726,7 +760,7 @@ impl Reader {
             return release(conn);
         }
         // Allocate before taking the lock: the lock is held for the copy only.
-        let mut data = vec![0u8; need];
+        let mut data = self.shared.buffer(need);
         match conn.sem.op(&[READ_START], Some(self.options.lock_timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -812,7 +846,9 @@ fn read_message(
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) => {}
             Err(_) => return Err(ReadError::Closed),
         }

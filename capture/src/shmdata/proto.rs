@@ -307,9 +307,15 @@ mod tests {
         // sizeof(onConnectData), sizeof(UpdateMsg), sizeof(QuitMsg) on LP64
         // and ILP32.
         let l64 = WireLayout::with_size_t(8);
-        assert_eq!((l64.connect_len(), l64.update_len(), l64.quit_len()), (4112, 16, 2));
+        assert_eq!(
+            (l64.connect_len(), l64.update_len(), l64.quit_len()),
+            (4112, 16, 2)
+        );
         let l32 = WireLayout::with_size_t(4);
-        assert_eq!((l32.connect_len(), l32.update_len(), l32.quit_len()), (4104, 8, 2));
+        assert_eq!(
+            (l32.connect_len(), l32.update_len(), l32.quit_len()),
+            (4104, 8, 2)
+        );
     }
 
     #[test]

@@ -341,14 +341,16 @@ mod tests {
         let (p, k) = temp_key("sem", b'm');
         let set = SemSet::create(k, 0o600).expect("create");
         // Waiting for zero succeeds at once; a decrement below zero times out.
-        set.op(&[SemOp::wait(0, 0)], Some(Duration::ZERO)).expect("zero");
+        set.op(&[SemOp::wait(0, 0)], Some(Duration::ZERO))
+            .expect("zero");
         let t = Instant::now();
         let e = set
             .op(&[SemOp::wait(0, -1)], Some(Duration::from_millis(30)))
             .expect_err("blocks");
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert!(t.elapsed() >= Duration::from_millis(25));
-        set.op(&[SemOp::wait(0, 2), SemOp::wait(1, 1)], None).expect("add");
+        set.op(&[SemOp::wait(0, 2), SemOp::wait(1, 1)], None)
+            .expect("add");
         assert_eq!(set.value(0).expect("value"), 2);
         assert_eq!(set.value(1).expect("value"), 1);
         let e = set.op(&[SemOp::nowait(1, 0)], None).expect_err("not zero");

@@ -40,7 +40,7 @@ use pstream_core::{AudioBlock, VideoFrame};
 use super::caps::{AudioCaps, Caps, PixelFormat, SampleFormat, VideoCaps};
 use super::pixels::{self, Layout};
 use super::proto::WireLayout;
-use super::sysv::{self, SemOp, SemSet, Segment};
+use super::sysv::{self, Segment, SemOp, SemSet};
 use super::{check_path, ShmdataError};
 
 /// How the writer serves its followers.
@@ -462,7 +462,12 @@ impl ShmdataWriter {
 
     /// New caps: check them, disconnect every follower (they reconnect and
     /// are greeted with the new caps), and size the segment for them.
-    fn set_caps(&mut self, caps: Caps, size: usize, what: &'static str) -> Result<(), ShmdataError> {
+    fn set_caps(
+        &mut self,
+        caps: Caps,
+        size: usize,
+        what: &'static str,
+    ) -> Result<(), ShmdataError> {
         Caps::parse(&caps.to_caps_string()).map_err(|source| ShmdataError::BadMedia {
             path: self.path.clone(),
             what,
@@ -651,6 +656,9 @@ fn serve(listener: UnixListener, shared: &Shared) {
             .iter()
             .filter(|c| c.state == ClientState::Live && !c.dead)
             .count();
-        shared.counters.followers.store(live as u64, Ordering::Relaxed);
+        shared
+            .counters
+            .followers
+            .store(live as u64, Ordering::Relaxed);
     }
 }
