@@ -20,7 +20,6 @@ pub mod pace;
 #[cfg(feature = "pipewire")]
 pub mod pipewire;
 pub mod setup;
-pub mod shmdata;
 pub mod sink;
 pub mod source;
 pub mod testpattern;

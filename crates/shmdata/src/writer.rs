@@ -146,7 +146,7 @@ impl Shared {
 /// A shmdata writer serving frames at a path.
 ///
 /// ```no_run
-/// use pstream_capture::shmdata::{ShmdataWriter, WriterOptions};
+/// use pstream_shmdata::{ShmdataWriter, WriterOptions};
 /// # fn frames() -> Vec<pstream_core::VideoFrame> { Vec::new() }
 ///
 /// let mut w = ShmdataWriter::bind("/tmp/pstream_video", WriterOptions {
@@ -156,7 +156,7 @@ impl Shared {
 /// for frame in frames() {
 ///     w.write_video(&frame)?;
 /// }
-/// # Ok::<(), pstream_capture::shmdata::ShmdataError>(())
+/// # Ok::<(), pstream_shmdata::ShmdataError>(())
 /// ```
 #[derive(Debug)]
 pub struct ShmdataWriter {

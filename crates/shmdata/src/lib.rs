@@ -52,6 +52,11 @@
 //!
 //! Video is converted to and from GStreamer's default layouts ([`pixels`]);
 //! the writer publishes I420 and F32LE audio.
+//!
+//! The crate stands on `pstream-core` alone (no device stack, no codecs), so
+//! that the spec dispatch can offer `shmdata:PATH` as a source and a sink
+//! without more dependencies, and the caps and message parsers can be fuzzed
+//! without building the rest.
 
 pub mod caps;
 mod error;

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
-use pstream_capture::shmdata::proto::WireLayout;
+use pstream_shmdata::proto::WireLayout;
 
 use crate::peer::SockPath;
 

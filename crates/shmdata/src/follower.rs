@@ -60,6 +60,10 @@ pub struct FollowerOptions {
     /// Bytes held for the caller, whatever the count (at least one frame is
     /// always held).
     pub queue_bytes: usize,
+    /// Cut audio into blocks of this many milliseconds (pstream's sources
+    /// hand out 10 ms blocks), whatever the writer's buffers are; `None`
+    /// passes the writer's buffers on as they come.
+    pub audio_block_ms: Option<u32>,
 }
 
 impl Default for FollowerOptions {
@@ -70,6 +74,7 @@ impl Default for FollowerOptions {
             retry_interval: Duration::from_millis(50),
             queue_frames: 4,
             queue_bytes: 128 << 20,
+            audio_block_ms: None,
         }
     }
 }
@@ -176,6 +181,8 @@ struct RawFrame {
     caps: Caps,
     data: Vec<u8>,
     capture: Instant,
+    /// Frames before this one were dropped from the queue.
+    gap: bool,
 }
 
 /// State the reading thread hands to the caller.
@@ -199,6 +206,10 @@ struct Inner {
 /// zeroing one per frame costs page faults the copy under the lock would
 /// otherwise pay).
 const SPARE_BUFFERS: usize = 2;
+
+/// How far audio pts counted by samples may stray from the capture clock
+/// before they restart from it.
+const AUDIO_RESYNC: Duration = Duration::from_millis(200);
 
 #[derive(Debug)]
 struct Shared {
@@ -227,9 +238,10 @@ impl Shared {
         buf
     }
 
-    fn push(&self, frame: RawFrame) {
+    fn push(&self, mut frame: RawFrame) {
         let mut inner = self.lock();
         let len = frame.data.len();
+        let mut evicted = false;
         while !inner.frames.is_empty()
             && (inner.frames.len() >= self.queue_frames
                 || inner.queued_bytes + len > self.queue_bytes)
@@ -237,6 +249,14 @@ impl Shared {
             if let Some(old) = inner.frames.pop_front() {
                 inner.queued_bytes -= old.data.len();
                 self.counters.queue_dropped.fetch_add(1, Ordering::Relaxed);
+                evicted = true;
+            }
+        }
+        if evicted {
+            // Mark the first frame after the hole (audio pts restart there).
+            match inner.frames.front_mut() {
+                Some(next) => next.gap = true,
+                None => frame.gap = true,
             }
         }
         inner.queued_bytes += len;
@@ -250,7 +270,7 @@ impl Shared {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use pstream_capture::shmdata::{FollowerEvent, FollowerOptions, ShmdataFollower};
+/// use pstream_shmdata::{FollowerEvent, FollowerOptions, ShmdataFollower};
 ///
 /// let mut f = ShmdataFollower::open("/tmp/score_shm_video", FollowerOptions::default())?;
 /// while let Some(ev) = f.next_event(Duration::from_secs(5))? {
@@ -259,7 +279,7 @@ impl Shared {
 ///         other => println!("{other:?}"),
 ///     }
 /// }
-/// # Ok::<(), pstream_capture::shmdata::ShmdataError>(())
+/// # Ok::<(), pstream_shmdata::ShmdataError>(())
 /// ```
 #[derive(Debug)]
 pub struct ShmdataFollower {
@@ -276,6 +296,59 @@ pub struct ShmdataFollower {
     /// The connection and pts of the next audio sample, so that audio pts
     /// advance by sample count within a connection.
     audio_clock: Option<(u64, Duration)>,
+    /// Audio cut to a fixed block length, when asked for.
+    reblock: Option<Reblock>,
+    audio_block_ms: Option<u32>,
+    /// Events ready before anything else (the blocks one buffer gave).
+    ready: VecDeque<FollowerEvent>,
+}
+
+/// One connection's audio, cut into blocks of a fixed duration.
+#[derive(Debug)]
+struct Reblock {
+    ms: u32,
+    generation: u64,
+    caps: AudioCaps,
+    /// Samples not yet in a block (less than one block between buffers).
+    pending: Vec<f32>,
+    /// Capture time of the first pending sample.
+    capture: Instant,
+    /// The connection's first pts, and the sample frames and blocks since.
+    base_pts: Duration,
+    emitted: u64,
+    blocks: u64,
+}
+
+impl Reblock {
+    /// Sample frames in block `n`: block lengths alternate when a block is
+    /// not a whole number of samples, so that none drifts.
+    fn frames(&self, n: u64) -> usize {
+        let per = u64::from(self.caps.rate) * u64::from(self.ms);
+        ((n + 1) * per / 1000 - n * per / 1000) as usize
+    }
+
+    fn next_block(&mut self) -> Option<AudioBlock> {
+        let ch = usize::from(self.caps.channels);
+        let frames = self.frames(self.blocks);
+        if frames == 0 || self.pending.len() < frames * ch {
+            return None;
+        }
+        let rest = self.pending.split_off(frames * ch);
+        let samples = std::mem::replace(&mut self.pending, rest);
+        let rate = u64::from(self.caps.rate);
+        let at = |f: u64| Duration::from_nanos(f * 1_000_000_000 / rate);
+        let block = AudioBlock {
+            sample_rate: self.caps.rate,
+            channels: self.caps.channels,
+            samples,
+            capture: self.capture,
+            pts: self.base_pts + at(self.emitted),
+        };
+        self.capture += at(frames as u64);
+        self.emitted += frames as u64;
+        self.blocks += 1;
+        Some(block)
+    }
 }
 
 impl ShmdataFollower {
@@ -300,6 +373,7 @@ impl ShmdataFollower {
             queue_frames: options.queue_frames.max(1),
             queue_bytes: options.queue_bytes,
         });
+        let audio_block_ms = options.audio_block_ms.filter(|&ms| ms > 0);
         let reader = Reader {
             path: path.clone(),
             shared: shared.clone(),
@@ -321,6 +395,9 @@ impl ShmdataFollower {
             waiting_seen: 0,
             origin: None,
             audio_clock: None,
+            reblock: None,
+            audio_block_ms,
+            ready: VecDeque::new(),
         })
     }
 
@@ -344,6 +421,9 @@ impl ShmdataFollower {
     /// that does not speak shmdata) ends the follower: later calls return
     /// `ReaderStopped`.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<FollowerEvent>, ShmdataError> {
+        if let Some(ev) = self.ready.pop_front() {
+            return Ok(Some(ev));
+        }
         let deadline = Instant::now() + timeout;
         let mut inner = self.shared.lock();
         loop {
@@ -456,12 +536,52 @@ impl ShmdataFollower {
                 let samples = audio_to_f32(&a, &frame.data);
                 self.recycle(frame.data);
                 let frames = samples.len() / usize::from(a.channels);
+                // Pts advance by sample count within a connection, unless
+                // frames were dropped or the count strays from the clock (a
+                // writer that paused): then they restart from the clock.
                 let pts = match self.audio_clock {
-                    Some((g, next)) if g == frame.generation => next,
+                    Some((g, next))
+                        if g == frame.generation
+                            && !frame.gap
+                            && next.abs_diff(since) < AUDIO_RESYNC =>
+                    {
+                        next
+                    }
                     _ => since,
                 };
+                let resync = self
+                    .audio_clock
+                    .is_some_and(|(g, next)| g == frame.generation && next != pts);
                 let dur = Duration::from_nanos(frames as u64 * 1_000_000_000 / u64::from(a.rate));
                 self.audio_clock = Some((frame.generation, pts + dur));
+                if let Some(ms) = self.audio_block_ms {
+                    let fresh = resync
+                        || self
+                            .reblock
+                            .as_ref()
+                            .is_none_or(|r| r.generation != frame.generation || r.caps != a);
+                    if fresh {
+                        self.reblock = Some(Reblock {
+                            ms,
+                            generation: frame.generation,
+                            caps: a,
+                            pending: Vec::new(),
+                            capture: frame.capture,
+                            base_pts: pts,
+                            emitted: 0,
+                            blocks: 0,
+                        });
+                    }
+                    let r = self.reblock.as_mut()?;
+                    if r.pending.is_empty() {
+                        r.capture = frame.capture;
+                    }
+                    r.pending.extend_from_slice(&samples);
+                    while let Some(block) = r.next_block() {
+                        self.ready.push_back(FollowerEvent::Audio(block));
+                    }
+                    return self.ready.pop_front();
+                }
                 Some(FollowerEvent::Audio(AudioBlock {
                     sample_rate: a.rate,
                     channels: a.channels,
@@ -644,8 +764,10 @@ impl Reader {
         let caps = match Caps::parse(&caps_text) {
             Ok(c) => c,
             Err(source) => {
-                // Leave politely: the writer counts on every follower.
-                let _ = sock.write_all(&layout.encode_quit());
+                // Close without a word: libshmdata's writer takes any bytes
+                // from a follower it greeted as the acknowledgement, and
+                // would then wait for this one to read its frames.
+                drop(sock);
                 return Err(ShmdataError::UnsupportedCaps {
                     path,
                     caps: caps_text,
@@ -729,15 +851,13 @@ impl Reader {
             Caps::Video(v) => Layout::of(&v).size,
             Caps::Audio(a) => {
                 if size % a.frame_bytes() != 0 || size > MAX_AUDIO_BYTES {
-                    counters.short_frames.fetch_add(1, Ordering::Relaxed);
-                    return release(conn);
+                    return release_counting(conn, &counters.short_frames);
                 }
                 size
             }
         };
         if size < need {
-            counters.short_frames.fetch_add(1, Ordering::Relaxed);
-            return release(conn);
+            return release_counting(conn, &counters.short_frames);
         }
         if need == 0 {
             return release(conn);
@@ -752,20 +872,17 @@ impl Reader {
             Err(_) => conn.segment = None,
         }
         let Some(segment) = conn.segment.as_ref() else {
-            counters.small_segment.fetch_add(1, Ordering::Relaxed);
-            return release(conn);
+            return release_counting(conn, &counters.small_segment);
         };
         if segment.size() < need {
-            counters.small_segment.fetch_add(1, Ordering::Relaxed);
-            return release(conn);
+            return release_counting(conn, &counters.small_segment);
         }
         // Allocate before taking the lock: the lock is held for the copy only.
         let mut data = self.shared.buffer(need);
         match conn.sem.op(&[READ_START], Some(self.options.lock_timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                counters.lock_timeouts.fetch_add(1, Ordering::Relaxed);
-                return release(conn);
+                return release_counting(conn, &counters.lock_timeouts);
             }
             Err(_) => return false,
         }
@@ -779,9 +896,18 @@ impl Reader {
             caps: conn.caps,
             data,
             capture,
+            gap: false,
         });
         true
     }
+}
+
+/// Gives back the read lock of a frame dropped, then counts the drop (in
+/// that order: the writer waits for the release, not for the count).
+fn release_counting(conn: &Connection, counter: &AtomicU64) -> bool {
+    let alive = release(conn);
+    counter.fetch_add(1, Ordering::Relaxed);
+    alive
 }
 
 /// Gives back the read lock the writer took on this follower's behalf.

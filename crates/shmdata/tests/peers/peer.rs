@@ -23,7 +23,9 @@ pub fn serial() -> MutexGuard<'static, ()> {
 pub fn peer_dir() -> PathBuf {
     let dir = std::env::var_os("PSTREAM_SHMDATA_PEER")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers/shmdata"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers/shmdata")
+        });
     assert!(
         dir.join("bin/sdflow").is_file() && dir.join("gst/libgstshmdata.so").is_file(),
         "the shmdata reference peer is not built in {}; run scripts/peers.sh (the test command does)",

@@ -11,11 +11,11 @@ use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pstream_capture::shmdata::{
+use pstream_core::{AudioBlock, VideoFrame};
+use pstream_shmdata::{
     AudioCaps, Caps, FollowerEvent, FollowerOptions, PixelFormat, SampleFormat, ShmdataError,
     ShmdataFollower, ShmdataWriter, VideoCaps, WaitReason, WriterOptions,
 };
-use pstream_core::{AudioBlock, VideoFrame};
 
 use fake::FakeWriter;
 use peer::{gst_file, psnr, sdflow_indices, serial, temp_dir, wait_until, Proc, SockPath};
@@ -350,22 +350,53 @@ fn reference_audio_writer_gives_the_sine_it_plays() {
                 channels: 2
             })
         );
+        // A second follower on the same writer, cutting 10 ms blocks.
+        let mut g = ShmdataFollower::open(
+            &sock.path,
+            FollowerOptions {
+                audio_block_ms: Some(10),
+                ..FollowerOptions::default()
+            },
+        )
+        .expect("open");
+        expect_connected(&mut g, Duration::from_secs(5));
         let mut samples: Vec<f32> = Vec::new();
-        let mut last_pts = None;
+        let mut blocks: Vec<AudioBlock> = Vec::new();
+        let mut next_pts = None;
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(2) {
             match next(&mut f, Duration::from_secs(2)) {
                 FollowerEvent::Audio(b) => {
                     assert_eq!((b.sample_rate, b.channels), (48_000, 2));
-                    if let Some(p) = last_pts {
-                        assert!(b.pts > p, "pts advance");
+                    if let Some(p) = next_pts {
+                        assert_eq!(b.pts, p, "pts follow the sample count");
                     }
-                    last_pts = Some(b.pts);
+                    next_pts = Some(b.pts + b.duration());
                     samples.extend_from_slice(&b.samples);
                 }
                 other => panic!("expected audio, got {other:?}"),
             }
+            while let Some(ev) = g.next_event(Duration::ZERO).expect("event") {
+                match ev {
+                    FollowerEvent::Audio(b) => blocks.push(b),
+                    other => panic!("expected audio, got {other:?}"),
+                }
+            }
         }
+        assert!(blocks.len() >= 150, "{} blocks", blocks.len());
+        assert!(blocks.iter().all(|b| b.frames() == 480), "10 ms blocks");
+        assert!(
+            blocks
+                .windows(2)
+                .all(|p| p[1].pts - p[0].pts == Duration::from_millis(10)),
+            "block pts 10 ms apart"
+        );
+        // The blocks carry the same sine.
+        let peak = blocks
+            .iter()
+            .flat_map(|b| b.samples.iter())
+            .fold(0f32, |m, s| m.max(s.abs()));
+        assert!((0.48..=0.52).contains(&peak), "blocks' peak {peak}");
         let secs = start.elapsed().as_secs_f64();
         let frames = samples.len() / 2;
         let rate = frames as f64 / secs;
