@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+pub mod encode;
 pub mod error;
 pub mod fault;
 pub mod jpeg_source;

@@ -23,7 +23,7 @@ use pstream_capture::{AudioFormat, DeviceCounters};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{
-    link, AudioBlock, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
+    link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
 };
 use pstream_mux::flv::file_header;
 use pstream_mux::{AudioInfo, FlvMuxer, FlvTag, Interleaver, StreamInfo, VideoInfo};
@@ -31,6 +31,7 @@ use pstream_transport::rtmp::{RtmpConnection, RtmpError, RtmpUrl};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::encode::{self, audio_encode_stage, video_encode_stage, Gop};
 use crate::error::one_line;
 use crate::run::{Stages, Stop};
 use crate::stages::{
@@ -248,12 +249,11 @@ impl DestCounters {
 /// A destination's name, counters and the drop counter of its link.
 type DestEntry = (String, Arc<DestCounters>, Arc<AtomicU64>);
 
-/// Counters of the encoders.
+/// Counters of the two encode stages.
 #[derive(Debug, Default)]
 struct EncodeCounters {
-    video_units: AtomicU64,
-    audio_units: AtomicU64,
-    encoder_skips: AtomicU64,
+    video: encode::EncodeCounters,
+    audio: encode::EncodeCounters,
 }
 
 /// A running push: its stage threads and their counters.
@@ -319,7 +319,11 @@ impl PushStream {
                     ((config.keyint_seconds * f64::from(fps)).round() as u32).max(1);
                 let enc = H264Encoder::new(cfg)
                     .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?;
-                Some((src, enc, cfg, keyint_frames))
+                // GOPs are timed by the encode stage rather than by openh264's
+                // frame counter, so that an IDR forced by a (re)connect
+                // restarts the 2 s cadence instead of being followed by a short GOP.
+                let gop = Gop::every_frames(keyint_frames, f64::from(enc.config().fps));
+                Some((src, enc, cfg, gop))
             }
             None => None,
         };
@@ -384,7 +388,7 @@ impl PushStream {
         me.upstream_drops.push(video_units_tx.drop_counter());
         me.upstream_drops.push(audio_units_tx.drop_counter());
 
-        if let Some((src, enc, _, keyint_frames)) = video {
+        if let Some((src, enc, _, gop)) = video {
             let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
             me.upstream_drops.push(frame_tx.drop_counter());
             me.stages.spawn("video-source", move |stop| {
@@ -394,11 +398,13 @@ impl PushStream {
                 let (keyframe, encode) = (keyframe.clone(), me.encode.clone());
                 move |_| {
                     video_encode_stage(
-                        (enc, keyint_frames),
+                        Box::new(enc),
+                        Codec::H264,
+                        gop,
                         frame_rx,
                         video_units_tx,
                         &keyframe,
-                        &encode,
+                        &encode.video,
                     )
                 }
             })?;
@@ -423,7 +429,7 @@ impl PushStream {
             }
             me.stages.spawn("audio-encode", {
                 let encode = me.encode.clone();
-                move |_| audio_encode_stage(enc, block_rx, audio_units_tx, &encode)
+                move |_| audio_encode_stage(Box::new(enc), block_rx, audio_units_tx, &encode.audio)
             })?;
         } else {
             drop(audio_units_tx);
@@ -522,7 +528,7 @@ impl PushStream {
 
     fn line(&self, prev_video: &mut u64, prev_bytes: &mut [u64], secs: f64) -> String {
         let encode = &self.encode;
-        let frames = encode.video_units.load(Ordering::Relaxed);
+        let frames = encode.video.units();
         let fps = if secs > 0.0 {
             frames.saturating_sub(*prev_video) as f64 / secs
         } else {
@@ -534,10 +540,10 @@ impl PushStream {
             .iter()
             .map(|d| d.load(Ordering::Relaxed))
             .sum::<u64>()
-            + encode.encoder_skips.load(Ordering::Relaxed);
+            + encode.video.skips();
         let mut parts = vec![format!(
             "video {fps:.1} fps frames {frames} audio {} drop {up}",
-            encode.audio_units.load(Ordering::Relaxed)
+            encode.audio.units()
         )];
         let now_ms = self.started.elapsed().as_millis() as u64;
         for ((name, c, link_drops), prev) in self.dests.iter().zip(prev_bytes.iter_mut()) {
@@ -889,63 +895,6 @@ fn silence_stage(
         }
         n = n.saturating_add(1);
     }
-}
-
-fn video_encode_stage(
-    (mut enc, keyint_frames): (H264Encoder, u32),
-    frames: LinkReceiver<VideoFrame>,
-    out: LinkSender<EncodedUnit>,
-    keyframe: &AtomicBool,
-    counters: &EncodeCounters,
-) -> Result<()> {
-    // GOPs are timed here rather than by openh264's frame counter, so that
-    // an IDR forced by a (re)connect restarts the 2 s cadence instead of
-    // being followed by a short GOP.
-    let fps = f64::from(enc.config().fps).max(1.0);
-    let keyint = Duration::from_secs_f64((f64::from(keyint_frames) / fps - 0.5 / fps).max(0.0));
-    let mut last_idr: Option<Duration> = None;
-    while let Some(frame) = frames.recv() {
-        let due = last_idr.is_none_or(|t| frame.pts.saturating_sub(t) >= keyint);
-        if keyframe.swap(false, Ordering::Relaxed) || due {
-            enc.request_keyframe();
-        }
-        match enc.encode(&frame) {
-            Ok(Some(unit)) => {
-                if unit.keyframe {
-                    last_idr = Some(frame.pts);
-                }
-                counters.video_units.fetch_add(1, Ordering::Relaxed);
-                if out.send(unit).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => return Err(Error::codec("H.264 encoding failed", e)),
-        }
-    }
-    Ok(())
-}
-
-fn audio_encode_stage(
-    mut enc: AacEncoder,
-    blocks: LinkReceiver<AudioBlock>,
-    out: LinkSender<EncodedUnit>,
-    counters: &EncodeCounters,
-) -> Result<()> {
-    while let Some(block) = blocks.recv() {
-        let units = enc
-            .encode(&block)
-            .map_err(|e| Error::codec("AAC encoding failed", e))?;
-        for unit in units {
-            counters.audio_units.fetch_add(1, Ordering::Relaxed);
-            if out.send(unit).is_err() {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

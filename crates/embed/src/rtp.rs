@@ -26,13 +26,12 @@ use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
 use pstream_codec::VideoEncoder;
 use pstream_core::link::Recv;
-use pstream_core::{
-    link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame,
-};
+use pstream_core::{link, AudioBlock, Codec, EncodedUnit, LinkReceiver, PipelineClock, VideoFrame};
 use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
+use crate::encode::{audio_encode_stage, video_encode_stage, EncodeCounters, Gop};
 use crate::jpeg_source::RtpJpegSource;
 use crate::run::{Stages, Stop};
 use crate::stages::{
@@ -311,10 +310,8 @@ struct StreamCounters {
     units: AtomicU64,
     payload_bytes: AtomicU64,
     packets: AtomicU64,
-    encoder_skips: AtomicU64,
-    /// Oldest a picture was (capture to encoded), in microseconds: bounded
-    /// by the two-frame queue however slow the encoder is.
-    max_age_us: AtomicU64,
+    /// The encode stage's counters (skips, the oldest picture encoded).
+    encode: EncodeCounters,
     keyframe_requests: AtomicU64,
     rtcp_dropped: AtomicU64,
     have_report: AtomicBool,
@@ -425,10 +422,11 @@ impl RtpSend {
                             video_encode_stage(
                                 encoder,
                                 video_codec,
+                                Gop::Encoder,
                                 frame_rx,
                                 unit_tx,
                                 &keyframe,
-                                &counters,
+                                &counters.encode,
                             )
                         }
                     })?;
@@ -478,8 +476,9 @@ impl RtpSend {
             me.stages.spawn("audio-source", move |stop| {
                 audio_source_stage(src, block_tx, stop)
             })?;
-            me.stages.spawn("audio-encode", move |_| {
-                audio_encode_stage(encoder, block_rx, unit_tx)
+            me.stages.spawn("audio-encode", {
+                let counters = counters.clone();
+                move |_| audio_encode_stage(Box::new(encoder), block_rx, unit_tx, &counters.encode)
             })?;
             let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, mtu)?;
             let net = NetStage {
@@ -566,8 +565,8 @@ fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> St
     for ((name, c, drops), prev) in streams.iter().zip(prev.iter_mut()) {
         let units = c.units.load(Ordering::Relaxed);
         let bytes = c.payload_bytes.load(Ordering::Relaxed);
-        let dropped: u64 = drops.iter().map(|d| d.load(Ordering::Relaxed)).sum::<u64>()
-            + c.encoder_skips.load(Ordering::Relaxed);
+        let dropped: u64 =
+            drops.iter().map(|d| d.load(Ordering::Relaxed)).sum::<u64>() + c.encode.skips();
         let rate = if secs > 0.0 {
             (units - prev.0) as f64 / secs
         } else {
@@ -591,7 +590,7 @@ fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> St
             let src_drop = drops.first().map_or(0, |d| d.load(Ordering::Relaxed));
             s.push_str(&format!(
                 " src-drop {src_drop} age-max {:.0} ms",
-                c.max_age_us.load(Ordering::Relaxed) as f64 / 1000.0
+                c.encode.max_age_us() as f64 / 1000.0
             ));
         }
         if c.have_report.load(Ordering::Relaxed) {
@@ -628,54 +627,6 @@ fn sender_session(
     config.mtu = usize::from(mtu);
     RtpSender::with_os_rng(config)
         .map_err(|e| Error::failed(format!("cannot set up the {codec} RTP session"), e))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn video_encode_stage(
-    mut enc: Box<dyn VideoEncoder>,
-    codec: Codec,
-    frames: LinkReceiver<VideoFrame>,
-    out: LinkSender<EncodedUnit>,
-    keyframe: &AtomicBool,
-    counters: &StreamCounters,
-) -> Result<()> {
-    while let Some(frame) = frames.recv() {
-        if keyframe.swap(false, Ordering::Relaxed) {
-            enc.request_keyframe();
-        }
-        match enc.encode(&frame) {
-            Ok(Some(unit)) => {
-                let age = frame.capture.elapsed().as_micros() as u64;
-                counters.max_age_us.fetch_max(age, Ordering::Relaxed);
-                if out.send(unit).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => return Err(Error::codec(format!("{codec} encoding failed"), e)),
-        }
-    }
-    Ok(())
-}
-
-fn audio_encode_stage(
-    mut enc: OpusEncoder,
-    blocks: LinkReceiver<AudioBlock>,
-    out: LinkSender<EncodedUnit>,
-) -> Result<()> {
-    while let Some(block) = blocks.recv() {
-        let units = enc
-            .encode(&block)
-            .map_err(|e| Error::codec("Opus encoding failed", e))?;
-        for unit in units {
-            if out.send(unit).is_err() {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The network end of one stream: drives an [`RtpSender`] from encoded
