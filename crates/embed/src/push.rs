@@ -34,10 +34,8 @@ use rand::{Rng, SeedableRng};
 use crate::encode::{self, audio_encode_stage, video_encode_stage, Gop};
 use crate::error::one_line;
 use crate::run::{Stages, Stop};
-use crate::stages::{
-    audio_source_stage, capture_fragment, open_audio, open_video, video_source_stage,
-};
-use crate::stats::kbps;
+use crate::stages::{audio_source_stage, capture_part, open_audio, open_video, video_source_stage};
+use crate::stats::{kbps, per_second, StatsLine};
 use crate::{Error, Result};
 
 /// Raw frames waiting for the encoder.
@@ -529,11 +527,7 @@ impl PushStream {
     fn line(&self, prev_video: &mut u64, prev_bytes: &mut [u64], secs: f64) -> String {
         let encode = &self.encode;
         let frames = encode.video.units();
-        let fps = if secs > 0.0 {
-            frames.saturating_sub(*prev_video) as f64 / secs
-        } else {
-            0.0
-        };
+        let fps = per_second(frames.saturating_sub(*prev_video), secs);
         *prev_video = frames;
         let up: u64 = self
             .upstream_drops
@@ -541,37 +535,44 @@ impl PushStream {
             .map(|d| d.load(Ordering::Relaxed))
             .sum::<u64>()
             + encode.video.skips();
-        let mut parts = vec![format!(
-            "video {fps:.1} fps frames {frames} audio {} drop {up}",
-            encode.audio.units()
-        )];
+        let mut line = StatsLine::new();
+        line.section("video")
+            .rate(fps, 1, "fps")
+            .count("frames", frames)
+            .count("audio", encode.audio.units())
+            .count("drop", up);
         let now_ms = self.started.elapsed().as_millis() as u64;
         for ((name, c, link_drops), prev) in self.dests.iter().zip(prev_bytes.iter_mut()) {
             let bytes = c.bytes.load(Ordering::Relaxed);
             let rate = kbps(bytes.saturating_sub(*prev), secs);
             *prev = bytes;
-            let state = match c.state() {
-                DestinationState::Connecting => "connecting".to_string(),
-                DestinationState::Live => "live".to_string(),
+            line.section(name);
+            match c.state() {
+                DestinationState::Connecting => line.word("connecting"),
+                DestinationState::Live => line.word("live"),
                 DestinationState::Retrying => {
                     let at = c.retry_at_ms.load(Ordering::Relaxed);
-                    format!("retrying in {} s", at.saturating_sub(now_ms).div_ceil(1000))
+                    line.word(format_args!(
+                        "retrying in {} s",
+                        at.saturating_sub(now_ms).div_ceil(1000)
+                    ))
                 }
-                DestinationState::Failed => "failed".to_string(),
-                DestinationState::Done => "done".to_string(),
+                DestinationState::Failed => line.word("failed"),
+                DestinationState::Done => line.word("done"),
             };
-            parts.push(format!(
-                "{name} {state} {rate:.0} kbit/s drop {} reconnects {}",
-                c.dropped.load(Ordering::Relaxed) + link_drops.load(Ordering::Relaxed),
-                c.reconnects.load(Ordering::Relaxed)
-            ));
+            line.rate(rate, 0, "kbit/s")
+                .count(
+                    "drop",
+                    c.dropped.load(Ordering::Relaxed) + link_drops.load(Ordering::Relaxed),
+                )
+                .count("reconnects", c.reconnects.load(Ordering::Relaxed));
         }
-        let mut line = parts.join(" | ");
-        line.push_str(&capture_fragment(
+        capture_part(
+            &mut line,
             self.capture_device.as_deref(),
             self.capture_format,
-        ));
-        line
+        );
+        line.to_string()
     }
 
     /// Waits until the run ends (its duration, a source's end, a failure,
