@@ -110,7 +110,8 @@ impl AudioDecodeStage {
                         self.hold = hold;
                     }
                 }
-                self.counters.decoded.fetch_add(1, Ordering::Relaxed);
+                let decoded = self.counters.decoded.fetch_add(1, Ordering::Relaxed) + 1;
+                crate::fault::maybe_panic_after("audio-decode", decoded);
                 self.write(samples)?;
             }
             Err(e) => {

@@ -165,7 +165,8 @@ impl Running {
                         let delay = s.clock.unix_micros(now) as i64 - ntp.to_unix_micros() as i64;
                         hold = s.sync.observe(Stream::Video, delay);
                     }
-                    counters.decoded.fetch_add(1, Ordering::Relaxed);
+                    let decoded = counters.decoded.fetch_add(1, Ordering::Relaxed) + 1;
+                    crate::fault::maybe_panic_after("video-decode", decoded);
                     held.push_back(HeldFrame {
                         due: now + hold,
                         frame,
