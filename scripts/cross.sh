@@ -6,9 +6,11 @@
 #   scripts/cross.sh          release binaries: target/<triple>/release/pstream
 #   scripts/cross.sh --test   the same, then under qemu-user: the unit tests of
 #                             every crate, a `pstream send` -> `pstream recv`
-#                             loopback and the embedding example
+#                             loopback, the embedding example
 #                             (crates/embed/examples/rtp_send.rs) into
-#                             `pstream recv` (scripts/cross-loopback.sh)
+#                             `pstream recv`, and this machine's `pstream send`
+#                             into the receiving example (rtp_recv.rs)
+#                             (scripts/cross-loopback.sh)
 #   TARGETS="aarch64-unknown-linux-gnu" scripts/cross.sh ...   one target only
 #
 # Linkers and qemu runners are set in .cargo/config.toml. Built without the
@@ -44,7 +46,7 @@ for t in "${targets[@]}"; do
   cargo build --release --locked --target "$t" --no-default-features -p pstream
   # The embedding API's examples, as a program on a Pi would use them.
   cargo build --release --locked --target "$t" -p pstream-embed \
-    --example rtp_send --example rtmp_push --example record_flv
+    --example rtp_send --example rtp_recv --example rtmp_push --example record_flv
   # openh264's ARM assembly must be in. openh264-sys2 assembles its arm/ or
   # arm64/ .S files (and defines HAVE_NEON / HAVE_NEON_AARCH64, which makes
   # the encoder's function tables point at them) only when it recognises the
@@ -67,6 +69,7 @@ for t in "${targets[@]}"; do
     echo "== $t: send -> recv loopback under qemu" >&2
     scripts/cross-loopback.sh "$t"
     scripts/cross-loopback.sh "$t" --example
+    scripts/cross-loopback.sh "$t" --recv-example
     echo "== $t: FLV recording by the embedding example under qemu" >&2
     scripts/cross-record.sh "$t"
   fi

@@ -1,4 +1,5 @@
-//! Encoders and decoders behind small traits: H.264, Opus, MJPEG.
+//! Encoders and decoders behind small traits ([`VideoEncoder`],
+//! [`VideoDecoder`], [`AudioEncoder`]): H.264, Opus, AAC, MJPEG.
 //!
 //! - [`h264`]: openh264 encoder ([`H264Encoder`]) and decoder ([`H264Decoder`]),
 //!   plus Annex-B helpers in [`h264::nal`].
@@ -11,6 +12,7 @@
 //! - [`resample`]: a streaming windowed-sinc sample-rate converter.
 
 pub mod aac;
+pub mod audio;
 pub mod error;
 mod framer;
 pub mod h264;
@@ -22,6 +24,7 @@ pub mod transcode;
 pub mod video;
 
 pub use crate::aac::{AacConfig, AacEncoder};
+pub use crate::audio::AudioEncoder;
 pub use crate::opus::{OpusApplication, OpusConfig, OpusDecoder, OpusEncoder};
 pub use crate::resample::Resampler;
 pub use crate::scale::{Rendition, Scaler};

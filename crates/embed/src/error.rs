@@ -38,6 +38,27 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An output of received media (a file or device) failed to finish:
+    /// the end of a Y4M or WAV file, draining a device.
+    #[error("cannot {action} the {stream} output")]
+    Output {
+        /// "finish", ...
+        action: &'static str,
+        /// "video" or "audio".
+        stream: &'static str,
+        /// The output's error (boxed: it is large, and this is rare).
+        #[source]
+        source: Box<pstream_capture::CaptureError>,
+    },
+    /// An RTP receiver session could not be set up.
+    #[error("cannot set up the {codec} RTP receiver")]
+    RtpReceiver {
+        /// The codec it was to receive.
+        codec: pstream_core::Codec,
+        /// The session's error.
+        #[source]
+        source: pstream_rtp::receiver::ReceiverError,
+    },
     /// A destination given to a push is not usable.
     #[error("destination {name}")]
     Destination {

@@ -45,11 +45,32 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Receiving a peer's stream (what `pstream recv` runs: jitter buffer, PLI
+//! on loss, Opus concealment, lip sync) into files or devices:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), pstream_embed::Error> {
+//! let mut recv = pstream_embed::Receive::from("192.0.2.9")
+//!     .video_out("y4m:out.y4m")
+//!     .audio_out("wav:out.wav")
+//!     .timecode(true)
+//!     .start()?;
+//! std::thread::sleep(std::time::Duration::from_secs(10));
+//! println!("{}", recv.stats_line());
+//! recv.stop();
+//! recv.wait()?;
+//! println!("latency {:?}", recv.latency());
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod encode;
 pub mod error;
 pub mod fault;
 pub mod jpeg_source;
 pub mod push;
+pub mod recv;
 pub mod rtp;
 pub mod run;
 pub mod stages;
@@ -58,6 +79,7 @@ pub mod stats;
 pub use error::{Error, Result};
 pub use pstream_codec::H264Preset;
 pub use push::{DestinationState, PushConfig, PushStream, Target};
+pub use recv::{Receive, RecvConfig, RtpRecv, StreamStats, SyncMode};
 pub use rtp::{RtpConfig, RtpSend, VideoCodec};
 pub use run::Stop;
 

@@ -23,7 +23,7 @@ use pstream_capture::{AudioFormat, DeviceCounters};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{
-    link, AudioBlock, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
+    link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
 };
 use pstream_mux::flv::file_header;
 use pstream_mux::{AudioInfo, FlvMuxer, FlvTag, Interleaver, StreamInfo, VideoInfo};
@@ -31,12 +31,11 @@ use pstream_transport::rtmp::{RtmpConnection, RtmpError, RtmpUrl};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::encode::{self, audio_encode_stage, video_encode_stage, Gop};
 use crate::error::one_line;
 use crate::run::{Stages, Stop};
-use crate::stages::{
-    audio_source_stage, capture_fragment, open_audio, open_video, video_source_stage,
-};
-use crate::stats::kbps;
+use crate::stages::{audio_source_stage, capture_part, open_audio, open_video, video_source_stage};
+use crate::stats::{kbps, per_second, StatsLine};
 use crate::{Error, Result};
 
 /// Raw frames waiting for the encoder.
@@ -248,12 +247,11 @@ impl DestCounters {
 /// A destination's name, counters and the drop counter of its link.
 type DestEntry = (String, Arc<DestCounters>, Arc<AtomicU64>);
 
-/// Counters of the encoders.
+/// Counters of the two encode stages.
 #[derive(Debug, Default)]
 struct EncodeCounters {
-    video_units: AtomicU64,
-    audio_units: AtomicU64,
-    encoder_skips: AtomicU64,
+    video: encode::EncodeCounters,
+    audio: encode::EncodeCounters,
 }
 
 /// A running push: its stage threads and their counters.
@@ -319,7 +317,11 @@ impl PushStream {
                     ((config.keyint_seconds * f64::from(fps)).round() as u32).max(1);
                 let enc = H264Encoder::new(cfg)
                     .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?;
-                Some((src, enc, cfg, keyint_frames))
+                // GOPs are timed by the encode stage rather than by openh264's
+                // frame counter, so that an IDR forced by a (re)connect
+                // restarts the 2 s cadence instead of being followed by a short GOP.
+                let gop = Gop::every_frames(keyint_frames, f64::from(enc.config().fps));
+                Some((src, enc, cfg, gop))
             }
             None => None,
         };
@@ -384,7 +386,7 @@ impl PushStream {
         me.upstream_drops.push(video_units_tx.drop_counter());
         me.upstream_drops.push(audio_units_tx.drop_counter());
 
-        if let Some((src, enc, _, keyint_frames)) = video {
+        if let Some((src, enc, _, gop)) = video {
             let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
             me.upstream_drops.push(frame_tx.drop_counter());
             me.stages.spawn("video-source", move |stop| {
@@ -394,11 +396,13 @@ impl PushStream {
                 let (keyframe, encode) = (keyframe.clone(), me.encode.clone());
                 move |_| {
                     video_encode_stage(
-                        (enc, keyint_frames),
+                        Box::new(enc),
+                        Codec::H264,
+                        gop,
                         frame_rx,
                         video_units_tx,
                         &keyframe,
-                        &encode,
+                        &encode.video,
                     )
                 }
             })?;
@@ -423,7 +427,7 @@ impl PushStream {
             }
             me.stages.spawn("audio-encode", {
                 let encode = me.encode.clone();
-                move |_| audio_encode_stage(enc, block_rx, audio_units_tx, &encode)
+                move |_| audio_encode_stage(Box::new(enc), block_rx, audio_units_tx, &encode.audio)
             })?;
         } else {
             drop(audio_units_tx);
@@ -522,50 +526,53 @@ impl PushStream {
 
     fn line(&self, prev_video: &mut u64, prev_bytes: &mut [u64], secs: f64) -> String {
         let encode = &self.encode;
-        let frames = encode.video_units.load(Ordering::Relaxed);
-        let fps = if secs > 0.0 {
-            frames.saturating_sub(*prev_video) as f64 / secs
-        } else {
-            0.0
-        };
+        let frames = encode.video.units();
+        let fps = per_second(frames.saturating_sub(*prev_video), secs);
         *prev_video = frames;
         let up: u64 = self
             .upstream_drops
             .iter()
             .map(|d| d.load(Ordering::Relaxed))
             .sum::<u64>()
-            + encode.encoder_skips.load(Ordering::Relaxed);
-        let mut parts = vec![format!(
-            "video {fps:.1} fps frames {frames} audio {} drop {up}",
-            encode.audio_units.load(Ordering::Relaxed)
-        )];
+            + encode.video.skips();
+        let mut line = StatsLine::new();
+        line.section("video")
+            .rate(fps, 1, "fps")
+            .count("frames", frames)
+            .count("audio", encode.audio.units())
+            .count("drop", up);
         let now_ms = self.started.elapsed().as_millis() as u64;
         for ((name, c, link_drops), prev) in self.dests.iter().zip(prev_bytes.iter_mut()) {
             let bytes = c.bytes.load(Ordering::Relaxed);
             let rate = kbps(bytes.saturating_sub(*prev), secs);
             *prev = bytes;
-            let state = match c.state() {
-                DestinationState::Connecting => "connecting".to_string(),
-                DestinationState::Live => "live".to_string(),
+            line.section(name);
+            match c.state() {
+                DestinationState::Connecting => line.word("connecting"),
+                DestinationState::Live => line.word("live"),
                 DestinationState::Retrying => {
                     let at = c.retry_at_ms.load(Ordering::Relaxed);
-                    format!("retrying in {} s", at.saturating_sub(now_ms).div_ceil(1000))
+                    line.word(format_args!(
+                        "retrying in {} s",
+                        at.saturating_sub(now_ms).div_ceil(1000)
+                    ))
                 }
-                DestinationState::Failed => "failed".to_string(),
-                DestinationState::Done => "done".to_string(),
+                DestinationState::Failed => line.word("failed"),
+                DestinationState::Done => line.word("done"),
             };
-            parts.push(format!(
-                "{name} {state} {rate:.0} kbit/s drop {} reconnects {}",
-                c.dropped.load(Ordering::Relaxed) + link_drops.load(Ordering::Relaxed),
-                c.reconnects.load(Ordering::Relaxed)
-            ));
+            line.rate(rate, 0, "kbit/s")
+                .count(
+                    "drop",
+                    c.dropped.load(Ordering::Relaxed) + link_drops.load(Ordering::Relaxed),
+                )
+                .count("reconnects", c.reconnects.load(Ordering::Relaxed));
         }
-        let mut line = parts.join(" | ");
-        line.push_str(&capture_fragment(
+        capture_part(
+            &mut line,
             self.capture_device.as_deref(),
             self.capture_format,
-        ));
-        line
+        );
+        line.to_string()
     }
 
     /// Waits until the run ends (its duration, a source's end, a failure,
@@ -889,63 +896,6 @@ fn silence_stage(
         }
         n = n.saturating_add(1);
     }
-}
-
-fn video_encode_stage(
-    (mut enc, keyint_frames): (H264Encoder, u32),
-    frames: LinkReceiver<VideoFrame>,
-    out: LinkSender<EncodedUnit>,
-    keyframe: &AtomicBool,
-    counters: &EncodeCounters,
-) -> Result<()> {
-    // GOPs are timed here rather than by openh264's frame counter, so that
-    // an IDR forced by a (re)connect restarts the 2 s cadence instead of
-    // being followed by a short GOP.
-    let fps = f64::from(enc.config().fps).max(1.0);
-    let keyint = Duration::from_secs_f64((f64::from(keyint_frames) / fps - 0.5 / fps).max(0.0));
-    let mut last_idr: Option<Duration> = None;
-    while let Some(frame) = frames.recv() {
-        let due = last_idr.is_none_or(|t| frame.pts.saturating_sub(t) >= keyint);
-        if keyframe.swap(false, Ordering::Relaxed) || due {
-            enc.request_keyframe();
-        }
-        match enc.encode(&frame) {
-            Ok(Some(unit)) => {
-                if unit.keyframe {
-                    last_idr = Some(frame.pts);
-                }
-                counters.video_units.fetch_add(1, Ordering::Relaxed);
-                if out.send(unit).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => return Err(Error::codec("H.264 encoding failed", e)),
-        }
-    }
-    Ok(())
-}
-
-fn audio_encode_stage(
-    mut enc: AacEncoder,
-    blocks: LinkReceiver<AudioBlock>,
-    out: LinkSender<EncodedUnit>,
-    counters: &EncodeCounters,
-) -> Result<()> {
-    while let Some(block) = blocks.recv() {
-        let units = enc
-            .encode(&block)
-            .map_err(|e| Error::codec("AAC encoding failed", e))?;
-        for unit in units {
-            counters.audio_units.fetch_add(1, Ordering::Relaxed);
-            if out.send(unit).is_err() {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

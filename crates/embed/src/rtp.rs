@@ -26,20 +26,19 @@ use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
 use pstream_codec::VideoEncoder;
 use pstream_core::link::Recv;
-use pstream_core::{
-    link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame,
-};
+use pstream_core::{link, AudioBlock, Codec, EncodedUnit, LinkReceiver, PipelineClock, VideoFrame};
 use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
+use crate::encode::{audio_encode_stage, video_encode_stage, EncodeCounters, Gop};
 use crate::jpeg_source::RtpJpegSource;
 use crate::run::{Stages, Stop};
 use crate::stages::{
-    audio_source_stage, capture_fragment, encoded_source_stage, open_audio, open_video_for,
+    audio_source_stage, capture_part, encoded_source_stage, open_audio, open_video_for,
     video_source_stage,
 };
-use crate::stats::kbps;
+use crate::stats::{kbps, per_second, StatsLine};
 use crate::{Error, Result};
 
 /// Raw frames waiting for the encoder: two is enough to absorb jitter
@@ -311,10 +310,8 @@ struct StreamCounters {
     units: AtomicU64,
     payload_bytes: AtomicU64,
     packets: AtomicU64,
-    encoder_skips: AtomicU64,
-    /// Oldest a picture was (capture to encoded), in microseconds: bounded
-    /// by the two-frame queue however slow the encoder is.
-    max_age_us: AtomicU64,
+    /// The encode stage's counters (skips, the oldest picture encoded).
+    encode: EncodeCounters,
     keyframe_requests: AtomicU64,
     rtcp_dropped: AtomicU64,
     have_report: AtomicBool,
@@ -425,10 +422,11 @@ impl RtpSend {
                             video_encode_stage(
                                 encoder,
                                 video_codec,
+                                Gop::Encoder,
                                 frame_rx,
                                 unit_tx,
                                 &keyframe,
-                                &counters,
+                                &counters.encode,
                             )
                         }
                     })?;
@@ -478,8 +476,9 @@ impl RtpSend {
             me.stages.spawn("audio-source", move |stop| {
                 audio_source_stage(src, block_tx, stop)
             })?;
-            me.stages.spawn("audio-encode", move |_| {
-                audio_encode_stage(encoder, block_rx, unit_tx)
+            me.stages.spawn("audio-encode", {
+                let counters = counters.clone();
+                move |_| audio_encode_stage(Box::new(encoder), block_rx, unit_tx, &counters.encode)
             })?;
             let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, mtu)?;
             let net = NetStage {
@@ -527,7 +526,7 @@ impl RtpSend {
         self.last = Instant::now();
         let mut line = stats_line(&self.streams, &mut self.prev, secs);
         self.push_devices(&mut line);
-        line
+        line.to_string()
     }
 
     /// The same figures averaged over the whole run.
@@ -538,19 +537,15 @@ impl RtpSend {
             self.started.elapsed().as_secs_f64(),
         );
         self.push_devices(&mut line);
-        line
+        line.to_string()
     }
 
     /// The capture devices' parts of the stats line: camera, microphone.
-    fn push_devices(&self, line: &mut String) {
+    fn push_devices(&self, line: &mut StatsLine) {
         if let Some(cam) = &self.camera {
-            line.push_str(" | ");
-            line.push_str(&cam.summary());
+            line.part(cam.summary());
         }
-        line.push_str(&capture_fragment(
-            self.capture_device.as_deref(),
-            self.audio_format,
-        ));
+        capture_part(line, self.capture_device.as_deref(), self.audio_format);
     }
 
     /// Waits until the run ends (its duration, a source's end, a failure or
@@ -561,59 +556,58 @@ impl RtpSend {
     }
 }
 
-fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> String {
-    let mut parts = Vec::new();
+fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> StatsLine {
+    let mut line = StatsLine::new();
     for ((name, c, drops), prev) in streams.iter().zip(prev.iter_mut()) {
         let units = c.units.load(Ordering::Relaxed);
         let bytes = c.payload_bytes.load(Ordering::Relaxed);
-        let dropped: u64 = drops.iter().map(|d| d.load(Ordering::Relaxed)).sum::<u64>()
-            + c.encoder_skips.load(Ordering::Relaxed);
-        let rate = if secs > 0.0 {
-            (units - prev.0) as f64 / secs
+        let dropped: u64 =
+            drops.iter().map(|d| d.load(Ordering::Relaxed)).sum::<u64>() + c.encode.skips();
+        let rate = kbps(bytes.saturating_sub(prev.1), secs);
+        line.section(name);
+        if *name == "video" {
+            line.rate(per_second(units.saturating_sub(prev.0), secs), 1, "fps")
+                .rate(rate, 0, "kbit/s")
+                .count("frames", units);
         } else {
-            0.0
-        };
-        let mut s = if *name == "video" {
-            format!(
-                "video {rate:.1} fps {:.0} kbit/s frames {units}",
-                kbps(bytes - prev.1, secs)
-            )
-        } else {
-            format!("audio {:.0} kbit/s", kbps(bytes - prev.1, secs))
-        };
+            line.rate(rate, 0, "kbit/s");
+        }
         *prev = (units, bytes);
-        s.push_str(&format!(
-            " pkts {} drop {}",
-            c.packets.load(Ordering::Relaxed),
-            dropped
-        ));
+        line.count("pkts", c.packets.load(Ordering::Relaxed))
+            .count("drop", dropped);
         if *name == "video" {
             let src_drop = drops.first().map_or(0, |d| d.load(Ordering::Relaxed));
-            s.push_str(&format!(
-                " src-drop {src_drop} age-max {:.0} ms",
-                c.max_age_us.load(Ordering::Relaxed) as f64 / 1000.0
-            ));
+            line.count("src-drop", src_drop).figure(
+                "age-max",
+                c.encode.max_age_us() as f64 / 1000.0,
+                0,
+                "ms",
+            );
         }
         if c.have_report.load(Ordering::Relaxed) {
-            s.push_str(&format!(
-                " loss {:.1}% lost {} jitter {:.1} ms rtt {:.1} ms",
+            line.percent(
+                "loss",
                 c.fraction_lost_pct_x100.load(Ordering::Relaxed) as f64 / 100.0,
-                c.cumulative_lost.load(Ordering::Relaxed),
+                1,
+            )
+            .count("lost", c.cumulative_lost.load(Ordering::Relaxed))
+            .figure(
+                "jitter",
                 c.jitter_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                1,
+                "ms",
+            )
+            .figure(
+                "rtt",
                 c.rtt_us.load(Ordering::Relaxed) as f64 / 1000.0,
-            ));
+                1,
+                "ms",
+            );
         }
-        let kf = c.keyframe_requests.load(Ordering::Relaxed);
-        if kf > 0 {
-            s.push_str(&format!(" kf-req {kf}"));
-        }
-        let bad = c.rtcp_dropped.load(Ordering::Relaxed);
-        if bad > 0 {
-            s.push_str(&format!(" bad-rtcp {bad}"));
-        }
-        parts.push(s);
+        line.count_nonzero("kf-req", c.keyframe_requests.load(Ordering::Relaxed))
+            .count_nonzero("bad-rtcp", c.rtcp_dropped.load(Ordering::Relaxed));
     }
-    parts.join(" | ")
+    line
 }
 
 fn sender_session(
@@ -628,54 +622,6 @@ fn sender_session(
     config.mtu = usize::from(mtu);
     RtpSender::with_os_rng(config)
         .map_err(|e| Error::failed(format!("cannot set up the {codec} RTP session"), e))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn video_encode_stage(
-    mut enc: Box<dyn VideoEncoder>,
-    codec: Codec,
-    frames: LinkReceiver<VideoFrame>,
-    out: LinkSender<EncodedUnit>,
-    keyframe: &AtomicBool,
-    counters: &StreamCounters,
-) -> Result<()> {
-    while let Some(frame) = frames.recv() {
-        if keyframe.swap(false, Ordering::Relaxed) {
-            enc.request_keyframe();
-        }
-        match enc.encode(&frame) {
-            Ok(Some(unit)) => {
-                let age = frame.capture.elapsed().as_micros() as u64;
-                counters.max_age_us.fetch_max(age, Ordering::Relaxed);
-                if out.send(unit).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => return Err(Error::codec(format!("{codec} encoding failed"), e)),
-        }
-    }
-    Ok(())
-}
-
-fn audio_encode_stage(
-    mut enc: OpusEncoder,
-    blocks: LinkReceiver<AudioBlock>,
-    out: LinkSender<EncodedUnit>,
-) -> Result<()> {
-    while let Some(block) = blocks.recv() {
-        let units = enc
-            .encode(&block)
-            .map_err(|e| Error::codec("Opus encoding failed", e))?;
-        for unit in units {
-            if out.send(unit).is_err() {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The network end of one stream: drives an [`RtpSender`] from encoded

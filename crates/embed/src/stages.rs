@@ -9,6 +9,7 @@ use pstream_capture::{
 use pstream_core::{AudioBlock, Codec, EncodedUnit, LinkSender, PipelineClock, VideoFrame};
 
 use crate::run::Stop;
+use crate::stats::StatsLine;
 use crate::{Error, Result};
 
 /// Opens a video spec (`None` for `none`), asking the test pattern for `size`
@@ -70,15 +71,16 @@ pub fn open_audio(
     Ok(Some(open_audio_source(spec, want, clock)?))
 }
 
-/// The stats line's part for an audio capture device (samples captured,
-/// xruns, drift in ppm); empty for synthetic and file sources.
-pub fn capture_fragment(device: Option<&DeviceCounters>, format: Option<AudioFormat>) -> String {
-    match (device, format) {
-        (Some(d), Some(f)) => format!(
-            " | mic {}",
-            d.summary("captured", f.sample_rate, f.channels)
-        ),
-        _ => String::new(),
+/// Adds the stats line's part for an audio capture device (`mic`: samples
+/// captured, xruns, drift in ppm); nothing for synthetic and file sources.
+pub fn capture_part(
+    line: &mut StatsLine,
+    device: Option<&DeviceCounters>,
+    format: Option<AudioFormat>,
+) {
+    if let (Some(d), Some(f)) = (device, format) {
+        line.section("mic")
+            .word(d.summary("captured", f.sample_rate, f.channels));
     }
 }
 
