@@ -27,10 +27,8 @@ use clap::Args;
 use pstream_codec::{Rendition, Transcoder};
 use pstream_core::{link, Codec, EncodedUnit, LinkReceiver, LinkSender};
 use pstream_mux::hls::HlsEvent;
-use pstream_mux::live::SOURCE;
-use pstream_mux::{
-    DemuxError, FlvDemuxer, HlsConfig, HlsDir, LiveStream, LiveStreams, LiveVariant, TsStreams,
-};
+use pstream_embed::serve::{HlsDir, LiveStream, LiveStreams, LiveVariant, SOURCE};
+use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig, TsStreams};
 use pstream_transport::http::{serve_http, HlsCatalog, HttpStats};
 use pstream_transport::rtmp::{
     serve_rtmp, IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal,

@@ -52,6 +52,7 @@ pub mod jpeg_source;
 pub mod push;
 pub mod rtp;
 pub mod run;
+pub mod serve;
 pub mod stages;
 pub mod stats;
 

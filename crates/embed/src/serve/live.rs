@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::hls::{master_playlist, HlsConfig, HlsError, HlsSegmenter, Variant};
-use crate::ts::TsStreams;
+use pstream_mux::hls::{master_playlist, HlsConfig, HlsError, HlsSegmenter, Variant};
+use pstream_mux::ts::TsStreams;
 
 /// The name of the source variant in URLs.
 pub const SOURCE: &str = "source";
