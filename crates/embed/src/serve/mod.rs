@@ -35,6 +35,7 @@
 //! # }
 //! ```
 
+mod group;
 pub mod hls_dir;
 pub mod live;
 mod publisher;
@@ -56,7 +57,7 @@ use crate::run::{Stages, Stop};
 use crate::{Error, Result};
 
 pub use hls_dir::HlsDir;
-pub use live::{LiveStream, LiveStreams, LiveVariant, SOURCE};
+pub use live::{LiveStream, LiveStreams, LiveVariant, PublishClaim, SOURCE};
 pub use pstream_codec::Rendition;
 
 /// Ended streams stay listed (with `EXT-X-ENDLIST`) this long.
@@ -267,8 +268,9 @@ pub struct HlsServer {
     stop: Stop,
     runtime: Option<tokio::runtime::Runtime>,
     tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
-    /// The housekeeping stage: evicts ended streams.
+    /// The keeper stage: tends each publish's stage group, evicts ended streams.
     keeper: Stages,
+    groups: Arc<group::Groups>,
     live: Arc<LiveStreams>,
     rtmp_stats: Arc<RtmpServerStats>,
     http_stats: Arc<HttpStats>,
@@ -319,7 +321,9 @@ impl HlsServer {
         }));
         let live = Arc::new(LiveStreams::new());
         let unknown_codecs = Arc::new(AtomicU64::new(0));
+        let groups = Arc::new(group::Groups::new());
         let handler = Arc::new(publisher::Handler {
+            groups: groups.clone(),
             live: live.clone(),
             keys,
             renditions: renditions.clone(),
@@ -387,16 +391,12 @@ impl HlsServer {
                 stopped(stop.clone()),
             )),
         ];
+        // The keeper has a stop flag of its own: at the end it outlives the
+        // servers, to finish the groups their publishers leave behind.
         let mut keeper = Stages::new(Stop::new());
-        let evicting = live.clone();
-        keeper.spawn("serve-keeper", move |stop| {
-            while !stop.requested() {
-                for key in evicting.evict_ended(ENDED_RETENTION) {
-                    tracing::info!("{key}: ended stream dropped");
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Ok(())
+        let (tended, evicting) = (groups.clone(), live.clone());
+        keeper.spawn("serve/keeper", move |stop| {
+            group::keep(&tended, &evicting, stop)
         })?;
         tracing::info!(
             "listening: rtmp://{rtmp_addr}/<key> for publishers, http://{http_addr}/stream/<key>.m3u8 for players; renditions: {}",
@@ -411,6 +411,7 @@ impl HlsServer {
             runtime: Some(runtime),
             tasks,
             keeper,
+            groups,
             live,
             rtmp_stats,
             http_stats,
@@ -438,7 +439,8 @@ impl HlsServer {
     }
 
     /// True once the server is ending (stop requested, its duration passed,
-    /// or its housekeeping failed).
+    /// or its keeper failed: a bug, the server's own stage). A failing
+    /// stream's stage ends that stream only.
     pub fn stopping(&self) -> bool {
         self.stop.requested() || self.keeper.failed()
     }
@@ -499,9 +501,10 @@ impl HlsServer {
         // publisher: their stages drain and end their playlists.
         runtime.shutdown_timeout(Duration::from_secs(2));
         let deadline = Instant::now() + DRAIN_LIMIT;
-        while self.live.all().iter().any(|s| s.is_live()) && Instant::now() < deadline {
+        while !self.groups.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The keeper stops what is left (a stage stuck past the limit) and joins it.
         self.keeper.stop();
         self.keeper.wait()?;
         for r in results {

@@ -14,9 +14,11 @@ use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
 use pstream_transport::http::HlsCatalog;
 use pstream_transport::rtmp::{IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal};
 
+use super::group::{Groups, StageFn};
 use super::hls_dir::HlsDir;
-use super::live::{LiveStream, LiveStreams};
+use super::live::{LiveStreams, PublishClaim};
 use super::stage::VariantStage;
+use crate::run::Stop;
 
 /// Units waiting for the source stage (it only muxes, so this rarely fills).
 const SOURCE_QUEUE: usize = 512;
@@ -55,6 +57,8 @@ pub(crate) struct Handler {
     pub(crate) hls: HlsConfig,
     pub(crate) hls_dir: Option<HlsDir>,
     pub(crate) unknown_codecs: Arc<AtomicU64>,
+    /// Where each publish's stages run.
+    pub(crate) groups: Arc<Groups>,
 }
 
 impl IngestHandler for Handler {
@@ -72,8 +76,8 @@ impl IngestHandler for Handler {
             tracing::warn!("{peer}: publish of {key:?} refused: not in --keys");
             return Err(refuse("stream key not allowed"));
         }
-        let stream = match self.live.begin(key, &self.variants, &self.hls) {
-            Ok(Ok(s)) => s,
+        let claim = match self.live.begin(key, &self.variants, &self.hls) {
+            Ok(Ok(c)) => Arc::new(c),
             Ok(Err(_busy)) => {
                 tracing::warn!("{peer}: publish of {key:?} refused: already publishing");
                 return Err(refuse("stream key already publishing"));
@@ -88,17 +92,19 @@ impl IngestHandler for Handler {
         };
         tracing::info!(
             "{key}: publishing from {peer} (session {})",
-            stream.sessions()
+            claim.session()
         );
         Ok(Box::new(Publisher {
             key: key.to_string(),
-            stream,
+            claim,
             demux: FlvDemuxer::new(),
             gate: Vec::new(),
             outs: None,
+            group_stop: None,
             renditions: self.renditions.clone(),
             hls_dir: self.hls_dir.clone(),
             unknown_codecs: self.unknown_codecs.clone(),
+            groups: self.groups.clone(),
         }))
     }
 }
@@ -106,15 +112,19 @@ impl IngestHandler for Handler {
 /// One publish: demuxes tags and feeds the stages.
 struct Publisher {
     key: String,
-    stream: Arc<LiveStream>,
+    /// This publish session's hold on the key.
+    claim: Arc<PublishClaim>,
     demux: FlvDemuxer,
     /// Units held until both tracks are known.
     gate: Vec<EncodedUnit>,
     /// One link per stage, once started.
     outs: Option<Vec<LinkSender<EncodedUnit>>>,
+    /// The stop flag of this publish's stage group, set once one failed.
+    group_stop: Option<Stop>,
     renditions: Vec<Rendition>,
     hls_dir: Option<HlsDir>,
     unknown_codecs: Arc<AtomicU64>,
+    groups: Arc<Groups>,
 }
 
 impl Publisher {
@@ -134,11 +144,15 @@ impl Publisher {
         (video || audio) && (span >= GATE_SPAN || self.gate.len() >= GATE_UNITS)
     }
 
-    /// Starts the source and rendition stages with the streams now known.
+    /// Starts the source and rendition stages, as one group, with the
+    /// streams now known. Stage names, `serve/<key>/<session>/<variant>`,
+    /// tell sessions apart (the key is the stream's public name, in its URL).
     fn start(&mut self) -> Result<(), String> {
         let streams = self.demux.streams();
+        let stream = self.claim.stream().clone();
         let mut outs = Vec::new();
-        for variant in self.stream.variants() {
+        let mut stages: Vec<(String, StageFn)> = Vec::new();
+        for variant in stream.variants() {
             let transcoder = match self.renditions.iter().find(|r| r.name() == variant.name()) {
                 Some(r) if streams.video => {
                     Some(Transcoder::new(*r).map_err(|e| format!("cannot start {r}: {e}"))?)
@@ -152,20 +166,24 @@ impl Publisher {
             };
             let (tx, rx) = link(cap);
             let stage = VariantStage {
-                stream: self.stream.clone(),
+                stream: stream.clone(),
                 variant: variant.clone(),
                 transcoder,
                 streams,
                 hls_dir: self.hls_dir.clone(),
             };
-            self.stream.stage_started();
-            let name = format!("serve-{}", variant.name());
-            if let Err(e) = crate::run::spawn(&name, move || stage.run(rx)) {
-                self.stream.stage_finished();
-                return Err(crate::error::one_line(&e));
-            }
+            let name = format!(
+                "serve/{}/{}/{}",
+                self.key,
+                self.claim.session(),
+                variant.name()
+            );
+            stages.push((name, Box::new(move |stop: &Stop| stage.run(rx, stop))));
             outs.push(tx);
         }
+        let stop = self
+            .groups
+            .start(self.claim.clone(), self.hls_dir.clone(), stages);
         tracing::info!(
             "{}: video {}, audio {}",
             self.key,
@@ -176,6 +194,7 @@ impl Publisher {
             ))
         );
         self.outs = Some(outs);
+        self.group_stop = Some(stop);
         for unit in std::mem::take(&mut self.gate) {
             self.send(unit);
         }
@@ -194,6 +213,10 @@ impl Publisher {
 
 impl IngestSink for Publisher {
     fn media(&mut self, msg: MediaMessage) -> Result<(), String> {
+        if self.group_stop.as_ref().is_some_and(Stop::requested) {
+            // The server has logged which stage failed; the key is already free.
+            return Err("stopped after a stage failed".into());
+        }
         let now = Instant::now();
         let result = match msg.kind {
             MediaKind::Video => self.demux.push_video(msg.timestamp_ms, &msg.data, now),
@@ -231,7 +254,7 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         // Dropping the senders ends each stage once it has drained its queue.
         self.outs = None;
-        self.stream.publisher_gone();
+        self.claim.release();
         tracing::info!("{}: publisher gone", self.key);
     }
 }

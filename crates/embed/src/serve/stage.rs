@@ -3,15 +3,21 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use pstream_codec::Transcoder;
-use pstream_core::{Codec, EncodedUnit, LinkReceiver};
+use pstream_core::{Codec, EncodedUnit, LinkReceiver, Recv};
 use pstream_mux::hls::HlsEvent;
 use pstream_mux::{HlsSegmenter, TsStreams};
 
 use super::hls_dir::HlsDir;
 use super::live::{LiveStream, LiveVariant, SOURCE};
+use crate::run::Stop;
+use crate::Result;
+
+/// How often a stage waiting for units looks at its group's stop flag.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// One variant's thread: units in, segments out.
 pub(crate) struct VariantStage {
@@ -24,8 +30,10 @@ pub(crate) struct VariantStage {
 }
 
 impl VariantStage {
-    /// Segments what arrives until the publisher's link closes, then ends the playlist.
-    pub(crate) fn run(mut self, rx: LinkReceiver<EncodedUnit>) {
+    /// Segments what arrives until the publisher's link closes (after
+    /// draining it) or the group's `stop` is set (at once), then ends the
+    /// playlist.
+    pub(crate) fn run(mut self, rx: LinkReceiver<EncodedUnit>, stop: &Stop) -> Result<()> {
         // A returning publisher continues the playlist after a discontinuity.
         let events = {
             let mut seg = self.variant.segmenter();
@@ -36,7 +44,12 @@ impl VariantStage {
         let drops_before = self.variant.dropped.load(Ordering::Relaxed);
         let mut drops_seen = 0;
         let mut warned = false;
-        while let Some(unit) = rx.recv() {
+        while !stop.requested() {
+            let unit = match rx.recv_timeout(STOP_POLL) {
+                Recv::Item(unit) => unit,
+                Recv::Timeout => continue,
+                Recv::Closed => break,
+            };
             let drops = rx.dropped();
             if drops != drops_seen {
                 drops_seen = drops;
@@ -74,7 +87,7 @@ impl VariantStage {
             mirror(&self.hls_dir, &self.stream, &self.variant, events);
         }
         end_playlist(&self.hls_dir, &self.stream, &self.variant);
-        self.stream.stage_finished();
+        Ok(())
     }
 }
 
