@@ -8,9 +8,12 @@
 #                             every crate, a `pstream send` -> `pstream recv`
 #                             loopback, the embedding example
 #                             (crates/embed/examples/rtp_send.rs) into
-#                             `pstream recv`, and this machine's `pstream send`
-#                             into the receiving example (rtp_recv.rs)
-#                             (scripts/cross-loopback.sh)
+#                             `pstream recv`, this machine's `pstream send` into the
+#                             receiving example (rtp_recv.rs)
+#                             (scripts/cross-loopback.sh), an FLV recording
+#                             (scripts/cross-record.sh) and the recipe's ffmpeg
+#                             publish into the HLS example, fetched with curl
+#                             (scripts/cross-serve.sh)
 #   TARGETS="aarch64-unknown-linux-gnu" scripts/cross.sh ...   one target only
 #
 # Linkers and qemu runners are set in .cargo/config.toml. Built without the
@@ -46,7 +49,7 @@ for t in "${targets[@]}"; do
   cargo build --release --locked --target "$t" --no-default-features -p pstream
   # The embedding API's examples, as a program on a Pi would use them.
   cargo build --release --locked --target "$t" -p pstream-embed \
-    --example rtp_send --example rtp_recv --example rtmp_push --example record_flv
+    --example rtp_send --example rtp_recv --example rtmp_push --example record_flv --example hls_serve
   # openh264's ARM assembly must be in. openh264-sys2 assembles its arm/ or
   # arm64/ .S files (and defines HAVE_NEON / HAVE_NEON_AARCH64, which makes
   # the encoder's function tables point at them) only when it recognises the
@@ -72,6 +75,8 @@ for t in "${targets[@]}"; do
     scripts/cross-loopback.sh "$t" --recv-example
     echo "== $t: FLV recording by the embedding example under qemu" >&2
     scripts/cross-record.sh "$t"
+    echo "== $t: the recipe's ffmpeg publish into the HLS example under qemu" >&2
+    scripts/cross-serve.sh "$t"
   fi
   echo "== $t: done in $((SECONDS - start)) s" >&2
 done

@@ -8,9 +8,9 @@
 //!   back into units (AVCC to Annex B, AAC sequence header to config).
 //! - [`interleave`]: [`Interleaver`] merges the audio and video unit streams
 //!   into capture-time order before they reach a muxer.
-//! - [`hls`], [`ts`]: live HLS over MPEG-TS; [`live`]: the streams a
-//!   server holds (source and renditions per key); [`hls_dir`]: their mirror
-//!   on disk.
+//! - [`hls`], [`ts`]: live HLS over MPEG-TS (the segmenter, media and
+//!   master playlists); the server that holds live streams and mirrors them
+//!   to disk is `pstream_embed::serve`.
 //! - [`amf0`]: the few AMF0 encoders the metadata needs.
 
 pub mod amf0;
@@ -18,16 +18,12 @@ pub mod error;
 pub mod flv;
 pub mod flv_demux;
 pub mod hls;
-pub mod hls_dir;
 pub mod interleave;
-pub mod live;
 pub mod ts;
 
 pub use error::MuxError;
 pub use flv::{AudioInfo, FlvMuxer, FlvTag, StreamInfo, TagKind, VideoInfo};
 pub use flv_demux::{DemuxError, FlvDemuxer};
 pub use hls::{HlsConfig, HlsError, HlsEvent, HlsSegmenter};
-pub use hls_dir::HlsDir;
 pub use interleave::Interleaver;
-pub use live::{LiveStream, LiveStreams, LiveVariant};
 pub use ts::{AudioSpecificConfig, TsError, TsMuxer, TsStreams};

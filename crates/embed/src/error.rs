@@ -74,6 +74,17 @@ pub enum Error {
         /// The destinations that gave up, stream keys hidden.
         names: Vec<String>,
     },
+    /// A server could not listen on its address (taken, not local, no permission).
+    #[error("cannot listen on {service} {addr}")]
+    Listen {
+        /// "RTMP" or "HTTP".
+        service: &'static str,
+        /// The address as given.
+        addr: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A stage thread could not be started.
     #[error("cannot start thread {stage}")]
     Spawn {

@@ -64,6 +64,23 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Serving RTMP publishes as HLS with lighter renditions, like `pstream
+//! serve` (the streaming back-end recipe's broadcaster):
+//!
+//! ```no_run
+//! # fn main() -> Result<(), pstream_embed::Error> {
+//! use pstream_embed::serve::Rendition;
+//! let mut server = pstream_embed::Serve::new()
+//!     .rtmp("0.0.0.0:1935")
+//!     .http("0.0.0.0:8935")
+//!     .renditions([Rendition::P144p30fps16x9])
+//!     .start()?;
+//! // players: http://HOST:8935/stream/<key>.m3u8
+//! server.wait()?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod encode;
 pub mod error;
@@ -73,6 +90,7 @@ pub mod push;
 pub mod recv;
 pub mod rtp;
 pub mod run;
+pub mod serve;
 pub mod stages;
 pub mod stats;
 
@@ -82,6 +100,7 @@ pub use push::{DestinationState, PushConfig, PushStream, Target};
 pub use recv::{Receive, RecvConfig, RtpRecv, StreamStats, SyncMode};
 pub use rtp::{RtpConfig, RtpSend, VideoCodec};
 pub use run::Stop;
+pub use serve::{HlsServer, Serve, ServeConfig};
 
 /// Builds an RTP stream to a peer: [`Rtp::to`], a few settings, [`Rtp::start`].
 #[derive(Debug, Clone)]

@@ -2,24 +2,26 @@
 //! rendition as an [`HlsSegmenter`], and who is publishing.
 //!
 //! [`LiveStreams::begin`] claims a key for a publisher (refusing a key
-//! that is already live), [`LiveStream::stage_started`] and
-//! [`LiveStream::stage_finished`] track the threads feeding its
-//! segmenters, and once the publisher is gone and the last of them has
-//! finished the key is free again. A returning publisher gets the same
-//! segmenters back, so its playlists continue after a discontinuity. The
-//! playlist and segment lookups are what an HTTP server needs; ended
-//! streams are kept for [`LiveStreams::evict_ended`] to drop later, so the
-//! memory held is bounded by the streams of the last few minutes.
+//! that is already live) and hands out a [`PublishClaim`] for that publish
+//! session; [`LiveStream::stages_started`] and
+//! [`LiveStream::stages_finished`] bracket the session's stages feeding
+//! the segmenters. Once the claim is released (the publisher has gone, or
+//! one of its stages failed) and the stages have finished, the key is free
+//! again. A returning publisher gets the same segmenters back, so its
+//! playlists continue after a discontinuity. The playlist and segment
+//! lookups are what an HTTP server needs; ended streams are kept for
+//! [`LiveStreams::evict_ended`] to drop later, so the memory held is
+//! bounded by the streams of the last few minutes.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::hls::{master_playlist, HlsConfig, HlsError, HlsSegmenter, Variant};
-use crate::ts::TsStreams;
+use pstream_mux::hls::{master_playlist, HlsConfig, HlsError, HlsSegmenter, Variant};
+use pstream_mux::ts::TsStreams;
 
 /// The name of the source variant in URLs.
 pub const SOURCE: &str = "source";
@@ -95,13 +97,14 @@ impl LiveStream {
         self.state().sessions
     }
 
-    /// A thread feeding a segmenter has started.
-    pub fn stage_started(&self) {
+    /// The stages of a publish session have started feeding the segmenters.
+    pub fn stages_started(&self) {
         self.state().stages += 1;
     }
 
-    /// A thread feeding a segmenter has finished (after ending its segmenter).
-    pub fn stage_finished(&self) {
+    /// The stages of a publish session have all returned and the playlists
+    /// are ended: the key frees once the claim is released too.
+    pub fn stages_finished(&self) {
         let mut s = self.state();
         s.stages = s.stages.saturating_sub(1);
         if !s.publishing && s.stages == 0 {
@@ -110,7 +113,7 @@ impl LiveStream {
     }
 
     /// The publisher has gone; the key frees once every stage has finished.
-    pub fn publisher_gone(&self) {
+    fn publisher_gone(&self) {
         let mut s = self.state();
         s.publishing = false;
         if s.stages == 0 {
@@ -145,6 +148,43 @@ impl LiveStream {
     }
 }
 
+/// One publish session's hold on its key, from [`LiveStreams::begin`]:
+/// the key stays busy until [`PublishClaim::release`] (or the drop of the
+/// last holder). Releasing twice is harmless, so the publisher going and
+/// its stages failing may both release it, and a session that has let go
+/// can never free a key a later session holds.
+#[derive(Debug)]
+pub struct PublishClaim {
+    stream: Arc<LiveStream>,
+    session: u64,
+    released: AtomicBool,
+}
+
+impl PublishClaim {
+    /// The stream claimed.
+    pub fn stream(&self) -> &Arc<LiveStream> {
+        &self.stream
+    }
+
+    /// The session number of this publish (1 for the key's first).
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    /// Lets go of the key (once); it frees when the session's stages have finished.
+    pub fn release(&self) {
+        if !self.released.swap(true, Ordering::AcqRel) {
+            self.stream.publisher_gone();
+        }
+    }
+}
+
+impl Drop for PublishClaim {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Every stream key a server has seen recently (see the module docs).
 #[derive(Debug, Default)]
 pub struct LiveStreams {
@@ -169,7 +209,12 @@ impl LiveStreams {
         key: &str,
         variants: &[(String, u64)],
         config: &HlsConfig,
-    ) -> Result<Result<Arc<LiveStream>, KeyBusy>, HlsError> {
+    ) -> Result<Result<PublishClaim, KeyBusy>, HlsError> {
+        let claim = |stream: &Arc<LiveStream>, session| PublishClaim {
+            stream: stream.clone(),
+            session,
+            released: AtomicBool::new(false),
+        };
         let mut map = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if let Some(stream) = map.get(key) {
             let mut s = stream.state();
@@ -179,8 +224,9 @@ impl LiveStreams {
             s.publishing = true;
             s.ended_at = None;
             s.sessions += 1;
+            let session = s.sessions;
             drop(s);
-            return Ok(Ok(stream.clone()));
+            return Ok(Ok(claim(stream, session)));
         }
         let mut list = Vec::with_capacity(variants.len());
         for (name, nominal_bps) in variants {
@@ -214,7 +260,7 @@ impl LiveStreams {
             }),
         });
         map.insert(key.to_string(), stream.clone());
-        Ok(Ok(stream))
+        Ok(Ok(claim(&stream, 1)))
     }
 
     /// A stream by key.
@@ -286,30 +332,40 @@ mod tests {
     fn a_live_key_is_busy_until_its_stages_finish() {
         let live = LiveStreams::new();
         let cfg = HlsConfig::default();
-        let s = live
+        let first = live
             .begin("k", &variants(), &cfg)
             .expect("config")
             .expect("free");
+        let s = first.stream().clone();
+        assert_eq!(first.session(), 1);
         assert!(matches!(
             live.begin("k", &variants(), &cfg).expect("config"),
             Err(KeyBusy)
         ));
-        s.stage_started();
-        s.publisher_gone();
+        s.stages_started();
+        first.release();
         assert!(s.is_live(), "a stage is still draining");
         assert!(live.begin("k", &variants(), &cfg).expect("config").is_err());
-        s.stage_finished();
+        s.stages_finished();
         assert!(!s.is_live());
         let again = live
             .begin("k", &variants(), &cfg)
             .expect("config")
             .expect("free");
         assert!(
-            Arc::ptr_eq(&s, &again),
+            Arc::ptr_eq(&s, again.stream()),
             "same segmenters for a returning publisher"
         );
-        assert_eq!(again.sessions(), 2);
-        again.publisher_gone();
+        assert_eq!(again.session(), 2);
+        assert_eq!(s.sessions(), 2);
+        // The first session letting go again (its publisher's connection
+        // closing after its stages failed) leaves the second's hold alone.
+        first.release();
+        drop(first);
+        assert!(s.is_live());
+        assert!(live.begin("k", &variants(), &cfg).expect("config").is_err());
+        drop(again);
+        assert!(!s.is_live());
         assert!(live.evict_ended(Duration::from_secs(60)).is_empty());
         assert_eq!(live.evict_ended(Duration::ZERO), vec!["k".to_string()]);
         assert!(live.get("k").is_none());

@@ -11,7 +11,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::hls::HlsEvent;
+use pstream_mux::hls::HlsEvent;
 
 /// Writes HLS events of many streams below one directory (see the module docs).
 #[derive(Debug, Clone)]
