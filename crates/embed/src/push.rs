@@ -79,7 +79,7 @@ impl Target {
             }
             return Ok(Target::File(PathBuf::from(path)));
         }
-        Ok(Target::Rtmp(RtmpUrl::parse(s)?))
+        Ok(Target::Rtmp(RtmpUrl::parse(s).map_err(RtmpError::from)?))
     }
 
     /// The name on the stats line and in logs, with any stream key hidden.
@@ -693,11 +693,11 @@ impl Destination {
                     backoff = FIRST_RETRY;
                     match self.stream(conn) {
                         Ok(()) => return Ok(()),
-                        Err(e) if e.is_retryable() => tracing::warn!("{}: {e}", self.name),
+                        Err(e) if e.is_retryable() => tracing::warn!("{}: {}", self.name, one_line(&e)),
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Err(e) if e.is_retryable() => tracing::warn!("{}: {e}", self.name),
+                Err(e) if e.is_retryable() => tracing::warn!("{}: {}", self.name, one_line(&e)),
                 Err(e) => return Err(e.into()),
             }
             if stop.requested() {

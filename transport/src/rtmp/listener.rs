@@ -21,7 +21,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::{timeout, Instant};
 
-use super::server::{MediaMessage, ServerEvent, ServerSession};
+use pstream_core::error::one_line;
+use pstream_rtmp::{MediaMessage, ServerEvent, ServerSession};
 
 /// Limits of the RTMP server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +215,7 @@ async fn connection(
             Ok(Err(_)) => break End::Normal,
         };
         if let Err(e) = session.handle_input(&buf[..n]) {
-            tracing::debug!("rtmp {peer}: {e}");
+            tracing::debug!("rtmp {peer}: {}", one_line(&e));
             break End::Protocol;
         }
         while let Some(ev) = session.poll_event() {
