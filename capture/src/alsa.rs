@@ -14,13 +14,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use pstream_core::{AudioBlock, PipelineClock};
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSink, AudioSource, DeviceCounters, MediaError, PipelineClock,
+};
 
 use crate::device::{
     check_block, promote_to_realtime, pull_from_callback, push_from_callback, CallbackPacer,
-    DeviceCounters, RingCaptureSource, RingPlaybackWriter,
+    RingCaptureSource, RingPlaybackWriter,
 };
-use crate::{AudioFormat, AudioSink, AudioSource, CaptureError};
+use crate::CaptureError;
 
 /// The handler alsa-lib calls for its own diagnostics, as it calls it: the
 /// C type is variadic, and a function that ignores the variadic part can
@@ -414,7 +416,7 @@ impl PlaybackSink {
 }
 
 impl AudioSink for PlaybackSink {
-    fn write_block(&mut self, block: &AudioBlock) -> Result<(), CaptureError> {
+    fn write_block(&mut self, block: &AudioBlock) -> Result<(), MediaError> {
         check_block(&self.name, self.format, block)?;
         self.writer.write(&block.samples);
         Ok(())
@@ -432,7 +434,7 @@ impl AudioSink for PlaybackSink {
         self.writer.set_hold(hold);
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    fn finish(&mut self) -> Result<(), MediaError> {
         self.owner.take();
         Ok(())
     }

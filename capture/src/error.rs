@@ -4,10 +4,12 @@
 //! the user named it on the command line (`y4m:/tmp/a.y4m`, `wav:-`, `test`),
 //! followed by what is wrong, so a one-line report is enough to act on.
 
+use pstream_core::MediaError;
 use thiserror::Error;
 
 /// An error opening, reading or writing a media source or sink.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CaptureError {
     /// The operating system refused an operation (open, read, write, seek).
     #[error("{name}: {action}: {error}")]
@@ -130,6 +132,42 @@ pub enum CaptureError {
         /// The device path.
         device: String,
     },
+    /// An error of the shared source/sink interface (an invalid format).
+    #[error(transparent)]
+    Media(#[from] MediaError),
+}
+
+impl CaptureError {
+    /// The source or sink this error is about, as named on the command line.
+    pub fn spec(&self) -> &str {
+        match self {
+            CaptureError::Io { name, .. }
+            | CaptureError::Malformed { name, .. }
+            | CaptureError::Unsupported { name, .. }
+            | CaptureError::Mismatch { name, .. }
+            | CaptureError::InvalidFormat { name, .. }
+            | CaptureError::Finished { name } => name,
+            CaptureError::UnknownSpec { spec, .. }
+            | CaptureError::NotSupportedYet { spec, .. }
+            | CaptureError::DeviceMissing { spec, .. }
+            | CaptureError::DeviceBusy { spec, .. }
+            | CaptureError::WrongDeviceKind { spec, .. }
+            | CaptureError::UnsupportedDeviceFormat { spec, .. }
+            | CaptureError::DeviceGone { spec, .. } => spec,
+            CaptureError::Media(e) => e.spec(),
+        }
+    }
+}
+
+/// Into the traits' error: interface errors as they are, the others whole
+/// as the cause of a [`MediaError::Failed`].
+impl From<CaptureError> for MediaError {
+    fn from(e: CaptureError) -> Self {
+        match e {
+            CaptureError::Media(m) => m,
+            e => MediaError::failed(e.spec().to_owned(), e),
+        }
+    }
 }
 
 impl CaptureError {

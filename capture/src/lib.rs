@@ -16,12 +16,9 @@ pub mod drift;
 pub mod error;
 pub mod null;
 pub mod open;
-pub mod pace;
 #[cfg(feature = "pipewire")]
 pub mod pipewire;
 pub mod setup;
-pub mod sink;
-pub mod source;
 pub mod testpattern;
 pub mod timecode;
 pub mod tone;
@@ -29,15 +26,12 @@ pub mod v4l2;
 pub mod wav;
 pub mod y4m;
 
-pub use device::DeviceCounters;
 pub use error::CaptureError;
 pub use null::{NullAudioSink, NullVideoSink};
 pub use open::{
     open_audio_sink, open_audio_source, open_video_sink, open_video_source, open_video_source_for,
     OpenedVideo,
 };
-pub use sink::{AudioSink, VideoSink};
-pub use source::{AudioFormat, AudioSource, EncodedVideoSource, VideoFormat, VideoSource};
 pub use testpattern::{TestPattern, TestPatternSource};
 pub use timecode::{read_timecode, write_timecode};
 pub use tone::ToneSource;

@@ -2,11 +2,12 @@
 
 use std::path::Path;
 
-use pstream_core::PipelineClock;
+use pstream_core::{
+    AudioFormat, AudioSink, AudioSource, EncodedVideoSource, PipelineClock, VideoFormat, VideoSink,
+    VideoSource,
+};
 
 use crate::null::{NullAudioSink, NullVideoSink};
-use crate::sink::{AudioSink, VideoSink};
-use crate::source::{AudioFormat, AudioSource, EncodedVideoSource, VideoFormat, VideoSource};
 use crate::testpattern::TestPatternSource;
 use crate::tone::{ToneSource, DEFAULT_FREQ_HZ};
 use crate::v4l2::{V4l2Capture, V4l2Sink, V4l2Spec};

@@ -16,13 +16,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pipewire as pw;
-use pstream_core::{AudioBlock, PipelineClock};
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSink, AudioSource, DeviceCounters, MediaError, PipelineClock,
+};
 use pw::spa;
 
 use crate::device::{
-    check_block, promote_to_realtime, DeviceCounters, RingCaptureSource, RingPlaybackWriter,
+    check_block, promote_to_realtime, RingCaptureSource, RingPlaybackWriter,
 };
-use crate::{AudioFormat, AudioSink, AudioSource, CaptureError};
+use crate::CaptureError;
 
 /// Longest wait for the PipeWire daemon to answer a registry round trip.
 const ROUNDTRIP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -515,7 +517,7 @@ impl PipeWireSink {
 }
 
 impl AudioSink for PipeWireSink {
-    fn write_block(&mut self, block: &AudioBlock) -> Result<(), CaptureError> {
+    fn write_block(&mut self, block: &AudioBlock) -> Result<(), MediaError> {
         check_block(&self.name, self.format, block)?;
         self.writer.write(&block.samples);
         Ok(())
@@ -533,7 +535,7 @@ impl AudioSink for PipeWireSink {
         self.writer.set_hold(hold);
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    fn finish(&mut self) -> Result<(), MediaError> {
         self.thread.take();
         Ok(())
     }

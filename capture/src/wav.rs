@@ -20,11 +20,11 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use pstream_core::{AudioBlock, PipelineClock};
+use pstream_core::source::{MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSink, AudioSource, Behind, MediaError, Pacer, PipelineClock,
+};
 
-use crate::pace::{Behind, Pacer};
-use crate::sink::AudioSink;
-use crate::source::{AudioFormat, AudioSource, MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 use crate::CaptureError;
 
 /// `WAVE_FORMAT_PCM`.
@@ -445,7 +445,7 @@ impl AudioSource for WavSource {
         self.reader.format().audio
     }
 
-    fn next_block(&mut self) -> Result<Option<AudioBlock>, CaptureError> {
+    fn next_block(&mut self) -> Result<Option<AudioBlock>, MediaError> {
         let format = self.format();
         let frames = format.block_frames(self.blocks);
         let mut samples = Vec::with_capacity(frames * usize::from(format.channels));
@@ -535,11 +535,11 @@ impl WavSink {
 }
 
 impl AudioSink for WavSink {
-    fn write_block(&mut self, block: &AudioBlock) -> Result<(), CaptureError> {
+    fn write_block(&mut self, block: &AudioBlock) -> Result<(), MediaError> {
         if self.out.is_none() {
             return Err(CaptureError::Finished {
                 name: self.name.clone(),
-            });
+            }.into());
         }
         if (block.sample_rate, block.channels) != (self.format.sample_rate, self.format.channels) {
             return Err(CaptureError::Mismatch {
@@ -551,7 +551,7 @@ impl AudioSink for WavSink {
                     self.format.sample_rate,
                     self.format.channels
                 ),
-            });
+            }.into());
         }
         let whole = block.frames() * usize::from(block.channels);
         let bytes = whole as u64 * 2;
@@ -559,7 +559,7 @@ impl AudioSink for WavSink {
             return Err(CaptureError::unsupported(
                 &self.name,
                 "WAVE file would exceed 4 GiB; stop earlier or split the recording",
-            ));
+            ).into());
         }
         self.buf.clear();
         for &s in &block.samples[..whole] {
@@ -579,13 +579,13 @@ impl AudioSink for WavSink {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    fn finish(&mut self) -> Result<(), MediaError> {
         if self.out.is_none() {
             return Ok(());
         }
         let r = self.patch();
         self.out = None;
-        r
+        r.map_err(MediaError::from)
     }
 }
 

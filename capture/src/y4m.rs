@@ -17,11 +17,11 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use bytes::Bytes;
-use pstream_core::{PipelineClock, VideoFrame};
+use pstream_core::source::MAX_DIMENSION;
+use pstream_core::{
+    Behind, MediaError, Pacer, PipelineClock, VideoFormat, VideoFrame, VideoSink, VideoSource,
+};
 
-use crate::pace::{Behind, Pacer};
-use crate::sink::VideoSink;
-use crate::source::{VideoFormat, VideoSource, MAX_DIMENSION};
 use crate::CaptureError;
 
 /// The magic that starts every YUV4MPEG2 stream.
@@ -314,7 +314,7 @@ impl VideoSource for Y4mSource {
         self.reader.header().format
     }
 
-    fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError> {
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
         // Read first so end of stream is reported without waiting a period.
         let Some(data) = self.reader.read_frame()? else {
             return Ok(None);
@@ -323,7 +323,7 @@ impl VideoSource for Y4mSource {
         let f = self.format();
         VideoFrame::new(f.width, f.height, data, self.clock.now(), self.pacer.pts(n))
             .map(Some)
-            .map_err(|e| CaptureError::malformed(&self.reader.name, e.to_string()))
+            .map_err(|e| CaptureError::malformed(&self.reader.name, e.to_string())).map_err(MediaError::from)
     }
 }
 
@@ -374,11 +374,11 @@ impl Y4mSink {
 }
 
 impl VideoSink for Y4mSink {
-    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), CaptureError> {
+    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), MediaError> {
         let Some(out) = self.out.as_mut() else {
             return Err(CaptureError::Finished {
                 name: self.name.clone(),
-            });
+            }.into());
         };
         if (frame.width(), frame.height()) != (self.format.width, self.format.height) {
             return Err(CaptureError::Mismatch {
@@ -391,18 +391,18 @@ impl VideoSink for Y4mSink {
                     self.format.width,
                     self.format.height
                 ),
-            });
+            }.into());
         }
         out.write_all(b"FRAME\n")
             .and_then(|()| out.write_all(frame.data()))
-            .map_err(|e| CaptureError::io(&self.name, "cannot write frame", e))
+            .map_err(|e| CaptureError::io(&self.name, "cannot write frame", e)).map_err(MediaError::from)
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    fn finish(&mut self) -> Result<(), MediaError> {
         match self.out.take() {
             Some(mut out) => out
                 .flush()
-                .map_err(|e| CaptureError::io(&self.name, "cannot flush", e)),
+                .map_err(|e| CaptureError::io(&self.name, "cannot flush", e)).map_err(MediaError::from),
             None => Ok(()),
         }
     }
@@ -465,9 +465,10 @@ mod tests {
             sink.write_frame(f).expect("write");
         }
         sink.finish().expect("finish");
+        let late = sink.write_frame(&frames[0]).expect_err("written after finish");
         assert!(matches!(
-            sink.write_frame(&frames[0]),
-            Err(CaptureError::Finished { .. })
+            late.cause().and_then(|c| c.downcast_ref::<CaptureError>()),
+            Some(CaptureError::Finished { .. })
         ));
         let bytes = buf.0.lock().expect("lock").clone();
         assert!(bytes.starts_with(b"YUV4MPEG2 W33 H17 F30000:1001 Ip A1:1 C420jpeg\nFRAME\n"));

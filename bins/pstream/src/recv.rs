@@ -19,10 +19,8 @@ use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use pstream_capture::timecode::read_timecode;
-use pstream_capture::{
-    open_audio_sink, open_video_sink, AudioFormat, AudioSink, DeviceCounters, VideoFormat,
-    VideoSink,
-};
+use pstream_capture::{open_audio_sink, open_video_sink};
+use pstream_core::{AudioFormat, AudioSink, DeviceCounters, VideoFormat, VideoSink};
 use pstream_codec::h264::H264Decoder;
 use pstream_codec::mjpeg::MjpegDecoder;
 use pstream_codec::opus::OpusDecoder;

@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,7 +25,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pstream_codec::mjpeg::MjpegDecoder;
 use pstream_core::link::Recv;
-use pstream_core::{link, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame};
+use pstream_core::{
+    link, CameraCounters, Codec, EncodedUnit, EncodedVideoSource, LinkReceiver, LinkSender,
+    MediaError, PipelineClock, VideoFormat, VideoFrame, VideoSource,
+};
 
 use super::device::{device_error, open_device, Direction};
 use super::formats::{choose, describe_offers, NoMatch, Rate, Want};
@@ -33,7 +36,6 @@ use super::spec::{PixelFormat, V4l2Spec};
 use super::sys::{self, MappedBuffers};
 use super::timestamp::stamp_to_instant;
 use crate::convert::{i420_len, nv12_to_i420, yu12_to_i420, yuyv_to_i420};
-use crate::source::{EncodedVideoSource, VideoFormat, VideoSource};
 use crate::CaptureError;
 
 /// Driver buffers: enough to cover a conversion and a scheduling hiccup.
@@ -48,41 +50,6 @@ pub const FIRST_FRAME_WAIT: Duration = Duration::from_secs(10);
 pub const STALL_REPEAT: Duration = Duration::from_secs(1);
 /// Consecutive unusable frames (corrupt, undecodable) before giving up.
 const MAX_BAD_IN_A_ROW: u32 = 60;
-
-/// Live counters of one capture stream.
-#[derive(Debug, Default)]
-pub struct CaptureCounters {
-    /// Frames handed on.
-    pub frames: AtomicU64,
-    /// Frames the driver skipped (gaps in its sequence numbers).
-    pub driver_drops: AtomicU64,
-    /// Frames dropped as corrupt (error flag, short buffer, undecodable JPEG).
-    pub corrupt: AtomicU64,
-    /// Frames whose driver timestamp was unusable (stamped at dequeue instead).
-    pub restamped: AtomicU64,
-    /// Pictures repeated while the device delivered nothing.
-    pub repeated: AtomicU64,
-}
-
-impl CaptureCounters {
-    /// The stats line's camera part: frames delivered, and what went wrong
-    /// (driver drops, corrupt frames, repeats, restamped timestamps).
-    pub fn summary(&self) -> String {
-        let mut s = format!(
-            "cam frames {} drop {} corrupt {}",
-            self.frames.load(Ordering::Relaxed),
-            self.driver_drops.load(Ordering::Relaxed),
-            self.corrupt.load(Ordering::Relaxed)
-        );
-        for (label, v) in [("repeat", &self.repeated), ("restamped", &self.restamped)] {
-            let v = v.load(Ordering::Relaxed);
-            if v > 0 {
-                s.push_str(&format!(" {label} {v}"));
-            }
-        }
-        s
-    }
-}
 
 enum Captured {
     Frame(VideoFrame),
@@ -99,7 +66,7 @@ struct Capture {
     rx: LinkReceiver<Captured>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    counters: Arc<CaptureCounters>,
+    counters: Arc<CameraCounters>,
 }
 
 impl Drop for Capture {
@@ -236,7 +203,7 @@ impl Capture {
             .map_err(|e| device_error(name, &spec.path, "cannot start streaming", e))?;
         let (tx, rx) = link::<Captured>(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(CaptureCounters::default());
+        let counters = Arc::new(CameraCounters::default());
         let stride = match fmt.bytesperline {
             0 if choice.format == PixelFormat::Yuyv => fmt.width * 2,
             0 => fmt.width,
@@ -287,7 +254,7 @@ struct Worker {
     clock: PipelineClock,
     tx: LinkSender<Captured>,
     stop: Arc<AtomicBool>,
-    counters: Arc<CaptureCounters>,
+    counters: Arc<CameraCounters>,
 }
 
 impl Worker {
@@ -453,7 +420,7 @@ impl V4l2Source {
     }
 
     /// Live counters (frames, driver drops, corrupt frames).
-    pub fn counters(&self) -> Arc<CaptureCounters> {
+    pub fn counters(&self) -> Arc<CameraCounters> {
         self.capture.counters.clone()
     }
 
@@ -504,11 +471,11 @@ impl VideoSource for V4l2Source {
         self.capture.format
     }
 
-    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+    fn camera_counters(&self) -> Option<Arc<CameraCounters>> {
         Some(self.capture.counters.clone())
     }
 
-    fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError> {
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
         loop {
             let frame = match self.capture.next(self.last.is_some()) {
                 Ok(Some(Captured::Frame(f))) => f,
@@ -516,8 +483,8 @@ impl VideoSource for V4l2Source {
                     Some(f) => f,
                     None => continue,
                 },
-                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e),
-                Ok(None) => return self.repeat(),
+                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e.into()),
+                Ok(None) => return self.repeat().map_err(MediaError::from),
                 Err(None) => return Ok(None),
             };
             self.last = Some(frame.clone());
@@ -543,7 +510,7 @@ impl std::fmt::Debug for V4l2JpegSource {
 
 impl V4l2JpegSource {
     /// Live counters (frames, driver drops, corrupt frames).
-    pub fn counters(&self) -> Arc<CaptureCounters> {
+    pub fn counters(&self) -> Arc<CameraCounters> {
         self.capture.counters.clone()
     }
 }
@@ -553,11 +520,11 @@ impl EncodedVideoSource for V4l2JpegSource {
         self.capture.format
     }
 
-    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+    fn camera_counters(&self) -> Option<Arc<CameraCounters>> {
         Some(self.capture.counters.clone())
     }
 
-    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {
+    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, MediaError> {
         loop {
             match self.capture.next(self.last.is_some()) {
                 Ok(Some(Captured::Jpeg(unit))) => {
@@ -566,7 +533,7 @@ impl EncodedVideoSource for V4l2JpegSource {
                 }
                 // Raw frames never come from an MJPG stream.
                 Ok(Some(Captured::Frame(_))) => {}
-                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e),
+                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e.into()),
                 Ok(None) => {
                     let Some(last) = &self.last else { continue };
                     let (capture, pts) = self.capture.now_stamps();

@@ -15,7 +15,7 @@ mod sys;
 pub mod timestamp;
 
 pub use capture::{
-    open_for_mjpeg, open_source, CaptureCounters, V4l2Capture, V4l2JpegSource, V4l2Source,
+    open_for_mjpeg, open_source, V4l2Capture, V4l2JpegSource, V4l2Source,
 };
 pub use device::{list_devices, V4l2DeviceInfo};
 pub use formats::{FormatInfo, Rate, Rates, Sizes};

@@ -9,9 +9,9 @@
 //! chroma, progressive) would be refused frame after frame; those frames are
 //! decoded and encoded again instead, which costs CPU but keeps the stream.
 
-use pstream_capture::{CaptureError, EncodedVideoSource, VideoFormat};
+use pstream_capture::CaptureError;
 use pstream_codec::mjpeg::{MjpegDecoder, MjpegEncoder};
-use pstream_core::EncodedUnit;
+use pstream_core::{CameraCounters, EncodedUnit, EncodedVideoSource, MediaError, VideoFormat};
 use pstream_rtp::jpeg::parse_jpeg;
 
 /// Wraps a source of JPEGs: passes on those RFC 2435 can carry, and
@@ -75,11 +75,11 @@ impl EncodedVideoSource for RtpJpegSource {
         self.inner.format()
     }
 
-    fn camera_counters(&self) -> Option<std::sync::Arc<pstream_capture::v4l2::CaptureCounters>> {
+    fn camera_counters(&self) -> Option<std::sync::Arc<CameraCounters>> {
         self.inner.camera_counters()
     }
 
-    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {
+    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, MediaError> {
         let Some(unit) = self.inner.next_unit()? else {
             return Ok(None);
         };
@@ -87,7 +87,7 @@ impl EncodedVideoSource for RtpJpegSource {
             Ok(_) => return Ok(Some(unit)),
             Err(e) => e.to_string(),
         };
-        self.reencode(&unit, &why).map(Some)
+        Ok(Some(self.reencode(&unit, &why)?))
     }
 }
 
@@ -115,7 +115,7 @@ mod tests {
             }
         }
 
-        fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {
+        fn next_unit(&mut self) -> Result<Option<EncodedUnit>, MediaError> {
             if self.0.is_empty() {
                 return Ok(None);
             }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pstream_capture::{AudioFormat, DeviceCounters};
+use pstream_core::{AudioFormat, DeviceCounters};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{

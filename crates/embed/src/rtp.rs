@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use pstream_capture::v4l2::CaptureCounters;
-use pstream_capture::{AudioFormat, AudioSource, DeviceCounters, EncodedVideoSource, OpenedVideo};
+use pstream_capture::OpenedVideo;
+use pstream_core::{AudioFormat, AudioSource, CameraCounters, DeviceCounters, EncodedVideoSource};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
@@ -350,7 +350,7 @@ pub struct RtpSend {
     last: Instant,
     started: Instant,
     capture_device: Option<Arc<DeviceCounters>>,
-    camera: Option<Arc<CaptureCounters>>,
+    camera: Option<Arc<CameraCounters>>,
     audio_format: Option<AudioFormat>,
 }
 

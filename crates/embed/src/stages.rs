@@ -3,10 +3,12 @@
 //! told to stop.
 
 use pstream_capture::{
-    open_audio_source, open_video_source, open_video_source_for, AudioFormat, AudioSource,
-    DeviceCounters, EncodedVideoSource, OpenedVideo, VideoFormat, VideoSource,
+    open_audio_source, open_video_source, open_video_source_for, OpenedVideo,
 };
-use pstream_core::{AudioBlock, Codec, EncodedUnit, LinkSender, PipelineClock, VideoFrame};
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSource, Codec, DeviceCounters, EncodedUnit, EncodedVideoSource,
+    LinkSender, PipelineClock, VideoFormat, VideoFrame, VideoSource,
+};
 
 use crate::run::{fail, Fatal, Stop};
 use crate::{Error, Result};
