@@ -29,8 +29,7 @@ pub mod y4m;
 pub use error::CaptureError;
 pub use null::{NullAudioSink, NullVideoSink};
 pub use open::{
-    open_audio_sink, open_audio_source, open_video_sink, open_video_source, open_video_source_for,
-    OpenedVideo,
+    is_alsa_spec, is_pipewire_spec, open_audio_device, open_audio_output, AUDIO_BACKENDS,
 };
 pub use testpattern::{TestPattern, TestPatternSource};
 pub use timecode::{read_timecode, write_timecode};

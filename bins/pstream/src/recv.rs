@@ -19,7 +19,6 @@ use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use pstream_capture::timecode::read_timecode;
-use pstream_capture::{open_audio_sink, open_video_sink};
 use pstream_core::{AudioFormat, AudioSink, DeviceCounters, VideoFormat, VideoSink};
 use pstream_codec::h264::H264Decoder;
 use pstream_codec::mjpeg::MjpegDecoder;
@@ -35,6 +34,7 @@ use crate::cli::{RecvArgs, SyncArg, VideoCodecArg};
 use crate::shutdown::{fail, FatalSlot, Shutdown};
 use crate::stats::{kbps, StatsMode, StatsPrinter};
 use pstream_embed::run::spawn;
+use pstream_embed::sources::{open_audio_sink, open_video_sink, VIDEO_SINKS};
 
 /// Complete access units waiting for the decoder.
 const UNIT_QUEUE: usize = 8;
@@ -352,7 +352,7 @@ fn check_video_sink(spec: &str) -> anyhow::Result<()> {
     } else {
         anyhow::bail!(
             "unknown video output {spec:?}; use one of: {}",
-            pstream_capture::open::VIDEO_SINKS
+            VIDEO_SINKS
         )
     }
 }

@@ -71,6 +71,14 @@ pub enum MediaError {
         /// The backend (and feature) name: "alsa", "pipewire".
         backend: &'static str,
     },
+    /// The spec names something that cannot work the way it is asked to
+    /// (a WAVE sink on stdout, which cannot seek back to patch its sizes).
+    Unsupported {
+        /// The spec as given.
+        spec: String,
+        /// What cannot be done and why.
+        reason: &'static str,
+    },
     /// A format cannot be produced or taken (zero size, zero frame rate, ...).
     InvalidFormat {
         /// The source or sink, as named on the command line.
@@ -110,6 +118,7 @@ impl MediaError {
             MediaError::UnknownSpec { spec, .. }
             | MediaError::NotSupportedYet { spec, .. }
             | MediaError::NotBuilt { spec, .. }
+            | MediaError::Unsupported { spec, .. }
             | MediaError::InvalidFormat { spec, .. }
             | MediaError::Failed { spec, .. } => spec,
         }
@@ -145,6 +154,7 @@ impl std::fmt::Display for MediaError {
             MediaError::NotBuilt { spec, backend } => {
                 write!(f, "{spec}: this pstream was built without the {backend} feature")
             }
+            MediaError::Unsupported { spec, reason } => write!(f, "{spec}: {reason}"),
             MediaError::InvalidFormat { spec, reason } => {
                 write!(f, "{spec}: invalid format: {reason}")
             }

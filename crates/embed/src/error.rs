@@ -8,7 +8,7 @@ pub enum Error {
     Config(String),
     /// A source or sink could not be opened or failed.
     #[error(transparent)]
-    Capture(#[from] pstream_capture::CaptureError),
+    Media(#[from] pstream_core::MediaError),
     /// A socket could not be set up or used.
     #[error(transparent)]
     Network(#[from] pstream_transport::UdpError),

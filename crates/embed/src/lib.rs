@@ -51,6 +51,7 @@ pub mod jpeg_source;
 pub mod push;
 pub mod rtp;
 pub mod run;
+pub mod sources;
 pub mod stages;
 pub mod stats;
 

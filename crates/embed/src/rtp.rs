@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use pstream_capture::OpenedVideo;
 use pstream_core::{AudioFormat, AudioSource, CameraCounters, DeviceCounters, EncodedVideoSource};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::mjpeg::MjpegEncoder;
@@ -35,6 +34,7 @@ use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::jpeg_source::RtpJpegSource;
 use crate::run::{fail, spawn, Fatal, Stages, Stop};
+use crate::sources::OpenedVideo;
 use crate::stages::{
     audio_source_stage, capture_fragment, encoded_source_stage, open_audio, open_video_for,
     video_source_stage,

@@ -2,15 +2,13 @@
 //! specs, and the threads that pull from a capture source into a link until
 //! told to stop.
 
-use pstream_capture::{
-    open_audio_source, open_video_source, open_video_source_for, OpenedVideo,
-};
 use pstream_core::{
     AudioBlock, AudioFormat, AudioSource, Codec, DeviceCounters, EncodedUnit, EncodedVideoSource,
     LinkSender, PipelineClock, VideoFormat, VideoFrame, VideoSource,
 };
 
 use crate::run::{fail, Fatal, Stop};
+use crate::sources::{open_audio_source, open_video_source, open_video_source_for, OpenedVideo};
 use crate::{Error, Result};
 
 /// Opens a video spec (`None` for `none`), asking the test pattern for `size`
