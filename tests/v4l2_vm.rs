@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::video::{luma_psnr, scan_y4m, stat, summary};
 use common::*;
-use pstream_capture::Y4mReader;
+use pstream_mux::Y4mReader;
 
 /// Longest a guest may run, boot included (run.sh kills qemu after it).
 const GUEST_LIMIT_SECS: u64 = 300;

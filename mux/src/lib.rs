@@ -1,4 +1,4 @@
-//! Containers for pstream: FLV, as carried by RTMP and written to `.flv` files.
+//! Container formats: FLV, MPEG-TS, HLS playlists, Y4M, WAV.
 //!
 //! - [`flv`]: [`FlvMuxer`] turns [`pstream_core::EncodedUnit`]s (H.264
 //!   Annex-B, raw AAC) into FLV tags: `onMetaData`, the AVC and AAC sequence
@@ -12,6 +12,10 @@
 //!   server holds (source and renditions per key); [`hls_dir`]: their mirror
 //!   on disk.
 //! - [`amf0`]: the few AMF0 encoders the metadata needs.
+//! - [`y4m`], [`wav`]: YUV4MPEG2 and RIFF/WAVE readers and writers, and the
+//!   paced file sources and sinks (`y4m:PATH`, `wav:PATH`) implementing
+//!   pstream-core's [`VideoSource`](pstream_core::VideoSource) family of
+//!   traits; their errors are [`FileError`].
 
 pub mod amf0;
 pub mod error;
@@ -22,8 +26,10 @@ pub mod hls_dir;
 pub mod interleave;
 pub mod live;
 pub mod ts;
+pub mod wav;
+pub mod y4m;
 
-pub use error::MuxError;
+pub use error::{FileError, MuxError};
 pub use flv::{AudioInfo, FlvMuxer, FlvTag, StreamInfo, TagKind, VideoInfo};
 pub use flv_demux::{DemuxError, FlvDemuxer};
 pub use hls::{HlsConfig, HlsError, HlsEvent, HlsSegmenter};
@@ -31,3 +37,5 @@ pub use hls_dir::HlsDir;
 pub use interleave::Interleaver;
 pub use live::{LiveStream, LiveStreams, LiveVariant};
 pub use ts::{AudioSpecificConfig, TsError, TsMuxer, TsStreams};
+pub use wav::{WavReader, WavSink, WavSource};
+pub use y4m::{Y4mReader, Y4mSink, Y4mSource};

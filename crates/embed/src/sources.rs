@@ -8,12 +8,11 @@ use std::path::Path;
 
 use pstream_capture::tone::DEFAULT_FREQ_HZ;
 use pstream_capture::v4l2::{V4l2Capture, V4l2Sink, V4l2Spec};
-use pstream_capture::wav::{WavSink, WavSource};
-use pstream_capture::y4m::{Y4mSink, Y4mSource};
 use pstream_capture::{
     open_audio_device, open_audio_output, NullAudioSink, NullVideoSink, TestPatternSource,
     ToneSource,
 };
+use pstream_mux::{WavSink, WavSource, Y4mSink, Y4mSource};
 use pstream_core::{
     AudioFormat, AudioSink, AudioSource, Codec, EncodedVideoSource, MediaError, PipelineClock,
     VideoFormat, VideoSink, VideoSource,
@@ -199,6 +198,7 @@ pub fn open_audio_sink(spec: &str, format: AudioFormat) -> Result<Box<dyn AudioS
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pstream_core::error::one_line;
 
     const VIDEO: VideoFormat = VideoFormat {
         width: 320,
@@ -211,17 +211,18 @@ mod tests {
         channels: 2,
     };
 
+    /// The error line a user sees: the message and its causes.
     fn video_err(spec: &str) -> String {
         match open_video_source(spec, VIDEO, PipelineClock::start()) {
             Ok(_) => panic!("{spec} should fail"),
-            Err(e) => e.to_string(),
+            Err(e) => one_line(&e),
         }
     }
 
     fn audio_err(spec: &str) -> String {
         match open_audio_source(spec, AUDIO, PipelineClock::start()) {
             Ok(_) => panic!("{spec} should fail"),
-            Err(e) => e.to_string(),
+            Err(e) => one_line(&e),
         }
     }
 
