@@ -4,7 +4,7 @@
 //! the user named it on the command line (`y4m:/tmp/a.y4m`, `wav:-`, `test`),
 //! followed by what is wrong, so a one-line report is enough to act on.
 
-use pstream_core::MediaError;
+use pstream_core::{CoreError, MediaError};
 use thiserror::Error;
 
 /// An error opening, reading or writing a media source or sink.
@@ -132,6 +132,15 @@ pub enum CaptureError {
         /// The device path.
         device: String,
     },
+    /// A picture cannot be made into a frame (its data does not fit its size).
+    #[error("{name}: unusable picture")]
+    Frame {
+        /// The source, as named on the command line.
+        name: String,
+        /// Why the frame was refused.
+        #[source]
+        source: CoreError,
+    },
     /// An error of the shared source/sink interface (an invalid format).
     #[error(transparent)]
     Media(#[from] MediaError),
@@ -146,7 +155,8 @@ impl CaptureError {
             | CaptureError::Unsupported { name, .. }
             | CaptureError::Mismatch { name, .. }
             | CaptureError::InvalidFormat { name, .. }
-            | CaptureError::Finished { name } => name,
+            | CaptureError::Finished { name }
+            | CaptureError::Frame { name, .. } => name,
             CaptureError::UnknownSpec { spec, .. }
             | CaptureError::NotSupportedYet { spec, .. }
             | CaptureError::DeviceMissing { spec, .. }

@@ -2,7 +2,8 @@
 //! video sinks, and the device list for `pstream devices`.
 //!
 //! Specs: `v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]`
-//! for capture (without options, the offer closest to `--size`/`--fps`),
+//! for capture (without options, the offer closest to `--size`/`--fps`;
+//! an MJPG camera hands out its JPEGs, see [`V4l2Capture`]),
 //! `v4l2:/dev/videoN[?format=YU12|YUYV]` for output. A device unplugged
 //! mid-stream stops the stream with one error line (it is not waited for).
 

@@ -47,6 +47,7 @@
 //! ```
 
 pub mod error;
+pub mod jpeg_decode;
 pub mod jpeg_source;
 pub mod push;
 pub mod rtp;

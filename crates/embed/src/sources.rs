@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use crate::jpeg_decode::JpegDecodeSource;
 use pstream_capture::tone::DEFAULT_FREQ_HZ;
 use pstream_capture::v4l2::{V4l2Capture, V4l2Sink, V4l2Spec};
 use pstream_capture::{
@@ -79,16 +80,19 @@ fn unknown(spec: &str, kind: &'static str, accepted: &'static str) -> MediaError
 
 /// Opens a video source: `test` (a test pattern in the `want` format),
 /// `y4m:PATH` or `y4m:-` (stdin; the file's own size and rate apply),
-/// `v4l2:/dev/videoN[?...]` (the camera mode closest to `want`).
+/// `v4l2:/dev/videoN[?...]` (the camera mode closest to `want`; an MJPEG
+/// camera's JPEGs are decoded by a [`JpegDecodeSource`]).
 pub fn open_video_source(
     spec: &str,
     want: VideoFormat,
     clock: PipelineClock,
 ) -> Result<Box<dyn VideoSource>, MediaError> {
     if let Some(v4l2) = V4l2Spec::parse(spec) {
-        return Ok(Box::new(pstream_capture::v4l2::open_source(
-            &v4l2?, want, clock,
-        )?));
+        // An MJPG camera hands out JPEGs: decoded here for whoever wants frames.
+        return Ok(match pstream_capture::v4l2::open_source(&v4l2?, want, clock)? {
+            V4l2Capture::Raw(src) => Box::new(src),
+            V4l2Capture::Jpeg(src) => Box::new(JpegDecodeSource::new(Box::new(src), spec)),
+        });
     }
     if spec == "test" {
         return Ok(Box::new(TestPatternSource::new(want, clock)?));
