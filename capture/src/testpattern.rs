@@ -211,7 +211,13 @@ impl VideoSource for TestPatternSource {
             self.pacer.pts(n),
         )
         .map(Some)
-        .map_err(|e| CaptureError::malformed("test", e.to_string())).map_err(MediaError::from)
+        .map_err(|source| {
+            CaptureError::Frame {
+                name: "test".into(),
+                source,
+            }
+            .into()
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! The errors of the FLV muxer and of the Y4M and WAV files.
 
-use pstream_core::{CoreError, MediaError};
+use pstream_core::{Codec, CoreError, MediaError};
 use thiserror::Error;
 
 /// What went wrong while muxing.
@@ -21,7 +21,7 @@ pub enum MuxError {
     },
     /// A unit whose codec FLV (as pstream writes it) cannot carry.
     #[error("FLV cannot carry {0} here")]
-    UnsupportedCodec(String),
+    UnsupportedCodec(Codec),
     /// A payload larger than an FLV tag can hold (16 MiB).
     #[error("{what} of {len} bytes does not fit an FLV tag")]
     TooLarge {

@@ -605,7 +605,7 @@ fn reader(
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!("{e}");
+                    tracing::warn!("{}", pstream_core::error::one_line(&e));
                     thread::sleep(Duration::from_millis(100));
                 }
             }

@@ -304,7 +304,7 @@ impl Publisher {
 }
 
 impl IngestSink for Publisher {
-    fn media(&mut self, msg: MediaMessage) -> Result<(), String> {
+    fn media(&mut self, msg: MediaMessage) -> Result<(), pstream_core::BoxError> {
         let now = Instant::now();
         let result = match msg.kind {
             MediaKind::Video => self.demux.push_video(msg.timestamp_ms, &msg.data, now),
@@ -315,7 +315,7 @@ impl IngestSink for Publisher {
             Ok(u) => u,
             Err(DemuxError::Unsupported(what)) => {
                 self.unknown_codecs.fetch_add(1, Ordering::Relaxed);
-                return Err(format!("{what}; stream refused"));
+                return Err(format!("{what}; stream refused").into());
             }
             Err(e) => {
                 tracing::debug!("{}: {e} (dropped)", self.key);
@@ -386,7 +386,12 @@ impl Stage {
                     Ok(None) => continue,
                     Err(e) => {
                         if !warned {
-                            tracing::warn!("{}/{}: {e}", self.key, self.variant.name());
+                            tracing::warn!(
+                                "{}/{}: {}",
+                                self.key,
+                                self.variant.name(),
+                                pstream_core::error::one_line(&e)
+                            );
                             warned = true;
                         }
                         continue;

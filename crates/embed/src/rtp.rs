@@ -744,7 +744,7 @@ impl NetStage {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!("{e}");
+                        tracing::warn!("{}", crate::error::one_line(&e));
                         thread::sleep(Duration::from_millis(100));
                     }
                 }
