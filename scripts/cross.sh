@@ -38,7 +38,7 @@ fi
 
 # Every crate the binary is made of (and the embedding API); --lib --bins skips the integration tests
 # in tests/, which start x86 peers (GStreamer, ffmpeg, nginx).
-crates=(-p pstream-core -p pstream-rtp -p pstream-capture -p pstream-codec
+crates=(-p pstream-core -p pstream-rtp -p pstream-rtmp -p pstream-capture -p pstream-codec
         -p pstream-transport -p pstream-mux -p pstream-embed -p pstream)
 
 for t in "${targets[@]}"; do

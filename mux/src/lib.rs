@@ -1,4 +1,4 @@
-//! Containers for pstream: FLV, as carried by RTMP and written to `.flv` files.
+//! Container formats: FLV, MPEG-TS, HLS playlists, Y4M, WAV.
 //!
 //! - [`flv`]: [`FlvMuxer`] turns [`pstream_core::EncodedUnit`]s (H.264
 //!   Annex-B, raw AAC) into FLV tags: `onMetaData`, the AVC and AAC sequence
@@ -12,6 +12,10 @@
 //!   master playlists); the server that holds live streams and mirrors them
 //!   to disk is `pstream_embed::serve`.
 //! - [`amf0`]: the few AMF0 encoders the metadata needs.
+//! - [`y4m`], [`wav`]: YUV4MPEG2 and RIFF/WAVE readers and writers, and the
+//!   paced file sources and sinks (`y4m:PATH`, `wav:PATH`) implementing
+//!   pstream-core's [`VideoSource`](pstream_core::VideoSource) family of
+//!   traits; their errors are [`FileError`].
 
 pub mod amf0;
 pub mod error;
@@ -20,10 +24,14 @@ pub mod flv_demux;
 pub mod hls;
 pub mod interleave;
 pub mod ts;
+pub mod wav;
+pub mod y4m;
 
-pub use error::MuxError;
+pub use error::{FileError, MuxError};
 pub use flv::{AudioInfo, FlvMuxer, FlvTag, StreamInfo, TagKind, VideoInfo};
 pub use flv_demux::{DemuxError, FlvDemuxer};
 pub use hls::{HlsConfig, HlsError, HlsEvent, HlsSegmenter};
 pub use interleave::Interleaver;
 pub use ts::{AudioSpecificConfig, TsError, TsMuxer, TsStreams};
+pub use wav::{WavReader, WavSink, WavSource};
+pub use y4m::{Y4mReader, Y4mSink, Y4mSource};

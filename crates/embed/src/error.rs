@@ -11,7 +11,7 @@ pub enum Error {
     Config(String),
     /// A source or sink could not be opened or failed.
     #[error(transparent)]
-    Capture(#[from] pstream_capture::CaptureError),
+    Media(#[from] pstream_core::MediaError),
     /// A socket could not be set up or used.
     #[error(transparent)]
     Network(#[from] pstream_transport::UdpError),
@@ -48,7 +48,7 @@ pub enum Error {
         stream: &'static str,
         /// The output's error (boxed: it is large, and this is rare).
         #[source]
-        source: Box<pstream_capture::CaptureError>,
+        source: Box<pstream_core::MediaError>,
     },
     /// An RTP receiver session could not be set up.
     #[error("cannot set up the {codec} RTP receiver")]

@@ -85,12 +85,14 @@
 pub mod encode;
 pub mod error;
 pub mod fault;
+pub mod jpeg_decode;
 pub mod jpeg_source;
 pub mod push;
 pub mod recv;
 pub mod rtp;
 pub mod run;
 pub mod serve;
+pub mod sources;
 pub mod stages;
 pub mod stats;
 

@@ -19,12 +19,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pstream_capture::{AudioFormat, DeviceCounters};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{
     link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
 };
+use pstream_core::{AudioFormat, DeviceCounters};
 use pstream_mux::flv::file_header;
 use pstream_mux::{AudioInfo, FlvMuxer, FlvTag, Interleaver, StreamInfo, VideoInfo};
 use pstream_transport::rtmp::{RtmpConnection, RtmpError, RtmpUrl};
@@ -78,7 +78,7 @@ impl Target {
             }
             return Ok(Target::File(PathBuf::from(path)));
         }
-        Ok(Target::Rtmp(RtmpUrl::parse(s)?))
+        Ok(Target::Rtmp(RtmpUrl::parse(s).map_err(RtmpError::from)?))
     }
 
     /// The name on the stats line and in logs, with any stream key hidden.
@@ -701,11 +701,13 @@ impl Destination {
                     backoff = FIRST_RETRY;
                     match self.stream(conn) {
                         Ok(()) => return Ok(()),
-                        Err(e) if e.is_retryable() => tracing::warn!("{}: {e}", self.name),
+                        Err(e) if e.is_retryable() => {
+                            tracing::warn!("{}: {}", self.name, one_line(&e))
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Err(e) if e.is_retryable() => tracing::warn!("{}: {e}", self.name),
+                Err(e) if e.is_retryable() => tracing::warn!("{}: {}", self.name, one_line(&e)),
                 Err(e) => return Err(e.into()),
             }
             if stop.requested() {

@@ -19,21 +19,22 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pstream_capture::v4l2::CaptureCounters;
-use pstream_capture::{AudioFormat, AudioSource, DeviceCounters, EncodedVideoSource, OpenedVideo};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
 use pstream_codec::VideoEncoder;
 use pstream_core::link::Recv;
 use pstream_core::{link, AudioBlock, Codec, EncodedUnit, LinkReceiver, PipelineClock, VideoFrame};
+use pstream_core::{AudioFormat, AudioSource, CameraCounters, DeviceCounters, EncodedVideoSource};
 use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
+use pstream_rtp::{PT_H264, PT_JPEG, PT_OPUS};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::encode::{audio_encode_stage, video_encode_stage, EncodeCounters, Gop};
 use crate::jpeg_source::RtpJpegSource;
 use crate::run::{Stages, Stop};
+use crate::sources::OpenedVideo;
 use crate::stages::{
     audio_source_stage, capture_part, encoded_source_stage, open_audio, open_video_for,
     video_source_stage,
@@ -52,12 +53,6 @@ const AUDIO_QUEUE: usize = 16;
 /// Pause between the last RTP packet and the BYE.
 const BYE_DELAY: Duration = Duration::from_millis(50);
 
-/// Payload type for H.264, as the costream receiver and the SDP expect.
-const PT_H264: u8 = 96;
-/// Payload type for Opus.
-const PT_OPUS: u8 = 97;
-/// Static payload type of JPEG (RFC 3551).
-const PT_JPEG: u8 = pstream_rtp::jpeg::PT_JPEG;
 /// JPEG quality when none is given (and for re-encoding a camera's JPEGs).
 const DEFAULT_JPEG_QUALITY: u8 = 85;
 
@@ -347,7 +342,7 @@ pub struct RtpSend {
     last: Instant,
     started: Instant,
     capture_device: Option<Arc<DeviceCounters>>,
-    camera: Option<Arc<CaptureCounters>>,
+    camera: Option<Arc<CameraCounters>>,
     audio_format: Option<AudioFormat>,
 }
 
@@ -656,7 +651,7 @@ impl NetStage {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!("{e}");
+                        tracing::warn!("{}", crate::error::one_line(&e));
                         thread::sleep(Duration::from_millis(100));
                     }
                 }

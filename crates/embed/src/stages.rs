@@ -2,13 +2,13 @@
 //! specs, and the threads that pull from a capture source into a link until
 //! told to stop.
 
-use pstream_capture::{
-    open_audio_source, open_video_source, open_video_source_for, AudioFormat, AudioSource,
-    DeviceCounters, EncodedVideoSource, OpenedVideo, VideoFormat, VideoSource,
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSource, Codec, DeviceCounters, EncodedUnit, EncodedVideoSource,
+    LinkSender, PipelineClock, VideoFormat, VideoFrame, VideoSource,
 };
-use pstream_core::{AudioBlock, Codec, EncodedUnit, LinkSender, PipelineClock, VideoFrame};
 
 use crate::run::Stop;
+use crate::sources::{open_audio_source, open_video_source, open_video_source_for, OpenedVideo};
 use crate::stats::StatsLine;
 use crate::{Error, Result};
 

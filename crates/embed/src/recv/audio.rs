@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pstream_capture::AudioSink;
 use pstream_codec::OpusDecoder;
+use pstream_core::AudioSink;
 use pstream_core::{AudioBlock, LinkReceiver, PipelineClock};
 use pstream_rtp::lipsync::Stream;
 use pstream_rtp::receiver::ReceivedUnit;

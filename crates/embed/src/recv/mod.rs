@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pstream_capture::{open_audio_sink, AudioFormat, DeviceCounters, VideoFormat};
+use pstream_core::{AudioFormat, DeviceCounters, VideoFormat};
+
+use crate::sources::open_audio_sink;
 use pstream_codec::h264::H264Decoder;
 use pstream_codec::mjpeg::MjpegDecoder;
 use pstream_codec::opus::OpusDecoder;
@@ -585,7 +587,9 @@ fn check_video_output(spec: &str) -> Result<()> {
             fps_num: 30,
             fps_den: 1,
         };
-        pstream_capture::v4l2::V4l2Sink::open(&v4l2?, format)?;
+        let v4l2 = v4l2.map_err(pstream_core::MediaError::from)?;
+        pstream_capture::v4l2::V4l2Sink::open(&v4l2, format)
+            .map_err(pstream_core::MediaError::from)?;
         return Ok(());
     }
     if spec == "null" || spec.starts_with("y4m:") && spec.len() > 4 {
@@ -593,7 +597,7 @@ fn check_video_output(spec: &str) -> Result<()> {
     } else {
         Err(Error::Config(format!(
             "unknown video output {spec:?}; use one of: {}",
-            pstream_capture::open::VIDEO_SINKS
+            crate::sources::VIDEO_SINKS
         )))
     }
 }

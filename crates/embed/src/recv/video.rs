@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use pstream_capture::timecode::read_timecode;
-use pstream_capture::{open_video_sink, VideoFormat, VideoSink};
+use pstream_core::{VideoFormat, VideoSink};
+
+use crate::sources::open_video_sink;
 use pstream_codec::VideoDecoder;
 use pstream_core::{LinkReceiver, PipelineClock, Recv, VideoFrame};
 use pstream_rtp::frame_rate::{self, RATE_UNITS};

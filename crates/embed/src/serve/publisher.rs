@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pstream_codec::{Rendition, Transcoder};
-use pstream_core::{link, EncodedUnit, LinkSender};
+use pstream_core::{link, BoxError, EncodedUnit, LinkSender};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
 use pstream_transport::http::HlsCatalog;
 use pstream_transport::rtmp::{IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal};
@@ -147,7 +147,7 @@ impl Publisher {
     /// Starts the source and rendition stages, as one group, with the
     /// streams now known. Stage names, `serve/<key>/<session>/<variant>`,
     /// tell sessions apart (the key is the stream's public name, in its URL).
-    fn start(&mut self) -> Result<(), String> {
+    fn start(&mut self) -> crate::Result<()> {
         let streams = self.demux.streams();
         let stream = self.claim.stream().clone();
         let mut outs = Vec::new();
@@ -155,7 +155,10 @@ impl Publisher {
         for variant in stream.variants() {
             let transcoder = match self.renditions.iter().find(|r| r.name() == variant.name()) {
                 Some(r) if streams.video => {
-                    Some(Transcoder::new(*r).map_err(|e| format!("cannot start {r}: {e}"))?)
+                    Some(Transcoder::new(*r).map_err(|e| crate::Error::Codec {
+                        what: format!("cannot start {r}"),
+                        source: e,
+                    })?)
                 }
                 _ => None,
             };
@@ -212,7 +215,7 @@ impl Publisher {
 }
 
 impl IngestSink for Publisher {
-    fn media(&mut self, msg: MediaMessage) -> Result<(), String> {
+    fn media(&mut self, msg: MediaMessage) -> Result<(), BoxError> {
         if self.group_stop.as_ref().is_some_and(Stop::requested) {
             // The server has logged which stage failed; the key is already free.
             return Err("stopped after a stage failed".into());
@@ -227,7 +230,7 @@ impl IngestSink for Publisher {
             Ok(u) => u,
             Err(DemuxError::Unsupported(what)) => {
                 self.unknown_codecs.fetch_add(1, Ordering::Relaxed);
-                return Err(format!("{what}; stream refused"));
+                return Err(format!("{what}; stream refused").into());
             }
             Err(e) => {
                 tracing::debug!("{}: {e} (dropped)", self.key);

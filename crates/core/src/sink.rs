@@ -1,20 +1,19 @@
-//! The sink traits: where raw video frames and audio blocks go.
-
-use pstream_core::{AudioBlock, VideoFrame};
+//! The sink traits: where raw video frames and audio blocks go (devices,
+//! files, nowhere).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::device::DeviceCounters;
-use crate::CaptureError;
+use crate::counters::DeviceCounters;
+use crate::{AudioBlock, MediaError, VideoFrame};
 
 /// A consumer of raw I420 pictures.
 pub trait VideoSink: Send {
     /// Writes one picture.
-    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), CaptureError>;
+    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), MediaError>;
 
     /// Flushes and closes the output; later writes fail.
-    fn finish(&mut self) -> Result<(), CaptureError>;
+    fn finish(&mut self) -> Result<(), MediaError>;
 
     /// Whether frames may change size mid-stream (a device renegotiates;
     /// a Y4M file has one size for good).
@@ -32,10 +31,10 @@ pub trait VideoSink: Send {
 /// A consumer of raw audio blocks.
 pub trait AudioSink: Send {
     /// Writes one block.
-    fn write_block(&mut self, block: &AudioBlock) -> Result<(), CaptureError>;
+    fn write_block(&mut self, block: &AudioBlock) -> Result<(), MediaError>;
 
     /// Flushes and closes the output; later writes fail.
-    fn finish(&mut self) -> Result<(), CaptureError>;
+    fn finish(&mut self) -> Result<(), MediaError>;
 
     /// A device sink's live counters (underruns, overruns, samples played);
     /// file sinks have none.

@@ -17,12 +17,12 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use bytes::Bytes;
-use pstream_core::{PipelineClock, VideoFrame};
+use pstream_core::source::MAX_DIMENSION;
+use pstream_core::{
+    Behind, MediaError, Pacer, PipelineClock, VideoFormat, VideoFrame, VideoSink, VideoSource,
+};
 
-use crate::pace::{Behind, Pacer};
-use crate::sink::VideoSink;
-use crate::source::{VideoFormat, VideoSource, MAX_DIMENSION};
-use crate::CaptureError;
+use crate::FileError;
 
 /// The magic that starts every YUV4MPEG2 stream.
 const MAGIC: &[u8] = b"YUV4MPEG2";
@@ -57,11 +57,11 @@ pub struct Y4mReader<R> {
 
 impl<R: BufRead> Y4mReader<R> {
     /// Reads and checks the header; `name` (e.g. `y4m:/tmp/a.y4m`) prefixes errors.
-    pub fn new(mut inner: R, name: impl Into<String>) -> Result<Self, CaptureError> {
+    pub fn new(mut inner: R, name: impl Into<String>) -> Result<Self, FileError> {
         let name = name.into();
         let line = read_line(&mut inner, &name, MAX_HEADER_LEN, "header")?;
         let Some(line) = line.filter(|l| l.ends_with(b"\n")) else {
-            return Err(CaptureError::malformed(
+            return Err(FileError::malformed(
                 &name,
                 "file ends inside the YUV4MPEG2 header",
             ));
@@ -96,7 +96,7 @@ impl<R: BufRead> Y4mReader<R> {
 
     /// Reads the next picture's I420 data, or `None` at end of stream
     /// (including a truncated final frame, see [`Y4mReader::truncated`]).
-    pub fn read_frame(&mut self) -> Result<Option<Bytes>, CaptureError> {
+    pub fn read_frame(&mut self) -> Result<Option<Bytes>, FileError> {
         if self.ended {
             return Ok(None);
         }
@@ -118,7 +118,7 @@ impl<R: BufRead> Y4mReader<R> {
         let params_ok = body.len() == 5 || body.get(5) == Some(&b' ');
         if !body.starts_with(b"FRAME") || !params_ok {
             self.ended = true;
-            return Err(CaptureError::malformed(
+            return Err(FileError::malformed(
                 &self.name,
                 format!(
                     "expected a FRAME line before frame {}, found \"{}\"",
@@ -131,7 +131,7 @@ impl<R: BufRead> Y4mReader<R> {
         let got = (&mut self.inner)
             .take(self.frame_len as u64)
             .read_to_end(&mut data)
-            .map_err(|e| CaptureError::io(&self.name, "cannot read frame data", e))?;
+            .map_err(|e| FileError::io(&self.name, "cannot read frame data", e))?;
         if got < self.frame_len {
             self.end_truncated();
             return Ok(None);
@@ -153,16 +153,16 @@ fn read_line<R: BufRead>(
     name: &str,
     max: u64,
     what: &str,
-) -> Result<Option<Vec<u8>>, CaptureError> {
+) -> Result<Option<Vec<u8>>, FileError> {
     let mut line = Vec::new();
     r.take(max)
         .read_until(b'\n', &mut line)
-        .map_err(|e| CaptureError::io(name, "cannot read", e))?;
+        .map_err(|e| FileError::io(name, "cannot read", e))?;
     if line.is_empty() {
         return Ok(None);
     }
     if !line.ends_with(b"\n") && line.len() as u64 >= max {
-        return Err(CaptureError::malformed(
+        return Err(FileError::malformed(
             name,
             format!(
                 "{what} is longer than {max} bytes (\"{}...\")",
@@ -180,12 +180,12 @@ fn preview(b: &[u8]) -> String {
 }
 
 /// Parses the header line (without its newline).
-fn parse_header(line: &[u8], name: &str) -> Result<Y4mHeader, CaptureError> {
+fn parse_header(line: &[u8], name: &str) -> Result<Y4mHeader, FileError> {
     let rest = line
         .strip_prefix(MAGIC)
         .filter(|r| r.is_empty() || r[0] == b' ');
     let Some(rest) = rest else {
-        return Err(CaptureError::malformed(
+        return Err(FileError::malformed(
             name,
             format!("not a YUV4MPEG2 stream (starts with \"{}\")", preview(line)),
         ));
@@ -201,22 +201,22 @@ fn parse_header(line: &[u8], name: &str) -> Result<Y4mHeader, CaptureError> {
             b'C' => colour_space = value.into_owned(),
             b'I' | b'A' | b'X' => {}
             _ => {
-                return Err(CaptureError::malformed(
+                return Err(FileError::malformed(
                     name,
                     format!("unknown header parameter \"{}\"", preview(token)),
                 ))
             }
         }
     }
-    let width = width.ok_or_else(|| CaptureError::malformed(name, "header has no width (W)"))?;
-    let height = height.ok_or_else(|| CaptureError::malformed(name, "header has no height (H)"))?;
+    let width = width.ok_or_else(|| FileError::malformed(name, "header has no width (W)"))?;
+    let height = height.ok_or_else(|| FileError::malformed(name, "header has no height (H)"))?;
     let (fps_num, fps_den) =
-        rate.ok_or_else(|| CaptureError::malformed(name, "header has no frame rate (F)"))?;
+        rate.ok_or_else(|| FileError::malformed(name, "header has no frame rate (F)"))?;
     if !matches!(
         colour_space.as_str(),
         "420" | "420jpeg" | "420paldv" | "420mpeg2"
     ) {
-        return Err(CaptureError::unsupported(
+        return Err(FileError::unsupported(
             name,
             format!(
                 "unsupported colour space C{colour_space}, only 8-bit 4:2:0 is supported \
@@ -235,23 +235,23 @@ fn parse_header(line: &[u8], name: &str) -> Result<Y4mHeader, CaptureError> {
     })
 }
 
-fn parse_dimension(value: &str, what: &str, tag: char, name: &str) -> Result<u32, CaptureError> {
+fn parse_dimension(value: &str, what: &str, tag: char, name: &str) -> Result<u32, FileError> {
     match value.parse::<u32>() {
         Ok(v) if (1..=MAX_DIMENSION).contains(&v) => Ok(v),
-        _ => Err(CaptureError::malformed(
+        _ => Err(FileError::malformed(
             name,
             format!("invalid {what} \"{tag}{value}\", expected 1..={MAX_DIMENSION}"),
         )),
     }
 }
 
-fn parse_rate(value: &str, name: &str) -> Result<(u32, u32), CaptureError> {
+fn parse_rate(value: &str, name: &str) -> Result<(u32, u32), FileError> {
     let parsed = value
         .split_once(':')
         .and_then(|(n, d)| Some((n.parse::<u32>().ok()?, d.parse::<u32>().ok()?)));
     match parsed {
         Some((n, d)) if n > 0 && d > 0 => Ok((n, d)),
-        _ => Err(CaptureError::malformed(
+        _ => Err(FileError::malformed(
             name,
             format!("invalid frame rate \"F{value}\", expected F<num>:<den> with both non-zero"),
         )),
@@ -262,7 +262,7 @@ fn parse_rate(value: &str, name: &str) -> Result<(u32, u32), CaptureError> {
 ///
 /// Every frame is delivered; if the caller stalls for more than a frame
 /// period, the schedule restarts from now rather than bursting to catch up.
-/// The `want` format of [`crate::open_video_source`] does not apply: the file
+/// The size and rate a caller asks a test pattern for do not apply: the file
 /// decides, see [`VideoSource::format`].
 pub struct Y4mSource {
     reader: Y4mReader<Box<dyn BufRead + Send>>,
@@ -272,9 +272,9 @@ pub struct Y4mSource {
 
 impl Y4mSource {
     /// Opens a file; `name` (e.g. `y4m:/tmp/a.y4m`) prefixes errors.
-    pub fn open(path: &Path, name: &str, clock: PipelineClock) -> Result<Self, CaptureError> {
+    pub fn open(path: &Path, name: &str, clock: PipelineClock) -> Result<Self, FileError> {
         let file =
-            File::open(path).map_err(|e| CaptureError::io(name, "cannot open for reading", e))?;
+            File::open(path).map_err(|e| FileError::io(name, "cannot open for reading", e))?;
         Self::from_reader(
             Box::new(BufReader::with_capacity(1 << 20, file)),
             name,
@@ -283,7 +283,7 @@ impl Y4mSource {
     }
 
     /// Reads standard input.
-    pub fn stdin(name: &str, clock: PipelineClock) -> Result<Self, CaptureError> {
+    pub fn stdin(name: &str, clock: PipelineClock) -> Result<Self, FileError> {
         let input = BufReader::with_capacity(1 << 20, std::io::stdin());
         Self::from_reader(Box::new(input), name, clock)
     }
@@ -293,7 +293,7 @@ impl Y4mSource {
         input: Box<dyn BufRead + Send>,
         name: &str,
         clock: PipelineClock,
-    ) -> Result<Self, CaptureError> {
+    ) -> Result<Self, FileError> {
         let reader = Y4mReader::new(input, name)?;
         let f = reader.header().format;
         Ok(Self {
@@ -314,7 +314,7 @@ impl VideoSource for Y4mSource {
         self.reader.header().format
     }
 
-    fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError> {
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
         // Read first so end of stream is reported without waiting a period.
         let Some(data) = self.reader.read_frame()? else {
             return Ok(None);
@@ -323,7 +323,13 @@ impl VideoSource for Y4mSource {
         let f = self.format();
         VideoFrame::new(f.width, f.height, data, self.clock.now(), self.pacer.pts(n))
             .map(Some)
-            .map_err(|e| CaptureError::malformed(&self.reader.name, e.to_string()))
+            .map_err(|source| {
+                FileError::Frame {
+                    name: self.reader.name.clone(),
+                    source,
+                }
+                .into()
+            })
     }
 }
 
@@ -331,7 +337,7 @@ impl VideoSource for Y4mSource {
 ///
 /// The header is written at open from the format given, so even an empty
 /// stream is a valid file. Every frame must have that size: a frame of any
-/// other size is refused with [`CaptureError::Mismatch`] and nothing is written.
+/// other size is refused with [`FileError::Mismatch`] and nothing is written.
 pub struct Y4mSink {
     out: Option<BufWriter<Box<dyn Write + Send>>>,
     name: String,
@@ -340,14 +346,14 @@ pub struct Y4mSink {
 
 impl Y4mSink {
     /// Creates (or truncates) a file; `name` (e.g. `y4m:/tmp/a.y4m`) prefixes errors.
-    pub fn create(path: &Path, name: &str, format: VideoFormat) -> Result<Self, CaptureError> {
+    pub fn create(path: &Path, name: &str, format: VideoFormat) -> Result<Self, FileError> {
         format.validate(name)?;
-        let file = File::create(path).map_err(|e| CaptureError::io(name, "cannot create", e))?;
+        let file = File::create(path).map_err(|e| FileError::io(name, "cannot create", e))?;
         Self::from_writer(Box::new(file), name, format)
     }
 
     /// Writes to standard output.
-    pub fn stdout(name: &str, format: VideoFormat) -> Result<Self, CaptureError> {
+    pub fn stdout(name: &str, format: VideoFormat) -> Result<Self, FileError> {
         Self::from_writer(Box::new(std::io::stdout()), name, format)
     }
 
@@ -356,7 +362,7 @@ impl Y4mSink {
         out: Box<dyn Write + Send>,
         name: &str,
         format: VideoFormat,
-    ) -> Result<Self, CaptureError> {
+    ) -> Result<Self, FileError> {
         format.validate(name)?;
         let mut out = BufWriter::with_capacity(1 << 20, out);
         writeln!(
@@ -364,7 +370,7 @@ impl Y4mSink {
             "YUV4MPEG2 W{} H{} F{}:{} Ip A1:1 C420jpeg",
             format.width, format.height, format.fps_num, format.fps_den
         )
-        .map_err(|e| CaptureError::io(name, "cannot write header", e))?;
+        .map_err(|e| FileError::io(name, "cannot write header", e))?;
         Ok(Self {
             out: Some(out),
             name: name.to_owned(),
@@ -373,15 +379,16 @@ impl Y4mSink {
     }
 }
 
-impl VideoSink for Y4mSink {
-    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), CaptureError> {
+impl Y4mSink {
+    /// Writes one picture ([`VideoSink::write_frame`] with this crate's error).
+    pub fn write(&mut self, frame: &VideoFrame) -> Result<(), FileError> {
         let Some(out) = self.out.as_mut() else {
-            return Err(CaptureError::Finished {
+            return Err(FileError::Finished {
                 name: self.name.clone(),
             });
         };
         if (frame.width(), frame.height()) != (self.format.width, self.format.height) {
-            return Err(CaptureError::Mismatch {
+            return Err(FileError::Mismatch {
                 name: self.name.clone(),
                 reason: format!(
                     "frame is {}x{} but the stream was opened as {}x{}; \
@@ -395,16 +402,27 @@ impl VideoSink for Y4mSink {
         }
         out.write_all(b"FRAME\n")
             .and_then(|()| out.write_all(frame.data()))
-            .map_err(|e| CaptureError::io(&self.name, "cannot write frame", e))
+            .map_err(|e| FileError::io(&self.name, "cannot write frame", e))
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    /// Flushes and closes the stream ([`VideoSink::finish`] with this crate's error).
+    pub fn close(&mut self) -> Result<(), FileError> {
         match self.out.take() {
             Some(mut out) => out
                 .flush()
-                .map_err(|e| CaptureError::io(&self.name, "cannot flush", e)),
+                .map_err(|e| FileError::io(&self.name, "cannot flush", e)),
             None => Ok(()),
         }
+    }
+}
+
+impl VideoSink for Y4mSink {
+    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), MediaError> {
+        Ok(self.write(frame)?)
+    }
+
+    fn finish(&mut self) -> Result<(), MediaError> {
+        Ok(self.close()?)
     }
 }
 
@@ -418,7 +436,7 @@ mod tests {
 
     const NAME: &str = "y4m:test.y4m";
 
-    fn reader(input: &[u8]) -> Result<Y4mReader<Cursor<Vec<u8>>>, CaptureError> {
+    fn reader(input: &[u8]) -> Result<Y4mReader<Cursor<Vec<u8>>>, FileError> {
         Y4mReader::new(Cursor::new(input.to_vec()), NAME)
     }
 
@@ -465,9 +483,12 @@ mod tests {
             sink.write_frame(f).expect("write");
         }
         sink.finish().expect("finish");
+        let late = sink
+            .write_frame(&frames[0])
+            .expect_err("written after finish");
         assert!(matches!(
-            sink.write_frame(&frames[0]),
-            Err(CaptureError::Finished { .. })
+            late.cause().and_then(|c| c.downcast_ref::<FileError>()),
+            Some(FileError::Finished { .. })
         ));
         let bytes = buf.0.lock().expect("lock").clone();
         assert!(bytes.starts_with(b"YUV4MPEG2 W33 H17 F30000:1001 Ip A1:1 C420jpeg\nFRAME\n"));

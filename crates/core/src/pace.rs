@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use pstream_core::PipelineClock;
+use crate::PipelineClock;
 
 /// What a pacer does when the consumer asks for an item after the next one
 /// was already due.

@@ -20,12 +20,12 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use pstream_core::{AudioBlock, PipelineClock};
+use pstream_core::source::{MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSink, AudioSource, Behind, MediaError, Pacer, PipelineClock,
+};
 
-use crate::pace::{Behind, Pacer};
-use crate::sink::AudioSink;
-use crate::source::{AudioFormat, AudioSource, MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
-use crate::CaptureError;
+use crate::FileError;
 
 /// `WAVE_FORMAT_PCM`.
 const TAG_PCM: u16 = 1;
@@ -120,27 +120,27 @@ pub struct WavReader<R> {
 impl<R: Read> WavReader<R> {
     /// Reads and checks the header up to the start of the samples; `name`
     /// (e.g. `wav:/tmp/a.wav`) prefixes errors.
-    pub fn new(mut inner: R, name: impl Into<String>) -> Result<Self, CaptureError> {
+    pub fn new(mut inner: R, name: impl Into<String>) -> Result<Self, FileError> {
         let name = name.into();
         let mut riff = [0u8; 12];
         read_header_bytes(&mut inner, &mut riff, &name, "the RIFF header")?;
         match &riff[0..4] {
             b"RIFF" => {}
             b"RF64" => {
-                return Err(CaptureError::unsupported(
+                return Err(FileError::unsupported(
                     &name,
                     "RF64 (WAVE over 4 GiB) is not supported",
                 ))
             }
             other => {
-                return Err(CaptureError::malformed(
+                return Err(FileError::malformed(
                     &name,
                     format!("not a RIFF/WAVE file (starts with {})", fourcc(other)),
                 ))
             }
         }
         if &riff[8..12] != b"WAVE" {
-            return Err(CaptureError::malformed(
+            return Err(FileError::malformed(
                 &name,
                 format!("RIFF file of form {}, not WAVE", fourcc(&riff[8..12])),
             ));
@@ -162,7 +162,7 @@ impl<R: Read> WavReader<R> {
                 }
                 b"data" => {
                     if format.is_none() {
-                        return Err(CaptureError::malformed(
+                        return Err(FileError::malformed(
                             &name,
                             "data chunk comes before the fmt chunk",
                         ));
@@ -178,7 +178,7 @@ impl<R: Read> WavReader<R> {
             }
         };
         let Some(format) = format else {
-            return Err(CaptureError::malformed(&name, "no fmt chunk"));
+            return Err(FileError::malformed(&name, "no fmt chunk"));
         };
         Ok(Self {
             inner,
@@ -207,7 +207,7 @@ impl<R: Read> WavReader<R> {
         &mut self,
         max_frames: usize,
         out: &mut Vec<f32>,
-    ) -> Result<usize, CaptureError> {
+    ) -> Result<usize, FileError> {
         if self.ended || max_frames == 0 {
             return Ok(0);
         }
@@ -220,7 +220,7 @@ impl<R: Read> WavReader<R> {
         let got = (&mut self.inner)
             .take(want)
             .read_to_end(&mut self.buf)
-            .map_err(|e| CaptureError::io(&self.name, "cannot read samples", e))?;
+            .map_err(|e| FileError::io(&self.name, "cannot read samples", e))?;
         if let Some(rem) = self.remaining.as_mut() {
             *rem -= got as u64;
         }
@@ -256,22 +256,22 @@ fn read_header_bytes<R: Read>(
     buf: &mut [u8],
     name: &str,
     what: &str,
-) -> Result<(), CaptureError> {
+) -> Result<(), FileError> {
     r.read_exact(buf).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            CaptureError::malformed(name, format!("file ends inside {what}"))
+            FileError::malformed(name, format!("file ends inside {what}"))
         } else {
-            CaptureError::io(name, "cannot read header", e)
+            FileError::io(name, "cannot read header", e)
         }
     })
 }
 
 /// Skips `n` bytes of a chunk, failing if the file ends first.
-fn skip<R: Read>(r: &mut R, n: u64, name: &str, id: &[u8; 4]) -> Result<(), CaptureError> {
+fn skip<R: Read>(r: &mut R, n: u64, name: &str, id: &[u8; 4]) -> Result<(), FileError> {
     let skipped = std::io::copy(&mut r.take(n), &mut std::io::sink())
-        .map_err(|e| CaptureError::io(name, "cannot read header", e))?;
+        .map_err(|e| FileError::io(name, "cannot read header", e))?;
     if skipped < n {
-        return Err(CaptureError::malformed(
+        return Err(FileError::malformed(
             name,
             format!("file ends inside chunk {}", fourcc(id)),
         ));
@@ -280,9 +280,9 @@ fn skip<R: Read>(r: &mut R, n: u64, name: &str, id: &[u8; 4]) -> Result<(), Capt
 }
 
 /// Reads and checks a `fmt ` chunk of `size` bytes (and its pad byte).
-fn read_fmt<R: Read>(r: &mut R, size: u32, name: &str) -> Result<WavFormat, CaptureError> {
+fn read_fmt<R: Read>(r: &mut R, size: u32, name: &str) -> Result<WavFormat, FileError> {
     if size < 16 {
-        return Err(CaptureError::malformed(
+        return Err(FileError::malformed(
             name,
             format!("fmt chunk is {size} bytes, at least 16 needed"),
         ));
@@ -306,14 +306,14 @@ fn read_fmt<R: Read>(r: &mut R, size: u32, name: &str) -> Result<WavFormat, Capt
     let bits = u16_at(14);
     if tag == TAG_EXTENSIBLE {
         if keep < 40 {
-            return Err(CaptureError::malformed(
+            return Err(FileError::malformed(
                 name,
                 format!("WAVE_FORMAT_EXTENSIBLE fmt chunk is {size} bytes, 40 needed"),
             ));
         }
         let sub = u32_at(24);
         if fmt[28..40] != SUBTYPE_GUID_TAIL || sub > u32::from(u16::MAX) {
-            return Err(CaptureError::unsupported(
+            return Err(FileError::unsupported(
                 name,
                 "WAVE_FORMAT_EXTENSIBLE with a sub-format other than PCM or IEEE float",
             ));
@@ -326,19 +326,19 @@ fn read_fmt<R: Read>(r: &mut R, size: u32, name: &str) -> Result<WavFormat, Capt
         (TAG_PCM, 32) => SampleEncoding::Int32,
         (TAG_FLOAT, 32) => SampleEncoding::Float32,
         (TAG_PCM, _) => {
-            return Err(CaptureError::unsupported(
+            return Err(FileError::unsupported(
                 name,
                 format!("{bits}-bit PCM is not supported, only 16, 24 and 32-bit"),
             ))
         }
         (TAG_FLOAT, _) => {
-            return Err(CaptureError::unsupported(
+            return Err(FileError::unsupported(
                 name,
                 format!("{bits}-bit float is not supported, only 32-bit"),
             ))
         }
         _ => {
-            return Err(CaptureError::unsupported(
+            return Err(FileError::unsupported(
                 name,
                 format!(
                     "format tag 0x{tag:04X} is not supported, only PCM (1), IEEE float (3) \
@@ -348,19 +348,19 @@ fn read_fmt<R: Read>(r: &mut R, size: u32, name: &str) -> Result<WavFormat, Capt
         }
     };
     if channels == 0 {
-        return Err(CaptureError::malformed(name, "fmt chunk says 0 channels"));
+        return Err(FileError::malformed(name, "fmt chunk says 0 channels"));
     }
     if channels > MAX_CHANNELS {
-        return Err(CaptureError::unsupported(
+        return Err(FileError::unsupported(
             name,
             format!("{channels} channels is not supported, at most {MAX_CHANNELS}"),
         ));
     }
     if sample_rate == 0 {
-        return Err(CaptureError::malformed(name, "fmt chunk says 0 Hz"));
+        return Err(FileError::malformed(name, "fmt chunk says 0 Hz"));
     }
     if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
-        return Err(CaptureError::unsupported(
+        return Err(FileError::unsupported(
             name,
             format!(
                 "sample rate {sample_rate} Hz is not supported, only \
@@ -376,7 +376,7 @@ fn read_fmt<R: Read>(r: &mut R, size: u32, name: &str) -> Result<WavFormat, Capt
         encoding,
     };
     if usize::from(block_align) != format.frame_bytes() {
-        return Err(CaptureError::malformed(
+        return Err(FileError::malformed(
             name,
             format!("block align {block_align} does not match {channels} channels of {bits} bits"),
         ));
@@ -388,7 +388,7 @@ fn read_fmt<R: Read>(r: &mut R, size: u32, name: &str) -> Result<WavFormat, Capt
 ///
 /// Every block is delivered; if the caller stalls for more than 10 ms the
 /// schedule restarts from now rather than bursting. The last block may be
-/// shorter. The `want` format of [`crate::open_audio_source`] does not apply:
+/// shorter. The rate and channels a caller asks a tone for do not apply:
 /// the file decides, see [`AudioSource::format`].
 pub struct WavSource {
     reader: WavReader<Box<dyn Read + Send>>,
@@ -399,9 +399,9 @@ pub struct WavSource {
 
 impl WavSource {
     /// Opens a file; `name` (e.g. `wav:/tmp/a.wav`) prefixes errors.
-    pub fn open(path: &Path, name: &str, clock: PipelineClock) -> Result<Self, CaptureError> {
+    pub fn open(path: &Path, name: &str, clock: PipelineClock) -> Result<Self, FileError> {
         let file =
-            File::open(path).map_err(|e| CaptureError::io(name, "cannot open for reading", e))?;
+            File::open(path).map_err(|e| FileError::io(name, "cannot open for reading", e))?;
         Self::from_reader(
             Box::new(BufReader::with_capacity(1 << 16, file)),
             name,
@@ -410,7 +410,7 @@ impl WavSource {
     }
 
     /// Reads standard input.
-    pub fn stdin(name: &str, clock: PipelineClock) -> Result<Self, CaptureError> {
+    pub fn stdin(name: &str, clock: PipelineClock) -> Result<Self, FileError> {
         let input = BufReader::with_capacity(1 << 16, std::io::stdin());
         Self::from_reader(Box::new(input), name, clock)
     }
@@ -420,7 +420,7 @@ impl WavSource {
         input: Box<dyn Read + Send>,
         name: &str,
         clock: PipelineClock,
-    ) -> Result<Self, CaptureError> {
+    ) -> Result<Self, FileError> {
         Ok(Self {
             reader: WavReader::new(input, name)?,
             clock,
@@ -445,7 +445,7 @@ impl AudioSource for WavSource {
         self.reader.format().audio
     }
 
-    fn next_block(&mut self) -> Result<Option<AudioBlock>, CaptureError> {
+    fn next_block(&mut self) -> Result<Option<AudioBlock>, MediaError> {
         let format = self.format();
         let frames = format.block_frames(self.blocks);
         let mut samples = Vec::with_capacity(frames * usize::from(format.channels));
@@ -468,7 +468,7 @@ impl AudioSource for WavSource {
 /// Writes blocks as a 16-bit PCM WAVE file (see the module notes on the header).
 ///
 /// Every block must have the rate and channel count given at open; any other
-/// is refused with [`CaptureError::Mismatch`] and nothing is written.
+/// is refused with [`FileError::Mismatch`] and nothing is written.
 pub struct WavSink {
     out: Option<BufWriter<File>>,
     name: String,
@@ -481,9 +481,9 @@ pub struct WavSink {
 
 impl WavSink {
     /// Creates (or truncates) a file; `name` (e.g. `wav:/tmp/a.wav`) prefixes errors.
-    pub fn create(path: &Path, name: &str, format: AudioFormat) -> Result<Self, CaptureError> {
+    pub fn create(path: &Path, name: &str, format: AudioFormat) -> Result<Self, FileError> {
         format.validate(name)?;
-        let file = File::create(path).map_err(|e| CaptureError::io(name, "cannot create", e))?;
+        let file = File::create(path).map_err(|e| FileError::io(name, "cannot create", e))?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
         let channels = format.channels;
         let block_align = channels * 2;
@@ -501,7 +501,7 @@ impl WavSink {
         h.extend_from_slice(b"data");
         h.extend_from_slice(&SIZE_UNKNOWN.to_le_bytes());
         out.write_all(&h)
-            .map_err(|e| CaptureError::io(name, "cannot write header", e))?;
+            .map_err(|e| FileError::io(name, "cannot write header", e))?;
         Ok(Self {
             out: Some(out),
             name: name.to_owned(),
@@ -514,7 +514,7 @@ impl WavSink {
     }
 
     /// Writes the current sizes into the header and returns to the end.
-    fn patch(&mut self) -> Result<(), CaptureError> {
+    fn patch(&mut self) -> Result<(), FileError> {
         let Some(out) = self.out.as_mut() else {
             return Ok(());
         };
@@ -528,21 +528,22 @@ impl WavSink {
             out.seek(SeekFrom::End(0))?;
             out.flush()
         })();
-        r.map_err(|e| CaptureError::io(&self.name, "cannot update the header sizes", e))?;
+        r.map_err(|e| FileError::io(&self.name, "cannot update the header sizes", e))?;
         self.unpatched = 0;
         Ok(())
     }
 }
 
-impl AudioSink for WavSink {
-    fn write_block(&mut self, block: &AudioBlock) -> Result<(), CaptureError> {
+impl WavSink {
+    /// Writes one block ([`AudioSink::write_block`] with this crate's error).
+    pub fn write(&mut self, block: &AudioBlock) -> Result<(), FileError> {
         if self.out.is_none() {
-            return Err(CaptureError::Finished {
+            return Err(FileError::Finished {
                 name: self.name.clone(),
             });
         }
         if (block.sample_rate, block.channels) != (self.format.sample_rate, self.format.channels) {
-            return Err(CaptureError::Mismatch {
+            return Err(FileError::Mismatch {
                 name: self.name.clone(),
                 reason: format!(
                     "block is {} Hz {} channels but the file was opened as {} Hz {} channels",
@@ -556,7 +557,7 @@ impl AudioSink for WavSink {
         let whole = block.frames() * usize::from(block.channels);
         let bytes = whole as u64 * 2;
         if SINK_HEADER_LEN - 8 + self.data_bytes + bytes > u64::from(u32::MAX - 1) {
-            return Err(CaptureError::unsupported(
+            return Err(FileError::unsupported(
                 &self.name,
                 "WAVE file would exceed 4 GiB; stop earlier or split the recording",
             ));
@@ -569,7 +570,7 @@ impl AudioSink for WavSink {
         }
         if let Some(out) = self.out.as_mut() {
             out.write_all(&self.buf)
-                .map_err(|e| CaptureError::io(&self.name, "cannot write samples", e))?;
+                .map_err(|e| FileError::io(&self.name, "cannot write samples", e))?;
         }
         self.data_bytes += bytes;
         self.unpatched += bytes;
@@ -579,7 +580,9 @@ impl AudioSink for WavSink {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    /// Patches the header and closes the file ([`AudioSink::finish`] with
+    /// this crate's error); later writes fail.
+    pub fn close(&mut self) -> Result<(), FileError> {
         if self.out.is_none() {
             return Ok(());
         }
@@ -589,10 +592,20 @@ impl AudioSink for WavSink {
     }
 }
 
+impl AudioSink for WavSink {
+    fn write_block(&mut self, block: &AudioBlock) -> Result<(), MediaError> {
+        Ok(self.write(block)?)
+    }
+
+    fn finish(&mut self) -> Result<(), MediaError> {
+        Ok(self.close()?)
+    }
+}
+
 impl Drop for WavSink {
     fn drop(&mut self) {
         // Best effort: a sink dropped without finish still leaves a valid file.
-        let _ = self.finish();
+        let _ = self.close();
     }
 }
 
@@ -610,7 +623,7 @@ mod tests {
         std::env::temp_dir().join(format!("pstream-capture-{}-{tag}.wav", std::process::id()))
     }
 
-    fn reader(input: &[u8]) -> Result<WavReader<Cursor<Vec<u8>>>, CaptureError> {
+    fn reader(input: &[u8]) -> Result<WavReader<Cursor<Vec<u8>>>, FileError> {
         WavReader::new(Cursor::new(input.to_vec()), NAME)
     }
 

@@ -22,7 +22,7 @@ use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 
-use super::{RtmpError, RtmpUrl};
+use crate::{RtmpUrl, SessionError};
 
 /// Chunk size pstream sends with (the default 128 costs a header every 128 bytes).
 pub const CHUNK_SIZE: u32 = 4096;
@@ -145,11 +145,11 @@ impl PublishSession {
     }
 
     /// Begins the handshake (queues C0 and C1).
-    pub fn start(&mut self) -> Result<(), RtmpError> {
+    pub fn start(&mut self) -> Result<(), SessionError> {
         let c0c1 = self
             .handshake
             .generate_outbound_p0_and_p1()
-            .map_err(|e| RtmpError::Protocol(format!("handshake: {e}")))?;
+            .map_err(SessionError::Handshake)?;
         self.out.extend_from_slice(&c0c1);
         self.state = State::Handshaking;
         Ok(())
@@ -172,15 +172,15 @@ impl PublishSession {
     }
 
     /// Feeds bytes read from the server. An error means the connection is unusable.
-    pub fn handle_input(&mut self, data: &[u8]) -> Result<(), RtmpError> {
+    pub fn handle_input(&mut self, data: &[u8]) -> Result<(), SessionError> {
         match self.state {
-            State::Idle => Err(RtmpError::Protocol("input before start".into())),
+            State::Idle => Err(SessionError::NotStarted),
             State::Closed => Ok(()),
             State::Handshaking => {
                 let result = self
                     .handshake
                     .process_bytes(data)
-                    .map_err(|e| RtmpError::Protocol(format!("handshake: {e}")))?;
+                    .map_err(SessionError::Handshake)?;
                 match result {
                     HandshakeProcessResult::InProgress { response_bytes } => {
                         self.out.extend_from_slice(&response_bytes);
@@ -213,7 +213,7 @@ impl PublishSession {
         type_id: u8,
         timestamp_ms: u32,
         data: &Bytes,
-    ) -> Result<(), RtmpError> {
+    ) -> Result<(), SessionError> {
         if self.state != State::Live {
             return Ok(());
         }
@@ -237,13 +237,13 @@ impl PublishSession {
         let packet = self
             .serializer
             .serialize(&payload, false, false)
-            .map_err(|e| RtmpError::Protocol(format!("chunking: {e}")))?;
+            .map_err(SessionError::Chunking)?;
         self.out.extend_from_slice(&packet.bytes);
         Ok(())
     }
 
     /// Queues a clean goodbye (`FCUnpublish`, `deleteStream`) and stops.
-    pub fn close(&mut self) -> Result<(), RtmpError> {
+    pub fn close(&mut self) -> Result<(), SessionError> {
         if matches!(self.state, State::Live | State::Publishing) {
             let key = Amf0Value::Utf8String(self.url.key.clone());
             self.command("FCUnpublish", Txn::Other, vec![key], 0)?;
@@ -254,11 +254,11 @@ impl PublishSession {
         Ok(())
     }
 
-    fn send_connect(&mut self) -> Result<(), RtmpError> {
+    fn send_connect(&mut self) -> Result<(), SessionError> {
         let packet = self
             .serializer
             .set_max_chunk_size(CHUNK_SIZE, RtmpTimestamp::new(0))
-            .map_err(|e| RtmpError::Protocol(format!("chunking: {e}")))?;
+            .map_err(SessionError::Chunking)?;
         self.out.extend_from_slice(&packet.bytes);
         let mut obj = HashMap::new();
         obj.insert(
@@ -288,7 +288,7 @@ impl PublishSession {
         txn: Txn,
         args: Vec<Amf0Value>,
         stream: u32,
-    ) -> Result<(), RtmpError> {
+    ) -> Result<(), SessionError> {
         self.command_with_object(name, txn, Amf0Value::Null, args, stream)
     }
 
@@ -299,7 +299,7 @@ impl PublishSession {
         object: Amf0Value,
         args: Vec<Amf0Value>,
         stream: u32,
-    ) -> Result<(), RtmpError> {
+    ) -> Result<(), SessionError> {
         let id = self.next_txn;
         self.next_txn += 1;
         self.txns.insert(id, txn);
@@ -312,19 +312,19 @@ impl PublishSession {
         self.send_message(msg, stream)
     }
 
-    fn send_message(&mut self, msg: RtmpMessage, stream: u32) -> Result<(), RtmpError> {
+    fn send_message(&mut self, msg: RtmpMessage, stream: u32) -> Result<(), SessionError> {
         let payload = msg
             .into_message_payload(RtmpTimestamp::new(0), stream)
-            .map_err(|e| RtmpError::Protocol(format!("message: {e}")))?;
+            .map_err(SessionError::Message)?;
         let packet = self
             .serializer
             .serialize(&payload, false, false)
-            .map_err(|e| RtmpError::Protocol(format!("chunking: {e}")))?;
+            .map_err(SessionError::Chunking)?;
         self.out.extend_from_slice(&packet.bytes);
         Ok(())
     }
 
-    fn handle_chunks(&mut self, data: &[u8]) -> Result<(), RtmpError> {
+    fn handle_chunks(&mut self, data: &[u8]) -> Result<(), SessionError> {
         self.received += data.len() as u64;
         let mut input = data;
         // Each call may complete one message; loop until the buffer runs dry.
@@ -332,7 +332,7 @@ impl PublishSession {
             let next = self
                 .deserializer
                 .get_next_message(input)
-                .map_err(|e| RtmpError::Protocol(format!("bad chunk from server: {e}")))?;
+                .map_err(SessionError::BadChunk)?;
             input = &[];
             let Some(payload) = next else { break };
             // rml_rtmp's command decoder panics on commands of fewer than three
@@ -373,12 +373,12 @@ impl PublishSession {
         Ok(())
     }
 
-    fn handle_message(&mut self, msg: RtmpMessage) -> Result<(), RtmpError> {
+    fn handle_message(&mut self, msg: RtmpMessage) -> Result<(), SessionError> {
         match msg {
             RtmpMessage::SetChunkSize { size } => self
                 .deserializer
                 .set_max_chunk_size(size as usize)
-                .map_err(|e| RtmpError::Protocol(format!("server chunk size: {e}"))),
+                .map_err(SessionError::ServerChunkSize),
             RtmpMessage::WindowAcknowledgement { size } => {
                 self.peer_window = Some(size);
                 Ok(())
@@ -417,7 +417,7 @@ impl PublishSession {
         txn_id: f64,
         object: Amf0Value,
         args: Vec<Amf0Value>,
-    ) -> Result<(), RtmpError> {
+    ) -> Result<(), SessionError> {
         let txn = self.txns.remove(&(txn_id as u32));
         match (name, txn) {
             ("_result", Some(Txn::Connect)) => {
@@ -441,9 +441,7 @@ impl PublishSession {
                 let Some(id) =
                     id.filter(|n| n.is_finite() && *n >= 0.0 && *n < f64::from(u32::MAX))
                 else {
-                    return Err(RtmpError::Protocol(
-                        "createStream answered without a stream id".into(),
-                    ));
+                    return Err(SessionError::NoStreamId);
                 };
                 self.stream_id = id as u32;
                 let args = vec![

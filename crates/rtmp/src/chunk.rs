@@ -26,6 +26,7 @@ const EXTENDED: u32 = 0xFF_FFFF;
 
 /// Why a chunk stream cannot be read any further.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChunkError {
     /// A type 1-3 header on a chunk stream that never had a type 0 header.
     #[error("chunk stream {0} continues a message it never started")]

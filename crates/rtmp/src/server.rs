@@ -10,7 +10,7 @@
 //! original and the digest variant), `connect`, `releaseStream`,
 //! `FCPublish`, `createStream`, `publish`, media, `FCUnpublish` /
 //! `deleteStream`. Chunks and AMF0 come through the bounded readers in
-//! [`super::chunk`] and [`super::amf`], so hostile input is an error, never a
+//! [`crate::chunk`] and [`crate::amf`], so hostile input is an error, never a
 //! panic or an unbounded allocation.
 
 use std::collections::{HashMap, VecDeque};
@@ -25,25 +25,49 @@ use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 use thiserror::Error;
 
-use super::amf;
-use super::chunk::{ChunkError, ChunkReader, Message};
-use super::{CHUNK_SIZE, WINDOW_ACK_SIZE};
+use rml_rtmp::chunk_io::ChunkSerializationError;
+use rml_rtmp::handshake::HandshakeError;
+use rml_rtmp::messages::MessageSerializationError;
+
+use crate::amf;
+use crate::chunk::{ChunkError, ChunkReader, Message};
+use crate::{CHUNK_SIZE, WINDOW_ACK_SIZE};
 
 /// The message stream id handed out by `createStream` (one stream per connection).
 pub const PUBLISH_STREAM_ID: u32 = 1;
 
 /// Why a server session cannot go on.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// The handshake bytes are not RTMP.
-    #[error("bad handshake: {0}")]
-    Handshake(String),
+    #[error("bad handshake")]
+    Handshake(#[source] HandshakeError),
     /// The chunk stream broke a limit or the protocol.
     #[error(transparent)]
     Chunk(#[from] ChunkError),
     /// A message the session cannot accept at all.
     #[error("protocol error: {0}")]
-    Protocol(String),
+    Protocol(&'static str),
+    /// An answer could not be encoded.
+    #[error("protocol error: message")]
+    Message(#[source] MessageSerializationError),
+    /// An answer could not be cut into chunks.
+    #[error("protocol error: chunking")]
+    Chunking(#[source] ChunkSerializationError),
+}
+
+/// Longest stream key (also the longest rendition or segment name served over HTTP).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Whether `s` is a usable stream key or rendition name: 1 to
+/// [`MAX_NAME_LEN`] of ASCII letters, digits, `_` and `-`, so that it is
+/// also safe in an HTTP path and as a file name.
+pub fn is_safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The kind of a media message.
@@ -128,13 +152,13 @@ impl Default for ServerSession {
 /// URL's path (`app` then the publish name, `?` parameters removed), so
 /// `rtmp://host/live/KEY` and `rtmp://host/KEY` (where ffmpeg sends the
 /// whole path as the app and an empty name) both give `KEY`. None unless the
-/// HTTP side can serve it ([`crate::http::is_safe_name`]: ASCII letters,
+/// HTTP side can serve it ([`is_safe_name`]: ASCII letters,
 /// digits, `_` and `-`, at most 64), which also makes it a safe file name.
 pub fn stream_key<'a>(app: &'a str, publish_name: &'a str) -> Option<&'a str> {
     let strip = |s: &'a str| s.split('?').next().unwrap_or_default();
     let last = |s: &'a str| strip(s).rsplit('/').find(|p| !p.is_empty());
     let key = last(publish_name).or_else(|| last(app))?;
-    crate::http::is_safe_name(key).then_some(key)
+    is_safe_name(key).then_some(key)
 }
 
 impl ServerSession {
@@ -204,7 +228,7 @@ impl ServerSession {
                 let result = self
                     .handshake
                     .process_bytes(data)
-                    .map_err(|e| ServerError::Handshake(format!("{e:?}")))?;
+                    .map_err(ServerError::Handshake)?;
                 match result {
                     HandshakeProcessResult::InProgress { response_bytes } => {
                         self.out.extend_from_slice(&response_bytes);
@@ -298,7 +322,7 @@ impl ServerSession {
     fn send(&mut self, msg: RtmpMessage, stream: u32) -> Result<(), ServerError> {
         let payload = msg
             .into_message_payload(RtmpTimestamp::new(0), stream)
-            .map_err(|e| ServerError::Protocol(format!("message: {e}")))?;
+            .map_err(ServerError::Message)?;
         self.write_payload(&payload)
     }
 
@@ -306,7 +330,7 @@ impl ServerSession {
         let packet = self
             .serializer
             .serialize(payload, false, false)
-            .map_err(|e| ServerError::Protocol(format!("chunking: {e}")))?;
+            .map_err(ServerError::Chunking)?;
         self.out.extend_from_slice(&packet.bytes);
         Ok(())
     }
@@ -345,8 +369,8 @@ impl ServerSession {
         };
         match msg.type_id {
             1 => {
-                let size = be32(&msg.data)
-                    .ok_or_else(|| ServerError::Protocol("short set chunk size".into()))?;
+                let size =
+                    be32(&msg.data).ok_or_else(|| ServerError::Protocol("short set chunk size"))?;
                 self.reader.set_chunk_size(size)?;
             }
             2 => {
@@ -446,7 +470,7 @@ impl ServerSession {
                 let packet = self
                     .serializer
                     .set_max_chunk_size(CHUNK_SIZE, RtmpTimestamp::new(0))
-                    .map_err(|e| ServerError::Protocol(format!("chunking: {e}")))?;
+                    .map_err(ServerError::Chunking)?;
                 self.out.extend_from_slice(&packet.bytes);
                 let mut props = HashMap::new();
                 props.insert(
@@ -484,9 +508,7 @@ impl ServerSession {
             }
             "publish" => {
                 if self.state != State::Connected {
-                    return Err(ServerError::Protocol(
-                        "publish while already publishing".into(),
-                    ));
+                    return Err(ServerError::Protocol("publish while already publishing"));
                 }
                 let name = args.iter().find_map(|a| match a {
                     Amf0Value::Utf8String(s) => Some(s.as_str()),
@@ -531,7 +553,7 @@ impl ServerSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtmp::{PublishSession, RtmpUrl, SessionEvent};
+    use crate::{PublishSession, RtmpUrl, SessionEvent};
 
     /// Moves bytes between our client and our server until both are quiet.
     fn pump(

@@ -1,13 +1,11 @@
-//! The source traits: where raw video frames and audio blocks come from.
+//! The source traits: where raw video frames, encoded pictures and audio
+//! blocks come from (devices, generators, files), and the formats they
+//! deliver.
 
 use std::sync::Arc;
 
-use pstream_core::{AudioBlock, EncodedUnit, VideoFrame};
-
-use crate::device::DeviceCounters;
-use crate::v4l2::CaptureCounters;
-
-use crate::CaptureError;
+use crate::counters::{CameraCounters, DeviceCounters};
+use crate::{AudioBlock, EncodedUnit, MediaError, VideoFrame};
 
 /// Largest width or height a source or sink accepts, to refuse absurd allocations.
 pub const MAX_DIMENSION: u32 = 16_384;
@@ -32,15 +30,15 @@ impl VideoFormat {
     }
 
     /// Checks the format is one a source can produce; `name` is used in the error.
-    pub fn validate(&self, name: &str) -> Result<(), CaptureError> {
+    pub fn validate(&self, name: &str) -> Result<(), MediaError> {
         if self.width == 0 || self.height == 0 {
-            return Err(CaptureError::invalid_format(
+            return Err(MediaError::invalid_format(
                 name,
                 format!("picture size {}x{} is empty", self.width, self.height),
             ));
         }
         if self.width > MAX_DIMENSION || self.height > MAX_DIMENSION {
-            return Err(CaptureError::invalid_format(
+            return Err(MediaError::invalid_format(
                 name,
                 format!(
                     "picture size {}x{} exceeds the limit of {MAX_DIMENSION} per side",
@@ -49,7 +47,7 @@ impl VideoFormat {
             ));
         }
         if self.fps_num == 0 || self.fps_den == 0 {
-            return Err(CaptureError::invalid_format(
+            return Err(MediaError::invalid_format(
                 name,
                 format!(
                     "frame rate {}/{} must have a non-zero numerator and denominator",
@@ -68,27 +66,28 @@ pub trait VideoSource: Send {
 
     /// Blocks until the next frame is due (paced), stamps capture = clock now,
     /// and returns `Ok(None)` at end of stream.
-    fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError>;
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError>;
 
     /// A camera's live counters (driver drops, corrupt and repeated
     /// frames); synthetic and file sources have none.
-    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+    fn camera_counters(&self) -> Option<Arc<CameraCounters>> {
         None
     }
 }
 
-/// A producer of already encoded pictures (an MJPEG camera), which the
-/// sender passes to the RTP stage without decoding or re-encoding.
+/// A producer of already encoded pictures (an MJPEG camera): the sender
+/// passes them on without re-encoding, and a pipeline that needs raw frames
+/// puts a decoder behind it.
 pub trait EncodedVideoSource: Send {
     /// The size and frame rate of the pictures.
     fn format(&self) -> VideoFormat;
 
     /// Blocks until the next unit (capture time and pts set, keyframe for
     /// JPEG); `Ok(None)` at end of stream.
-    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError>;
+    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, MediaError>;
 
     /// The camera's live counters, as for [`VideoSource::camera_counters`].
-    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+    fn camera_counters(&self) -> Option<Arc<CameraCounters>> {
         None
     }
 }
@@ -113,9 +112,9 @@ pub const MAX_CHANNELS: u16 = 8;
 
 impl AudioFormat {
     /// Checks the format is one a source can produce; `name` is used in the error.
-    pub fn validate(&self, name: &str) -> Result<(), CaptureError> {
+    pub fn validate(&self, name: &str) -> Result<(), MediaError> {
         if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
-            return Err(CaptureError::invalid_format(
+            return Err(MediaError::invalid_format(
                 name,
                 format!(
                     "sample rate {} Hz is outside {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE} Hz",
@@ -124,7 +123,7 @@ impl AudioFormat {
             ));
         }
         if !(1..=MAX_CHANNELS).contains(&self.channels) {
-            return Err(CaptureError::invalid_format(
+            return Err(MediaError::invalid_format(
                 name,
                 format!("{} channels is outside 1..={MAX_CHANNELS}", self.channels),
             ));
@@ -149,7 +148,7 @@ pub trait AudioSource: Send {
 
     /// Blocks until the next 10 ms block is due (paced), stamps capture =
     /// clock now, and returns `Ok(None)` at end of stream.
-    fn next_block(&mut self) -> Result<Option<AudioBlock>, CaptureError>;
+    fn next_block(&mut self) -> Result<Option<AudioBlock>, MediaError>;
 
     /// A device source's live counters (overruns, samples captured, drift);
     /// synthetic and file sources have none.

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::RtmpError;
+use crate::UrlError;
 
 /// Default port of `rtmp://`.
 pub const RTMP_PORT: u16 = 1935;
@@ -31,10 +31,10 @@ pub struct RtmpUrl {
 
 impl RtmpUrl {
     /// Parses a publish URL; the error names what is wrong with it.
-    pub fn parse(url: &str) -> Result<Self, RtmpError> {
-        let bad = |why: &str| RtmpError::Url {
+    pub fn parse(url: &str) -> Result<Self, UrlError> {
+        let bad = |why: &'static str| UrlError {
             url: redact(url),
-            why: why.to_string(),
+            why,
         };
         let (tls, rest) = if let Some(r) = strip_prefix_ci(url, "rtmp://") {
             (false, r)
