@@ -369,8 +369,7 @@ impl ServerSession {
         };
         match msg.type_id {
             1 => {
-                let size =
-                    be32(&msg.data).ok_or_else(|| ServerError::Protocol("short set chunk size"))?;
+                let size = be32(&msg.data).ok_or(ServerError::Protocol("short set chunk size"))?;
                 self.reader.set_chunk_size(size)?;
             }
             2 => {
