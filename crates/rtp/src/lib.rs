@@ -4,6 +4,7 @@
 //!   out and their errors, with one leaf per codec ([`h264`], [`opus`],
 //!   [`jpeg`]) and a switch by codec ([`Packetizer`], [`Depacketizer`]).
 //! - [`packet`], [`rtcp`]: the wire formats; [`seq`], [`jitterbuf`]: ordering.
+//! - [`rtx`]: loss repair by NACK and retransmission (RFC 4585, RFC 4588).
 //! - [`sender`], [`receiver`]: the sessions, built on all of the above.
 //! - [`lipsync`], [`frame_rate`], [`sdp`]: what a player around them needs.
 //!
@@ -20,6 +21,7 @@ pub mod packet;
 pub mod payload;
 pub mod receiver;
 pub mod rtcp;
+pub mod rtx;
 pub mod sdp;
 pub mod sender;
 pub mod seq;
