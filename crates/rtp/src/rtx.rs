@@ -425,12 +425,8 @@ impl NackTracker {
         gone.values().filter(|m| m.sent > 0).count() as u64
     }
 
-    /// Forgets everything.
-    pub(crate) fn clear(&mut self) {
-        self.missing.clear();
-    }
-
     /// Packets tracked.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.missing.len()
     }
