@@ -214,6 +214,7 @@ struct Source {
     media_pt: u8,
     rtx_ssrc: Option<u32>,
     tracker: NackTracker,
+    reorder: Duration,
 }
 
 impl Source {
@@ -245,6 +246,7 @@ impl Source {
             media_pt: pkt.header.payload_type,
             rtx_ssrc: None,
             tracker: NackTracker::new(cfg.rtx.as_ref().map_or(1, |r| r.max_tracked)),
+            reorder: Duration::ZERO,
         }
     }
 
@@ -468,7 +470,17 @@ impl RtpReceiver {
                     src.tracker.gap(now, from, ext, now + wait);
                 }
             } else if let Some(src) = self.source.as_mut() {
-                src.tracker.arrived(ext);
+                if let Some(m) = src.tracker.arrived(ext) {
+                    // A missing packet came after all: learn how late
+                    // reordered packets come (up at once, down slowly: one in a
+                    // few hundred packets is late by the most).
+                    let late = now.saturating_duration_since(m.detected);
+                    let decayed = src
+                        .reorder
+                        .saturating_sub(src.reorder.saturating_sub(late) / 256);
+                    src.reorder = late.max(decayed);
+                    self.update_latency();
+                }
             }
         }
         let Some(src) = self.source.as_mut() else {
@@ -545,14 +557,16 @@ impl RtpReceiver {
         self.release(now);
     }
 
-    /// Follows the measured round trip with the repair budget, if automatic.
+    /// Follows the measured round trip with the repair budget, if
+    /// automatic: the wait for reordered packets before the first NACK,
+    /// then `rtt_factor` round trips (room for a retry when an RTX is lost
+    /// too), 20..200 ms by default.
     fn update_latency(&mut self) {
         let Some(r) = self.config.rtx.as_ref().filter(|r| r.auto_latency) else {
             return;
         };
         self.latency = match self.rtt.srtt() {
-            Some(rtt) => rtt
-                .mul_f64(r.rtt_factor.max(0.0))
+            Some(rtt) => (self.reorder_estimate() + rtt.mul_f64(r.rtt_factor.max(0.0)))
                 .clamp(r.min_latency, r.max_latency.max(r.min_latency)),
             None => r.max_latency,
         };
@@ -561,15 +575,27 @@ impl RtpReceiver {
         }
     }
 
-    /// How long a missing packet may still arrive reordered: twice the
-    /// interarrival jitter, 5 ms at least, a quarter of the budget at most.
-    fn reorder_wait(&self) -> Duration {
+    /// How late a missing packet may still arrive reordered: the latest a
+    /// missing packet has turned up lately, or twice the interarrival
+    /// jitter, 5 ms at least. A NACK sent sooner mostly asks for packets
+    /// already on their way.
+    fn reorder_estimate(&self) -> Duration {
+        let (jitter, seen) = self
+            .source
+            .as_ref()
+            .map_or((0.0, Duration::ZERO), |s| (s.jitter, s.reorder));
         let jitter =
-            self.source.as_ref().map_or(0.0, |s| s.jitter) / f64::from(self.config.clock_rate);
-        Duration::from_secs_f64((2.0 * jitter).min(1.0)).clamp(
-            Duration::from_millis(5),
-            (self.latency / 4).max(Duration::from_millis(5)),
-        )
+            Duration::from_secs_f64((2.0 * jitter / f64::from(self.config.clock_rate)).min(1.0));
+        (seen + Duration::from_millis(1))
+            .max(jitter)
+            .max(Duration::from_millis(5))
+    }
+
+    /// The wait before a gap's first NACK: the reorder estimate, but never
+    /// more than a third of the budget.
+    fn reorder_wait(&self) -> Duration {
+        self.reorder_estimate()
+            .min((self.latency / 3).max(Duration::from_millis(5)))
     }
 
     /// Sends the NACKs due at `now`, in as few messages as fit.
@@ -580,10 +606,11 @@ impl RtpReceiver {
         if self.last_nack.is_some_and(|t| now < t + cfg.nack_interval) {
             return;
         }
-        let reorder = self.reorder_wait();
         let srtt = self.rtt.srtt();
         let retry = match srtt {
-            Some(rtt) => rtt + (self.rtt.rttvar() * 2).max(reorder),
+            // An RTX comes back a round trip after its NACK, give or take
+            // the round trip's own variation.
+            Some(rtt) => rtt + (self.rtt.rttvar() * 2).max(Duration::from_millis(5)),
             None => cfg.max_latency / 4,
         };
         let timing = NackTiming {
