@@ -4,7 +4,9 @@
 //!   out and their errors, with one leaf per codec ([`h264`], [`opus`],
 //!   [`jpeg`]) and a switch by codec ([`Packetizer`], [`Depacketizer`]).
 //! - [`packet`], [`rtcp`]: the wire formats; [`seq`], [`jitterbuf`]: ordering.
+//! - [`rtx`]: loss repair by NACK and retransmission (RFC 4585, RFC 4588).
 //! - [`sender`], [`receiver`]: the sessions, built on all of the above.
+//! - [`srtp`]: SRTP and SRTCP protection (RFC 3711, RFC 7714).
 //! - [`lipsync`], [`frame_rate`], [`sdp`]: what a player around them needs.
 //!
 //! Nothing here touches a socket, a thread or the clock: every call that
@@ -20,9 +22,11 @@ pub mod packet;
 pub mod payload;
 pub mod receiver;
 pub mod rtcp;
+pub mod rtx;
 pub mod sdp;
 pub mod sender;
 pub mod seq;
+pub mod srtp;
 
 // The codec leaves keep the paths they had before `payload` gathered them.
 pub use payload::{h264, jpeg, opus};
