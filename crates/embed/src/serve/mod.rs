@@ -277,7 +277,7 @@ pub struct HlsServer {
     unknown_codecs: Arc<AtomicU64>,
     rtmp_addr: SocketAddr,
     http_addr: SocketAddr,
-    line: stats::StatsLine,
+    line: stats::ServeStats,
     started: Instant,
 }
 
@@ -418,7 +418,7 @@ impl HlsServer {
             unknown_codecs,
             rtmp_addr,
             http_addr,
-            line: stats::StatsLine::default(),
+            line: stats::ServeStats::default(),
             started: Instant::now(),
         })
     }

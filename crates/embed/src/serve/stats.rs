@@ -10,11 +10,12 @@ use pstream_transport::http::HttpStats;
 use pstream_transport::rtmp::RtmpServerStats;
 
 use super::live::LiveStreams;
+use crate::stats::{per_second, StatsLine};
 
 /// The state a stats line needs between calls: when the last one was, the
 /// request counts of the last minute and each variant's frame count.
 #[derive(Debug, Default)]
-pub(crate) struct StatsLine {
+pub(crate) struct ServeStats {
     last: Option<Instant>,
     /// (when, requests so far), for requests per minute.
     requests: VecDeque<(Instant, u64)>,
@@ -22,7 +23,7 @@ pub(crate) struct StatsLine {
     frames: HashMap<String, u64>,
 }
 
-impl StatsLine {
+impl ServeStats {
     /// The line for the time since the last call.
     pub(crate) fn render(
         &mut self,
@@ -54,31 +55,32 @@ impl StatsLine {
         let r = rtmp.snapshot();
         let mut streams = live.all();
         streams.sort_by(|a, b| a.key().cmp(b.key()));
-        let mut s = format!(
-            "streams {} | publishers {} | rtmp conns {} (refused: keys {}, limit {}, timeouts {}, bad {}, codec {}) | viewers {:.0} req/min, {} open",
-            streams.len(),
-            r.publishing,
-            r.open,
+        let mut line = StatsLine::new();
+        line.section("streams").word(streams.len());
+        line.section("publishers").word(r.publishing);
+        line.section("rtmp conns").word(r.open).word(format_args!(
+            "(refused: keys {}, limit {}, timeouts {}, bad {}, codec {})",
             r.refused_publish,
             r.refused_limit,
             r.timeouts,
             r.protocol_errors,
             unknown_codecs.load(Ordering::Relaxed),
-            per_min,
-            h.open_connections,
-        );
+        ));
+        line.section("viewers")
+            .rate(per_min, 0, "req/min,")
+            .word(format_args!("{} open", h.open_connections));
         for stream in streams.iter().filter(|s| s.is_live()) {
-            s.push_str(&format!(" | {}:", stream.key()));
+            line.section(format_args!("{}:", stream.key()));
             for v in stream.variants() {
                 let id = format!("{}/{}", stream.key(), v.name());
                 let frames = v.frames.load(Ordering::Relaxed);
                 let before = self.frames.insert(id, frames).unwrap_or(frames);
-                let fps = frames.saturating_sub(before) as f64 / dt;
-                s.push_str(&format!(
-                    " {} {fps:.1} fps {} dropped",
-                    v.name(),
-                    v.dropped.load(Ordering::Relaxed)
-                ));
+                line.word(v.name())
+                    .rate(per_second(frames.saturating_sub(before), dt), 1, "fps")
+                    .word(format_args!(
+                        "{} dropped",
+                        v.dropped.load(Ordering::Relaxed)
+                    ));
             }
         }
         // Streams evicted since the last line need no entry.
@@ -86,7 +88,7 @@ impl StatsLine {
             id.split_once('/')
                 .is_some_and(|(key, _)| streams.iter().any(|s| s.key() == key))
         });
-        s
+        line.to_string()
     }
 }
 
@@ -101,20 +103,27 @@ pub(crate) fn summary(
 ) -> String {
     let r = rtmp.snapshot();
     let h = http.snapshot();
-    format!(
-        "{:.0} s | streams {} | rtmp conns {} (refused: keys {}, limit {}, timeouts {}, bad {}, codec {}) | http requests {} (playlists {}, segments {}, not found {}) {:.1} MB sent",
-        elapsed.as_secs_f64(),
-        live.all().len(),
-        r.accepted,
-        r.refused_publish,
-        r.refused_limit,
-        r.timeouts,
-        r.protocol_errors,
-        unknown_codecs.load(Ordering::Relaxed),
-        h.requests,
-        h.master_playlists + h.media_playlists,
-        h.segments,
-        h.not_found,
-        h.bytes_sent as f64 / 1e6,
-    )
+    let mut line = StatsLine::new();
+    line.rate(elapsed.as_secs_f64(), 0, "s");
+    line.section("streams").word(live.all().len());
+    line.section("rtmp conns")
+        .word(r.accepted)
+        .word(format_args!(
+            "(refused: keys {}, limit {}, timeouts {}, bad {}, codec {})",
+            r.refused_publish,
+            r.refused_limit,
+            r.timeouts,
+            r.protocol_errors,
+            unknown_codecs.load(Ordering::Relaxed),
+        ));
+    line.section("http requests")
+        .word(h.requests)
+        .word(format_args!(
+            "(playlists {}, segments {}, not found {})",
+            h.master_playlists + h.media_playlists,
+            h.segments,
+            h.not_found
+        ))
+        .rate(h.bytes_sent as f64 / 1e6, 1, "MB sent");
+    line.to_string()
 }

@@ -251,7 +251,7 @@ fn round_trips_across_the_rollover_and_refuses_replays() {
             SrtpError::Replayed {
                 what: "SRTP",
                 ssrc: 7,
-                index: (1 << 16) | 0
+                index: 1 << 16, // rollover counter 1, sequence number 0
             }
         );
         assert_eq!(rx.stats().replays, 1);
