@@ -80,13 +80,17 @@ pub struct RecvArgs {
     /// Video output: `y4m:PATH`, `y4m:-` (stdout), `null`, or
     /// `v4l2:/dev/videoN[?format=YU12|YUYV]` (an output device such as
     /// v4l2loopback's virtual camera; YU12 if it takes it, else YUYV; the
-    /// frames set its size). A device that disappears stops recv with an error.
+    /// frames set its size) or `shmdata:PATH` (a shmdata writer, I420, for
+    /// score's Shmdata input, `shmdatasrc` or `sdflow`; a follower that does
+    /// not release a frame in time is dropped; the socket is removed on exit).
+    /// A device that disappears stops recv with an error.
     #[arg(long, default_value = "null")]
     pub video_out: String,
     /// Audio output: `wav:PATH` (48 kHz), `default` (the default sound
     /// device), `alsa:NAME` (an ALSA device), `pipewire` or `pipewire:NODE`
-    /// (a PipeWire node by name; see `pstream devices`) or `null`. Device
-    /// clock drift is compensated; the stats line shows it in ppm.
+    /// (a PipeWire node by name; see `pstream devices`), `shmdata:PATH` (a
+    /// shmdata writer, F32LE) or `null`. Device clock drift is compensated;
+    /// the stats line shows it in ppm.
     #[arg(long, default_value = "null")]
     pub audio_out: String,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
@@ -179,7 +183,10 @@ pub struct SendArgs {
     /// Video source: `test` (moving pattern with a timecode), `y4m:PATH`,
     /// `y4m:-` (stdin), `v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]`
     /// (a camera; without options the mode closest to --size/--fps, and with
-    /// --video-codec mjpeg an MJPG camera's JPEGs are sent as they are) or
+    /// --video-codec mjpeg an MJPG camera's JPEGs are sent as they are),
+    /// `shmdata:PATH` (a shmdata writer such as score's Shmdata output or
+    /// `shmdatasink`: waited for, said once in the log, its last picture held
+    /// while it is away, followed when it comes back at another size) or
     /// `none`. A camera unplugged mid-stream stops the stream with an error
     /// (it is not waited for); one that pauses (a loopback whose writer
     /// stopped) is waited for, its last picture repeated once a second; one
@@ -187,8 +194,9 @@ pub struct SendArgs {
     #[arg(long, default_value = "test")]
     pub video: String,
     /// Audio source: `test` (sine tone), `wav:PATH`, `default`, `alsa:NAME`,
-    /// `pipewire`, `pipewire:NODE` (a sink node captures its monitor) or
-    /// `none`. A device that delivers nothing for 3 s stops the run with an
+    /// `pipewire`, `pipewire:NODE` (a sink node captures its monitor),
+    /// `shmdata:PATH` (a shmdata writer's F32LE or S16LE audio; silence while
+    /// none is there) or `none`. A device that delivers nothing for 3 s stops the run with an
     /// error naming it.
     #[arg(long, default_value = "test")]
     pub audio: String,

@@ -25,11 +25,13 @@ pub struct PushArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Video source: `test` (moving pattern with a timecode), `y4m:PATH`,
-    /// `y4m:-` (stdin) or `none`.
+    /// `y4m:-` (stdin), `v4l2:/dev/videoN`, `shmdata:PATH` (a shmdata
+    /// writer, waited for) or `none`.
     #[arg(long, default_value = "test")]
     pub video: String,
     /// Audio source: `test` (sine tone), `wav:PATH`, `default`, `alsa:NAME`,
-    /// `pipewire`, `pipewire:NODE` (a sink captures its monitor) or `none`.
+    /// `pipewire`, `pipewire:NODE` (a sink captures its monitor),
+    /// `shmdata:PATH` or `none`.
     #[arg(long, default_value = "test")]
     pub audio: String,
     /// With `--audio none`, send a silent AAC track (some ingests refuse video-only streams).

@@ -1,8 +1,9 @@
 //! The spec dispatch: what `--video`, `--audio`, `--video-out` and
 //! `--audio-out` name (`test`, `y4m:PATH`, `wav:PATH`, `v4l2:DEV`,
-//! `default`, `alsa:NAME`, `pipewire[:NODE]`, `null`, ...) turned into a
-//! source or sink: devices and generated media from pstream-capture, files
-//! from pstream-mux, all behind pstream-core's traits.
+//! `default`, `alsa:NAME`, `pipewire[:NODE]`, `shmdata:PATH`, `null`, ...)
+//! turned into a source or sink: devices and generated media from
+//! pstream-capture, files from pstream-mux, shmdata from pstream-shmdata,
+//! all behind pstream-core's traits.
 
 use std::path::Path;
 
@@ -18,17 +19,20 @@ use pstream_core::{
     VideoFormat, VideoSink, VideoSource,
 };
 use pstream_mux::{WavSink, WavSource, Y4mSink, Y4mSource};
+use pstream_shmdata::{ShmdataAudioSink, ShmdataAudioSource, ShmdataVideoSink, ShmdataVideoSource};
 
 /// The video source specs [`open_video_source`] accepts.
-pub const VIDEO_SOURCES: &str =
-    "test, y4m:PATH, y4m:- (stdin), v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]";
+pub const VIDEO_SOURCES: &str = "test, y4m:PATH, y4m:- (stdin), \
+     v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG], shmdata:PATH";
 /// The audio source specs [`open_audio_source`] accepts.
 pub const AUDIO_SOURCES: &str =
-    "test, wav:PATH, wav:- (stdin), default, alsa:NAME, pipewire, pipewire:NODE";
+    "test, wav:PATH, wav:- (stdin), default, alsa:NAME, pipewire, pipewire:NODE, shmdata:PATH";
 /// The video sink specs [`open_video_sink`] accepts.
-pub const VIDEO_SINKS: &str = "y4m:PATH, y4m:- (stdout), null, v4l2:/dev/videoN[?format=YU12|YUYV]";
+pub const VIDEO_SINKS: &str =
+    "y4m:PATH, y4m:- (stdout), null, v4l2:/dev/videoN[?format=YU12|YUYV], shmdata:PATH";
 /// The audio sink specs [`open_audio_sink`] accepts.
-pub const AUDIO_SINKS: &str = "wav:PATH, default, alsa:NAME, pipewire, pipewire:NODE, null";
+pub const AUDIO_SINKS: &str =
+    "wav:PATH, default, alsa:NAME, pipewire, pipewire:NODE, shmdata:PATH, null";
 
 /// Device backends left out of this build (cargo features), by spec prefix.
 const DEVICE_BACKENDS: [&str; 2] = ["alsa", "pipewire"];
@@ -81,7 +85,9 @@ fn unknown(spec: &str, kind: &'static str, accepted: &'static str) -> MediaError
 /// Opens a video source: `test` (a test pattern in the `want` format),
 /// `y4m:PATH` or `y4m:-` (stdin; the file's own size and rate apply),
 /// `v4l2:/dev/videoN[?...]` (the camera mode closest to `want`; an MJPEG
-/// camera's JPEGs are decoded by a [`JpegDecodeSource`]).
+/// camera's JPEGs are decoded by a [`JpegDecodeSource`]), `shmdata:PATH`
+/// (a shmdata writer's pictures; waits for a writer, see
+/// [`pstream_shmdata::media`]).
 pub fn open_video_source(
     spec: &str,
     want: VideoFormat,
@@ -104,6 +110,10 @@ pub fn open_video_source(
             "-" => Y4mSource::stdin(spec, clock)?,
             path => Y4mSource::open(Path::new(path), spec, clock)?,
         }));
+    }
+    if let Some(path) = path_after(spec, "shmdata") {
+        let path = Path::new(non_empty(spec, path)?);
+        return Ok(Box::new(ShmdataVideoSource::open(path, want, clock)?));
     }
     Err(unknown(spec, "video source", VIDEO_SOURCES))
 }
@@ -140,7 +150,8 @@ pub fn open_video_source_for(
 
 /// Opens an audio source: `test` (a 440 Hz tone in the `want` format),
 /// `wav:PATH` or `wav:-` (stdin; the file's own rate and channels apply),
-/// `default`, `alsa:NAME`, `pipewire` or `pipewire:NODE` (a device).
+/// `default`, `alsa:NAME`, `pipewire` or `pipewire:NODE` (a device),
+/// `shmdata:PATH` (a shmdata writer's audio; silence while none is there).
 pub fn open_audio_source(
     spec: &str,
     want: AudioFormat,
@@ -155,14 +166,20 @@ pub fn open_audio_source(
             path => WavSource::open(Path::new(path), spec, clock)?,
         }));
     }
+    if let Some(path) = path_after(spec, "shmdata") {
+        let path = Path::new(non_empty(spec, path)?);
+        return Ok(Box::new(ShmdataAudioSource::open(path, want, clock)?));
+    }
     if let Some(device) = open_audio_device(spec, want, clock) {
         return Ok(device?);
     }
     Err(unknown(spec, "audio source", AUDIO_SOURCES))
 }
 
-/// Opens a video sink: `y4m:PATH`, `y4m:-` (stdout), `null` or
-/// `v4l2:/dev/videoN` (an output device; the frames set its size).
+/// Opens a video sink: `y4m:PATH`, `y4m:-` (stdout), `null`,
+/// `v4l2:/dev/videoN` (an output device; the frames set its size) or
+/// `shmdata:PATH` (a shmdata writer for any number of followers; its socket
+/// file is removed when the sink is finished or dropped).
 pub fn open_video_sink(spec: &str, format: VideoFormat) -> Result<Box<dyn VideoSink>, MediaError> {
     if let Some(v4l2) = V4l2Spec::parse(spec) {
         return Ok(Box::new(V4l2Sink::open(&v4l2?, format)?));
@@ -176,12 +193,17 @@ pub fn open_video_sink(spec: &str, format: VideoFormat) -> Result<Box<dyn VideoS
             path => Y4mSink::create(Path::new(path), spec, format)?,
         }));
     }
+    if let Some(path) = path_after(spec, "shmdata") {
+        let path = Path::new(non_empty(spec, path)?);
+        return Ok(Box::new(ShmdataVideoSink::open(path, format)?));
+    }
     Err(unknown(spec, "video sink", VIDEO_SINKS))
 }
 
 /// Opens an audio sink: `wav:PATH` (16-bit PCM; not stdout, the header
 /// sizes are patched by seeking), `null`, or a device (`default`,
-/// `alsa:NAME`, `pipewire`, `pipewire:NODE`).
+/// `alsa:NAME`, `pipewire`, `pipewire:NODE`), or `shmdata:PATH` (a shmdata
+/// writer of F32LE audio).
 pub fn open_audio_sink(spec: &str, format: AudioFormat) -> Result<Box<dyn AudioSink>, MediaError> {
     if spec == "null" {
         return Ok(Box::new(NullAudioSink::new()));
@@ -195,6 +217,10 @@ pub fn open_audio_sink(spec: &str, format: AudioFormat) -> Result<Box<dyn AudioS
             }),
             path => Ok(Box::new(WavSink::create(Path::new(path), spec, format)?)),
         };
+    }
+    if let Some(path) = path_after(spec, "shmdata") {
+        let path = Path::new(non_empty(spec, path)?);
+        return Ok(Box::new(ShmdataAudioSink::open(path)?));
     }
     if let Some(device) = open_audio_output(spec, format) {
         return Ok(device?);
@@ -245,7 +271,7 @@ mod tests {
         assert_eq!(
             video_err("foo"),
             "unknown video source \"foo\"; accepted forms: test, y4m:PATH, y4m:- (stdin), \
-             v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]"
+             v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG], shmdata:PATH"
         );
         assert!(audio_err("mp3:x").contains("accepted forms: test, wav:PATH"));
         assert!(video_err("y4m").contains("unknown video source"));

@@ -61,6 +61,7 @@
 pub mod caps;
 mod error;
 pub mod follower;
+pub mod media;
 pub mod pixels;
 pub mod proto;
 mod sysv;
@@ -68,6 +69,7 @@ pub mod writer;
 
 pub use caps::{AudioCaps, Caps, CapsError, PixelFormat, SampleFormat, VideoCaps};
 pub use error::ShmdataError;
+pub use media::{ShmdataAudioSink, ShmdataAudioSource, ShmdataVideoSink, ShmdataVideoSource};
 pub use follower::{FollowerCounters, FollowerEvent, FollowerOptions, ShmdataFollower, WaitReason};
 pub use proto::ProtoError;
 pub use writer::{ShmdataWriter, WriterCounters, WriterOptions};
