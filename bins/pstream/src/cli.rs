@@ -27,6 +27,9 @@ pub enum Command {
     Push(crate::push::PushArgs),
     /// Take RTMP publishes and serve them as HLS, with lighter renditions.
     Serve(crate::serve::ServeArgs),
+    /// Carry pictures and sound from a source to a sink without encoding
+    /// (a shmdata writer to a virtual camera, a camera to shmdata or a file).
+    Bridge(crate::bridge::BridgeArgs),
     /// List audio sources and sinks (PipeWire nodes, ALSA devices).
     Devices,
     /// Show (or with --apply run) costream's setup: two v4l2loopback cameras

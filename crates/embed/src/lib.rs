@@ -82,6 +82,7 @@
 //! # }
 //! ```
 
+pub mod bridge;
 pub mod encode;
 pub mod error;
 pub mod fault;
@@ -96,6 +97,7 @@ pub mod sources;
 pub mod stages;
 pub mod stats;
 
+pub use bridge::{BridgeConfig, BridgeRun};
 pub use error::{Error, Result};
 pub use pstream_codec::H264Preset;
 pub use push::{DestinationState, PushConfig, PushStream, Target};
@@ -358,5 +360,100 @@ impl Record {
     pub fn start(mut self) -> Result<PushStream> {
         self.push.config.destinations.push(Target::File(self.path));
         self.push.start()
+    }
+}
+
+/// Builds a bridge from sources to sinks without encoding (what `pstream
+/// bridge` runs): [`Bridge::from`] a video source, its sink, a few
+/// settings, [`Bridge::start`].
+///
+/// ```no_run
+/// # fn main() -> Result<(), pstream_embed::Error> {
+/// // score's Shmdata output to a v4l2loopback virtual camera.
+/// let mut run = pstream_embed::Bridge::from("shmdata:/tmp/score_shm_video")
+///     .video_out("v4l2:/dev/video0")
+///     .start()?;
+/// std::thread::sleep(std::time::Duration::from_secs(10));
+/// println!("{}", run.stats_line());
+/// run.stop();
+/// run.wait()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    config: BridgeConfig,
+    duration: Option<f64>,
+}
+
+impl From<&str> for Bridge {
+    /// A bridge from this video source spec (`none` for audio only).
+    fn from(video: &str) -> Self {
+        Self {
+            config: BridgeConfig::new(video),
+            duration: None,
+        }
+    }
+}
+
+impl From<String> for Bridge {
+    /// A bridge from this video source spec (`none` for audio only).
+    fn from(video: String) -> Self {
+        Self {
+            config: BridgeConfig::new(video),
+            duration: None,
+        }
+    }
+}
+
+impl Bridge {
+    /// The audio source spec (default `none`).
+    pub fn audio(mut self, spec: impl Into<String>) -> Self {
+        self.config.audio = spec.into();
+        self
+    }
+
+    /// The video sink spec (default `null`).
+    pub fn video_out(mut self, spec: impl Into<String>) -> Self {
+        self.config.video_out = spec.into();
+        self
+    }
+
+    /// The audio sink spec (default `null`).
+    pub fn audio_out(mut self, spec: impl Into<String>) -> Self {
+        self.config.audio_out = spec.into();
+        self
+    }
+
+    /// Test pattern size (and the size used until a shmdata writer comes).
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.config.size = (width, height);
+        self
+    }
+
+    /// Test pattern frame rate.
+    pub fn fps(mut self, fps: u32) -> Self {
+        self.config.fps = fps;
+        self
+    }
+
+    /// Stops after this many seconds.
+    pub fn duration(mut self, seconds: f64) -> Self {
+        self.duration = Some(seconds);
+        self
+    }
+
+    /// Every setting, for those without a builder method.
+    pub fn config_mut(&mut self) -> &mut BridgeConfig {
+        &mut self.config
+    }
+
+    /// Opens the sources and sinks and starts bridging.
+    pub fn start(self) -> Result<BridgeRun> {
+        let stop = match self.duration {
+            Some(secs) => Stop::after(secs)?,
+            None => Stop::new(),
+        };
+        BridgeRun::start(&self.config, stop)
     }
 }

@@ -67,9 +67,7 @@ fn follow(
                 tracing::info!("{spec}: writer connected: {}", caps.to_caps_string());
                 return Ok((follower, Some(caps)));
             }
-            Some(FollowerEvent::Waiting(reason)) => {
-                tracing::info!("{spec}: {reason}; waiting for a writer");
-            }
+            // The follower says once in the log that it waits, and why.
             Some(_) => {}
             None => return Ok((follower, None)),
         }
@@ -197,14 +195,9 @@ impl VideoSource for ShmdataVideoSource {
                     self.connected = true;
                 }
                 Some(FollowerEvent::WriterGone) => {
-                    tracing::info!(
-                        "{}: the writer left; holding the last picture until one comes back",
-                        self.spec
-                    );
+                    // The follower logs the departure and the wait.
+                    tracing::debug!("{}: holding the last picture", self.spec);
                     self.connected = false;
-                }
-                Some(FollowerEvent::Waiting(reason)) => {
-                    tracing::info!("{}: {reason}; waiting for a writer", self.spec);
                 }
                 Some(_) => {}
                 None => {
@@ -331,15 +324,9 @@ impl AudioSource for ShmdataAudioSource {
                     self.connected = true;
                 }
                 Some(FollowerEvent::WriterGone) => {
-                    tracing::info!(
-                        "{}: the writer left; silence until one comes back",
-                        self.spec
-                    );
+                    // The follower logs the departure and the wait.
                     self.connected = false;
                     self.silence_due = Instant::now();
-                }
-                Some(FollowerEvent::Waiting(reason)) => {
-                    tracing::info!("{}: {reason}; waiting for a writer", self.spec);
                 }
                 Some(_) => {}
                 None => {
