@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use pstream_codec::{Resampler, Scaler};
 use pstream_core::{
-    link, AudioBlock, AudioFormat, AudioSink, LinkReceiver, PipelineClock, VideoFormat,
-    VideoFrame, VideoSink,
+    link, AudioBlock, AudioFormat, AudioSink, LinkReceiver, PipelineClock, VideoFormat, VideoFrame,
+    VideoSink,
 };
 
 use crate::run::{Stages, Stop};
@@ -134,9 +134,11 @@ impl BridgeRun {
             );
             let counters = Arc::new(Counters::default());
             let (tx, rx) = link::<VideoFrame>(FRAME_QUEUE);
-            me.streams.push(("video", counters.clone(), tx.drop_counter()));
-            me.stages
-                .spawn("video-source", move |stop| video_source_stage(src, tx, stop))?;
+            me.streams
+                .push(("video", counters.clone(), tx.drop_counter()));
+            me.stages.spawn("video-source", move |stop| {
+                video_source_stage(src, tx, stop)
+            })?;
             me.stages.spawn("video-sink", move |_| {
                 video_sink_stage(sink, format, rx, &counters)
             })?;
@@ -153,9 +155,11 @@ impl BridgeRun {
             );
             let counters = Arc::new(Counters::default());
             let (tx, rx) = link::<AudioBlock>(AUDIO_QUEUE);
-            me.streams.push(("audio", counters.clone(), tx.drop_counter()));
-            me.stages
-                .spawn("audio-source", move |stop| audio_source_stage(src, tx, stop))?;
+            me.streams
+                .push(("audio", counters.clone(), tx.drop_counter()));
+            me.stages.spawn("audio-source", move |stop| {
+                audio_source_stage(src, tx, stop)
+            })?;
             me.stages.spawn("audio-sink", move |_| {
                 audio_sink_stage(sink, format, rx, &counters)
             })?;
@@ -188,7 +192,12 @@ impl BridgeRun {
     /// The same figures averaged over the whole run.
     pub fn summary(&self) -> String {
         let mut prev = vec![0; self.streams.len()];
-        stats_line(&self.streams, &mut prev, self.started.elapsed().as_secs_f64()).to_string()
+        stats_line(
+            &self.streams,
+            &mut prev,
+            self.started.elapsed().as_secs_f64(),
+        )
+        .to_string()
     }
 
     /// Waits until the run ends and every stage (sinks finished) is done;
@@ -210,14 +219,15 @@ fn stats_line(streams: &[Entry], prev: &mut [u64], secs: f64) -> StatsLine {
         } else {
             line.count("blocks", written);
         }
-        line.count("drop", drops.load(Ordering::Relaxed)).count_nonzero(
-            if *name == "video" {
-                "scaled"
-            } else {
-                "resampled"
-            },
-            c.converted.load(Ordering::Relaxed),
-        );
+        line.count("drop", drops.load(Ordering::Relaxed))
+            .count_nonzero(
+                if *name == "video" {
+                    "scaled"
+                } else {
+                    "resampled"
+                },
+                c.converted.load(Ordering::Relaxed),
+            );
     }
     line
 }

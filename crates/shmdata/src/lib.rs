@@ -69,8 +69,8 @@ pub mod writer;
 
 pub use caps::{AudioCaps, Caps, CapsError, PixelFormat, SampleFormat, VideoCaps};
 pub use error::ShmdataError;
-pub use media::{ShmdataAudioSink, ShmdataAudioSource, ShmdataVideoSink, ShmdataVideoSource};
 pub use follower::{FollowerCounters, FollowerEvent, FollowerOptions, ShmdataFollower, WaitReason};
+pub use media::{ShmdataAudioSink, ShmdataAudioSource, ShmdataVideoSink, ShmdataVideoSource};
 pub use proto::ProtoError;
 pub use writer::{ShmdataWriter, WriterCounters, WriterOptions};
 

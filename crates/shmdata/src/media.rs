@@ -356,7 +356,8 @@ impl ShmdataVideoSink {
             ..WriterOptions::default()
         };
         let spec = spec_of(path);
-        let writer = ShmdataWriter::bind(path, options).map_err(|e| MediaError::failed(&spec, e))?;
+        let writer =
+            ShmdataWriter::bind(path, options).map_err(|e| MediaError::failed(&spec, e))?;
         Ok(Self {
             spec,
             writer: Some(writer),

@@ -82,11 +82,11 @@ pub struct RecvConfig {
     pub latency_ms: u64,
     /// Video codec expected on the video port.
     pub video_codec: VideoCodec,
-    /// Video output: `y4m:PATH`, `y4m:-` (stdout), `null` or
-    /// `v4l2:/dev/videoN[?format=YU12|YUYV]`.
+    /// Video output: `y4m:PATH`, `y4m:-` (stdout), `null`,
+    /// `v4l2:/dev/videoN[?format=YU12|YUYV]` or `shmdata:PATH`.
     pub video_out: String,
     /// Audio output (48 kHz stereo): `wav:PATH`, `default`, `alsa:NAME`,
-    /// `pipewire[:NODE]` or `null`.
+    /// `pipewire[:NODE]`, `shmdata:PATH` or `null`.
     pub audio_out: String,
     /// Lip sync from the sender's RTCP reports.
     pub sync: SyncMode,
@@ -158,7 +158,7 @@ impl Receive {
         }
     }
 
-    /// Video output: `y4m:PATH`, `y4m:-`, `null` or `v4l2:/dev/videoN`.
+    /// Video output: `y4m:PATH`, `y4m:-`, `null`, `v4l2:/dev/videoN` or `shmdata:PATH`.
     pub fn video_out(mut self, spec: impl Into<String>) -> Self {
         self.config.video_out = spec.into();
         self
@@ -591,6 +591,17 @@ fn check_video_output(spec: &str) -> Result<()> {
         pstream_capture::v4l2::V4l2Sink::open(&v4l2, format)
             .map_err(pstream_core::MediaError::from)?;
         return Ok(());
+    }
+    if let Some(path) = spec.strip_prefix("shmdata:").filter(|p| !p.is_empty()) {
+        // The writer binds at the first picture; a path it could never
+        // bind is refused now rather than after the stream has started.
+        use std::os::unix::fs::FileTypeExt;
+        return match std::fs::symlink_metadata(path) {
+            Ok(m) if !m.file_type().is_socket() => Err(Error::Config(format!(
+                "{spec}: not a unix socket (a shmdata writer's path is the socket it listens on)"
+            ))),
+            _ => Ok(()),
+        };
     }
     if spec == "null" || spec.starts_with("y4m:") && spec.len() > 4 {
         Ok(())
