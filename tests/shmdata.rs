@@ -340,6 +340,77 @@ fn shmdatasink_720p_bgra_and_i420_reach_an_rtpbin_receiver() {
     }
 }
 
+/// (b) The same in MJPEG: a GStreamer writer's BGRA 720p30 sent as JPEG
+/// over RTP, decoded by GStreamer's rtpjpegdepay.
+#[test]
+fn shmdatasink_720p_is_sent_as_mjpeg() {
+    let _turn = serial();
+    let dir = temp_dir("shm-mjpeg");
+    let sock = Sock::new("mjpeg");
+    let writer = gst(
+        "writer",
+        &format!(
+            "videotestsrc is-live=true pattern=ball ! \
+             video/x-raw,format=BGRA,width=1280,height=720,framerate=30/1 ! \
+             shmdatasink socket-path={}",
+            sock.s()
+        ),
+        &dir,
+    );
+    assert!(wait_until(Duration::from_secs(20), || sock.0.exists()));
+    let base = free_port_base();
+    let rx_args = args(&[
+        "-e", "-v", "udpsrc", "address=127.0.0.1", &format!("port={base}"),
+        "caps=application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)JPEG,payload=(int)26",
+        "!", "rtpjpegdepay", "!", "jpegdec", "!", "fakesink", "name=vsink", "silent=false",
+        "sync=false",
+    ]);
+    let mut rx = Proc::start("rtpjpeg", "gst-launch-1.0".as_ref(), &rx_args, &dir);
+    assert!(
+        rx.wait_for_output("Setting pipeline to PLAYING", Duration::from_secs(30)),
+        "{}",
+        rx.stderr()
+    );
+    let seconds = 8u64;
+    let mut send = Proc::start(
+        "send",
+        &pstream_bin(),
+        &args(&[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base.to_string(),
+            "--video",
+            &format!("shmdata:{}", sock.s()),
+            "--audio",
+            "none",
+            "--video-codec",
+            "mjpeg",
+            "--duration",
+            &seconds.to_string(),
+        ]),
+        &dir,
+    );
+    let code = send.wait(Duration::from_secs(seconds + 20));
+    let log = send.stderr();
+    assert_eq!(code, Some(0), "send failed:\n{log}");
+    std::thread::sleep(Duration::from_secs(1));
+    rx.signal("INT");
+    rx.wait(Duration::from_secs(10));
+    drop(writer);
+    let sent = frames_in(video::summary(&log, "send finished"));
+    let decoded = fakesink_frames(&rx, "vsink") as u64;
+    eprintln!("MJPEG 720p30 via shmdata: sent {sent}, GStreamer decoded {decoded}");
+    assert!(sent >= seconds * 30 * 8 / 10, "sent only {sent}:\n{log}");
+    assert!(
+        decoded * 10 >= sent * 9,
+        "decoded {decoded} of {sent}\n{}\n{log}",
+        tail(&rx.stdout(), 20)
+    );
+    assert!(rx.stdout().contains("width=(int)1280, height=(int)720"));
+}
+
 /// (c) `pstream bridge` from the reference writer to a Y4M file: every
 /// picture matches GStreamer's own conversion of the same test pattern.
 #[test]
