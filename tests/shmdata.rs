@@ -190,6 +190,18 @@ fn recv_serves_sdflow_and_shmdatasrc_and_drops_a_stopped_follower() {
     );
     // recv binds its ports at once; the sender's first packets find them.
     std::thread::sleep(Duration::from_millis(500));
+    // sdflow waits for a writer: it follows from recv's first picture on.
+    let flow = sdflow(&video.s(), &dir);
+    let audio_flow = {
+        let bin = peer_dir().join("bin/sdflow");
+        Proc::start_env(
+            "sdflow-audio",
+            &bin,
+            &args(&[&audio.s()]),
+            &dir,
+            &peer_env(),
+        )
+    };
     let seconds = 10u64;
     let mut send = Proc::start(
         "send",
@@ -214,17 +226,6 @@ fn recv_serves_sdflow_and_shmdatasrc_and_drops_a_stopped_follower() {
         "recv made no shmdata socket:\n{}",
         recv.stderr()
     );
-    let flow = sdflow(&video.s(), &dir);
-    let audio_flow = {
-        let bin = peer_dir().join("bin/sdflow");
-        Proc::start_env(
-            "sdflow-audio",
-            &bin,
-            &args(&[&audio.s()]),
-            &dir,
-            &peer_env(),
-        )
-    };
     std::thread::sleep(Duration::from_secs(3));
     let late = gst(
         "shmdatasrc",
@@ -270,6 +271,12 @@ fn recv_serves_sdflow_and_shmdatasrc_and_drops_a_stopped_follower() {
     assert!(
         audio_buffers >= 100,
         "audio shmdata: {audio_buffers} buffers"
+    );
+    assert!(
+        recv.stderr()
+            .contains("dropped 1 follower(s) that did not read a frame in time"),
+        "the stopped follower was not dropped:\n{}",
+        recv.stderr()
     );
     assert!(
         !video.0.exists() && !audio.0.exists(),
