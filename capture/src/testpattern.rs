@@ -203,7 +203,11 @@ impl VideoSource for TestPatternSource {
 
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
         let n = self.pacer.wait(&self.clock);
-        let capture = self.clock.now();
+        // Stamped with the instant the picture was due, as a camera stamps
+        // its exposure: a thread that wakes late under load does not make
+        // the stamps (RTP timestamps, the receiver's frame-rate estimate)
+        // jitter, and the timecode's latency counts the late wake-up.
+        let capture = self.pacer.due(n).unwrap_or_else(|| self.clock.now());
         let data = self.pattern.render(n, self.clock.unix_micros(capture));
         VideoFrame::new(
             self.format.width,

@@ -381,9 +381,19 @@ mod tests {
             "cannot open the device",
             io::Error::from_raw_os_error(libc::EACCES),
         );
-        assert!(other
-            .to_string()
-            .starts_with("v4l2:/dev/video7: cannot open the device: Permission denied"));
+        // The OS error is kept as the cause, which the one error line shows
+        // after the context.
+        assert_eq!(
+            other.to_string(),
+            "v4l2:/dev/video7: cannot open the device"
+        );
+        let cause = std::error::Error::source(&other).map(ToString::to_string);
+        assert!(
+            cause
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Permission denied")),
+            "{cause:?}"
+        );
     }
 
     #[test]

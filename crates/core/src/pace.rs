@@ -52,6 +52,16 @@ impl Pacer {
         self.periods(n)
     }
 
+    /// The instant item `n` was scheduled for (at or before the moment
+    /// [`Pacer::poll`] handed it out); `None` before the first item or for an
+    /// item from before the current schedule. A generator stamps its items
+    /// with it, as a camera stamps the moment of exposure: the stamps then
+    /// keep the exact rate even when the thread wakes up late.
+    pub fn due(&self, n: u64) -> Option<Instant> {
+        let (at, base) = self.anchor?;
+        n.checked_sub(base).map(|k| at + self.periods(k))
+    }
+
     /// How many items the Skip policy has skipped so far.
     pub fn skipped(&self) -> u64 {
         self.skipped
@@ -117,6 +127,23 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_instants_keep_the_rate_when_polled_late() {
+        let mut p = Pacer::new(30, 1, Behind::Skip);
+        let t0 = Instant::now();
+        assert_eq!(p.due(0), None);
+        assert_eq!(p.poll(t0), Ok(0));
+        // Asked 10 ms late for item 1, then 40 ms late (item 2 skipped).
+        let late1 = t0 + p.pts(1) + Duration::from_millis(10);
+        assert_eq!(p.poll(late1), Ok(1));
+        let late3 = t0 + p.pts(3) + Duration::from_millis(5);
+        assert_eq!(p.poll(late3), Ok(3));
+        assert_eq!(p.due(0), Some(t0));
+        assert_eq!(p.due(1), Some(t0 + p.pts(1)));
+        assert_eq!(p.due(3), Some(t0 + p.pts(3)));
+        assert!(p.due(3).is_some_and(|d| d <= late3));
+    }
 
     const MS: Duration = Duration::from_millis(1);
 

@@ -6,9 +6,9 @@
 //!   pictures depacketize whole, the SRTCP sender reports parse; a tampered
 //!   and a replayed packet are refused and counted.
 //! - pstream encrypts (RtpSender ! SrtpContext) and srtpdec decrypts into
-//!   rtph264depay and fakesink: one buffer per picture and per RTCP packet
-//!   reaches the sinks (counted from `gst-launch-1.0 -v`), and a replayed
-//!   and a tampered packet add none.
+//!   rtph264depay and multifilesink: one buffer per picture and per RTCP
+//!   packet comes out (one file each), and a replayed and a tampered packet
+//!   add none.
 
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
@@ -214,12 +214,14 @@ fn units(n: usize, clock_start: Instant) -> Vec<EncodedUnit> {
         .collect()
 }
 
-fn chains(log: &str, sink: &str) -> usize {
-    log.lines()
-        .filter(|l| {
-            l.contains(&format!("GstFakeSink:{sink}")) && l.contains("last-message = chain")
+fn files(dir: &std::path::Path, prefix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .count()
         })
-        .count()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -236,18 +238,30 @@ fn pstream_srtp_to_gstreamer_srtpdec() {
         drop((rtp_port, rtcp_port));
         let ssrc = 0x1234_5678u32;
         let (cipher, auth) = (profile.gst_cipher(), gst_auth(profile));
+        // One file per buffer out of srtpdec's pads: a count that does not
+        // depend on gst-launch's -v notifications, which coalesce.
+        let out_dir = std::env::temp_dir().join(format!(
+            "pstream-srtpdec-{}-{}",
+            std::process::id(),
+            profile.gst_cipher()
+        ));
+        let _ = std::fs::remove_dir_all(&out_dir);
+        std::fs::create_dir_all(&out_dir).expect("output dir");
         let keycaps = format!(
             "srtp-key=(buffer){},srtp-cipher=(string){cipher},srtp-auth=(string){auth},\
              srtcp-cipher=(string){cipher},srtcp-auth=(string){auth},roc=(uint)0",
             key.to_hex()
         );
         let gst = Gst::start(&split(&format!(
-            "-v srtpdec name=d \
+            "srtpdec name=d \
              udpsrc address=127.0.0.1 port={p0} caps=application/x-srtp,media=(string)video,clock-rate=(int)90000,\
              encoding-name=(string)H264,payload=(int)96,ssrc=(uint){ssrc},{keycaps} ! d.rtp_sink \
              udpsrc address=127.0.0.1 port={p1} caps=application/x-srtcp,ssrc=(uint){ssrc},{keycaps} ! d.rtcp_sink \
-             d.rtp_src ! rtph264depay ! fakesink name=video silent=false \
-             d.rtcp_src ! fakesink name=rtcp silent=false async=false"
+             d.rtp_src ! rtph264depay ! video/x-h264,stream-format=byte-stream,alignment=au \
+             ! multifilesink location={}/video-%05d \
+             d.rtcp_src ! multifilesink location={}/rtcp-%05d async=false",
+            out_dir.display(),
+            out_dir.display()
         )));
         // Give the pipeline time to reach PLAYING before anything is sent.
         std::thread::sleep(Duration::from_millis(1500));
@@ -265,7 +279,9 @@ fn pstream_srtp_to_gstreamer_srtpdec() {
         for (i, u) in all.iter().enumerate() {
             tx.push(u.capture, u).expect("push");
             if i % 10 == 9 {
-                tx.handle_timeout(u.capture + Duration::from_secs(5));
+                // Ten seconds on per ten pictures: past any randomised RTCP
+                // interval, so each call sends one sender report.
+                tx.handle_timeout(origin + Duration::from_secs(10 * (i as u64 / 10 + 1)));
             }
             while let Some(t) = tx.poll_transmit() {
                 match t.kind {
@@ -294,8 +310,10 @@ fn pstream_srtp_to_gstreamer_srtpdec() {
         sock.send_to(&forged, ("127.0.0.1", p0)).expect("send");
         std::thread::sleep(Duration::from_millis(1000));
         let (out, err) = gst.finish(Duration::ZERO);
-        let pictures = chains(&out, "video");
-        let rtcp = chains(&out, "rtcp");
+        let _ = out;
+        let pictures = files(&out_dir, "video-");
+        let rtcp = files(&out_dir, "rtcp-");
+        let _ = std::fs::remove_dir_all(&out_dir);
         eprintln!(
             "{profile}: srtpdec gave {pictures} pictures of 40 and {rtcp} RTCP packets of {srs}"
         );
