@@ -14,18 +14,24 @@ here=$(dirname "${BASH_SOURCE[0]}")
 mode=${ZIG_CC_MODE:-cc}
 args=()
 compile=0
+strip_debug=0
+output=""
+prev=""
 skip=0
 for a in "$@"; do
+  if [ "$prev" = -o ]; then output=$a; fi
+  prev=$a
   if ((skip)); then skip=0; continue; fi
   case $a in
     -target) skip=1 ;;
     --target=* | -march=* | -mcpu=* | -mfpu=* | -mfloat-abi=*) ;;
-    # rustc's release link asks for --strip-debug (there is no debug info
-    # to strip); zig's linker takes it as "strip everything", symbol table
-    # included, which scripts/check-armv6.sh reads (mapping symbols) and
-    # which the other targets' release binaries keep. -O1: lld ignores it,
-    # with a warning.
-    -Wl,--strip-debug | -Wl,-O1) ;;
+    # rustc's release link asks for --strip-debug, which zig's linker takes
+    # as "strip everything", symbol table included; scripts/check-armv6.sh
+    # needs the symbols (mapping symbols), and the other targets' release
+    # binaries keep them. So link, then strip the debug sections only (zig's
+    # libc++, libunwind and musl bring DWARF). -O1: lld ignores it, noisily.
+    -Wl,--strip-debug) strip_debug=1 ;;
+    -Wl,-O1) ;;
     -c | -S | -E) compile=1; args+=("$a") ;;
     *) args+=("$a") ;;
   esac
@@ -38,5 +44,10 @@ if ((compile)); then
   # functions and the .S files assemble to nothing. No ARMv6 CPU has NEON,
   # so no C dependency may assume it.
   args+=(-UHAVE_NEON)
+fi
+if ((strip_debug)) && [ -n "$output" ]; then
+  "$here/zig.sh" "$mode" -target arm-linux-musleabihf -mcpu=arm1176jzf_s ${args[@]+"${args[@]}"}
+  "$here/zig.sh" objcopy --strip-debug "$output" "$output.strip-debug"
+  exec mv -f "$output.strip-debug" "$output"
 fi
 exec "$here/zig.sh" "$mode" -target arm-linux-musleabihf -mcpu=arm1176jzf_s ${args[@]+"${args[@]}"}
