@@ -3,20 +3,42 @@
 # cross-built binary under qemu-user: checks that the ARM build encodes,
 # packetizes, receives and decodes, by counting the frames recv wrote.
 # With --example the sender is the embedding example instead
-# (crates/embed/examples/rtp_send.rs, built by scripts/cross.sh).
-#   scripts/cross-loopback.sh aarch64-unknown-linux-gnu [--example]
+# (crates/embed/examples/rtp_send.rs, built by scripts/cross.sh); with
+# --recv-example the receiver is the embedding example
+# crates/embed/examples/rtp_recv.rs under qemu-user, fed by this machine's
+# own (x86) `pstream send`.
+#   scripts/cross-loopback.sh aarch64-unknown-linux-gnu [--example|--recv-example]
 #   scripts/cross-loopback.sh x86_64-unknown-linux-gnu --example   (native)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target=$1
-example=0
-[ "${2:-}" = "--example" ] && example=1
+mode=${2:-}
+case $mode in
+  ""|--example|--recv-example) ;;
+  *) echo "cross-loopback: unknown mode $mode" >&2; exit 2 ;;
+esac
 probe=pstream
 source scripts/cross-target.sh "$target"
 bin=$out/pstream
 sender=$out/examples/rtp_send
-for b in "$bin" $( ((example)) && echo "$sender"); do
+receiver=$out/examples/rtp_recv
+needed=("$bin")
+case $mode in
+  --example) needed+=("$sender") ;;
+  --recv-example)
+    needed=("$receiver")
+    # The sender runs natively: a release build if there is one, else a
+    # debug one (built here if missing).
+    host=${CARGO_TARGET_DIR:-target}/release/pstream
+    if [ ! -x "$host" ]; then
+      host=${CARGO_TARGET_DIR:-target}/debug/pstream
+      [ -x "$host" ] || cargo build --locked -p pstream >&2
+    fi
+    needed+=("$host")
+    ;;
+esac
+for b in "${needed[@]}"; do
   [ -x "$b" ] || { echo "cross-loopback: no binary at $b (run scripts/cross.sh)" >&2; exit 2; }
 done
 
@@ -33,9 +55,14 @@ trap cleanup EXIT
 # An even port base away from the defaults (5000-5007) used by other tests.
 base=$((20000 + (RANDOM % 10000) * 2))
 
-timeout 60 ${run[@]+"${run[@]}"} "$bin" recv --peer 127.0.0.1 --listen 127.0.0.1 --port-base "$base" \
-  --video-out "y4m:$dir/out.y4m" --audio-out "wav:$dir/out.wav" \
-  --duration $((secs + 6)) >"$dir/recv.log" 2>&1 &
+if [ "$mode" = --recv-example ]; then
+  # The example's arguments: PEER PORT_BASE SECONDS VIDEO_OUT AUDIO_OUT.
+  recv=("$receiver" 127.0.0.1 "$base" $((secs + 6)) "y4m:$dir/out.y4m" "wav:$dir/out.wav")
+else
+  recv=("$bin" recv --peer 127.0.0.1 --listen 127.0.0.1 --port-base "$base"
+        --video-out "y4m:$dir/out.y4m" --audio-out "wav:$dir/out.wav" --duration $((secs + 6)))
+fi
+timeout 60 ${run[@]+"${run[@]}"} "${recv[@]}" >"$dir/recv.log" 2>&1 &
 recv_pid=$!
 pids+=("$recv_pid")
 # The receiver's sockets must be bound before the first IDR leaves; qemu
@@ -45,14 +72,19 @@ for _ in $(seq 300); do
   kill -0 "$recv_pid" 2>/dev/null || break
   sleep 0.1
 done
-if ((example)); then
+send_run=(${run[@]+"${run[@]}"})
+case $mode in
   # The example's own settings: 320x240 at 15 fps.
-  send=("$sender" 127.0.0.1 "$base" "$secs")
-else
-  send=("$bin" send --peer 127.0.0.1 --listen 127.0.0.1 --port-base "$base"
-        --size ${width}x${height} --fps $fps --duration $secs)
-fi
-timeout 60 ${run[@]+"${run[@]}"} "${send[@]}" >"$dir/send.log" 2>&1 || {
+  --example) send=("$sender" 127.0.0.1 "$base" "$secs") ;;
+  --recv-example)
+    send=("$host" send --peer 127.0.0.1 --listen 127.0.0.1 --port-base "$base"
+          --size ${width}x${height} --fps $fps --duration $secs)
+    send_run=()
+    ;;
+  *) send=("$bin" send --peer 127.0.0.1 --listen 127.0.0.1 --port-base "$base"
+           --size ${width}x${height} --fps $fps --duration $secs) ;;
+esac
+timeout 60 ${send_run[@]+"${send_run[@]}"} "${send[@]}" >"$dir/send.log" 2>&1 || {
   echo "cross-loopback: send failed:" >&2; cat "$dir/send.log" >&2; exit 1; }
 wait "$recv_pid" || { echo "cross-loopback: recv failed:" >&2; cat "$dir/recv.log" >&2; exit 1; }
 
@@ -75,7 +107,7 @@ frames=$((body / frame))
 # loopback every frame the sender sent was received, decoded and written.
 summary=$(grep -h "send finished" "$dir/send.log" | tail -n 1)
 sent=$(sed -n 's/.* frames \([0-9]*\) .*/\1/p' <<<"${summary%%|*}")
-echo "cross-loopback $target ($(basename "${send[0]}")): sender sent $sent frames, receiver wrote $frames" >&2
+echo "cross-loopback $target ($(basename "${send[0]}") -> $(basename "${recv[0]}")): sender sent $sent frames, receiver wrote $frames" >&2
 echo "$summary" >&2
 grep -h "recv finished" "$dir/recv.log" >&2 || true
 if [ -z "$sent" ] || ((sent < 5 || frames < sent - 1 || frames > sent)); then

@@ -1,7 +1,7 @@
 # Sourced by the scripts that run cross-built programs (cross-loopback.sh,
-# cross-record.sh): for a target triple in $1, sets `qemu` (the qemu-user
-# command line, empty natively) and `out` (where cargo put its release
-# binaries; for x86_64 without a release build, target/debug).
+# cross-record.sh, cross-serve.sh): for a target triple in $1, sets `qemu`
+# (the qemu-user command line, empty natively) and `out` (where cargo put
+# its release binaries; for x86_64 without a release build, target/debug).
 # `probe` names a file that must exist in `out` for a native debug fallback.
 case $1 in
   aarch64-*) qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu) ;;

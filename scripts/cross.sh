@@ -8,9 +8,14 @@
 #   scripts/cross.sh          release binaries: target/<triple>/release/pstream
 #   scripts/cross.sh --test   the same, then under qemu-user: the unit tests of
 #                             every crate, a `pstream send` -> `pstream recv`
-#                             loopback and the embedding example
+#                             loopback, the embedding example
 #                             (crates/embed/examples/rtp_send.rs) into
-#                             `pstream recv` (scripts/cross-loopback.sh)
+#                             `pstream recv`, this machine's `pstream send` into the
+#                             receiving example (rtp_recv.rs)
+#                             (scripts/cross-loopback.sh), an FLV recording
+#                             (scripts/cross-record.sh) and the recipe's ffmpeg
+#                             publish into the HLS example, fetched with curl
+#                             (scripts/cross-serve.sh)
 #   TARGETS="aarch64-unknown-linux-gnu" scripts/cross.sh ...   one target only
 #
 # Linkers and qemu runners are set in .cargo/config.toml. Built without the
@@ -50,10 +55,10 @@ armv6=arm-unknown-linux-musleabihf
 # Every crate the binary is made of (and the embedding API), whose unit
 # tests run under qemu; --lib --bins skips the integration tests in tests/,
 # which start x86 peers (GStreamer, ffmpeg, nginx). One word per crate.
-crates=(pstream-core pstream-rtp pstream-capture pstream-codec pstream-transport
-        pstream-mux pstream-embed pstream)
+crates=(pstream-core pstream-rtp pstream-rtmp pstream-capture pstream-codec
+        pstream-transport pstream-mux pstream-embed pstream)
 # The embedding API's examples, built as a program on a Pi would use them.
-examples=(rtp_send rtmp_push record_flv)
+examples=(rtp_send rtp_recv rtmp_push record_flv hls_serve)
 packages=()
 for c in "${crates[@]}"; do packages+=(-p "$c"); done
 example_args=()
@@ -141,9 +146,12 @@ for t in "${targets[@]}"; do
     echo "== $t: send -> recv loopback under qemu" >&2
     scripts/cross-loopback.sh "$t"
     scripts/cross-loopback.sh "$t" --example
+    scripts/cross-loopback.sh "$t" --recv-example
     echo "== $t: FLV recording by the embedding example under qemu" >&2
     scripts/cross-record.sh "$t"
-    times+=", loopbacks and recording $((SECONDS - t0)) s"
+    echo "== $t: the recipe's ffmpeg publish into the HLS example under qemu" >&2
+    scripts/cross-serve.sh "$t"
+    times+=", loopbacks, recording and HLS $((SECONDS - t0)) s"
   fi
   echo "== $t: done in $((SECONDS - start)) s ($times)" >&2
 done

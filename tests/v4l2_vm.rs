@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::video::{luma_psnr, scan_y4m, stat, summary};
 use common::*;
-use pstream_capture::Y4mReader;
+use pstream_mux::Y4mReader;
 
 /// Longest a guest may run, boot included (run.sh kills qemu after it).
 const GUEST_LIMIT_SECS: u64 = 300;
@@ -910,5 +910,53 @@ fn an_mjpeg_camera_with_unsendable_jpegs_is_reencoded() {
         warning[0].contains("Huffman") || warning[0].contains("sampled"),
         "{sent}"
     );
+    assert_camera_pictures(&run, &source, 30.0, 5);
+}
+
+/// An MJPEG camera sent as H.264: the camera still delivers its JPEGs (MJPG
+/// is what it offers), and the sending pipeline decodes them for the
+/// encoder; every received picture is one of the camera's, none counted
+/// corrupt.
+#[test]
+fn an_mjpeg_camera_is_decoded_for_h264() {
+    let Some(_) = guest_ready() else { return };
+    require("gst-launch-1.0");
+    let _turn = serial();
+    let mut source = Vec::new();
+    let run = run_guest(
+        "vm-mjpeg-h264",
+        &MJPEG_CAMERA_SCRIPT.replace("--video-codec mjpeg", "--video-codec h264"),
+        &[&pstream_bin(), &v4l2_ctl()],
+        |share| {
+            source = camera_jpegs(
+                share,
+                &[
+                    "gst-launch-1.0",
+                    "-q",
+                    "videotestsrc",
+                    "pattern=ball",
+                    &format!("num-buffers={JPEG_FRAMES}"),
+                    "!",
+                    "video/x-raw,format=Y42B,width=320,height=240,framerate=25/1",
+                    "!",
+                    "jpegenc",
+                    "quality=85",
+                    "!",
+                    "multifilesink",
+                    "location={frames}",
+                ],
+            )
+        },
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    let sent = run.text("send.log");
+    let finished = summary(&sent, "send finished");
+    eprintln!("{finished}");
+    assert!(!sent.contains("camera's JPEGs as they are"), "{sent}");
+    let frames = stat(finished, "cam", "frames").unwrap_or_else(|| panic!("{finished}"));
+    assert!(frames >= 10.0, "{finished}");
+    assert_eq!(stat(finished, "cam", "corrupt"), Some(0.0), "{finished}");
+    assert!(run.log.contains("'MJPG'"), "{}", run.log);
+    // Decoded, encoded as H.264 at the default 2.5 Mbit/s and decoded again.
     assert_camera_pictures(&run, &source, 30.0, 5);
 }

@@ -14,13 +14,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use pstream_core::{AudioBlock, PipelineClock};
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSink, AudioSource, DeviceCounters, MediaError, PipelineClock,
+};
 
 use crate::device::{
     check_block, promote_to_realtime, pull_from_callback, push_from_callback, CallbackPacer,
-    DeviceCounters, RingCaptureSource, RingPlaybackWriter,
+    RingCaptureSource, RingPlaybackWriter,
 };
-use crate::{AudioFormat, AudioSink, AudioSource, CaptureError};
+use crate::CaptureError;
 
 /// The handler alsa-lib calls for its own diagnostics, as it calls it: the
 /// C type is variadic, and a function that ignores the variadic part can
@@ -104,9 +106,8 @@ pub fn list_devices() -> Result<Vec<AlsaDevice>, CaptureError> {
         (Direction::Capture, host.input_devices()),
         (Direction::Playback, host.output_devices()),
     ] {
-        let list = list.map_err(|e| {
-            CaptureError::unsupported("alsa", format!("cannot list audio devices: {e}"))
-        })?;
+        let list =
+            list.map_err(|e| CaptureError::backend("alsa", "cannot list audio devices", e))?;
         for d in list {
             let Ok(name) = d.name() else { continue };
             let entry = match all.iter_mut().position(|a| a.name == name) {
@@ -154,9 +155,7 @@ fn find_device(spec: &str, dir: Direction) -> Result<cpal::Device, CaptureError>
         Direction::Capture => host.input_devices(),
         Direction::Playback => host.output_devices(),
     }
-    .map_err(|e| {
-        CaptureError::unsupported(spec, format!("cannot list audio {}s: {e}", dir.noun()))
-    })?;
+    .map_err(|e| CaptureError::backend(spec, format!("cannot list audio {}s", dir.noun()), e))?;
     let mut names = Vec::new();
     for d in devices {
         if let Ok(n) = d.name() {
@@ -192,7 +191,7 @@ fn config_for(
         Direction::Capture => device.supported_input_configs().map(|c| c.collect()),
         Direction::Playback => device.supported_output_configs().map(|c| c.collect()),
     }
-    .map_err(|e| CaptureError::unsupported(spec, format!("cannot query the device: {e}")))?;
+    .map_err(|e| CaptureError::backend(spec, "cannot query the device", e))?;
     let rate = cpal::SampleRate(format.sample_rate);
     let range = offered.iter().find(|r| {
         r.channels() == format.channels
@@ -244,10 +243,11 @@ impl StreamOwner {
     fn start(
         spec: &str,
         thread_name: &str,
-        build: impl FnOnce() -> Result<cpal::Stream, String> + Send + 'static,
+        build: impl FnOnce() -> Result<cpal::Stream, CaptureError> + Send + 'static,
     ) -> Result<Self, CaptureError> {
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), CaptureError>>();
+        let name = spec.to_owned();
         let owner_stop = stop.clone();
         let thread = std::thread::Builder::new()
             .name(thread_name.into())
@@ -260,7 +260,11 @@ impl StreamOwner {
                     }
                 };
                 if let Err(e) = stream.play() {
-                    let _ = ready_tx.send(Err(format!("cannot start the stream: {e}")));
+                    let _ = ready_tx.send(Err(CaptureError::backend(
+                        &name,
+                        "cannot start the stream",
+                        e,
+                    )));
                     return;
                 }
                 let _ = ready_tx.send(Ok(()));
@@ -276,9 +280,9 @@ impl StreamOwner {
         };
         match ready_rx.recv_timeout(Duration::from_secs(5)) {
             Ok(Ok(())) => Ok(owner),
-            Ok(Err(reason)) => {
+            Ok(Err(e)) => {
                 owner.stop();
-                Err(CaptureError::unsupported(spec, reason))
+                Err(e)
             }
             Err(_) => {
                 owner.stop.store(true, Ordering::Relaxed);
@@ -340,7 +344,7 @@ pub fn open_capture(
         let err_name = name.clone();
         device
             .build_input_stream(&config, data_cb, move |e| stream_error(&err_name, e), None)
-            .map_err(|e| format!("cannot open the input stream: {e}"))
+            .map_err(|e| CaptureError::backend(&name, "cannot open the input stream", e))
     })?;
     Ok(Box::new(RingCaptureSource::new(
         spec,
@@ -402,7 +406,7 @@ impl PlaybackSink {
             let err_name = name.clone();
             device
                 .build_output_stream(&config, data_cb, move |e| stream_error(&err_name, e), None)
-                .map_err(|e| format!("cannot open the output stream: {e}"))
+                .map_err(|e| CaptureError::backend(&name, "cannot open the output stream", e))
         })?;
         Ok(Self {
             name: spec.to_string(),
@@ -414,7 +418,7 @@ impl PlaybackSink {
 }
 
 impl AudioSink for PlaybackSink {
-    fn write_block(&mut self, block: &AudioBlock) -> Result<(), CaptureError> {
+    fn write_block(&mut self, block: &AudioBlock) -> Result<(), MediaError> {
         check_block(&self.name, self.format, block)?;
         self.writer.write(&block.samples);
         Ok(())
@@ -432,7 +436,7 @@ impl AudioSink for PlaybackSink {
         self.writer.set_hold(hold);
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    fn finish(&mut self) -> Result<(), MediaError> {
         self.owner.take();
         Ok(())
     }

@@ -7,14 +7,16 @@
 //! ring on an ordinary thread, compensates the device's clock drift and
 //! stamps blocks on the pipeline clock.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pstream_core::{AudioBlock, PipelineClock};
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSource, DeviceCounters, MediaError, PipelineClock,
+};
 
 use crate::drift::{apply, Adjust, DriftCompensator, DriftEstimator};
-use crate::{AudioFormat, AudioSource, CaptureError};
+use crate::CaptureError;
 
 /// How much audio a capture or playback ring holds: enough to ride out a
 /// scheduling hiccup of the thread on the other side without adding much
@@ -29,77 +31,6 @@ pub const PLAYBACK_PRIME: Duration = Duration::from_millis(60);
 /// How long a capture device may deliver nothing before the source gives up
 /// (an unplugged device, a PipeWire node that went away).
 pub const CAPTURE_STALL: Duration = Duration::from_secs(3);
-
-/// Counters an audio device stream shares with the stats line.
-#[derive(Debug, Default)]
-pub struct DeviceCounters {
-    /// Callbacks that found fewer samples than the device wanted (playback),
-    /// or reads that found the device had not delivered (capture).
-    pub underruns: AtomicU64,
-    /// Samples dropped because the ring was full.
-    pub overrun_samples: AtomicU64,
-    /// Samples handed to (playback) or taken from (capture) the device.
-    pub played_samples: AtomicU64,
-    /// The device clock's measured drift in thousandths of a ppm
-    /// (positive: fast); `i64::MIN` until measured.
-    pub drift_milli_ppm: AtomicI64,
-    /// Sample frames dropped or repeated to compensate the drift.
-    pub drift_adjusted: AtomicU64,
-    /// Times the callback was held back because the device ran ahead of
-    /// real time (see [`CallbackPacer`]).
-    pub paced: AtomicU64,
-    /// How long the device takes to play what its callback just wrote, in
-    /// microseconds, as the backend reports it (0: not reported).
-    pub device_latency_us: AtomicU64,
-}
-
-impl DeviceCounters {
-    /// Fresh counters with no drift measured yet.
-    pub fn new() -> Self {
-        Self {
-            drift_milli_ppm: AtomicI64::new(i64::MIN),
-            ..Self::default()
-        }
-    }
-
-    /// The measured drift in ppm, once there is one.
-    pub fn drift_ppm(&self) -> Option<f64> {
-        match self.drift_milli_ppm.load(Ordering::Relaxed) {
-            i64::MIN => None,
-            v => Some(v as f64 / 1000.0),
-        }
-    }
-
-    /// Records a drift measurement.
-    pub fn set_drift_ppm(&self, ppm: f64) {
-        self.drift_milli_ppm
-            .store((ppm * 1000.0).round() as i64, Ordering::Relaxed);
-    }
-
-    /// A short stats fragment: seconds of audio through the device at
-    /// `rate`/`channels`, xruns, and the drift.
-    pub fn summary(&self, verb: &str, rate: u32, channels: u16) -> String {
-        let secs = self.played_samples.load(Ordering::Relaxed) as f64
-            / (f64::from(rate.max(1)) * f64::from(channels.max(1)));
-        let mut s = format!(
-            "{verb} {secs:.1} s underruns {} overruns {}",
-            self.underruns.load(Ordering::Relaxed),
-            self.overrun_samples.load(Ordering::Relaxed)
-        );
-        match self.drift_ppm() {
-            Some(ppm) => s.push_str(&format!(
-                " drift {ppm:+.0} ppm adj {}",
-                self.drift_adjusted.load(Ordering::Relaxed)
-            )),
-            None => s.push_str(" drift -"),
-        }
-        let paced = self.paced.load(Ordering::Relaxed);
-        if paced > 0 {
-            s.push_str(&format!(" unpaced-device {paced}"));
-        }
-        s
-    }
-}
 
 /// How far a device may run ahead of the wall clock before its callback is
 /// held back: more than any real device's buffer fills at start.
@@ -259,7 +190,7 @@ impl AudioSource for RingCaptureSource {
         self.format
     }
 
-    fn next_block(&mut self) -> Result<Option<AudioBlock>, CaptureError> {
+    fn next_block(&mut self) -> Result<Option<AudioBlock>, MediaError> {
         let ch = usize::from(self.format.channels);
         let frames = self.format.block_frames(self.block);
         // Wait for a block plus one spare frame, so a drop can be served.
@@ -268,10 +199,9 @@ impl AudioSource for RingCaptureSource {
                 break;
             }
             if self.consumer.is_abandoned() {
-                return Err(CaptureError::unsupported(
-                    &self.name,
-                    "the audio device stream ended",
-                ));
+                return Err(
+                    CaptureError::unsupported(&self.name, "the audio device stream ended").into(),
+                );
             }
             if self.last_data.elapsed() > CAPTURE_STALL {
                 return Err(CaptureError::unsupported(
@@ -280,7 +210,8 @@ impl AudioSource for RingCaptureSource {
                         "the device delivered no audio for {} s (unplugged or gone?)",
                         CAPTURE_STALL.as_secs()
                     ),
-                ));
+                )
+                .into());
             }
             std::thread::sleep(Duration::from_millis(2));
         }

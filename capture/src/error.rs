@@ -4,20 +4,34 @@
 //! the user named it on the command line (`y4m:/tmp/a.y4m`, `wav:-`, `test`),
 //! followed by what is wrong, so a one-line report is enough to act on.
 
+use pstream_core::{BoxError, CoreError, MediaError};
 use thiserror::Error;
 
 /// An error opening, reading or writing a media source or sink.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CaptureError {
     /// The operating system refused an operation (open, read, write, seek).
-    #[error("{name}: {action}: {error}")]
+    #[error("{name}: {action}")]
     Io {
         /// The source or sink, as named on the command line.
         name: String,
-        /// What was being done, e.g. "cannot open for reading".
+        /// What was being done, e.g. "cannot start the capture thread".
         action: &'static str,
         /// The underlying I/O error.
-        error: std::io::Error,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An audio backend (ALSA through cpal, PipeWire) refused an operation.
+    #[error("{spec}: {what}")]
+    Backend {
+        /// The spec as given (`alsa` or `pipewire` when listing devices).
+        spec: String,
+        /// What was being done, e.g. "cannot list audio inputs".
+        what: String,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
     },
     /// The input is not well-formed (bad header, bad chunk, bad frame marker).
     #[error("{name}: {reason}")]
@@ -56,28 +70,6 @@ pub enum CaptureError {
     Finished {
         /// The sink, as named on the command line.
         name: String,
-    },
-    /// The spec names no source or sink this crate knows.
-    #[error("unknown {kind} \"{spec}\"; accepted forms: {accepted}")]
-    UnknownSpec {
-        /// "video source", "audio sink", ...
-        kind: &'static str,
-        /// The spec as given.
-        spec: String,
-        /// The accepted forms, comma-separated.
-        accepted: &'static str,
-    },
-    /// The spec names a device backend that is planned but not written yet.
-    #[error("{spec}: {backend} {kind} is not supported yet; accepted forms: {accepted}")]
-    NotSupportedYet {
-        /// The spec as given.
-        spec: String,
-        /// "v4l2", "alsa", "pipewire".
-        backend: &'static str,
-        /// "video source", "audio source", ...
-        kind: &'static str,
-        /// The accepted forms, comma-separated.
-        accepted: &'static str,
     },
     /// A V4L2 device node does not exist.
     #[error("{spec}: no such device {device}; {present}")]
@@ -130,15 +122,69 @@ pub enum CaptureError {
         /// The device path.
         device: String,
     },
+    /// A picture cannot be made into a frame (its data does not fit its size).
+    #[error("{name}: unusable picture")]
+    Frame {
+        /// The source, as named on the command line.
+        name: String,
+        /// Why the frame was refused.
+        #[source]
+        source: CoreError,
+    },
+    /// An error of the shared source/sink interface (an invalid format).
+    #[error(transparent)]
+    Media(#[from] MediaError),
+}
+
+impl CaptureError {
+    /// The source or sink this error is about, as named on the command line.
+    pub fn spec(&self) -> &str {
+        match self {
+            CaptureError::Io { name, .. }
+            | CaptureError::Malformed { name, .. }
+            | CaptureError::Unsupported { name, .. }
+            | CaptureError::Mismatch { name, .. }
+            | CaptureError::InvalidFormat { name, .. }
+            | CaptureError::Finished { name }
+            | CaptureError::Frame { name, .. } => name,
+            CaptureError::Backend { spec, .. }
+            | CaptureError::DeviceMissing { spec, .. }
+            | CaptureError::DeviceBusy { spec, .. }
+            | CaptureError::WrongDeviceKind { spec, .. }
+            | CaptureError::UnsupportedDeviceFormat { spec, .. }
+            | CaptureError::DeviceGone { spec, .. } => spec,
+            CaptureError::Media(e) => e.spec(),
+        }
+    }
+}
+
+/// Into the traits' error: interface errors as they are, the others whole
+/// as the cause of a [`MediaError::Failed`].
+impl From<CaptureError> for MediaError {
+    fn from(e: CaptureError) -> Self {
+        match e {
+            CaptureError::Media(m) => m,
+            e => MediaError::failed(e.spec().to_owned(), e),
+        }
+    }
 }
 
 impl CaptureError {
     /// Wraps an I/O error with the name of the source or sink and the action.
-    pub fn io(name: &str, action: &'static str, error: std::io::Error) -> Self {
+    pub fn io(name: &str, action: &'static str, source: std::io::Error) -> Self {
         CaptureError::Io {
             name: name.to_owned(),
             action,
-            error,
+            source,
+        }
+    }
+
+    /// Wraps an audio backend's error with the spec and what was being done.
+    pub fn backend(spec: &str, what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        CaptureError::Backend {
+            spec: spec.to_owned(),
+            what: what.into(),
+            source: source.into(),
         }
     }
 
@@ -186,8 +232,13 @@ mod tests {
             "cannot open for reading",
             std::io::Error::from(std::io::ErrorKind::NotFound),
         );
-        assert!(e
-            .to_string()
-            .starts_with("wav:/x.wav: cannot open for reading: "));
+        assert!(
+            pstream_core::error::one_line(&e).starts_with("wav:/x.wav: cannot open for reading: ")
+        );
+        let e = MediaError::from(e);
+        assert_eq!(e.spec(), "wav:/x.wav");
+        assert!(
+            pstream_core::error::one_line(&e).starts_with("wav:/x.wav: cannot open for reading: ")
+        );
     }
 }

@@ -1,11 +1,16 @@
-//! Media sources and sinks: test pattern, tone, Y4M, WAV, devices.
+//! Devices and generated media: V4L2 cameras and outputs, ALSA (through
+//! cpal) and PipeWire audio, the test pattern, tone and timecode, null sinks,
+//! pixel conversion, audio drift compensation, and `pstream setup`.
 //!
-//! A [`VideoSource`] or [`AudioSource`] hands out raw media paced in real time
-//! on the [`PipelineClock`](pstream_core::PipelineClock), stamped with its
-//! capture time; a [`VideoSink`] or [`AudioSink`] takes it back out. The
-//! `open_*` functions turn a command-line spec (`test`, `y4m:PATH`,
-//! `wav:PATH`, `null`, `default`, `alsa:NAME`, `pipewire:NODE`, ...) into
-//! one of them. The device backends are cargo features, on by default:
+//! Each implements one of pstream-core's traits: a
+//! [`VideoSource`](pstream_core::VideoSource),
+//! [`EncodedVideoSource`](pstream_core::EncodedVideoSource) (an MJPEG
+//! camera's own JPEGs) or [`AudioSource`](pstream_core::AudioSource) hands
+//! out media stamped on the [`PipelineClock`](pstream_core::PipelineClock);
+//! a [`VideoSink`](pstream_core::VideoSink) or
+//! [`AudioSink`](pstream_core::AudioSink) takes it back out. Files (Y4M, WAV)
+//! are pstream-mux's, and pstream-embed turns command-line specs into one or
+//! the other. The audio device backends are cargo features, on by default:
 //! `alsa` (cpal) and `pipewire`.
 
 #[cfg(feature = "alsa")]
@@ -16,30 +21,19 @@ pub mod drift;
 pub mod error;
 pub mod null;
 pub mod open;
-pub mod pace;
 #[cfg(feature = "pipewire")]
 pub mod pipewire;
 pub mod setup;
-pub mod sink;
-pub mod source;
 pub mod testpattern;
 pub mod timecode;
 pub mod tone;
 pub mod v4l2;
-pub mod wav;
-pub mod y4m;
 
-pub use device::DeviceCounters;
 pub use error::CaptureError;
 pub use null::{NullAudioSink, NullVideoSink};
 pub use open::{
-    open_audio_sink, open_audio_source, open_video_sink, open_video_source, open_video_source_for,
-    OpenedVideo,
+    is_alsa_spec, is_pipewire_spec, open_audio_device, open_audio_output, AUDIO_BACKENDS,
 };
-pub use sink::{AudioSink, VideoSink};
-pub use source::{AudioFormat, AudioSource, EncodedVideoSource, VideoFormat, VideoSource};
 pub use testpattern::{TestPattern, TestPatternSource};
 pub use timecode::{read_timecode, write_timecode};
 pub use tone::ToneSource;
-pub use wav::{WavReader, WavSink, WavSource};
-pub use y4m::{Y4mReader, Y4mSink, Y4mSource};

@@ -1,9 +1,6 @@
 //! Sinks that discard what they are given, counting it.
 
-use pstream_core::{AudioBlock, VideoFrame};
-
-use crate::sink::{AudioSink, VideoSink};
-use crate::CaptureError;
+use pstream_core::{AudioBlock, AudioSink, MediaError, VideoFrame, VideoSink};
 
 /// A video sink that drops every frame (for benchmarks and dry runs).
 #[derive(Debug, Default)]
@@ -24,12 +21,12 @@ impl NullVideoSink {
 }
 
 impl VideoSink for NullVideoSink {
-    fn write_frame(&mut self, _frame: &VideoFrame) -> Result<(), CaptureError> {
+    fn write_frame(&mut self, _frame: &VideoFrame) -> Result<(), MediaError> {
         self.frames += 1;
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    fn finish(&mut self) -> Result<(), MediaError> {
         Ok(())
     }
 }
@@ -53,12 +50,12 @@ impl NullAudioSink {
 }
 
 impl AudioSink for NullAudioSink {
-    fn write_block(&mut self, _block: &AudioBlock) -> Result<(), CaptureError> {
+    fn write_block(&mut self, _block: &AudioBlock) -> Result<(), MediaError> {
         self.blocks += 1;
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    fn finish(&mut self) -> Result<(), MediaError> {
         Ok(())
     }
 }

@@ -16,13 +16,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pipewire as pw;
-use pstream_core::{AudioBlock, PipelineClock};
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSink, AudioSource, DeviceCounters, MediaError, PipelineClock,
+};
 use pw::spa;
 
-use crate::device::{
-    check_block, promote_to_realtime, DeviceCounters, RingCaptureSource, RingPlaybackWriter,
-};
-use crate::{AudioFormat, AudioSink, AudioSource, CaptureError};
+use crate::device::{check_block, promote_to_realtime, RingCaptureSource, RingPlaybackWriter};
+use crate::CaptureError;
 
 /// Longest wait for the PipeWire daemon to answer a registry round trip.
 const ROUNDTRIP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -68,23 +68,25 @@ fn init() {
     });
 }
 
-fn connect_error(spec: &str, e: impl std::fmt::Display) -> CaptureError {
+fn connect_error(spec: &str, e: pw::Error) -> CaptureError {
     let dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "unset".into());
-    CaptureError::unsupported(
+    CaptureError::backend(
         spec,
-        format!("cannot connect to PipeWire (is it running? XDG_RUNTIME_DIR={dir}): {e}"),
+        format!("cannot connect to PipeWire (is it running? XDG_RUNTIME_DIR={dir})"),
+        e,
     )
 }
 
 /// Lists the nodes the daemon has, by a registry round trip on a loop of
 /// its own.
 fn roundtrip_nodes(
+    spec: &str,
     mainloop: &pw::main_loop::MainLoop,
     core: &pw::core::Core,
-) -> Result<Vec<PwNode>, String> {
+) -> Result<Vec<PwNode>, CaptureError> {
     let registry = core
         .get_registry()
-        .map_err(|e| format!("cannot read the registry: {e}"))?;
+        .map_err(|e| CaptureError::backend(spec, "cannot read the registry", e))?;
     let nodes: Rc<RefCell<Vec<PwNode>>> = Rc::new(RefCell::new(Vec::new()));
     let sink = nodes.clone();
     let _reg = registry
@@ -108,7 +110,9 @@ fn roundtrip_nodes(
         })
         .register();
     let done = Rc::new(Cell::new(false));
-    let pending = core.sync(0).map_err(|e| format!("cannot sync: {e}"))?;
+    let pending = core
+        .sync(0)
+        .map_err(|e| CaptureError::backend(spec, "cannot sync", e))?;
     let (ml, d) = (mainloop.clone(), done.clone());
     let _core = core
         .add_listener_local()
@@ -124,9 +128,12 @@ fn roundtrip_nodes(
     timer.update_timer(Some(ROUNDTRIP_TIMEOUT), None);
     mainloop.run();
     if !done.get() {
-        return Err(format!(
-            "the PipeWire daemon did not answer within {} s",
-            ROUNDTRIP_TIMEOUT.as_secs()
+        return Err(CaptureError::unsupported(
+            spec,
+            format!(
+                "the PipeWire daemon did not answer within {} s",
+                ROUNDTRIP_TIMEOUT.as_secs()
+            ),
         ));
     }
     let list = nodes.borrow().clone();
@@ -141,15 +148,14 @@ pub fn list_nodes() -> Result<Vec<PwNode>, CaptureError> {
     let core = context
         .connect(None)
         .map_err(|e| connect_error("pipewire", e))?;
-    let mut nodes =
-        roundtrip_nodes(&mainloop, &core).map_err(|e| CaptureError::unsupported("pipewire", e))?;
+    let mut nodes = roundtrip_nodes("pipewire", &mainloop, &core)?;
     nodes.sort_by_key(|n| n.id);
     Ok(nodes)
 }
 
 /// The serialized EnumFormat parameter: interleaved f32 at the format's
 /// rate and channel count (PipeWire converts from whatever the node has).
-fn format_param(format: AudioFormat) -> Result<Vec<u8>, String> {
+fn format_param(spec: &str, format: AudioFormat) -> Result<Vec<u8>, CaptureError> {
     let mut info = spa::param::audio::AudioInfoRaw::new();
     info.set_format(spa::param::audio::AudioFormat::F32LE);
     info.set_rate(format.sample_rate);
@@ -164,7 +170,7 @@ fn format_param(format: AudioFormat) -> Result<Vec<u8>, String> {
         &spa::pod::Value::Object(obj),
     )
     .map(|(c, _)| c.into_inner())
-    .map_err(|e| format!("cannot build the format parameter: {e:?}"))
+    .map_err(|e| CaptureError::backend(spec, "cannot build the format parameter", e))
 }
 
 /// What a stream thread does in its process callback.
@@ -194,7 +200,7 @@ impl StreamThread {
         role: Role,
         counters: Arc<DeviceCounters>,
     ) -> Result<Self, CaptureError> {
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<pw::channel::Sender<()>, String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<pw::channel::Sender<()>, CaptureError>>();
         let target = target_of(spec).map(str::to_string);
         let capture = matches!(role, Role::Capture(_));
         let name = spec.to_string();
@@ -211,9 +217,9 @@ impl StreamThread {
                 quit: Some(quit),
                 thread: Some(thread),
             }),
-            Ok(Err(reason)) => {
+            Ok(Err(e)) => {
                 let _ = thread.join();
-                Err(CaptureError::unsupported(spec, reason))
+                Err(e)
             }
             Err(_) => Err(CaptureError::unsupported(
                 spec,
@@ -242,13 +248,10 @@ fn run_stream(
     format: AudioFormat,
     role: Role,
     counters: Arc<DeviceCounters>,
-    ready: &mpsc::Sender<Result<pw::channel::Sender<()>, String>>,
-) -> Result<(), String> {
+    ready: &mpsc::Sender<Result<pw::channel::Sender<()>, CaptureError>>,
+) -> Result<(), CaptureError> {
     init();
-    let cant = |e: pw::Error| {
-        let dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "unset".into());
-        format!("cannot connect to PipeWire (is it running? XDG_RUNTIME_DIR={dir}): {e}")
-    };
+    let cant = |e: pw::Error| connect_error(spec, e);
     let mainloop = pw::main_loop::MainLoop::new(None).map_err(cant)?;
     let context = pw::context::Context::new(&mainloop).map_err(cant)?;
     let core = context.connect(None).map_err(cant)?;
@@ -257,7 +260,7 @@ fn run_stream(
     if let Some(t) = &target {
         // PipeWire would quietly link a stream whose target does not exist
         // to the default node; refuse it instead, naming what exists.
-        let nodes = roundtrip_nodes(&mainloop, &core)?;
+        let nodes = roundtrip_nodes(spec, &mainloop, &core)?;
         let found = nodes.iter().find(|n| &n.name == t);
         target_is_sink = found.is_some_and(|n| n.media_class.starts_with("Audio/Sink"));
         if found.is_none() {
@@ -267,13 +270,16 @@ fn run_stream(
                 .map(|n| format!("{} ({})", n.name, n.media_class))
                 .collect();
             names.sort();
-            return Err(format!(
-                "no PipeWire node named {t:?}; audio nodes: {}",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
+            return Err(CaptureError::unsupported(
+                spec,
+                format!(
+                    "no PipeWire node named {t:?}; audio nodes: {}",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
             ));
         }
     }
@@ -313,9 +319,10 @@ fn run_stream(
         })
         .process(process)
         .register()
-        .map_err(|e| format!("cannot listen to the stream: {e}"))?;
-    let param = format_param(format)?;
-    let pod = spa::pod::Pod::from_bytes(&param).ok_or("bad format parameter")?;
+        .map_err(|e| CaptureError::backend(spec, "cannot listen to the stream", e))?;
+    let param = format_param(spec, format)?;
+    let pod = spa::pod::Pod::from_bytes(&param)
+        .ok_or_else(|| CaptureError::unsupported(spec, "bad format parameter"))?;
     let mut params = [pod];
     stream
         .connect(
@@ -330,7 +337,7 @@ fn run_stream(
                 | pw::stream::StreamFlags::RT_PROCESS,
             &mut params,
         )
-        .map_err(|e| format!("cannot connect the stream: {e}"))?;
+        .map_err(|e| CaptureError::backend(spec, "cannot connect the stream", e))?;
     let (quit_tx, quit_rx) = pw::channel::channel::<()>();
     let ml = mainloop.clone();
     let _quit = quit_rx.attach(mainloop.loop_(), move |_| ml.quit());
@@ -515,7 +522,7 @@ impl PipeWireSink {
 }
 
 impl AudioSink for PipeWireSink {
-    fn write_block(&mut self, block: &AudioBlock) -> Result<(), CaptureError> {
+    fn write_block(&mut self, block: &AudioBlock) -> Result<(), MediaError> {
         check_block(&self.name, self.format, block)?;
         self.writer.write(&block.samples);
         Ok(())
@@ -533,7 +540,7 @@ impl AudioSink for PipeWireSink {
         self.writer.set_hold(hold);
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    fn finish(&mut self) -> Result<(), MediaError> {
         self.thread.take();
         Ok(())
     }
@@ -552,10 +559,13 @@ mod tests {
 
     #[test]
     fn the_format_parameter_serializes() {
-        let p = format_param(AudioFormat {
-            sample_rate: 48_000,
-            channels: 2,
-        })
+        let p = format_param(
+            "pipewire",
+            AudioFormat {
+                sample_rate: 48_000,
+                channels: 2,
+            },
+        )
         .expect("serializes");
         assert!(spa::pod::Pod::from_bytes(&p).is_some());
     }

@@ -11,10 +11,10 @@
 //! few row fills and copies for the moving parts.
 
 use bytes::{Bytes, BytesMut};
-use pstream_core::{PipelineClock, VideoFrame};
+use pstream_core::{
+    Behind, MediaError, Pacer, PipelineClock, VideoFormat, VideoFrame, VideoSource,
+};
 
-use crate::pace::{Behind, Pacer};
-use crate::source::{VideoFormat, VideoSource};
 use crate::timecode::write_timecode;
 use crate::CaptureError;
 
@@ -201,7 +201,7 @@ impl VideoSource for TestPatternSource {
         self.format
     }
 
-    fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError> {
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
         let n = self.pacer.wait(&self.clock);
         let capture = self.clock.now();
         let data = self.pattern.render(n, self.clock.unix_micros(capture));
@@ -213,7 +213,13 @@ impl VideoSource for TestPatternSource {
             self.pacer.pts(n),
         )
         .map(Some)
-        .map_err(|e| CaptureError::malformed("test", e.to_string()))
+        .map_err(|source| {
+            CaptureError::Frame {
+                name: "test".into(),
+                source,
+            }
+            .into()
+        })
     }
 }
 

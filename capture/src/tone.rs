@@ -2,10 +2,10 @@
 
 use std::f64::consts::TAU;
 
-use pstream_core::{AudioBlock, PipelineClock};
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSource, Behind, MediaError, Pacer, PipelineClock,
+};
 
-use crate::pace::{Behind, Pacer};
-use crate::source::{AudioFormat, AudioSource};
 use crate::CaptureError;
 
 /// The frequency `test` plays.
@@ -80,7 +80,7 @@ impl AudioSource for ToneSource {
         self.format
     }
 
-    fn next_block(&mut self) -> Result<Option<AudioBlock>, CaptureError> {
+    fn next_block(&mut self) -> Result<Option<AudioBlock>, MediaError> {
         let n = self.pacer.wait(&self.clock);
         let capture = self.clock.now();
         let samples = self.synthesize(self.format.block_frames(n));

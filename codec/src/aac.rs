@@ -19,6 +19,7 @@ use bytes::Bytes;
 use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
 use pstream_core::{AudioBlock, Codec, EncodedUnit};
 
+use crate::error::AacLibError;
 use crate::framer::AudioFramer;
 use crate::CodecError;
 
@@ -83,8 +84,11 @@ impl std::fmt::Debug for AacEncoder {
     }
 }
 
-fn fdk(op: &'static str, e: impl std::fmt::Display) -> CodecError {
-    CodecError::config("AAC", format!("fdk-aac {op}: {e}"))
+fn fdk(op: &'static str, e: fdk_aac::enc::EncoderError) -> CodecError {
+    CodecError::Aac {
+        op,
+        source: AacLibError(e),
+    }
 }
 
 impl AacEncoder {

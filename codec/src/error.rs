@@ -1,9 +1,13 @@
 //! The one error type of the codec crate.
 
+use pstream_core::CoreError;
 use thiserror::Error;
+
+use crate::scale::ScaleError;
 
 /// What went wrong while setting up or running an encoder or decoder.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// A configuration value cannot be used.
     #[error("invalid {codec} configuration: {what}")]
@@ -42,6 +46,15 @@ pub enum CodecError {
     /// The decoder produced a picture whose geometry makes no sense.
     #[error("openh264 decoder returned an unusable picture: {0}")]
     DecodedPicture(String),
+    /// A picture (decoded, or made for the encoder) could not be made into a frame.
+    #[error("{codec}: unusable picture")]
+    Frame {
+        /// Whose picture: "H.264", "JPEG", "H.264 (priming)".
+        codec: &'static str,
+        /// Why the frame was refused.
+        #[source]
+        source: CoreError,
+    },
     /// An H.264 bitstream structure (NAL unit, SPS) could not be parsed.
     #[error("malformed H.264 {what}: {why}")]
     Bitstream {
@@ -51,16 +64,37 @@ pub enum CodecError {
         why: &'static str,
     },
     /// libjpeg-turbo refused to encode or decode (corrupt JPEG, bad size).
-    #[error("JPEG {op} failed: {why}")]
+    #[error("JPEG {op} failed")]
     Jpeg {
         /// The operation that failed.
         op: &'static str,
-        /// TurboJPEG's message or what was wrong.
+        /// TurboJPEG's error.
+        #[source]
+        source: turbojpeg::Error,
+    },
+    /// A picture or JPEG that cannot be encoded or decoded as it is.
+    #[error("JPEG {op} failed: {why}")]
+    JpegInput {
+        /// The operation that failed.
+        op: &'static str,
+        /// What was wrong.
         why: String,
     },
     /// An audio block cannot be encoded.
     #[error("audio block rejected: {0}")]
     AudioBlock(String),
+    /// fdk-aac returned an error.
+    #[error("fdk-aac {op} failed")]
+    Aac {
+        /// The encoder operation that failed.
+        op: &'static str,
+        /// fdk-aac's error.
+        #[source]
+        source: AacLibError,
+    },
+    /// A scaler could not be set up or refused a frame.
+    #[error(transparent)]
+    Scale(#[from] ScaleError),
     /// libopus returned an error.
     #[error("libopus failed during {op}")]
     Opus {
@@ -71,6 +105,18 @@ pub enum CodecError {
         source: opus::Error,
     },
 }
+
+/// fdk-aac's error code as a standard error (the crate's own type is not one).
+#[derive(Debug)]
+pub struct AacLibError(pub fdk_aac::enc::EncoderError);
+
+impl std::fmt::Display for AacLibError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for AacLibError {}
 
 /// Names the bits of an openh264 `DECODING_STATE`.
 pub fn decoding_state(state: i64) -> String {

@@ -1,4 +1,6 @@
-//! Encoders and decoders behind small traits: H.264, Opus, MJPEG.
+//! Encoders and decoders behind small traits (H.264, Opus, AAC, MJPEG), and
+//! what sits around them: I420 scaling, resampling, the rendition transcoder,
+//! Annex-B/NAL helpers.
 //!
 //! - [`h264`]: openh264 encoder ([`H264Encoder`]) and decoder ([`H264Decoder`]),
 //!   plus Annex-B helpers in [`h264::nal`].
@@ -9,8 +11,12 @@
 //! - [`aac`]: AAC-LC encoder over fdk-aac ([`AacEncoder`]) for FLV/RTMP.
 //! - [`transcode`]: [`Transcoder`], one rendition's decode, scale and encode.
 //! - [`resample`]: a streaming windowed-sinc sample-rate converter.
+//! - [`scale`]: [`Scaler`], tent-filter I420 scaling, and the [`Rendition`]s.
+//! - [`video`] and [`audio`]: the [`VideoEncoder`], [`VideoDecoder`] and [`AudioEncoder`] traits.
+//! - [`error`]: [`CodecError`], which keeps the libraries' own errors as causes.
 
 pub mod aac;
+pub mod audio;
 pub mod error;
 mod framer;
 pub mod h264;
@@ -22,6 +28,7 @@ pub mod transcode;
 pub mod video;
 
 pub use crate::aac::{AacConfig, AacEncoder};
+pub use crate::audio::AudioEncoder;
 pub use crate::opus::{OpusApplication, OpusConfig, OpusDecoder, OpusEncoder};
 pub use crate::resample::Resampler;
 pub use crate::scale::{Rendition, Scaler};

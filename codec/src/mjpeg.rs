@@ -29,10 +29,7 @@ use crate::{CodecError, VideoEncoder};
 pub const DEFAULT_QUALITY: u8 = 85;
 
 fn tj_err(op: &'static str) -> impl Fn(turbojpeg::Error) -> CodecError {
-    move |e| CodecError::Jpeg {
-        op,
-        why: e.to_string(),
-    }
+    move |source| CodecError::Jpeg { op, source }
 }
 
 /// A baseline JPEG encoder (4:2:0, standard Huffman tables) taking I420 frames.
@@ -92,7 +89,7 @@ impl MjpegEncoder {
     pub fn encode(&mut self, frame: &VideoFrame) -> Result<EncodedUnit, CodecError> {
         let (width, height) = (frame.width(), frame.height());
         if width % 2 != 0 || height % 2 != 0 {
-            return Err(CodecError::Jpeg {
+            return Err(CodecError::JpegInput {
                 op: "encode",
                 why: format!("{width}x{height}: 4:2:0 JPEG from I420 needs even dimensions"),
             });
@@ -198,7 +195,7 @@ impl MjpegDecoder {
         let (width, height) = match (u32::try_from(w), u32::try_from(h)) {
             (Ok(a), Ok(b)) if a > 0 && b > 0 && a <= 16384 && b <= 16384 => (a, b),
             _ => {
-                return Err(CodecError::Jpeg {
+                return Err(CodecError::JpegInput {
                     op: "read header",
                     why: format!("unusable size {w}x{h}"),
                 })
@@ -224,8 +221,12 @@ impl MjpegDecoder {
         } else {
             self.decode_resampled(jpeg, w, h, header.subsamp)?
         };
-        let frame = VideoFrame::new(width, height, data, capture, pts)
-            .map_err(|e| CodecError::DecodedPicture(e.to_string()))?;
+        let frame = VideoFrame::new(width, height, data, capture, pts).map_err(|source| {
+            CodecError::Frame {
+                codec: "JPEG",
+                source,
+            }
+        })?;
         Ok(DecodedPicture { frame })
     }
 

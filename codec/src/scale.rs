@@ -32,6 +32,7 @@ const MID_BITS: u32 = 8;
 
 /// What went wrong while scaling.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ScaleError {
     /// A zero or odd-sized output, or an empty input.
     #[error("cannot scale {src_w}x{src_h} to {dst_w}x{dst_h}: {why}")]

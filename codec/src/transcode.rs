@@ -115,10 +115,7 @@ impl Transcoder {
         let (w, h) = (frame.width(), frame.height());
         if self.scaler.as_ref().map(Scaler::source_size) != Some((w, h)) {
             let (ow, oh) = self.rendition.output_size(w, h);
-            self.scaler = Some(
-                Scaler::new(w, h, ow, oh)
-                    .map_err(|e| CodecError::config("scaler", e.to_string()))?,
-            );
+            self.scaler = Some(Scaler::new(w, h, ow, oh)?);
             if self.encoder.is_none() {
                 self.encoder = Some(H264Encoder::new(H264Config {
                     width: ow,
@@ -136,9 +133,7 @@ impl Transcoder {
         let (Some(scaler), Some(encoder)) = (self.scaler.as_mut(), self.encoder.as_mut()) else {
             return Ok(None);
         };
-        let small = scaler
-            .scale(frame)
-            .map_err(|e| CodecError::config("scaler", e.to_string()))?;
+        let small = scaler.scale(frame)?;
         if keyframe {
             encoder.request_keyframe();
         }

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pstream_transport::rtmp::{ServerEvent, ServerSession};
+use pstream_rtmp::{ServerEvent, ServerSession};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, mut rest)) = data.split_first() else {

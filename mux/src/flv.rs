@@ -201,7 +201,7 @@ impl FlvMuxer {
         match unit.codec {
             Codec::H264 if self.info.video.is_some() => {}
             Codec::Aac if self.info.audio.is_some() => {}
-            other => return Err(MuxError::UnsupportedCodec(other.to_string())),
+            other => return Err(MuxError::UnsupportedCodec(other)),
         }
         let base = match self.base {
             Some(b) => b,

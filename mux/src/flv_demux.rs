@@ -29,6 +29,7 @@ const AAC: u8 = 10;
 
 /// What cannot be demuxed.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DemuxError {
     /// A codec pstream cannot carry to HLS: the stream must be refused.
     #[error("unsupported {0}")]

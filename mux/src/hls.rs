@@ -55,6 +55,7 @@ pub const MAX_PENDING_EVENTS: usize = 64;
 
 /// What went wrong in the HLS segmenter.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HlsError {
     /// A configuration value cannot be used.
     #[error("invalid HLS configuration: {0}")]

@@ -56,6 +56,7 @@ const AUD: [u8; 6] = [0, 0, 0, 1, NAL_AUD, 0xf0];
 
 /// What went wrong while writing a transport stream.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TsError {
     /// A unit whose codec this muxer does not carry (only H.264 and AAC).
     #[error("MPEG-TS muxer cannot carry {0}")]

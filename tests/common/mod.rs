@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod hls;
 pub mod pipewire;
 pub mod relay;
 pub mod video;

@@ -5,7 +5,8 @@ use std::io::BufReader;
 use std::path::Path;
 
 use pstream_capture::timecode::read_timecode_luma;
-use pstream_capture::{TestPattern, Y4mReader};
+use pstream_capture::TestPattern;
+use pstream_mux::Y4mReader;
 
 /// One decoded picture of a Y4M file.
 #[derive(Debug, Clone, Copy)]

@@ -14,16 +14,16 @@ pub fn resolve_peer(host: &str) -> Result<IpAddr, UdpError> {
         return Ok(ip);
     }
     if trimmed.is_empty() {
-        return Err(UdpError::Resolve {
+        return Err(UdpError::NoAddress {
             host: host.to_string(),
-            reason: "empty host name".into(),
+            why: "empty host name",
         });
     }
     let addrs: Vec<SocketAddr> = (trimmed, 0u16)
         .to_socket_addrs()
-        .map_err(|e| UdpError::Resolve {
+        .map_err(|source| UdpError::Resolve {
             host: host.to_string(),
-            reason: e.to_string(),
+            source,
         })?
         .collect();
     addrs
@@ -31,9 +31,9 @@ pub fn resolve_peer(host: &str) -> Result<IpAddr, UdpError> {
         .find(|a| a.is_ipv4())
         .or_else(|| addrs.first())
         .map(|a| a.ip())
-        .ok_or_else(|| UdpError::Resolve {
+        .ok_or_else(|| UdpError::NoAddress {
             host: host.to_string(),
-            reason: "no addresses".into(),
+            why: "no addresses",
         })
 }
 

@@ -17,38 +17,51 @@ const SOCKET_BUFFER: usize = 4 << 20;
 
 /// A transport error, naming the address involved.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum UdpError {
     /// Binding a local port failed (in use, no permission, bad address).
-    #[error("cannot bind UDP {addr}: {source}")]
+    #[error("cannot bind UDP {addr}")]
     Bind {
         /// The address we tried to bind.
         addr: SocketAddr,
         /// The OS error.
+        #[source]
         source: io::Error,
     },
     /// Sending a datagram failed.
-    #[error("cannot send UDP to {addr}: {source}")]
+    #[error("cannot send UDP to {addr}")]
     Send {
         /// The destination.
         addr: SocketAddr,
         /// The OS error.
+        #[source]
         source: io::Error,
     },
     /// Receiving failed for a reason other than a timeout.
-    #[error("cannot receive on UDP {addr}: {source}")]
+    #[error("cannot receive on UDP {addr}")]
     Recv {
         /// The local address.
         addr: SocketAddr,
         /// The OS error.
+        #[source]
         source: io::Error,
     },
-    /// A host name could not be resolved.
-    #[error("cannot resolve host {host:?}: {reason}")]
+    /// The resolver failed on a host name.
+    #[error("cannot resolve host {host:?}")]
     Resolve {
         /// The name as given.
         host: String,
-        /// Why resolution failed.
-        reason: String,
+        /// The resolver's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A host name that names no usable address.
+    #[error("cannot resolve host {host:?}: {why}")]
+    NoAddress {
+        /// The name as given.
+        host: String,
+        /// What is wrong ("empty host name", "no addresses").
+        why: &'static str,
     },
     /// The port base leaves no room for the +0..+7 layout.
     #[error("port base {0} is out of range (1..=65528)")]

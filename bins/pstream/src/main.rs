@@ -30,6 +30,20 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+    // A panic is a bug: say it on one line, naming the thread (the stage);
+    // the runner turns it into the run's error and exit status 70.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            "thread {} panicked{location}: {}",
+            thread.name().unwrap_or("unnamed"),
+            pstream_embed::run::panic_message(info.payload())
+        );
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Send(args) => send::run(args),
@@ -45,7 +59,22 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: the chain of causes joined, no backtrace.
             eprintln!("pstream: error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_status(&e))
         }
+    }
+}
+
+/// 70 (EX_SOFTWARE, sysexits.h) when a stage panicked, a bug; 2 for bad
+/// input, bad settings and failures outside pstream.
+fn exit_status(err: &anyhow::Error) -> u8 {
+    let panicked = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<pstream_embed::Error>()
+            .is_some_and(pstream_embed::Error::is_panic)
+    });
+    if panicked {
+        70
+    } else {
+        2
     }
 }

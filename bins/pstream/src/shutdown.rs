@@ -4,9 +4,6 @@
 /// The stop flag every stage polls.
 pub type Shutdown = pstream_embed::Stop;
 
-/// The first fatal error any stage hit; the run ends with it.
-pub type FatalSlot = pstream_embed::run::Fatal;
-
 /// A stop flag set by SIGINT, SIGTERM, or after `duration` seconds.
 pub fn install(duration: Option<f64>) -> anyhow::Result<Shutdown> {
     let stop = match duration {
@@ -19,14 +16,4 @@ pub fn install(duration: Option<f64>) -> anyhow::Result<Shutdown> {
             .map_err(|e| anyhow::anyhow!("cannot install the signal handler: {e}"))?;
     }
     Ok(stop)
-}
-
-/// Records a stage's fatal error (the first one wins) and stops the run;
-/// the whole chain of causes becomes the one error line.
-pub fn fail(slot: &FatalSlot, shutdown: &Shutdown, err: anyhow::Error) {
-    pstream_embed::run::fail(
-        slot,
-        shutdown,
-        pstream_embed::Error::Message(format!("{err:#}")),
-    );
 }

@@ -68,8 +68,6 @@ impl StatsPrinter {
     }
 }
 
-pub use pstream_embed::stats::kbps;
-
 /// The process's footprint: peak resident memory (the kernel's VmHWM) and
 /// the most threads seen by [`ProcessPeak::sample`], from
 /// `/proc/self/status` (Linux). Shown in the summaries so that footprint and

@@ -3,8 +3,9 @@
 //! The capture thread waits for a filled buffer, converts it to I420 straight
 //! out of the mapping (or copies the JPEG), gives the buffer back to the
 //! driver at once and hands the frame over a drop-oldest link, so a slow
-//! encoder never starves the driver of buffers. JPEGs are decoded on the
-//! consumer's side, off the capture thread.
+//! encoder never starves the driver of buffers. An MJPEG camera comes out as
+//! an [`EncodedVideoSource`] of its JPEGs; whoever needs raw frames decodes
+//! them (pstream-embed does, counting undecodable ones as corrupt).
 //!
 //! A device unplugged mid-stream answers ENODEV: the thread sends one
 //! [`CaptureError::DeviceGone`] and ends, and the stream stops. A device
@@ -17,15 +18,17 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pstream_codec::mjpeg::MjpegDecoder;
 use pstream_core::link::Recv;
-use pstream_core::{link, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame};
+use pstream_core::{
+    link, CameraCounters, Codec, EncodedUnit, EncodedVideoSource, LinkReceiver, LinkSender,
+    MediaError, PipelineClock, VideoFormat, VideoFrame, VideoSource,
+};
 
 use super::device::{device_error, open_device, Direction};
 use super::formats::{choose, describe_offers, NoMatch, Rate, Want};
@@ -33,7 +36,6 @@ use super::spec::{PixelFormat, V4l2Spec};
 use super::sys::{self, MappedBuffers};
 use super::timestamp::stamp_to_instant;
 use crate::convert::{i420_len, nv12_to_i420, yu12_to_i420, yuyv_to_i420};
-use crate::source::{EncodedVideoSource, VideoFormat, VideoSource};
 use crate::CaptureError;
 
 /// Driver buffers: enough to cover a conversion and a scheduling hiccup.
@@ -46,43 +48,8 @@ const POLL_TICK: Duration = Duration::from_millis(200);
 pub const FIRST_FRAME_WAIT: Duration = Duration::from_secs(10);
 /// How often a stalled device's last picture is repeated.
 pub const STALL_REPEAT: Duration = Duration::from_secs(1);
-/// Consecutive unusable frames (corrupt, undecodable) before giving up.
-const MAX_BAD_IN_A_ROW: u32 = 60;
-
-/// Live counters of one capture stream.
-#[derive(Debug, Default)]
-pub struct CaptureCounters {
-    /// Frames handed on.
-    pub frames: AtomicU64,
-    /// Frames the driver skipped (gaps in its sequence numbers).
-    pub driver_drops: AtomicU64,
-    /// Frames dropped as corrupt (error flag, short buffer, undecodable JPEG).
-    pub corrupt: AtomicU64,
-    /// Frames whose driver timestamp was unusable (stamped at dequeue instead).
-    pub restamped: AtomicU64,
-    /// Pictures repeated while the device delivered nothing.
-    pub repeated: AtomicU64,
-}
-
-impl CaptureCounters {
-    /// The stats line's camera part: frames delivered, and what went wrong
-    /// (driver drops, corrupt frames, repeats, restamped timestamps).
-    pub fn summary(&self) -> String {
-        let mut s = format!(
-            "cam frames {} drop {} corrupt {}",
-            self.frames.load(Ordering::Relaxed),
-            self.driver_drops.load(Ordering::Relaxed),
-            self.corrupt.load(Ordering::Relaxed)
-        );
-        for (label, v) in [("repeat", &self.repeated), ("restamped", &self.restamped)] {
-            let v = v.load(Ordering::Relaxed);
-            if v > 0 {
-                s.push_str(&format!(" {label} {v}"));
-            }
-        }
-        s
-    }
-}
+/// Consecutive unusable frames (corrupt, too short) before giving up.
+pub const MAX_BAD_IN_A_ROW: u32 = 60;
 
 enum Captured {
     Frame(VideoFrame),
@@ -99,7 +66,7 @@ struct Capture {
     rx: LinkReceiver<Captured>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    counters: Arc<CaptureCounters>,
+    counters: Arc<CameraCounters>,
 }
 
 impl Drop for Capture {
@@ -236,7 +203,7 @@ impl Capture {
             .map_err(|e| device_error(name, &spec.path, "cannot start streaming", e))?;
         let (tx, rx) = link::<Captured>(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(CaptureCounters::default());
+        let counters = Arc::new(CameraCounters::default());
         let stride = match fmt.bytesperline {
             0 if choice.format == PixelFormat::Yuyv => fmt.width * 2,
             0 => fmt.width,
@@ -287,7 +254,7 @@ struct Worker {
     clock: PipelineClock,
     tx: LinkSender<Captured>,
     stop: Arc<AtomicBool>,
-    counters: Arc<CaptureCounters>,
+    counters: Arc<CameraCounters>,
 }
 
 impl Worker {
@@ -407,11 +374,10 @@ impl Worker {
     }
 }
 
-/// A V4L2 camera as a raw I420 [`VideoSource`] (MJPEG cameras decoded).
+/// A V4L2 camera as a raw I420 [`VideoSource`] (YUYV, NV12 or YU12
+/// converted on the capture thread).
 pub struct V4l2Source {
     capture: Capture,
-    decoder: Option<MjpegDecoder>,
-    bad_in_a_row: u32,
     last: Option<VideoFrame>,
 }
 
@@ -444,7 +410,10 @@ impl V4l2Source {
             pts,
         )
         .map(Some)
-        .map_err(|e| CaptureError::invalid_format(&self.capture.spec, e.to_string()))
+        .map_err(|source| CaptureError::Frame {
+            name: self.capture.spec.clone(),
+            source,
+        })
     }
 
     /// The camera's pixel format as negotiated.
@@ -453,49 +422,8 @@ impl V4l2Source {
     }
 
     /// Live counters (frames, driver drops, corrupt frames).
-    pub fn counters(&self) -> Arc<CaptureCounters> {
+    pub fn counters(&self) -> Arc<CameraCounters> {
         self.capture.counters.clone()
-    }
-
-    fn decode(&mut self, unit: &EncodedUnit) -> Result<Option<VideoFrame>, CaptureError> {
-        let spec = &self.capture.spec;
-        let decoder = match &mut self.decoder {
-            Some(d) => d,
-            None => self.decoder.insert(MjpegDecoder::new().map_err(|e| {
-                CaptureError::unsupported(spec, format!("cannot start the JPEG decoder: {e}"))
-            })?),
-        };
-        let f = self.capture.format;
-        match decoder.decode_unit(unit) {
-            Ok(p) if (p.frame.width(), p.frame.height()) == (f.width, f.height) => {
-                self.bad_in_a_row = 0;
-                Ok(Some(p.frame))
-            }
-            other => {
-                self.capture
-                    .counters
-                    .corrupt
-                    .fetch_add(1, Ordering::Relaxed);
-                self.bad_in_a_row += 1;
-                if self.bad_in_a_row >= MAX_BAD_IN_A_ROW {
-                    let why = match other {
-                        Err(e) => e.to_string(),
-                        Ok(p) => format!(
-                            "JPEGs are {}x{}, not the negotiated {}x{}",
-                            p.frame.width(),
-                            p.frame.height(),
-                            f.width,
-                            f.height
-                        ),
-                    };
-                    return Err(CaptureError::malformed(
-                        spec,
-                        format!("{MAX_BAD_IN_A_ROW} JPEGs in a row could not be used: {why}"),
-                    ));
-                }
-                Ok(None)
-            }
-        }
     }
 }
 
@@ -504,20 +432,18 @@ impl VideoSource for V4l2Source {
         self.capture.format
     }
 
-    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+    fn camera_counters(&self) -> Option<Arc<CameraCounters>> {
         Some(self.capture.counters.clone())
     }
 
-    fn next_frame(&mut self) -> Result<Option<VideoFrame>, CaptureError> {
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
         loop {
             let frame = match self.capture.next(self.last.is_some()) {
                 Ok(Some(Captured::Frame(f))) => f,
-                Ok(Some(Captured::Jpeg(unit))) => match self.decode(&unit)? {
-                    Some(f) => f,
-                    None => continue,
-                },
-                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e),
-                Ok(None) => return self.repeat(),
+                // JPEGs never come from a raw stream.
+                Ok(Some(Captured::Jpeg(_))) => continue,
+                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e.into()),
+                Ok(None) => return Ok(self.repeat()?),
                 Err(None) => return Ok(None),
             };
             self.last = Some(frame.clone());
@@ -543,7 +469,7 @@ impl std::fmt::Debug for V4l2JpegSource {
 
 impl V4l2JpegSource {
     /// Live counters (frames, driver drops, corrupt frames).
-    pub fn counters(&self) -> Arc<CaptureCounters> {
+    pub fn counters(&self) -> Arc<CameraCounters> {
         self.capture.counters.clone()
     }
 }
@@ -553,11 +479,11 @@ impl EncodedVideoSource for V4l2JpegSource {
         self.capture.format
     }
 
-    fn camera_counters(&self) -> Option<Arc<CaptureCounters>> {
+    fn camera_counters(&self) -> Option<Arc<CameraCounters>> {
         Some(self.capture.counters.clone())
     }
 
-    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {
+    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, MediaError> {
         loop {
             match self.capture.next(self.last.is_some()) {
                 Ok(Some(Captured::Jpeg(unit))) => {
@@ -566,7 +492,7 @@ impl EncodedVideoSource for V4l2JpegSource {
                 }
                 // Raw frames never come from an MJPG stream.
                 Ok(Some(Captured::Frame(_))) => {}
-                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e),
+                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e.into()),
                 Ok(None) => {
                     let Some(last) = &self.last else { continue };
                     let (capture, pts) = self.capture.now_stamps();
@@ -586,27 +512,39 @@ impl EncodedVideoSource for V4l2JpegSource {
     }
 }
 
-/// A capture opened either way round.
+/// A camera as it was opened: raw frames, or its own JPEGs.
 pub enum V4l2Capture {
-    /// Raw I420 frames (converted, or decoded from MJPEG).
+    /// Raw I420 frames (converted from YUYV, NV12 or YU12).
     Raw(V4l2Source),
-    /// The camera's own JPEGs.
+    /// The camera's own JPEGs (MJPG), for the caller to send or decode.
     Jpeg(V4l2JpegSource),
 }
 
-/// Opens a camera as an I420 source, choosing the format closest to `want`
-/// (or the spec's `size=`, `fps=`, `format=`).
+impl V4l2Capture {
+    fn from(capture: Capture) -> Self {
+        if capture.pixel == PixelFormat::Mjpg {
+            V4l2Capture::Jpeg(V4l2JpegSource {
+                capture,
+                last: None,
+            })
+        } else {
+            V4l2Capture::Raw(V4l2Source {
+                capture,
+                last: None,
+            })
+        }
+    }
+}
+
+/// Opens a camera preferring raw formats, choosing the mode closest to
+/// `want` (or the spec's `size=`, `fps=`, `format=`); a camera that only
+/// offers MJPG (or was asked for it) comes back as [`V4l2Capture::Jpeg`].
 pub fn open_source(
     spec: &V4l2Spec,
     want: VideoFormat,
     clock: PipelineClock,
-) -> Result<V4l2Source, CaptureError> {
-    Ok(V4l2Source {
-        capture: Capture::open(spec, want, false, clock)?,
-        decoder: None,
-        bad_in_a_row: 0,
-        last: None,
-    })
+) -> Result<V4l2Capture, CaptureError> {
+    Capture::open(spec, want, false, clock).map(V4l2Capture::from)
 }
 
 /// Opens a camera for an MJPEG stream: MJPG preferred, and when the camera
@@ -616,20 +554,7 @@ pub fn open_for_mjpeg(
     want: VideoFormat,
     clock: PipelineClock,
 ) -> Result<V4l2Capture, CaptureError> {
-    let capture = Capture::open(spec, want, true, clock)?;
-    Ok(if capture.pixel == PixelFormat::Mjpg {
-        V4l2Capture::Jpeg(V4l2JpegSource {
-            capture,
-            last: None,
-        })
-    } else {
-        V4l2Capture::Raw(V4l2Source {
-            capture,
-            decoder: None,
-            bad_in_a_row: 0,
-            last: None,
-        })
-    })
+    Capture::open(spec, want, true, clock).map(V4l2Capture::from)
 }
 
 #[cfg(test)]
@@ -696,16 +621,21 @@ mod tests {
         }
         for cam in cams {
             let spec = V4l2Spec::parse(&cam.spec()).expect("v4l2").expect("valid");
-            let mut src = match open_source(&spec, WANT, PipelineClock::start()) {
-                Ok(s) => s,
+            match open_source(&spec, WANT, PipelineClock::start()) {
+                Ok(V4l2Capture::Raw(mut src)) => {
+                    let f = src.next_frame().expect("a frame").expect("not ended");
+                    assert_eq!(
+                        (f.width(), f.height()),
+                        (src.format().width, src.format().height)
+                    );
+                }
+                Ok(V4l2Capture::Jpeg(mut src)) => {
+                    let u = src.next_unit().expect("a JPEG").expect("not ended");
+                    assert!(u.codec == Codec::Mjpeg && u.keyframe && !u.data.is_empty());
+                }
                 Err(CaptureError::DeviceBusy { .. }) => continue,
                 Err(e) => panic!("{e}"),
-            };
-            let f = src.next_frame().expect("a frame").expect("not ended");
-            assert_eq!(
-                (f.width(), f.height()),
-                (src.format().width, src.format().height)
-            );
+            }
         }
     }
 }

@@ -2,7 +2,8 @@
 //! video sinks, and the device list for `pstream devices`.
 //!
 //! Specs: `v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]`
-//! for capture (without options, the offer closest to `--size`/`--fps`),
+//! for capture (without options, the offer closest to `--size`/`--fps`;
+//! an MJPG camera hands out its JPEGs, see [`V4l2Capture`]),
 //! `v4l2:/dev/videoN[?format=YU12|YUYV]` for output. A device unplugged
 //! mid-stream stops the stream with one error line (it is not waited for).
 
@@ -14,9 +15,7 @@ pub mod spec;
 mod sys;
 pub mod timestamp;
 
-pub use capture::{
-    open_for_mjpeg, open_source, CaptureCounters, V4l2Capture, V4l2JpegSource, V4l2Source,
-};
+pub use capture::{open_for_mjpeg, open_source, V4l2Capture, V4l2JpegSource, V4l2Source};
 pub use device::{list_devices, V4l2DeviceInfo};
 pub use formats::{FormatInfo, Rate, Rates, Sizes};
 pub use output::{OutputCounters, V4l2Sink};

@@ -21,15 +21,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pstream_core::VideoFrame;
+use pstream_core::{MediaError, VideoFormat, VideoFrame, VideoSink};
 
 use super::device::{device_error, open_device, Direction};
 use super::formats::{describe_offers, Rate};
 use super::spec::{PixelFormat, V4l2Spec};
 use super::sys::{self, MappedBuffers, PixFormat};
 use crate::convert::{i420_to_yu12, i420_to_yuyv};
-use crate::sink::VideoSink;
-use crate::source::VideoFormat;
 use crate::CaptureError;
 
 /// Output buffers in flight.
@@ -333,11 +331,12 @@ fn needed(pixel: PixelFormat, stride: u32, height: u32) -> usize {
 }
 
 impl VideoSink for V4l2Sink {
-    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), CaptureError> {
+    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), MediaError> {
         if self.finished {
             return Err(CaptureError::Finished {
                 name: self.spec.clone(),
-            });
+            }
+            .into());
         }
         let (w, h) = (frame.width(), frame.height());
         let same = self
@@ -352,7 +351,7 @@ impl VideoSink for V4l2Sink {
             .as_ref()
             .is_some_and(|s| matches!(s.io, Io::Write { .. }))
         {
-            return self.write_picture(frame);
+            return self.write_picture(frame).map_err(MediaError::from);
         }
         let Some(index) = self.free_buffer()? else {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -373,7 +372,7 @@ impl VideoSink for V4l2Sink {
         let used = size.min(dst.len());
         if let Err(e) = bufs.queue(index, used, sys::monotonic_now()) {
             free.push(index);
-            return Err(device_error(name, path, "cannot queue an output buffer", e));
+            return Err(device_error(name, path, "cannot queue an output buffer", e).into());
         }
         if !bufs.streaming() {
             bufs.stream_on()
@@ -383,7 +382,7 @@ impl VideoSink for V4l2Sink {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), CaptureError> {
+    fn finish(&mut self) -> Result<(), MediaError> {
         self.finished = true;
         self.stream = None;
         Ok(())

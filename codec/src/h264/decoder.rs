@@ -84,8 +84,12 @@ impl H264Decoder {
             }
         };
         let (width, height, data) = pack_i420(&yuv)?;
-        let frame = VideoFrame::new(width, height, data, capture, pts)
-            .map_err(|e| CodecError::DecodedPicture(e.to_string()))?;
+        let frame = VideoFrame::new(width, height, data, capture, pts).map_err(|source| {
+            CodecError::Frame {
+                codec: "H.264",
+                source,
+            }
+        })?;
         Ok(Some(DecodedPicture { frame }))
     }
 }

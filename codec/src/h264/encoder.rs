@@ -208,7 +208,10 @@ impl H264Encoder {
             std::time::Instant::now(),
             std::time::Duration::ZERO,
         )
-        .map_err(|_| CodecError::config("H.264", "cannot make the priming picture"))?;
+        .map_err(|source| CodecError::Frame {
+            codec: "H.264 (priming)",
+            source,
+        })?;
         self.inner
             .encode_at(&Planes(&black), Timestamp::ZERO)
             .map_err(|e| CodecError::H264Encode {

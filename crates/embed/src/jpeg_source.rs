@@ -9,10 +9,25 @@
 //! chroma, progressive) would be refused frame after frame; those frames are
 //! decoded and encoded again instead, which costs CPU but keeps the stream.
 
-use pstream_capture::{CaptureError, EncodedVideoSource, VideoFormat};
 use pstream_codec::mjpeg::{MjpegDecoder, MjpegEncoder};
-use pstream_core::EncodedUnit;
+use pstream_codec::CodecError;
+use pstream_core::{CameraCounters, EncodedUnit, EncodedVideoSource, MediaError, VideoFormat};
 use pstream_rtp::jpeg::parse_jpeg;
+
+/// Why a camera JPEG could not be re-encoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReencodeError {
+    /// libjpeg-turbo could not start, decode or encode.
+    #[error("camera JPEG: cannot {what} it")]
+    Codec {
+        /// "decode", "encode".
+        what: &'static str,
+        /// The codec's error.
+        #[source]
+        source: CodecError,
+    },
+}
 
 /// Wraps a source of JPEGs: passes on those RFC 2435 can carry, and
 /// re-encodes the others at `quality`.
@@ -40,27 +55,24 @@ impl RtpJpegSource {
         self.reencoded
     }
 
-    fn reencode(&mut self, unit: &EncodedUnit, why: &str) -> Result<EncodedUnit, CaptureError> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| {
-            CaptureError::unsupported("camera JPEG", format!("cannot {what} it: {e}"))
+    fn reencode(&mut self, unit: &EncodedUnit, why: &str) -> Result<EncodedUnit, ReencodeError> {
+        let bad = |what: &'static str| move |source| ReencodeError::Codec { what, source };
+        let (decoder, encoder) = match &mut self.transcoder {
+            Some((d, e)) => (d, e),
+            None => {
+                tracing::warn!(
+                    "the camera's JPEGs cannot go over RTP as they are ({why}); \
+                     decoding and re-encoding them at quality {}",
+                    self.quality
+                );
+                let decoder = MjpegDecoder::new().map_err(bad("decode"))?;
+                let encoder = MjpegEncoder::new(self.quality).map_err(bad("encode"))?;
+                let (d, e) = self.transcoder.insert((decoder, encoder));
+                (d, e)
+            }
         };
-        if self.transcoder.is_none() {
-            tracing::warn!(
-                "the camera's JPEGs cannot go over RTP as they are ({why}); \
-                 decoding and re-encoding them at quality {}",
-                self.quality
-            );
-            let decoder = MjpegDecoder::new().map_err(|e| bad("decode", &e))?;
-            let encoder = MjpegEncoder::new(self.quality).map_err(|e| bad("encode", &e))?;
-            self.transcoder = Some((decoder, encoder));
-        }
-        let Some((decoder, encoder)) = self.transcoder.as_mut() else {
-            return Err(bad("re-encode", &"no transcoder"));
-        };
-        let picture = decoder.decode_unit(unit).map_err(|e| bad("decode", &e))?;
-        let mut out = encoder
-            .encode(&picture.frame)
-            .map_err(|e| bad("encode", &e))?;
+        let picture = decoder.decode_unit(unit).map_err(bad("decode"))?;
+        let mut out = encoder.encode(&picture.frame).map_err(bad("encode"))?;
         // The camera's timing, not the transcoder's.
         out.capture = unit.capture;
         out.pts = unit.pts;
@@ -75,11 +87,11 @@ impl EncodedVideoSource for RtpJpegSource {
         self.inner.format()
     }
 
-    fn camera_counters(&self) -> Option<std::sync::Arc<pstream_capture::v4l2::CaptureCounters>> {
+    fn camera_counters(&self) -> Option<std::sync::Arc<CameraCounters>> {
         self.inner.camera_counters()
     }
 
-    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {
+    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, MediaError> {
         let Some(unit) = self.inner.next_unit()? else {
             return Ok(None);
         };
@@ -87,7 +99,9 @@ impl EncodedVideoSource for RtpJpegSource {
             Ok(_) => return Ok(Some(unit)),
             Err(e) => e.to_string(),
         };
-        self.reencode(&unit, &why).map(Some)
+        self.reencode(&unit, &why)
+            .map(Some)
+            .map_err(|e| MediaError::failed("camera JPEG", e))
     }
 }
 
@@ -115,7 +129,7 @@ mod tests {
             }
         }
 
-        fn next_unit(&mut self) -> Result<Option<EncodedUnit>, CaptureError> {
+        fn next_unit(&mut self) -> Result<Option<EncodedUnit>, MediaError> {
             if self.0.is_empty() {
                 return Ok(None);
             }

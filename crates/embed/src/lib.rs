@@ -45,20 +45,64 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Receiving a peer's stream (what `pstream recv` runs: jitter buffer, PLI
+//! on loss, Opus concealment, lip sync) into files or devices:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), pstream_embed::Error> {
+//! let mut recv = pstream_embed::Receive::from("192.0.2.9")
+//!     .video_out("y4m:out.y4m")
+//!     .audio_out("wav:out.wav")
+//!     .timecode(true)
+//!     .start()?;
+//! std::thread::sleep(std::time::Duration::from_secs(10));
+//! println!("{}", recv.stats_line());
+//! recv.stop();
+//! recv.wait()?;
+//! println!("latency {:?}", recv.latency());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Serving RTMP publishes as HLS with lighter renditions, like `pstream
+//! serve` (the streaming back-end recipe's broadcaster):
+//!
+//! ```no_run
+//! # fn main() -> Result<(), pstream_embed::Error> {
+//! use pstream_embed::serve::Rendition;
+//! let mut server = pstream_embed::Serve::new()
+//!     .rtmp("0.0.0.0:1935")
+//!     .http("0.0.0.0:8935")
+//!     .renditions([Rendition::P144p30fps16x9])
+//!     .start()?;
+//! // players: http://HOST:8935/stream/<key>.m3u8
+//! server.wait()?;
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod encode;
 pub mod error;
+pub mod fault;
+pub mod jpeg_decode;
 pub mod jpeg_source;
 pub mod push;
+pub mod recv;
 pub mod rtp;
 pub mod run;
+pub mod serve;
+pub mod sources;
 pub mod stages;
 pub mod stats;
 
 pub use error::{Error, Result};
 pub use pstream_codec::H264Preset;
 pub use push::{DestinationState, PushConfig, PushStream, Target};
+pub use recv::{Receive, RecvConfig, RtpRecv, StreamStats, SyncMode};
 pub use rtp::{RtpConfig, RtpSend, VideoCodec};
 pub use run::Stop;
+pub use serve::{HlsServer, Serve, ServeConfig};
 
 /// Builds an RTP stream to a peer: [`Rtp::to`], a few settings, [`Rtp::start`].
 #[derive(Debug, Clone)]
@@ -232,12 +276,9 @@ impl Push {
     /// returns the running stream.
     pub fn start(mut self) -> Result<PushStream> {
         for url in &self.urls {
-            let target = Target::parse(url).map_err(|e| {
-                Error::Message(format!(
-                    "destination {}: {}",
-                    pstream_transport::rtmp::redact(url),
-                    error::one_line(&e)
-                ))
+            let target = Target::parse(url).map_err(|e| Error::Destination {
+                name: pstream_transport::rtmp::redact(url),
+                source: Box::new(e),
             })?;
             self.config.destinations.push(target);
         }

@@ -19,24 +19,23 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pstream_capture::{AudioFormat, DeviceCounters};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{
-    link, AudioBlock, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
+    link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
 };
+use pstream_core::{AudioFormat, DeviceCounters};
 use pstream_mux::flv::file_header;
 use pstream_mux::{AudioInfo, FlvMuxer, FlvTag, Interleaver, StreamInfo, VideoInfo};
 use pstream_transport::rtmp::{RtmpConnection, RtmpError, RtmpUrl};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::encode::{self, audio_encode_stage, video_encode_stage, Gop};
 use crate::error::one_line;
-use crate::run::{fail, spawn, Fatal, Stages, Stop};
-use crate::stages::{
-    audio_source_stage, capture_fragment, open_audio, open_video, video_source_stage,
-};
-use crate::stats::kbps;
+use crate::run::{Stages, Stop};
+use crate::stages::{audio_source_stage, capture_part, open_audio, open_video, video_source_stage};
+use crate::stats::{kbps, per_second, StatsLine};
 use crate::{Error, Result};
 
 /// Raw frames waiting for the encoder.
@@ -79,7 +78,7 @@ impl Target {
             }
             return Ok(Target::File(PathBuf::from(path)));
         }
-        Ok(Target::Rtmp(RtmpUrl::parse(s)?))
+        Ok(Target::Rtmp(RtmpUrl::parse(s).map_err(RtmpError::from)?))
     }
 
     /// The name on the stats line and in logs, with any stream key hidden.
@@ -248,12 +247,11 @@ impl DestCounters {
 /// A destination's name, counters and the drop counter of its link.
 type DestEntry = (String, Arc<DestCounters>, Arc<AtomicU64>);
 
-/// Counters of the encoders.
+/// Counters of the two encode stages.
 #[derive(Debug, Default)]
 struct EncodeCounters {
-    video_units: AtomicU64,
-    audio_units: AtomicU64,
-    encoder_skips: AtomicU64,
+    video: encode::EncodeCounters,
+    audio: encode::EncodeCounters,
 }
 
 /// A running push: its stage threads and their counters.
@@ -319,7 +317,11 @@ impl PushStream {
                     ((config.keyint_seconds * f64::from(fps)).round() as u32).max(1);
                 let enc = H264Encoder::new(cfg)
                     .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?;
-                Some((src, enc, cfg, keyint_frames))
+                // GOPs are timed by the encode stage rather than by openh264's
+                // frame counter, so that an IDR forced by a (re)connect
+                // restarts the 2 s cadence instead of being followed by a short GOP.
+                let gop = Gop::every_frames(keyint_frames, f64::from(enc.config().fps));
+                Some((src, enc, cfg, gop))
             }
             None => None,
         };
@@ -375,7 +377,6 @@ impl PushStream {
             capture_device,
             capture_format,
         };
-        let fatal = me.stages.fatal().clone();
         let keyframe = Arc::new(AtomicBool::new(false));
         let has_video = video.is_some();
         let has_audio = aac.is_some();
@@ -385,32 +386,26 @@ impl PushStream {
         me.upstream_drops.push(video_units_tx.drop_counter());
         me.upstream_drops.push(audio_units_tx.drop_counter());
 
-        if let Some((src, enc, _, keyint_frames)) = video {
+        if let Some((src, enc, _, gop)) = video {
             let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
             me.upstream_drops.push(frame_tx.drop_counter());
-            me.stages.add(spawn("video-source", {
-                let (stop, fatal) = (stop.clone(), fatal.clone());
-                move || video_source_stage(src, frame_tx, &stop, &fatal)
-            })?);
-            me.stages.add(spawn("video-encode", {
-                let (stop, fatal, keyframe, encode) = (
-                    stop.clone(),
-                    fatal.clone(),
-                    keyframe.clone(),
-                    me.encode.clone(),
-                );
-                move || {
+            me.stages.spawn("video-source", move |stop| {
+                video_source_stage(src, frame_tx, stop)
+            })?;
+            me.stages.spawn("video-encode", {
+                let (keyframe, encode) = (keyframe.clone(), me.encode.clone());
+                move |_| {
                     video_encode_stage(
-                        (enc, keyint_frames),
+                        Box::new(enc),
+                        Codec::H264,
+                        gop,
                         frame_rx,
                         video_units_tx,
                         &keyframe,
-                        &encode,
-                        &stop,
-                        &fatal,
+                        &encode.video,
                     )
                 }
-            })?);
+            })?;
         } else {
             drop(video_units_tx);
         }
@@ -419,19 +414,21 @@ impl PushStream {
             let (block_tx, block_rx) = link::<AudioBlock>(AUDIO_QUEUE);
             me.upstream_drops.push(block_tx.drop_counter());
             match audio_source {
-                Some(src) => me.stages.add(spawn("audio-source", {
-                    let (stop, fatal) = (stop.clone(), fatal.clone());
-                    move || audio_source_stage(src, block_tx, &stop, &fatal)
-                })?),
-                None => me.stages.add(spawn("audio-silence", {
-                    let (stop, rate, channels) = (stop.clone(), config.audio_rate, config.channels);
-                    move || silence_stage(clock, rate, channels, block_tx, &stop)
-                })?),
+                Some(src) => me.stages.spawn("audio-source", move |stop| {
+                    audio_source_stage(src, block_tx, stop)
+                })?,
+                None => me.stages.spawn("audio-silence", {
+                    let (rate, channels) = (config.audio_rate, config.channels);
+                    move |stop| {
+                        silence_stage(clock, rate, channels, block_tx, stop);
+                        Ok(())
+                    }
+                })?,
             }
-            me.stages.add(spawn("audio-encode", {
-                let (stop, fatal, encode) = (stop.clone(), fatal.clone(), me.encode.clone());
-                move || audio_encode_stage(enc, block_rx, audio_units_tx, &encode, &stop, &fatal)
-            })?);
+            me.stages.spawn("audio-encode", {
+                let encode = me.encode.clone();
+                move |_| audio_encode_stage(Box::new(enc), block_rx, audio_units_tx, &encode.audio)
+            })?;
         } else {
             drop(audio_units_tx);
         }
@@ -456,25 +453,27 @@ impl PushStream {
                 reconnect_max,
                 started: Instant::now(),
             };
-            me.stages.add(spawn(&format!("dest-{}", me.dests.len()), {
-                let stop = stop.clone();
-                move || dest.run(&stop)
-            })?);
+            me.stages
+                .spawn(&format!("dest-{}", me.dests.len()), move |stop| {
+                    dest.run(stop);
+                    Ok(())
+                })?;
         }
 
-        let states: Vec<Arc<DestCounters>> = me.dests.iter().map(|d| d.1.clone()).collect();
-        me.stages.add(spawn("interleave", {
-            let (stop, fatal) = (stop.clone(), fatal.clone());
-            move || {
-                let fan = Fanout {
-                    has_video,
-                    has_audio,
-                    dests: dest_links,
-                    states,
-                };
-                fan.run(video_units_rx, audio_units_rx, &stop, &fatal)
-            }
-        })?);
+        let states: Vec<(String, Arc<DestCounters>)> = me
+            .dests
+            .iter()
+            .map(|d| (d.0.clone(), d.1.clone()))
+            .collect();
+        me.stages.spawn("interleave", move |stop| {
+            let fan = Fanout {
+                has_video,
+                has_audio,
+                dests: dest_links,
+                states,
+            };
+            fan.run(video_units_rx, audio_units_rx, stop)
+        })?;
 
         tracing::info!(
             "pushing to {}",
@@ -527,50 +526,53 @@ impl PushStream {
 
     fn line(&self, prev_video: &mut u64, prev_bytes: &mut [u64], secs: f64) -> String {
         let encode = &self.encode;
-        let frames = encode.video_units.load(Ordering::Relaxed);
-        let fps = if secs > 0.0 {
-            frames.saturating_sub(*prev_video) as f64 / secs
-        } else {
-            0.0
-        };
+        let frames = encode.video.units();
+        let fps = per_second(frames.saturating_sub(*prev_video), secs);
         *prev_video = frames;
         let up: u64 = self
             .upstream_drops
             .iter()
             .map(|d| d.load(Ordering::Relaxed))
             .sum::<u64>()
-            + encode.encoder_skips.load(Ordering::Relaxed);
-        let mut parts = vec![format!(
-            "video {fps:.1} fps frames {frames} audio {} drop {up}",
-            encode.audio_units.load(Ordering::Relaxed)
-        )];
+            + encode.video.skips();
+        let mut line = StatsLine::new();
+        line.section("video")
+            .rate(fps, 1, "fps")
+            .count("frames", frames)
+            .count("audio", encode.audio.units())
+            .count("drop", up);
         let now_ms = self.started.elapsed().as_millis() as u64;
         for ((name, c, link_drops), prev) in self.dests.iter().zip(prev_bytes.iter_mut()) {
             let bytes = c.bytes.load(Ordering::Relaxed);
             let rate = kbps(bytes.saturating_sub(*prev), secs);
             *prev = bytes;
-            let state = match c.state() {
-                DestinationState::Connecting => "connecting".to_string(),
-                DestinationState::Live => "live".to_string(),
+            line.section(name);
+            match c.state() {
+                DestinationState::Connecting => line.word("connecting"),
+                DestinationState::Live => line.word("live"),
                 DestinationState::Retrying => {
                     let at = c.retry_at_ms.load(Ordering::Relaxed);
-                    format!("retrying in {} s", at.saturating_sub(now_ms).div_ceil(1000))
+                    line.word(format_args!(
+                        "retrying in {} s",
+                        at.saturating_sub(now_ms).div_ceil(1000)
+                    ))
                 }
-                DestinationState::Failed => "failed".to_string(),
-                DestinationState::Done => "done".to_string(),
+                DestinationState::Failed => line.word("failed"),
+                DestinationState::Done => line.word("done"),
             };
-            parts.push(format!(
-                "{name} {state} {rate:.0} kbit/s drop {} reconnects {}",
-                c.dropped.load(Ordering::Relaxed) + link_drops.load(Ordering::Relaxed),
-                c.reconnects.load(Ordering::Relaxed)
-            ));
+            line.rate(rate, 0, "kbit/s")
+                .count(
+                    "drop",
+                    c.dropped.load(Ordering::Relaxed) + link_drops.load(Ordering::Relaxed),
+                )
+                .count("reconnects", c.reconnects.load(Ordering::Relaxed));
         }
-        let mut line = parts.join(" | ");
-        line.push_str(&capture_fragment(
+        capture_part(
+            &mut line,
             self.capture_device.as_deref(),
             self.capture_format,
-        ));
-        line
+        );
+        line.to_string()
     }
 
     /// Waits until the run ends (its duration, a source's end, a failure,
@@ -585,7 +587,9 @@ impl PushStream {
             .map(|d| d.0.as_str())
             .collect();
         if !failed.is_empty() {
-            return Err(Error::Message(format!("gave up on {}", failed.join(", "))));
+            return Err(Error::DestinationsFailed {
+                names: failed.into_iter().map(str::to_string).collect(),
+            });
         }
         Ok(())
     }
@@ -640,7 +644,11 @@ impl Destination {
     }
 
     fn run_file(&mut self, file: File, path: &Path) -> Result<()> {
-        let cannot_write = |e| Error::failed(format!("cannot write {}", path.display()), e);
+        let cannot_write = |source| Error::File {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        };
         let mut w = BufWriter::new(file);
         let info = self.muxer.info();
         w.write_all(&file_header(info.video.is_some(), info.audio.is_some()))
@@ -693,11 +701,13 @@ impl Destination {
                     backoff = FIRST_RETRY;
                     match self.stream(conn) {
                         Ok(()) => return Ok(()),
-                        Err(e) if e.is_retryable() => tracing::warn!("{}: {e}", self.name),
+                        Err(e) if e.is_retryable() => {
+                            tracing::warn!("{}: {}", self.name, one_line(&e))
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Err(e) if e.is_retryable() => tracing::warn!("{}: {e}", self.name),
+                Err(e) if e.is_retryable() => tracing::warn!("{}: {}", self.name, one_line(&e)),
                 Err(e) => return Err(e.into()),
             }
             if stop.requested() {
@@ -796,7 +806,7 @@ struct Fanout {
     has_audio: bool,
     dests: Vec<LinkSender<EncodedUnit>>,
     /// Watched so the run ends (with an error) once every destination gave up.
-    states: Vec<Arc<DestCounters>>,
+    states: Vec<(String, Arc<DestCounters>)>,
 }
 
 impl Fanout {
@@ -805,8 +815,7 @@ impl Fanout {
         video: LinkReceiver<EncodedUnit>,
         audio: LinkReceiver<EncodedUnit>,
         stop: &Stop,
-        fatal: &Fatal,
-    ) {
+    ) -> Result<()> {
         let mut il = Interleaver::new(self.has_video, self.has_audio, INTERLEAVE_WAIT);
         let never = crossbeam_channel::never();
         let (mut v_open, mut a_open) = (self.has_video, self.has_audio);
@@ -822,14 +831,11 @@ impl Fanout {
             } else if self
                 .states
                 .iter()
-                .all(|s| s.state() == DestinationState::Failed)
+                .all(|s| s.1.state() == DestinationState::Failed)
             {
-                fail(
-                    fatal,
-                    stop,
-                    Error::Message("every destination gave up (see the errors above)".into()),
-                );
-                break;
+                return Err(Error::DestinationsFailed {
+                    names: self.states.iter().map(|s| s.0.clone()).collect(),
+                });
             }
             let vr = if v_open { video.as_receiver() } else { &never };
             let ar = if a_open { audio.as_receiver() } else { &never };
@@ -851,6 +857,7 @@ impl Fanout {
         for u in il.drain() {
             self.send_all(u);
         }
+        Ok(())
     }
 
     fn send_all(&self, unit: EncodedUnit) {
@@ -890,73 +897,6 @@ fn silence_stage(
             break;
         }
         n = n.saturating_add(1);
-    }
-}
-
-fn video_encode_stage(
-    (mut enc, keyint_frames): (H264Encoder, u32),
-    frames: LinkReceiver<VideoFrame>,
-    out: LinkSender<EncodedUnit>,
-    keyframe: &AtomicBool,
-    counters: &EncodeCounters,
-    stop: &Stop,
-    fatal: &Fatal,
-) {
-    // GOPs are timed here rather than by openh264's frame counter, so that
-    // an IDR forced by a (re)connect restarts the 2 s cadence instead of
-    // being followed by a short GOP.
-    let fps = f64::from(enc.config().fps).max(1.0);
-    let keyint = Duration::from_secs_f64((f64::from(keyint_frames) / fps - 0.5 / fps).max(0.0));
-    let mut last_idr: Option<Duration> = None;
-    while let Some(frame) = frames.recv() {
-        let due = last_idr.is_none_or(|t| frame.pts.saturating_sub(t) >= keyint);
-        if keyframe.swap(false, Ordering::Relaxed) || due {
-            enc.request_keyframe();
-        }
-        match enc.encode(&frame) {
-            Ok(Some(unit)) => {
-                if unit.keyframe {
-                    last_idr = Some(frame.pts);
-                }
-                counters.video_units.fetch_add(1, Ordering::Relaxed);
-                if out.send(unit).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                fail(fatal, stop, Error::failed("H.264 encoding failed", e));
-                break;
-            }
-        }
-    }
-}
-
-fn audio_encode_stage(
-    mut enc: AacEncoder,
-    blocks: LinkReceiver<AudioBlock>,
-    out: LinkSender<EncodedUnit>,
-    counters: &EncodeCounters,
-    stop: &Stop,
-    fatal: &Fatal,
-) {
-    while let Some(block) = blocks.recv() {
-        match enc.encode(&block) {
-            Ok(units) => {
-                for unit in units {
-                    counters.audio_units.fetch_add(1, Ordering::Relaxed);
-                    if out.send(unit).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                fail(fatal, stop, Error::failed("AAC encoding failed", e));
-                return;
-            }
-        }
     }
 }
 

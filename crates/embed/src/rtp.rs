@@ -16,30 +16,30 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use pstream_capture::v4l2::CaptureCounters;
-use pstream_capture::{AudioFormat, AudioSource, DeviceCounters, EncodedVideoSource, OpenedVideo};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
 use pstream_codec::VideoEncoder;
 use pstream_core::link::Recv;
-use pstream_core::{
-    link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, VideoFrame,
-};
+use pstream_core::{link, AudioBlock, Codec, EncodedUnit, LinkReceiver, PipelineClock, VideoFrame};
+use pstream_core::{AudioFormat, AudioSource, CameraCounters, DeviceCounters, EncodedVideoSource};
 use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
+use pstream_rtp::{PT_H264, PT_JPEG, PT_OPUS};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
+use crate::encode::{audio_encode_stage, video_encode_stage, EncodeCounters, Gop};
 use crate::jpeg_source::RtpJpegSource;
-use crate::run::{fail, spawn, Fatal, Stages, Stop};
+use crate::run::{Stages, Stop};
+use crate::sources::OpenedVideo;
 use crate::stages::{
-    audio_source_stage, capture_fragment, encoded_source_stage, open_audio, open_video_for,
+    audio_source_stage, capture_part, encoded_source_stage, open_audio, open_video_for,
     video_source_stage,
 };
-use crate::stats::kbps;
+use crate::stats::{kbps, per_second, StatsLine};
 use crate::{Error, Result};
 
 /// Raw frames waiting for the encoder: two is enough to absorb jitter
@@ -53,12 +53,6 @@ const AUDIO_QUEUE: usize = 16;
 /// Pause between the last RTP packet and the BYE.
 const BYE_DELAY: Duration = Duration::from_millis(50);
 
-/// Payload type for H.264, as the costream receiver and the SDP expect.
-const PT_H264: u8 = 96;
-/// Payload type for Opus.
-const PT_OPUS: u8 = 97;
-/// Static payload type of JPEG (RFC 3551).
-const PT_JPEG: u8 = pstream_rtp::jpeg::PT_JPEG;
 /// JPEG quality when none is given (and for re-encoding a camera's JPEGs).
 const DEFAULT_JPEG_QUALITY: u8 = 85;
 
@@ -311,10 +305,8 @@ struct StreamCounters {
     units: AtomicU64,
     payload_bytes: AtomicU64,
     packets: AtomicU64,
-    encoder_skips: AtomicU64,
-    /// Oldest a picture was (capture to encoded), in microseconds: bounded
-    /// by the two-frame queue however slow the encoder is.
-    max_age_us: AtomicU64,
+    /// The encode stage's counters (skips, the oldest picture encoded).
+    encode: EncodeCounters,
     keyframe_requests: AtomicU64,
     rtcp_dropped: AtomicU64,
     have_report: AtomicBool,
@@ -350,7 +342,7 @@ pub struct RtpSend {
     last: Instant,
     started: Instant,
     capture_device: Option<Arc<DeviceCounters>>,
-    camera: Option<Arc<CaptureCounters>>,
+    camera: Option<Arc<CameraCounters>>,
     audio_format: Option<AudioFormat>,
 }
 
@@ -400,7 +392,6 @@ impl RtpSend {
             camera,
             audio_format,
         };
-        let fatal = me.stages.fatal().clone();
         let cname = format!("pstream@{}", listen);
         if let Some((src, video_plan)) = video {
             let socket = UdpEndpoint::bind(SocketAddr::new(listen, layout.video_rtcp_back()))?;
@@ -417,30 +408,23 @@ impl RtpSend {
                         counters.clone(),
                         vec![frame_tx.drop_counter(), unit_tx.drop_counter()],
                     ));
-                    me.stages.add(spawn("video-source", {
-                        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
-                        move || video_source_stage(src, frame_tx, &shutdown, &fatal)
-                    })?);
-                    me.stages.add(spawn("video-encode", {
-                        let (shutdown, fatal, keyframe, counters) = (
-                            shutdown.clone(),
-                            fatal.clone(),
-                            keyframe.clone(),
-                            counters.clone(),
-                        );
-                        move || {
+                    me.stages.spawn("video-source", move |stop| {
+                        video_source_stage(src, frame_tx, stop)
+                    })?;
+                    me.stages.spawn("video-encode", {
+                        let (keyframe, counters) = (keyframe.clone(), counters.clone());
+                        move |_| {
                             video_encode_stage(
                                 encoder,
                                 video_codec,
+                                Gop::Encoder,
                                 frame_rx,
                                 unit_tx,
                                 &keyframe,
-                                &counters,
-                                &shutdown,
-                                &fatal,
+                                &counters.encode,
                             )
                         }
-                    })?);
+                    })?;
                 }
                 OpenedVideo::Encoded(src) => {
                     // The camera's own JPEGs: every one is a keyframe, nothing to
@@ -454,10 +438,9 @@ impl RtpSend {
                         Box::new(RtpJpegSource::new(src, quality));
                     me.streams
                         .push(("video", counters.clone(), vec![unit_tx.drop_counter()]));
-                    me.stages.add(spawn("video-source", {
-                        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
-                        move || encoded_source_stage(src, unit_tx, &shutdown, &fatal)
-                    })?);
+                    me.stages.spawn("video-source", move |stop| {
+                        encoded_source_stage(src, unit_tx, stop)
+                    })?;
                 }
             }
             let session =
@@ -470,9 +453,7 @@ impl RtpSend {
                 keyframe: Some(keyframe),
                 counters,
             };
-            for t in net.spawn("video-net", unit_rx, &shutdown, &fatal)? {
-                me.stages.add(t);
-            }
+            net.spawn("video-net", unit_rx, &mut me.stages)?;
         }
 
         if let Some((src, cfg)) = audio {
@@ -487,15 +468,13 @@ impl RtpSend {
                 counters.clone(),
                 vec![block_tx.drop_counter(), unit_tx.drop_counter()],
             ));
-            me.stages.add(spawn("audio-source", {
-                let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
-                move || audio_source_stage(src, block_tx, &shutdown, &fatal)
-            })?);
-            me.stages.add(spawn("audio-encode", {
-                let (shutdown, fatal, counters) =
-                    (shutdown.clone(), fatal.clone(), counters.clone());
-                move || audio_encode_stage(encoder, block_rx, unit_tx, &counters, &shutdown, &fatal)
-            })?);
+            me.stages.spawn("audio-source", move |stop| {
+                audio_source_stage(src, block_tx, stop)
+            })?;
+            me.stages.spawn("audio-encode", {
+                let counters = counters.clone();
+                move |_| audio_encode_stage(Box::new(encoder), block_rx, unit_tx, &counters.encode)
+            })?;
             let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, mtu)?;
             let net = NetStage {
                 session,
@@ -505,9 +484,7 @@ impl RtpSend {
                 keyframe: None,
                 counters,
             };
-            for t in net.spawn("audio-net", unit_rx, &shutdown, &fatal)? {
-                me.stages.add(t);
-            }
+            net.spawn("audio-net", unit_rx, &mut me.stages)?;
         }
 
         tracing::info!(
@@ -544,7 +521,7 @@ impl RtpSend {
         self.last = Instant::now();
         let mut line = stats_line(&self.streams, &mut self.prev, secs);
         self.push_devices(&mut line);
-        line
+        line.to_string()
     }
 
     /// The same figures averaged over the whole run.
@@ -555,19 +532,15 @@ impl RtpSend {
             self.started.elapsed().as_secs_f64(),
         );
         self.push_devices(&mut line);
-        line
+        line.to_string()
     }
 
     /// The capture devices' parts of the stats line: camera, microphone.
-    fn push_devices(&self, line: &mut String) {
+    fn push_devices(&self, line: &mut StatsLine) {
         if let Some(cam) = &self.camera {
-            line.push_str(" | ");
-            line.push_str(&cam.summary());
+            line.part(cam.summary());
         }
-        line.push_str(&capture_fragment(
-            self.capture_device.as_deref(),
-            self.audio_format,
-        ));
+        capture_part(line, self.capture_device.as_deref(), self.audio_format);
     }
 
     /// Waits until the run ends (its duration, a source's end, a failure or
@@ -578,59 +551,58 @@ impl RtpSend {
     }
 }
 
-fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> String {
-    let mut parts = Vec::new();
+fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> StatsLine {
+    let mut line = StatsLine::new();
     for ((name, c, drops), prev) in streams.iter().zip(prev.iter_mut()) {
         let units = c.units.load(Ordering::Relaxed);
         let bytes = c.payload_bytes.load(Ordering::Relaxed);
-        let dropped: u64 = drops.iter().map(|d| d.load(Ordering::Relaxed)).sum::<u64>()
-            + c.encoder_skips.load(Ordering::Relaxed);
-        let rate = if secs > 0.0 {
-            (units - prev.0) as f64 / secs
+        let dropped: u64 =
+            drops.iter().map(|d| d.load(Ordering::Relaxed)).sum::<u64>() + c.encode.skips();
+        let rate = kbps(bytes.saturating_sub(prev.1), secs);
+        line.section(name);
+        if *name == "video" {
+            line.rate(per_second(units.saturating_sub(prev.0), secs), 1, "fps")
+                .rate(rate, 0, "kbit/s")
+                .count("frames", units);
         } else {
-            0.0
-        };
-        let mut s = if *name == "video" {
-            format!(
-                "video {rate:.1} fps {:.0} kbit/s frames {units}",
-                kbps(bytes - prev.1, secs)
-            )
-        } else {
-            format!("audio {:.0} kbit/s", kbps(bytes - prev.1, secs))
-        };
+            line.rate(rate, 0, "kbit/s");
+        }
         *prev = (units, bytes);
-        s.push_str(&format!(
-            " pkts {} drop {}",
-            c.packets.load(Ordering::Relaxed),
-            dropped
-        ));
+        line.count("pkts", c.packets.load(Ordering::Relaxed))
+            .count("drop", dropped);
         if *name == "video" {
             let src_drop = drops.first().map_or(0, |d| d.load(Ordering::Relaxed));
-            s.push_str(&format!(
-                " src-drop {src_drop} age-max {:.0} ms",
-                c.max_age_us.load(Ordering::Relaxed) as f64 / 1000.0
-            ));
+            line.count("src-drop", src_drop).figure(
+                "age-max",
+                c.encode.max_age_us() as f64 / 1000.0,
+                0,
+                "ms",
+            );
         }
         if c.have_report.load(Ordering::Relaxed) {
-            s.push_str(&format!(
-                " loss {:.1}% lost {} jitter {:.1} ms rtt {:.1} ms",
+            line.percent(
+                "loss",
                 c.fraction_lost_pct_x100.load(Ordering::Relaxed) as f64 / 100.0,
-                c.cumulative_lost.load(Ordering::Relaxed),
+                1,
+            )
+            .count("lost", c.cumulative_lost.load(Ordering::Relaxed))
+            .figure(
+                "jitter",
                 c.jitter_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                1,
+                "ms",
+            )
+            .figure(
+                "rtt",
                 c.rtt_us.load(Ordering::Relaxed) as f64 / 1000.0,
-            ));
+                1,
+                "ms",
+            );
         }
-        let kf = c.keyframe_requests.load(Ordering::Relaxed);
-        if kf > 0 {
-            s.push_str(&format!(" kf-req {kf}"));
-        }
-        let bad = c.rtcp_dropped.load(Ordering::Relaxed);
-        if bad > 0 {
-            s.push_str(&format!(" bad-rtcp {bad}"));
-        }
-        parts.push(s);
+        line.count_nonzero("kf-req", c.keyframe_requests.load(Ordering::Relaxed))
+            .count_nonzero("bad-rtcp", c.rtcp_dropped.load(Ordering::Relaxed));
     }
-    parts.join(" | ")
+    line
 }
 
 fn sender_session(
@@ -645,69 +617,6 @@ fn sender_session(
     config.mtu = usize::from(mtu);
     RtpSender::with_os_rng(config)
         .map_err(|e| Error::failed(format!("cannot set up the {codec} RTP session"), e))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn video_encode_stage(
-    mut enc: Box<dyn VideoEncoder>,
-    codec: Codec,
-    frames: LinkReceiver<VideoFrame>,
-    out: LinkSender<EncodedUnit>,
-    keyframe: &AtomicBool,
-    counters: &StreamCounters,
-    shutdown: &Stop,
-    fatal: &Fatal,
-) {
-    while let Some(frame) = frames.recv() {
-        if keyframe.swap(false, Ordering::Relaxed) {
-            enc.request_keyframe();
-        }
-        match enc.encode(&frame) {
-            Ok(Some(unit)) => {
-                let age = frame.capture.elapsed().as_micros() as u64;
-                counters.max_age_us.fetch_max(age, Ordering::Relaxed);
-                if out.send(unit).is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {
-                counters.encoder_skips.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                fail(
-                    fatal,
-                    shutdown,
-                    Error::failed(format!("{codec} encoding failed"), e),
-                );
-                break;
-            }
-        }
-    }
-}
-
-fn audio_encode_stage(
-    mut enc: OpusEncoder,
-    blocks: LinkReceiver<AudioBlock>,
-    out: LinkSender<EncodedUnit>,
-    _counters: &StreamCounters,
-    shutdown: &Stop,
-    fatal: &Fatal,
-) {
-    while let Some(block) = blocks.recv() {
-        match enc.encode(&block) {
-            Ok(units) => {
-                for unit in units {
-                    if out.send(unit).is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                fail(fatal, shutdown, Error::failed("Opus encoding failed", e));
-                return;
-            }
-        }
-    }
 }
 
 /// The network end of one stream: drives an [`RtpSender`] from encoded
@@ -726,16 +635,14 @@ impl NetStage {
         self,
         name: &str,
         units: LinkReceiver<EncodedUnit>,
-        shutdown: &Stop,
-        fatal: &Fatal,
-    ) -> Result<Vec<JoinHandle<()>>> {
+        stages: &mut Stages,
+    ) -> Result<()> {
         // A reader thread turns the blocking socket into a channel so the
         // session thread can wait on units, RTCP and timers at once.
         let (rtcp_tx, rtcp_rx) = crossbeam_channel::bounded::<bytes::Bytes>(64);
         let mut reader = self.socket.try_clone()?;
-        let reader_stop = shutdown.clone();
-        let reader = spawn(&format!("{name}-rtcp"), move || {
-            while !reader_stop.requested() {
+        stages.spawn(&format!("{name}-rtcp"), move |stop| {
+            while !stop.requested() {
                 match reader.recv_timeout(Duration::from_millis(100)) {
                     Ok(Some((data, _from))) => {
                         if rtcp_tx.try_send(data).is_err() && rtcp_tx.is_empty() {
@@ -744,31 +651,25 @@ impl NetStage {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!("{e}");
+                        tracing::warn!("{}", crate::error::one_line(&e));
                         thread::sleep(Duration::from_millis(100));
                     }
                 }
             }
+            Ok(())
         })?;
-        let (shutdown, fatal) = (shutdown.clone(), fatal.clone());
-        let main = spawn(name, move || self.run(units, rtcp_rx, &shutdown, &fatal))?;
-        Ok(vec![reader, main])
+        stages.spawn(name, move |_| self.run(units, rtcp_rx))
     }
 
     fn run(
         mut self,
         units: LinkReceiver<EncodedUnit>,
         rtcp: crossbeam_channel::Receiver<bytes::Bytes>,
-        shutdown: &Stop,
-        fatal: &Fatal,
-    ) {
+    ) -> Result<()> {
         loop {
             let now = Instant::now();
             self.session.handle_timeout(now);
-            if let Err(e) = self.flush() {
-                fail(fatal, shutdown, e);
-                return;
-            }
+            self.flush()?;
             let wait = self
                 .session
                 .next_timeout()
@@ -781,8 +682,7 @@ impl NetStage {
                         self.counters.units.fetch_add(1, Ordering::Relaxed);
                         self.counters.payload_bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
                         if let Err(e) = self.session.push(Instant::now(), &unit) {
-                            fail(fatal, shutdown, Error::failed("RTP packetization failed", e));
-                            return;
+                            return Err(Error::failed("RTP packetization failed", e));
                         }
                     }
                     Err(_) => break,
@@ -796,10 +696,7 @@ impl NetStage {
                 },
                 default(wait) => {}
             }
-            if let Err(e) = self.flush() {
-                fail(fatal, shutdown, e);
-                return;
-            }
+            self.flush()?;
         }
         // Upstream has finished: say goodbye so the peer need not time us
         // out. Not at once: the BYE travels on the RTCP port and ffmpeg ends
@@ -809,6 +706,7 @@ impl NetStage {
         self.session.close(Instant::now());
         let _ = self.flush();
         let _ = matches!(units.try_recv(), Recv::Closed);
+        Ok(())
     }
 
     fn drain_events(&mut self) {

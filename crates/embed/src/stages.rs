@@ -2,13 +2,14 @@
 //! specs, and the threads that pull from a capture source into a link until
 //! told to stop.
 
-use pstream_capture::{
-    open_audio_source, open_video_source, open_video_source_for, AudioFormat, AudioSource,
-    DeviceCounters, EncodedVideoSource, OpenedVideo, VideoFormat, VideoSource,
+use pstream_core::{
+    AudioBlock, AudioFormat, AudioSource, Codec, DeviceCounters, EncodedUnit, EncodedVideoSource,
+    LinkSender, PipelineClock, VideoFormat, VideoFrame, VideoSource,
 };
-use pstream_core::{AudioBlock, Codec, EncodedUnit, LinkSender, PipelineClock, VideoFrame};
 
-use crate::run::{fail, Fatal, Stop};
+use crate::run::Stop;
+use crate::sources::{open_audio_source, open_video_source, open_video_source_for, OpenedVideo};
+use crate::stats::StatsLine;
 use crate::{Error, Result};
 
 /// Opens a video spec (`None` for `none`), asking the test pattern for `size`
@@ -70,27 +71,27 @@ pub fn open_audio(
     Ok(Some(open_audio_source(spec, want, clock)?))
 }
 
-/// The stats line's part for an audio capture device (samples captured,
-/// xruns, drift in ppm); empty for synthetic and file sources.
-pub fn capture_fragment(device: Option<&DeviceCounters>, format: Option<AudioFormat>) -> String {
-    match (device, format) {
-        (Some(d), Some(f)) => format!(
-            " | mic {}",
-            d.summary("captured", f.sample_rate, f.channels)
-        ),
-        _ => String::new(),
+/// Adds the stats line's part for an audio capture device (`mic`: samples
+/// captured, xruns, drift in ppm); nothing for synthetic and file sources.
+pub fn capture_part(
+    line: &mut StatsLine,
+    device: Option<&DeviceCounters>,
+    format: Option<AudioFormat>,
+) {
+    if let (Some(d), Some(f)) = (device, format) {
+        line.section("mic")
+            .word(d.summary("captured", f.sample_rate, f.channels));
     }
 }
 
 /// Pulls paced frames from `src` into `out` until the run stops, the source
-/// ends (which ends the run) or the downstream stage goes away.
+/// ends (which ends the run), it fails, or the downstream stage goes away.
 pub fn video_source_stage(
     mut src: Box<dyn VideoSource>,
     out: LinkSender<VideoFrame>,
     shutdown: &Stop,
-    fatal: &Fatal,
-) {
-    pull_stage("video", || src.next_frame(), out, shutdown, fatal);
+) -> Result<()> {
+    pull_stage("video", || src.next_frame(), out, shutdown)
 }
 
 /// Pulls encoded pictures from `src` straight into the unit link of the
@@ -99,9 +100,8 @@ pub fn encoded_source_stage(
     mut src: Box<dyn EncodedVideoSource>,
     out: LinkSender<EncodedUnit>,
     shutdown: &Stop,
-    fatal: &Fatal,
-) {
-    pull_stage("video", || src.next_unit(), out, shutdown, fatal);
+) -> Result<()> {
+    pull_stage("video", || src.next_unit(), out, shutdown)
 }
 
 /// Pulls paced audio blocks from `src` into `out`, like [`video_source_stage`].
@@ -109,9 +109,8 @@ pub fn audio_source_stage(
     mut src: Box<dyn AudioSource>,
     out: LinkSender<AudioBlock>,
     shutdown: &Stop,
-    fatal: &Fatal,
-) {
-    pull_stage("audio", || src.next_block(), out, shutdown, fatal);
+) -> Result<()> {
+    pull_stage("audio", || src.next_block(), out, shutdown)
 }
 
 /// The loop every source stage runs: `next` until the run stops, the source
@@ -122,8 +121,8 @@ fn pull_stage<T, E>(
     mut next: impl FnMut() -> std::result::Result<Option<T>, E>,
     out: LinkSender<T>,
     shutdown: &Stop,
-    fatal: &Fatal,
-) where
+) -> Result<()>
+where
     E: std::error::Error + Send + Sync + 'static,
 {
     while !shutdown.requested() {
@@ -138,14 +137,8 @@ fn pull_stage<T, E>(
                 shutdown.trigger();
                 break;
             }
-            Err(e) => {
-                fail(
-                    fatal,
-                    shutdown,
-                    Error::failed(format!("{kind} source failed"), e),
-                );
-                break;
-            }
+            Err(e) => return Err(Error::failed(format!("{kind} source failed"), e)),
         }
     }
+    Ok(())
 }

@@ -8,8 +8,11 @@ use pstream_core::{Codec, EncodedUnit, PipelineClock};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::h264::{H264Depacketizer, H264Payloader, NAL_AUD};
 use crate::packet::RtpPacket;
+use crate::payload::h264::{self, H264Depacketizer, H264Payloader, NAL_AUD};
+use crate::payload::jpeg::jfif::fixtures::{jpeg, scan};
+use crate::payload::jpeg::{make_tables, parse_jpeg};
+use crate::payload::PT_JPEG;
 use crate::receiver::{ReceiverConfig, RtpReceiver};
 use crate::rtcp::{parse_compound, RtcpPacket};
 use crate::sender::{KeyframeReason, RtpSender, SenderConfig, SenderEvent, TransmitKind};
@@ -76,7 +79,7 @@ fn gstreamer_h264_depacketizes_and_repacketizes() {
             seq += 1;
         });
         let back = depay.pop().expect("unit");
-        let want: Vec<u8> = crate::h264::nal_units(&u.data)
+        let want: Vec<u8> = h264::nal_units(&u.data)
             .filter(|n| n[0] & 0x1f != NAL_AUD)
             .flat_map(|n| [&[0, 0, 0, 1][..], n].concat())
             .collect();
@@ -218,4 +221,54 @@ fn sender_and_receiver_loopback() {
             .expect("bye");
     }
     assert!(!rx.request_keyframe(origin + Duration::from_secs(7)));
+}
+
+/// MJPEG from an RFC 2435 sender session to a receiver session.
+#[test]
+fn sender_to_receiver_round_trip_through_rtp_sessions() {
+    let t0 = Instant::now();
+    let clock = PipelineClock::with_origin(t0, 1_700_000_000_000_000);
+    let cfg = SenderConfig::new(Codec::Mjpeg, clock, "tx");
+    assert_eq!((cfg.payload_type, cfg.clock_rate), (PT_JPEG, 90_000));
+    let mut tx = RtpSender::with_seed(cfg, 1).expect("sender");
+    let mut rcfg = ReceiverConfig::new(Codec::Mjpeg, "rx");
+    rcfg.latency = Duration::ZERO;
+    let mut rx = RtpReceiver::with_seed(rcfg, 2).expect("receiver");
+    let (l, c) = make_tables(90);
+    let mut sent = Vec::new();
+    for f in 0..5u32 {
+        let at = t0 + Duration::from_millis(u64::from(f) * 33);
+        let data = jpeg(352, 288, 0x22, &l, &c, 0, &scan(4000 + f as usize * 100));
+        let unit = EncodedUnit {
+            codec: Codec::Mjpeg,
+            keyframe: true,
+            pts: at - t0,
+            dts: None,
+            capture: at,
+            data: Bytes::from(data.clone()),
+        };
+        tx.push(at, &unit).expect("push");
+        while let Some(t) = tx.poll_transmit() {
+            if t.kind == TransmitKind::Rtp {
+                let p = RtpPacket::parse(t.data.clone()).expect("rtp");
+                assert_eq!(p.header.payload_type, 26);
+                rx.handle_rtp(at, &t.data).expect("rtp");
+            }
+        }
+        sent.push(data);
+    }
+    let got: Vec<_> = std::iter::from_fn(|| rx.poll_unit()).collect();
+    assert_eq!(got.len(), 5);
+    for (u, src) in got.iter().zip(&sent) {
+        assert!(u.keyframe && u.complete);
+        let a = parse_jpeg(&u.data).expect("rebuilt");
+        let b = parse_jpeg(src).expect("source");
+        assert_eq!(
+            (a.width, a.height, a.rtp_type),
+            (b.width, b.height, b.rtp_type)
+        );
+        assert_eq!((a.luma, a.chroma, a.scan), (b.luma, b.chroma, b.scan));
+    }
+    let ts: Vec<u32> = got.iter().map(|u| u.rtp_timestamp).collect();
+    assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 33 * 90));
 }

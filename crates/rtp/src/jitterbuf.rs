@@ -63,6 +63,21 @@ impl<T> JitterBuffer<T> {
         }
     }
 
+    /// Changes how long a packet behind a gap waits (the repair budget).
+    pub fn set_latency(&mut self, latency: Duration) {
+        self.latency = latency;
+    }
+
+    /// How long a packet behind a gap waits.
+    pub fn latency(&self) -> Duration {
+        self.latency
+    }
+
+    /// The next extended sequence number to leave, once one has left.
+    pub fn next_out(&self) -> Option<u64> {
+        self.next
+    }
+
     /// Number of packets held.
     pub fn len(&self) -> usize {
         self.held.len()

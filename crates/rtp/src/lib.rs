@@ -1,30 +1,44 @@
-//! Sans-IO RTP and RTCP: payloaders, depayloaders, sessions, jitter buffer.
+//! Sans-IO RTP and RTCP: payload formats, sessions, jitter buffer, lip sync, SDP.
+//!
+//! - [`payload`]: the payloader and depayloader traits, the unit they hand
+//!   out and their errors, with one leaf per codec ([`h264`], [`opus`],
+//!   [`jpeg`]) and a switch by codec ([`Packetizer`], [`Depacketizer`]).
+//! - [`packet`], [`rtcp`]: the wire formats; [`seq`], [`jitterbuf`]: ordering.
+//! - [`rtx`]: loss repair by NACK and retransmission (RFC 4585, RFC 4588).
+//! - [`sender`], [`receiver`]: the sessions, built on all of the above.
+//! - [`srtp`]: SRTP and SRTCP protection (RFC 3711, RFC 7714).
+//! - [`lipsync`], [`frame_rate`], [`sdp`]: what a player around them needs.
 //!
 //! Nothing here touches a socket, a thread or the clock: every call that
 //! depends on time takes `now: Instant`, and packets to send are handed back
 //! by `poll_transmit`. See [`sender::RtpSender`] and [`receiver::RtpReceiver`].
 
-pub mod depay;
 pub mod frame_rate;
-pub mod h264;
 #[cfg(test)]
 mod interop_tests;
 pub mod jitterbuf;
-pub mod jpeg;
 pub mod lipsync;
-pub mod opus;
 pub mod packet;
+pub mod payload;
 pub mod receiver;
 pub mod rtcp;
+pub mod rtx;
 pub mod sdp;
 pub mod sender;
 pub mod seq;
+pub mod srtp;
 
-pub use depay::{DepacketizedUnit, Depacketizer, DepayError, DepayErrorKind};
-pub use h264::{H264Depacketizer, H264Payloader, PayloaderError};
-pub use jpeg::{JpegDepacketizer, JpegError, JpegPayloader};
+// The codec leaves keep the paths they had before `payload` gathered them.
+pub use payload::{h264, jpeg, opus};
+
+pub use h264::{H264Depacketizer, H264Payloader};
+pub use jpeg::{JpegDepacketizer, JpegPayloader};
 pub use opus::{OpusDepacketizer, OpusPayloader};
 pub use packet::{RtpError, RtpHeader, RtpPacket};
+pub use payload::{
+    DepacketizedUnit, Depacketizer, DepayError, DepayErrorKind, Depayloader, JpegError,
+    JpegUnsupported, Packetizer, Payloader, PayloaderError, PT_H264, PT_JPEG, PT_OPUS,
+};
 pub use receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
 pub use rtcp::{RtcpError, RtcpPacket};
 pub use sender::{RtpSender, SenderConfig, SenderEvent, Transmit, TransmitKind};

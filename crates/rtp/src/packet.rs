@@ -16,6 +16,7 @@ pub const MAX_CSRCS: usize = 15;
 
 /// Why an RTP packet could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RtpError {
     /// Fewer bytes than the fixed header, its CSRCs or its extension need.
     #[error("RTP packet truncated: {needed} bytes needed for the {part}, {len} present")]
@@ -51,6 +52,7 @@ pub enum RtpError {
 
 /// Why an RTP packet could not be written.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RtpWriteError {
     /// More than 15 CSRCs.
     #[error("{0} CSRCs given, at most 15 fit")]

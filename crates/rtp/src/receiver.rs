@@ -15,10 +15,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
-use crate::depay::{Depacketizer, DepayError};
 use crate::jitterbuf::{Insert, JitterBuffer};
 use crate::packet::{RtpError, RtpPacket};
-use crate::rtcp::{self, ReportBlock, RtcpError, RtcpPacket, SdesChunk};
+use crate::payload::{Depacketizer, DepayError};
+use crate::rtcp::{self, NackPair, ReportBlock, RtcpError, RtcpPacket, SdesChunk, MAX_NACK_PAIRS};
+use crate::rtx::{self, NackTiming, NackTracker, RttEstimator, RtxReceiveConfig};
 use crate::sender::{Transmit, TransmitKind};
 use crate::seq::{SeqExtender, SeqVerdict};
 
@@ -37,7 +38,8 @@ pub struct ReceiverConfig {
     /// RTP clock rate in Hz.
     pub clock_rate: u32,
     /// Longest a packet waits for a missing one before the gap is skipped;
-    /// zero releases every unit as soon as it is complete.
+    /// zero releases every unit as soon as it is complete. With RTX this is
+    /// the repair budget (unless [`RtxReceiveConfig::auto_latency`]).
     pub latency: Duration,
     /// Most packets held while waiting; past this a gap is skipped at once.
     pub max_held: usize,
@@ -51,6 +53,9 @@ pub struct ReceiverConfig {
     pub pli_min_interval: Duration,
     /// Silence after which a new SSRC replaces the current sender.
     pub source_timeout: Duration,
+    /// NACK and RTX (RFC 4585, RFC 4588): repair losses before giving up on
+    /// them; `None`: losses are skipped after `latency`.
+    pub rtx: Option<RtxReceiveConfig>,
 }
 
 impl ReceiverConfig {
@@ -67,12 +72,20 @@ impl ReceiverConfig {
             rtcp_interval: crate::sender::DEFAULT_RTCP_INTERVAL,
             pli_min_interval: DEFAULT_PLI_INTERVAL,
             source_timeout: DEFAULT_SOURCE_TIMEOUT,
+            rtx: None,
         }
+    }
+
+    /// Repairs losses with NACK and RTX as `rtx` says.
+    pub fn with_rtx(mut self, rtx: RtxReceiveConfig) -> Self {
+        self.rtx = Some(rtx);
+        self
     }
 }
 
 /// Why a receiver could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ReceiverError {
     /// pstream has no RTP payload format for this codec.
     #[error("no RTP payload format for {0}")]
@@ -80,6 +93,9 @@ pub enum ReceiverError {
     /// A clock rate of zero.
     #[error("RTP clock rate must be positive")]
     ClockRate,
+    /// An RTX payload type above 127.
+    #[error("RTX payload type {0} does not fit in 7 bits")]
+    RtxPayloadType(u8),
 }
 
 /// An access unit (Annex-B, 4-byte start codes) or Opus packet off the wire.
@@ -153,6 +169,28 @@ pub struct ReceiverStats {
     pub foreign_ssrc_packets: u64,
     /// Times a new sender (or a renumbered one) replaced the current one.
     pub sender_restarts: u64,
+    /// NACK messages sent.
+    pub nack_sent: u64,
+    /// Sequence numbers asked for in them (a retry counts again).
+    pub nack_requests: u64,
+    /// RTX packets received.
+    pub rtx_received: u64,
+    /// Missing packets an RTX brought back in time.
+    pub rtx_repaired: u64,
+    /// RTX packets that came after the jitter buffer gave up on their packet.
+    pub rtx_late: u64,
+    /// RTX packets for packets already there (the original was only late).
+    pub rtx_duplicates: u64,
+    /// RTX packets dropped: no OSN, no sender yet, or a stream not associated.
+    pub rtx_dropped: u64,
+    /// Packets NACKed but given up as lost.
+    pub unrepaired: u64,
+    /// Missing packets not tracked for NACKs (too many at once).
+    pub nack_overflowed: u64,
+    /// The round trip measured from NACK to RTX, smoothed (0 before any).
+    pub rtt_ms: f64,
+    /// The jitter buffer's current latency: the repair budget.
+    pub latency_ms: f64,
 }
 
 #[derive(Debug)]
@@ -173,15 +211,25 @@ struct Source {
     last_sr: Option<SenderReportInfo>,
     cname: Option<String>,
     lost_pending: u64,
+    media_pt: u8,
+    rtx_ssrc: Option<u32>,
+    tracker: NackTracker,
+    reorder: Duration,
 }
 
 impl Source {
-    fn new(cfg: &ReceiverConfig, depay: Depacketizer, pkt: &RtpPacket, now: Instant) -> Self {
+    fn new(
+        cfg: &ReceiverConfig,
+        latency: Duration,
+        depay: Depacketizer,
+        pkt: &RtpPacket,
+        now: Instant,
+    ) -> Self {
         let first = pkt.header.sequence;
         Self {
             ssrc: pkt.header.ssrc,
             seq: SeqExtender::new(first),
-            jb: JitterBuffer::new(cfg.latency, cfg.max_held),
+            jb: JitterBuffer::new(latency, cfg.max_held),
             depay,
             base_ext: SeqExtender::initial(first),
             received: 0,
@@ -195,6 +243,10 @@ impl Source {
             last_sr: None,
             cname: None,
             lost_pending: 0,
+            media_pt: pkt.header.payload_type,
+            rtx_ssrc: None,
+            tracker: NackTracker::new(cfg.rtx.as_ref().map_or(1, |r| r.max_tracked)),
+            reorder: Duration::ZERO,
         }
     }
 
@@ -249,6 +301,9 @@ pub struct RtpReceiver {
     stats: ReceiverStats,
     last_depay_error: Option<DepayError>,
     rng: StdRng,
+    latency: Duration,
+    rtt: RttEstimator,
+    last_nack: Option<Instant>,
 }
 
 impl RtpReceiver {
@@ -260,8 +315,18 @@ impl RtpReceiver {
         if config.clock_rate == 0 {
             return Err(ReceiverError::ClockRate);
         }
+        if let Some(r) = config.rtx.as_ref().filter(|r| r.payload_type > 0x7f) {
+            return Err(ReceiverError::RtxPayloadType(r.payload_type));
+        }
+        let latency = match &config.rtx {
+            Some(r) if r.auto_latency => r.max_latency,
+            _ => config.latency,
+        };
         let mut rng = StdRng::from_rng(rng);
         Ok(Self {
+            latency,
+            rtt: RttEstimator::default(),
+            last_nack: None,
             ssrc: config.ssrc.unwrap_or_else(|| rng.random()),
             config,
             source: None,
@@ -299,6 +364,10 @@ impl RtpReceiver {
         s.jitter_ms = self.source.as_ref().map_or(0.0, |src| {
             src.jitter * 1000.0 / f64::from(self.config.clock_rate)
         });
+        s.rtt_ms = self.rtt.srtt().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        s.latency_ms = self.latency.as_secs_f64() * 1000.0;
+        s.nack_overflowed = self.source.as_ref().map_or(0, |src| src.tracker.overflowed)
+            + self.stats.nack_overflowed;
         s
     }
 
@@ -334,6 +403,10 @@ impl RtpReceiver {
             }
         };
         self.epoch.get_or_insert(now);
+        if self.is_rtx(&pkt) {
+            self.handle_rtx(now, pkt);
+            return Ok(());
+        }
         let ssrc = pkt.header.ssrc;
         match &self.source {
             Some(s) if s.ssrc == ssrc => {}
@@ -364,7 +437,12 @@ impl RtpReceiver {
         src.last_seen = now;
         // A sender that said BYE and carries on is back.
         src.bye = false;
-        let ext = match src.seq.extend(pkt.header.sequence) {
+        src.media_pt = pkt.header.payload_type;
+        let before = src.seq.highest();
+        let verdict = src.seq.extend(pkt.header.sequence);
+        // Only a packet moving the highest number on can open a gap.
+        let gap_from = matches!(verdict, SeqVerdict::Ahead(_)).then_some(before + 1);
+        let ext = match verdict {
             SeqVerdict::Ahead(e) | SeqVerdict::Behind(e) => e,
             SeqVerdict::Jump => {
                 self.stats.seq_jumps += 1;
@@ -383,7 +461,32 @@ impl RtpReceiver {
             return Ok(());
         };
         let len = pkt.payload.len() as u64;
-        match src.jb.insert(now, ext, pkt) {
+        let accepted = src.jb.insert(now, ext, pkt);
+        if accepted != Insert::Duplicate && self.config.rtx.is_some() {
+            if let Some(from) = gap_from.filter(|&f| ext > f) {
+                // A gap: NACK it once a reordered packet would have arrived.
+                let wait = self.reorder_wait();
+                if let Some(src) = self.source.as_mut() {
+                    src.tracker.gap(now, from, ext, now + wait);
+                }
+            } else if let Some(src) = self.source.as_mut() {
+                if let Some(m) = src.tracker.arrived(ext) {
+                    // A missing packet came after all: learn how late
+                    // reordered packets come (up at once, down slowly: one in a
+                    // few hundred packets is late by the most).
+                    let late = now.saturating_duration_since(m.detected);
+                    let decayed = src
+                        .reorder
+                        .saturating_sub(src.reorder.saturating_sub(late) / 256);
+                    src.reorder = late.max(decayed);
+                    self.update_latency();
+                }
+            }
+        }
+        let Some(src) = self.source.as_mut() else {
+            return Ok(());
+        };
+        match accepted {
             Insert::Accepted => {
                 src.received += 1;
                 self.stats.packets += 1;
@@ -399,11 +502,155 @@ impl RtpReceiver {
         Ok(())
     }
 
+    /// Whether `pkt` is an RTX packet: RTX on, its payload type, and not the
+    /// payload type the media itself arrives with.
+    fn is_rtx(&self, pkt: &RtpPacket) -> bool {
+        self.config.rtx.as_ref().is_some_and(|r| {
+            r.payload_type == pkt.header.payload_type
+                && self
+                    .source
+                    .as_ref()
+                    .is_none_or(|s| s.media_pt != r.payload_type || s.ssrc != pkt.header.ssrc)
+        })
+    }
+
+    /// Puts the packet an RTX carries back into the jitter buffer under its
+    /// original number. The RTX stream is the one whose packet first answers
+    /// a NACK (as GStreamer's rtprtxreceive associates it); a stream that
+    /// never did is ignored. RTX packets count neither as received nor for
+    /// jitter in receiver reports, which describe the path.
+    fn handle_rtx(&mut self, now: Instant, pkt: RtpPacket) {
+        self.stats.rtx_received += 1;
+        let Some(src) = self.source.as_mut().filter(|s| !s.bye) else {
+            self.stats.rtx_dropped += 1;
+            return;
+        };
+        let Some(original) = rtx::restore_original(&pkt, src.ssrc, src.media_pt) else {
+            self.stats.rtx_dropped += 1;
+            return;
+        };
+        let ext = src.seq.nearest(original.header.sequence);
+        let associated = src.rtx_ssrc == Some(pkt.header.ssrc);
+        if !associated {
+            if !src.tracker.contains(ext) {
+                self.stats.rtx_dropped += 1;
+                return;
+            }
+            src.rtx_ssrc = Some(pkt.header.ssrc);
+        }
+        if ext > src.seq.highest() {
+            // Never announced by the media stream: not a repair.
+            self.stats.rtx_dropped += 1;
+            return;
+        }
+        let known = src.tracker.arrived(ext);
+        match src.jb.insert(now, ext, original) {
+            Insert::Accepted => self.stats.rtx_repaired += 1,
+            Insert::Late => self.stats.rtx_late += 1,
+            Insert::Duplicate => self.stats.rtx_duplicates += 1,
+        }
+        // Karn: only a packet NACKed once times the round trip unambiguously.
+        if let Some(Some(sent)) = known.filter(|m| m.sent == 1).map(|m| m.last_sent) {
+            self.rtt.sample(now.saturating_duration_since(sent));
+            self.update_latency();
+        }
+        self.release(now);
+    }
+
+    /// Follows the measured round trip with the repair budget, if
+    /// automatic: the wait for reordered packets before the first NACK,
+    /// then `rtt_factor` round trips (room for a retry when an RTX is lost
+    /// too), 20..200 ms by default.
+    fn update_latency(&mut self) {
+        let Some(r) = self.config.rtx.as_ref().filter(|r| r.auto_latency) else {
+            return;
+        };
+        self.latency = match self.rtt.srtt() {
+            Some(rtt) => (self.reorder_estimate() + rtt.mul_f64(r.rtt_factor.max(0.0)))
+                .clamp(r.min_latency, r.max_latency.max(r.min_latency)),
+            None => r.max_latency,
+        };
+        if let Some(src) = self.source.as_mut() {
+            src.jb.set_latency(self.latency);
+        }
+    }
+
+    /// How late a missing packet may still arrive reordered: the latest a
+    /// missing packet has turned up lately, or twice the interarrival
+    /// jitter, 5 ms at least. A NACK sent sooner mostly asks for packets
+    /// already on their way.
+    fn reorder_estimate(&self) -> Duration {
+        let (jitter, seen) = self
+            .source
+            .as_ref()
+            .map_or((0.0, Duration::ZERO), |s| (s.jitter, s.reorder));
+        let jitter =
+            Duration::from_secs_f64((2.0 * jitter / f64::from(self.config.clock_rate)).min(1.0));
+        (seen + Duration::from_millis(1))
+            .max(jitter)
+            .max(Duration::from_millis(5))
+    }
+
+    /// The wait before a gap's first NACK: the reorder estimate, but never
+    /// more than a third of the budget.
+    fn reorder_wait(&self) -> Duration {
+        self.reorder_estimate()
+            .min((self.latency / 3).max(Duration::from_millis(5)))
+    }
+
+    /// Sends the NACKs due at `now`, in as few messages as fit.
+    fn send_nacks(&mut self, now: Instant) {
+        let Some(cfg) = self.config.rtx.as_ref() else {
+            return;
+        };
+        if self.last_nack.is_some_and(|t| now < t + cfg.nack_interval) {
+            return;
+        }
+        let srtt = self.rtt.srtt();
+        let retry = match srtt {
+            // An RTX comes back a round trip after its NACK, give or take
+            // the round trip's own variation.
+            Some(rtt) => rtt + (self.rtt.rttvar() * 2).max(Duration::from_millis(5)),
+            None => cfg.max_latency / 4,
+        };
+        let timing = NackTiming {
+            batch_until: now + cfg.nack_interval,
+            retry,
+            max_nacks: cfg.max_nacks.max(1),
+            budget: self.latency,
+            srtt,
+        };
+        let Some(src) = self.source.as_mut().filter(|s| !s.bye) else {
+            return;
+        };
+        let media_ssrc = src.ssrc;
+        let exts = src.tracker.take_due(now, timing);
+        if exts.is_empty() {
+            return;
+        }
+        self.stats.nack_requests += exts.len() as u64;
+        let pairs = NackPair::pack(exts.iter().map(|&e| e as u16));
+        for chunk in pairs.chunks(MAX_NACK_PAIRS) {
+            self.stats.nack_sent += 1;
+            let nack = RtcpPacket::Nack {
+                sender_ssrc: self.ssrc,
+                media_ssrc,
+                pairs: chunk.to_vec(),
+                dropped_pairs: 0,
+            };
+            self.queue_rtcp(now, Some(nack), false);
+        }
+        self.last_nack = Some(now);
+    }
+
     fn start_source(&mut self, pkt: &RtpPacket, now: Instant) {
         let Some(depay) = Depacketizer::new(self.config.codec) else {
             return;
         };
-        let mut src = Source::new(&self.config, depay, pkt, now);
+        if let Some(old) = self.source.as_ref() {
+            self.stats.nack_overflowed += old.tracker.overflowed;
+        }
+        let mut src = Source::new(&self.config, self.latency, depay, pkt, now);
         if let Some((ssrc, sr)) = self.pending_sr.take() {
             if ssrc == src.ssrc {
                 src.last_sr = Some(sr);
@@ -440,6 +687,7 @@ impl RtpReceiver {
         while let Some(r) = src.jb.pop(now) {
             self.stats.lost += r.lost_before;
             src.lost_pending += r.lost_before;
+            self.stats.unrepaired += src.tracker.release_through(r.ext);
             if let Err(e) = src.depay.push(&r.item) {
                 self.stats.depay_errors += 1;
                 self.last_depay_error = Some(e);
@@ -463,6 +711,7 @@ impl RtpReceiver {
         while let Some(r) = src.jb.pop_any() {
             self.stats.lost += r.lost_before;
             src.lost_pending += r.lost_before;
+            self.stats.unrepaired += src.tracker.release_through(r.ext);
             arrival = r.arrival;
             if let Err(e) = src.depay.push(&r.item) {
                 self.stats.depay_errors += 1;
@@ -527,17 +776,24 @@ impl RtpReceiver {
     #[must_use]
     pub fn next_timeout(&self) -> Option<Instant> {
         let held = self.source.as_ref().and_then(|s| s.jb.deadline());
-        match (self.next_rr, held) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let nack = self.config.rtx.as_ref().and_then(|cfg| {
+            let src = self.source.as_ref().filter(|s| !s.bye)?;
+            let due = src.tracker.next_due()?;
+            Some(
+                self.last_nack
+                    .map_or(due, |t| due.max(t + cfg.nack_interval)),
+            )
+        });
+        [self.next_rr, held, nack].into_iter().flatten().min()
     }
 
-    /// Releases packets whose wait is over and sends a report if one is due.
+    /// Releases packets whose wait is over, sends the NACKs due and a report
+    /// if one is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.release(now);
+        self.send_nacks(now);
         if self.next_rr.is_some_and(|t| t <= now) {
-            self.queue_rtcp(now, None);
+            self.queue_rtcp(now, None, true);
             let factor = self.rng.random_range(0.5..1.5);
             self.next_rr = Some(now + self.config.rtcp_interval.mul_f64(factor));
         }
@@ -565,13 +821,18 @@ impl RtpReceiver {
                 sender_ssrc: self.ssrc,
                 media_ssrc,
             }),
+            true,
         );
         true
     }
 
-    fn queue_rtcp(&mut self, now: Instant, extra: Option<RtcpPacket>) {
+    /// Queues RR + SDES (+ `extra`). NACK compounds carry an RR without a
+    /// report block (`with_report` false): a block restarts the "since the
+    /// last report" loss count, and NACKs come too often for the sender's
+    /// rate control to read loss fractions over their short intervals.
+    fn queue_rtcp(&mut self, now: Instant, extra: Option<RtcpPacket>, with_report: bool) {
         let reports = match self.source.as_mut() {
-            Some(src) if !src.bye => vec![src.report_block(now)],
+            Some(src) if !src.bye && with_report => vec![src.report_block(now)],
             _ => Vec::new(),
         };
         let mut packets = vec![
@@ -610,6 +871,8 @@ impl RtpReceiver {
                     };
                     match self.source.as_mut() {
                         Some(src) if src.ssrc == ssrc => src.last_sr = Some(info),
+                        // The RTX stream's own SR says nothing about the media.
+                        Some(src) if src.rtx_ssrc == Some(ssrc) => {}
                         _ => self.pending_sr = Some((ssrc, info)),
                     }
                 }
@@ -641,8 +904,8 @@ impl RtpReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h264::H264Payloader;
     use crate::packet::RtpHeader;
+    use crate::payload::h264::H264Payloader;
     use bytes::BufMut;
 
     fn rx(codec: Codec, latency: Duration) -> RtpReceiver {
@@ -958,7 +1221,7 @@ mod tests {
         // The fragments after the hole were dropped, and the log can say which.
         let e = r.last_depay_error().expect("a depay error");
         assert_eq!((e.ssrc, e.timestamp), (77, 5 * 3000));
-        assert_eq!(e.kind, crate::depay::DepayErrorKind::FuWithoutStart);
+        assert_eq!(e.kind, crate::payload::DepayErrorKind::FuWithoutStart);
     }
 
     #[test]

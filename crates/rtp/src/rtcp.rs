@@ -2,8 +2,9 @@
 //!
 //! The parser checks every length field against the bytes actually present
 //! and returns an error, never panics. Packet types pstream does not use
-//! (XR, APP, REMB, other feedback) parse as [`RtcpPacket::Unknown`], so
-//! compounds from GStreamer's rtpbin, reduced-size or not, are accepted.
+//! (XR, APP, other feedback) parse as [`RtcpPacket::Unknown`], so compounds
+//! from GStreamer's rtpbin, reduced-size or not, are accepted. A generic
+//! NACK keeps at most [`MAX_NACK_PAIRS`] entries and says how many it cut.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pstream_core::NtpTime;
@@ -27,6 +28,15 @@ pub const FMT_NACK: u8 = 1;
 pub const FMT_PLI: u8 = 1;
 /// Feedback message type of a full intra request (in PSFB).
 pub const FMT_FIR: u8 = 4;
+/// Feedback message type of application-layer feedback (in PSFB), which
+/// carries REMB.
+pub const FMT_ALFB: u8 = 15;
+/// The unique identifier that marks an application-layer feedback as REMB.
+pub const REMB_ID: &[u8; 4] = b"REMB";
+/// The most PID/BLP entries one NACK keeps (1088 sequence numbers): a
+/// receiver repairing a live stream never needs more, and a NACK listing
+/// thousands is cut here rather than turned into thousands of resends.
+pub const MAX_NACK_PAIRS: usize = 64;
 /// SDES item type of the canonical name.
 pub const SDES_CNAME: u8 = 1;
 /// The most report blocks, chunks or SSRCs one packet can count (5 bits).
@@ -34,6 +44,7 @@ pub const MAX_COUNT: usize = 31;
 
 /// Why an RTCP compound packet was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RtcpError {
     /// Fewer than 4 bytes left for a packet header.
     #[error("RTCP truncated at offset {offset}: {remaining} bytes cannot hold a header")]
@@ -125,6 +136,26 @@ pub struct NackPair {
 }
 
 impl NackPair {
+    /// Packs sequence numbers (in the order given, normally ascending) into
+    /// as few entries as the PID + 16-bit mask form allows.
+    pub fn pack(seqs: impl IntoIterator<Item = u16>) -> Vec<NackPair> {
+        let mut pairs: Vec<NackPair> = Vec::new();
+        for seq in seqs {
+            if let Some(last) = pairs.last_mut() {
+                let d = seq.wrapping_sub(last.pid);
+                if d == 0 {
+                    continue;
+                }
+                if (1..=16).contains(&d) {
+                    last.blp |= 1 << (d - 1);
+                    continue;
+                }
+            }
+            pairs.push(NackPair { pid: seq, blp: 0 });
+        }
+        pairs
+    }
+
     /// Every sequence number this entry reports lost.
     pub fn lost(&self) -> impl Iterator<Item = u16> + '_ {
         std::iter::once(self.pid).chain(
@@ -201,8 +232,20 @@ pub enum RtcpPacket {
         sender_ssrc: u32,
         /// The media source whose packets were lost.
         media_ssrc: u32,
-        /// The lost packets.
+        /// The lost packets, at most [`MAX_NACK_PAIRS`] entries.
         pairs: Vec<NackPair>,
+        /// Entries past [`MAX_NACK_PAIRS`] that the parser dropped (0 when
+        /// written: the writer cuts silently).
+        dropped_pairs: usize,
+    },
+    /// Receiver estimated maximum bitrate (PT 206, FMT 15, draft-alvestrand-rmcat-remb).
+    Remb {
+        /// Who estimates.
+        sender_ssrc: u32,
+        /// The estimate in bits per second (saturates at `u64::MAX`).
+        bitrate: u64,
+        /// The media sources the estimate covers.
+        ssrcs: Vec<u32>,
     },
     /// Any other packet type or feedback format, skipped.
     Unknown {
@@ -329,8 +372,10 @@ fn parse_one(ctx: Ctx, count: u8, body: &[u8]) -> Result<RtcpPacket, RtcpError> 
             if body.len() < 8 {
                 return Err(ctx.err("NACK shorter than its two SSRCs"));
             }
-            let pairs = body[8..]
-                .chunks_exact(4)
+            let entries = body[8..].chunks_exact(4);
+            let dropped_pairs = entries.len().saturating_sub(MAX_NACK_PAIRS);
+            let pairs = entries
+                .take(MAX_NACK_PAIRS)
                 .map(|c| NackPair {
                     pid: u16::from_be_bytes([c[0], c[1]]),
                     blp: u16::from_be_bytes([c[2], c[3]]),
@@ -340,7 +385,14 @@ fn parse_one(ctx: Ctx, count: u8, body: &[u8]) -> Result<RtcpPacket, RtcpError> 
                 sender_ssrc: be32(body, 0),
                 media_ssrc: be32(body, 4),
                 pairs,
+                dropped_pairs,
             }
+        }
+        PT_PSFB if count == usize::from(FMT_ALFB) => {
+            parse_remb(body).unwrap_or(RtcpPacket::Unknown {
+                pt: ctx.pt,
+                count: FMT_ALFB,
+            })
         }
         PT_PSFB if count == usize::from(FMT_PLI) => {
             if body.len() < 8 {
@@ -371,6 +423,25 @@ fn parse_one(ctx: Ctx, count: u8, body: &[u8]) -> Result<RtcpPacket, RtcpError> 
             pt,
             count: count as u8,
         },
+    })
+}
+
+/// A REMB, or `None` for any other application-layer feedback and for a
+/// REMB whose SSRC list overruns the packet: both are skipped like unknown
+/// feedback, so the report blocks of the same compound still count.
+fn parse_remb(body: &[u8]) -> Option<RtcpPacket> {
+    if body.len() < 16 || &body[8..12] != REMB_ID {
+        return None;
+    }
+    let num = usize::from(body[12]);
+    let exp = u32::from(body[13] >> 2);
+    let mantissa =
+        (u128::from(body[13] & 0x03) << 16) | (u128::from(body[14]) << 8) | u128::from(body[15]);
+    let ssrcs = body.get(16..16 + 4 * num)?;
+    Some(RtcpPacket::Remb {
+        sender_ssrc: be32(body, 0),
+        bitrate: u64::try_from(mantissa << exp).unwrap_or(u64::MAX),
+        ssrcs: ssrcs.chunks_exact(4).map(|c| be32(c, 0)).collect(),
     })
 }
 
@@ -549,13 +620,35 @@ impl RtcpPacket {
                 sender_ssrc,
                 media_ssrc,
                 pairs,
+                ..
             } => {
                 let start = put_header(buf, usize::from(FMT_NACK), PT_RTPFB);
                 buf.put_u32(*sender_ssrc);
                 buf.put_u32(*media_ssrc);
-                for p in pairs {
+                for p in pairs.iter().take(MAX_NACK_PAIRS) {
                     buf.put_u16(p.pid);
                     buf.put_u16(p.blp);
+                }
+                finish(buf, start);
+            }
+            Self::Remb {
+                sender_ssrc,
+                bitrate,
+                ssrcs,
+            } => {
+                let start = put_header(buf, usize::from(FMT_ALFB), PT_PSFB);
+                buf.put_u32(*sender_ssrc);
+                buf.put_u32(0);
+                buf.put_slice(REMB_ID);
+                let ssrcs = &ssrcs[..ssrcs.len().min(255)];
+                buf.put_u8(ssrcs.len() as u8);
+                // 6-bit exponent, 18-bit mantissa: round down to what fits.
+                let exp = (64 - bitrate.leading_zeros()).saturating_sub(18);
+                let mantissa = (bitrate >> exp) as u32;
+                buf.put_u8(((exp as u8) << 2) | ((mantissa >> 16) as u8 & 0x03));
+                buf.put_u16(mantissa as u16);
+                for s in ssrcs {
+                    buf.put_u32(*s);
                 }
                 finish(buf, start);
             }
@@ -652,6 +745,12 @@ mod tests {
                     pid: 65535,
                     blp: 0b101,
                 }],
+                dropped_pairs: 0,
+            },
+            RtcpPacket::Remb {
+                sender_ssrc: 2,
+                bitrate: 0x3_ffff << 5,
+                ssrcs: vec![1, 9],
             },
             RtcpPacket::Unknown { pt: 207, count: 0 },
         ]
@@ -677,6 +776,139 @@ mod tests {
             blp: 0b101,
         };
         assert_eq!(p.lost().collect::<Vec<_>>(), [65535, 0, 2]);
+    }
+
+    #[test]
+    fn nack_pairs_pack_runs_and_wrap() {
+        let pairs = NackPair::pack([65534, 65535, 0, 1, 15, 16, 40, 40]);
+        assert_eq!(
+            pairs,
+            [
+                NackPair {
+                    pid: 65534,
+                    blp: 0b111
+                },
+                NackPair { pid: 15, blp: 0b1 },
+                NackPair { pid: 40, blp: 0 },
+            ]
+        );
+        // Every sequence number comes back, each once.
+        let back: Vec<u16> = pairs
+            .iter()
+            .flat_map(|p| p.lost().collect::<Vec<_>>())
+            .collect();
+        assert_eq!(back, [65534, 65535, 0, 1, 15, 16, 40]);
+    }
+
+    #[test]
+    fn a_huge_nack_is_clamped_and_counted() {
+        // A NACK listing 5000 entries (80 000 sequence numbers).
+        let mut raw = vec![0x81, 205, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1];
+        for i in 0..5000u16 {
+            raw.extend_from_slice(&i.wrapping_mul(17).to_be_bytes());
+            raw.extend_from_slice(&[0xff, 0xff]);
+        }
+        let words = (raw.len() / 4 - 1) as u16;
+        raw[2..4].copy_from_slice(&words.to_be_bytes());
+        match &parse_compound(&raw).expect("parses")[..] {
+            [RtcpPacket::Nack {
+                sender_ssrc: 2,
+                media_ssrc: 1,
+                pairs,
+                dropped_pairs,
+            }] => {
+                assert_eq!(pairs.len(), MAX_NACK_PAIRS);
+                assert_eq!(*dropped_pairs, 5000 - MAX_NACK_PAIRS);
+                assert_eq!(
+                    pairs[1],
+                    NackPair {
+                        pid: 17,
+                        blp: 0xffff
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn remb_parses_and_writes() {
+        // 1.5 Mbit/s for two SSRCs: exponent 3, mantissa 187500.
+        let m: u32 = 1_500_000 >> 3;
+        let raw = [
+            0x8f,
+            206,
+            0,
+            6,
+            0,
+            0,
+            0,
+            7,
+            0,
+            0,
+            0,
+            0,
+            b'R',
+            b'E',
+            b'M',
+            b'B',
+            2,
+            (3 << 2) | (m >> 16) as u8,
+            (m >> 8) as u8,
+            m as u8,
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            2,
+        ];
+        let p = parse_compound(&raw).expect("parses");
+        assert_eq!(
+            p,
+            [RtcpPacket::Remb {
+                sender_ssrc: 7,
+                bitrate: 1_500_000,
+                ssrcs: vec![1, 2]
+            }]
+        );
+        assert_eq!(&write_compound(&p, &mut BytesMut::new())[..], &raw[..]);
+        // A bitrate beyond 2^18 · 2^63 saturates instead of wrapping.
+        let mut big = raw;
+        big[17] = 0xff;
+        big[18] = 0xff;
+        big[19] = 0xff;
+        assert!(matches!(
+            parse_compound(&big).expect("parses")[0],
+            RtcpPacket::Remb {
+                bitrate: u64::MAX,
+                ..
+            }
+        ));
+        // Other application-layer feedback is skipped.
+        let mut other = raw;
+        other[12] = b'X';
+        assert_eq!(
+            parse_compound(&other),
+            Ok(vec![RtcpPacket::Unknown { pt: 206, count: 15 }])
+        );
+        // Writing rounds down to what 18 bits of mantissa hold.
+        let odd = RtcpPacket::Remb {
+            sender_ssrc: 1,
+            bitrate: 10_000_001,
+            ssrcs: vec![],
+        };
+        match &parse_compound(&write_compound(&[odd], &mut BytesMut::new())).expect("parses")[0] {
+            RtcpPacket::Remb { bitrate, .. } => {
+                assert!(
+                    *bitrate <= 10_000_001 && *bitrate > 10_000_001 - 64,
+                    "{bitrate}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

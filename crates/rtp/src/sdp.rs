@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use crate::payload::PT_JPEG;
+
 /// The video stream of a session description.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SdpVideo {
@@ -17,7 +19,7 @@ pub enum SdpVideo {
         /// The picture parameter set NAL unit, without a start code.
         pps: Vec<u8>,
     },
-    /// Motion JPEG (RFC 2435), static payload type 26.
+    /// Motion JPEG (RFC 2435), static payload type 26 ([`PT_JPEG`]).
     Jpeg {
         /// Port the RTP arrives on (RTCP on port + 1).
         port: u16,
@@ -93,8 +95,8 @@ impl SessionDescription {
                 let _ = write!(s, "a=rtcp:{}\r\n", port + 1);
             }
             Some(SdpVideo::Jpeg { port }) => {
-                let _ = write!(s, "m=video {port} RTP/AVP 26\r\n");
-                let _ = write!(s, "a=rtpmap:26 JPEG/90000\r\n");
+                let _ = write!(s, "m=video {port} RTP/AVP {PT_JPEG}\r\n");
+                let _ = write!(s, "a=rtpmap:{PT_JPEG} JPEG/90000\r\n");
                 let _ = write!(s, "a=rtcp:{}\r\n", port + 1);
             }
             None => {}

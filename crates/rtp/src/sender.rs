@@ -16,11 +16,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
-use crate::h264::{H264Payloader, PayloaderError};
-use crate::jpeg::{JpegPayloader, PT_JPEG};
-use crate::opus::OpusPayloader;
 use crate::packet::RtpHeader;
-use crate::rtcp::{self, RtcpError, RtcpPacket, SdesChunk};
+use crate::payload::{Packetizer, Payloader, PayloaderError, PT_H264, PT_JPEG, PT_OPUS};
+use crate::rtcp::{self, NackPair, RtcpError, RtcpPacket, SdesChunk};
+use crate::rtx::{self, History, Lookup, RttEstimator, RtxConfig};
 
 /// Default largest RTP packet, header included: fits any tunnel on the way.
 pub const DEFAULT_MTU: usize = 1200;
@@ -69,19 +68,22 @@ pub struct SenderConfig {
     pub clock: PipelineClock,
     /// Mean RTCP interval; each one is randomised to 0.5–1.5 times this.
     pub rtcp_interval: Duration,
+    /// Retransmission (RFC 4588) of what the peer NACKs; `None`: NACKs are
+    /// only counted.
+    pub rtx: Option<RtxConfig>,
 }
 
 impl SenderConfig {
-    /// pstream's defaults for `codec`: PT 96 for H.264, 97 for Opus, 26 for
-    /// MJPEG, the codec's clock rate, a 1200-byte MTU, a random SSRC, 1 s
-    /// RTCP interval.
+    /// pstream's defaults for `codec`: [`PT_H264`] (96) for H.264,
+    /// [`PT_OPUS`] (97) for Opus, [`PT_JPEG`] (26) for MJPEG, the codec's
+    /// clock rate, a 1200-byte MTU, a random SSRC, 1 s RTCP interval.
     pub fn new(codec: Codec, clock: PipelineClock, cname: impl Into<String>) -> Self {
         Self {
             ssrc: None,
             payload_type: match codec {
-                Codec::Opus => 97,
+                Codec::Opus => PT_OPUS,
                 Codec::Mjpeg => PT_JPEG,
-                _ => 96,
+                _ => PT_H264,
             },
             codec,
             clock_rate: codec.rtp_clock_rate(),
@@ -89,6 +91,7 @@ impl SenderConfig {
             cname: cname.into(),
             clock,
             rtcp_interval: DEFAULT_RTCP_INTERVAL,
+            rtx: None,
         }
     }
 
@@ -115,10 +118,17 @@ impl SenderConfig {
         self.rtcp_interval = interval;
         self
     }
+
+    /// Answers NACKs with RTX packets as `rtx` says.
+    pub fn with_rtx(mut self, rtx: RtxConfig) -> Self {
+        self.rtx = Some(rtx);
+        self
+    }
 }
 
 /// Why a sender could not be built or could not take a unit.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SenderError {
     /// pstream has no RTP payload format for this codec.
     #[error("no RTP payload format for {0}")]
@@ -129,9 +139,32 @@ pub enum SenderError {
     /// A clock rate of zero.
     #[error("RTP clock rate must be positive")]
     ClockRate,
-    /// The payloader refused the MTU or the unit.
+    /// An RTX payload type outside 0..=127 or equal to the media's.
+    #[error("RTX payload type {rtx} is unusable with media payload type {media}")]
+    RtxPayloadType {
+        /// The RTX payload type asked for.
+        rtx: u8,
+        /// The media payload type.
+        media: u8,
+    },
+    /// The payloader refused the MTU.
     #[error(transparent)]
     Payloader(#[from] PayloaderError),
+    /// The payloader refused a unit; nothing of it was sent.
+    #[error("cannot packetize the {len}-byte unit for ssrc {ssrc:#010x} seq {seq} ts {timestamp}")]
+    Packetize {
+        /// Our SSRC.
+        ssrc: u32,
+        /// The sequence number the unit's first packet would have had.
+        seq: u16,
+        /// The unit's RTP timestamp.
+        timestamp: u32,
+        /// The unit's length in bytes.
+        len: usize,
+        /// Why the payloader refused it.
+        #[source]
+        source: PayloaderError,
+    },
     /// A unit of another codec than the session's.
     #[error("pushed a {got} unit into a {expected} RTP session")]
     CodecMismatch {
@@ -201,19 +234,22 @@ pub struct SenderStats {
     pub units: u64,
     /// PLIs and new FIRs received for our SSRC.
     pub keyframe_requests: u64,
-    /// Sequence numbers NACKed by the peer (not retransmitted).
+    /// Sequence numbers NACKed by the peer (retransmission requests).
     pub nacked: u64,
+    /// NACK entries dropped because one NACK listed too many.
+    pub nack_entries_dropped: u64,
+    /// RTX packets sent (requests answered).
+    pub rtx_sent: u64,
+    /// Payload octets of those, OSN included.
+    pub rtx_octets: u64,
+    /// Requests for packets no longer (or not yet) in the history.
+    pub rtx_missing: u64,
+    /// Requests for packets resent less than half a round trip before.
+    pub rtx_suppressed: u64,
     /// RTCP compounds sent.
     pub rtcp_sent: u64,
     /// The latest report block about our stream.
     pub last_report: Option<ReceiverReportStats>,
-}
-
-#[derive(Debug)]
-enum Payloader {
-    H264(H264Payloader),
-    Opus(OpusPayloader),
-    Jpeg(JpegPayloader),
 }
 
 /// One outgoing RTP stream and its RTCP.
@@ -223,7 +259,7 @@ pub struct RtpSender {
     ssrc: u32,
     seq: u16,
     ts_base: u32,
-    payloader: Payloader,
+    payloader: Packetizer,
     buf: BytesMut,
     rtcp_buf: BytesMut,
     transmits: VecDeque<Transmit>,
@@ -233,7 +269,23 @@ pub struct RtpSender {
     last_fir_seq: Option<u8>,
     closed: bool,
     rng: StdRng,
+    rtx: Option<RtxState>,
+    rtt: RttEstimator,
 }
+
+/// The RTX stream of a sender.
+#[derive(Debug)]
+struct RtxState {
+    payload_type: u8,
+    ssrc: u32,
+    seq: u16,
+    history: History,
+    buf: BytesMut,
+}
+
+/// Shortest gap between two resends of one packet before any round trip is
+/// known (then half the smoothed round trip, 5..100 ms).
+const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_millis(10);
 
 impl RtpSender {
     /// A sender whose SSRC (unless configured), first sequence number, RTP
@@ -245,15 +297,34 @@ impl RtpSender {
         if config.clock_rate == 0 {
             return Err(SenderError::ClockRate);
         }
-        let payloader = match config.codec {
-            Codec::H264 => Payloader::H264(H264Payloader::new(config.mtu)?),
-            Codec::Opus => Payloader::Opus(OpusPayloader::new(config.mtu)?),
-            Codec::Mjpeg => Payloader::Jpeg(JpegPayloader::new(config.mtu)?),
-            other => return Err(SenderError::UnsupportedCodec(other)),
-        };
+        let payloader = Packetizer::new(config.codec, config.mtu)
+            .ok_or(SenderError::UnsupportedCodec(config.codec))??;
         let mut rng = StdRng::from_rng(rng);
+        let ssrc = config.ssrc.unwrap_or_else(|| rng.random());
+        let rtx = match &config.rtx {
+            Some(r) if r.payload_type > 0x7f || r.payload_type == config.payload_type => {
+                return Err(SenderError::RtxPayloadType {
+                    rtx: r.payload_type,
+                    media: config.payload_type,
+                });
+            }
+            Some(r) => Some(RtxState {
+                payload_type: r.payload_type,
+                // Never our own SSRC: the two streams must stay apart.
+                ssrc: r.ssrc.unwrap_or_else(|| loop {
+                    let s: u32 = rng.random();
+                    if s != ssrc {
+                        break s;
+                    }
+                }),
+                seq: rng.random(),
+                history: History::new(r.history_bytes, r.history_age),
+                buf: BytesMut::new(),
+            }),
+            None => None,
+        };
         Ok(Self {
-            ssrc: config.ssrc.unwrap_or_else(|| rng.random()),
+            ssrc,
             seq: rng.random(),
             ts_base: rng.random(),
             payloader,
@@ -266,6 +337,8 @@ impl RtpSender {
             last_fir_seq: None,
             closed: false,
             rng,
+            rtx,
+            rtt: RttEstimator::default(),
             config,
         })
     }
@@ -288,6 +361,21 @@ impl RtpSender {
     /// The sequence number the next packet will carry.
     pub fn next_sequence(&self) -> u16 {
         self.seq
+    }
+
+    /// SSRC of the RTX stream, if retransmission is on.
+    pub fn rtx_ssrc(&self) -> Option<u32> {
+        self.rtx.as_ref().map(|r| r.ssrc)
+    }
+
+    /// Bytes of sent packets held for retransmission.
+    pub fn rtx_history_bytes(&self) -> usize {
+        self.rtx.as_ref().map_or(0, |r| r.history.bytes())
+    }
+
+    /// The round trip smoothed over the receiver reports so far.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtt.srtt()
     }
 
     /// The counters so far.
@@ -327,6 +415,7 @@ impl RtpSender {
             timestamp: self.rtp_timestamp_at(unit.capture),
             ssrc: self.ssrc,
         };
+        let first_seq = self.seq;
         let Self {
             payloader,
             buf,
@@ -334,8 +423,10 @@ impl RtpSender {
             seq,
             stats,
             config,
+            rtx,
             ..
         } = self;
+        let mut history = rtx.as_mut().map(|r| &mut r.history);
         let mut emit = |parts: &[&[u8]], marker: bool| {
             let len: usize = parts.iter().map(|p| p.len()).sum();
             if buf.capacity() < 12 + len {
@@ -350,19 +441,27 @@ impl RtpSender {
             for p in parts {
                 buf.put_slice(p);
             }
+            let data = buf.split().freeze();
+            if let Some(h) = history.as_mut() {
+                h.push(now, *seq, data.clone());
+            }
             transmits.push_back(Transmit {
                 kind: TransmitKind::Rtp,
-                data: buf.split().freeze(),
+                data,
             });
             *seq = seq.wrapping_add(1);
             stats.packets += 1;
             stats.octets += len as u64;
         };
-        let n = match payloader {
-            Payloader::H264(p) => p.packetize(&unit.data, &mut emit),
-            Payloader::Opus(p) => p.packetize(&unit.data, &mut emit)?,
-            Payloader::Jpeg(p) => p.packetize(&unit.data, &mut emit)?,
-        };
+        let n = payloader
+            .packetize(&unit.data, &mut emit)
+            .map_err(|source| SenderError::Packetize {
+                ssrc: template.ssrc,
+                seq: first_seq,
+                timestamp: template.timestamp,
+                len: unit.data.len(),
+                source,
+            })?;
         self.stats.units += 1;
         if self.next_rtcp.is_none() && n > 0 {
             self.next_rtcp = Some(now);
@@ -431,6 +530,9 @@ impl RtpSender {
                                 / f64::from(self.config.clock_rate),
                             rtt: self.rtt(now, r.lsr, r.dlsr),
                         };
+                        if let Some(rtt) = stats.rtt {
+                            self.rtt.sample(rtt);
+                        }
                         self.stats.last_report = Some(stats);
                         self.event(SenderEvent::ReceiverReport(stats));
                     }
@@ -448,9 +550,13 @@ impl RtpSender {
                     }
                 }
                 RtcpPacket::Nack {
-                    media_ssrc, pairs, ..
+                    media_ssrc,
+                    pairs,
+                    dropped_pairs,
+                    ..
                 } if media_ssrc == me => {
-                    self.stats.nacked += pairs.iter().map(|p| p.lost().count() as u64).sum::<u64>();
+                    self.stats.nack_entries_dropped += dropped_pairs as u64;
+                    self.answer_nack(now, &pairs);
                 }
                 RtcpPacket::Bye { ssrcs, reason } => {
                     for ssrc in ssrcs.into_iter().filter(|s| *s != me) {
@@ -480,6 +586,44 @@ impl RtpSender {
         Some(Duration::from_nanos(u64::from(rtt) * 1_000_000_000 / 65536))
     }
 
+    /// Resends what `pairs` ask for (at most 64 entries, 1088 packets, per
+    /// NACK: the parser cuts longer ones) as RTX packets, if RTX is on.
+    fn answer_nack(&mut self, now: Instant, pairs: &[NackPair]) {
+        let min_interval = self.rtt.srtt().map_or(DEFAULT_RESEND_INTERVAL, |rtt| {
+            (rtt / 2).clamp(Duration::from_millis(5), Duration::from_millis(100))
+        });
+        for seq in pairs.iter().flat_map(|p| p.lost()) {
+            self.stats.nacked += 1;
+            let Some(r) = self.rtx.as_mut() else {
+                continue;
+            };
+            let original = match r.history.lookup(now, seq, min_interval) {
+                Lookup::Resend(d) => d,
+                Lookup::Missing => {
+                    self.stats.rtx_missing += 1;
+                    continue;
+                }
+                Lookup::Suppressed => {
+                    self.stats.rtx_suppressed += 1;
+                    continue;
+                }
+            };
+            let Some(data) = rtx::rtx_packet(&original, r.payload_type, r.seq, r.ssrc, &mut r.buf)
+            else {
+                continue;
+            };
+            r.seq = r.seq.wrapping_add(1);
+            self.stats.rtx_sent += 1;
+            // The RTX payload is everything after the 12-byte header (pstream
+            // sends no CSRCs or extensions), OSN included.
+            self.stats.rtx_octets += data.len().saturating_sub(12) as u64;
+            self.transmits.push_back(Transmit {
+                kind: TransmitKind::Rtp,
+                data,
+            });
+        }
+    }
+
     fn keyframe(&mut self, reason: KeyframeReason) {
         self.stats.keyframe_requests += 1;
         self.event(SenderEvent::KeyframeRequested { reason });
@@ -493,25 +637,41 @@ impl RtpSender {
     }
 
     fn queue_report(&mut self, now: Instant, bye: bool) {
-        let mut packets = vec![
-            RtcpPacket::SenderReport {
-                ssrc: self.ssrc,
+        let mut packets = vec![RtcpPacket::SenderReport {
+            ssrc: self.ssrc,
+            ntp: self.config.clock.ntp(now),
+            rtp_ts: self.rtp_timestamp_at(now),
+            packet_count: self.stats.packets as u32,
+            octet_count: self.stats.octets as u32,
+            reports: Vec::new(),
+        }];
+        let mut chunks = vec![SdesChunk {
+            ssrc: self.ssrc,
+            cname: Some(self.config.cname.clone()),
+        }];
+        let mut ssrcs = vec![self.ssrc];
+        // The RTX stream reports like any sender once it has sent something,
+        // under the same CNAME, as GStreamer's rtpsession does for
+        // rtprtxsend's stream: receivers see it as ours, not as a stranger.
+        if let Some(r) = self.rtx.as_ref().filter(|_| self.stats.rtx_sent > 0) {
+            packets.push(RtcpPacket::SenderReport {
+                ssrc: r.ssrc,
                 ntp: self.config.clock.ntp(now),
                 rtp_ts: self.rtp_timestamp_at(now),
-                packet_count: self.stats.packets as u32,
-                octet_count: self.stats.octets as u32,
+                packet_count: self.stats.rtx_sent as u32,
+                octet_count: self.stats.rtx_octets as u32,
                 reports: Vec::new(),
-            },
-            RtcpPacket::Sdes {
-                chunks: vec![SdesChunk {
-                    ssrc: self.ssrc,
-                    cname: Some(self.config.cname.clone()),
-                }],
-            },
-        ];
+            });
+            chunks.push(SdesChunk {
+                ssrc: r.ssrc,
+                cname: Some(self.config.cname.clone()),
+            });
+            ssrcs.push(r.ssrc);
+        }
+        packets.push(RtcpPacket::Sdes { chunks });
         if bye {
             packets.push(RtcpPacket::Bye {
-                ssrcs: vec![self.ssrc],
+                ssrcs,
                 reason: None,
             });
         }
@@ -529,6 +689,7 @@ mod tests {
     use super::*;
     use crate::packet::RtpPacket;
     use crate::rtcp::{parse_compound, FirEntry, ReportBlock};
+    use crate::rtx::RtxConfig;
     use bytes::Bytes;
     use pstream_core::NtpTime;
 
@@ -596,6 +757,36 @@ mod tests {
                 got: Codec::Opus
             })
         );
+    }
+
+    #[test]
+    fn a_refused_unit_names_its_stream_and_sends_nothing() {
+        let (mut s, _, origin) = setup(Codec::Opus);
+        let seq0 = s.next_sequence();
+        let cap = origin + Duration::from_millis(20);
+        let big = vec![1u8; DEFAULT_MTU];
+        let err = s
+            .push(cap, &unit(Codec::Opus, cap, &big))
+            .expect_err("an Opus packet over the MTU");
+        assert_eq!(
+            err,
+            SenderError::Packetize {
+                ssrc: 0x1111,
+                seq: seq0,
+                timestamp: s.rtp_timestamp_at(cap),
+                len: DEFAULT_MTU,
+                source: PayloaderError::TooLarge {
+                    len: DEFAULT_MTU,
+                    max: DEFAULT_MTU - 12
+                },
+            }
+        );
+        assert!(err.to_string().contains("ssrc 0x00001111"), "{err}");
+        let cause = std::error::Error::source(&err).expect("the payloader's reason");
+        assert!(cause.to_string().contains("does not fit"), "{cause}");
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.next_sequence(), seq0);
+        assert_eq!(s.stats().units, 0);
     }
 
     #[test]
@@ -824,6 +1015,132 @@ mod tests {
         );
         s.close(origin);
         assert!(s.poll_transmit().is_none());
+    }
+
+    fn nack(media_ssrc: u32, seqs: &[u16]) -> Bytes {
+        rtcp::write_compound(
+            &[RtcpPacket::Nack {
+                sender_ssrc: 0x2222,
+                media_ssrc,
+                pairs: NackPair::pack(seqs.iter().copied()),
+                dropped_pairs: 0,
+            }],
+            &mut BytesMut::new(),
+        )
+    }
+
+    #[test]
+    fn nacks_are_answered_with_rtx_packets() {
+        let origin = Instant::now();
+        let clock = PipelineClock::with_origin(origin, ORIGIN_UNIX_US);
+        let cfg = SenderConfig::new(Codec::H264, clock, "test@pstream")
+            .with_ssrc(0x1111)
+            .with_rtx(RtxConfig {
+                ssrc: Some(0x5555),
+                ..RtxConfig::default()
+            });
+        let mut s = RtpSender::new(cfg, &mut StdRng::seed_from_u64(5)).expect("config");
+        assert_eq!(s.rtx_ssrc(), Some(0x5555));
+        let seq0 = s.next_sequence();
+        let mut au = vec![0, 0, 0, 1, 0x65];
+        au.extend(std::iter::repeat_n(7u8, 3000));
+        s.push(origin, &unit(Codec::H264, origin, &au))
+            .expect("push");
+        let sent = drain(&mut s);
+        assert_eq!(sent.len(), 3);
+        assert!(s.rtx_history_bytes() >= 3000);
+        // NACK the 2nd and 3rd packets, and one never sent.
+        let t = origin + Duration::from_millis(30);
+        s.handle_rtcp(
+            t,
+            &nack(
+                0x1111,
+                &[
+                    seq0.wrapping_add(1),
+                    seq0.wrapping_add(2),
+                    seq0.wrapping_add(9),
+                ],
+            ),
+        )
+        .expect("valid");
+        let rtx = drain(&mut s);
+        assert_eq!(rtx.len(), 2);
+        let mut rtx_seq = None;
+        for (i, t) in rtx.iter().enumerate() {
+            assert_eq!(t.kind, TransmitKind::Rtp);
+            let p = RtpPacket::parse(t.data.clone()).expect("parses");
+            let orig = RtpPacket::parse(sent[i + 1].data.clone()).expect("parses");
+            assert_eq!(p.header.ssrc, 0x5555);
+            assert_eq!(p.header.payload_type, crate::rtx::PT_RTX);
+            assert_eq!(p.header.timestamp, orig.header.timestamp);
+            assert_eq!(p.header.marker, orig.header.marker);
+            assert_eq!(&p.payload[..2], &orig.header.sequence.to_be_bytes());
+            assert_eq!(&p.payload[2..], &orig.payload[..]);
+            if let Some(prev) = rtx_seq {
+                assert_eq!(p.header.sequence, u16::wrapping_add(prev, 1));
+            }
+            rtx_seq = Some(p.header.sequence);
+        }
+        let st = *s.stats();
+        assert_eq!((st.nacked, st.rtx_sent, st.rtx_missing), (3, 2, 1));
+        // Asked again at once: not resent within half a round trip.
+        s.handle_rtcp(t, &nack(0x1111, &[seq0.wrapping_add(1)]))
+            .expect("valid");
+        assert!(s.poll_transmit().is_none());
+        assert_eq!(s.stats().rtx_suppressed, 1);
+        s.handle_rtcp(
+            t + Duration::from_millis(10),
+            &nack(0x1111, &[seq0.wrapping_add(1)]),
+        )
+        .expect("valid");
+        assert_eq!(drain(&mut s).len(), 1);
+        // Another source's NACK is not ours.
+        s.handle_rtcp(t, &nack(0x9999, &[seq0])).expect("valid");
+        assert!(s.poll_transmit().is_none());
+        // The RTX stream gets its own SR and SDES chunk under our CNAME.
+        s.handle_timeout(origin);
+        let report = drain(&mut s);
+        let pkts = rtcp_of(report.last().expect("an SR"));
+        assert!(matches!(
+            pkts[0],
+            RtcpPacket::SenderReport {
+                ssrc: 0x1111,
+                packet_count: 3,
+                ..
+            }
+        ));
+        assert!(matches!(
+            pkts[1],
+            RtcpPacket::SenderReport {
+                ssrc: 0x5555,
+                packet_count: 3,
+                ..
+            }
+        ));
+        let RtcpPacket::Sdes { chunks } = &pkts[2] else {
+            panic!("{pkts:?}");
+        };
+        assert_eq!(chunks.len(), 2);
+        assert!(chunks
+            .iter()
+            .all(|c| c.cname.as_deref() == Some("test@pstream")));
+        // Old packets leave the history.
+        let late = origin + Duration::from_secs(2);
+        s.handle_rtcp(late, &nack(0x1111, &[seq0])).expect("valid");
+        assert!(s.poll_transmit().is_none());
+        assert_eq!(s.stats().rtx_missing, 2);
+        // Without RTX, NACKs are counted only.
+        let (mut plain, _, o) = setup(Codec::H264);
+        plain.handle_rtcp(o, &nack(0x1111, &[1, 2])).expect("valid");
+        assert!(plain.poll_transmit().is_none());
+        assert_eq!(plain.stats().nacked, 2);
+        // The RTX payload type must differ from the media's.
+        let bad =
+            SenderConfig::new(Codec::H264, clock, "x").with_rtx(RtxConfig::with_payload_type(96));
+        assert_eq!(
+            RtpSender::with_seed(bad, 1).err(),
+            Some(SenderError::RtxPayloadType { rtx: 96, media: 96 })
+        );
     }
 
     #[test]

@@ -71,6 +71,14 @@ impl SeqExtender {
         self.max_ext
     }
 
+    /// The extended number closest to the highest for `seq`, without
+    /// classifying it or moving anything (for retransmitted packets, which
+    /// may lie further behind than [`MAX_MISORDER`]).
+    pub fn nearest(&self, seq: u16) -> u64 {
+        let d = i64::from(seq.wrapping_sub(self.max_ext as u16) as i16);
+        (self.max_ext as i64 + d).max(0) as u64
+    }
+
     /// An extended number as RTCP carries it: cycles << 16 | seq.
     pub fn wire(ext: u64) -> u32 {
         ext.saturating_sub(BASE) as u32
@@ -97,6 +105,14 @@ mod tests {
         let mut s = SeqExtender::new(0);
         assert_eq!(s.extend(65530), SeqVerdict::Behind(BASE - 6));
         assert_eq!(SeqExtender::wire(BASE - 6), 0);
+    }
+
+    #[test]
+    fn nearest_does_not_move_anything() {
+        let s = SeqExtender::new(5);
+        assert_eq!(s.nearest(65000), BASE + 5 - 541);
+        assert_eq!(s.nearest(7), BASE + 7);
+        assert_eq!(s.highest(), BASE + 5);
     }
 
     #[test]

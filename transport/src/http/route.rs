@@ -9,8 +9,7 @@
 /// Longest request path accepted (the longest legal one is well under this).
 pub const MAX_PATH_LEN: usize = 256;
 
-/// Longest stream key, rendition name or segment name.
-pub const MAX_NAME_LEN: usize = 64;
+pub use pstream_rtmp::{is_safe_name, MAX_NAME_LEN};
 
 /// What a request path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,15 +92,6 @@ pub fn parse(path: &str) -> Result<Route<'_>, Refusal> {
         }
         _ => Err(Refusal::NoRoute),
     }
-}
-
-/// Whether `s` is a usable stream key or rendition name: 1 to
-/// [`MAX_NAME_LEN`] of ASCII letters, digits, `_` and `-`.
-pub fn is_safe_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_NAME_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn name(s: &str) -> Result<&str, Refusal> {

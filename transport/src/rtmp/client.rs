@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{PublishSession, RtmpError, RtmpUrl, SessionEvent};
+use super::{PublishSession, RtmpError, RtmpUrl, SessionEvent, TlsCause};
 
 /// Longest a single write may block before the connection counts as dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,9 +64,12 @@ impl Write for Stream {
 /// A TLS client for `host`, trusting the webpki roots plus any PEM
 /// certificates in the file named by `SSL_CERT_FILE` (for private ingests).
 fn tls_client(host: &str, server: &str) -> Result<rustls::ClientConnection, RtmpError> {
-    let tls_err = |why: String| RtmpError::Tls {
-        server: server.to_string(),
-        why,
+    let tls_err = |what: String| {
+        move |source: TlsCause| RtmpError::Tls {
+            server: server.to_string(),
+            what,
+            source,
+        }
     };
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -75,28 +78,28 @@ fn tls_client(host: &str, server: &str) -> Result<rustls::ClientConnection, Rtmp
         use rustls::pki_types::CertificateDer;
         let certs = CertificateDer::pem_file_iter(&path).map_err(|e| {
             tls_err(format!(
-                "cannot read SSL_CERT_FILE {}: {e}",
+                "cannot read SSL_CERT_FILE {}",
                 path.to_string_lossy()
-            ))
+            ))(e.into())
         })?;
         for cert in certs {
             let cert =
-                cert.map_err(|e| tls_err(format!("bad certificate in SSL_CERT_FILE: {e}")))?;
+                cert.map_err(|e| tls_err("bad certificate in SSL_CERT_FILE".into())(e.into()))?;
             roots
                 .add(cert)
-                .map_err(|e| tls_err(format!("unusable certificate in SSL_CERT_FILE: {e}")))?;
+                .map_err(|e| tls_err("unusable certificate in SSL_CERT_FILE".into())(e.into()))?;
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| tls_err(e.to_string()))?
+        .map_err(|e| tls_err("cannot configure the client".into())(e.into()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| tls_err(format!("bad server name {host:?}: {e}")))?;
+        .map_err(|e| tls_err(format!("bad server name {host:?}"))(e.into()))?;
     rustls::ClientConnection::new(std::sync::Arc::new(config), name)
-        .map_err(|e| tls_err(e.to_string()))
+        .map_err(|e| tls_err("cannot start the session".into())(e.into()))
 }
 
 /// A live RTMP publish over TCP (or TLS).

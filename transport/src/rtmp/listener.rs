@@ -21,7 +21,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::{timeout, Instant};
 
-use super::server::{MediaMessage, ServerEvent, ServerSession};
+use pstream_core::error::one_line;
+use pstream_core::BoxError;
+use pstream_rtmp::{MediaMessage, ServerEvent, ServerSession};
 
 /// Limits of the RTMP server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +60,10 @@ pub struct PublishRefusal {
 
 /// Receives the media of one accepted publish; dropping it ends the publish.
 pub trait IngestSink: Send {
-    /// One media message; an error closes the connection (e.g. an unknown codec).
-    /// Called on the server's runtime: must not block.
-    fn media(&mut self, msg: MediaMessage) -> Result<(), String>;
+    /// One media message; an error closes the connection (e.g. an unknown
+    /// codec) and is logged with its causes. Called on the server's
+    /// runtime: must not block.
+    fn media(&mut self, msg: MediaMessage) -> Result<(), BoxError>;
 }
 
 /// Decides on publish requests (key lists, busy keys) and hands out sinks.
@@ -214,7 +217,7 @@ async fn connection(
             Ok(Err(_)) => break End::Normal,
         };
         if let Err(e) = session.handle_input(&buf[..n]) {
-            tracing::debug!("rtmp {peer}: {e}");
+            tracing::debug!("rtmp {peer}: {}", one_line(&e));
             break End::Protocol;
         }
         while let Some(ev) = session.poll_event() {
@@ -241,7 +244,8 @@ async fn connection(
                     if let Some(s) = sink.as_mut() {
                         if let Err(why) = s.media(m) {
                             tracing::warn!(
-                                "rtmp {peer}: stream {key}: {why}; closing the connection"
+                                "rtmp {peer}: stream {key}: {}; closing the connection",
+                                one_line(why.as_ref())
                             );
                             break 'conn End::Sink;
                         }

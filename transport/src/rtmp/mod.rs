@@ -1,40 +1,38 @@
-//! RTMP publishing: URL parsing, a sans-IO session over rml_rtmp's chunk and
-//! handshake layers, and a thin blocking TCP driver; and the server side for
-//! `pstream serve`: a sans-IO [`ServerSession`] over bounded chunk and AMF0
-//! readers, driven by [`serve_rtmp`] on tokio.
+//! RTMP drivers: the blocking client connection [`RtmpConnection`] (TCP or
+//! TLS) under pstream-rtmp's sans-IO [`PublishSession`], and the tokio
+//! listener [`serve_rtmp`] under its [`ServerSession`] for `pstream serve`.
+//!
+//! The protocol itself (sessions, chunks, AMF0, URLs) is re-exported here
+//! from pstream-rtmp, so `pstream_transport::rtmp::...` names everything
+//! RTMP.
 
-pub mod amf;
-pub mod chunk;
 mod client;
 mod listener;
-pub mod server;
-mod session;
-mod url;
 
 pub use client::RtmpConnection;
 pub use listener::{
     serve_rtmp, IngestHandler, IngestSink, PublishRefusal, RtmpServerConfig, RtmpServerSnapshot,
     RtmpServerStats,
 };
-pub use server::{stream_key, MediaKind, MediaMessage, ServerError, ServerEvent, ServerSession};
-pub use session::{PublishSession, SessionEvent, CHUNK_SIZE, WINDOW_ACK_SIZE};
-pub use url::{redact, RtmpUrl, RTMPS_PORT, RTMP_PORT};
+pub use pstream_rtmp::{amf, chunk, server};
+pub use pstream_rtmp::{
+    redact, stream_key, MediaKind, MediaMessage, PublishSession, RtmpUrl, ServerError, ServerEvent,
+    ServerSession, SessionError, SessionEvent, UrlError, CHUNK_SIZE, RTMPS_PORT, RTMP_PORT,
+    WINDOW_ACK_SIZE,
+};
 
 use thiserror::Error;
 
-/// What went wrong talking RTMP.
+/// What went wrong publishing over RTMP: the URL, the network, TLS, the
+/// server's answer or the protocol.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum RtmpError {
     /// The URL cannot be used.
-    #[error("bad RTMP URL {url}: {why}")]
-    Url {
-        /// The URL, key hidden.
-        url: String,
-        /// What is wrong with it.
-        why: String,
-    },
+    #[error(transparent)]
+    Url(#[from] UrlError),
     /// The host name does not resolve.
-    #[error("{server}: cannot resolve host: {source}")]
+    #[error("{server}: cannot resolve host")]
     Resolve {
         /// host:port.
         server: String,
@@ -43,7 +41,7 @@ pub enum RtmpError {
         source: std::io::Error,
     },
     /// TCP (or TLS) connect or I/O failed.
-    #[error("{server}: {what}: {source}")]
+    #[error("{server}: {what}")]
     Io {
         /// host:port.
         server: String,
@@ -82,16 +80,35 @@ pub enum RtmpError {
         secs: u64,
     },
     /// The server broke the protocol (bad handshake, bad chunk).
-    #[error("RTMP protocol error: {0}")]
-    Protocol(String),
+    #[error("RTMP protocol error")]
+    Protocol(#[from] SessionError),
     /// TLS could not be set up.
-    #[error("{server}: TLS: {why}")]
+    #[error("{server}: TLS: {what}")]
     Tls {
         /// host:port.
         server: String,
-        /// What failed.
-        why: String,
+        /// What failed ("cannot read SSL_CERT_FILE /x.pem", "bad server name").
+        what: String,
+        /// Why.
+        #[source]
+        source: TlsCause,
     },
+}
+
+/// Why TLS could not be set up: a certificate file that cannot be read, or
+/// rustls refusing the configuration or the server name.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TlsCause {
+    /// Reading or parsing the PEM file failed.
+    #[error(transparent)]
+    Pem(#[from] rustls::pki_types::pem::Error),
+    /// rustls refused.
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+    /// The host is not a valid server name.
+    #[error(transparent)]
+    ServerName(#[from] rustls::pki_types::InvalidDnsNameError),
 }
 
 impl RtmpError {

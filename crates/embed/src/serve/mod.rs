@@ -1,0 +1,599 @@
+//! `pstream serve` as a library: RTMP publishes in, HLS out, with lighter
+//! renditions, stream keys and an optional mirror on disk.
+//!
+//! ```text
+//!                   ┌─link─▶ source stage ───────────────────────▶ HLS segmenter "source"
+//! RTMP connection ──┤        (TS mux, hls_dir mirror)
+//! (FLV demux)       ├─link─▶ P144p30fps16x9 stage: decode ▶ scale ▶ encode ▶ HLS segmenter
+//!                   └─link─▶ ... one thread per rendition, audio passed through
+//!
+//! HTTP server ◀── LiveStreams (playlists and segments in memory)
+//! ```
+//! The RTMP and HTTP servers share one tokio runtime that the server owns;
+//! each stage is a thread behind a bounded drop-oldest link, so a rendition
+//! that cannot keep up drops (and counts) its own units and never stalls the
+//! source. The RTMP server is `pstream_transport::rtmp`, the HTTP server
+//! `pstream_transport::http`, demuxing and segmenting `pstream_mux`, the
+//! transcoder `pstream_codec`; this module holds the live streams
+//! ([`live`]), the disk mirror ([`hls_dir`]), the publisher with its gate
+//! (`publisher.rs`), the stages (`stage.rs`) and the stats line (`stats.rs`).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), pstream_embed::Error> {
+//! use pstream_embed::serve::{Rendition, Serve};
+//! let mut server = Serve::new()
+//!     .rtmp("0.0.0.0:1935")
+//!     .http("0.0.0.0:8935")
+//!     .renditions([Rendition::P144p30fps16x9])
+//!     .start()?;
+//! // ffmpeg ... -f flv rtmp://HOST:1935/hello_world, then players open
+//! // http://HOST:8935/stream/hello_world.m3u8
+//! println!("{}", server.stats_line());
+//! server.stop();
+//! server.wait()?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod group;
+pub mod hls_dir;
+pub mod live;
+mod publisher;
+mod stage;
+mod stats;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pstream_mux::HlsConfig;
+use pstream_transport::http::{serve_http, HttpStats};
+use pstream_transport::rtmp::{serve_rtmp, RtmpServerConfig, RtmpServerStats};
+
+use crate::run::{Stages, Stop};
+use crate::{Error, Result};
+
+pub use hls_dir::HlsDir;
+pub use live::{LiveStream, LiveStreams, LiveVariant, PublishClaim, SOURCE};
+pub use pstream_codec::Rendition;
+
+/// Ended streams stay listed (with `EXT-X-ENDLIST`) this long.
+pub const ENDED_RETENTION: Duration = Duration::from_secs(300);
+/// Audio bitrate assumed in a rendition's nominal bandwidth before it is measured.
+const NOMINAL_AUDIO_BPS: u64 = 128_000;
+/// How long [`HlsServer::wait`] gives the servers, then the stages, to finish.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Which stream keys may publish.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Keys {
+    /// Any key the RTMP server accepts as a name (`[A-Za-z0-9_.-]`).
+    #[default]
+    Any,
+    /// Only these; others are refused with `NetStream.Publish.BadName`.
+    Listed(HashSet<String>),
+    /// Only those listed in this file, read at start ([`read_keys`]).
+    File(PathBuf),
+}
+
+/// Every option of `pstream serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to accept RTMP publishers on (`0.0.0.0:1935`; port 0 picks one).
+    pub rtmp: String,
+    /// Address to serve HLS on (`0.0.0.0:8935`; port 0 picks one).
+    pub http: String,
+    /// Lighter renditions, in this order after the source; none for the source alone.
+    pub renditions: Vec<Rendition>,
+    /// Target segment duration in seconds, 0.5 to 60 (segments end at a keyframe).
+    pub segment_seconds: f64,
+    /// Segments listed in each media playlist, 1 to 100.
+    pub window: usize,
+    /// Which stream keys may publish.
+    pub keys: Keys,
+    /// Also write playlists and segments below this directory
+    /// (`<key>.m3u8`, `<key>/<variant>.m3u8`, `<key>/<variant>/<n>.ts`).
+    pub hls_dir: Option<PathBuf>,
+    /// RTMP connections open at once; more are closed on accept.
+    pub max_connections: usize,
+}
+
+impl ServeConfig {
+    /// `pstream serve`'s defaults: RTMP on 0.0.0.0:1935, HLS on
+    /// 0.0.0.0:8935, the source plus `P144p30fps16x9`, 2 s segments, 6 in
+    /// each playlist, any key, no disk mirror, 128 RTMP connections.
+    pub fn new() -> Self {
+        Self {
+            rtmp: "0.0.0.0:1935".into(),
+            http: "0.0.0.0:8935".into(),
+            renditions: vec![Rendition::P144p30fps16x9],
+            segment_seconds: 2.0,
+            window: 6,
+            keys: Keys::Any,
+            hls_dir: None,
+            max_connections: 128,
+        }
+    }
+
+    /// Refuses values out of range.
+    pub fn check(&self) -> Result<()> {
+        let v = self.segment_seconds;
+        if !(0.5..=60.0).contains(&v) {
+            return Err(Error::Config(format!(
+                "segment duration {v} must be between 0.5 and 60 seconds"
+            )));
+        }
+        if !(1..=100).contains(&self.window) {
+            return Err(Error::Config(format!(
+                "playlist window {} must be between 1 and 100 segments",
+                self.window
+            )));
+        }
+        if self.max_connections == 0 {
+            return Err(Error::Config("max connections must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The segmenter settings these options give.
+    fn hls(&self) -> HlsConfig {
+        HlsConfig {
+            target_duration: Duration::from_secs_f64(self.segment_seconds),
+            window: self.window,
+            max_segment_duration: Duration::from_secs_f64((self.segment_seconds * 5.0).max(10.0)),
+            ..HlsConfig::default()
+        }
+    }
+
+    /// The renditions once each, in the order given.
+    fn unique_renditions(&self) -> Vec<Rendition> {
+        let mut out: Vec<Rendition> = Vec::new();
+        for r in &self.renditions {
+            if !out.contains(r) {
+                out.push(*r);
+            }
+        }
+        out
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads a keys file: one key per line, blank lines and `#` comments ignored.
+pub fn read_keys(path: &Path) -> Result<HashSet<String>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::File {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let keys: HashSet<String> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::Config(format!("{} lists no key", path.display())));
+    }
+    Ok(keys)
+}
+
+/// Builds an HLS server for RTMP publishers: [`Serve::new`], a few
+/// settings, [`Serve::start`]. Players open `/stream/<key>.m3u8`.
+#[derive(Debug, Clone, Default)]
+pub struct Serve {
+    config: ServeConfig,
+    duration: Option<f64>,
+}
+
+impl Serve {
+    /// A server with `pstream serve`'s defaults ([`ServeConfig::new`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where publishers connect, e.g. `0.0.0.0:1935` (`127.0.0.1:0` picks a free port).
+    pub fn rtmp(mut self, addr: impl Into<String>) -> Self {
+        self.config.rtmp = addr.into();
+        self
+    }
+
+    /// Where players connect, e.g. `0.0.0.0:8935` (`127.0.0.1:0` picks a free port).
+    pub fn http(mut self, addr: impl Into<String>) -> Self {
+        self.config.http = addr.into();
+        self
+    }
+
+    /// Lighter renditions besides the source (none: the source alone).
+    pub fn renditions(mut self, renditions: impl IntoIterator<Item = Rendition>) -> Self {
+        self.config.renditions = renditions.into_iter().collect();
+        self
+    }
+
+    /// Target segment duration in seconds (0.5 to 60).
+    pub fn segment_seconds(mut self, seconds: f64) -> Self {
+        self.config.segment_seconds = seconds;
+        self
+    }
+
+    /// Only these stream keys may publish.
+    pub fn keys<S: Into<String>>(mut self, keys: impl IntoIterator<Item = S>) -> Self {
+        self.config.keys = Keys::Listed(keys.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Only the keys listed in this file may publish (one per line, `#` comments).
+    pub fn keys_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.keys = Keys::File(path.into());
+        self
+    }
+
+    /// Also write playlists and segments below this directory.
+    pub fn hls_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.hls_dir = Some(dir.into());
+        self
+    }
+
+    /// Stops by itself after `seconds`.
+    pub fn duration(mut self, seconds: f64) -> Self {
+        self.duration = Some(seconds);
+        self
+    }
+
+    /// Every setting, for what the shortcuts do not cover.
+    pub fn config_mut(&mut self) -> &mut ServeConfig {
+        &mut self.config
+    }
+
+    /// Binds both addresses, starts the servers and returns the running server.
+    pub fn start(self) -> Result<HlsServer> {
+        let stop = match self.duration {
+            Some(secs) => Stop::after(secs)?,
+            None => Stop::new(),
+        };
+        HlsServer::start(&self.config, stop)
+    }
+}
+
+/// A running HLS server: its runtime (RTMP and HTTP servers), its live
+/// streams and the threads that keep them.
+pub struct HlsServer {
+    stop: Stop,
+    runtime: Option<tokio::runtime::Runtime>,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The keeper stage: tends each publish's stage group, evicts ended streams.
+    keeper: Stages,
+    groups: Arc<group::Groups>,
+    live: Arc<LiveStreams>,
+    rtmp_stats: Arc<RtmpServerStats>,
+    http_stats: Arc<HttpStats>,
+    unknown_codecs: Arc<AtomicU64>,
+    rtmp_addr: SocketAddr,
+    http_addr: SocketAddr,
+    line: stats::StatsLine,
+    started: Instant,
+}
+
+impl std::fmt::Debug for HlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HlsServer")
+            .field("rtmp", &self.rtmp_addr)
+            .field("http", &self.http_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HlsServer {
+    /// Checks `config`, reads the keys, creates the disk mirror, binds both
+    /// addresses and starts serving until `stop` is set.
+    pub fn start(config: &ServeConfig, stop: Stop) -> Result<Self> {
+        config.check()?;
+        let keys = match &config.keys {
+            Keys::Any => None,
+            Keys::Listed(k) => Some(k.clone()),
+            Keys::File(path) => Some(read_keys(path)?),
+        };
+        let hls_dir = config
+            .hls_dir
+            .as_ref()
+            .map(|dir| {
+                HlsDir::new(dir).map_err(|source| Error::File {
+                    action: "create",
+                    path: dir.clone(),
+                    source,
+                })
+            })
+            .transpose()?;
+        let renditions = config.unique_renditions();
+        let mut variants = vec![(SOURCE.to_string(), 0u64)];
+        variants.extend(renditions.iter().map(|r| {
+            (
+                r.name().to_string(),
+                u64::from(r.bitrate_bps()) + NOMINAL_AUDIO_BPS,
+            )
+        }));
+        let live = Arc::new(LiveStreams::new());
+        let unknown_codecs = Arc::new(AtomicU64::new(0));
+        let groups = Arc::new(group::Groups::new());
+        let handler = Arc::new(publisher::Handler {
+            groups: groups.clone(),
+            live: live.clone(),
+            keys,
+            renditions: renditions.clone(),
+            variants,
+            hls: config.hls(),
+            hls_dir,
+            unknown_codecs: unknown_codecs.clone(),
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("serve-net")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::failed("cannot start the tokio runtime", e))?;
+        let (rtmp_listener, http_listener) = runtime.block_on(async {
+            let bind = |service: &'static str, addr: &str| {
+                let addr = addr.to_string();
+                async move {
+                    tokio::net::TcpListener::bind(&addr)
+                        .await
+                        .map_err(|source| Error::Listen {
+                            service,
+                            addr,
+                            source,
+                        })
+                }
+            };
+            let r = bind("RTMP", &config.rtmp).await?;
+            let h = bind("HTTP", &config.http).await?;
+            Ok::<_, Error>((r, h))
+        })?;
+        let local = |l: &tokio::net::TcpListener, service: &'static str, addr: &str| {
+            l.local_addr().map_err(|source| Error::Listen {
+                service,
+                addr: addr.to_string(),
+                source,
+            })
+        };
+        let rtmp_addr = local(&rtmp_listener, "RTMP", &config.rtmp)?;
+        let http_addr = local(&http_listener, "HTTP", &config.http)?;
+        let rtmp_stats = Arc::new(RtmpServerStats::default());
+        let http_stats = Arc::new(HttpStats::new());
+        let stopped = |s: Stop| async move {
+            while !s.requested() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let rtmp_config = RtmpServerConfig {
+            max_connections: config.max_connections,
+            ..RtmpServerConfig::default()
+        };
+        let tasks = vec![
+            runtime.spawn(serve_rtmp(
+                rtmp_listener,
+                handler,
+                rtmp_config,
+                rtmp_stats.clone(),
+                stopped(stop.clone()),
+            )),
+            runtime.spawn(serve_http(
+                http_listener,
+                Arc::new(publisher::Catalog(live.clone())),
+                http_stats.clone(),
+                stopped(stop.clone()),
+            )),
+        ];
+        // The keeper has a stop flag of its own: at the end it outlives the
+        // servers, to finish the groups their publishers leave behind.
+        let mut keeper = Stages::new(Stop::new());
+        let (tended, evicting) = (groups.clone(), live.clone());
+        keeper.spawn("serve/keeper", move |stop| {
+            group::keep(&tended, &evicting, stop)
+        })?;
+        tracing::info!(
+            "listening: rtmp://{rtmp_addr}/<key> for publishers, http://{http_addr}/stream/<key>.m3u8 for players; renditions: {}",
+            if renditions.is_empty() {
+                "none".to_string()
+            } else {
+                renditions.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+            }
+        );
+        Ok(Self {
+            stop,
+            runtime: Some(runtime),
+            tasks,
+            keeper,
+            groups,
+            live,
+            rtmp_stats,
+            http_stats,
+            unknown_codecs,
+            rtmp_addr,
+            http_addr,
+            line: stats::StatsLine::default(),
+            started: Instant::now(),
+        })
+    }
+
+    /// The address publishers connect to (the bound port when 0 was asked for).
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        self.rtmp_addr
+    }
+
+    /// The address players connect to (the bound port when 0 was asked for).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The live streams: keys, variants, playlists and segments.
+    pub fn streams(&self) -> &Arc<LiveStreams> {
+        &self.live
+    }
+
+    /// True once the server is ending (stop requested, its duration passed,
+    /// or its keeper failed: a bug, the server's own stage). A failing
+    /// stream's stage ends that stream only.
+    pub fn stopping(&self) -> bool {
+        self.stop.requested() || self.keeper.failed()
+    }
+
+    /// Asks the server to stop; [`HlsServer::wait`] then returns promptly.
+    pub fn stop(&self) {
+        self.stop.trigger();
+    }
+
+    /// The stats since the last call: streams, publishers, RTMP connections
+    /// and refusals, viewers, then per live stream each variant's frame rate
+    /// and drops.
+    pub fn stats_line(&mut self) -> String {
+        self.line.render(
+            &self.live,
+            &self.rtmp_stats,
+            &self.http_stats,
+            &self.unknown_codecs,
+        )
+    }
+
+    /// Totals over the whole run: publishes, refusals and what players fetched.
+    pub fn summary(&self) -> String {
+        stats::summary(
+            self.started.elapsed(),
+            &self.live,
+            &self.rtmp_stats,
+            &self.http_stats,
+            &self.unknown_codecs,
+        )
+    }
+
+    /// Waits until the server is asked to stop (or its duration passes),
+    /// then closes every connection, lets each stream's stages end their
+    /// playlists and returns; an error when a server or a stage of the
+    /// server itself failed.
+    pub fn wait(&mut self) -> Result<()> {
+        while !self.stopping() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        self.stop.trigger();
+        let Some(runtime) = self.runtime.take() else {
+            return Ok(());
+        };
+        let tasks = std::mem::take(&mut self.tasks);
+        let results = runtime.block_on(async {
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(tokio::time::timeout(DRAIN_LIMIT, t).await);
+            }
+            out
+        });
+        // Dropping the runtime drops every connection and so every
+        // publisher: their stages drain and end their playlists.
+        runtime.shutdown_timeout(Duration::from_secs(2));
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        while !self.groups.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The keeper stops what is left (a stage stuck past the limit) and joins it.
+        self.keeper.stop();
+        self.keeper.wait()?;
+        for r in results {
+            if let Ok(Ok(Err(e))) = r {
+                return Err(Error::failed("server failed", e));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HlsServer {
+    fn drop(&mut self) {
+        let _ = self.shut_down();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_files_skip_comments_and_blanks() {
+        let path = std::env::temp_dir().join(format!("pstream-serve-keys-{}", std::process::id()));
+        std::fs::write(&path, "# allowed\nalpha\n\n beta  # second\n").expect("write");
+        let keys = read_keys(&path).expect("keys");
+        assert_eq!(keys.len(), 2);
+        assert!(keys.contains("alpha") && keys.contains("beta"));
+        std::fs::write(&path, "# nothing\n").expect("write");
+        assert!(matches!(read_keys(&path), Err(Error::Config(_))));
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(
+            read_keys(&path),
+            Err(Error::File { action: "read", .. })
+        ));
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_before_anything_binds() {
+        let mut config = ServeConfig::new();
+        assert!(config.check().is_ok());
+        config.segment_seconds = 0.0;
+        assert!(config.check().is_err());
+        config.segment_seconds = 2.0;
+        config.window = 0;
+        assert!(config.check().is_err());
+        config.window = 6;
+        config.max_connections = 0;
+        assert!(config.check().is_err());
+        let mut serve = Serve::new().segment_seconds(100.0);
+        assert!(matches!(serve.clone().start(), Err(Error::Config(_))));
+        serve.config_mut().segment_seconds = 2.0;
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let taken = busy.local_addr().expect("addr").to_string();
+        let err = serve.rtmp(taken.clone()).http("127.0.0.1:0").start();
+        assert!(
+            matches!(&err, Err(Error::Listen { service: "RTMP", addr, .. }) if *addr == taken),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_server_on_port_zero_answers_and_stops() {
+        use std::io::{Read, Write};
+        let mut server = Serve::new()
+            .rtmp("127.0.0.1:0")
+            .http("127.0.0.1:0")
+            .renditions([])
+            .start()
+            .expect("start");
+        assert_ne!(server.rtmp_addr().port(), 0);
+        assert_ne!(server.http_addr().port(), 0);
+        let mut conn = std::net::TcpStream::connect(server.http_addr()).expect("connect");
+        conn.write_all(b"GET /stream/nobody.m3u8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        // A publisher's TCP connection is accepted (the RTMP server is up).
+        assert!(std::net::TcpStream::connect(server.rtmp_addr()).is_ok());
+        assert!(server.stats_line().starts_with("streams 0 | publishers 0"));
+        assert!(!server.stopping());
+        server.stop();
+        assert!(server.stopping());
+        server.wait().expect("clean stop");
+        assert!(
+            server.summary().contains("http requests 1"),
+            "{}",
+            server.summary()
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! One variant's stage: the publisher's units in (transcoded for a
+//! rendition, as they come for the source), segments out, mirrored to disk.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use pstream_codec::Transcoder;
+use pstream_core::{Codec, EncodedUnit, LinkReceiver, Recv};
+use pstream_mux::hls::HlsEvent;
+use pstream_mux::{HlsSegmenter, TsStreams};
+
+use super::hls_dir::HlsDir;
+use super::live::{LiveStream, LiveVariant, SOURCE};
+use crate::run::Stop;
+use crate::Result;
+
+/// How often a stage waiting for units looks at its group's stop flag.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// One variant's thread: units in, segments out.
+pub(crate) struct VariantStage {
+    pub(crate) stream: Arc<LiveStream>,
+    pub(crate) variant: Arc<LiveVariant>,
+    /// For a rendition of a stream with video; `None` passes units through.
+    pub(crate) transcoder: Option<Transcoder>,
+    pub(crate) streams: TsStreams,
+    pub(crate) hls_dir: Option<HlsDir>,
+}
+
+impl VariantStage {
+    /// Segments what arrives until the publisher's link closes (after
+    /// draining it) or the group's `stop` is set (at once), then ends the
+    /// playlist.
+    pub(crate) fn run(mut self, rx: LinkReceiver<EncodedUnit>, stop: &Stop) -> Result<()> {
+        // A returning publisher continues the playlist after a discontinuity.
+        let events = {
+            let mut seg = self.variant.segmenter();
+            seg.restart(self.streams);
+            drain(&mut seg)
+        };
+        mirror(&self.hls_dir, &self.stream, &self.variant, events);
+        let drops_before = self.variant.dropped.load(Ordering::Relaxed);
+        let mut drops_seen = 0;
+        let mut warned = false;
+        while !stop.requested() {
+            let unit = match rx.recv_timeout(STOP_POLL) {
+                Recv::Item(unit) => unit,
+                Recv::Timeout => continue,
+                Recv::Closed => break,
+            };
+            let drops = rx.dropped();
+            if drops != drops_seen {
+                drops_seen = drops;
+                self.variant
+                    .dropped
+                    .store(drops_before + drops, Ordering::Relaxed);
+                if let Some(t) = &mut self.transcoder {
+                    t.resync();
+                }
+            }
+            let unit = match (&mut self.transcoder, unit.codec) {
+                (Some(t), Codec::H264) => match t.push(&unit) {
+                    Ok(Some(u)) => u,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        if !warned {
+                            tracing::warn!("{}/{}: {e}", self.stream.key(), self.variant.name());
+                            warned = true;
+                        }
+                        continue;
+                    }
+                },
+                _ => unit,
+            };
+            let is_video = unit.codec == Codec::H264;
+            let events = {
+                let mut seg = self.variant.segmenter();
+                // A unit the muxer refuses is counted by the segmenter.
+                let _ = seg.push(&unit);
+                drain(&mut seg)
+            };
+            if is_video {
+                self.variant.frames.fetch_add(1, Ordering::Relaxed);
+            }
+            mirror(&self.hls_dir, &self.stream, &self.variant, events);
+        }
+        end_playlist(&self.hls_dir, &self.stream, &self.variant);
+        Ok(())
+    }
+}
+
+/// Ends `variant`'s playlist (`EXT-X-ENDLIST`; nothing when already ended)
+/// and mirrors that.
+pub(crate) fn end_playlist(hls_dir: &Option<HlsDir>, stream: &LiveStream, variant: &LiveVariant) {
+    let events = {
+        let mut seg = variant.segmenter();
+        seg.end();
+        drain(&mut seg)
+    };
+    mirror(hls_dir, stream, variant, events);
+}
+
+/// Writes events to the disk mirror, and the master playlist with each new source segment.
+fn mirror(
+    hls_dir: &Option<HlsDir>,
+    stream: &LiveStream,
+    variant: &LiveVariant,
+    events: Vec<(HlsEvent, Bytes)>,
+) {
+    let Some(dir) = hls_dir else { return };
+    let key = stream.key();
+    let mut master = false;
+    for (event, playlist) in &events {
+        if let Err(e) = dir.apply(key, variant.name(), event, playlist) {
+            tracing::warn!("HLS mirror {}: {e}", dir.root().display());
+        }
+        master |= matches!(event, HlsEvent::SegmentReady { .. }) && variant.name() == SOURCE;
+    }
+    if master {
+        if let Err(e) = dir.write_master(key, &stream.master_playlist()) {
+            tracing::warn!("HLS mirror {}: {e}", dir.root().display());
+        }
+    }
+}
+
+/// Takes the segmenter's pending events, each with the playlist current after it.
+fn drain(seg: &mut HlsSegmenter) -> Vec<(HlsEvent, Bytes)> {
+    let mut out = Vec::new();
+    while let Some(e) = seg.poll_event() {
+        out.push((e, seg.playlist()));
+    }
+    out
+}
