@@ -141,7 +141,9 @@ fn gstreamer_srtpenc_to_pstream() {
             };
             let d = &data[..n];
             if (200..=206).contains(&d[1]) {
-                let plain = ctx.unprotect_rtcp(d, &mut buf).unwrap_or_else(|e| panic!("{profile}: {e}"));
+                let plain = ctx
+                    .unprotect_rtcp(d, &mut buf)
+                    .unwrap_or_else(|e| panic!("{profile}: {e}"));
                 for p in parse_compound(&plain).expect("RTCP parses") {
                     if let RtcpPacket::SenderReport { ssrc, .. } = p {
                         assert_eq!(Some(ssrc), rtp_ssrc, "SR from the media source");
@@ -149,7 +151,9 @@ fn gstreamer_srtpenc_to_pstream() {
                     }
                 }
             } else {
-                let plain = ctx.unprotect_rtp(d, &mut buf).unwrap_or_else(|e| panic!("{profile}: {e}"));
+                let plain = ctx
+                    .unprotect_rtp(d, &mut buf)
+                    .unwrap_or_else(|e| panic!("{profile}: {e}"));
                 assert_eq!(&plain[..12], &d[..12], "the header travels in clear");
                 rtp_ssrc = Some(u32::from_be_bytes([d[8], d[9], d[10], d[11]]));
                 first.get_or_insert_with(|| d.to_vec());
@@ -212,7 +216,9 @@ fn units(n: usize, clock_start: Instant) -> Vec<EncodedUnit> {
 
 fn chains(log: &str, sink: &str) -> usize {
     log.lines()
-        .filter(|l| l.contains(&format!("GstFakeSink:{sink}")) && l.contains("last-message = chain"))
+        .filter(|l| {
+            l.contains(&format!("GstFakeSink:{sink}")) && l.contains("last-message = chain")
+        })
         .count()
 }
 
@@ -290,7 +296,9 @@ fn pstream_srtp_to_gstreamer_srtpdec() {
         let (out, err) = gst.finish(Duration::ZERO);
         let pictures = chains(&out, "video");
         let rtcp = chains(&out, "rtcp");
-        eprintln!("{profile}: srtpdec gave {pictures} pictures of 40 and {rtcp} RTCP packets of {srs}");
+        eprintln!(
+            "{profile}: srtpdec gave {pictures} pictures of 40 and {rtcp} RTCP packets of {srs}"
+        );
         assert_eq!(pictures, 40, "{profile}: {err}");
         assert_eq!(rtcp, srs, "{profile}: {err}");
         assert!(srs >= 4);
