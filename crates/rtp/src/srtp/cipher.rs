@@ -10,7 +10,7 @@
 //! pure Rust, build for aarch64, armv7 and ARMv6 alike, and pick AES and
 //! carry-less multiply instructions at run time where the CPU has them.
 
-use aes::cipher::{BlockEncrypt, InnerIvInit, KeyInit, StreamCipher};
+use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use aes::Aes128;
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Nonce, Tag};
@@ -143,6 +143,7 @@ impl CmKeys {
     /// One AES block, for the keystream test vector.
     #[cfg(test)]
     pub(crate) fn block(&self, block: &mut [u8; 16]) {
+        use aes::cipher::BlockEncrypt;
         self.aes.encrypt_block(block.into());
     }
 }

@@ -251,7 +251,8 @@ fn round_trips_across_the_rollover_and_refuses_replays() {
             SrtpError::Replayed {
                 what: "SRTP",
                 ssrc: 7,
-                index: (1 << 16) | 0
+                // ROC 1, sequence number 0.
+                index: 1 << 16,
             }
         );
         assert_eq!(rx.stats().replays, 1);
