@@ -29,7 +29,10 @@ for a in "$@"; do
     # as "strip everything", symbol table included; scripts/check-armv6.sh
     # needs the symbols (mapping symbols), and the other targets' release
     # binaries keep them. So link, then strip the debug sections only (zig's
-    # libc++, libunwind and musl bring DWARF). -O1: lld ignores it, noisily.
+    # libc++, libunwind and musl bring DWARF) with llvm-objcopy: zig's own
+    # objcopy (0.17.1) stops with "error: unimplemented" on some of
+    # these binaries (pstream's among them). -O1: lld ignores
+    # it, noisily.
     -Wl,--strip-debug) strip_debug=1 ;;
     -Wl,-O1) ;;
     -c | -S | -E) compile=1; args+=("$a") ;;
@@ -47,7 +50,9 @@ if ((compile)); then
 fi
 if ((strip_debug)) && [ -n "$output" ]; then
   "$here/zig.sh" "$mode" -target arm-linux-musleabihf -mcpu=arm1176jzf_s ${args[@]+"${args[@]}"}
-  "$here/zig.sh" objcopy --strip-debug "$output" "$output.strip-debug"
+  objcopy=${LLVM_OBJCOPY:-$(command -v llvm-objcopy || command -v llvm-objcopy-14 || true)}
+  [ -n "$objcopy" ] || { echo "cc-arm1176: llvm-objcopy not found (apt-get install llvm)" >&2; exit 2; }
+  "$objcopy" --strip-debug "$output" "$output.strip-debug"
   exec mv -f "$output.strip-debug" "$output"
 fi
 exec "$here/zig.sh" "$mode" -target arm-linux-musleabihf -mcpu=arm1176jzf_s ${args[@]+"${args[@]}"}
