@@ -381,8 +381,13 @@ mod tests {
             "cannot open the device",
             io::Error::from_raw_os_error(libc::EACCES),
         );
-        assert!(other
-            .to_string()
+        // The OS error is the source, not part of the message: the log line
+        // (one_line) names it.
+        assert_eq!(
+            other.to_string(),
+            "v4l2:/dev/video7: cannot open the device"
+        );
+        assert!(pstream_core::error::one_line(&other)
             .starts_with("v4l2:/dev/video7: cannot open the device: Permission denied"));
     }
 
