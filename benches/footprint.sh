@@ -31,11 +31,14 @@ fi
 echo "## binary size (stripped)"
 echo "| target | bytes | MiB |"
 echo "| --- | --- | --- |"
-# The ARM binaries where scripts/cross.sh put them (AARCH64_BIN / ARMV7_BIN
-# when built with another CARGO_TARGET_DIR).
+# The ARM binaries where scripts/cross.sh put them (AARCH64_BIN / ARMV7_BIN /
+# ARMV6_BIN when built with another CARGO_TARGET_DIR). The ARMv6 one is
+# static (musl, libc++ and the rest inside); the others link glibc and
+# libstdc++ dynamically.
 for pair in "x86_64-unknown-linux-gnu:$bin:strip" \
             "aarch64-unknown-linux-gnu:${AARCH64_BIN:-target/aarch64-unknown-linux-gnu/release/pstream}:aarch64-linux-gnu-strip" \
-            "armv7-unknown-linux-gnueabihf:${ARMV7_BIN:-target/armv7-unknown-linux-gnueabihf/release/pstream}:arm-linux-gnueabihf-strip"; do
+            "armv7-unknown-linux-gnueabihf:${ARMV7_BIN:-target/armv7-unknown-linux-gnueabihf/release/pstream}:arm-linux-gnueabihf-strip" \
+            "arm-unknown-linux-musleabihf:${ARMV6_BIN:-target/arm-unknown-linux-musleabihf/release/pstream}:arm-linux-gnueabihf-strip"; do
   IFS=: read -r t path strip <<<"$pair"
   if [ -f "$path" ]; then
     "$strip" -o "$dir/stripped" "$path"

@@ -6,6 +6,9 @@
 case $1 in
   aarch64-*) qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu) ;;
   armv7-*) qemu=(qemu-arm -L /usr/arm-linux-gnueabihf) ;;
+  # The ARMv6 build is static (no sysroot); an ARM1176 CPU makes any ARMv7
+  # instruction that runs a SIGILL.
+  arm-unknown-linux-musleabihf) qemu=(qemu-arm -cpu arm1176) ;;
   x86_64-*) qemu=() ;;
   *) echo "$(basename "$0"): unknown target $1" >&2; exit 2 ;;
 esac

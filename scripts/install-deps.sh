@@ -16,6 +16,9 @@ packages=(
   # Raspberry Pi cross builds (scripts/cross.sh) and their tests under emulation
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user
+  # the ARMv6 build: zig comes from PyPI (below) through pip; llvm-objdump
+  # reads its binary for scripts/check-armv6.sh
+  python3-pip llvm
   # peers the tests start
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
@@ -56,6 +59,17 @@ if ((${#missing[@]})); then
   # tshark asks whether non-root users may capture; the tests run as whoever
   # runs them, so take the default without a prompt.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# zig, the ARMv6 build's C/C++ compiler and linker (scripts/zig/), from PyPI
+# (ziglang packs the zig binary). Pinned: zig's command line (-mcpu names)
+# has changed between releases. Debian's own Python refuses a system-wide
+# pip install (PEP 668), so into the user's site-packages there.
+zig_version=0.17.1
+if [ "$(python3 -m ziglang version 2>/dev/null)" != "$zig_version" ]; then
+  echo "installing: ziglang==$zig_version (pip)" >&2
+  python3 -m pip install --quiet "ziglang==$zig_version" 2>/dev/null ||
+    python3 -m pip install --quiet --user --break-system-packages "ziglang==$zig_version"
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -102,7 +102,10 @@ static RT_WARNED: AtomicBool = AtomicBool::new(false);
 pub fn promote_to_realtime(what: &str) {
     // Priority 10 of 1..99: above every normal thread, below the kernel's
     // own interrupt threads and PipeWire's data loop (usually 88).
-    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sched_param is plain integers, all valid as zero (musl's has
+    // SCHED_SPORADIC fields besides sched_priority).
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = 10;
     // SAFETY: pthread_self is always valid for the calling thread, and
     // param lives across the call.
     let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };

@@ -367,8 +367,11 @@ impl MappedBuffers {
         b.index = index as u32;
         b.bytesused = bytesused as u32;
         b.field = sys::v4l2_field_V4L2_FIELD_NONE;
-        b.timestamp.tv_sec = timestamp.as_secs() as libc::time_t;
-        b.timestamp.tv_usec = libc::suseconds_t::from(timestamp.subsec_micros() as i32);
+        // The field types are the C headers' time_t/suseconds_t, not the libc
+        // crate's: 64-bit with musl 1.2 on 32-bit ARM (the ARMv6 build) where
+        // the libc crate still says 32.
+        b.timestamp.tv_sec = timestamp.as_secs() as _;
+        b.timestamp.tv_usec = timestamp.subsec_micros() as _;
         xioctl(self.fd, vidioc::VIDIOC_QBUF, &mut b)
     }
 
