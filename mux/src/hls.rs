@@ -29,9 +29,13 @@
 //! ones serve clients that fetched the playlist just before it slid) plus the
 //! one being written; older segments are dropped, so their memory is freed as
 //! soon as no reader holds a clone. A segment is force-cut at
-//! `max_segment_duration` even without a keyframe, so at a bitrate `B` the
+//! `max_segment_duration` even without a keyframe, and at
+//! [`MAX_SEGMENT_BYTES`] whatever its timestamps say (the next segment then
+//! starts with the tables and the unit that did not fit, keyframe or not, as
+//! after a duration cut), so at a bitrate `B` the
 //! bound is about `(window + retain_extra + 1) × max_segment_duration × B`
-//! (with the defaults and keyframes at least every 2 s: 9 × 2 s × B). The
+//! (with the defaults and keyframes at least every 2 s: 9 × 2 s × B), and
+//! never more than `(window + retain_extra + 1) × MAX_SEGMENT_BYTES`. The
 //! event queue ([`HlsSegmenter::poll_event`]) holds at most
 //! [`MAX_PENDING_EVENTS`]; older events are dropped if nobody polls.
 //!
@@ -52,6 +56,11 @@ use crate::ts::{TsError, TsMuxer, TsStreams};
 
 /// The most events kept for [`HlsSegmenter::poll_event`] before the oldest are dropped.
 pub const MAX_PENDING_EVENTS: usize = 64;
+
+/// A segment is cut once it holds this many bytes, whatever the timestamps
+/// say: a publisher whose timestamps stand still would otherwise never reach
+/// the duration that cuts it, and its segment would grow without bound.
+pub const MAX_SEGMENT_BYTES: usize = 32 << 20;
 
 /// What went wrong in the HLS segmenter.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -280,6 +289,7 @@ impl HlsSegmenter {
                 let tolerance = self.config.target_duration / 10;
                 if (cut_point && elapsed + tolerance >= self.config.target_duration)
                     || elapsed >= self.config.max_segment_duration
+                    || self.buf.len() >= MAX_SEGMENT_BYTES
                 {
                     self.close_segment(Some(unit.pts));
                     self.open_segment(unit.pts);
@@ -622,6 +632,37 @@ mod tests {
 
     fn durations(h: &HlsSegmenter) -> Vec<u128> {
         h.segments().map(|s| s.duration.as_millis()).collect()
+    }
+
+    /// A publisher whose timestamps stand still: nothing reaches the target
+    /// or the maximum duration, yet segments are cut by size, so neither the
+    /// open segment nor the kept ones grow without bound.
+    #[test]
+    fn frozen_timestamps_are_cut_by_size() {
+        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        h.push(&video(5000, true)).expect("keyframe");
+        let mut big = video(5000, false);
+        let mut d = big.data.to_vec();
+        d.resize(1 << 20, 0x5a);
+        big.data = Bytes::from(d);
+        // 200 MiB at one instant: 6 segments' worth and more.
+        for _ in 0..200 {
+            h.push(&big).expect("video");
+        }
+        let sizes: Vec<usize> = h.segments().map(|s| s.data.len()).collect();
+        assert!(sizes.len() >= 5, "{sizes:?}");
+        let overhead = (1 << 20) + (1 << 20) / 8; // the unit that crossed the line, in TS packets
+        for &len in &sizes {
+            assert!(
+                len >= MAX_SEGMENT_BYTES && len <= MAX_SEGMENT_BYTES + overhead,
+                "{len}"
+            );
+        }
+        let kept: usize = sizes.iter().sum();
+        let limit = (HlsConfig::default().window + HlsConfig::default().retain_extra)
+            * (MAX_SEGMENT_BYTES + overhead);
+        assert!(kept <= limit, "{kept} > {limit}");
+        assert!(text(&h).contains("#EXTINF:0.000,"), "{}", text(&h));
     }
 
     #[test]
