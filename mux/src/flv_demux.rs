@@ -44,6 +44,11 @@ pub enum DemuxError {
     },
 }
 
+/// The most bytes of SPS and PPS one AVC sequence header may carry, all
+/// together. Real encoders write tens of bytes (a few hundred with scaling
+/// lists); these are repeated before every keyframe that lacks them.
+pub const MAX_PARAMETER_SET_BYTES: usize = 8 << 10;
+
 /// The name of an FLV video codec id, for messages.
 fn video_codec_name(id: u8) -> &'static str {
     match id {
@@ -239,6 +244,10 @@ impl FlvDemuxer {
     }
 
     /// Reads an AVCDecoderConfigurationRecord (ISO 14496-15 §5.2.4.1).
+    /// Its parameter sets are copied in front of every keyframe that lacks
+    /// them, so their total size is bounded ([`MAX_PARAMETER_SET_BYTES`]):
+    /// 32 SPS and 255 PPS of 64 KiB each would turn every 11-byte keyframe
+    /// tag into megabytes.
     fn parse_avcc(&mut self, d: &[u8]) -> Result<(), DemuxError> {
         let bad = |s: &mut Self| s.malformed("video", "bad AVC sequence header");
         if d.len() < 7 || d[0] != 1 {
@@ -249,6 +258,7 @@ impl FlvDemuxer {
             return Err(bad(self));
         }
         let mut pos = 5;
+        let mut total = 0usize;
         let mut sets = [Vec::new(), Vec::new()];
         for (i, list) in sets.iter_mut().enumerate() {
             let Some(&count) = d.get(pos) else {
@@ -266,6 +276,10 @@ impl FlvDemuxer {
                     return Err(bad(self));
                 };
                 if !nal.is_empty() {
+                    total += nal.len();
+                    if total > MAX_PARAMETER_SET_BYTES {
+                        return Err(self.malformed("video", "AVC parameter sets over 8 KiB"));
+                    }
                     list.push(Bytes::copy_from_slice(nal));
                 }
                 pos += len;
@@ -354,6 +368,54 @@ mod tests {
         let u = d.push_video(73, &p, now).expect("ok").expect("unit");
         assert_eq!(&u.data[..], &[0, 0, 0, 1, 0x41, 0x9A]);
         assert_eq!(u.dts, None);
+    }
+
+    /// A sequence header with 32 SPS and 255 PPS of 60,000 bytes each is
+    /// refused (dropped and counted, the old configuration kept), so an
+    /// 11-byte keyframe tag after it stays small.
+    #[test]
+    fn oversized_parameter_sets_are_refused_not_amplified() {
+        let mut d = FlvDemuxer::new();
+        let now = Instant::now();
+        d.push_video(0, &seq_header(), now).expect("header");
+        let mut h = vec![0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe0 | 31];
+        let big = |first: u8| {
+            let mut n = vec![first];
+            n.resize(60_000, 0x5a);
+            n
+        };
+        for _ in 0..31 {
+            h.extend((60_000u16).to_be_bytes());
+            h.extend(big(0x67));
+        }
+        h.push(255);
+        for _ in 0..255 {
+            h.extend((60_000u16).to_be_bytes());
+            h.extend(big(0x68));
+        }
+        assert!(matches!(
+            d.push_video(0, &h, now),
+            Err(DemuxError::Malformed { .. })
+        ));
+        assert_eq!(d.dropped(), 1);
+        let key = [0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0xAA];
+        let u = d.push_video(40, &key, now).expect("ok").expect("unit");
+        assert_eq!(u.data.len(), 4 + SPS.len() + 4 + PPS.len() + 4 + 2);
+        // At the bound: accepted, and a keyframe grows by at most the bound.
+        let mut h = vec![0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1];
+        let sps = big(0x67);
+        h.extend(4000u16.to_be_bytes());
+        h.extend(&sps[..4000]);
+        h.push(1);
+        h.extend(4000u16.to_be_bytes());
+        h.extend(&big(0x68)[..4000]);
+        assert_eq!(d.push_video(0, &h, now), Ok(None));
+        let u = d.push_video(80, &key, now).expect("ok").expect("unit");
+        assert!(
+            u.data.len() <= MAX_PARAMETER_SET_BYTES + 64,
+            "{}",
+            u.data.len()
+        );
     }
 
     #[test]
