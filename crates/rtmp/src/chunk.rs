@@ -19,6 +19,10 @@ pub const MAX_MESSAGE_LEN: usize = 8 << 20;
 pub const MAX_PARTIAL_BYTES: usize = 16 << 20;
 /// Most chunk streams with a message in progress at once.
 pub const MAX_OPEN_STREAMS: usize = 64;
+/// Most chunk stream ids one connection may use. Encoders use a handful
+/// (ffmpeg and OBS: 2 to 8); each id costs a map entry for the life of the
+/// connection, so a peer cycling through ids must not grow that map.
+pub const MAX_CHUNK_STREAMS: usize = 256;
 /// Largest chunk size a peer may announce.
 pub const MAX_CHUNK_SIZE: u32 = 16 << 20;
 /// Timestamp field value meaning "an extended timestamp follows".
@@ -37,6 +41,9 @@ pub enum ChunkError {
     /// Too many unfinished messages, or too many bytes in them.
     #[error("too many unfinished messages ({0} bytes held)")]
     TooManyPartial(usize),
+    /// A new chunk stream id past [`MAX_CHUNK_STREAMS`].
+    #[error("chunk stream {0} is one more than the {MAX_CHUNK_STREAMS} a connection may use")]
+    TooManyStreams(u32),
     /// A set-chunk-size of 0 or over [`MAX_CHUNK_SIZE`].
     #[error("chunk size {0} out of range")]
     BadChunkSize(u32),
@@ -85,6 +92,9 @@ pub struct ChunkReader {
     pending: Vec<u8>,
     stage: Stage,
     partial_bytes: usize,
+    /// Chunk streams with a message in progress (kept as a count, so each
+    /// header costs the same however many streams the peer opened).
+    open: usize,
 }
 
 impl Default for ChunkReader {
@@ -102,6 +112,7 @@ impl ChunkReader {
             pending: Vec::with_capacity(32),
             stage: Stage::Header,
             partial_bytes: 0,
+            open: 0,
         }
     }
 
@@ -120,6 +131,7 @@ impl ChunkReader {
         if let Some(s) = self.streams.get_mut(&csid) {
             if let Some(p) = s.partial.take() {
                 self.partial_bytes -= p.len();
+                self.open -= 1;
             }
         }
     }
@@ -153,6 +165,9 @@ impl ChunkReader {
                     let Some(state) = self.streams.get_mut(&csid) else {
                         return Err(ChunkError::NoPreviousHeader(csid));
                     };
+                    if state.partial.is_none() {
+                        self.open += 1;
+                    }
                     let partial = state.partial.get_or_insert_with(BytesMut::new);
                     partial.extend_from_slice(now);
                     self.partial_bytes += n;
@@ -168,6 +183,7 @@ impl ChunkReader {
                     if partial.len() >= state.length {
                         let data = state.partial.take().unwrap_or_default().freeze();
                         self.partial_bytes -= data.len();
+                        self.open -= 1;
                         return Ok(Some(Message {
                             type_id: state.type_id,
                             stream_id: state.stream_id,
@@ -239,11 +255,10 @@ impl ChunkReader {
         if fmt != 0 && !self.streams.contains_key(&csid) {
             return Err(ChunkError::NoPreviousHeader(csid));
         }
-        let open = self
-            .streams
-            .values()
-            .filter(|s| s.partial.is_some())
-            .count();
+        if !self.streams.contains_key(&csid) && self.streams.len() >= MAX_CHUNK_STREAMS {
+            return Err(ChunkError::TooManyStreams(csid));
+        }
+        let open = self.open;
         let state = self.streams.entry(csid).or_default();
         let starting = state.partial.is_none();
         if starting && open >= MAX_OPEN_STREAMS {
@@ -288,6 +303,7 @@ impl ChunkReader {
                 // A new header in the middle of a message: the old one is abandoned.
                 if let Some(p) = state.partial.take() {
                     self.partial_bytes -= p.len();
+                    self.open -= 1;
                 }
             }
             state.length = length;
@@ -411,5 +427,45 @@ mod tests {
         };
         assert!(matches!(err, ChunkError::TooManyPartial(_)));
         assert!(r.set_chunk_size(0).is_err());
+    }
+
+    /// A peer cycling through chunk stream ids, each carrying one complete
+    /// 1-byte message (3-byte basic headers: ids 64 to 65599), is cut off
+    /// at the cap instead of growing the reader's map; the messages before
+    /// it are read, and an abandoned or aborted message frees its slot.
+    #[test]
+    fn chunk_stream_ids_are_capped() {
+        let mut r = ChunkReader::new();
+        let mut bytes = Vec::new();
+        for i in 0..10_000u16 {
+            bytes.push(0x01);
+            bytes.extend(i.to_le_bytes());
+            bytes.extend([0, 0, 0, 0, 0, 1, 9, 1, 0, 0, 0, 0xAA]);
+        }
+        let mut input = &bytes[..];
+        let mut read = 0;
+        let err = loop {
+            match r.read(&mut input) {
+                Ok(Some(m)) => {
+                    assert_eq!(&m.data[..], &[0xAA]);
+                    read += 1;
+                }
+                Ok(None) => panic!("all 10,000 chunk stream ids accepted"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(read, MAX_CHUNK_STREAMS);
+        assert_eq!(
+            err,
+            ChunkError::TooManyStreams(64 + MAX_CHUNK_STREAMS as u32)
+        );
+        assert_eq!(r.open, 0);
+        // Unfinished messages: counted while open, freed by abort.
+        let mut r = ChunkReader::new();
+        let mut input: &[u8] = &[0x04, 0, 0, 0, 0, 0, 200, 9, 1, 0, 0, 0, 1, 2, 3];
+        assert_eq!(r.read(&mut input), Ok(None));
+        assert_eq!(r.open, 1);
+        r.abort(4);
+        assert_eq!((r.open, r.partial_bytes), (0, 0));
     }
 }
