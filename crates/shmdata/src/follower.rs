@@ -851,13 +851,17 @@ impl Reader {
             Caps::Video(v) => Layout::of(&v).size,
             Caps::Audio(a) => {
                 if size % a.frame_bytes() != 0 || size > MAX_AUDIO_BYTES {
-                    return release_counting(conn, &counters.short_frames);
+                    return release_counting(
+                        conn,
+                        &counters.short_frames,
+                        self.options.lock_timeout,
+                    );
                 }
                 size
             }
         };
         if size < need {
-            return release_counting(conn, &counters.short_frames);
+            return release_counting(conn, &counters.short_frames, self.options.lock_timeout);
         }
         if need == 0 {
             return release(conn);
@@ -872,17 +876,17 @@ impl Reader {
             Err(_) => conn.segment = None,
         }
         let Some(segment) = conn.segment.as_ref() else {
-            return release_counting(conn, &counters.small_segment);
+            return release_counting(conn, &counters.small_segment, self.options.lock_timeout);
         };
         if segment.size() < need {
-            return release_counting(conn, &counters.small_segment);
+            return release_counting(conn, &counters.small_segment, self.options.lock_timeout);
         }
         // Allocate before taking the lock: the lock is held for the copy only.
         let mut data = self.shared.buffer(need);
         match conn.sem.op(&[READ_START], Some(self.options.lock_timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return release_counting(conn, &counters.lock_timeouts);
+                return release_counting(conn, &counters.lock_timeouts, Duration::ZERO);
             }
             Err(_) => return false,
         }
@@ -904,7 +908,13 @@ impl Reader {
 
 /// Gives back the read lock of a frame dropped, then counts the drop (in
 /// that order: the writer waits for the release, not for the count).
-fn release_counting(conn: &Connection, counter: &AtomicU64) -> bool {
+/// libshmdata's writer announces a frame before it adds the read locks it
+/// takes for its followers, and adds them under its write lock: waiting for
+/// that lock first (bounded, as for a frame copied) makes sure there is a
+/// lock to give back, or a fast follower would give back nothing and leave
+/// the writer waiting for it.
+fn release_counting(conn: &Connection, counter: &AtomicU64, wait: Duration) -> bool {
+    let _ = conn.sem.op(&[READ_START], Some(wait));
     let alive = release(conn);
     counter.fetch_add(1, Ordering::Relaxed);
     alive
