@@ -16,6 +16,59 @@ use common::hls::{ffmpeg_publish, get, get_text, segments, start_serve, wait_for
 use common::{pstream_bin, require, serial, temp_dir, Proc};
 use pstream_transport::rtmp::{PublishSession, RtmpUrl, SessionEvent};
 
+/// serve's `/metrics` at `addr`, parsed by python3-prometheus-client's text
+/// parser: each sample as `name{label=value,...}` (labels sorted) -> value.
+fn scrape(addr: &str) -> std::collections::HashMap<String, f64> {
+    // Debian's python3-prometheus-client is installed for the system Python,
+    // which a python3 earlier on PATH (pyenv, a venv) may not see.
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        require("python3");
+        "python3"
+    };
+    let text = Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("http://{addr}/metrics"))
+        .output()
+        .expect("curl");
+    assert!(text.status.success(), "no /metrics at {addr}");
+    let parse = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for f in text_string_to_metric_families(sys.stdin.read()):
+    for s in f.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        print(s.name + ("{" + labels + "}" if labels else ""), s.value)
+"#;
+    let mut py = Command::new(python)
+        .args(["-c", parse])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    py.stdin
+        .take()
+        .expect("stdin")
+        .write_all(&text.stdout)
+        .expect("write");
+    let out = py.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&text.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
 /// ffprobe's streams of a file: (codec, width, height).
 fn probe(path: &Path) -> Vec<(String, u32, u32)> {
     require("ffprobe");
@@ -58,6 +111,7 @@ fn recipe_publish_gives_hls_with_a_144p_rendition_within_10_s() {
     let _g = serial();
     let dir = temp_dir("serve-recipe");
     let hls_dir = dir.join("hls");
+    let metrics = format!("127.0.0.1:{}", common::hls::free_tcp_port());
     let s = start_serve(
         &dir,
         &[
@@ -65,6 +119,8 @@ fn recipe_publish_gives_hls_with_a_144p_rendition_within_10_s() {
             "P144p30fps16x9",
             "--hls-dir",
             hls_dir.to_str().expect("utf-8 path"),
+            "--metrics",
+            &metrics,
         ],
     );
     let started = Instant::now();
@@ -133,6 +189,34 @@ fn recipe_publish_gives_hls_with_a_144p_rendition_within_10_s() {
         assert!(hls_dir.join("hello_world").join(&seg).is_file(), "{seg}");
     }
     assert!(hls_dir.join("hello_world.m3u8").is_file());
+
+    // /metrics, read by the Prometheus client library's own parser.
+    let m = scrape(&metrics);
+    let value = |name: &str| m.get(name).copied().unwrap_or(-1.0);
+    assert_eq!(value("pstream_streams{state=live}"), 1.0, "{m:?}");
+    assert_eq!(value("pstream_publishers"), 1.0, "{m:?}");
+    assert!(
+        value("pstream_received_bytes_total{protocol=rtmp}") > 100_000.0,
+        "{m:?}"
+    );
+    assert!(
+        value("pstream_sent_bytes_total{protocol=hls}") > 10_000.0,
+        "{m:?}"
+    );
+    assert!(
+        value("pstream_http_requests_total{kind=segment}") >= 2.0,
+        "{m:?}"
+    );
+    assert!(
+        value("pstream_http_requests_total{kind=master_playlist}") >= 1.0,
+        "{m:?}"
+    );
+    for variant in ["source", "P144p30fps16x9"] {
+        let seg = format!("pstream_segments_total{{stream=hello_world,variant={variant}}}");
+        assert!(value(&seg) >= 3.0, "{seg}: {m:?}");
+        let frames = format!("pstream_frames_total{{stream=hello_world,variant={variant}}}");
+        assert!(value(&frames) >= 60.0, "{frames}: {m:?}");
+    }
     ff.signal("KILL");
     ff.wait(Duration::from_secs(5));
 }

@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// RTMP connections open at once; more are closed on accept.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_connections: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default; an
+    /// address of its own, e.g. 127.0.0.1:9935, so it can stay private).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -107,6 +111,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         },
         hls_dir: args.hls_dir.clone(),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        metrics: args.metrics.clone(),
     })
 }
 

@@ -5,11 +5,13 @@
 //! `/stream/<key>/<variant>/<sequence>.ts` (segment). What is served comes
 //! from an [`HlsCatalog`]; this module only routes, labels and guards.
 
+mod metrics;
 mod respond;
 mod route;
 mod server;
 mod stats;
 
+pub use metrics::{serve_metrics, RenderMetrics, METRICS_TYPE};
 pub use respond::{PLAYLIST_CACHE, PLAYLIST_TYPE, SEGMENT_CACHE, SEGMENT_TYPE};
 pub use route::{is_safe_name, MAX_NAME_LEN, MAX_PATH_LEN};
 pub use server::{serve_http, serve_http_with, HttpLimits};

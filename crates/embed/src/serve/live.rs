@@ -36,6 +36,8 @@ pub struct LiveVariant {
     pub frames: AtomicU64,
     /// Units dropped on the way to this variant (queue overflow).
     pub dropped: AtomicU64,
+    /// Segments cut so far (for `/metrics`).
+    pub segments: AtomicU64,
 }
 
 impl LiveVariant {
@@ -247,6 +249,7 @@ impl LiveStreams {
                 segmenter: Mutex::new(segmenter),
                 frames: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
+                segments: AtomicU64::new(0),
             }));
         }
         let stream = Arc::new(LiveStream {

@@ -102,13 +102,19 @@ pub(crate) fn end_playlist(hls_dir: &Option<HlsDir>, stream: &LiveStream, varian
     mirror(hls_dir, stream, variant, events);
 }
 
-/// Writes events to the disk mirror, and the master playlist with each new source segment.
+/// Counts the segments cut, and writes events to the disk mirror, and the
+/// master playlist with each new source segment.
 fn mirror(
     hls_dir: &Option<HlsDir>,
     stream: &LiveStream,
     variant: &LiveVariant,
     events: Vec<(HlsEvent, Bytes)>,
 ) {
+    let cut = events
+        .iter()
+        .filter(|(e, _)| matches!(e, HlsEvent::SegmentReady { .. }))
+        .count();
+    variant.segments.fetch_add(cut as u64, Ordering::Relaxed);
     let Some(dir) = hls_dir else { return };
     let key = stream.key();
     let mut master = false;
