@@ -62,7 +62,12 @@ pub enum SetupPart {
 /// Options of `pstream recv`.
 #[derive(Debug, Clone, Args)]
 pub struct RecvArgs {
-    /// The sending peer (where our RTCP receiver reports and PLIs go).
+    /// The sending peer: an address or a host name, resolved once at start.
+    /// RTP and RTCP are taken from its IP address only (from any port: NATs
+    /// change ports); packets from other addresses are dropped and counted
+    /// (`not-peer` on the stats line). Our receiver reports and PLIs go to
+    /// it. `any` takes any sender, the first heard followed while it lives,
+    /// and sends RTCP back to that sender's address.
     #[arg(long)]
     pub peer: String,
     /// Local address to receive on (default: the unspecified address of the
