@@ -153,9 +153,10 @@ pub struct Receive {
 }
 
 impl Receive {
-    /// A receiver of what `peer` (address or host name) sends, with
-    /// `pstream recv`'s defaults: ports 5000-5007, H.264 + Opus, both
-    /// outputs `null`.
+    /// A receiver of what `peer` (address or host name; `any` for any
+    /// sender) sends, with `pstream recv`'s defaults: ports 5000-5007,
+    /// H.264 + Opus, both outputs `null`. Packets from other addresses are
+    /// dropped and counted ([`StreamStats::not_peer`]).
     pub fn from(peer: impl Into<String>) -> Self {
         Self {
             config: RecvConfig::new(peer),
