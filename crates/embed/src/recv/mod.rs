@@ -235,6 +235,8 @@ struct StreamCounters {
     foreign: AtomicU64,
     /// Datagrams from addresses other than the peer's, dropped.
     not_peer: AtomicU64,
+    /// Datagrams dropped before the session: too large, or its queue full.
+    overflow: AtomicU64,
     /// SR, SDES or BYE naming the sender from another host, ignored.
     foreign_rtcp: AtomicU64,
     restarts: AtomicU64,
@@ -261,6 +263,7 @@ impl StreamCounters {
             pli_sent: get(&self.pli_sent),
             foreign: get(&self.foreign),
             not_peer: get(&self.not_peer),
+            overflow: get(&self.overflow),
             foreign_rtcp: get(&self.foreign_rtcp),
             restarts: get(&self.restarts),
             malformed: get(&self.malformed),
@@ -294,6 +297,8 @@ pub struct StreamStats {
     pub foreign: u64,
     /// Datagrams (RTP and RTCP) from addresses other than the peer's, dropped.
     pub not_peer: u64,
+    /// Datagrams dropped before the session: over 9 KiB, or its queue full.
+    pub overflow: u64,
     /// RTCP (SR, SDES, BYE) naming the sender from another host, ignored.
     pub foreign_rtcp: u64,
     /// Times the sender restarted (new SSRC, sequence and timestamps).
@@ -596,6 +601,7 @@ impl RtpRecv {
             line.count_nonzero("restarts", s.restarts)
                 .count_nonzero("foreign", s.foreign)
                 .count_nonzero("not-peer", s.not_peer)
+                .count_nonzero("overflow", s.overflow)
                 .count_nonzero("foreign-rtcp", s.foreign_rtcp)
                 .count_nonzero("malformed", s.malformed)
                 .count_nonzero("bad-rtcp", s.bad_rtcp);

@@ -22,7 +22,13 @@ use crate::run::{Stages, Stop};
 use crate::Result;
 
 /// Datagrams waiting for the session stage; a 1080p IDR is a few hundred.
+/// With [`MAX_DATAGRAM`] this bounds the queue's bytes too (18 MiB).
 const DATAGRAM_QUEUE: usize = 2048;
+/// Largest RTP or RTCP datagram taken: a jumbo frame's payload. Senders keep
+/// RTP under the path MTU (pstream 1200 bytes, GStreamer 1400), so anything
+/// larger is not a stream's packet, and taking it would let one peer fill
+/// the queue and the jitter buffer with 64 KiB datagrams.
+const MAX_DATAGRAM: usize = 9216;
 /// RTCP datagrams waiting for the session stage.
 const RTCP_QUEUE: usize = 64;
 
@@ -203,12 +209,18 @@ fn read(
                     counters.not_peer.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                if data.len() > MAX_DATAGRAM {
+                    counters.overflow.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 // Stamp arrival here, not when the session gets to it, so
                 // jitter measures the network and not our queue.
-                if let Err(crossbeam_channel::TrySendError::Disconnected(_)) =
-                    out.try_send((data, Instant::now(), from.ip()))
-                {
-                    break;
+                match out.try_send((data, Instant::now(), from.ip())) {
+                    Ok(()) => {}
+                    Err(crossbeam_channel::TrySendError::Full(_)) => {
+                        counters.overflow.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => break,
                 }
             }
             Ok(None) => {}
@@ -217,5 +229,44 @@ fn read(
                 thread::sleep(Duration::from_millis(100));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datagrams_over_9_kib_and_past_a_full_queue_are_dropped_and_counted() {
+        let socket = UdpEndpoint::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let to = socket.local_addr();
+        let filter = PeerFilter::Any;
+        let counters = Arc::new(StreamCounters::default());
+        let (tx, rx) = crossbeam_channel::bounded::<Datagram>(4);
+        let stop = Stop::new();
+        let reader = {
+            let (counters, stop) = (counters.clone(), stop.clone());
+            thread::spawn(move || read(socket, &tx, &filter, &counters, &stop))
+        };
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
+        for _ in 0..3 {
+            peer.send_to(&[0x80; 60_000], to).expect("send big");
+        }
+        for i in 0..10u8 {
+            peer.send_to(&[i; 1200], to).expect("send");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while counters.overflow.load(Ordering::Relaxed) < 9 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        stop.trigger();
+        reader.join().expect("reader");
+        // The three 60,000-byte datagrams, then six of the ten that found
+        // the queue of four full.
+        assert_eq!(counters.overflow.load(Ordering::Relaxed), 9);
+        let queued: Vec<Datagram> = rx.try_iter().collect();
+        assert_eq!(queued.len(), 4);
+        assert!(queued.iter().all(|(d, _, _)| d.len() == 1200));
+        assert_eq!(queued[0].0[0], 0);
     }
 }
