@@ -5,8 +5,29 @@
 //! keyframe at which the open segment has reached the target duration (within
 //! a tenth of it, so that a keyframe a few milliseconds early still cuts). A
 //! stream without video cuts on any audio frame. Every segment starts with a
-//! PAT and PMT and, with video, an IDR; video before the first keyframe is
-//! dropped and counted ([`HlsSegmenter::dropped`]).
+//! PAT and PMT and, with video, normally an IDR; video before the first
+//! keyframe is dropped and counted ([`HlsSegmenter::dropped`]).
+//!
+//! The segmenter reads no clock: every call that can cut takes `now` from its
+//! driver. Whatever the timestamps say, a segment is also cut when it has been
+//! open for [`HlsConfig::max_segment_wall_time`] of that wall-clock time (by
+//! default three target durations) without a keyframe that could end it, so
+//! a publisher whose keyframes stop, or whose timestamps stand still, still
+//! gets segments at a steady pace.
+//!
+//! # Segments cut without a keyframe
+//! A cut forced by wall-clock time, by [`HlsConfig::max_segment_duration`] or
+//! by [`MAX_SEGMENT_BYTES`] starts the next segment at once with the unit that
+//! did not fit, keyframe or not, with no discontinuity and no unit dropped.
+//! Such a segment is marked: [`Segment::independent`] is false and its first
+//! video packet carries no random-access indicator (and the playlist never
+//! claims `EXT-X-INDEPENDENT-SEGMENTS`). This is what players handle best: a
+//! player that plays the segments in order (hls.js, Safari, ffmpeg) keeps
+//! decoding across the cut, since the pictures it refers to were in the
+//! previous segment; waiting for the next keyframe instead would lose the same
+//! pictures for every player, and the audio with them, and a discontinuity
+//! tag would make hls.js drop every picture up to the next keyframe
+//! (`forceKeyFrameOnDiscontinuity`) even though nothing is discontinuous.
 //!
 //! The media playlist ([`HlsSegmenter::playlist`]) lists the newest `window`
 //! segments with `EXT-X-VERSION:3`, `EXT-X-TARGETDURATION` (the ceiling of the
@@ -45,7 +66,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use pstream_codec::h264::nal;
@@ -85,6 +106,10 @@ pub struct HlsConfig {
     pub retain_extra: usize,
     /// A segment is cut here even without a keyframe (default 10 s).
     pub max_segment_duration: Duration,
+    /// A segment open for this long by the driver's clock is cut at the next
+    /// unit, keyframe or not, whatever the timestamps say (default 6 s:
+    /// three target durations).
+    pub max_segment_wall_time: Duration,
     /// Put before each segment name in the playlist, e.g. `"P144p30fps16x9/"` (default empty).
     pub uri_prefix: String,
 }
@@ -96,6 +121,7 @@ impl Default for HlsConfig {
             window: 6,
             retain_extra: 2,
             max_segment_duration: Duration::from_secs(10),
+            max_segment_wall_time: Duration::from_secs(6),
             uri_prefix: String::new(),
         }
     }
@@ -114,6 +140,11 @@ impl HlsConfig {
                 "max segment duration shorter than the target duration",
             ));
         }
+        if self.max_segment_wall_time < self.target_duration {
+            return Err(HlsError::Config(
+                "max segment wall-clock time shorter than the target duration",
+            ));
+        }
         Ok(())
     }
 }
@@ -127,6 +158,11 @@ pub struct Segment {
     pub duration: Duration,
     /// Whether a discontinuity (publisher restart) precedes this segment.
     pub discontinuity: bool,
+    /// Whether it starts with a keyframe (or, without video, at any unit);
+    /// false after a forced cut (see the module doc).
+    pub independent: bool,
+    /// When it was closed, by the driver's clock.
+    pub closed_at: Instant,
     /// The whole MPEG-TS file.
     pub data: Bytes,
 }
@@ -172,6 +208,9 @@ struct Open {
     /// The end of the latest unit (its pts plus its duration).
     end: Duration,
     discontinuity: bool,
+    independent: bool,
+    /// When it was opened, by the driver's clock.
+    opened_at: Instant,
 }
 
 /// A sans-IO HLS segmenter and media playlist for one rendition.
@@ -242,15 +281,16 @@ impl HlsSegmenter {
         &self.config
     }
 
-    /// Adds one unit (H.264 access unit or raw AAC frame) in decode order.
+    /// Adds one unit (H.264 access unit or raw AAC frame) in decode order,
+    /// at `now` by the driver's clock.
     ///
     /// Units are expected interleaved in time order (see
     /// [`crate::Interleaver`]). A unit the muxer refuses is dropped, counted
     /// and returned as an error; the stream goes on. Pushing after
     /// [`Self::end`] implies [`Self::restart`] with the same streams.
-    pub fn push(&mut self, unit: &EncodedUnit) -> Result<(), HlsError> {
+    pub fn push(&mut self, unit: &EncodedUnit, now: Instant) -> Result<(), HlsError> {
         if self.ended {
-            self.restart(self.muxer.streams());
+            self.restart(self.muxer.streams(), now);
         }
         let streams = self.muxer.streams();
         let is_video = unit.codec == Codec::H264;
@@ -283,16 +323,18 @@ impl HlsSegmenter {
             &retimed
         };
         match self.open {
-            None => self.open_segment(unit.pts),
+            None => self.open_segment(unit.pts, cut_point, now),
             Some(open) => {
                 let elapsed = unit.pts.saturating_sub(open.start);
                 let tolerance = self.config.target_duration / 10;
+                let open_for = now.saturating_duration_since(open.opened_at);
                 if (cut_point && elapsed + tolerance >= self.config.target_duration)
                     || elapsed >= self.config.max_segment_duration
+                    || open_for >= self.config.max_segment_wall_time
                     || self.buf.len() >= MAX_SEGMENT_BYTES
                 {
-                    self.close_segment(Some(unit.pts));
-                    self.open_segment(unit.pts);
+                    self.close_segment(Some(unit.pts), now);
+                    self.open_segment(unit.pts, cut_point, now);
                 }
             }
         }
@@ -320,12 +362,12 @@ impl HlsSegmenter {
         Ok(())
     }
 
-    /// The publisher stopped: closes the open segment and adds `EXT-X-ENDLIST`.
-    pub fn end(&mut self) {
+    /// The publisher stopped at `now`: closes the open segment and adds `EXT-X-ENDLIST`.
+    pub fn end(&mut self, now: Instant) {
         if self.ended {
             return;
         }
-        self.close_segment(None);
+        self.close_segment(None, now);
         self.ended = true;
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
@@ -333,8 +375,8 @@ impl HlsSegmenter {
 
     /// The publisher is back (possibly with other streams): the next segment
     /// follows an `EXT-X-DISCONTINUITY`, and `EXT-X-ENDLIST` goes away.
-    pub fn restart(&mut self, streams: TsStreams) {
-        self.close_segment(None);
+    pub fn restart(&mut self, streams: TsStreams, now: Instant) {
+        self.close_segment(None, now);
         self.ended = false;
         self.pending_discontinuity = !self.segments.is_empty();
         self.muxer.set_streams(streams);
@@ -417,7 +459,7 @@ impl HlsSegmenter {
         Some(parts.join(","))
     }
 
-    fn open_segment(&mut self, start: Duration) {
+    fn open_segment(&mut self, start: Duration, independent: bool, now: Instant) {
         self.buf.clear();
         self.muxer.write_tables(&mut self.buf);
         self.open = Some(Open {
@@ -425,12 +467,14 @@ impl HlsSegmenter {
             start,
             end: start,
             discontinuity: std::mem::take(&mut self.pending_discontinuity),
+            independent,
+            opened_at: now,
         });
         self.next_sequence += 1;
     }
 
     /// Closes the open segment, ending at `next_start` (the cutting unit) or at its last unit's end.
-    fn close_segment(&mut self, next_start: Option<Duration>) {
+    fn close_segment(&mut self, next_start: Option<Duration>, now: Instant) {
         let Some(open) = self.open.take() else {
             return;
         };
@@ -445,6 +489,8 @@ impl HlsSegmenter {
             sequence: open.sequence,
             duration,
             discontinuity: open.discontinuity,
+            independent: open.independent,
+            closed_at: now,
             data,
         };
         let ready = HlsEvent::SegmentReady {
@@ -561,7 +607,14 @@ pub fn master_playlist(variants: &[Variant]) -> String {
 mod tests {
     use super::*;
     use crate::ts::{AudioSpecificConfig, TS_PACKET_SIZE};
-    use std::time::Instant;
+    use std::sync::OnceLock;
+
+    /// One fixed instant: most tests play the driver's clock standing still,
+    /// so only timestamps decide.
+    fn t0() -> Instant {
+        static T0: OnceLock<Instant> = OnceLock::new();
+        *T0.get_or_init(Instant::now)
+    }
 
     fn video(ms: u64, keyframe: bool) -> EncodedUnit {
         let mut d = Vec::new();
@@ -605,11 +658,12 @@ mod tests {
         for i in 0..frames {
             let t = i * 1000 / 30;
             while next_audio * 1000 / 48_000 <= t {
-                h.push(&audio(from_ms + next_audio * 1000 / 48_000))
+                h.push(&audio(from_ms + next_audio * 1000 / 48_000), t0())
                     .expect("audio");
                 next_audio += 1024;
             }
-            h.push(&video(from_ms + t, i % keyint == 0)).expect("video");
+            h.push(&video(from_ms + t, i % keyint == 0), t0())
+                .expect("video");
         }
     }
 
@@ -640,14 +694,14 @@ mod tests {
     #[test]
     fn frozen_timestamps_are_cut_by_size() {
         let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
-        h.push(&video(5000, true)).expect("keyframe");
+        h.push(&video(5000, true), t0()).expect("keyframe");
         let mut big = video(5000, false);
         let mut d = big.data.to_vec();
         d.resize(1 << 20, 0x5a);
         big.data = Bytes::from(d);
         // 200 MiB at one instant: 6 segments' worth and more.
         for _ in 0..200 {
-            h.push(&big).expect("video");
+            h.push(&big, t0()).expect("video");
         }
         let sizes: Vec<usize> = h.segments().map(|s| s.data.len()).collect();
         assert!(sizes.len() >= 5, "{sizes:?}");
@@ -663,6 +717,48 @@ mod tests {
             * (MAX_SEGMENT_BYTES + overhead);
         assert!(kept <= limit, "{kept} > {limit}");
         assert!(text(&h).contains("#EXTINF:0.000,"), "{}", text(&h));
+    }
+
+    /// Whether a segment's first video packet carries the random-access indicator.
+    fn random_access_first(s: &Segment) -> bool {
+        let p = &s.data[2 * TS_PACKET_SIZE..];
+        p[3] & 0x20 != 0 && p[5] & 0x40 != 0
+    }
+
+    /// No keyframe after the first: the driver's clock cuts every 6 s (three
+    /// target durations), before the 10 s maximum by timestamps, and with
+    /// timestamps that stand still too. The next segment starts at once with
+    /// the unit that did not fit, marked as not independent.
+    #[test]
+    fn no_keyframe_for_three_targets_of_wall_clock_time_cuts() {
+        for frozen in [false, true] {
+            let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+            // 20 s of 30 fps video, pushed as it happens.
+            let frames = 20 * 30;
+            for i in 0..frames {
+                let ms = i * 1000 / 30;
+                let pts = if frozen { 5000 } else { 5000 + ms };
+                let now = t0() + Duration::from_millis(ms);
+                h.push(&video(pts, i == 0), now).expect("video");
+            }
+            let segs: Vec<&Segment> = h.segments().collect();
+            assert_eq!(segs.len(), 3, "frozen {frozen}: {}", text(&h));
+            for (n, s) in segs.iter().enumerate() {
+                let closed = s.closed_at.duration_since(t0()).as_millis();
+                // Cut at the first frame at or past 6 s of wall-clock time.
+                assert!(
+                    (6000 * (n as u128 + 1)..6000 * (n as u128 + 1) + 34).contains(&closed),
+                    "frozen {frozen}: segment {n} closed at {closed} ms"
+                );
+                assert_eq!(s.independent, n == 0, "frozen {frozen}: segment {n}");
+                assert_eq!(random_access_first(s), n == 0, "frozen {frozen}");
+                assert!(!s.discontinuity);
+            }
+            if !frozen {
+                assert_eq!(durations(&h), vec![6000, 6000, 6000]);
+            }
+            assert!(!text(&h).contains("DISCONTINUITY"));
+        }
     }
 
     #[test]
@@ -687,8 +783,8 @@ mod tests {
     fn every_segment_starts_with_tables_and_a_keyframe() {
         let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
         // Audio and P-frames before the first keyframe are dropped.
-        h.push(&audio(0)).expect("audio");
-        h.push(&video(0, false)).expect("video");
+        h.push(&audio(0), t0()).expect("audio");
+        h.push(&video(0, false), t0()).expect("video");
         assert_eq!(h.dropped(), 2);
         feed(&mut h, 33, 200, 30);
         assert!(h.segments().count() >= 3);
@@ -769,14 +865,14 @@ mod tests {
     fn end_adds_endlist_with_the_last_segment() {
         let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
         feed(&mut h, 0, 90, 30); // 0..3 s: one 2 s segment, one open
-        h.end();
+        h.end(t0());
         assert!(h.is_ended());
         // The last segment lasts to the end of its last frame: 2.0 s → 3.0 s
         // (2.999 s: the feed truncates frame times to whole milliseconds).
         assert_eq!(durations(&h), vec![2000, 999]);
         let p = text(&h);
         assert!(p.ends_with("#EXTINF:0.999,\n1.ts\n#EXT-X-ENDLIST\n"), "{p}");
-        h.end();
+        h.end(t0());
         assert_eq!(h.segments().count(), 2);
     }
 
@@ -789,10 +885,10 @@ mod tests {
         };
         let mut h = HlsSegmenter::new(cfg, streams()).expect("config");
         feed(&mut h, 0, 61, 30); // one closed segment (0), one open from 2 s
-        h.end();
+        h.end(t0());
         assert!(text(&h).contains("#EXT-X-ENDLIST"));
         // The publisher comes back with timestamps from zero.
-        h.restart(streams());
+        h.restart(streams(), t0());
         assert!(!text(&h).contains("#EXT-X-ENDLIST"));
         feed(&mut h, 0, 61, 30);
         let p = text(&h);
@@ -817,10 +913,10 @@ mod tests {
         );
         assert!(!p.contains("#EXT-X-DISCONTINUITY\n"), "{p}");
         // Pushing after end() is an implicit restart.
-        h.end();
-        h.push(&video(0, true)).expect("video");
+        h.end(t0());
+        h.push(&video(0, true), t0()).expect("video");
         assert!(!h.is_ended());
-        h.end();
+        h.end(t0());
         assert!(text(&h).contains("#EXT-X-DISCONTINUITY\n"));
     }
 
@@ -855,13 +951,14 @@ mod tests {
         };
         let mut h = HlsSegmenter::new(HlsConfig::default(), s).expect("config");
         for i in 0..200u64 {
-            h.push(&audio(i * 1024 * 1000 / 48_000)).expect("audio");
+            h.push(&audio(i * 1024 * 1000 / 48_000), t0())
+                .expect("audio");
         }
         // 200 frames × 21.33 ms = 4.27 s: first cut at the frame ≥ 1.8 s.
         let d = durations(&h);
         assert_eq!(d.len(), 2);
         assert!(d[0] >= 1800 && d[0] <= 2000, "{d:?}");
-        assert!(h.push(&video(0, true)).is_err());
+        assert!(h.push(&video(0, true), t0()).is_err());
     }
 
     #[test]

@@ -158,10 +158,10 @@ fn segment_into(dir: &Path, units: &[EncodedUnit], streams: TsStreams) -> HlsSeg
         }
     };
     for u in units {
-        hls.push(u).expect("push");
+        hls.push(u, Instant::now()).expect("push");
         mirror(&mut hls);
     }
-    hls.end();
+    hls.end(Instant::now());
     mirror(&mut hls);
     hls
 }
@@ -386,14 +386,14 @@ fn ffmpeg_reads_a_playlist_across_a_publisher_restart() {
     let mut hls = HlsSegmenter::new(HlsConfig::default(), streams).expect("segmenter");
     // First session, publisher gone, then back with timestamps from zero again.
     for u in &units {
-        hls.push(u).expect("push");
+        hls.push(u, Instant::now()).expect("push");
     }
-    hls.end();
-    hls.restart(streams);
+    hls.end(Instant::now());
+    hls.restart(streams, Instant::now());
     for u in &units {
-        hls.push(u).expect("push");
+        hls.push(u, Instant::now()).expect("push");
     }
-    hls.end();
+    hls.end(Instant::now());
     for s in hls.segments() {
         std::fs::write(dir.join(s.name()), &s.data).expect("write segment");
     }
@@ -462,7 +462,7 @@ fn a_144p_rendition_segment_reads_as_192x144_h264_plus_aac() {
     .expect("segmenter");
     for u in &units {
         if u.codec == Codec::Aac {
-            hls.push(u).expect("push audio");
+            hls.push(u, Instant::now()).expect("push audio");
             continue;
         }
         let Some(pic) = dec.decode_unit(u).expect("decode") else {
@@ -470,10 +470,10 @@ fn a_144p_rendition_segment_reads_as_192x144_h264_plus_aac() {
         };
         let small = scaler.scale(&pic.frame).expect("scale");
         if let Some(out) = enc.encode(&small).expect("encode") {
-            hls.push(&out).expect("push video");
+            hls.push(&out, Instant::now()).expect("push video");
         }
     }
-    hls.end();
+    hls.end(Instant::now());
     assert_eq!(hls.resolution(), Some((192, 144)));
     let playlist = String::from_utf8(hls.playlist().to_vec()).expect("utf-8");
     assert!(playlist.contains("\nP144p30fps16x9/0.ts\n"), "{playlist}");
