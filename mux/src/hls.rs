@@ -15,6 +15,19 @@
 //! a publisher whose keyframes stop, or whose timestamps stand still, still
 //! gets segments at a steady pace.
 //!
+//! # Timestamps that lie
+//! A track whose timestamps leap forward by more than ten target durations
+//! (or the longest segment allowed, if shorter) or step back by more than
+//! [`MAX_STEP_BACK`] has jumped: the open segment ends with the units before
+//! the jump, and the next one follows an `EXT-X-DISCONTINUITY` and starts at
+//! once with the unit that jumped, shifted so that the output timeline goes on
+//! where it was (as after [`HlsSegmenter::restart`]); no unit is dropped and
+//! the jump shows in no `EXTINF` or `EXT-X-TARGETDURATION`. A segment whose
+//! timestamps moved less than a quarter as fast as the driver's clock (they
+//! stood still or stepped back) gets its wall-clock duration instead, so a
+//! frozen publisher's segments do not claim `0.000` seconds; no segment ever
+//! claims more than twice [`HlsConfig::max_segment_duration`].
+//!
 //! # Segments cut without a keyframe
 //! A cut forced by wall-clock time, by [`HlsConfig::max_segment_duration`] or
 //! by [`MAX_SEGMENT_BYTES`] starts the next segment at once with the unit that
@@ -82,6 +95,10 @@ pub const MAX_PENDING_EVENTS: usize = 64;
 /// say: a publisher whose timestamps stand still would otherwise never reach
 /// the duration that cuts it, and its segment would grow without bound.
 pub const MAX_SEGMENT_BYTES: usize = 32 << 20;
+
+/// A track whose timestamps step back by more than this has jumped (a
+/// smaller step is B-frame reordering or audio/video skew).
+pub const MAX_STEP_BACK: Duration = Duration::from_secs(1);
 
 /// What went wrong in the HLS segmenter.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -158,8 +175,8 @@ pub struct Segment {
     pub duration: Duration,
     /// Whether a discontinuity (publisher restart) precedes this segment.
     pub discontinuity: bool,
-    /// Whether it starts with a keyframe (or, without video, at any unit);
-    /// false after a forced cut (see the module doc).
+    /// Whether its first video unit is a keyframe (always, without video),
+    /// so it decodes alone; false after a forced cut (see the module doc).
     pub independent: bool,
     /// When it was closed, by the driver's clock.
     pub closed_at: Instant,
@@ -208,9 +225,13 @@ struct Open {
     /// The end of the latest unit (its pts plus its duration).
     end: Duration,
     discontinuity: bool,
+    /// No video before its first keyframe (so far).
     independent: bool,
+    video_seen: bool,
     /// When it was opened, by the driver's clock.
     opened_at: Instant,
+    /// When its latest unit came, by the driver's clock.
+    last_at: Instant,
 }
 
 /// A sans-IO HLS segmenter and media playlist for one rendition.
@@ -237,8 +258,12 @@ pub struct HlsSegmenter {
     offset_ns: i128,
     /// The end of the latest unit written, on the output timeline.
     timeline_end: Duration,
-    /// Set by a restart: the next segment's first unit fixes `offset_ns`.
+    /// Set by a restart or a jump: the next segment's first unit fixes `offset_ns`.
     rebase: bool,
+    /// The decode time of the latest unit in, as it came, per track (audio, video).
+    last_in: [Option<Duration>; 2],
+    /// Timestamp jumps taken as discontinuities.
+    timestamp_jumps: u64,
 }
 
 /// `t + offset_ns`, clamped to what a [`Duration`] of nanoseconds can hold.
@@ -271,6 +296,8 @@ impl HlsSegmenter {
             offset_ns: 0,
             timeline_end: Duration::ZERO,
             rebase: false,
+            last_in: [None; 2],
+            timestamp_jumps: 0,
         };
         s.render();
         Ok(s)
@@ -300,17 +327,30 @@ impl HlsSegmenter {
         } else {
             unit.codec == Codec::Aac
         };
+        let track = usize::from(is_video);
+        let t_in = unit.dts.unwrap_or(unit.pts);
+        let jumped = self.open.is_some() && self.is_jump(track, t_in);
+        if jumped {
+            // End the segment with what came before the jump; the next one
+            // follows a discontinuity and continues the output timeline.
+            self.close_segment(None, now);
+            self.pending_discontinuity = true;
+            self.rebase = true;
+            self.last_video_pts = None;
+            self.timestamp_jumps += 1;
+        }
         if self.open.is_none() {
-            if !cut_point {
+            if !cut_point && !jumped {
                 // Nothing decodable to start a segment with yet.
                 self.dropped += 1;
                 return Ok(());
             }
             if std::mem::take(&mut self.rebase) {
-                // After a restart, continue the timeline where the last session ended.
+                // After a restart or a jump, continue the timeline where it ended.
                 self.offset_ns = self.timeline_end.as_nanos() as i128 - unit.pts.as_nanos() as i128;
             }
         }
+        self.last_in[track] = Some(t_in);
         let retimed;
         let unit = if self.offset_ns == 0 {
             unit
@@ -323,7 +363,7 @@ impl HlsSegmenter {
             &retimed
         };
         match self.open {
-            None => self.open_segment(unit.pts, cut_point, now),
+            None => self.open_segment(unit.pts, now),
             Some(open) => {
                 let elapsed = unit.pts.saturating_sub(open.start);
                 let tolerance = self.config.target_duration / 10;
@@ -334,9 +374,13 @@ impl HlsSegmenter {
                     || self.buf.len() >= MAX_SEGMENT_BYTES
                 {
                     self.close_segment(Some(unit.pts), now);
-                    self.open_segment(unit.pts, cut_point, now);
+                    self.open_segment(unit.pts, now);
                 }
             }
+        }
+        if let Some(open) = self.open.as_mut().filter(|o| is_video && !o.video_seen) {
+            open.video_seen = true;
+            open.independent = cut_point;
         }
         if let Err(e) = self.muxer.write_unit(unit, &mut self.buf) {
             self.dropped += 1;
@@ -357,6 +401,7 @@ impl HlsSegmenter {
         };
         if let Some(open) = &mut self.open {
             open.end = open.end.max(unit.pts + unit_len);
+            open.last_at = now;
         }
         self.timeline_end = self.timeline_end.max(unit.pts + unit_len);
         Ok(())
@@ -381,6 +426,7 @@ impl HlsSegmenter {
         self.pending_discontinuity = !self.segments.is_empty();
         self.muxer.set_streams(streams);
         self.last_video_pts = None;
+        self.last_in = [None; 2];
         self.rebase = true;
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
@@ -429,6 +475,32 @@ impl HlsSegmenter {
         self.dropped_events
     }
 
+    /// Timestamp jumps taken as discontinuities so far.
+    pub fn timestamp_jumps(&self) -> u64 {
+        self.timestamp_jumps
+    }
+
+    /// The largest step between two units of a track that is still taken as
+    /// the same timeline: ten target durations, and never more than the
+    /// longest segment, so no segment's duration can come from a jump.
+    fn max_step(&self) -> Duration {
+        (self.config.target_duration * 10).min(self.config.max_segment_duration)
+    }
+
+    /// Whether `t` (decode time, as it came) jumps away from its track's
+    /// timeline: forward by more than [`Self::max_step`] or back by more than
+    /// [`MAX_STEP_BACK`]. A track whose unit lands where the output timeline
+    /// already is (the other track jumped first and the timeline was rebased)
+    /// has not jumped again.
+    fn is_jump(&self, track: usize, t: Duration) -> bool {
+        let away =
+            |t: Duration, from: Duration| t > from + self.max_step() || t + MAX_STEP_BACK < from;
+        let Some(last) = self.last_in[track] else {
+            return false;
+        };
+        away(t, last) && away(shift(t, self.offset_ns), self.timeline_end)
+    }
+
     /// Peak bitrate of the segments in memory, in bits per second (for `BANDWIDTH`).
     pub fn peak_bandwidth_bps(&self) -> u64 {
         self.segments
@@ -459,7 +531,7 @@ impl HlsSegmenter {
         Some(parts.join(","))
     }
 
-    fn open_segment(&mut self, start: Duration, independent: bool, now: Instant) {
+    fn open_segment(&mut self, start: Duration, now: Instant) {
         self.buf.clear();
         self.muxer.write_tables(&mut self.buf);
         self.open = Some(Open {
@@ -467,8 +539,10 @@ impl HlsSegmenter {
             start,
             end: start,
             discontinuity: std::mem::take(&mut self.pending_discontinuity),
-            independent,
+            independent: true,
+            video_seen: false,
             opened_at: now,
+            last_at: now,
         });
         self.next_sequence += 1;
     }
@@ -479,7 +553,25 @@ impl HlsSegmenter {
             return;
         };
         let end = next_start.unwrap_or(open.end).max(open.start);
-        let duration = end - open.start;
+        let media = end - open.start;
+        // A segment cut by the next unit lasts until that unit came; one
+        // closed otherwise (end, restart, jump) until its own latest unit.
+        let until = if next_start.is_some() {
+            now
+        } else {
+            open.last_at
+        };
+        let wall = until.saturating_duration_since(open.opened_at);
+        // Timestamps that moved less than a quarter as fast as the driver's
+        // clock stood still (or stepped back): the wall-clock time is the
+        // truth then. Either way no duration passes the longest segment
+        // allowed twice over, so EXTINF and TARGETDURATION stay sane.
+        let limit = self.config.max_segment_duration * 2;
+        let duration = if media.saturating_mul(4) < wall || media > limit {
+            wall.min(self.config.max_segment_duration)
+        } else {
+            media
+        };
         let len = self.buf.len();
         let data = self.buf.split().freeze();
         // The next segment will be about as large; grow once, not by doubling.
@@ -699,9 +791,10 @@ mod tests {
         let mut d = big.data.to_vec();
         d.resize(1 << 20, 0x5a);
         big.data = Bytes::from(d);
-        // 200 MiB at one instant: 6 segments' worth and more.
-        for _ in 0..200 {
-            h.push(&big, t0()).expect("video");
+        // 200 MiB at one instant of timestamps, a MiB every 10 ms: 6 segments' worth and more.
+        for i in 1..=200 {
+            h.push(&big, t0() + Duration::from_millis(10 * i))
+                .expect("video");
         }
         let sizes: Vec<usize> = h.segments().map(|s| s.data.len()).collect();
         assert!(sizes.len() >= 5, "{sizes:?}");
@@ -716,7 +809,48 @@ mod tests {
         let limit = (HlsConfig::default().window + HlsConfig::default().retain_extra)
             * (MAX_SEGMENT_BYTES + overhead);
         assert!(kept <= limit, "{kept} > {limit}");
-        assert!(text(&h).contains("#EXTINF:0.000,"), "{}", text(&h));
+        // Each segment lasted about 32 pushes of the driver's clock, and says
+        // so: not the 0 s its timestamps say.
+        for d in durations(&h) {
+            assert!((310..=340).contains(&d), "{d} ms: {}", text(&h));
+        }
+        assert!(!text(&h).contains("#EXTINF:0.000,"), "{}", text(&h));
+        assert!(text(&h).contains("#EXT-X-TARGETDURATION:2\n"));
+    }
+
+    /// A publisher's timestamps leap forward 2^31 ms, or back 100 s: the
+    /// segment before ends there, the next follows `EXT-X-DISCONTINUITY` and
+    /// continues the output timeline, and no EXTINF or TARGETDURATION shows
+    /// the leap.
+    #[test]
+    fn timestamp_jumps_are_discontinuities_that_poison_nothing() {
+        for (from, to) in [(0, 1u64 << 31), (100_000, 0)] {
+            let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+            // 3 s (keyframes every second): segment 0 closed, 1 open from 2 s.
+            feed(&mut h, from, 90, 30);
+            // 5 s more from the new origin.
+            feed(&mut h, to, 150, 30);
+            let p = text(&h);
+            assert_eq!(h.timestamp_jumps(), 1, "{from} -> {to}: {p}");
+            assert!(p.contains("#EXT-X-TARGETDURATION:2\n"), "{p}");
+            assert_eq!(p.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{p}");
+            // 0: 2 s; 1: the second before the jump; 2, 3: 2 s each after it.
+            assert_eq!(durations(&h), vec![2000, 999, 2000, 2000], "{p}");
+            assert!(
+                p.contains("1.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2.000,\n2.ts\n"),
+                "{p}"
+            );
+            // The output timeline goes on from where segment 1 ended (2.999 s
+            // after `from`: its last frame at 2.966 s plus one frame):
+            // segment 3 starts 2 s later.
+            let segs: Vec<&Segment> = h.segments().collect();
+            assert!(segs[2].discontinuity && segs[2].independent);
+            assert_eq!(
+                first_video_pts(segs[3]),
+                crate::ts::TS_OFFSET_90K + (from + 4999) * 90,
+                "{from} -> {to}"
+            );
+        }
     }
 
     /// Whether a segment's first video packet carries the random-access indicator.
@@ -754,9 +888,9 @@ mod tests {
                 assert_eq!(random_access_first(s), n == 0, "frozen {frozen}");
                 assert!(!s.discontinuity);
             }
-            if !frozen {
-                assert_eq!(durations(&h), vec![6000, 6000, 6000]);
-            }
+            // Frozen timestamps: the duration is the driver's clock's.
+            assert_eq!(durations(&h), vec![6000, 6000, 6000], "frozen {frozen}");
+            assert!(text(&h).contains("#EXT-X-TARGETDURATION:6\n"));
             assert!(!text(&h).contains("DISCONTINUITY"));
         }
     }

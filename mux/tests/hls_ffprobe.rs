@@ -428,6 +428,68 @@ fn ffmpeg_reads_a_playlist_across_a_publisher_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A publisher's timestamps leap 2^31 ms forward, then back to zero: the
+/// playlist has a discontinuity at each leap, no EXTINF or TARGETDURATION
+/// shows them, and ffprobe and ffmpeg read every picture across both.
+#[test]
+fn ffmpeg_reads_a_playlist_across_timestamp_jumps() {
+    require("ffprobe");
+    require("ffmpeg");
+    let dir = temp_dir("hls-jumps");
+    let (units, asc) = encode(3, true);
+    let streams = TsStreams {
+        video: true,
+        audio: asc,
+    };
+    let mut hls = HlsSegmenter::new(HlsConfig::default(), streams).expect("segmenter");
+    let shifted = |u: &EncodedUnit, by: Duration| EncodedUnit {
+        pts: u.pts + by,
+        dts: u.dts.map(|d| d + by),
+        ..u.clone()
+    };
+    for by in [0, 1u64 << 31, 0] {
+        for u in &units {
+            hls.push(&shifted(u, Duration::from_millis(by)), Instant::now())
+                .expect("push");
+        }
+    }
+    hls.end(Instant::now());
+    assert_eq!(hls.timestamp_jumps(), 2);
+    for s in hls.segments() {
+        std::fs::write(dir.join(s.name()), &s.data).expect("write segment");
+    }
+    std::fs::write(dir.join("playlist.m3u8"), hls.playlist()).expect("write playlist");
+    let playlist = String::from_utf8(hls.playlist().to_vec()).expect("utf-8");
+    println!("{playlist}");
+    assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY\n").count(), 2);
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:2\n"), "{playlist}");
+    for d in hls.segments().map(|s| s.duration) {
+        assert!(d <= Duration::from_secs(2), "{d:?}:\n{playlist}");
+    }
+    let pl = dir.join("playlist.m3u8");
+    let pl = pl.to_str().expect("utf-8 path");
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "flat",
+            pl,
+        ],
+    );
+    println!("ffprobe playlist.m3u8 across the jumps:\n{out}");
+    let video = units.iter().filter(|u| u.codec == Codec::H264).count();
+    assert_eq!(entries(&out)["nb_read_frames"], [(3 * video).to_string()]);
+    run("ffmpeg", &["-v", "error", "-i", pl, "-f", "null", "-"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_144p_rendition_segment_reads_as_192x144_h264_plus_aac() {
     require("ffprobe");
