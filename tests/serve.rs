@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::hls::{ffmpeg_publish, get, get_text, segments, start_serve, wait_for};
+use common::hls::{ffmpeg_publish, get, get_text, segment_number, segments, start_serve, wait_for};
 use common::{pstream_bin, require, serial, temp_dir, Proc};
 use pstream_transport::rtmp::{PublishSession, RtmpUrl, SessionEvent};
 
@@ -247,13 +247,53 @@ fn publisher_leaves_then_returns_endlist_then_discontinuity() {
         );
     }
     let after = segments(&get_text(s.http, "/stream/again/source.m3u8"));
-    let last_before = before.last().cloned().unwrap_or_default();
+    let last_before = before.last().and_then(|s| segment_number(s));
     assert!(
-        after
-            .iter()
-            .any(|a| a > &last_before || a.len() > last_before.len()),
+        after.iter().any(|a| segment_number(a) > last_before),
         "{before:?} -> {after:?}"
     );
+}
+
+/// Segments are served as immutable for a day, so a URL must never name
+/// another segment: serve started again with the same key (as after a
+/// crash or an upgrade) names its segments differently, and the old URLs
+/// are gone rather than answered with new bytes.
+#[test]
+fn segment_names_are_new_after_serve_restarts() {
+    let _g = serial();
+    let dir = temp_dir("serve-names");
+    let mut runs: Vec<(String, Vec<u8>)> = Vec::new();
+    for run in 0..2 {
+        let s = start_serve(&dir, &["--renditions", "none"]);
+        let _ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "names", "320x240", 15);
+        let path = "/stream/names/source.m3u8";
+        let first = wait_for(Duration::from_secs(10), || {
+            segments(&get_text(s.http, path)).first().cloned()
+        })
+        .unwrap_or_else(|| panic!("run {run}: no segment: {}", s.proc.stderr()));
+        assert_eq!(segment_number(&first), Some(0), "run {run}: {first}");
+        let body = get(s.http, &format!("/stream/names/{first}"))
+            .unwrap_or_else(|| panic!("run {run}: GET {first} failed"));
+        if let Some((old, _)) = runs.first() {
+            assert_ne!(&first, old, "run {run} reuses a name of run 0");
+            assert_eq!(
+                get(s.http, &format!("/stream/names/{old}")),
+                None,
+                "run 0's {old} is answered by run {run}"
+            );
+        }
+        runs.push((first, body));
+    }
+    for (name, _) in &runs {
+        let stem = name
+            .strip_prefix("source/")
+            .and_then(|n| n.strip_suffix("-0.ts"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
+    }
 }
 
 /// A publish set up by hand over a raw socket, so that the test can then misbehave.
@@ -479,13 +519,7 @@ fn bad_clients_do_not_disturb_a_healthy_publisher_and_viewer() {
         .last()
         .zip(first.last())
         .map(|(a, b)| {
-            let n = |s: &str| {
-                s.rsplit('/')
-                    .next()
-                    .and_then(|f| f.strip_suffix(".ts"))
-                    .and_then(|d| d.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
+            let n = |s: &str| segment_number(s).unwrap_or(0);
             n(a).saturating_sub(n(b))
         })
         .unwrap_or(0);

@@ -73,9 +73,13 @@
 //! event queue ([`HlsSegmenter::poll_event`]) holds at most
 //! [`MAX_PENDING_EVENTS`]; older events are dropped if nobody polls.
 //!
-//! Segment files are named `<sequence>.ts`; [`HlsSegmenter::segment`] finds
-//! one by that name for the HTTP layer, and [`HlsEvent`]s tell a writer
-//! (`--hls-dir`) which files to create and delete.
+//! Segment files are named `<session>-<sequence>.ts` ([`HlsConfig::session`],
+//! chosen by the driver, e.g. at random; `<sequence>.ts` without one), so
+//! that a segment URL never names two different segments: a publisher that
+//! comes back, or a server that restarts, does not serve a new `0.ts` where
+//! browsers and caches keep the old one (segments are cached as immutable).
+//! [`HlsSegmenter::segment`] finds one by that name for the HTTP layer, and
+//! [`HlsEvent`]s tell a writer (`--hls-dir`) which files to create and delete.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -129,6 +133,11 @@ pub struct HlsConfig {
     pub max_segment_wall_time: Duration,
     /// Put before each segment name in the playlist, e.g. `"P144p30fps16x9/"` (default empty).
     pub uri_prefix: String,
+    /// Names this segmenter's segments `<session>-<sequence>.ts`: up to
+    /// [`MAX_SESSION_LEN`] of `[0-9a-z]`, different for every segmenter that
+    /// may serve the same URLs (a driver picks it at random). Empty (the
+    /// default): `<sequence>.ts`.
+    pub session: String,
 }
 
 impl Default for HlsConfig {
@@ -140,6 +149,7 @@ impl Default for HlsConfig {
             max_segment_duration: Duration::from_secs(10),
             max_segment_wall_time: Duration::from_secs(6),
             uri_prefix: String::new(),
+            session: String::new(),
         }
     }
 }
@@ -157,6 +167,16 @@ impl HlsConfig {
                 "max segment duration shorter than the target duration",
             ));
         }
+        if self.session.len() > MAX_SESSION_LEN
+            || !self
+                .session
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        {
+            return Err(HlsError::Config(
+                "a session name other than up to 32 of [0-9a-z]",
+            ));
+        }
         if self.max_segment_wall_time < self.target_duration {
             return Err(HlsError::Config(
                 "max segment wall-clock time shorter than the target duration",
@@ -169,7 +189,7 @@ impl HlsConfig {
 /// One closed media segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
-    /// Media sequence number (also its name: `<sequence>.ts`).
+    /// Media sequence number (also in its name).
     pub sequence: u64,
     /// Measured duration: from its first unit to the next segment's first unit.
     pub duration: Duration,
@@ -182,19 +202,28 @@ pub struct Segment {
     pub closed_at: Instant,
     /// The whole MPEG-TS file.
     pub data: Bytes,
+    name: String,
 }
 
 impl Segment {
-    /// The segment's file name, `<sequence>.ts`.
-    pub fn name(&self) -> String {
-        segment_name(self.sequence)
+    /// The segment's file name, `<session>-<sequence>.ts`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
-/// The file name of the segment with this sequence number.
-pub fn segment_name(sequence: u64) -> String {
-    format!("{sequence}.ts")
+/// The file name of the segment with this sequence number in `session`:
+/// `<session>-<sequence>.ts`, or `<sequence>.ts` if `session` is empty.
+pub fn segment_name(session: &str, sequence: u64) -> String {
+    if session.is_empty() {
+        format!("{sequence}.ts")
+    } else {
+        format!("{session}-{sequence}.ts")
+    }
 }
+
+/// The longest [`HlsConfig::session`].
+pub const MAX_SESSION_LEN: usize = 32;
 
 /// Something a caller that mirrors segments elsewhere (e.g. to disk) must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -442,9 +471,15 @@ impl HlsSegmenter {
         self.playlist.clone()
     }
 
-    /// A segment still in memory, by file name (`<sequence>.ts`).
+    /// A segment still in memory, by file name (`<session>-<sequence>.ts`).
     pub fn segment(&self, name: &str) -> Option<Bytes> {
-        let digits = name.strip_suffix(".ts")?;
+        let stem = name.strip_suffix(".ts")?;
+        let digits = if self.config.session.is_empty() {
+            stem
+        } else {
+            stem.strip_prefix(self.config.session.as_str())?
+                .strip_prefix('-')?
+        };
         if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -584,9 +619,10 @@ impl HlsSegmenter {
             independent: open.independent,
             closed_at: now,
             data,
+            name: segment_name(&self.config.session, open.sequence),
         };
         let ready = HlsEvent::SegmentReady {
-            name: segment.name(),
+            name: segment.name.clone(),
             duration,
             data: segment.data.clone(),
         };
@@ -594,7 +630,7 @@ impl HlsSegmenter {
         while self.segments.len() > self.config.window + self.config.retain_extra {
             if let Some(old) = self.segments.pop_front() {
                 self.dropped_discontinuities += u64::from(old.discontinuity);
-                self.event(HlsEvent::SegmentRemoved { name: old.name() });
+                self.event(HlsEvent::SegmentRemoved { name: old.name });
             }
         }
         self.event(ready);
@@ -991,8 +1027,59 @@ mod tests {
                 HlsEvent::PlaylistUpdated => {}
             }
         }
-        assert_eq!(ready, (0..7).map(segment_name).collect::<Vec<_>>());
-        assert_eq!(removed, (0..3).map(segment_name).collect::<Vec<_>>());
+        let names = |r: std::ops::Range<u64>| r.map(|n| segment_name("", n)).collect::<Vec<_>>();
+        assert_eq!(ready, names(0..7));
+        assert_eq!(removed, names(0..3));
+    }
+
+    /// With a session, segment names carry it: another session's `0.ts`
+    /// (a publisher back after its stream was dropped, or a restarted
+    /// server) is never this one's.
+    #[test]
+    fn segments_are_named_by_their_session() {
+        let cfg = HlsConfig {
+            uri_prefix: "source/".into(),
+            session: "5eed0042".into(),
+            ..HlsConfig::default()
+        };
+        let mut h = HlsSegmenter::new(cfg, streams()).expect("config");
+        feed(&mut h, 0, 30 * 4 + 1, 30);
+        let p = text(&h);
+        assert!(
+            p.contains("\nsource/5eed0042-0.ts\n") && p.contains("\nsource/5eed0042-1.ts\n"),
+            "{p}"
+        );
+        assert_eq!(
+            h.segments()
+                .map(|s| s.name().to_string())
+                .collect::<Vec<_>>(),
+            ["5eed0042-0.ts", "5eed0042-1.ts"]
+        );
+        assert!(h.segment("5eed0042-1.ts").is_some());
+        for other in [
+            "0.ts",
+            "1.ts",
+            "5eed00421.ts",
+            "beef-1.ts",
+            "5eed0042-.ts",
+            "5eed0042--1.ts",
+        ] {
+            assert!(h.segment(other).is_none(), "{other}");
+        }
+        let mut ready = Vec::new();
+        while let Some(e) = h.poll_event() {
+            if let HlsEvent::SegmentReady { name, .. } = e {
+                ready.push(name);
+            }
+        }
+        assert_eq!(ready, ["5eed0042-0.ts", "5eed0042-1.ts"]);
+        for bad in ["Caps", "a-b", "a/b", &"a".repeat(MAX_SESSION_LEN + 1)] {
+            let cfg = HlsConfig {
+                session: bad.to_string(),
+                ..HlsConfig::default()
+            };
+            assert!(HlsSegmenter::new(cfg, streams()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ use bytes::Bytes;
 
 use pstream_mux::hls::{master_playlist, HlsConfig, HlsError, HlsSegmenter, Variant};
 use pstream_mux::ts::TsStreams;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// The name of the source variant in URLs.
 pub const SOURCE: &str = "source";
@@ -232,6 +234,9 @@ impl LiveStreams {
         for (name, nominal_bps) in variants {
             let config = HlsConfig {
                 uri_prefix: format!("{name}/"),
+                // Segment names unique to this segmenter, so that no URL
+                // cached as immutable ever names another segment.
+                session: format!("{:016x}", StdRng::from_os_rng().random::<u64>()),
                 ..config.clone()
             };
             let segmenter = HlsSegmenter::new(
@@ -308,7 +313,7 @@ impl LiveStreams {
         Some(playlist)
     }
 
-    /// Segment `name` (`<sequence>.ts`) of `variant` of `key`.
+    /// Segment `name` (`<session>-<sequence>.ts`) of `variant` of `key`.
     pub fn segment(&self, key: &str, variant: &str, name: &str) -> Option<Bytes> {
         let stream = self.get(key)?;
         let v = stream.variant(variant)?;
