@@ -280,6 +280,7 @@ pub struct HlsSegmenter {
     frame_interval: Duration,
     max_duration: Duration,
     playlist: Bytes,
+    playlist_modified: Option<Instant>,
     events: VecDeque<HlsEvent>,
     dropped: u64,
     dropped_events: u64,
@@ -319,6 +320,7 @@ impl HlsSegmenter {
             frame_interval: Duration::from_millis(33),
             max_duration: Duration::ZERO,
             playlist: Bytes::new(),
+            playlist_modified: None,
             events: VecDeque::new(),
             dropped: 0,
             dropped_events: 0,
@@ -443,6 +445,7 @@ impl HlsSegmenter {
         }
         self.close_segment(None, now);
         self.ended = true;
+        self.playlist_modified = Some(now);
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
     }
@@ -457,6 +460,7 @@ impl HlsSegmenter {
         self.last_video_pts = None;
         self.last_in = [None; 2];
         self.rebase = true;
+        self.playlist_modified = Some(now);
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
     }
@@ -472,7 +476,7 @@ impl HlsSegmenter {
     }
 
     /// A segment still in memory, by file name (`<session>-<sequence>.ts`).
-    pub fn segment(&self, name: &str) -> Option<Bytes> {
+    pub fn segment(&self, name: &str) -> Option<&Segment> {
         let stem = name.strip_suffix(".ts")?;
         let digits = if self.config.session.is_empty() {
             stem
@@ -486,7 +490,13 @@ impl HlsSegmenter {
         let sequence: u64 = digits.parse().ok()?;
         let first = self.segments.front()?.sequence;
         let index = usize::try_from(sequence.checked_sub(first)?).ok()?;
-        self.segments.get(index).map(|s| s.data.clone())
+        self.segments.get(index)
+    }
+
+    /// When the playlist last changed, by the driver's clock (None before
+    /// the first segment, end or restart).
+    pub fn playlist_modified(&self) -> Option<Instant> {
+        self.playlist_modified
     }
 
     /// The closed segments in memory, oldest first (the playlist lists the last `window`).
@@ -634,6 +644,7 @@ impl HlsSegmenter {
             }
         }
         self.event(ready);
+        self.playlist_modified = Some(now);
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
     }
@@ -924,6 +935,7 @@ mod tests {
                 assert_eq!(random_access_first(s), n == 0, "frozen {frozen}");
                 assert!(!s.discontinuity);
             }
+            assert_eq!(h.playlist_modified(), Some(segs[2].closed_at));
             // Frozen timestamps: the duration is the driver's clock's.
             assert_eq!(durations(&h), vec![6000, 6000, 6000], "frozen {frozen}");
             assert!(text(&h).contains("#EXT-X-TARGETDURATION:6\n"));
@@ -999,7 +1011,7 @@ mod tests {
         // Lookup: retained, listed, gone, malformed.
         assert!(h.segment("3.ts").is_some());
         assert_eq!(
-            h.segment("6.ts").map(|b| b.len()),
+            h.segment("6.ts").map(|s| s.data.len()),
             h.segments().last().map(|s| s.data.len())
         );
         assert!(h.segment("2.ts").is_none());

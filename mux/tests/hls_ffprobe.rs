@@ -540,7 +540,7 @@ fn a_144p_rendition_segment_reads_as_192x144_h264_plus_aac() {
     let playlist = String::from_utf8(hls.playlist().to_vec()).expect("utf-8");
     assert!(playlist.contains("\nP144p30fps16x9/0.ts\n"), "{playlist}");
     let seg = dir.join("0.ts");
-    std::fs::write(&seg, hls.segment("0.ts").expect("segment 0")).expect("write");
+    std::fs::write(&seg, &hls.segment("0.ts").expect("segment 0").data).expect("write");
     let out = run(
         "ffprobe",
         &[

@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::respond::respond;
+use super::respond::{respond, WallClock};
 use super::{HlsCatalog, HttpStats};
 
 /// Limits on what clients may hold.
@@ -84,6 +84,7 @@ pub async fn serve_http_with(
         .max_buf_size(MAX_REQUEST_HEAD)
         .max_headers(64);
     let builder = Arc::new(builder);
+    let clock = WallClock::now();
     let clients = Arc::new(ClientCount::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -129,6 +130,7 @@ pub async fn serve_http_with(
             stream,
             builder.clone(),
             catalog.clone(),
+            clock,
             limits.idle_timeout,
             stop_rx.clone(),
         ));
@@ -161,6 +163,7 @@ impl Connection {
         stream: TcpStream,
         builder: Arc<http1::Builder>,
         catalog: Arc<dyn HlsCatalog>,
+        clock: WallClock,
         idle_timeout: Duration,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -172,7 +175,13 @@ impl Connection {
         });
         let stats = self.stats.clone();
         let service = service_fn(move |req: Request<Incoming>| {
-            let (resp, answer) = respond(req.method(), req.uri().path(), req.headers(), &*catalog);
+            let (resp, answer) = respond(
+                req.method(),
+                req.uri().path(),
+                req.headers(),
+                &*catalog,
+                &clock,
+            );
             stats.count_answer(answer);
             std::future::ready(Ok::<_, Infallible>(resp))
         });
