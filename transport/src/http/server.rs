@@ -124,6 +124,7 @@ pub async fn serve_http_with(
         stats.connection_opened();
         let conn = Connection {
             stats: stats.clone(),
+            peer,
             _slot: slot,
         };
         tasks.spawn(conn.run(
@@ -148,6 +149,7 @@ pub async fn serve_http_with(
 /// One accepted connection; closing it (dropping this) updates the counts.
 struct Connection {
     stats: Arc<HttpStats>,
+    peer: std::net::SocketAddr,
     _slot: ClientSlot,
 }
 
@@ -174,6 +176,7 @@ impl Connection {
             stats: self.stats.clone(),
         });
         let stats = self.stats.clone();
+        let peer = self.peer;
         let service = service_fn(move |req: Request<Incoming>| {
             let (resp, answer) = respond(
                 req.method(),
@@ -183,6 +186,15 @@ impl Connection {
                 &clock,
             );
             stats.count_answer(answer);
+            // Per request, at debug level: who asked for what and got which
+            // answer (how many requests each cache in front sends, for one).
+            tracing::debug!(
+                peer = %peer,
+                method = %req.method(),
+                path = req.uri().path(),
+                status = resp.status().as_u16(),
+                "http request"
+            );
             std::future::ready(Ok::<_, Infallible>(resp))
         });
         let mut conn = pin!(builder.serve_connection(io, service));
