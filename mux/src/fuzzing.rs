@@ -19,6 +19,7 @@ use pstream_core::{Codec, EncodedUnit};
 
 use crate::flv_demux::MAX_PARAMETER_SET_BYTES;
 use crate::hls::MAX_SEGMENT_BYTES;
+use crate::ts::MAX_KEPT_PARAMETER_SET;
 use crate::{FlvDemuxer, HlsConfig, HlsEvent, HlsSegmenter};
 
 /// A NAL unit of a chosen type and size (its bytes are filler).
@@ -396,7 +397,7 @@ pub fn hls_segmenter(data: &[u8]) {
             // The per-unit TS overhead: a PES header, AUD and adaptation
             // fields, and the parameter sets the muxer repeats.
             assert!(
-                s.data.len() <= MAX_SEGMENT_BYTES + 4 * largest + 4096,
+                s.data.len() <= MAX_SEGMENT_BYTES + 4 * largest + 3 * MAX_KEPT_PARAMETER_SET,
                 "segment of {} bytes",
                 s.data.len()
             );
@@ -412,8 +413,12 @@ pub fn hls_segmenter(data: &[u8]) {
             }
         }
         assert!(!ready_after_end, "a segment was cut after the end");
+        // Per unit: PES header, AUD, padding of its last packet, and the
+        // SPS and PPS the muxer repeats before an IDR (each at most
+        // MAX_KEPT_PARAMETER_SET); per segment: PAT and PMT.
+        let per_unit = 1024 + 2 * (MAX_KEPT_PARAMETER_SET + 4) * 188 / 184;
         assert!(
-            bytes_out <= 2 * bytes_in + 1024 * (units + 1) + 1024 * segments,
+            bytes_out <= 2 * bytes_in + per_unit * (units + 1) + 1024 * segments,
             "{bytes_out} bytes of segments from {bytes_in} bytes of {units} units"
         );
         let playlist = seg.playlist();
