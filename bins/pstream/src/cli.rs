@@ -30,6 +30,9 @@ pub enum Command {
     /// Carry pictures and sound from a source to a sink without encoding
     /// (a shmdata writer to a virtual camera, a camera to shmdata or a file).
     Bridge(crate::bridge::BridgeArgs),
+    /// Benchmarks on this machine: `pstream bench encode` times every
+    /// encoder frame by frame (latency, headroom, CPU, bitrate, PSNR).
+    Bench(crate::bench::BenchArgs),
     /// List audio sources and sinks (PipeWire nodes, ALSA devices).
     Devices,
     /// Show (or with --apply run) costream's setup: two v4l2loopback cameras
