@@ -149,7 +149,8 @@ pub enum PresetArg {
     Fast,
     /// Medium complexity (openh264 medium).
     Balanced,
-    /// High complexity: the best picture per bit, the most CPU.
+    /// High complexity (openh264 high): differs from balanced only for
+    /// screen content.
     Quality,
 }
 
