@@ -149,6 +149,8 @@ for t in "${targets[@]}"; do
     scripts/cross-loopback.sh "$t" --recv-example
     echo "== $t: FLV recording by the embedding example under qemu" >&2
     scripts/cross-record.sh "$t"
+    echo "== $t: pstream bench encode under qemu (10 frames a row)" >&2
+    scripts/cross-bench.sh "$t"
     echo "== $t: the recipe's ffmpeg publish into the HLS example under qemu" >&2
     scripts/cross-serve.sh "$t"
     times+=", loopbacks, recording and HLS $((SECONDS - t0)) s"
