@@ -203,10 +203,176 @@ fn two_publishers_at_once_and_unlisted_keys_refused() {
         push.stderr()
     );
     assert!(get(s.http, "/stream/gamma.m3u8").is_none());
-    assert!(s.proc.stderr().contains("\"gamma\" refused: not in --keys"));
+    assert!(s.proc.stderr().contains("publish refused: key **** not in --keys"));
     // Both accepted streams are still live.
     let master = get_text(s.http, "/stream/alpha.m3u8");
     assert!(master.contains("alpha/source.m3u8"), "{master}");
+}
+
+/// The HTTP status of GET `path` (0 when curl gets no answer).
+fn status(port: u16, path: &str) -> u16 {
+    require("curl");
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+/// `pstream push` of the test pattern to `key` for `secs` seconds.
+fn push(dir: &Path, name: &str, port: u16, key: &str, secs: u32) -> Proc {
+    let url = format!("rtmp://127.0.0.1:{port}/live/{key}");
+    let args: Vec<String> = ["push", "--duration", &secs.to_string(), "--quiet", &url]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Proc::start(name, &pstream_bin(), &args, dir)
+}
+
+#[test]
+fn publish_keys_are_not_viewing_names() {
+    let _g = serial();
+    let dir = temp_dir("serve-names");
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "# key, then the name viewers use\nPk7s3cret lobby\nopenkey\n")
+        .expect("write keys");
+    let s = start_serve(
+        &dir,
+        &["--renditions", "none", "--keys", keys.to_str().expect("utf-8")],
+    );
+    // One warning for the line whose viewers see its key, the key masked.
+    let keys_line = format!("{}:3: stream key **** has no name of its own", keys.display());
+    assert!(s.proc.stderr().contains(&keys_line), "{}", s.proc.stderr());
+    assert_eq!(s.proc.stderr().matches("has no name of its own").count(), 1);
+    let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "Pk7s3cret", "320x240", 20);
+    let playlist = wait_for(Duration::from_secs(15), || {
+        let p = get_text(s.http, "/stream/lobby/source.m3u8");
+        (segments(&p).len() >= 2).then_some(p)
+    })
+    .unwrap_or_else(|| panic!("no segments under the name: {}", s.proc.stderr()));
+    let seg = segments(&playlist)[0].clone();
+    assert_eq!(status(s.http, &format!("/stream/lobby/{seg}")), 200);
+    let master = get_text(s.http, "/stream/lobby.m3u8");
+    assert!(master.contains("lobby/source.m3u8"), "{master}");
+    assert!(!master.contains("Pk7s3cret"), "{master}");
+    // The key's URLs are not there.
+    for path in [
+        "/stream/Pk7s3cret.m3u8".to_string(),
+        "/stream/Pk7s3cret/source.m3u8".to_string(),
+        format!("/stream/Pk7s3cret/{seg}"),
+    ] {
+        assert_eq!(status(s.http, &path), 404, "{path}");
+    }
+    // Publishing to the name is publishing with an unknown key.
+    let mut by_name = push(&dir, "push-name", s.rtmp, "lobby", 10);
+    let code = by_name.wait(Duration::from_secs(15));
+    assert!(matches!(code, Some(c) if c != 0), "push to the name: exit {code:?}");
+    assert!(by_name.stderr().contains("NetStream.Publish.BadName"), "{}", by_name.stderr());
+    ff.signal("KILL");
+    ff.wait(Duration::from_secs(5));
+}
+
+#[test]
+fn keys_never_appear_in_serve_logs() {
+    let _g = serial();
+    let dir = temp_dir("serve-masked");
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "Pk7s3cret lobby\nHv9s3cret other\n").expect("write keys");
+    let env = [("PSTREAM_LOG".to_string(), "debug".to_string())];
+    let mut s = start_serve_env(
+        &dir,
+        &["--renditions", "none", "--keys", keys.to_str().expect("utf-8")],
+        &env,
+    );
+    let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "Pk7s3cret", "320x240", 20);
+    let live = wait_for(Duration::from_secs(15), || {
+        let p = get_text(s.http, "/stream/lobby/source.m3u8");
+        (!segments(&p).is_empty()).then_some(())
+    });
+    assert!(live.is_some(), "{}", s.proc.stderr());
+    // The same key again while it is live, and a key not listed: refused.
+    for (name, key) in [("busy", "Pk7s3cret"), ("wrong", "Wr0ngs3cret")] {
+        let mut p = push(&dir, name, s.rtmp, key, 10);
+        let code = p.wait(Duration::from_secs(15));
+        assert!(matches!(code, Some(c) if c != 0), "{name}: exit {code:?}");
+    }
+    // A listed key whose media the server refuses (HEVC).
+    let (mut weird, mut session) = raw_publish(s.rtmp, "Hv9s3cret");
+    session
+        .send_media(9, 0, &Bytes::from_static(&[0x1C, 0, 0, 0, 0, 1, 2, 3]))
+        .expect("send");
+    flush(&mut weird, &mut session);
+    assert!(closed_within(&mut weird, Duration::from_secs(5)), "HEVC");
+    ff.signal("KILL");
+    ff.wait(Duration::from_secs(5));
+    assert!(
+        s.proc.wait_for_output("lobby: publisher gone", Duration::from_secs(10)),
+        "{}",
+        s.proc.stderr()
+    );
+    s.proc.signal("INT");
+    assert_eq!(s.proc.wait(Duration::from_secs(15)), Some(0), "{}", s.proc.stderr());
+    let log = s.proc.stderr();
+    for needle in [
+        "not in --keys",
+        "lobby is already publishing",
+        "video codec id 12 (HEVC)",
+        "serve finished",
+    ] {
+        assert!(log.contains(needle), "{needle}: {log}");
+    }
+    for key in ["Pk7s3cret", "Hv9s3cret", "Wr0ngs3cret"] {
+        assert!(!log.contains(key), "{key} in the log: {log}");
+    }
+}
+
+#[test]
+fn without_keys_anyone_may_publish_up_to_max_streams() {
+    let _g = serial();
+    let dir = temp_dir("serve-max-streams");
+    let s = start_serve(&dir, &["--renditions", "none", "--max-streams", "1"]);
+    assert!(
+        s.proc.stderr().contains("anyone may publish under any key"),
+        "{}",
+        s.proc.stderr()
+    );
+    let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "first", "320x240", 30);
+    let live = wait_for(Duration::from_secs(15), || {
+        let p = get_text(s.http, "/stream/first/source.m3u8");
+        (!segments(&p).is_empty()).then_some(())
+    });
+    assert!(live.is_some(), "first stream: {}", s.proc.stderr());
+    let mut second = push(&dir, "push-second", s.rtmp, "second", 10);
+    let code = second.wait(Duration::from_secs(15));
+    assert!(matches!(code, Some(c) if c != 0), "second stream: exit {code:?}");
+    assert!(second.stderr().contains("NetStream.Publish.BadName"), "{}", second.stderr());
+    assert!(
+        s.proc.wait_for_output(
+            "publish of a new stream refused: 1 streams are live, the --max-streams limit",
+            Duration::from_secs(2)
+        ),
+        "{}",
+        s.proc.stderr()
+    );
+    assert_eq!(status(s.http, "/stream/second.m3u8"), 404);
+    // The refusal is counted on the stats line.
+    assert!(
+        s.proc.wait_for_output("streams 1,", Duration::from_secs(3)),
+        "{}",
+        s.proc.stderr()
+    );
+    // The first stream ends: a new one may come.
+    ff.signal("KILL");
+    ff.wait(Duration::from_secs(5));
+    let mut third = ffmpeg_publish(&dir, "third", s.rtmp, "third", "320x240", 20);
+    let live = wait_for(Duration::from_secs(20), || {
+        let p = get_text(s.http, "/stream/third/source.m3u8");
+        (!segments(&p).is_empty()).then_some(())
+    });
+    assert!(live.is_some(), "third stream: {}", s.proc.stderr());
+    third.signal("KILL");
+    third.wait(Duration::from_secs(5));
 }
 
 #[test]
@@ -258,9 +424,25 @@ fn publisher_leaves_then_returns_endlist_then_discontinuity() {
 
 /// A publish set up by hand over a raw socket, so that the test can then misbehave.
 fn raw_publish(port: u16, key: &str) -> (TcpStream, PublishSession) {
+    let sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    raw_publish_on(sock, port, key)
+}
+
+/// A TCP connection to 127.0.0.1:`port` from the loopback address `from`.
+fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let local = std::net::SocketAddr::from((from, 0));
+    sock.bind(&local.into()).expect("bind the local address");
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    sock.connect(&server.into()).expect("connect");
+    sock.into()
+}
+
+/// [`raw_publish`] on a connection already made.
+fn raw_publish_on(mut sock: TcpStream, port: u16, key: &str) -> (TcpStream, PublishSession) {
     let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/{key}")).expect("url");
     let mut session = PublishSession::new(url);
-    let mut sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     session.start().expect("start");
@@ -334,9 +516,17 @@ fn connect_chunk() -> Vec<u8> {
 fn bad_clients_do_not_disturb_a_healthy_publisher_and_viewer() {
     let _g = serial();
     let dir = temp_dir("serve-bad");
+    // Every bad client comes from 127.0.0.1, as the healthy publisher does.
     let s = start_serve(
         &dir,
-        &["--renditions", "P144p30fps16x9", "--max-connections", "64"],
+        &[
+            "--renditions",
+            "P144p30fps16x9",
+            "--max-connections",
+            "64",
+            "--max-connections-per-ip",
+            "64",
+        ],
     );
     let mut healthy = ffmpeg_publish(&dir, "healthy", s.rtmp, "healthy", "640x480", 60);
     let playlist = "/stream/healthy/P144p30fps16x9.m3u8";
@@ -497,6 +687,38 @@ fn bad_clients_do_not_disturb_a_healthy_publisher_and_viewer() {
         "the healthy publisher stopped: {}",
         healthy.stderr()
     );
+}
+
+#[test]
+fn one_address_holding_half_handshakes_does_not_keep_another_out() {
+    let _g = serial();
+    let dir = temp_dir("serve-per-ip");
+    let s = start_serve(&dir, &["--renditions", "none", "--max-connections", "16"]);
+    // 32 connections from 127.0.0.1, each half a handshake and then silence:
+    // more than every slot there is, each held until the setup deadline.
+    let held: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", s.rtmp)).expect("connect");
+            let _ = c.write_all(&[3u8; 700]);
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // A publisher from 127.0.0.2 still gets in and goes live.
+    let sock = connect_from([127, 0, 0, 2], s.rtmp);
+    let (_sock, _session) = raw_publish_on(sock, s.rtmp, "elsewhere");
+    assert!(
+        s.proc.wait_for_output("elsewhere: publishing from 127.0.0.2", Duration::from_secs(2)),
+        "{}",
+        s.proc.stderr()
+    );
+    // The address's connections past its 4 were refused and counted.
+    assert!(
+        s.proc.wait_for_output("per-ip 28,", Duration::from_secs(3)),
+        "{}",
+        s.proc.stderr()
+    );
+    drop(held);
 }
 
 #[test]

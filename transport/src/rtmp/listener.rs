@@ -7,13 +7,16 @@
 //! most [`RtmpServerConfig::idle_timeout`] while publishing, a write that
 //! does not finish within [`RtmpServerConfig::write_timeout`] (a client that
 //! stops reading) closes it, and past [`RtmpServerConfig::max_connections`]
-//! new connections are closed at once. A connection's failure never touches
-//! another's.
+//! in all or [`RtmpServerConfig::max_connections_per_ip`] from one address
+//! new connections are closed at once, so one address holding half
+//! handshakes cannot keep publishers elsewhere out. A connection's failure
+//! never touches another's.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +33,8 @@ use pstream_rtmp::{MediaMessage, ServerEvent, ServerSession};
 pub struct RtmpServerConfig {
     /// Connections open at once; more are closed on accept.
     pub max_connections: usize,
+    /// Connections open at once from one IP address; more from it are closed on accept.
+    pub max_connections_per_ip: usize,
     /// From accept to an accepted publish.
     pub setup_timeout: Duration,
     /// Longest silence from a publishing client.
@@ -42,6 +47,7 @@ impl Default for RtmpServerConfig {
     fn default() -> Self {
         Self {
             max_connections: 128,
+            max_connections_per_ip: 4,
             setup_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(5),
@@ -83,6 +89,7 @@ pub struct RtmpServerStats {
     open: AtomicU64,
     accepted: AtomicU64,
     refused_limit: AtomicU64,
+    refused_per_ip: AtomicU64,
     publishing: AtomicU64,
     refused_publish: AtomicU64,
     timeouts: AtomicU64,
@@ -99,6 +106,8 @@ pub struct RtmpServerSnapshot {
     pub accepted: u64,
     /// Connections closed on accept because of the connection limit.
     pub refused_limit: u64,
+    /// Connections closed on accept because their address had as many open as allowed.
+    pub refused_per_ip: u64,
     /// Publishes live now.
     pub publishing: u64,
     /// Publish requests refused (key not listed, key busy, bad key).
@@ -119,6 +128,7 @@ impl RtmpServerStats {
             open: g(&self.open),
             accepted: g(&self.accepted),
             refused_limit: g(&self.refused_limit),
+            refused_per_ip: g(&self.refused_per_ip),
             publishing: g(&self.publishing),
             refused_publish: g(&self.refused_publish),
             timeouts: g(&self.timeouts),
@@ -136,6 +146,46 @@ fn dec(a: &AtomicU64) {
     a.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Connections open per address; a [`PerIpSlot`] holds one.
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection's place in its address's count, given back on drop.
+struct PerIpSlot {
+    counts: PerIp,
+    ip: IpAddr,
+}
+
+impl PerIpSlot {
+    /// Takes a place for `ip`, or `None` when it has `max` already.
+    fn take(counts: &PerIp, ip: IpAddr, max: usize) -> Option<Self> {
+        // An IPv4 client on a dual-stack socket counts as its IPv4 address.
+        let ip = ip.to_canonical();
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                // The map holds only addresses with connections open.
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Accepts RTMP publishers on `listener` until `shutdown` resolves. Runs on the caller's runtime.
 pub async fn serve_rtmp(
     listener: TcpListener,
@@ -145,6 +195,7 @@ pub async fn serve_rtmp(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_ip: PerIp = Arc::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -160,6 +211,12 @@ pub async fn serve_rtmp(
                 }
             },
         };
+        let Some(place) = PerIpSlot::take(&per_ip, peer.ip(), config.max_connections_per_ip.max(1))
+        else {
+            inc(&stats.refused_per_ip);
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             inc(&stats.refused_limit);
             drop(stream);
@@ -172,6 +229,7 @@ pub async fn serve_rtmp(
             connection(stream, peer, handler.as_ref(), config, &stats, stop).await;
             dec(&stats.open);
             drop(permit);
+            drop(place);
         });
     }
     let _ = stop_tx.send(true);
@@ -197,7 +255,6 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let mut session = ServerSession::new();
     let mut sink: Option<Box<dyn IngestSink>> = None;
-    let mut key = String::new();
     let setup_deadline = Instant::now() + config.setup_timeout;
     let mut buf = vec![0u8; 64 * 1024];
     let end = 'conn: loop {
@@ -229,7 +286,6 @@ async fn connection(
                                 break 'conn End::Protocol;
                             }
                             sink = Some(s);
-                            key = k;
                             inc(&stats.publishing);
                         }
                         Err(r) => {
@@ -243,8 +299,9 @@ async fn connection(
                 ServerEvent::Media(m) => {
                     if let Some(s) = sink.as_mut() {
                         if let Err(why) = s.media(m) {
+                            // The key is a secret: the sink's error names the stream.
                             tracing::warn!(
-                                "rtmp {peer}: stream {key}: {}; closing the connection",
+                                "rtmp {peer}: {}; closing the connection",
                                 one_line(why.as_ref())
                             );
                             break 'conn End::Sink;

@@ -1,17 +1,24 @@
 //! A mirror of live HLS output on disk (`--hls-dir`), for nginx or a CDN.
 //!
 //! The layout matches the HTTP server's URLs under `/stream/`:
-//! `<dir>/<key>.m3u8` (master), `<dir>/<key>/<variant>.m3u8` and
-//! `<dir>/<key>/<variant>/<sequence>.ts`. Every file is written to a
-//! temporary name in the same directory and renamed into place, so a reader
-//! never sees half a playlist or segment; segments the segmenter has let go
-//! of are deleted. Keys and variant names must already be safe file names
-//! (the RTMP server only accepts `[A-Za-z0-9_.-]` keys).
+//! `<dir>/<name>.m3u8` (master), `<dir>/<name>/<variant>.m3u8` and
+//! `<dir>/<name>/<variant>/<sequence>.ts`. Every file is written to a
+//! temporary file of its own (a random name, created new, never through a
+//! symlink) in the same directory and renamed into place, so a reader never
+//! sees half a playlist or segment and nothing planted in the directory
+//! (a symlink where a file or a temporary file goes, a symlink in place of
+//! a stream's directory) makes a write, or a removal, land outside it;
+//! segments the segmenter has let go of are deleted. Names must be single
+//! path components (stream names and variant names are `[A-Za-z0-9_-]`).
 
-use std::io;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use pstream_mux::hls::HlsEvent;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// Writes HLS events of many streams below one directory (see the module docs).
 #[derive(Debug, Clone)]
@@ -19,24 +26,59 @@ pub struct HlsDir {
     root: PathBuf,
 }
 
-/// Writes `data` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
+/// Refuses a name that is not one plain path component.
+fn component(name: &str) -> io::Result<&str> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a file name"),
+        ));
+    }
+    Ok(name)
+}
+
+/// Writes `data` to `dir/name` through a new temporary file of a random
+/// name in `dir` (created exclusively, `O_NOFOLLOW`) and a rename, which
+/// replaces whatever is at `dir/name` (a planted symlink included) without
+/// following it.
+fn write_file(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let name = component(name)?;
+    let mut rng = StdRng::from_os_rng();
+    // Something already at a random name (planted there) costs another try.
+    let (tmp, file) = (0..4)
+        .map(|_| {
+            let tmp = dir.join(format!(".{name}.{:016x}.tmp", rng.random::<u64>()));
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp);
+            (tmp, file)
+        })
+        .find(|(_, f)| !matches!(f, Err(e) if e.kind() == io::ErrorKind::AlreadyExists))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("no free temporary name for {name} in {}", dir.display()),
+            )
+        })?;
+    // Only a file this call created is ever removed.
+    let mut file = file?;
+    let renamed = file
+        .write_all(data)
+        .and_then(|()| fs::rename(&tmp, dir.join(name)));
+    if renamed.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    renamed
 }
 
 impl HlsDir {
     /// A mirror under `root` (created if missing).
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        std::fs::create_dir_all(&root)?;
+        fs::create_dir_all(&root)?;
         Ok(Self { root })
     }
 
@@ -45,35 +87,65 @@ impl HlsDir {
         &self.root
     }
 
-    /// Acts on one event of `variant` of stream `key`; `playlist` is the
+    /// `<root>/<parts...>`, each level checked to be a real directory (not
+    /// a symlink) and, with `create`, made when missing.
+    fn dir(&self, parts: &[&str], create: bool) -> io::Result<PathBuf> {
+        let mut path = self.root.clone();
+        for part in parts {
+            path.push(component(part)?);
+            let meta = match fs::symlink_metadata(&path) {
+                Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+                    match fs::create_dir(&path) {
+                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                        _ => fs::symlink_metadata(&path)?,
+                    }
+                }
+                other => other?,
+            };
+            if !meta.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} is not a directory (a symlink is not followed)", path.display()),
+                ));
+            }
+        }
+        Ok(path)
+    }
+
+    /// Acts on one event of `variant` of stream `name`; `playlist` is the
     /// variant's current media playlist.
     pub fn apply(
         &self,
-        key: &str,
+        name: &str,
         variant: &str,
         event: &HlsEvent,
         playlist: &[u8],
     ) -> io::Result<()> {
-        let dir = self.root.join(key);
         match event {
-            HlsEvent::SegmentReady { name, data, .. } => {
-                write_atomic(&dir.join(variant).join(name), data)
+            HlsEvent::SegmentReady { name: seg, data, .. } => {
+                write_file(&self.dir(&[name, variant], true)?, seg, data)
             }
-            HlsEvent::SegmentRemoved { name } => {
-                match std::fs::remove_file(dir.join(variant).join(name)) {
+            HlsEvent::SegmentRemoved { name: seg } => {
+                let dir = match self.dir(&[name, variant], false) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    other => other?,
+                };
+                match fs::remove_file(dir.join(component(seg)?)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
                     _ => Ok(()),
                 }
             }
-            HlsEvent::PlaylistUpdated => {
-                write_atomic(&dir.join(format!("{variant}.m3u8")), playlist)
-            }
+            HlsEvent::PlaylistUpdated => write_file(
+                &self.dir(&[name], true)?,
+                &format!("{variant}.m3u8"),
+                playlist,
+            ),
         }
     }
 
-    /// Writes the master playlist of `key`.
-    pub fn write_master(&self, key: &str, master: &[u8]) -> io::Result<()> {
-        write_atomic(&self.root.join(format!("{key}.m3u8")), master)
+    /// Writes the master playlist of stream `name`.
+    pub fn write_master(&self, name: &str, master: &[u8]) -> io::Result<()> {
+        write_file(&self.root, &format!("{}.m3u8", component(name)?), master)
     }
 }
 
@@ -120,5 +192,54 @@ mod tests {
             .collect();
         assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn planted_symlinks_are_never_followed_out_of_the_directory() {
+        use std::os::unix::fs::symlink;
+        let base = std::env::temp_dir().join(format!("pstream-hlsdir-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (root, outside) = (base.join("hls"), base.join("outside"));
+        std::fs::create_dir_all(&outside).expect("outside");
+        let dir = HlsDir::new(&root).expect("dir");
+        let victim = outside.join("victim.txt");
+        std::fs::write(&victim, b"keep me").expect("victim");
+        let ready = |name: &str| HlsEvent::SegmentReady {
+            name: name.into(),
+            duration: Duration::from_secs(2),
+            data: Bytes::from_static(b"ts"),
+        };
+        // A symlink where the master playlist, a media playlist, a segment
+        // or the old predictable temporary name goes: replaced, not followed.
+        std::fs::create_dir_all(root.join("k/source")).expect("dirs");
+        for link in ["k.m3u8", ".k.m3u8.tmp", "k/source.m3u8", "k/.source.m3u8.tmp", "k/source/0.ts", "k/source/.0.ts.tmp"] {
+            symlink(&victim, root.join(link)).expect("plant");
+        }
+        dir.write_master("k", b"#EXTM3U\nmaster").expect("master");
+        dir.apply("k", "source", &HlsEvent::PlaylistUpdated, b"#EXTM3U\n")
+            .expect("playlist");
+        dir.apply("k", "source", &ready("0.ts"), b"").expect("segment");
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"keep me");
+        for file in ["k.m3u8", "k/source.m3u8", "k/source/0.ts"] {
+            let meta = std::fs::symlink_metadata(root.join(file)).expect("written");
+            assert!(meta.is_file(), "{file} is still a symlink");
+        }
+        // A symlink in place of a stream's directory: writes and removals refused.
+        symlink(&outside, root.join("evil")).expect("plant dir");
+        std::fs::create_dir_all(outside.join("source")).expect("outside dir");
+        std::fs::write(outside.join("source/1.ts"), b"keep me too").expect("outside ts");
+        assert!(dir.apply("evil", "source", &ready("2.ts"), b"").is_err());
+        assert!(dir
+            .apply("evil", "source", &HlsEvent::PlaylistUpdated, b"x")
+            .is_err());
+        let gone = HlsEvent::SegmentRemoved { name: "1.ts".into() };
+        assert!(dir.apply("evil", "source", &gone, b"").is_err());
+        assert!(outside.join("source/1.ts").is_file());
+        assert!(!outside.join("source/2.ts").exists());
+        assert!(!outside.join("source.m3u8").exists());
+        // Names that are not one path component are refused.
+        assert!(dir.write_master("../up", b"x").is_err());
+        assert!(dir.apply("k", "..", &ready("3.ts"), b"").is_err());
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -186,19 +186,45 @@ impl Drop for PublishClaim {
 }
 
 /// Every stream key a server has seen recently (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LiveStreams {
     streams: RwLock<HashMap<String, Arc<LiveStream>>>,
+    /// Streams live at once; a publish past it is refused.
+    max_live: usize,
 }
 
-/// Why a key cannot be published now.
+impl Default for LiveStreams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why a stream cannot be published now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyBusy;
+#[non_exhaustive]
+pub enum KeyBusy {
+    /// Another publisher (or its stages, still draining) holds the stream.
+    Publishing,
+    /// As many streams as allowed are live ([`LiveStreams::limited`]).
+    TooManyStreams {
+        /// The limit.
+        max: usize,
+    },
+}
 
 impl LiveStreams {
-    /// No streams.
+    /// No streams, and no limit on how many may be live.
     pub fn new() -> Self {
-        Self::default()
+        Self::limited(usize::MAX)
+    }
+
+    /// No streams; at most `max_live` live at once (a publish of a stream
+    /// not yet live is refused past it).
+    pub fn limited(max_live: usize) -> Self {
+        Self {
+            streams: RwLock::default(),
+            max_live,
+        }
     }
 
     /// Claims `key` for a new publisher. A new key gets one segmenter per
@@ -216,10 +242,15 @@ impl LiveStreams {
             released: AtomicBool::new(false),
         };
         let mut map = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(key).is_none_or(|s| !s.is_live())
+            && map.values().filter(|s| s.is_live()).count() >= self.max_live
+        {
+            return Ok(Err(KeyBusy::TooManyStreams { max: self.max_live }));
+        }
         if let Some(stream) = map.get(key) {
             let mut s = stream.state();
             if s.publishing || s.stages > 0 {
-                return Ok(Err(KeyBusy));
+                return Ok(Err(KeyBusy::Publishing));
             }
             s.publishing = true;
             s.ended_at = None;
@@ -340,7 +371,7 @@ mod tests {
         assert_eq!(first.session(), 1);
         assert!(matches!(
             live.begin("k", &variants(), &cfg).expect("config"),
-            Err(KeyBusy)
+            Err(KeyBusy::Publishing)
         ));
         s.stages_started();
         first.release();
@@ -369,6 +400,24 @@ mod tests {
         assert!(live.evict_ended(Duration::from_secs(60)).is_empty());
         assert_eq!(live.evict_ended(Duration::ZERO), vec!["k".to_string()]);
         assert!(live.get("k").is_none());
+    }
+
+    #[test]
+    fn past_the_limit_a_new_stream_is_refused_and_a_returning_one_is_not() {
+        let live = LiveStreams::limited(2);
+        let cfg = HlsConfig::default();
+        let begin = |key: &str| live.begin(key, &variants(), &cfg).expect("config");
+        let a = begin("a").expect("first");
+        let _b = begin("b").expect("second");
+        assert_eq!(
+            begin("c").err(),
+            Some(KeyBusy::TooManyStreams { max: 2 })
+        );
+        assert_eq!(begin("a").err(), Some(KeyBusy::Publishing));
+        drop(a);
+        // "a" ended: room for a new stream, or for "a" again.
+        let _c = begin("c").expect("room again");
+        assert!(begin("a").is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! keys), and per publish the FLV demuxer, the gate that holds media until
 //! both tracks are known, and the links into that stream's stages.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,11 +12,13 @@ use pstream_codec::{Rendition, Transcoder};
 use pstream_core::{link, BoxError, EncodedUnit, LinkSender};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
 use pstream_transport::http::HlsCatalog;
-use pstream_transport::rtmp::{IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal};
+use pstream_transport::rtmp::{
+    mask_key, IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal,
+};
 
 use super::group::{Groups, StageFn};
 use super::hls_dir::HlsDir;
-use super::live::{LiveStreams, PublishClaim};
+use super::live::{KeyBusy, LiveStreams, PublishClaim};
 use super::stage::VariantStage;
 use crate::run::Stop;
 
@@ -49,8 +51,11 @@ impl HlsCatalog for Catalog {
 /// Decides on publishes and builds each publisher's pipeline.
 pub(crate) struct Handler {
     pub(crate) live: Arc<LiveStreams>,
-    /// Keys allowed to publish; `None`: any.
-    pub(crate) keys: Option<HashSet<String>>,
+    /// Keys allowed to publish, each with its stream's public name; `None`:
+    /// any key, named by itself.
+    pub(crate) keys: Option<HashMap<String, String>>,
+    /// Publishes refused because as many streams as allowed were live.
+    pub(crate) refused_streams: Arc<AtomicU64>,
     pub(crate) renditions: Vec<Rendition>,
     /// (name, nominal bits per second) of the source and each rendition.
     pub(crate) variants: Vec<(String, u64)>,
@@ -72,18 +77,35 @@ impl IngestHandler for Handler {
             code: "NetStream.Publish.BadName".into(),
             description: description.into(),
         };
-        if self.keys.as_ref().is_some_and(|k| !k.contains(key)) {
-            tracing::warn!("{peer}: publish of {key:?} refused: not in --keys");
-            return Err(refuse("stream key not allowed"));
-        }
-        let claim = match self.live.begin(key, &self.variants, &self.hls) {
+        // Logs name a stream by its public name and never show a key.
+        let name = match &self.keys {
+            None => key,
+            Some(keys) => match keys.get(key) {
+                Some(name) => name.as_str(),
+                None => {
+                    tracing::warn!(
+                        "{peer}: publish refused: key {} not in --keys",
+                        mask_key(key)
+                    );
+                    return Err(refuse("stream key not allowed"));
+                }
+            },
+        };
+        let claim = match self.live.begin(name, &self.variants, &self.hls) {
             Ok(Ok(c)) => Arc::new(c),
+            Ok(Err(KeyBusy::TooManyStreams { max })) => {
+                self.refused_streams.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "{peer}: publish of a new stream refused: {max} streams are live, the --max-streams limit"
+                );
+                return Err(refuse("too many streams live"));
+            }
             Ok(Err(_busy)) => {
-                tracing::warn!("{peer}: publish of {key:?} refused: already publishing");
+                tracing::warn!("{peer}: publish refused: {name} is already publishing");
                 return Err(refuse("stream key already publishing"));
             }
             Err(e) => {
-                tracing::error!("{peer}: {key}: {e}");
+                tracing::error!("{peer}: {name}: {e}");
                 return Err(PublishRefusal {
                     code: "NetStream.Publish.Failed".into(),
                     description: e.to_string(),
@@ -91,11 +113,11 @@ impl IngestHandler for Handler {
             }
         };
         tracing::info!(
-            "{key}: publishing from {peer} (session {})",
+            "{name}: publishing from {peer} (session {})",
             claim.session()
         );
         Ok(Box::new(Publisher {
-            key: key.to_string(),
+            key: name.to_string(),
             claim,
             demux: FlvDemuxer::new(),
             gate: Vec::new(),
@@ -111,6 +133,7 @@ impl IngestHandler for Handler {
 
 /// One publish: demuxes tags and feeds the stages.
 struct Publisher {
+    /// The stream's public name (never its publish key).
     key: String,
     /// This publish session's hold on the key.
     claim: Arc<PublishClaim>,
@@ -218,7 +241,7 @@ impl IngestSink for Publisher {
     fn media(&mut self, msg: MediaMessage) -> Result<(), BoxError> {
         if self.group_stop.as_ref().is_some_and(Stop::requested) {
             // The server has logged which stage failed; the key is already free.
-            return Err("stopped after a stage failed".into());
+            return Err(format!("{}: stopped after a stage failed", self.key).into());
         }
         let now = Instant::now();
         let result = match msg.kind {
@@ -230,7 +253,7 @@ impl IngestSink for Publisher {
             Ok(u) => u,
             Err(DemuxError::Unsupported(what)) => {
                 self.unknown_codecs.fetch_add(1, Ordering::Relaxed);
-                return Err(format!("{what}; stream refused").into());
+                return Err(format!("{}: {what}; stream refused", self.key).into());
             }
             Err(e) => {
                 tracing::debug!("{}: {e} (dropped)", self.key);
