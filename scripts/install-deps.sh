@@ -37,8 +37,9 @@ packages=(
   # (depmod, modprobe --show-depends), cpio, libelf1 for the kernel's objtool
   # when building v4l2loopback, and v4l2-ctl to copy into the guest
   qemu-system-x86 kmod cpio libelf1 v4l-utils
-  # tests/serve.rs fetches playlists and segments with curl, as the recipe does
-  curl
+  # tests/serve.rs fetches playlists and segments with curl, as the recipe does,
+  # and reads serve's /metrics with the Prometheus client library's own parser
+  curl python3-prometheus-client
 )
 
 # hls.js for tests/serve_browser.rs comes through npm: Debian's npm only when

@@ -12,9 +12,62 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::hls::{ffmpeg_publish, get, get_text, segments, start_serve, wait_for};
+use common::hls::{ffmpeg_publish, get, get_text, segment_number, segments, start_serve, wait_for};
 use common::{pstream_bin, require, serial, temp_dir, Proc};
 use pstream_transport::rtmp::{PublishSession, RtmpUrl, SessionEvent};
+
+/// serve's `/metrics` at `addr`, parsed by python3-prometheus-client's text
+/// parser: each sample as `name{label=value,...}` (labels sorted) -> value.
+fn scrape(addr: &str) -> std::collections::HashMap<String, f64> {
+    // Debian's python3-prometheus-client is installed for the system Python,
+    // which a python3 earlier on PATH (pyenv, a venv) may not see.
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        require("python3");
+        "python3"
+    };
+    let text = Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("http://{addr}/metrics"))
+        .output()
+        .expect("curl");
+    assert!(text.status.success(), "no /metrics at {addr}");
+    let parse = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for f in text_string_to_metric_families(sys.stdin.read()):
+    for s in f.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        print(s.name + ("{" + labels + "}" if labels else ""), s.value)
+"#;
+    let mut py = Command::new(python)
+        .args(["-c", parse])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    py.stdin
+        .take()
+        .expect("stdin")
+        .write_all(&text.stdout)
+        .expect("write");
+    let out = py.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&text.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
 
 /// ffprobe's streams of a file: (codec, width, height).
 fn probe(path: &Path) -> Vec<(String, u32, u32)> {
@@ -58,6 +111,7 @@ fn recipe_publish_gives_hls_with_a_144p_rendition_within_10_s() {
     let _g = serial();
     let dir = temp_dir("serve-recipe");
     let hls_dir = dir.join("hls");
+    let metrics = format!("127.0.0.1:{}", common::hls::free_tcp_port());
     let s = start_serve(
         &dir,
         &[
@@ -65,6 +119,8 @@ fn recipe_publish_gives_hls_with_a_144p_rendition_within_10_s() {
             "P144p30fps16x9",
             "--hls-dir",
             hls_dir.to_str().expect("utf-8 path"),
+            "--metrics",
+            &metrics,
         ],
     );
     let started = Instant::now();
@@ -133,6 +189,34 @@ fn recipe_publish_gives_hls_with_a_144p_rendition_within_10_s() {
         assert!(hls_dir.join("hello_world").join(&seg).is_file(), "{seg}");
     }
     assert!(hls_dir.join("hello_world.m3u8").is_file());
+
+    // /metrics, read by the Prometheus client library's own parser.
+    let m = scrape(&metrics);
+    let value = |name: &str| m.get(name).copied().unwrap_or(-1.0);
+    assert_eq!(value("pstream_streams{state=live}"), 1.0, "{m:?}");
+    assert_eq!(value("pstream_publishers"), 1.0, "{m:?}");
+    assert!(
+        value("pstream_received_bytes_total{protocol=rtmp}") > 100_000.0,
+        "{m:?}"
+    );
+    assert!(
+        value("pstream_sent_bytes_total{protocol=hls}") > 10_000.0,
+        "{m:?}"
+    );
+    assert!(
+        value("pstream_http_requests_total{kind=segment}") >= 2.0,
+        "{m:?}"
+    );
+    assert!(
+        value("pstream_http_requests_total{kind=master_playlist}") >= 1.0,
+        "{m:?}"
+    );
+    for variant in ["source", "P144p30fps16x9"] {
+        let seg = format!("pstream_segments_total{{stream=hello_world,variant={variant}}}");
+        assert!(value(&seg) >= 3.0, "{seg}: {m:?}");
+        let frames = format!("pstream_frames_total{{stream=hello_world,variant={variant}}}");
+        assert!(value(&frames) >= 60.0, "{frames}: {m:?}");
+    }
     ff.signal("KILL");
     ff.wait(Duration::from_secs(5));
 }
@@ -413,13 +497,53 @@ fn publisher_leaves_then_returns_endlist_then_discontinuity() {
         );
     }
     let after = segments(&get_text(s.http, "/stream/again/source.m3u8"));
-    let last_before = before.last().cloned().unwrap_or_default();
+    let last_before = before.last().and_then(|s| segment_number(s));
     assert!(
-        after
-            .iter()
-            .any(|a| a > &last_before || a.len() > last_before.len()),
+        after.iter().any(|a| segment_number(a) > last_before),
         "{before:?} -> {after:?}"
     );
+}
+
+/// Segments are served as immutable for a day, so a URL must never name
+/// another segment: serve started again with the same key (as after a
+/// crash or an upgrade) names its segments differently, and the old URLs
+/// are gone rather than answered with new bytes.
+#[test]
+fn segment_names_are_new_after_serve_restarts() {
+    let _g = serial();
+    let dir = temp_dir("serve-names");
+    let mut runs: Vec<(String, Vec<u8>)> = Vec::new();
+    for run in 0..2 {
+        let s = start_serve(&dir, &["--renditions", "none"]);
+        let _ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "names", "320x240", 15);
+        let path = "/stream/names/source.m3u8";
+        let first = wait_for(Duration::from_secs(10), || {
+            segments(&get_text(s.http, path)).first().cloned()
+        })
+        .unwrap_or_else(|| panic!("run {run}: no segment: {}", s.proc.stderr()));
+        assert_eq!(segment_number(&first), Some(0), "run {run}: {first}");
+        let body = get(s.http, &format!("/stream/names/{first}"))
+            .unwrap_or_else(|| panic!("run {run}: GET {first} failed"));
+        if let Some((old, _)) = runs.first() {
+            assert_ne!(&first, old, "run {run} reuses a name of run 0");
+            assert_eq!(
+                get(s.http, &format!("/stream/names/{old}")),
+                None,
+                "run 0's {old} is answered by run {run}"
+            );
+        }
+        runs.push((first, body));
+    }
+    for (name, _) in &runs {
+        let stem = name
+            .strip_prefix("source/")
+            .and_then(|n| n.strip_suffix("-0.ts"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
+    }
 }
 
 /// A publish set up by hand over a raw socket, so that the test can then misbehave.
@@ -669,13 +793,7 @@ fn bad_clients_do_not_disturb_a_healthy_publisher_and_viewer() {
         .last()
         .zip(first.last())
         .map(|(a, b)| {
-            let n = |s: &str| {
-                s.rsplit('/')
-                    .next()
-                    .and_then(|f| f.strip_suffix(".ts"))
-                    .and_then(|d| d.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
+            let n = |s: &str| segment_number(s).unwrap_or(0);
             n(a).saturating_sub(n(b))
         })
         .unwrap_or(0);

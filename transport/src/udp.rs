@@ -138,14 +138,17 @@ impl UdpEndpoint {
                 addr: local,
                 source,
             })?;
-        self.buf.clear();
-        self.buf.resize(MAX_DATAGRAM, 0);
+        if self.buf.len() != MAX_DATAGRAM {
+            self.buf.clear();
+            self.buf.resize(MAX_DATAGRAM, 0);
+        }
         match self.socket.recv_from(&mut self.buf) {
             Ok((n, from)) => {
-                self.buf.truncate(n);
-                // split() hands out the filled bytes and keeps the allocation
-                // for the next datagram once the consumer drops its Bytes.
-                Ok(Some((self.buf.split().freeze(), from)))
+                // A copy of exactly the datagram: handing out a slice of the
+                // 64 KiB read buffer would pin all of it for as long as the
+                // packet is held (queues and jitter buffers hold thousands),
+                // and a new buffer would be allocated for every datagram.
+                Ok(Some((Bytes::copy_from_slice(&self.buf[..n]), from)))
             }
             Err(e)
                 if matches!(

@@ -62,7 +62,12 @@ pub enum SetupPart {
 /// Options of `pstream recv`.
 #[derive(Debug, Clone, Args)]
 pub struct RecvArgs {
-    /// The sending peer (where our RTCP receiver reports and PLIs go).
+    /// The sending peer: an address or a host name, resolved once at start.
+    /// RTP and RTCP are taken from its IP address only (from any port: NATs
+    /// change ports); packets from other addresses are dropped and counted
+    /// (`not-peer` on the stats line). Our receiver reports and PLIs go to
+    /// it. `any` takes any sender, the first heard followed while it lives,
+    /// and sends RTCP back to that sender's address.
     #[arg(long)]
     pub peer: String,
     /// Local address to receive on (default: the unspecified address of the
@@ -172,7 +177,9 @@ pub struct EncoderArgs {
 /// Where to send and what: shared by `send` and `sdp`.
 #[derive(Debug, Clone, Args)]
 pub struct SendArgs {
-    /// The receiving peer: an IPv4 or IPv6 address or a host name.
+    /// The receiving peer: an IPv4 or IPv6 address or a host name (resolved
+    /// once at start). Its RTCP is read from that address only; RTCP from
+    /// other addresses is dropped and counted (`not-peer`).
     #[arg(long)]
     pub peer: String,
     /// Local address to receive the peer's RTCP on (default: the unspecified
@@ -221,7 +228,9 @@ pub struct SendArgs {
     /// Video bitrate in kbit/s.
     #[arg(long, default_value_t = 2500, value_parser = clap::value_parser!(u32).range(50..=100_000))]
     pub bitrate: u32,
-    /// Seconds between keyframes (an IDR also follows every PLI/FIR).
+    /// Seconds between keyframes. A PLI or FIR from the peer gets an IDR
+    /// too, but at most one per quarter of this (and 200 ms at least
+    /// between two), however many arrive.
     #[arg(long, default_value_t = 2.0, value_parser = parse_keyint)]
     pub keyint: f64,
     /// Opus bitrate in kbit/s.

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// closed on accept.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_connections_per_ip: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default; an
+    /// address of its own, e.g. 127.0.0.1:9935, so it can stay private).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -119,6 +123,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         max_connections_per_ip: usize::try_from(args.max_connections_per_ip)
             .unwrap_or(usize::MAX),
         max_streams: usize::try_from(args.max_streams).unwrap_or(usize::MAX),
+        metrics: args.metrics.clone(),
     })
 }
 

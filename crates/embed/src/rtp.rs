@@ -28,7 +28,7 @@ use pstream_core::{link, AudioBlock, Codec, EncodedUnit, LinkReceiver, PipelineC
 use pstream_core::{AudioFormat, AudioSource, CameraCounters, DeviceCounters, EncodedVideoSource};
 use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
-use pstream_rtp::{PT_H264, PT_JPEG, PT_OPUS};
+use pstream_rtp::{PeerFilter, PT_H264, PT_JPEG, PT_OPUS};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::encode::{audio_encode_stage, video_encode_stage, EncodeCounters, Gop};
@@ -89,7 +89,8 @@ pub struct RtpConfig {
     pub fps: u32,
     /// Video bitrate in kbit/s.
     pub bitrate_kbps: u32,
-    /// Seconds between keyframes.
+    /// Seconds between keyframes; PLIs and FIRs from the peer get at most
+    /// one more per quarter of this (and 200 ms at least between two).
     pub keyint_seconds: f64,
     /// Opus bitrate in kbit/s.
     pub audio_bitrate_kbps: u32,
@@ -171,6 +172,7 @@ impl VideoPlan {
 pub struct Plan {
     clock: PipelineClock,
     mtu: u16,
+    keyint: Duration,
     peer: IpAddr,
     listen: IpAddr,
     layout: PortLayout,
@@ -241,6 +243,8 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
     Ok(Plan {
         clock,
         mtu: args.mtu,
+        keyint: Duration::try_from_secs_f64(args.keyint_seconds)
+            .map_err(|_| Error::Config(format!("keyint {} s", args.keyint_seconds)))?,
         peer,
         listen,
         layout,
@@ -307,7 +311,12 @@ struct StreamCounters {
     packets: AtomicU64,
     /// The encode stage's counters (skips, the oldest picture encoded).
     encode: EncodeCounters,
+    /// PLIs and FIRs from the peer (the session's count).
     keyframe_requests: AtomicU64,
+    /// Keyframes asked of the encoder for them: at most one per keyint / 4.
+    keyframes_asked: AtomicU64,
+    /// RTCP datagrams from addresses other than the peer's, dropped.
+    not_peer: AtomicU64,
     rtcp_dropped: AtomicU64,
     have_report: AtomicBool,
     fraction_lost_pct_x100: AtomicU64,
@@ -365,6 +374,7 @@ impl RtpSend {
         let Plan {
             clock,
             mtu,
+            keyint,
             peer,
             listen,
             layout,
@@ -443,11 +453,17 @@ impl RtpSend {
                     })?;
                 }
             }
-            let session =
-                sender_session(video_codec, video_plan.payload_type(), clock, &cname, mtu)?;
+            let session = sender_session(
+                video_codec,
+                video_plan.payload_type(),
+                clock,
+                &cname,
+                (mtu, keyint),
+            )?;
             let net = NetStage {
                 session,
                 socket,
+                peer: PeerFilter::only(peer),
                 rtp_to: SocketAddr::new(peer, layout.video_rtp()),
                 rtcp_to: SocketAddr::new(peer, layout.video_rtcp()),
                 keyframe: Some(keyframe),
@@ -475,10 +491,11 @@ impl RtpSend {
                 let counters = counters.clone();
                 move |_| audio_encode_stage(Box::new(encoder), block_rx, unit_tx, &counters.encode)
             })?;
-            let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, mtu)?;
+            let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, (mtu, keyint))?;
             let net = NetStage {
                 session,
                 socket,
+                peer: PeerFilter::only(peer),
                 rtp_to: SocketAddr::new(peer, layout.audio_rtp()),
                 rtcp_to: SocketAddr::new(peer, layout.audio_rtcp()),
                 keyframe: None,
@@ -600,6 +617,8 @@ fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> St
             );
         }
         line.count_nonzero("kf-req", c.keyframe_requests.load(Ordering::Relaxed))
+            .count_nonzero("kf-asked", c.keyframes_asked.load(Ordering::Relaxed))
+            .count_nonzero("not-peer", c.not_peer.load(Ordering::Relaxed))
             .count_nonzero("bad-rtcp", c.rtcp_dropped.load(Ordering::Relaxed));
     }
     line
@@ -610,9 +629,9 @@ fn sender_session(
     payload_type: u8,
     clock: PipelineClock,
     cname: &str,
-    mtu: u16,
+    (mtu, keyint): (u16, Duration),
 ) -> Result<RtpSender> {
-    let mut config = SenderConfig::new(codec, clock, cname);
+    let mut config = SenderConfig::new(codec, clock, cname).with_keyint(keyint);
     config.payload_type = payload_type;
     config.mtu = usize::from(mtu);
     RtpSender::with_os_rng(config)
@@ -624,6 +643,9 @@ fn sender_session(
 struct NetStage {
     session: RtpSender,
     socket: UdpEndpoint,
+    /// Whose RTCP is read: the peer's address only, so no other host can
+    /// ask for keyframes or forge receiver reports.
+    peer: PeerFilter,
     rtp_to: SocketAddr,
     rtcp_to: SocketAddr,
     keyframe: Option<Arc<AtomicBool>>,
@@ -641,9 +663,13 @@ impl NetStage {
         // session thread can wait on units, RTCP and timers at once.
         let (rtcp_tx, rtcp_rx) = crossbeam_channel::bounded::<bytes::Bytes>(64);
         let mut reader = self.socket.try_clone()?;
+        let (peer, counters) = (self.peer.clone(), self.counters.clone());
         stages.spawn(&format!("{name}-rtcp"), move |stop| {
             while !stop.requested() {
                 match reader.recv_timeout(Duration::from_millis(100)) {
+                    Ok(Some((_, from))) if !peer.admits(from.ip()) => {
+                        counters.not_peer.fetch_add(1, Ordering::Relaxed);
+                    }
                     Ok(Some((data, _from))) => {
                         if rtcp_tx.try_send(data).is_err() && rtcp_tx.is_empty() {
                             break;
@@ -668,7 +694,10 @@ impl NetStage {
     ) -> Result<()> {
         loop {
             let now = Instant::now();
+            // A keyframe request held back by the session's rate limit is
+            // handed out from here once its interval is over.
             self.session.handle_timeout(now);
+            self.drain_events();
             self.flush()?;
             let wait = self
                 .session
@@ -714,7 +743,7 @@ impl NetStage {
             match ev {
                 SenderEvent::KeyframeRequested { .. } => {
                     self.counters
-                        .keyframe_requests
+                        .keyframes_asked
                         .fetch_add(1, Ordering::Relaxed);
                     if let Some(k) = &self.keyframe {
                         k.store(true, Ordering::Relaxed);
@@ -741,6 +770,9 @@ impl NetStage {
     }
 
     fn flush(&mut self) -> Result<()> {
+        self.counters
+            .keyframe_requests
+            .store(self.session.stats().keyframe_requests, Ordering::Relaxed);
         while let Some(t) = self.session.poll_transmit() {
             let to = match t.kind {
                 TransmitKind::Rtp => {

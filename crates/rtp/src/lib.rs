@@ -4,6 +4,7 @@
 //!   out and their errors, with one leaf per codec ([`h264`], [`opus`],
 //!   [`jpeg`]) and a switch by codec ([`Packetizer`], [`Depacketizer`]).
 //! - [`packet`], [`rtcp`]: the wire formats; [`seq`], [`jitterbuf`]: ordering.
+//! - [`peer`]: which addresses a session takes packets from.
 //! - [`rtx`]: loss repair by NACK and retransmission (RFC 4585, RFC 4588).
 //! - [`sender`], [`receiver`]: the sessions, built on all of the above.
 //! - [`srtp`]: SRTP and SRTCP protection (RFC 3711, RFC 7714).
@@ -20,6 +21,7 @@ pub mod jitterbuf;
 pub mod lipsync;
 pub mod packet;
 pub mod payload;
+pub mod peer;
 pub mod receiver;
 pub mod rtcp;
 pub mod rtx;
@@ -39,6 +41,7 @@ pub use payload::{
     DepacketizedUnit, Depacketizer, DepayError, DepayErrorKind, Depayloader, JpegError,
     JpegUnsupported, Packetizer, Payloader, PayloaderError, PT_H264, PT_JPEG, PT_OPUS,
 };
+pub use peer::PeerFilter;
 pub use receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
 pub use rtcp::{RtcpError, RtcpPacket};
 pub use sender::{RtpSender, SenderConfig, SenderEvent, Transmit, TransmitKind};

@@ -7,6 +7,7 @@
 //! and [`RtpReceiver::poll_transmit`].
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -165,8 +166,13 @@ pub struct ReceiverStats {
     pub pli_sent: u64,
     /// RTCP compounds sent.
     pub rtcp_sent: u64,
-    /// Packets from a second sender, ignored while the first is alive.
+    /// Packets from a second sender (another SSRC, or the same SSRC from
+    /// another address), ignored while the first is alive.
     pub foreign_ssrc_packets: u64,
+    /// RTCP packets (SR, SDES, BYE) naming the current sender's SSRC from
+    /// another address, ignored: a forged SR would move lip sync, a forged
+    /// BYE end the stream.
+    pub foreign_rtcp: u64,
     /// Times a new sender (or a renumbered one) replaced the current one.
     pub sender_restarts: u64,
     /// NACK messages sent.
@@ -196,6 +202,9 @@ pub struct ReceiverStats {
 #[derive(Debug)]
 struct Source {
     ssrc: u32,
+    /// Where its RTP comes from, when the caller says (`handle_rtp_from`):
+    /// its RTCP and RTX must come from the same host.
+    addr: Option<IpAddr>,
     seq: SeqExtender,
     jb: JitterBuffer<RtpPacket>,
     depay: Depacketizer,
@@ -223,11 +232,13 @@ impl Source {
         latency: Duration,
         depay: Depacketizer,
         pkt: &RtpPacket,
+        addr: Option<IpAddr>,
         now: Instant,
     ) -> Self {
         let first = pkt.header.sequence;
         Self {
             ssrc: pkt.header.ssrc,
+            addr,
             seq: SeqExtender::new(first),
             jb: JitterBuffer::new(latency, cfg.max_held),
             depay,
@@ -291,7 +302,9 @@ pub struct RtpReceiver {
     config: ReceiverConfig,
     ssrc: u32,
     source: Option<Source>,
-    pending_sr: Option<(u32, SenderReportInfo)>,
+    /// An SR that came before its sender's first RTP packet: its SSRC and
+    /// the address it came from.
+    pending_sr: Option<(u32, Option<IpAddr>, SenderReportInfo)>,
     epoch: Option<Instant>,
     units: VecDeque<ReceivedUnit>,
     transmits: VecDeque<Transmit>,
@@ -382,6 +395,13 @@ impl RtpReceiver {
         self.source.as_ref().map(|s| s.ssrc)
     }
 
+    /// The address of the sender currently followed, if the caller gave it
+    /// ([`Self::handle_rtp_from`]): where its reports and PLIs go when the
+    /// receiver takes any sender.
+    pub fn sender_addr(&self) -> Option<IpAddr> {
+        self.source.as_ref()?.addr
+    }
+
     /// CNAME of the sender currently followed, once its SDES arrived.
     pub fn sender_cname(&self) -> Option<&str> {
         self.source.as_ref()?.cname.as_deref()
@@ -392,9 +412,28 @@ impl RtpReceiver {
         self.source.as_ref()?.last_sr
     }
 
-    /// Reads one RTP datagram that arrived at `now`. An `Err` means it was not
-    /// RTP (counted in `malformed`); anything else bad is counted, not returned.
+    /// Reads one RTP datagram that arrived at `now` from an address the
+    /// caller does not say (the sender is known by its SSRC alone). An `Err`
+    /// means it was not RTP (counted in `malformed`); anything else bad is
+    /// counted, not returned.
     pub fn handle_rtp(&mut self, now: Instant, data: &[u8]) -> Result<(), RtpError> {
+        self.rtp(now, None, data)
+    }
+
+    /// Reads one RTP datagram that arrived at `now` from `from` (its IP
+    /// address; ports change behind NATs). The sender is locked by address
+    /// and SSRC: the same SSRC from another host is a second sender, and
+    /// only RTCP from the sender's host counts ([`Self::handle_rtcp_from`]).
+    pub fn handle_rtp_from(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        data: &[u8],
+    ) -> Result<(), RtpError> {
+        self.rtp(now, Some(from), data)
+    }
+
+    fn rtp(&mut self, now: Instant, from: Option<IpAddr>, data: &[u8]) -> Result<(), RtpError> {
         let pkt = match RtpPacket::parse_slice(data) {
             Ok(p) => p,
             Err(e) => {
@@ -404,12 +443,12 @@ impl RtpReceiver {
         };
         self.epoch.get_or_insert(now);
         if self.is_rtx(&pkt) {
-            self.handle_rtx(now, pkt);
+            self.handle_rtx(now, from, pkt);
             return Ok(());
         }
         let ssrc = pkt.header.ssrc;
         match &self.source {
-            Some(s) if s.ssrc == ssrc => {}
+            Some(s) if s.ssrc == ssrc && same_host(s.addr, from) => {}
             Some(s)
                 if !s.bye
                     && now.saturating_duration_since(s.last_seen) <= self.config.source_timeout =>
@@ -420,9 +459,9 @@ impl RtpReceiver {
             Some(_) => {
                 self.flush_source();
                 self.stats.sender_restarts += 1;
-                self.start_source(&pkt, now);
+                self.start_source(&pkt, from, now);
             }
-            None => self.start_source(&pkt, now),
+            None => self.start_source(&pkt, from, now),
         }
         if self.next_rr.is_none() {
             let first = self
@@ -452,7 +491,7 @@ impl RtpReceiver {
                 // Same SSRC, new numbering: the sender restarted.
                 self.flush_source();
                 self.stats.sender_restarts += 1;
-                self.start_source(&pkt, now);
+                self.start_source(&pkt, from, now);
                 e
             }
         };
@@ -519,9 +558,13 @@ impl RtpReceiver {
     /// a NACK (as GStreamer's rtprtxreceive associates it); a stream that
     /// never did is ignored. RTX packets count neither as received nor for
     /// jitter in receiver reports, which describe the path.
-    fn handle_rtx(&mut self, now: Instant, pkt: RtpPacket) {
+    fn handle_rtx(&mut self, now: Instant, from: Option<IpAddr>, pkt: RtpPacket) {
         self.stats.rtx_received += 1;
-        let Some(src) = self.source.as_mut().filter(|s| !s.bye) else {
+        let Some(src) = self
+            .source
+            .as_mut()
+            .filter(|s| !s.bye && same_host(s.addr, from))
+        else {
             self.stats.rtx_dropped += 1;
             return;
         };
@@ -643,16 +686,16 @@ impl RtpReceiver {
         self.last_nack = Some(now);
     }
 
-    fn start_source(&mut self, pkt: &RtpPacket, now: Instant) {
+    fn start_source(&mut self, pkt: &RtpPacket, addr: Option<IpAddr>, now: Instant) {
         let Some(depay) = Depacketizer::new(self.config.codec) else {
             return;
         };
         if let Some(old) = self.source.as_ref() {
             self.stats.nack_overflowed += old.tracker.overflowed;
         }
-        let mut src = Source::new(&self.config, self.latency, depay, pkt, now);
-        if let Some((ssrc, sr)) = self.pending_sr.take() {
-            if ssrc == src.ssrc {
+        let mut src = Source::new(&self.config, self.latency, depay, pkt, addr, now);
+        if let Some((ssrc, from, sr)) = self.pending_sr.take() {
+            if ssrc == src.ssrc && same_host(addr, from) {
                 src.last_sr = Some(sr);
             }
         }
@@ -856,10 +899,37 @@ impl RtpReceiver {
         self.stats.rtcp_sent += 1;
     }
 
-    /// Reads an RTCP compound from the sender (SR, SDES, BYE). An `Err`
-    /// means it was malformed and ignored; the caller counts it.
+    /// Reads an RTCP compound from the sender (SR, SDES, BYE), from an
+    /// address the caller does not say. An `Err` means it was malformed and
+    /// ignored; the caller counts it.
     pub fn handle_rtcp(&mut self, now: Instant, data: &[u8]) -> Result<(), RtcpError> {
+        self.rtcp(now, None, data)
+    }
+
+    /// Reads an RTCP compound that came from `from`. Only the locked
+    /// sender's host speaks for it: an SR, SDES or BYE naming its SSRC from
+    /// elsewhere is ignored and counted (`foreign_rtcp`), so a forged SR
+    /// cannot move lip sync nor a forged BYE end the stream.
+    pub fn handle_rtcp_from(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        data: &[u8],
+    ) -> Result<(), RtcpError> {
+        self.rtcp(now, Some(from), data)
+    }
+
+    fn rtcp(&mut self, now: Instant, from: Option<IpAddr>, data: &[u8]) -> Result<(), RtcpError> {
         for packet in rtcp::parse_compound(data)? {
+            // The current sender's SSRC, if this packet may speak for it.
+            let current = match self.source.as_ref() {
+                Some(s) if same_host(s.addr, from) => Some(s.ssrc),
+                Some(s) if packet_names(&packet, s.ssrc) => {
+                    self.stats.foreign_rtcp += 1;
+                    continue;
+                }
+                _ => None,
+            };
             match packet {
                 RtcpPacket::SenderReport {
                     ssrc, ntp, rtp_ts, ..
@@ -870,14 +940,14 @@ impl RtpReceiver {
                         received_at: now,
                     };
                     match self.source.as_mut() {
-                        Some(src) if src.ssrc == ssrc => src.last_sr = Some(info),
+                        Some(src) if current == Some(ssrc) => src.last_sr = Some(info),
                         // The RTX stream's own SR says nothing about the media.
                         Some(src) if src.rtx_ssrc == Some(ssrc) => {}
-                        _ => self.pending_sr = Some((ssrc, info)),
+                        _ => self.pending_sr = Some((ssrc, from, info)),
                     }
                 }
                 RtcpPacket::Sdes { chunks } => {
-                    if let Some(src) = self.source.as_mut() {
+                    if let Some(src) = self.source.as_mut().filter(|_| current.is_some()) {
                         for c in chunks {
                             if c.ssrc == src.ssrc && c.cname.is_some() {
                                 src.cname = c.cname;
@@ -885,19 +955,36 @@ impl RtpReceiver {
                         }
                     }
                 }
-                RtcpPacket::Bye { ssrcs, .. } => {
-                    let current = self.source.as_ref().map(|s| s.ssrc);
-                    if current.is_some_and(|c| ssrcs.contains(&c)) {
-                        self.flush_source();
-                        if let Some(src) = self.source.as_mut() {
-                            src.bye = true;
-                        }
+                RtcpPacket::Bye { ssrcs, .. } if current.is_some_and(|c| ssrcs.contains(&c)) => {
+                    self.flush_source();
+                    if let Some(src) = self.source.as_mut() {
+                        src.bye = true;
                     }
                 }
                 _ => {}
             }
         }
         Ok(())
+    }
+}
+
+/// Whether two senders' addresses are the same host: an address the caller
+/// did not give matches any (the SSRC alone then tells senders apart).
+fn same_host(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.to_canonical() == b.to_canonical(),
+        _ => true,
+    }
+}
+
+/// Whether an RTCP packet speaks for `ssrc`: its SR, an SDES chunk of it,
+/// or a BYE listing it.
+fn packet_names(packet: &RtcpPacket, ssrc: u32) -> bool {
+    match packet {
+        RtcpPacket::SenderReport { ssrc: s, .. } => *s == ssrc,
+        RtcpPacket::Sdes { chunks } => chunks.iter().any(|c| c.ssrc == ssrc),
+        RtcpPacket::Bye { ssrcs, .. } => ssrcs.contains(&ssrc),
+        _ => false,
     }
 }
 
@@ -1053,6 +1140,76 @@ mod tests {
         assert_eq!(r.sender_ssrc(), Some(3));
         assert_eq!(seqs(&mut r), [9]);
         assert_eq!(r.stats().sender_restarts, 2);
+    }
+
+    /// Only the locked sender's host speaks for it: a BYE or SR naming its
+    /// SSRC from another address, or a BYE from its host naming another
+    /// SSRC, neither ends the stream nor moves lip sync; RTP with its SSRC
+    /// from elsewhere is a second sender.
+    #[test]
+    fn bye_and_sr_count_only_from_the_locked_source() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let peer: IpAddr = "192.0.2.7".parse().expect("ip");
+        let rogue: IpAddr = "198.51.100.1".parse().expect("ip");
+        let mut r = rx(Codec::Opus, Duration::ZERO);
+        let compound = |p: RtcpPacket| rtcp::write_compound(&[p], &mut BytesMut::new());
+        let sr = |ssrc, secs: u64| {
+            compound(RtcpPacket::SenderReport {
+                ssrc,
+                ntp: NtpTime(secs << 32),
+                rtp_ts: 0,
+                packet_count: 1,
+                octet_count: 1,
+                reports: vec![],
+            })
+        };
+        let bye = |ssrcs: Vec<u32>| {
+            compound(RtcpPacket::Bye {
+                ssrcs,
+                reason: None,
+            })
+        };
+        // An SR from the rogue before any RTP is not kept for the peer.
+        r.handle_rtcp_from(ms(0), rogue, &sr(5, 900)).expect("rtcp");
+        r.handle_rtp_from(ms(1), peer, &opus_pkt(5, 1, 0))
+            .expect("rtp");
+        assert_eq!(r.sender_ssrc(), Some(5));
+        assert_eq!(r.sender_report(), None, "the rogue's early SR was applied");
+        r.handle_rtcp_from(ms(2), peer, &sr(5, 100)).expect("rtcp");
+        let real = r.sender_report().expect("the peer's SR");
+        assert_eq!(real.ntp, NtpTime(100 << 32));
+        // A forged SR naming the peer's SSRC: ignored, counted.
+        r.handle_rtcp_from(ms(3), rogue, &sr(5, 200)).expect("rtcp");
+        assert_eq!(r.sender_report(), Some(real), "a forged SR moved lip sync");
+        // Forged BYEs: from the rogue naming the peer, from the peer's host
+        // naming someone else. The stream goes on; a newcomer is refused.
+        r.handle_rtcp_from(ms(4), rogue, &bye(vec![7, 5]))
+            .expect("rtcp");
+        r.handle_rtcp_from(ms(5), peer, &bye(vec![7]))
+            .expect("rtcp");
+        r.handle_rtp_from(ms(6), rogue, &opus_pkt(7, 50, 0))
+            .expect("rtp");
+        r.handle_rtp_from(ms(7), peer, &opus_pkt(7, 51, 0))
+            .expect("rtp");
+        // The peer's SSRC sent from the rogue's address is a second sender.
+        r.handle_rtp_from(ms(8), rogue, &opus_pkt(5, 2, 960))
+            .expect("rtp");
+        r.handle_rtp_from(ms(9), peer, &opus_pkt(5, 3, 1920))
+            .expect("rtp");
+        assert_eq!(r.sender_ssrc(), Some(5));
+        assert_eq!(seqs(&mut r), [1, 3]);
+        let s = r.stats();
+        assert_eq!((s.foreign_rtcp, s.foreign_ssrc_packets), (2, 3));
+        assert_eq!(s.sender_restarts, 0);
+        assert!(r.request_keyframe(ms(10)), "the stream was ended");
+        // The peer's own BYE (from another port, as RTCP is) ends it at once.
+        r.handle_rtcp_from(ms(11), peer, &bye(vec![5]))
+            .expect("rtcp");
+        r.handle_rtp_from(ms(12), peer, &opus_pkt(8, 9, 0))
+            .expect("rtp");
+        assert_eq!(r.sender_ssrc(), Some(8));
+        assert_eq!(seqs(&mut r), [9]);
     }
 
     #[test]

@@ -26,6 +26,13 @@ pub const DEFAULT_MTU: usize = 1200;
 /// Default RTCP report interval before randomisation (RFC 3550 uses 5 s;
 /// pstream reports every second so loss and RTT show up quickly).
 pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest time between two keyframes asked of the encoder, however many
+/// PLIs and FIRs arrive: a peer (or a host on the path) asking all the time
+/// would otherwise make every picture an IDR, several times the bitrate.
+pub const MIN_KEYFRAME_INTERVAL: Duration = Duration::from_millis(200);
+/// The default of [`SenderConfig::keyframe_interval`]: a quarter of pstream's
+/// default 2 s keyframe interval.
+pub const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 // Events the caller has not polled are dropped oldest-first past this.
 const MAX_QUEUED_EVENTS: usize = 64;
 // Packets share allocations of this size on the send path.
@@ -71,6 +78,10 @@ pub struct SenderConfig {
     /// Retransmission (RFC 4588) of what the peer NACKs; `None`: NACKs are
     /// only counted.
     pub rtx: Option<RtxConfig>,
+    /// Shortest time between two keyframes: a PLI or FIR sooner after the
+    /// last keyframe sent (asked for or the encoder's own) waits until then,
+    /// and any number of them waiting make one request.
+    pub keyframe_interval: Duration,
 }
 
 impl SenderConfig {
@@ -92,7 +103,15 @@ impl SenderConfig {
             clock,
             rtcp_interval: DEFAULT_RTCP_INTERVAL,
             rtx: None,
+            keyframe_interval: DEFAULT_KEYFRAME_INTERVAL,
         }
+    }
+
+    /// Spaces requested keyframes by a quarter of the encoder's keyframe
+    /// interval `keyint`, and at least [`MIN_KEYFRAME_INTERVAL`].
+    pub fn with_keyint(mut self, keyint: Duration) -> Self {
+        self.keyframe_interval = (keyint / 4).max(MIN_KEYFRAME_INTERVAL);
+        self
     }
 
     /// Sets the RTP payload type.
@@ -234,6 +253,9 @@ pub struct SenderStats {
     pub units: u64,
     /// PLIs and new FIRs received for our SSRC.
     pub keyframe_requests: u64,
+    /// Keyframes asked of the caller ([`SenderEvent::KeyframeRequested`]):
+    /// at most one per [`SenderConfig::keyframe_interval`].
+    pub keyframes_asked: u64,
     /// Sequence numbers NACKed by the peer (retransmission requests).
     pub nacked: u64,
     /// NACK entries dropped because one NACK listed too many.
@@ -267,6 +289,11 @@ pub struct RtpSender {
     stats: SenderStats,
     next_rtcp: Option<Instant>,
     last_fir_seq: Option<u8>,
+    /// When the last keyframe went out (pushed) or was asked for.
+    last_keyframe: Option<Instant>,
+    /// A request that came too soon after the last keyframe: asked for once
+    /// the interval is over, unless a keyframe goes out before.
+    keyframe_pending: Option<KeyframeReason>,
     closed: bool,
     rng: StdRng,
     rtx: Option<RtxState>,
@@ -335,6 +362,8 @@ impl RtpSender {
             stats: SenderStats::default(),
             next_rtcp: None,
             last_fir_seq: None,
+            last_keyframe: None,
+            keyframe_pending: None,
             closed: false,
             rng,
             rtx,
@@ -463,6 +492,12 @@ impl RtpSender {
                 source,
             })?;
         self.stats.units += 1;
+        if unit.keyframe {
+            // Whatever asked for it (or the encoder's own interval), the
+            // peer has its keyframe: requests waiting are answered.
+            self.last_keyframe = Some(now);
+            self.keyframe_pending = None;
+        }
         if self.next_rtcp.is_none() && n > 0 {
             self.next_rtcp = Some(now);
         }
@@ -486,11 +521,19 @@ impl RtpSender {
     /// the next `push`). Re-read after every call into the sender.
     #[must_use]
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.next_rtcp
+        let keyframe = self.keyframe_pending.and(self.keyframe_due());
+        [self.next_rtcp, keyframe].into_iter().flatten().min()
     }
 
-    /// Sends a sender report if one is due at `now`.
+    /// Sends a sender report if one is due at `now`, and asks for a waiting
+    /// keyframe once its interval is over.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(reason) = self.keyframe_pending {
+            if self.keyframe_due().is_none_or(|due| now >= due) {
+                self.keyframe_pending = None;
+                self.ask_keyframe(now, reason);
+            }
+        }
         let Some(due) = self.next_rtcp else {
             return;
         };
@@ -538,14 +581,14 @@ impl RtpSender {
                     }
                 }
                 RtcpPacket::Pli { media_ssrc, .. } if media_ssrc == me => {
-                    self.keyframe(KeyframeReason::Pli);
+                    self.keyframe(now, KeyframeReason::Pli);
                 }
                 RtcpPacket::Fir { entries, .. } => {
                     for e in entries.iter().filter(|e| e.ssrc == me) {
                         // A repeated command number is a retransmission.
                         if self.last_fir_seq != Some(e.seq) {
                             self.last_fir_seq = Some(e.seq);
-                            self.keyframe(KeyframeReason::Fir);
+                            self.keyframe(now, KeyframeReason::Fir);
                         }
                     }
                 }
@@ -624,8 +667,27 @@ impl RtpSender {
         }
     }
 
-    fn keyframe(&mut self, reason: KeyframeReason) {
+    /// A PLI or FIR: asked of the caller at once if the last keyframe is
+    /// `keyframe_interval` old, else once it is (one request for all that
+    /// came in between).
+    fn keyframe(&mut self, now: Instant, reason: KeyframeReason) {
         self.stats.keyframe_requests += 1;
+        if self.keyframe_due().is_none_or(|due| now >= due) {
+            self.ask_keyframe(now, reason);
+        } else {
+            self.keyframe_pending.get_or_insert(reason);
+        }
+    }
+
+    /// When the next keyframe may be asked for (`None`: at once).
+    fn keyframe_due(&self) -> Option<Instant> {
+        self.last_keyframe
+            .map(|t| t + self.config.keyframe_interval)
+    }
+
+    fn ask_keyframe(&mut self, now: Instant, reason: KeyframeReason) {
+        self.last_keyframe = Some(now);
+        self.stats.keyframes_asked += 1;
         self.event(SenderEvent::KeyframeRequested { reason });
     }
 
@@ -952,21 +1014,106 @@ mod tests {
             sender_ssrc: 0x2222,
             entries: vec![FirEntry { ssrc: 0x1111, seq }],
         };
-        for (packets, want) in [
+        for (i, (packets, want)) in [
             (vec![pli(0x1111)], Some(KeyframeReason::Pli)),
             (vec![pli(0x9999)], None),
             (vec![fir(1)], Some(KeyframeReason::Fir)),
             (vec![fir(1)], None), // retransmitted FIR
             (vec![fir(2)], Some(KeyframeReason::Fir)),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // A second apart: past the keyframe interval each time.
+            let now = origin + Duration::from_secs(i as u64);
             let data = rtcp::write_compound(&packets, &mut buf);
-            s.handle_rtcp(origin, &data).expect("valid");
+            s.handle_rtcp(now, &data).expect("valid");
             assert_eq!(
                 s.poll_event(),
                 want.map(|reason| SenderEvent::KeyframeRequested { reason })
             );
         }
         assert_eq!(s.stats().keyframe_requests, 3);
+    }
+
+    /// 1000 PLIs over 2 s with a 2 s keyframe interval: one keyframe asked
+    /// every 500 ms (keyint / 4), the requests in between folded into the
+    /// next one, whatever the peer sends.
+    #[test]
+    fn a_pli_flood_asks_one_keyframe_per_quarter_keyint() {
+        let origin = Instant::now();
+        let clock = PipelineClock::with_origin(origin, ORIGIN_UNIX_US);
+        let cfg = SenderConfig::new(Codec::H264, clock, "test@pstream")
+            .with_ssrc(0x1111)
+            .with_keyint(Duration::from_secs(2));
+        assert_eq!(cfg.keyframe_interval, Duration::from_millis(500));
+        let mut s = RtpSender::new(cfg, &mut StdRng::seed_from_u64(5)).expect("config");
+        let pli = rtcp::write_compound(
+            &[RtcpPacket::Pli {
+                sender_ssrc: 0x2222,
+                media_ssrc: 0x1111,
+            }],
+            &mut BytesMut::new(),
+        );
+        let mut asked = Vec::new();
+        let mut poll = |s: &mut RtpSender, now: Instant| {
+            while let Some(e) = s.poll_event() {
+                assert!(matches!(e, SenderEvent::KeyframeRequested { .. }));
+                asked.push(now.duration_since(origin).as_millis());
+            }
+        };
+        for i in 0..1000u64 {
+            let now = origin + Duration::from_millis(2 * i);
+            s.handle_timeout(now);
+            poll(&mut s, now);
+            s.handle_rtcp(now, &pli).expect("valid");
+            poll(&mut s, now);
+        }
+        // The last PLIs' keyframe is asked for when its interval is over.
+        let due = s.next_timeout().expect("a keyframe waits");
+        assert_eq!(due, origin + Duration::from_millis(2000));
+        s.handle_timeout(due);
+        poll(&mut s, due);
+        s.handle_timeout(origin + Duration::from_secs(5));
+        poll(&mut s, origin + Duration::from_secs(5));
+        assert_eq!(asked, [0, 500, 1000, 1500, 2000]);
+        assert_eq!(s.stats().keyframe_requests, 1000);
+        assert_eq!(s.stats().keyframes_asked, 5);
+    }
+
+    /// A keyframe that goes out answers the requests waiting; the floor of
+    /// 200 ms holds for short keyframe intervals.
+    #[test]
+    fn a_keyframe_sent_answers_waiting_requests() {
+        let (mut s, _, origin) = setup(Codec::H264);
+        let ms = |n| origin + Duration::from_millis(n);
+        let pli = rtcp::write_compound(
+            &[RtcpPacket::Pli {
+                sender_ssrc: 0x2222,
+                media_ssrc: 0x1111,
+            }],
+            &mut BytesMut::new(),
+        );
+        s.handle_rtcp(ms(0), &pli).expect("valid");
+        assert!(s.poll_event().is_some());
+        s.handle_rtcp(ms(100), &pli).expect("valid");
+        assert!(s.poll_event().is_none(), "too soon");
+        assert_eq!(s.next_timeout().filter(|&t| t == ms(500)), Some(ms(500)));
+        let mut idr = unit(Codec::H264, ms(130), &[0, 0, 0, 1, 0x65, 1]);
+        idr.keyframe = true;
+        s.push(ms(130), &idr).expect("push");
+        s.handle_timeout(ms(700));
+        assert!(s.poll_event().is_none(), "already answered by the IDR");
+        // The IDR counts as the last keyframe: a PLI 400 ms after it waits.
+        s.handle_rtcp(ms(530), &pli).expect("valid");
+        assert!(s.poll_event().is_none());
+        s.handle_timeout(ms(630));
+        assert!(s.poll_event().is_some());
+        assert_eq!(s.stats().keyframes_asked, 2);
+        let clock = PipelineClock::with_origin(origin, ORIGIN_UNIX_US);
+        let short =
+            SenderConfig::new(Codec::H264, clock, "x").with_keyint(Duration::from_millis(100));
+        assert_eq!(short.keyframe_interval, MIN_KEYFRAME_INTERVAL);
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub struct RtmpServerStats {
     timeouts: AtomicU64,
     protocol_errors: AtomicU64,
     closed_by_sink: AtomicU64,
+    bytes_in: AtomicU64,
 }
 
 /// A copy of [`RtmpServerStats`] at one moment.
@@ -118,6 +119,8 @@ pub struct RtmpServerSnapshot {
     pub protocol_errors: u64,
     /// Connections closed because the sink refused their media (unknown codec).
     pub closed_by_sink: u64,
+    /// Bytes read from every RTMP client, handshakes and commands included.
+    pub bytes_in: u64,
 }
 
 impl RtmpServerStats {
@@ -134,6 +137,7 @@ impl RtmpServerStats {
             timeouts: g(&self.timeouts),
             protocol_errors: g(&self.protocol_errors),
             closed_by_sink: g(&self.closed_by_sink),
+            bytes_in: g(&self.bytes_in),
         }
     }
 }
@@ -273,6 +277,7 @@ async fn connection(
             Ok(Ok(n)) => n,
             Ok(Err(_)) => break End::Normal,
         };
+        stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
         if let Err(e) = session.handle_input(&buf[..n]) {
             tracing::debug!("rtmp {peer}: {}", one_line(&e));
             break End::Protocol;

@@ -31,10 +31,11 @@ use pstream_codec::opus::OpusDecoder;
 use pstream_codec::VideoDecoder;
 use pstream_core::{link, Codec, PipelineClock};
 use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
+use pstream_rtp::PeerFilter;
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout};
 
 use self::audio::AudioDecodeStage;
-use self::net::NetStage;
+use self::net::{NetStage, RtcpTo};
 use self::sync::{AvSync, Latencies};
 use self::video::VideoDecodeStage;
 use crate::rtp::VideoCodec;
@@ -70,7 +71,11 @@ pub enum SyncMode {
 /// What to receive from whom and where it goes: every option of `pstream recv`.
 #[derive(Debug, Clone)]
 pub struct RecvConfig {
-    /// The sending peer (where receiver reports and PLIs go): an address or host name.
+    /// The sending peer: an address or a host name (resolved once, at
+    /// start). RTP and RTCP are taken from its IP address only, from any
+    /// port; receiver reports and PLIs go to it. `any` takes any sender
+    /// (the first heard is followed while it lives, as before) and sends
+    /// RTCP back to the host of the sender followed.
     pub peer: String,
     /// Local address to receive on (default: unspecified, peer's family).
     pub listen: Option<IpAddr>,
@@ -148,9 +153,10 @@ pub struct Receive {
 }
 
 impl Receive {
-    /// A receiver of what `peer` (address or host name) sends, with
-    /// `pstream recv`'s defaults: ports 5000-5007, H.264 + Opus, both
-    /// outputs `null`.
+    /// A receiver of what `peer` (address or host name; `any` for any
+    /// sender) sends, with `pstream recv`'s defaults: ports 5000-5007,
+    /// H.264 + Opus, both outputs `null`. Packets from other addresses are
+    /// dropped and counted ([`StreamStats::not_peer`]).
     pub fn from(peer: impl Into<String>) -> Self {
         Self {
             config: RecvConfig::new(peer),
@@ -227,6 +233,12 @@ struct StreamCounters {
     jitter_us: AtomicU64,
     pli_sent: AtomicU64,
     foreign: AtomicU64,
+    /// Datagrams from addresses other than the peer's, dropped.
+    not_peer: AtomicU64,
+    /// Datagrams dropped before the session: too large, or its queue full.
+    overflow: AtomicU64,
+    /// SR, SDES or BYE naming the sender from another host, ignored.
+    foreign_rtcp: AtomicU64,
     restarts: AtomicU64,
     malformed: AtomicU64,
     rtcp_dropped: AtomicU64,
@@ -250,6 +262,9 @@ impl StreamCounters {
             jitter_ms: get(&self.jitter_us) as f64 / 1000.0,
             pli_sent: get(&self.pli_sent),
             foreign: get(&self.foreign),
+            not_peer: get(&self.not_peer),
+            overflow: get(&self.overflow),
+            foreign_rtcp: get(&self.foreign_rtcp),
             restarts: get(&self.restarts),
             malformed: get(&self.malformed),
             bad_rtcp: get(&self.rtcp_dropped),
@@ -280,6 +295,12 @@ pub struct StreamStats {
     pub pli_sent: u64,
     /// Packets from an SSRC other than the stream's.
     pub foreign: u64,
+    /// Datagrams (RTP and RTCP) from addresses other than the peer's, dropped.
+    pub not_peer: u64,
+    /// Datagrams dropped before the session: over 9 KiB, or its queue full.
+    pub overflow: u64,
+    /// RTCP (SR, SDES, BYE) naming the sender from another host, ignored.
+    pub foreign_rtcp: u64,
     /// Times the sender restarted (new SSRC, sequence and timestamps).
     pub restarts: u64,
     /// Packets that could not be parsed or depayloaded.
@@ -330,14 +351,26 @@ impl RtpRecv {
     pub fn start(config: &RecvConfig, stop: Stop) -> Result<Self> {
         config.check()?;
         let clock = PipelineClock::start();
-        let peer = resolve_peer(&config.peer)?;
-        let listen = config.listen.unwrap_or_else(|| unspecified_for(peer));
-        if listen.is_ipv4() != peer.is_ipv4() {
+        // A host name is resolved once: its address then is the only one
+        // taken (a peer whose address changes needs a new receiver).
+        let peer = match config.peer.trim() {
+            "any" => None,
+            host => Some(resolve_peer(host)?),
+        };
+        let listen = config
+            .listen
+            .unwrap_or_else(|| unspecified_for(peer.unwrap_or(IpAddr::from([0, 0, 0, 0]))));
+        if let Some(peer) = peer.filter(|p| p.is_ipv4() != listen.is_ipv4()) {
             return Err(Error::Config(format!(
                 "--listen {listen} and --peer {peer} are of different address families"
             )));
         }
         let layout = PortLayout::new(config.port_base)?;
+        let filter = peer.map_or(PeerFilter::Any, PeerFilter::only);
+        let rtcp_to = |port| match peer {
+            Some(ip) => RtcpTo::Peer(SocketAddr::new(ip, port)),
+            None => RtcpTo::Sender(port),
+        };
         check_video_output(&config.video_out)?;
         let audio_sink = open_audio_sink(
             &config.audio_out,
@@ -395,7 +428,7 @@ impl RtpRecv {
             let net = NetStage::bind(
                 listen,
                 (layout.video_rtp(), layout.video_rtcp()),
-                SocketAddr::new(peer, layout.video_rtcp_back()),
+                (filter.clone(), rtcp_to(layout.video_rtcp_back())),
                 receiver_session(codec, &cname, latency)?,
                 me.video.clone(),
             )?;
@@ -421,7 +454,7 @@ impl RtpRecv {
             let net = NetStage::bind(
                 listen,
                 (layout.audio_rtp(), layout.audio_rtcp()),
-                SocketAddr::new(peer, layout.audio_rtcp_back()),
+                (filter.clone(), rtcp_to(layout.audio_rtcp_back())),
                 receiver_session(Codec::Opus, &cname, latency)?,
                 me.audio.clone(),
             )?;
@@ -439,8 +472,12 @@ impl RtpRecv {
                 .spawn("audio-decode", move |_| stage.run(unit_rx))?;
         }
 
+        let from = peer.map_or_else(
+            || "any address (--peer any)".to_string(),
+            |p| format!("{p} only"),
+        );
         tracing::info!(
-            "receiving from {peer} on {listen}: video {}/{}, audio {}/{}; RTCP to {}/{}",
+            "receiving from {from} on {listen}: video {}/{}, audio {}/{}; RTCP to {}/{}",
             layout.video_rtp(),
             layout.video_rtcp(),
             layout.audio_rtp(),
@@ -563,6 +600,9 @@ impl RtpRecv {
             }
             line.count_nonzero("restarts", s.restarts)
                 .count_nonzero("foreign", s.foreign)
+                .count_nonzero("not-peer", s.not_peer)
+                .count_nonzero("overflow", s.overflow)
+                .count_nonzero("foreign-rtcp", s.foreign_rtcp)
                 .count_nonzero("malformed", s.malformed)
                 .count_nonzero("bad-rtcp", s.bad_rtcp);
         }

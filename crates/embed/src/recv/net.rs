@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use pstream_core::LinkSender;
 use pstream_rtp::receiver::{ReceivedUnit, RtpReceiver};
+use pstream_rtp::PeerFilter;
 use pstream_transport::UdpEndpoint;
 
 use super::{Feedback, StreamCounters};
@@ -21,28 +22,40 @@ use crate::run::{Stages, Stop};
 use crate::Result;
 
 /// Datagrams waiting for the session stage; a 1080p IDR is a few hundred.
+/// With [`MAX_DATAGRAM`] this bounds the queue's bytes too (18 MiB).
 const DATAGRAM_QUEUE: usize = 2048;
+/// Largest RTP or RTCP datagram taken: a jumbo frame's payload. Senders keep
+/// RTP under the path MTU (pstream 1200 bytes, GStreamer 1400), so anything
+/// larger is not a stream's packet, and taking it would let one peer fill
+/// the queue and the jitter buffer with 64 KiB datagrams.
+const MAX_DATAGRAM: usize = 9216;
 /// RTCP datagrams waiting for the session stage.
 const RTCP_QUEUE: usize = 64;
 
-/// A datagram and when it arrived.
-type Datagram = (Bytes, Instant);
+/// A datagram, when it arrived and from where.
+type Datagram = (Bytes, Instant, IpAddr);
 
 /// The network end of one stream: two sockets feeding one [`RtpReceiver`].
 pub(crate) struct NetStage {
     rtp: UdpEndpoint,
     rtcp: UdpEndpoint,
-    rtcp_to: SocketAddr,
+    /// Where RTCP goes: the peer's address, or with `--peer any` the port
+    /// on the host of the sender followed (nowhere before there is one).
+    rtcp_to: RtcpTo,
+    /// Whose packets are taken; the rest are dropped by the socket readers,
+    /// before they reach the session's queue, and counted.
+    filter: PeerFilter,
     session: RtpReceiver,
     counters: Arc<StreamCounters>,
 }
 
 impl NetStage {
-    /// Binds the stream's RTP and RTCP ports on `listen`; RTCP goes back to `rtcp_to`.
+    /// Binds the stream's RTP and RTCP ports on `listen`; packets are taken
+    /// from `filter`'s addresses only and RTCP goes back to `rtcp_to`.
     pub(crate) fn bind(
         listen: IpAddr,
         (rtp_port, rtcp_port): (u16, u16),
-        rtcp_to: SocketAddr,
+        (filter, rtcp_to): (PeerFilter, RtcpTo),
         session: RtpReceiver,
         counters: Arc<StreamCounters>,
     ) -> Result<Self> {
@@ -50,6 +63,7 @@ impl NetStage {
             rtp: UdpEndpoint::bind(SocketAddr::new(listen, rtp_port))?,
             rtcp: UdpEndpoint::bind(SocketAddr::new(listen, rtcp_port))?,
             rtcp_to,
+            filter,
             session,
             counters,
         })
@@ -67,13 +81,15 @@ impl NetStage {
         let (rtp_tx, rtp_rx) = crossbeam_channel::bounded::<Datagram>(DATAGRAM_QUEUE);
         let (rtcp_tx, rtcp_rx) = crossbeam_channel::bounded::<Datagram>(RTCP_QUEUE);
         let rtp = self.rtp.try_clone()?;
+        let (filter, counters) = (self.filter.clone(), self.counters.clone());
         stages.spawn(&format!("{name}-rtp"), move |stop| {
-            read(rtp, &rtp_tx, stop);
+            read(rtp, &rtp_tx, &filter, &counters, stop);
             Ok(())
         })?;
         let rtcp = self.rtcp.try_clone()?;
+        let (filter, counters) = (self.filter.clone(), self.counters.clone());
         stages.spawn(&format!("{name}-rtcp"), move |stop| {
-            read(rtcp, &rtcp_tx, stop);
+            read(rtcp, &rtcp_tx, &filter, &counters, stop);
             Ok(())
         })?;
         stages.spawn(&format!("{name}-net"), move |stop| {
@@ -93,9 +109,9 @@ impl NetStage {
             // Datagrams already queued arrived before now: feed them first,
             // or a late handle_timeout would give up on a gap that one of
             // them fills (the reader stamped them on time).
-            for (data, at) in rtp.try_iter().take(DATAGRAM_QUEUE) {
+            for (data, at, from) in rtp.try_iter().take(DATAGRAM_QUEUE) {
                 // Malformed packets are counted by the session itself.
-                let _ = self.session.handle_rtp(at, &data);
+                let _ = self.session.handle_rtp_from(at, from, &data);
             }
             let now = Instant::now();
             self.session.handle_timeout(now);
@@ -107,12 +123,12 @@ impl NetStage {
                 .unwrap_or(Duration::from_millis(100))
                 .min(Duration::from_millis(100));
             crossbeam_channel::select! {
-                recv(rtp) -> msg => if let Ok((data, at)) = msg {
+                recv(rtp) -> msg => if let Ok((data, at, from)) = msg {
                     // Malformed packets are counted by the session itself.
-                    let _ = self.session.handle_rtp(at, &data);
+                    let _ = self.session.handle_rtp_from(at, from, &data);
                 },
-                recv(rtcp) -> msg => if let Ok((data, at)) = msg {
-                    if self.session.handle_rtcp(at, &data).is_err() {
+                recv(rtcp) -> msg => if let Ok((data, at, from)) = msg {
+                    if self.session.handle_rtcp_from(at, from, &data).is_err() {
                         self.counters.rtcp_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 },
@@ -131,8 +147,17 @@ impl NetStage {
             // A gone decoder means we are shutting down.
             let _ = units.send(unit);
         }
+        let to = match self.rtcp_to {
+            RtcpTo::Peer(addr) => Some(addr),
+            RtcpTo::Sender(port) => self
+                .session
+                .sender_addr()
+                .map(|ip| SocketAddr::new(ip, port)),
+        };
         while let Some(t) = self.session.poll_transmit() {
-            self.rtcp.send_to(&t.data, self.rtcp_to)?;
+            if let Some(to) = to {
+                self.rtcp.send_to(&t.data, to)?;
+            }
         }
         let s = self.session.stats();
         let c = &self.counters;
@@ -150,6 +175,7 @@ impl NetStage {
             .store((s.jitter_ms * 1000.0).max(0.0) as u64, Ordering::Relaxed);
         c.pli_sent.store(s.pli_sent, Ordering::Relaxed);
         c.foreign.store(s.foreign_ssrc_packets, Ordering::Relaxed);
+        c.foreign_rtcp.store(s.foreign_rtcp, Ordering::Relaxed);
         c.restarts.store(s.sender_restarts, Ordering::Relaxed);
         c.malformed
             .store(s.malformed + s.depay_errors, Ordering::Relaxed);
@@ -157,18 +183,44 @@ impl NetStage {
     }
 }
 
-/// Turns a blocking socket into a channel of timestamped datagrams until
-/// the run stops or the session stage has gone.
-fn read(mut socket: UdpEndpoint, out: &Sender<Datagram>, stop: &Stop) {
+/// Where a stream's RTCP goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RtcpTo {
+    /// The peer's address and port.
+    Peer(SocketAddr),
+    /// This port on the host of the sender followed (`--peer any`).
+    Sender(u16),
+}
+
+/// Turns a blocking socket into a channel of timestamped datagrams from
+/// `filter`'s addresses (others counted in `not_peer`) until the run stops
+/// or the session stage has gone.
+fn read(
+    mut socket: UdpEndpoint,
+    out: &Sender<Datagram>,
+    filter: &PeerFilter,
+    counters: &StreamCounters,
+    stop: &Stop,
+) {
     while !stop.requested() {
         match socket.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some((data, _from))) => {
+            Ok(Some((data, from))) => {
+                if !filter.admits(from.ip()) {
+                    counters.not_peer.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if data.len() > MAX_DATAGRAM {
+                    counters.overflow.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 // Stamp arrival here, not when the session gets to it, so
                 // jitter measures the network and not our queue.
-                if let Err(crossbeam_channel::TrySendError::Disconnected(_)) =
-                    out.try_send((data, Instant::now()))
-                {
-                    break;
+                match out.try_send((data, Instant::now(), from.ip())) {
+                    Ok(()) => {}
+                    Err(crossbeam_channel::TrySendError::Full(_)) => {
+                        counters.overflow.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => break,
                 }
             }
             Ok(None) => {}
@@ -177,5 +229,44 @@ fn read(mut socket: UdpEndpoint, out: &Sender<Datagram>, stop: &Stop) {
                 thread::sleep(Duration::from_millis(100));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datagrams_over_9_kib_and_past_a_full_queue_are_dropped_and_counted() {
+        let socket = UdpEndpoint::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let to = socket.local_addr();
+        let filter = PeerFilter::Any;
+        let counters = Arc::new(StreamCounters::default());
+        let (tx, rx) = crossbeam_channel::bounded::<Datagram>(4);
+        let stop = Stop::new();
+        let reader = {
+            let (counters, stop) = (counters.clone(), stop.clone());
+            thread::spawn(move || read(socket, &tx, &filter, &counters, &stop))
+        };
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
+        for _ in 0..3 {
+            peer.send_to(&[0x80; 60_000], to).expect("send big");
+        }
+        for i in 0..10u8 {
+            peer.send_to(&[i; 1200], to).expect("send");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while counters.overflow.load(Ordering::Relaxed) < 9 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        stop.trigger();
+        reader.join().expect("reader");
+        // The three 60,000-byte datagrams, then six of the ten that found
+        // the queue of four full.
+        assert_eq!(counters.overflow.load(Ordering::Relaxed), 9);
+        let queued: Vec<Datagram> = rx.try_iter().collect();
+        assert_eq!(queued.len(), 4);
+        assert!(queued.iter().all(|(d, _, _)| d.len() == 1200));
+        assert_eq!(queued[0].0[0], 0);
     }
 }

@@ -38,6 +38,7 @@
 mod group;
 pub mod hls_dir;
 pub mod live;
+mod metrics;
 mod publisher;
 mod stage;
 mod stats;
@@ -50,7 +51,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pstream_mux::HlsConfig;
-use pstream_transport::http::{serve_http, HttpStats};
+use pstream_transport::http::{serve_http, serve_metrics, HttpStats, RenderMetrics};
 use pstream_transport::rtmp::{serve_rtmp, RtmpServerConfig, RtmpServerStats};
 
 use crate::run::{Stages, Stop};
@@ -144,6 +145,9 @@ pub struct ServeConfig {
     pub max_connections_per_ip: usize,
     /// Without a keys list, streams live at once; more publishes are refused.
     pub max_streams: usize,
+    /// Serve Prometheus metrics at `http://<this>/metrics` (off when None;
+    /// its own address, so it can stay private while HLS faces the internet).
+    pub metrics: Option<String>,
 }
 
 impl ServeConfig {
@@ -163,6 +167,7 @@ impl ServeConfig {
             max_connections: 128,
             max_connections_per_ip: 4,
             max_streams: 16,
+            metrics: None,
         }
     }
 
@@ -200,6 +205,7 @@ impl ServeConfig {
             target_duration: Duration::from_secs_f64(self.segment_seconds),
             window: self.window,
             max_segment_duration: Duration::from_secs_f64((self.segment_seconds * 5.0).max(10.0)),
+            max_segment_wall_time: Duration::from_secs_f64(self.segment_seconds * 3.0),
             ..HlsConfig::default()
         }
     }
@@ -406,6 +412,12 @@ impl Serve {
         self
     }
 
+    /// Serves Prometheus metrics at `http://<addr>/metrics` (e.g. `127.0.0.1:9935`).
+    pub fn metrics(mut self, addr: impl Into<String>) -> Self {
+        self.config.metrics = Some(addr.into());
+        self
+    }
+
     /// Stops by itself after `seconds`.
     pub fn duration(mut self, seconds: f64) -> Self {
         self.duration = Some(seconds);
@@ -443,6 +455,7 @@ pub struct HlsServer {
     refused_streams: Arc<AtomicU64>,
     rtmp_addr: SocketAddr,
     http_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     line: stats::ServeStats,
     started: Instant,
 }
@@ -519,7 +532,7 @@ impl HlsServer {
             .enable_time()
             .build()
             .map_err(|e| Error::failed("cannot start the tokio runtime", e))?;
-        let (rtmp_listener, http_listener) = runtime.block_on(async {
+        let (rtmp_listener, http_listener, metrics_listener) = runtime.block_on(async {
             let bind = |service: &'static str, addr: &str| {
                 let addr = addr.to_string();
                 async move {
@@ -534,7 +547,11 @@ impl HlsServer {
             };
             let r = bind("RTMP", &config.rtmp).await?;
             let h = bind("HTTP", &config.http).await?;
-            Ok::<_, Error>((r, h))
+            let m = match &config.metrics {
+                Some(addr) => Some(bind("metrics", addr).await?),
+                None => None,
+            };
+            Ok::<_, Error>((r, h, m))
         })?;
         let local = |l: &tokio::net::TcpListener, service: &'static str, addr: &str| {
             l.local_addr().map_err(|source| Error::Listen {
@@ -545,6 +562,10 @@ impl HlsServer {
         };
         let rtmp_addr = local(&rtmp_listener, "RTMP", &config.rtmp)?;
         let http_addr = local(&http_listener, "HTTP", &config.http)?;
+        let metrics_addr = match (&metrics_listener, &config.metrics) {
+            (Some(l), Some(addr)) => Some(local(l, "metrics", addr)?),
+            _ => None,
+        };
         let rtmp_stats = Arc::new(RtmpServerStats::default());
         let http_stats = Arc::new(HttpStats::new());
         let stopped = |s: Stop| async move {
@@ -557,7 +578,7 @@ impl HlsServer {
             max_connections_per_ip: config.max_connections_per_ip,
             ..RtmpServerConfig::default()
         };
-        let tasks = vec![
+        let mut tasks = vec![
             runtime.spawn(serve_rtmp(
                 rtmp_listener,
                 handler,
@@ -572,6 +593,17 @@ impl HlsServer {
                 stopped(stop.clone()),
             )),
         ];
+        if let Some(listener) = metrics_listener {
+            let (live, rtmp, http, codecs) = (
+                live.clone(),
+                rtmp_stats.clone(),
+                http_stats.clone(),
+                unknown_codecs.clone(),
+            );
+            let render: RenderMetrics =
+                Arc::new(move || metrics::render(&live, &rtmp, &http, &codecs));
+            tasks.push(runtime.spawn(serve_metrics(listener, render, stopped(stop.clone()))));
+        }
         // The keeper has a stop flag of its own: at the end it outlives the
         // servers, to finish the groups their publishers leave behind.
         let mut keeper = Stages::new(Stop::new());
@@ -579,6 +611,9 @@ impl HlsServer {
         keeper.spawn("serve/keeper", move |stop| {
             group::keep(&tended, &evicting, stop)
         })?;
+        if let Some(m) = metrics_addr {
+            tracing::info!("metrics: http://{m}/metrics");
+        }
         tracing::info!(
             "listening: rtmp://{rtmp_addr}/<key> for publishers, http://{http_addr}/stream/<name>.m3u8 for players; renditions: {}",
             if renditions.is_empty() {
@@ -600,6 +635,7 @@ impl HlsServer {
             refused_streams,
             rtmp_addr,
             http_addr,
+            metrics_addr,
             line: stats::ServeStats::default(),
             started: Instant::now(),
         })
@@ -613,6 +649,11 @@ impl HlsServer {
     /// The address players connect to (the bound port when 0 was asked for).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address `/metrics` is served on, when asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The live streams: keys, variants, playlists and segments.
@@ -791,6 +832,7 @@ mod tests {
             .rtmp("127.0.0.1:0")
             .http("127.0.0.1:0")
             .renditions([])
+            .metrics("127.0.0.1:0")
             .start()
             .expect("start");
         assert_ne!(server.rtmp_addr().port(), 0);
@@ -801,6 +843,18 @@ mod tests {
         let mut answer = String::new();
         let _ = conn.read_to_string(&mut answer);
         assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        let metrics = server.metrics_addr().expect("metrics address");
+        let mut conn = std::net::TcpStream::connect(metrics).expect("connect");
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut scrape = String::new();
+        let _ = conn.read_to_string(&mut scrape);
+        assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+        // The players' request above was counted, as a 404.
+        assert!(
+            scrape.contains("pstream_http_requests_total{kind=\"not_found\"} 1\n"),
+            "{scrape}"
+        );
         // A publisher's TCP connection is accepted (the RTMP server is up).
         assert!(std::net::TcpStream::connect(server.rtmp_addr()).is_ok());
         assert!(server.stats_line().starts_with("streams 0 | publishers 0"));

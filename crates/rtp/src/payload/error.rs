@@ -182,6 +182,15 @@ pub enum DepayErrorKind {
         /// Payload length.
         len: usize,
     },
+    /// A unit grew past its codec's cap ([`crate::payload::MAX_H264_UNIT`],
+    /// [`crate::payload::MAX_OPUS_PACKET`]): the whole unit is dropped.
+    #[error("unit of {len} bytes or more is past the {limit}-byte cap; unit dropped")]
+    UnitTooLarge {
+        /// Bytes the unit would have reached with this packet (at most).
+        len: usize,
+        /// The codec's cap.
+        limit: usize,
+    },
     /// A FU-A too short to hold its FU header.
     #[error("FU-A of {0} bytes has no FU header")]
     FuTooShort(usize),

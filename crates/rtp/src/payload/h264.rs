@@ -9,7 +9,7 @@ use bytes::{BufMut, BytesMut};
 use crate::packet::{RtpPacket, RTP_HEADER_LEN};
 use crate::payload::error::{DepayError, DepayErrorKind, PayloaderError};
 use crate::payload::traits::{Depayloader, Payloader};
-use crate::payload::types::DepacketizedUnit;
+use crate::payload::types::{DepacketizedUnit, MAX_H264_UNIT};
 
 /// NAL unit type of an IDR slice.
 pub const NAL_IDR: u8 = 5;
@@ -201,6 +201,8 @@ pub struct H264DepayStats {
     pub dropped_packets: u64,
     /// Partially reassembled FU-A NALs discarded after a loss.
     pub dropped_partial_nals: u64,
+    /// Access units dropped whole for growing past [`MAX_H264_UNIT`].
+    pub oversized_units: u64,
     /// Access units emitted.
     pub units: u64,
     /// Access units emitted with `complete: false`.
@@ -220,6 +222,11 @@ pub struct H264Depacketizer {
     last_seq: Option<u16>,
     // Offset in `au` where the FU-A NAL being reassembled starts.
     fu_start: Option<usize>,
+    // The unit in progress passed MAX_H264_UNIT: what it held is gone and
+    // the rest of its packets are skipped.
+    au_oversized: bool,
+    // A unit was dropped for its size: the next one refers to it.
+    lost_unit: bool,
     ready: VecDeque<DepacketizedUnit>,
     stats: H264DepayStats,
 }
@@ -239,6 +246,11 @@ impl H264Depacketizer {
     #[must_use]
     pub fn pop(&mut self) -> Option<DepacketizedUnit> {
         self.ready.pop_front()
+    }
+
+    /// Bytes of the access unit in progress (never more than [`MAX_H264_UNIT`]).
+    pub fn buffered(&self) -> usize {
+        self.au.len()
     }
 
     /// Ends the access unit in progress, queueing it if it holds any NAL.
@@ -264,7 +276,7 @@ impl H264Depacketizer {
         }
         if self.au_ts.is_none() {
             self.au_ts = Some(ts);
-            self.au_complete = !gap;
+            self.au_complete = !gap && !std::mem::take(&mut self.lost_unit);
             self.au_keyframe = false;
         }
         let result = self.push_payload(pkt);
@@ -284,6 +296,25 @@ impl H264Depacketizer {
         let Some(&hdr) = p.first() else {
             return err(DepayErrorKind::Empty);
         };
+        if self.au_oversized {
+            // Part of a unit already dropped and counted.
+            return Ok(());
+        }
+        // What this packet adds at most (a start code per NAL it carries):
+        // checked before anything is copied, so the unit never grows past
+        // the cap however long its sender keeps it open.
+        let len = self.au.len() + p.len() + START_CODE.len() * p.len().div_ceil(3);
+        if len > MAX_H264_UNIT {
+            self.au.clear();
+            self.fu_start = None;
+            self.au_oversized = true;
+            self.au_complete = false;
+            self.stats.oversized_units += 1;
+            return err(DepayErrorKind::UnitTooLarge {
+                len,
+                limit: MAX_H264_UNIT,
+            });
+        }
         match hdr & 0x1f {
             t @ 1..=23 => {
                 self.drop_open_fu();
@@ -363,6 +394,9 @@ impl H264Depacketizer {
 
     fn finish_au(&mut self) {
         self.drop_open_fu();
+        if std::mem::take(&mut self.au_oversized) {
+            self.lost_unit = true;
+        }
         let Some(ts) = self.au_ts.take() else {
             return;
         };
@@ -437,6 +471,61 @@ mod tests {
             seq = seq.wrapping_add(1);
         });
         pkts
+    }
+
+    /// A sender that opens a FU-A and never ends it (same timestamp, no end
+    /// bit, no marker): the unit is bounded while it grows, dropped and
+    /// counted once at the cap, and the next unit says it refers to a lost one.
+    #[test]
+    fn a_unit_that_never_ends_is_capped_while_it_grows() {
+        let mut d = H264Depacketizer::new();
+        let pkt = |seq: u16, ts: u32, marker: bool, payload: Vec<u8>| RtpPacket {
+            header: RtpHeader {
+                marker,
+                payload_type: 96,
+                sequence: seq,
+                timestamp: ts,
+                ssrc: 42,
+            },
+            csrcs: vec![],
+            extension: None,
+            payload: Bytes::from(payload),
+            padding: 0,
+        };
+        let body = vec![0x55u8; 1400];
+        let mut start = vec![0x7c, 0x85];
+        start.extend_from_slice(&body);
+        d.push(&pkt(0, 9000, false, start)).expect("FU-A start");
+        let mut middle = vec![0x7c, 0x05];
+        middle.extend_from_slice(&body);
+        let mut errors = Vec::new();
+        // 20 000 fragments: 28 MB, three and a half times the cap.
+        for seq in 1..=20_000u16 {
+            if let Err(e) = d.push(&pkt(seq, 9000, false, middle.clone())) {
+                errors.push((seq, e.kind));
+            }
+            assert!(d.buffered() <= MAX_H264_UNIT, "{} bytes", d.buffered());
+            assert!(d.pop().is_none());
+        }
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let (seq, kind) = &errors[0];
+        assert!(
+            matches!(kind, DepayErrorKind::UnitTooLarge { limit, .. } if *limit == MAX_H264_UNIT)
+        );
+        assert!(usize::from(*seq) * 1400 > MAX_H264_UNIT - 8 * 1400);
+        assert_eq!(d.buffered(), 0, "the dropped unit's bytes are let go");
+        assert_eq!(d.stats().oversized_units, 1);
+        // The next unit comes whole but refers to the dropped one.
+        d.push(&pkt(20_001, 12_000, true, vec![0x41, 1, 2, 3]))
+            .expect("a slice");
+        let u = d.pop().expect("the next unit");
+        assert_eq!((u.timestamp, u.complete), (12_000, false));
+        assert_eq!(&u.data[..], &[0, 0, 0, 1, 0x41, 1, 2, 3]);
+        // And the one after it is complete again.
+        d.push(&pkt(20_002, 15_000, true, vec![0x65, 4, 5]))
+            .expect("an IDR");
+        let u = d.pop().expect("an IDR unit");
+        assert!(u.complete && u.keyframe);
     }
 
     fn check_round_trip(mtu: usize, nals: &[(u8, usize)]) -> Vec<RtpPacket> {

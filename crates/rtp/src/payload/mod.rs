@@ -20,7 +20,10 @@ use crate::packet::RtpPacket;
 
 pub use error::{DepayError, DepayErrorKind, JpegError, JpegUnsupported, PayloaderError};
 pub use traits::{Depayloader, Payloader};
-pub use types::{DepacketizedUnit, MAX_DIMENSION, MAX_SCAN_LEN, PT_H264, PT_JPEG, PT_OPUS};
+pub use types::{
+    DepacketizedUnit, MAX_DIMENSION, MAX_H264_UNIT, MAX_OPUS_PACKET, MAX_SCAN_LEN, PT_H264,
+    PT_JPEG, PT_OPUS,
+};
 
 use h264::{H264Depacketizer, H264Payloader};
 use jpeg::{JpegDepacketizer, JpegPayloader};

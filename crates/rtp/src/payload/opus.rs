@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use crate::packet::{RtpPacket, RTP_HEADER_LEN};
 use crate::payload::error::{DepayError, DepayErrorKind, PayloaderError};
 use crate::payload::traits::{Depayloader, Payloader};
-use crate::payload::types::DepacketizedUnit;
+use crate::payload::types::{DepacketizedUnit, MAX_OPUS_PACKET};
 
 /// Puts each Opus packet in its own RTP payload.
 #[derive(Debug, Clone)]
@@ -65,6 +65,16 @@ impl OpusDepacketizer {
         if pkt.payload.is_empty() {
             self.dropped += 1;
             return Err(DepayError::new(pkt, DepayErrorKind::Empty));
+        }
+        if pkt.payload.len() > MAX_OPUS_PACKET {
+            self.dropped += 1;
+            return Err(DepayError::new(
+                pkt,
+                DepayErrorKind::UnitTooLarge {
+                    len: pkt.payload.len(),
+                    limit: MAX_OPUS_PACKET,
+                },
+            ));
         }
         self.ready.push_back(DepacketizedUnit {
             data: pkt.payload.clone(),
@@ -152,6 +162,31 @@ mod tests {
             Err(PayloaderError::TooLarge { len: 189, max: 188 })
         ));
         assert_eq!(p.packetize(&[], |_, _| panic!("no packet")), Ok(0));
+    }
+
+    #[test]
+    fn a_packet_past_the_largest_opus_packet_is_dropped() {
+        let mut d = OpusDepacketizer::new();
+        let pkt = |len| RtpPacket {
+            header: RtpHeader::default(),
+            csrcs: vec![],
+            extension: None,
+            payload: Bytes::from(vec![0xfc; len]),
+            padding: 0,
+        };
+        d.push(&pkt(MAX_OPUS_PACKET))
+            .expect("the largest Opus packet");
+        assert_eq!(d.pop().map(|u| u.data.len()), Some(MAX_OPUS_PACKET));
+        let e = d.push(&pkt(MAX_OPUS_PACKET + 1)).expect_err("too large");
+        assert_eq!(
+            e.kind,
+            DepayErrorKind::UnitTooLarge {
+                len: MAX_OPUS_PACKET + 1,
+                limit: MAX_OPUS_PACKET
+            }
+        );
+        assert_eq!(d.dropped(), 1);
+        assert!(d.pop().is_none());
     }
 
     #[test]

@@ -1,0 +1,292 @@
+//! The server's counters in Prometheus's text exposition format, for
+//! `--metrics ADDR` (served by `pstream_transport::http::serve_metrics`).
+//!
+//! Written by hand rather than through a metrics crate: the format is a few
+//! lines of text and every value already lives in the servers' own atomic
+//! counters, so a registry would only copy them. Streams are labelled by the
+//! name viewers use, never by a publish key.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pstream_transport::http::HttpStats;
+use pstream_transport::rtmp::RtmpServerStats;
+
+use super::live::LiveStreams;
+
+/// One metric family: `# HELP`, `# TYPE`, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    /// A sample; `labels` as `name="value"` pairs (values already safe).
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) -> &mut Self {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+        self
+    }
+}
+
+/// A label value as the format wants it: backslash, quote and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Every metric, now.
+pub(crate) fn render(
+    live: &LiveStreams,
+    rtmp: &RtmpServerStats,
+    http: &HttpStats,
+    unknown_codecs: &AtomicU64,
+) -> String {
+    let r = rtmp.snapshot();
+    let h = http.snapshot();
+    let mut streams = live.all();
+    streams.sort_by(|a, b| a.key().cmp(b.key()));
+    let live_now = streams.iter().filter(|s| s.is_live()).count() as u64;
+    let mut out = String::with_capacity(4096);
+
+    Family::new(
+        &mut out,
+        "pstream_streams",
+        "gauge",
+        "Streams listed, by state (ended streams stay listed with EXT-X-ENDLIST for a while).",
+    )
+    .sample("pstream_streams", &[("state", "live")], live_now)
+    .sample(
+        "pstream_streams",
+        &[("state", "ended")],
+        streams.len() as u64 - live_now,
+    );
+    Family::new(
+        &mut out,
+        "pstream_publishers",
+        "gauge",
+        "RTMP publishes live now.",
+    )
+    .sample("pstream_publishers", &[], r.publishing);
+    Family::new(
+        &mut out,
+        "pstream_viewers",
+        "gauge",
+        "Player connections open now, by protocol.",
+    )
+    .sample(
+        "pstream_viewers",
+        &[("protocol", "hls")],
+        h.open_connections,
+    );
+    Family::new(
+        &mut out,
+        "pstream_received_bytes_total",
+        "counter",
+        "Bytes read from publishers, by protocol.",
+    )
+    .sample(
+        "pstream_received_bytes_total",
+        &[("protocol", "rtmp")],
+        r.bytes_in,
+    );
+    Family::new(
+        &mut out,
+        "pstream_sent_bytes_total",
+        "counter",
+        "Bytes written to players, headers included, by protocol.",
+    )
+    .sample(
+        "pstream_sent_bytes_total",
+        &[("protocol", "hls")],
+        h.bytes_sent,
+    );
+    Family::new(
+        &mut out,
+        "pstream_http_requests_total",
+        "counter",
+        "HTTP requests answered, by what was asked for.",
+    )
+    .sample(
+        "pstream_http_requests_total",
+        &[("kind", "master_playlist")],
+        h.master_playlists,
+    )
+    .sample(
+        "pstream_http_requests_total",
+        &[("kind", "media_playlist")],
+        h.media_playlists,
+    )
+    .sample(
+        "pstream_http_requests_total",
+        &[("kind", "segment")],
+        h.segments,
+    )
+    .sample(
+        "pstream_http_requests_total",
+        &[("kind", "not_found")],
+        h.not_found,
+    )
+    .sample(
+        "pstream_http_requests_total",
+        &[("kind", "bad_request")],
+        h.bad_requests,
+    );
+    Family::new(
+        &mut out,
+        "pstream_rtmp_connections_total",
+        "counter",
+        "RTMP connections accepted.",
+    )
+    .sample("pstream_rtmp_connections_total", &[], r.accepted);
+    Family::new(
+        &mut out,
+        "pstream_rtmp_connections_open",
+        "gauge",
+        "RTMP connections open now.",
+    )
+    .sample("pstream_rtmp_connections_open", &[], r.open);
+    Family::new(
+        &mut out,
+        "pstream_connections_refused_total",
+        "counter",
+        "Connections refused or closed early, by protocol and reason.",
+    )
+    .sample(
+        "pstream_connections_refused_total",
+        &[("protocol", "rtmp"), ("reason", "limit")],
+        r.refused_limit,
+    )
+    .sample(
+        "pstream_connections_refused_total",
+        &[("protocol", "rtmp"), ("reason", "key")],
+        r.refused_publish,
+    )
+    .sample(
+        "pstream_connections_refused_total",
+        &[("protocol", "rtmp"), ("reason", "timeout")],
+        r.timeouts,
+    )
+    .sample(
+        "pstream_connections_refused_total",
+        &[("protocol", "rtmp"), ("reason", "protocol")],
+        r.protocol_errors,
+    )
+    .sample(
+        "pstream_connections_refused_total",
+        &[("protocol", "rtmp"), ("reason", "codec")],
+        unknown_codecs.load(Ordering::Relaxed),
+    )
+    .sample(
+        "pstream_connections_refused_total",
+        &[("protocol", "http"), ("reason", "limit")],
+        h.refused_connections,
+    )
+    .sample(
+        "pstream_connections_refused_total",
+        &[("protocol", "http"), ("reason", "timeout")],
+        h.timed_out_connections,
+    );
+
+    let mut segments = Family::new(
+        &mut out,
+        "pstream_segments_total",
+        "counter",
+        "HLS segments cut, by stream and variant.",
+    );
+    for s in &streams {
+        for v in s.variants() {
+            let labels = [("stream", s.key()), ("variant", v.name())];
+            segments.sample(
+                "pstream_segments_total",
+                &labels,
+                v.segments.load(Ordering::Relaxed),
+            );
+        }
+    }
+    let mut frames = Family::new(
+        &mut out,
+        "pstream_frames_total",
+        "counter",
+        "Video frames written to each variant's segmenter.",
+    );
+    for s in &streams {
+        for v in s.variants() {
+            let labels = [("stream", s.key()), ("variant", v.name())];
+            frames.sample(
+                "pstream_frames_total",
+                &labels,
+                v.frames.load(Ordering::Relaxed),
+            );
+        }
+    }
+    let mut dropped = Family::new(
+        &mut out,
+        "pstream_rendition_dropped_total",
+        "counter",
+        "Units dropped on the way to a variant because it fell behind.",
+    );
+    for s in &streams {
+        for v in s.variants() {
+            let labels = [("stream", s.key()), ("variant", v.name())];
+            dropped.sample(
+                "pstream_rendition_dropped_total",
+                &labels,
+                v.dropped.load(Ordering::Relaxed),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_help_and_type_and_samples_parse() {
+        let text = render(
+            &LiveStreams::new(),
+            &RtmpServerStats::default(),
+            &HttpStats::new(),
+            &AtomicU64::new(3),
+        );
+        let mut families = 0;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                families += 1;
+                let kind = rest.split(' ').nth(1).unwrap_or_default();
+                assert!(matches!(kind, "counter" | "gauge"), "{line}");
+            } else if !line.starts_with("# HELP ") {
+                let (name, value) = line.rsplit_once(' ').expect("sample");
+                assert!(name.starts_with("pstream_"), "{line}");
+                assert!(value.parse::<u64>().is_ok(), "{line}");
+            }
+        }
+        assert_eq!(families, 12, "{text}");
+        assert!(text
+            .contains("pstream_connections_refused_total{protocol=\"rtmp\",reason=\"codec\"} 3\n"));
+        assert!(text.contains("pstream_streams{state=\"live\"} 0\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
