@@ -45,9 +45,16 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_streams: u64,
     /// Also write playlists and segments below this directory
-    /// (`<name>.m3u8`, `<name>/<variant>.m3u8`, `<name>/<variant>/<n>.ts`).
+    /// (`<name>.m3u8`, `<name>/<variant>.m3u8`,
+    /// `<name>/<variant>/<session>-<n>.ts`); a stream's files go when it is
+    /// dropped (--keep-ended).
     #[arg(long)]
     pub hls_dir: Option<PathBuf>,
+    /// Seconds an ended stream stays listed (playlists ended with
+    /// EXT-X-ENDLIST) before it and its --hls-dir files are dropped; without
+    /// --keys at most --max-streams ended streams are kept.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub keep_ended: u64,
     /// RTMP connections open at once; more are closed on accept.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_connections: u64,
@@ -119,9 +126,9 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
             None => Keys::Any,
         },
         hls_dir: args.hls_dir.clone(),
+        keep_ended: Duration::from_secs(args.keep_ended),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
-        max_connections_per_ip: usize::try_from(args.max_connections_per_ip)
-            .unwrap_or(usize::MAX),
+        max_connections_per_ip: usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX),
         max_streams: usize::try_from(args.max_streams).unwrap_or(usize::MAX),
         metrics: args.metrics.clone(),
     })
@@ -206,7 +213,10 @@ mod tests {
         std::fs::write(&path, "alpha one\nbeta one\n").expect("write");
         let dup = super::keys(&path).expect_err("a name twice");
         let line = format!("{}:2: ", path.display());
-        assert!(format!("{dup:#}").starts_with(&format!("--keys: {line}")), "{dup:#}");
+        assert!(
+            format!("{dup:#}").starts_with(&format!("--keys: {line}")),
+            "{dup:#}"
+        );
         let _ = std::fs::remove_file(&path);
         let missing = super::keys(Path::new("/nonexistent/keys.txt")).expect_err("missing");
         assert!(format!("{missing:#}").starts_with("cannot read --keys /nonexistent/keys.txt: "));

@@ -343,3 +343,105 @@ async fn connection(
         End::Sink => inc(&stats.closed_by_sink),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refuses every publish: these tests only count connections.
+    struct Refuse;
+
+    impl IngestHandler for Refuse {
+        fn publish(
+            &self,
+            _app: &str,
+            _key: &str,
+            _peer: SocketAddr,
+        ) -> Result<Box<dyn IngestSink>, PublishRefusal> {
+            Err(PublishRefusal {
+                code: "NetStream.Publish.BadName".into(),
+                description: "test".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn per_address_places_are_counted_and_given_back() {
+        let counts: PerIp = Arc::default();
+        let a: IpAddr = [127, 0, 0, 2].into();
+        let held: Vec<PerIpSlot> = (0..2)
+            .map(|_| PerIpSlot::take(&counts, a, 2).expect("room"))
+            .collect();
+        assert!(PerIpSlot::take(&counts, a, 2).is_none());
+        // The same client through an IPv6 socket is the same address.
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().expect("ip");
+        assert!(PerIpSlot::take(&counts, mapped, 2).is_none());
+        let other = PerIpSlot::take(&counts, [127, 0, 0, 1].into(), 2).expect("another address");
+        drop(held);
+        drop(other);
+        assert!(counts.lock().expect("lock").is_empty());
+        assert!(PerIpSlot::take(&counts, a, 2).is_some());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_address_at_its_cap_leaves_room_for_another() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stats = Arc::new(RtmpServerStats::default());
+        let config = RtmpServerConfig {
+            max_connections: 4,
+            max_connections_per_ip: 2,
+            ..RtmpServerConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_rtmp(
+            listener,
+            Arc::new(Refuse),
+            config,
+            stats.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let connect_from = |ip: [u8; 4]| async move {
+            let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+            sock.bind(SocketAddr::from((ip, 0))).expect("bind");
+            let mut c = sock.connect(addr).await.expect("connect");
+            // Half a handshake, then silence.
+            let _ = c.write_all(&[3u8; 700]).await;
+            c
+        };
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            held.push(connect_from([127, 0, 0, 2]).await);
+        }
+        let until = |want: fn(&RtmpServerSnapshot) -> bool| {
+            let stats = stats.clone();
+            async move {
+                for _ in 0..200 {
+                    if want(&stats.snapshot()) {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                false
+            }
+        };
+        assert!(
+            until(|s| s.accepted == 2 && s.refused_per_ip == 4).await,
+            "{:?}",
+            stats.snapshot()
+        );
+        // Without the cap the first address would hold all 4 slots.
+        held.push(connect_from([127, 0, 0, 3]).await);
+        held.push(connect_from([127, 0, 0, 1]).await);
+        assert!(
+            until(|s| s.accepted == 4 && s.open == 4).await,
+            "{:?}",
+            stats.snapshot()
+        );
+        assert_eq!(stats.snapshot().refused_limit, 0);
+        let _ = stop.send(());
+        server.await.expect("join").expect("serve");
+    }
+}

@@ -105,7 +105,10 @@ impl HlsDir {
             if !meta.is_dir() {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    format!("{} is not a directory (a symlink is not followed)", path.display()),
+                    format!(
+                        "{} is not a directory (a symlink is not followed)",
+                        path.display()
+                    ),
                 ));
             }
         }
@@ -122,9 +125,9 @@ impl HlsDir {
         playlist: &[u8],
     ) -> io::Result<()> {
         match event {
-            HlsEvent::SegmentReady { name: seg, data, .. } => {
-                write_file(&self.dir(&[name, variant], true)?, seg, data)
-            }
+            HlsEvent::SegmentReady {
+                name: seg, data, ..
+            } => write_file(&self.dir(&[name, variant], true)?, seg, data),
             HlsEvent::SegmentRemoved { name: seg } => {
                 let dir = match self.dir(&[name, variant], false) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -146,6 +149,36 @@ impl HlsDir {
     /// Writes the master playlist of stream `name`.
     pub fn write_master(&self, name: &str, master: &[u8]) -> io::Result<()> {
         write_file(&self.root, &format!("{}.m3u8", component(name)?), master)
+    }
+
+    /// Removes every file of stream `name` (its master playlist, any
+    /// temporary file of it a crash left, and its directory), once the
+    /// server has dropped the stream. A symlink in place of any is removed
+    /// itself, never what it points to.
+    pub fn remove_stream(&self, name: &str) -> io::Result<()> {
+        let name = component(name)?;
+        let gone = |r: io::Result<()>| match r {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+        let master = format!("{name}.m3u8");
+        gone(fs::remove_file(self.root.join(&master)))?;
+        let tmp = format!(".{master}.");
+        for entry in fs::read_dir(&self.root)?.filter_map(|e| e.ok()) {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            if file.starts_with(&tmp) && file.ends_with(".tmp") {
+                gone(fs::remove_file(entry.path()))?;
+            }
+        }
+        let dir = self.root.join(name);
+        match fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            // remove_dir_all does not follow symlinks inside the directory.
+            Ok(meta) if meta.is_dir() => gone(fs::remove_dir_all(&dir)),
+            Ok(_) => gone(fs::remove_file(&dir)),
+        }
     }
 }
 
@@ -197,7 +230,8 @@ mod tests {
     #[test]
     fn planted_symlinks_are_never_followed_out_of_the_directory() {
         use std::os::unix::fs::symlink;
-        let base = std::env::temp_dir().join(format!("pstream-hlsdir-links-{}", std::process::id()));
+        let base =
+            std::env::temp_dir().join(format!("pstream-hlsdir-links-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         let (root, outside) = (base.join("hls"), base.join("outside"));
         std::fs::create_dir_all(&outside).expect("outside");
@@ -212,13 +246,21 @@ mod tests {
         // A symlink where the master playlist, a media playlist, a segment
         // or the old predictable temporary name goes: replaced, not followed.
         std::fs::create_dir_all(root.join("k/source")).expect("dirs");
-        for link in ["k.m3u8", ".k.m3u8.tmp", "k/source.m3u8", "k/.source.m3u8.tmp", "k/source/0.ts", "k/source/.0.ts.tmp"] {
+        for link in [
+            "k.m3u8",
+            ".k.m3u8.tmp",
+            "k/source.m3u8",
+            "k/.source.m3u8.tmp",
+            "k/source/0.ts",
+            "k/source/.0.ts.tmp",
+        ] {
             symlink(&victim, root.join(link)).expect("plant");
         }
         dir.write_master("k", b"#EXTM3U\nmaster").expect("master");
         dir.apply("k", "source", &HlsEvent::PlaylistUpdated, b"#EXTM3U\n")
             .expect("playlist");
-        dir.apply("k", "source", &ready("0.ts"), b"").expect("segment");
+        dir.apply("k", "source", &ready("0.ts"), b"")
+            .expect("segment");
         assert_eq!(std::fs::read(&victim).expect("victim"), b"keep me");
         for file in ["k.m3u8", "k/source.m3u8", "k/source/0.ts"] {
             let meta = std::fs::symlink_metadata(root.join(file)).expect("written");
@@ -232,7 +274,9 @@ mod tests {
         assert!(dir
             .apply("evil", "source", &HlsEvent::PlaylistUpdated, b"x")
             .is_err());
-        let gone = HlsEvent::SegmentRemoved { name: "1.ts".into() };
+        let gone = HlsEvent::SegmentRemoved {
+            name: "1.ts".into(),
+        };
         assert!(dir.apply("evil", "source", &gone, b"").is_err());
         assert!(outside.join("source/1.ts").is_file());
         assert!(!outside.join("source/2.ts").exists());
@@ -240,6 +284,19 @@ mod tests {
         // Names that are not one path component are refused.
         assert!(dir.write_master("../up", b"x").is_err());
         assert!(dir.apply("k", "..", &ready("3.ts"), b"").is_err());
+        // Removing streams removes the links, never what they point to.
+        symlink(&victim, root.join("k/source/planted.ts")).expect("plant in dir");
+        dir.remove_stream("k").expect("remove k");
+        dir.remove_stream("evil").expect("remove evil");
+        assert!(dir.remove_stream("..").is_err());
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"keep me");
+        assert!(outside.join("source/1.ts").is_file());
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         let _ = std::fs::remove_dir_all(&base);
     }
 }

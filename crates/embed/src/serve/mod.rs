@@ -10,9 +10,10 @@
 //! HTTP server ◀── LiveStreams (playlists and segments in memory)
 //! ```
 //! The RTMP and HTTP servers share one tokio runtime that the server owns;
-//! each stage is a thread behind a bounded drop-oldest link, so a rendition
-//! that cannot keep up drops (and counts) its own units and never stalls the
-//! source. The RTMP server is `pstream_transport::rtmp`, the HTTP server
+//! each stage is a thread behind a drop-oldest queue bounded in units and
+//! in bytes (`queue.rs`), so a rendition that cannot keep up drops (and
+//! counts) its own units and never stalls the source, and no publisher's
+//! units can fill memory. The RTMP server is `pstream_transport::rtmp`, the HTTP server
 //! `pstream_transport::http`, demuxing and segmenting `pstream_mux`, the
 //! transcoder `pstream_codec`; this module holds the live streams
 //! ([`live`]), the disk mirror ([`hls_dir`]), the publisher with its gate
@@ -40,6 +41,7 @@ pub mod hls_dir;
 pub mod live;
 mod metrics;
 mod publisher;
+mod queue;
 mod stage;
 mod stats;
 
@@ -61,7 +63,8 @@ pub use hls_dir::HlsDir;
 pub use live::{LiveStream, LiveStreams, LiveVariant, PublishClaim, SOURCE};
 pub use pstream_codec::Rendition;
 
-/// Ended streams stay listed (with `EXT-X-ENDLIST`) this long.
+/// Ended streams stay listed (with `EXT-X-ENDLIST`) this long by default
+/// ([`ServeConfig::keep_ended`]).
 pub const ENDED_RETENTION: Duration = Duration::from_secs(300);
 /// Audio bitrate assumed in a rendition's nominal bandwidth before it is measured.
 const NOMINAL_AUDIO_BPS: u64 = 128_000;
@@ -136,8 +139,15 @@ pub struct ServeConfig {
     /// Which stream keys may publish.
     pub keys: Keys,
     /// Also write playlists and segments below this directory
-    /// (`<key>.m3u8`, `<key>/<variant>.m3u8`, `<key>/<variant>/<n>.ts`).
+    /// (`<name>.m3u8`, `<name>/<variant>.m3u8`,
+    /// `<name>/<variant>/<session>-<n>.ts`); a stream's files are removed
+    /// when the server drops it ([`ServeConfig::keep_ended`]).
     pub hls_dir: Option<PathBuf>,
+    /// How long an ended stream stays listed (its playlists ended with
+    /// `EXT-X-ENDLIST`) before it and its `hls_dir` files are dropped.
+    /// Without a keys list, at most `max_streams` ended streams are kept,
+    /// the oldest dropped first.
+    pub keep_ended: Duration,
     /// RTMP connections open at once; more are closed on accept.
     pub max_connections: usize,
     /// RTMP connections open at once from one IP address; more from it are
@@ -154,7 +164,8 @@ impl ServeConfig {
     /// `pstream serve`'s defaults: RTMP on 0.0.0.0:1935, HLS on
     /// 0.0.0.0:8935, the source plus `P144p30fps16x9`, 2 s segments, 6 in
     /// each playlist, any key (16 streams live at most), no disk mirror,
-    /// 128 RTMP connections, 4 from one address.
+    /// ended streams kept 5 minutes, 128 RTMP connections, 4 from one
+    /// address.
     pub fn new() -> Self {
         Self {
             rtmp: "0.0.0.0:1935".into(),
@@ -164,6 +175,7 @@ impl ServeConfig {
             window: 6,
             keys: Keys::Any,
             hls_dir: None,
+            keep_ended: ENDED_RETENTION,
             max_connections: 128,
             max_connections_per_ip: 4,
             max_streams: 16,
@@ -285,14 +297,26 @@ pub fn check_keys(keys: &[StreamKey]) -> Result<()> {
         let n = i + 1;
         let rule = format!("only letters, digits, '_' and '-', at most {MAX_NAME_LEN}");
         if !is_safe_name(&e.key) {
-            return bad(n, e, format!("key {} is not a stream key ({rule})", mask_key(&e.key)));
+            return bad(
+                n,
+                e,
+                format!("key {} is not a stream key ({rule})", mask_key(&e.key)),
+            );
         }
         if !is_safe_name(&e.name) {
-            return bad(n, e, format!("name {:?} is not a stream name ({rule})", e.name));
+            return bad(
+                n,
+                e,
+                format!("name {:?} is not a stream name ({rule})", e.name),
+            );
         }
         if let Some(first) = by_key.insert(&e.key, n) {
             let other = keys[first - 1].origin(first);
-            return bad(n, e, format!("key {} already given at {other}", mask_key(&e.key)));
+            return bad(
+                n,
+                e,
+                format!("key {} already given at {other}", mask_key(&e.key)),
+            );
         }
         if let Some(first) = by_name.insert(&e.name, n) {
             let other = keys[first - 1].origin(first);
@@ -396,6 +420,13 @@ impl Serve {
     /// Without a keys list, at most this many streams live at once (16).
     pub fn max_streams(mut self, streams: usize) -> Self {
         self.config.max_streams = streams;
+        self
+    }
+
+    /// How long an ended stream stays listed before it (and its disk
+    /// mirror files) is dropped (5 minutes).
+    pub fn keep_ended(mut self, keep: Duration) -> Self {
+        self.config.keep_ended = keep;
         self
     }
 
@@ -522,7 +553,7 @@ impl HlsServer {
             renditions: renditions.clone(),
             variants,
             hls: config.hls(),
-            hls_dir,
+            hls_dir: hls_dir.clone(),
             unknown_codecs: unknown_codecs.clone(),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -594,22 +625,25 @@ impl HlsServer {
             )),
         ];
         if let Some(listener) = metrics_listener {
-            let (live, rtmp, http, codecs) = (
-                live.clone(),
-                rtmp_stats.clone(),
-                http_stats.clone(),
-                unknown_codecs.clone(),
-            );
+            let (live, rtmp, http) = (live.clone(), rtmp_stats.clone(), http_stats.clone());
+            let refused = metrics::Refused {
+                codecs: unknown_codecs.clone(),
+                streams: refused_streams.clone(),
+            };
             let render: RenderMetrics =
-                Arc::new(move || metrics::render(&live, &rtmp, &http, &codecs));
+                Arc::new(move || metrics::render(&live, &rtmp, &http, &refused));
             tasks.push(runtime.spawn(serve_metrics(listener, render, stopped(stop.clone()))));
         }
         // The keeper has a stop flag of its own: at the end it outlives the
         // servers, to finish the groups their publishers leave behind.
         let mut keeper = Stages::new(Stop::new());
         let (tended, evicting) = (groups.clone(), live.clone());
+        let eviction = group::Eviction {
+            after: config.keep_ended,
+            hls_dir: hls_dir.clone(),
+        };
         keeper.spawn("serve/keeper", move |stop| {
-            group::keep(&tended, &evicting, stop)
+            group::keep(&tended, &evicting, &eviction, stop)
         })?;
         if let Some(m) = metrics_addr {
             tracing::info!("metrics: http://{m}/metrics");
@@ -757,8 +791,14 @@ mod tests {
         std::fs::write(&path, "# allowed\nalpha\n\n beta  viewers # second\n").expect("write");
         let keys = read_keys(&path).expect("keys");
         assert_eq!(keys.len(), 2);
-        assert_eq!((keys[0].key.as_str(), keys[0].name.as_str()), ("alpha", "alpha"));
-        assert_eq!((keys[1].key.as_str(), keys[1].name.as_str()), ("beta", "viewers"));
+        assert_eq!(
+            (keys[0].key.as_str(), keys[0].name.as_str()),
+            ("alpha", "alpha")
+        );
+        assert_eq!(
+            (keys[1].key.as_str(), keys[1].name.as_str()),
+            ("beta", "viewers")
+        );
         assert_eq!(keys[1].origin, format!("{}:4", path.display()));
         std::fs::write(&path, "# nothing\n").expect("write");
         assert!(matches!(read_keys(&path), Err(Error::Config(_))));
@@ -771,11 +811,18 @@ mod tests {
 
     #[test]
     fn bad_keys_lines_name_their_file_and_line_and_never_show_the_key() {
-        let path = std::env::temp_dir().join(format!("pstream-serve-badkeys-{}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("pstream-serve-badkeys-{}", std::process::id()));
         let cases = [
             ("s3cret one\ns3cret two\n", ":2: key **** already given at "),
-            ("s3cret one\nother one\n", ":2: name \"one\" already given at "),
-            ("# c\ns3cret one two\n", ":2: 3 fields where a line is KEY NAME"),
+            (
+                "s3cret one\nother one\n",
+                ":2: name \"one\" already given at ",
+            ),
+            (
+                "# c\ns3cret one two\n",
+                ":2: 3 fields where a line is KEY NAME",
+            ),
             ("s3cret ../up\n", ":1: name \"../up\" is not a stream name"),
             ("s3cret/x name\n", ":1: key **** is not a stream key"),
             ("s3cret one\nother s3cret\n", ":2: its name is the key of "),
@@ -795,7 +842,11 @@ mod tests {
             .streams([("k1", "same"), ("k2", "same")])
             .start()
             .expect_err("a name twice");
-        assert!(err.to_string().starts_with("stream 2 of the keys list: name"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("stream 2 of the keys list: name"),
+            "{err}"
+        );
     }
 
     #[test]

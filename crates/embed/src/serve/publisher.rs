@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pstream_codec::{Rendition, Transcoder};
-use pstream_core::{link, BoxError, EncodedUnit, LinkSender};
+use pstream_core::{BoxError, EncodedUnit};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
 use pstream_transport::http::{HlsCatalog, Resource};
 use pstream_transport::rtmp::{
@@ -19,15 +19,66 @@ use pstream_transport::rtmp::{
 use super::group::{Groups, StageFn};
 use super::hls_dir::HlsDir;
 use super::live::{KeyBusy, LiveStreams, PublishClaim};
+use super::queue::{unit_queue, UnitReceiver, UnitSender};
 use super::stage::VariantStage;
 use crate::run::Stop;
 
 /// Units waiting for the source stage (it only muxes, so this rarely fills).
 const SOURCE_QUEUE: usize = 512;
+/// Payload bytes waiting for the source stage: over 10 s of a 20 Mbit/s
+/// publish; the unit count alone would let 16 MiB messages take 8 GiB.
+const SOURCE_QUEUE_BYTES: usize = 32 << 20;
 /// Units waiting for a rendition stage: about 1.5 s of 30 fps video plus AAC.
 const RENDITION_QUEUE: usize = 120;
+/// Payload bytes waiting for a rendition stage: 1.5 s of video far above
+/// any publish a rendition is made from.
+const RENDITION_QUEUE_BYTES: usize = 16 << 20;
 /// Most units held while waiting for both sequence headers.
 const GATE_UNITS: usize = 300;
+/// Most payload bytes held while waiting for both sequence headers: past
+/// it, as past [`GATE_UNITS`], the stages start with the tracks known.
+const GATE_BYTES: usize = 16 << 20;
+
+/// The queue into one stage: a rendition's (it transcodes) or the source's.
+fn stage_queue(rendition: bool) -> (UnitSender, UnitReceiver) {
+    if rendition {
+        unit_queue(RENDITION_QUEUE, RENDITION_QUEUE_BYTES)
+    } else {
+        unit_queue(SOURCE_QUEUE, SOURCE_QUEUE_BYTES)
+    }
+}
+
+/// Units held until both tracks are known, counted in bytes too.
+#[derive(Debug, Default)]
+struct Gate {
+    units: Vec<EncodedUnit>,
+    bytes: usize,
+}
+
+impl Gate {
+    fn push(&mut self, unit: EncodedUnit) {
+        self.bytes += unit.data.len();
+        self.units.push(unit);
+    }
+
+    /// Holds as much as it may: the stages start with what is known.
+    fn full(&self) -> bool {
+        self.units.len() >= GATE_UNITS || self.bytes >= GATE_BYTES
+    }
+
+    /// The media time it spans.
+    fn span(&self) -> Duration {
+        match (self.units.first(), self.units.last()) {
+            (Some(a), Some(b)) => b.pts.saturating_sub(a.pts),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn take(&mut self) -> Vec<EncodedUnit> {
+        self.bytes = 0;
+        std::mem::take(&mut self.units)
+    }
+}
 /// Longest media span held while waiting for the second track's sequence header.
 const GATE_SPAN: Duration = Duration::from_secs(2);
 
@@ -120,7 +171,7 @@ impl IngestHandler for Handler {
             key: name.to_string(),
             claim,
             demux: FlvDemuxer::new(),
-            gate: Vec::new(),
+            gate: Gate::default(),
             outs: None,
             group_stop: None,
             renditions: self.renditions.clone(),
@@ -139,9 +190,9 @@ struct Publisher {
     claim: Arc<PublishClaim>,
     demux: FlvDemuxer,
     /// Units held until both tracks are known.
-    gate: Vec<EncodedUnit>,
-    /// One link per stage, once started.
-    outs: Option<Vec<LinkSender<EncodedUnit>>>,
+    gate: Gate,
+    /// One queue per stage, once started.
+    outs: Option<Vec<UnitSender>>,
     /// The stop flag of this publish's stage group, set once one failed.
     group_stop: Option<Stop>,
     renditions: Vec<Rendition>,
@@ -160,11 +211,7 @@ impl Publisher {
         if video && audio {
             return true;
         }
-        let span = match (self.gate.first(), self.gate.last()) {
-            (Some(a), Some(b)) => b.pts.saturating_sub(a.pts),
-            _ => Duration::ZERO,
-        };
-        (video || audio) && (span >= GATE_SPAN || self.gate.len() >= GATE_UNITS)
+        (video || audio) && (self.gate.span() >= GATE_SPAN || self.gate.full())
     }
 
     /// Starts the source and rendition stages, as one group, with the
@@ -185,12 +232,7 @@ impl Publisher {
                 }
                 _ => None,
             };
-            let cap = if transcoder.is_some() {
-                RENDITION_QUEUE
-            } else {
-                SOURCE_QUEUE
-            };
-            let (tx, rx) = link(cap);
+            let (tx, rx) = stage_queue(transcoder.is_some());
             let stage = VariantStage {
                 stream: stream.clone(),
                 variant: variant.clone(),
@@ -221,7 +263,7 @@ impl Publisher {
         );
         self.outs = Some(outs);
         self.group_stop = Some(stop);
-        for unit in std::mem::take(&mut self.gate) {
+        for unit in self.gate.take() {
             self.send(unit);
         }
         Ok(())
@@ -282,5 +324,54 @@ impl Drop for Publisher {
         self.outs = None;
         self.claim.release();
         tracing::info!("{}: publisher gone", self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use pstream_core::Codec;
+
+    /// A unit of `data` (clones share it, so the test allocates it once).
+    fn unit(data: &Bytes) -> EncodedUnit {
+        EncodedUnit {
+            codec: Codec::H264,
+            keyframe: true,
+            pts: Duration::ZERO,
+            dts: None,
+            capture: Instant::now(),
+            data: data.clone(),
+        }
+    }
+
+    #[test]
+    fn stage_queues_and_the_gate_are_bounded_in_bytes() {
+        let mib = Bytes::from(vec![0u8; 1 << 20]);
+        for (rendition, max) in [(false, SOURCE_QUEUE_BYTES), (true, RENDITION_QUEUE_BYTES)] {
+            let (tx, _rx) = stage_queue(rendition);
+            // A stalled stage and a publisher sending 1 MiB units: a unit
+            // bound alone would hold 512 (or 120) MiB.
+            for _ in 0..600 {
+                tx.send(unit(&mib)).expect("stage alive");
+                assert!(tx.queued_bytes() <= max, "{}", tx.queued_bytes());
+            }
+            let held = (max >> 20) as u64;
+            assert_eq!(tx.dropped(), 600 - held, "rendition {rendition}");
+        }
+        let mut gate = Gate::default();
+        for _ in 0..(GATE_BYTES >> 20) - 1 {
+            gate.push(unit(&mib));
+        }
+        assert!(!gate.full());
+        gate.push(unit(&mib));
+        assert!(
+            gate.full(),
+            "{} units, {} bytes",
+            gate.units.len(),
+            gate.bytes
+        );
+        assert_eq!(gate.take().len(), GATE_BYTES >> 20);
+        assert_eq!(gate.bytes, 0);
     }
 }
