@@ -2,23 +2,28 @@
 //!
 //! The layout matches the HTTP server's URLs under `/stream/`:
 //! `<dir>/<name>.m3u8` (master), `<dir>/<name>/<variant>.m3u8` and
-//! `<dir>/<name>/<variant>/<sequence>.ts`. Every file is written to a
-//! temporary file of its own (a random name, created new, never through a
-//! symlink) in the same directory and renamed into place, so a reader never
-//! sees half a playlist or segment and nothing planted in the directory
-//! (a symlink where a file or a temporary file goes, a symlink in place of
-//! a stream's directory) makes a write, or a removal, land outside it;
-//! segments the segmenter has let go of are deleted. Names must be single
+//! `<dir>/<name>/<variant>/<session>-<sequence>.ts`. Every file is written
+//! to a temporary file of its own (a random name, created new, never
+//! through a symlink) in the same directory and renamed into place, so a
+//! reader never sees half a playlist or segment. Directories are opened
+//! level by level with `O_NOFOLLOW` and files made, renamed and removed
+//! relative to them (`openat`, `renameat`, `unlinkat`), so nothing planted
+//! in the directory (a symlink where a file or a temporary file goes, a
+//! symlink in place of a stream's directory, even one swapped in between
+//! two writes) makes a write, or a removal, land outside it. Segments the
+//! segmenter has let go of are deleted, and a dropped stream's files with
+//! it ([`HlsDir::remove_stream`]). Names must be single
 //! path components (stream names and variant names are `[A-Za-z0-9_-]`).
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use pstream_mux::hls::HlsEvent;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rustix::fs::{mkdirat, openat, renameat, unlinkat, AtFlags, Mode, OFlags, CWD};
 
 /// Writes HLS events of many streams below one directory (see the module docs).
 #[derive(Debug, Clone)]
@@ -37,41 +42,66 @@ fn component(name: &str) -> io::Result<&str> {
     Ok(name)
 }
 
-/// Writes `data` to `dir/name` through a new temporary file of a random
-/// name in `dir` (created exclusively, `O_NOFOLLOW`) and a rename, which
-/// replaces whatever is at `dir/name` (a planted symlink included) without
-/// following it.
-fn write_file(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+/// A directory opened as it is now: with `O_NOFOLLOW`, a symlink there
+/// (planted, or swapped in after any check) is refused, never followed.
+fn open_dir(at: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    openat(at, name, flags, Mode::empty()).map_err(|e| {
+        let e = io::Error::from(e);
+        match e.raw_os_error() {
+            Some(code)
+                if code == rustix::io::Errno::LOOP.raw_os_error()
+                    || code == rustix::io::Errno::NOTDIR.raw_os_error() =>
+            {
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{name} is not a directory (a symlink is not followed)"),
+                )
+            }
+            _ => e,
+        }
+    })
+}
+
+/// Writes `data` to `name` in the directory `dir` through a new temporary
+/// file of a random name there (created exclusively, `O_NOFOLLOW`) and a
+/// rename, which replaces whatever is at `name` (a planted symlink
+/// included) without following it.
+fn write_file(dir: &OwnedFd, name: &str, data: &[u8]) -> io::Result<()> {
     let name = component(name)?;
     let mut rng = StdRng::from_os_rng();
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     // Something already at a random name (planted there) costs another try.
     let (tmp, file) = (0..4)
         .map(|_| {
-            let tmp = dir.join(format!(".{name}.{:016x}.tmp", rng.random::<u64>()));
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp);
+            let tmp = format!(".{name}.{:016x}.tmp", rng.random::<u64>());
+            let file = openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o644));
             (tmp, file)
         })
-        .find(|(_, f)| !matches!(f, Err(e) if e.kind() == io::ErrorKind::AlreadyExists))
+        .find(|(_, f)| !matches!(f, Err(e) if *e == rustix::io::Errno::EXIST))
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("no free temporary name for {name} in {}", dir.display()),
+                format!("no free temporary name for {name}"),
             )
         })?;
     // Only a file this call created is ever removed.
-    let mut file = file?;
+    let mut file = File::from(file?);
     let renamed = file
         .write_all(data)
-        .and_then(|()| fs::rename(&tmp, dir.join(name)));
+        .and_then(|()| Ok(renameat(dir, tmp.as_str(), dir, name)?));
     if renamed.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = unlinkat(dir, tmp.as_str(), AtFlags::empty());
     }
     renamed
+}
+
+/// `Ok` for a file that is not there.
+fn gone(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 impl HlsDir {
@@ -87,32 +117,25 @@ impl HlsDir {
         &self.root
     }
 
-    /// `<root>/<parts...>`, each level checked to be a real directory (not
-    /// a symlink) and, with `create`, made when missing.
-    fn dir(&self, parts: &[&str], create: bool) -> io::Result<PathBuf> {
-        let mut path = self.root.clone();
+    /// `<root>/<parts...>` opened level by level, each a real directory
+    /// (never through a symlink) and, with `create`, made when missing. The
+    /// root itself is the operator's choice and is taken as it is.
+    fn dir(&self, parts: &[&str], create: bool) -> io::Result<OwnedFd> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut fd = openat(CWD, &self.root, flags, Mode::empty())?;
         for part in parts {
-            path.push(component(part)?);
-            let meta = match fs::symlink_metadata(&path) {
+            let part = component(part)?;
+            fd = match open_dir(&fd, part) {
                 Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
-                    match fs::create_dir(&path) {
-                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-                        _ => fs::symlink_metadata(&path)?,
+                    match mkdirat(&fd, part, Mode::from_raw_mode(0o755)) {
+                        Err(e) if e != rustix::io::Errno::EXIST => return Err(e.into()),
+                        _ => open_dir(&fd, part)?,
                     }
                 }
                 other => other?,
             };
-            if !meta.is_dir() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!(
-                        "{} is not a directory (a symlink is not followed)",
-                        path.display()
-                    ),
-                ));
-            }
         }
-        Ok(path)
+        Ok(fd)
     }
 
     /// Acts on one event of `variant` of stream `name`; `playlist` is the
@@ -133,10 +156,7 @@ impl HlsDir {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                     other => other?,
                 };
-                match fs::remove_file(dir.join(component(seg)?)) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
-                }
+                gone(unlinkat(&dir, component(seg)?, AtFlags::empty()).map_err(io::Error::from))
             }
             HlsEvent::PlaylistUpdated => write_file(
                 &self.dir(&[name], true)?,
@@ -148,7 +168,11 @@ impl HlsDir {
 
     /// Writes the master playlist of stream `name`.
     pub fn write_master(&self, name: &str, master: &[u8]) -> io::Result<()> {
-        write_file(&self.root, &format!("{}.m3u8", component(name)?), master)
+        write_file(
+            &self.dir(&[], false)?,
+            &format!("{}.m3u8", component(name)?),
+            master,
+        )
     }
 
     /// Removes every file of stream `name` (its master playlist, any
@@ -157,29 +181,56 @@ impl HlsDir {
     /// itself, never what it points to.
     pub fn remove_stream(&self, name: &str) -> io::Result<()> {
         let name = component(name)?;
-        let gone = |r: io::Result<()>| match r {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let root = self.dir(&[], false)?;
+        let unlink = |at: &OwnedFd, file: &str, flags| {
+            gone(unlinkat(at, file, flags).map_err(io::Error::from))
         };
         let master = format!("{name}.m3u8");
-        gone(fs::remove_file(self.root.join(&master)))?;
+        unlink(&root, &master, AtFlags::empty())?;
         let tmp = format!(".{master}.");
         for entry in fs::read_dir(&self.root)?.filter_map(|e| e.ok()) {
             let file = entry.file_name();
             let file = file.to_string_lossy();
             if file.starts_with(&tmp) && file.ends_with(".tmp") {
-                gone(fs::remove_file(entry.path()))?;
+                unlink(&root, &file, AtFlags::empty())?;
             }
         }
-        let dir = self.root.join(name);
-        match fs::symlink_metadata(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-            // remove_dir_all does not follow symlinks inside the directory.
-            Ok(meta) if meta.is_dir() => gone(fs::remove_dir_all(&dir)),
-            Ok(_) => gone(fs::remove_file(&dir)),
+        // The stream's directory holds a directory per variant, each of
+        // files; anything else in it (planted) is left, and so is the
+        // directory then.
+        let dir = match open_dir(&root, name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // A symlink (or a file) where the directory goes: remove it alone.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return unlink(&root, name, AtFlags::empty())
+            }
+            other => other?,
+        };
+        for entry in list(&dir)? {
+            match open_dir(&dir, &entry) {
+                Ok(variant) => {
+                    for file in list(&variant)? {
+                        unlink(&variant, &file, AtFlags::empty())?;
+                    }
+                    unlink(&dir, &entry, AtFlags::REMOVEDIR)?;
+                }
+                Err(_) => unlink(&dir, &entry, AtFlags::empty())?,
+            }
+        }
+        unlink(&root, name, AtFlags::REMOVEDIR)
+    }
+}
+
+/// The names in an open directory, `.` and `..` left out.
+fn list(dir: &OwnedFd) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            names.push(name);
         }
     }
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -284,8 +335,14 @@ mod tests {
         // Names that are not one path component are refused.
         assert!(dir.write_master("../up", b"x").is_err());
         assert!(dir.apply("k", "..", &ready("3.ts"), b"").is_err());
+        // A symlink in place of a variant's directory: refused the same way.
+        std::fs::create_dir_all(root.join("k2")).expect("k2");
+        symlink(outside.join("source"), root.join("k2/source")).expect("plant variant dir");
+        assert!(dir.apply("k2", "source", &ready("4.ts"), b"").is_err());
+        assert!(!outside.join("source/4.ts").exists());
         // Removing streams removes the links, never what they point to.
         symlink(&victim, root.join("k/source/planted.ts")).expect("plant in dir");
+        dir.remove_stream("k2").expect("remove k2");
         dir.remove_stream("k").expect("remove k");
         dir.remove_stream("evil").expect("remove evil");
         assert!(dir.remove_stream("..").is_err());
