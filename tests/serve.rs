@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::hls::{ffmpeg_publish, get, get_text, segment_number, segments, start_serve, wait_for};
+use common::hls::{
+    ffmpeg_publish, get, get_text, segment_number, segments, start_serve, start_serve_env, wait_for,
+};
 use common::{pstream_bin, require, serial, temp_dir, Proc};
 use pstream_transport::rtmp::{PublishSession, RtmpUrl, SessionEvent};
 
@@ -287,10 +289,359 @@ fn two_publishers_at_once_and_unlisted_keys_refused() {
         push.stderr()
     );
     assert!(get(s.http, "/stream/gamma.m3u8").is_none());
-    assert!(s.proc.stderr().contains("\"gamma\" refused: not in --keys"));
+    assert!(s
+        .proc
+        .stderr()
+        .contains("publish refused: key **** not in --keys"));
     // Both accepted streams are still live.
     let master = get_text(s.http, "/stream/alpha.m3u8");
     assert!(master.contains("alpha/source.m3u8"), "{master}");
+}
+
+/// The HTTP status of GET `path` (0 when curl gets no answer).
+fn status(port: u16, path: &str) -> u16 {
+    require("curl");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// `pstream push` of the test pattern to `key` for `secs` seconds.
+fn push(dir: &Path, name: &str, port: u16, key: &str, secs: u32) -> Proc {
+    let url = format!("rtmp://127.0.0.1:{port}/live/{key}");
+    let args: Vec<String> = ["push", "--duration", &secs.to_string(), "--quiet", &url]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Proc::start(name, &pstream_bin(), &args, dir)
+}
+
+#[test]
+fn publish_keys_are_not_viewing_names() {
+    let _g = serial();
+    let dir = temp_dir("serve-names");
+    let keys = dir.join("keys.txt");
+    std::fs::write(
+        &keys,
+        "# key, then the name viewers use\nPk7s3cret lobby\nopenkey\n",
+    )
+    .expect("write keys");
+    let s = start_serve(
+        &dir,
+        &[
+            "--renditions",
+            "none",
+            "--keys",
+            keys.to_str().expect("utf-8"),
+        ],
+    );
+    // One warning for the line whose viewers see its key, the key masked.
+    let keys_line = format!(
+        "{}:3: stream key **** has no name of its own",
+        keys.display()
+    );
+    assert!(s.proc.stderr().contains(&keys_line), "{}", s.proc.stderr());
+    assert_eq!(s.proc.stderr().matches("has no name of its own").count(), 1);
+    let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "Pk7s3cret", "320x240", 20);
+    let playlist = wait_for(Duration::from_secs(15), || {
+        let p = get_text(s.http, "/stream/lobby/source.m3u8");
+        (segments(&p).len() >= 2).then_some(p)
+    })
+    .unwrap_or_else(|| panic!("no segments under the name: {}", s.proc.stderr()));
+    let seg = segments(&playlist)[0].clone();
+    assert_eq!(status(s.http, &format!("/stream/lobby/{seg}")), 200);
+    let master = get_text(s.http, "/stream/lobby.m3u8");
+    assert!(master.contains("lobby/source.m3u8"), "{master}");
+    assert!(!master.contains("Pk7s3cret"), "{master}");
+    // The key's URLs are not there.
+    for path in [
+        "/stream/Pk7s3cret.m3u8".to_string(),
+        "/stream/Pk7s3cret/source.m3u8".to_string(),
+        format!("/stream/Pk7s3cret/{seg}"),
+    ] {
+        assert_eq!(status(s.http, &path), 404, "{path}");
+    }
+    // Publishing to the name is publishing with an unknown key.
+    let mut by_name = push(&dir, "push-name", s.rtmp, "lobby", 10);
+    let code = by_name.wait(Duration::from_secs(15));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "push to the name: exit {code:?}"
+    );
+    assert!(
+        by_name.stderr().contains("NetStream.Publish.BadName"),
+        "{}",
+        by_name.stderr()
+    );
+    ff.signal("KILL");
+    ff.wait(Duration::from_secs(5));
+}
+
+#[test]
+fn keys_never_appear_in_serve_logs() {
+    let _g = serial();
+    let dir = temp_dir("serve-masked");
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "Pk7s3cret lobby\nHv9s3cret other\n").expect("write keys");
+    let env = [("PSTREAM_LOG".to_string(), "debug".to_string())];
+    let mut s = start_serve_env(
+        &dir,
+        &[
+            "--renditions",
+            "none",
+            "--keys",
+            keys.to_str().expect("utf-8"),
+        ],
+        &env,
+    );
+    let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "Pk7s3cret", "320x240", 20);
+    let live = wait_for(Duration::from_secs(15), || {
+        let p = get_text(s.http, "/stream/lobby/source.m3u8");
+        (!segments(&p).is_empty()).then_some(())
+    });
+    assert!(live.is_some(), "{}", s.proc.stderr());
+    // The same key again while it is live, and a key not listed: refused.
+    for (name, key) in [("busy", "Pk7s3cret"), ("wrong", "Wr0ngs3cret")] {
+        let mut p = push(&dir, name, s.rtmp, key, 10);
+        let code = p.wait(Duration::from_secs(15));
+        assert!(matches!(code, Some(c) if c != 0), "{name}: exit {code:?}");
+    }
+    // A listed key whose media the server refuses (HEVC).
+    let (mut weird, mut session) = raw_publish(s.rtmp, "Hv9s3cret");
+    session
+        .send_media(9, 0, &Bytes::from_static(&[0x1C, 0, 0, 0, 0, 1, 2, 3]))
+        .expect("send");
+    flush(&mut weird, &mut session);
+    assert!(closed_within(&mut weird, Duration::from_secs(5)), "HEVC");
+    ff.signal("KILL");
+    ff.wait(Duration::from_secs(5));
+    assert!(
+        s.proc
+            .wait_for_output("lobby: publisher gone", Duration::from_secs(10)),
+        "{}",
+        s.proc.stderr()
+    );
+    s.proc.signal("INT");
+    assert_eq!(
+        s.proc.wait(Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        s.proc.stderr()
+    );
+    let log = s.proc.stderr();
+    for needle in [
+        "not in --keys",
+        "lobby is already publishing",
+        "video codec id 12 (HEVC)",
+        "serve finished",
+    ] {
+        assert!(log.contains(needle), "{needle}: {log}");
+    }
+    for key in ["Pk7s3cret", "Hv9s3cret", "Wr0ngs3cret"] {
+        assert!(!log.contains(key), "{key} in the log: {log}");
+    }
+}
+
+#[test]
+fn without_keys_anyone_may_publish_up_to_max_streams() {
+    let _g = serial();
+    let dir = temp_dir("serve-max-streams");
+    let s = start_serve(&dir, &["--renditions", "none", "--max-streams", "1"]);
+    assert!(
+        s.proc.stderr().contains("anyone may publish under any key"),
+        "{}",
+        s.proc.stderr()
+    );
+    let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "first", "320x240", 30);
+    let live = wait_for(Duration::from_secs(15), || {
+        let p = get_text(s.http, "/stream/first/source.m3u8");
+        (!segments(&p).is_empty()).then_some(())
+    });
+    assert!(live.is_some(), "first stream: {}", s.proc.stderr());
+    let mut second = push(&dir, "push-second", s.rtmp, "second", 10);
+    let code = second.wait(Duration::from_secs(15));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "second stream: exit {code:?}"
+    );
+    assert!(
+        second.stderr().contains("NetStream.Publish.BadName"),
+        "{}",
+        second.stderr()
+    );
+    assert!(
+        s.proc.wait_for_output(
+            "publish of a new stream refused: 1 streams are live, the --max-streams limit",
+            Duration::from_secs(2)
+        ),
+        "{}",
+        s.proc.stderr()
+    );
+    assert_eq!(status(s.http, "/stream/second.m3u8"), 404);
+    // The refusal is counted on the stats line.
+    assert!(
+        s.proc.wait_for_output("streams 1,", Duration::from_secs(3)),
+        "{}",
+        s.proc.stderr()
+    );
+    // The first stream ends: a new one may come.
+    ff.signal("KILL");
+    ff.wait(Duration::from_secs(5));
+    let mut third = ffmpeg_publish(&dir, "third", s.rtmp, "third", "320x240", 20);
+    let live = wait_for(Duration::from_secs(20), || {
+        let p = get_text(s.http, "/stream/third/source.m3u8");
+        (!segments(&p).is_empty()).then_some(())
+    });
+    assert!(live.is_some(), "third stream: {}", s.proc.stderr());
+    third.signal("KILL");
+    third.wait(Duration::from_secs(5));
+}
+
+/// Every file below `dir`, as paths relative to it.
+fn files_below(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The streams serve lists by state, from `/metrics` at `addr`: (live, ended).
+fn listed_streams(addr: &str) -> (u64, u64) {
+    let text = Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("http://{addr}/metrics"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&text.stdout);
+    let value = |state: &str| {
+        let name = format!("pstream_streams{{state=\"{state}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&name)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    (value("live"), value("ended"))
+}
+
+/// serve's thread count now.
+fn threads(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
+        .expect("Threads:")
+}
+
+#[test]
+fn streams_that_end_release_their_entries_threads_and_hls_dir_files() {
+    let _g = serial();
+    require("curl");
+    let dir = temp_dir("serve-release");
+    let hls = dir.join("hls");
+    let metrics = format!("127.0.0.1:{}", common::hls::free_tcp_port());
+    let s = start_serve(
+        &dir,
+        &[
+            "--renditions",
+            "P144p30fps16x9",
+            "--segment",
+            "1",
+            "--max-streams",
+            "2",
+            "--keep-ended",
+            "20",
+            "--hls-dir",
+            hls.to_str().expect("utf-8"),
+            "--metrics",
+            &metrics,
+        ],
+    );
+    let idle_threads = threads(s.proc.pid());
+    // Five keys, one after another, each live until its first segments.
+    let (mut most_listed, mut most_files) = (0, 0);
+    for i in 0..5 {
+        let key = format!("cycle{i}");
+        let mut ff = ffmpeg_publish(&dir, &key, s.rtmp, &key, "320x240", 30);
+        let live = wait_for(Duration::from_secs(15), || {
+            let p = get_text(s.http, &format!("/stream/{key}/P144p30fps16x9.m3u8"));
+            (!segments(&p).is_empty()).then_some(())
+        });
+        assert!(live.is_some(), "{key} not live: {}", s.proc.stderr());
+        ff.signal("KILL");
+        ff.wait(Duration::from_secs(5));
+        assert!(
+            s.proc
+                .wait_for_output(&format!("{key}: publisher gone"), Duration::from_secs(10)),
+            "{}",
+            s.proc.stderr()
+        );
+        // The keeper evicts once a second.
+        std::thread::sleep(Duration::from_millis(1500));
+        let (live, ended) = listed_streams(&metrics);
+        let files = files_below(&hls);
+        let streams_on_disk: std::collections::BTreeSet<&str> = files
+            .iter()
+            .filter_map(|f| f.split(['/', '.']).next())
+            .filter(|n| !n.is_empty())
+            .collect();
+        eprintln!(
+            "after {key}: listed live {live} ended {ended}, {} files of {streams_on_disk:?}",
+            files.len()
+        );
+        assert!(live + ended <= 2, "after {key}: {live} live, {ended} ended");
+        assert!(streams_on_disk.len() <= 2, "after {key}: {files:?}");
+        most_listed = most_listed.max(live + ended);
+        most_files = most_files.max(files.len());
+    }
+    // The two newest are still listed, ended (the others were dropped oldest first).
+    assert_eq!(status(s.http, "/stream/cycle0.m3u8"), 404);
+    assert!(get_text(s.http, "/stream/cycle4/source.m3u8").contains("#EXT-X-ENDLIST"));
+    // After --keep-ended nothing is left: no stream, no file, no stage thread.
+    let released = wait_for(Duration::from_secs(30), || {
+        let (live, ended) = listed_streams(&metrics);
+        (live + ended == 0 && files_below(&hls).is_empty() && threads(s.proc.pid()) <= idle_threads)
+            .then_some(())
+    });
+    assert!(
+        released.is_some(),
+        "listed {:?}, files {:?}, threads {} (idle {idle_threads}): {}",
+        listed_streams(&metrics),
+        files_below(&hls),
+        threads(s.proc.pid()),
+        s.proc.stderr()
+    );
+    eprintln!(
+        "5 streams: at most {most_listed} listed and {most_files} files at once; threads back to {} (idle {idle_threads})",
+        threads(s.proc.pid())
+    );
+    assert!(
+        s.proc.stderr().contains("cycle4: ended stream dropped"),
+        "{}",
+        s.proc.stderr()
+    );
 }
 
 #[test]
@@ -380,6 +731,17 @@ fn segment_names_are_new_after_serve_restarts() {
     }
 }
 
+/// A TCP connection to 127.0.0.1:`port` from the loopback address `from`.
+fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let local = std::net::SocketAddr::from((from, 0));
+    sock.bind(&local.into()).expect("bind the local address");
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    sock.connect(&server.into()).expect("connect");
+    sock.into()
+}
+
 /// A publish set up by hand over a raw socket, so that the test can then misbehave.
 fn raw_publish(port: u16, key: &str) -> (TcpStream, PublishSession) {
     let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/{key}")).expect("url");
@@ -458,9 +820,17 @@ fn connect_chunk() -> Vec<u8> {
 fn bad_clients_do_not_disturb_a_healthy_publisher_and_viewer() {
     let _g = serial();
     let dir = temp_dir("serve-bad");
+    // Every bad client comes from 127.0.0.1, as the healthy publisher does.
     let s = start_serve(
         &dir,
-        &["--renditions", "P144p30fps16x9", "--max-connections", "64"],
+        &[
+            "--renditions",
+            "P144p30fps16x9",
+            "--max-connections",
+            "64",
+            "--max-connections-per-ip",
+            "64",
+        ],
     );
     let mut healthy = ffmpeg_publish(&dir, "healthy", s.rtmp, "healthy", "640x480", 60);
     let playlist = "/stream/healthy/P144p30fps16x9.m3u8";
@@ -615,6 +985,54 @@ fn bad_clients_do_not_disturb_a_healthy_publisher_and_viewer() {
         "the healthy publisher stopped: {}",
         healthy.stderr()
     );
+}
+
+#[test]
+fn one_address_holding_half_handshakes_does_not_keep_another_out() {
+    let _g = serial();
+    let dir = temp_dir("serve-per-ip");
+    let s = start_serve(&dir, &["--renditions", "none", "--max-connections", "16"]);
+    // 32 connections from 127.0.0.2, each half a handshake and then silence:
+    // more than every slot there is, each held until the setup deadline.
+    let held: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            let mut c = connect_from([127, 0, 0, 2], s.rtmp);
+            let _ = c.write_all(&[3u8; 700]);
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // The recipe's publisher from 127.0.0.1 still gets in and goes live,
+    // well before the held connections' setup deadline (10 s) frees slots.
+    let started = Instant::now();
+    let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "elsewhere", "320x240", 20);
+    let live = wait_for(Duration::from_secs(15), || {
+        let p = get_text(s.http, "/stream/elsewhere/source.m3u8");
+        (!segments(&p).is_empty()).then_some(())
+    });
+    assert!(
+        live.is_some(),
+        "no playlist: {}\n{}",
+        s.proc.stderr(),
+        ff.stderr()
+    );
+    eprintln!("playlist with a segment after {:?}", started.elapsed());
+    assert!(
+        s.proc
+            .stderr()
+            .contains("elsewhere: publishing from 127.0.0.1"),
+        "{}",
+        s.proc.stderr()
+    );
+    // The address's connections past its 4 were refused and counted.
+    assert!(
+        s.proc.wait_for_output("per-ip 28,", Duration::from_secs(3)),
+        "{}",
+        s.proc.stderr()
+    );
+    ff.signal("KILL");
+    ff.wait(Duration::from_secs(5));
+    drop(held);
 }
 
 #[test]

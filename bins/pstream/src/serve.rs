@@ -3,7 +3,6 @@
 //! out, the publisher gate, per-stream stages, keys and the disk mirror)
 //! with a stats line until Ctrl-C, SIGTERM or `--duration`.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use pstream_codec::Rendition;
-use pstream_embed::serve::{read_keys, Keys};
+use pstream_embed::serve::{read_keys, Keys, StreamKey};
 use pstream_embed::{Error, HlsServer, ServeConfig};
 
 use crate::stats::{ProcessPeak, StatsMode, StatsPrinter};
@@ -22,7 +21,7 @@ pub struct ServeArgs {
     /// Address to accept RTMP publishers on, e.g. 0.0.0.0:1935.
     #[arg(long, default_value = "0.0.0.0:1935")]
     pub rtmp: SocketAddr,
-    /// Address to serve HLS on, e.g. 0.0.0.0:8935 (`/stream/<key>.m3u8`).
+    /// Address to serve HLS on, e.g. 0.0.0.0:8935 (`/stream/<name>.m3u8`).
     #[arg(long, default_value = "0.0.0.0:8935")]
     pub http: SocketAddr,
     /// Lighter renditions, comma-separated (P144p30fps16x9, P240p30fps16x9,
@@ -35,17 +34,34 @@ pub struct ServeArgs {
     /// Segments listed in each media playlist.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub window: u64,
-    /// Only these stream keys may publish: a file with one key per line
-    /// (`#` starts a comment). Others are refused with NetStream.Publish.BadName.
+    /// Only these streams may publish: a file with one stream per line,
+    /// `KEY NAME` (the secret publish key, then the public name viewers use
+    /// in /stream/NAME.m3u8), or `KEY` alone (viewers see the key; a warning
+    /// says so). `#` starts a comment. Other keys are refused with
+    /// NetStream.Publish.BadName.
     #[arg(long)]
     pub keys: Option<PathBuf>,
+    /// Without --keys, streams live at once; a publish past it is refused.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_streams: u64,
     /// Also write playlists and segments below this directory
-    /// (`<key>.m3u8`, `<key>/<variant>.m3u8`, `<key>/<variant>/<n>.ts`).
+    /// (`<name>.m3u8`, `<name>/<variant>.m3u8`,
+    /// `<name>/<variant>/<session>-<n>.ts`); a stream's files go when it is
+    /// dropped (--keep-ended).
     #[arg(long)]
     pub hls_dir: Option<PathBuf>,
+    /// Seconds an ended stream stays listed (playlists ended with
+    /// EXT-X-ENDLIST) before it and its --hls-dir files are dropped; without
+    /// --keys at most --max-streams ended streams are kept.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub keep_ended: u64,
     /// RTMP connections open at once; more are closed on accept.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_connections: u64,
+    /// RTMP connections open at once from one IP address; more from it are
+    /// closed on accept.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_connections_per_ip: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (off by default; an
     /// address of its own, e.g. 127.0.0.1:9935, so it can stay private).
     #[arg(long, value_name = "ADDR")]
@@ -89,7 +105,7 @@ fn parse_segment(s: &str) -> Result<f64, String> {
 }
 
 /// Reads `--keys`, naming the option in its errors.
-fn keys(path: &Path) -> anyhow::Result<HashSet<String>> {
+fn keys(path: &Path) -> anyhow::Result<Vec<StreamKey>> {
     read_keys(path).map_err(|e| match e {
         Error::File { source, .. } => {
             anyhow::Error::new(source).context(format!("cannot read --keys {}", path.display()))
@@ -110,7 +126,10 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
             None => Keys::Any,
         },
         hls_dir: args.hls_dir.clone(),
+        keep_ended: Duration::from_secs(args.keep_ended),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        max_connections_per_ip: usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX),
+        max_streams: usize::try_from(args.max_streams).unwrap_or(usize::MAX),
         metrics: args.metrics.clone(),
     })
 }
@@ -181,12 +200,23 @@ mod tests {
     #[test]
     fn keys_files_skip_comments_and_blanks() {
         let path = std::env::temp_dir().join(format!("pstream-keys-{}", std::process::id()));
-        std::fs::write(&path, "# allowed\nalpha\n\n beta  # second\n").expect("write");
+        std::fs::write(&path, "# allowed\nalpha\n\n beta  viewers # second\n").expect("write");
         let keys = keys(&path).expect("keys");
-        assert_eq!(keys.len(), 2);
-        assert!(keys.contains("alpha") && keys.contains("beta"));
+        assert_eq!(
+            keys.iter()
+                .map(|k| (k.key.as_str(), k.name.as_str()))
+                .collect::<Vec<_>>(),
+            [("alpha", "alpha"), ("beta", "viewers")]
+        );
         std::fs::write(&path, "# nothing\n").expect("write");
         assert!(super::keys(&path).is_err());
+        std::fs::write(&path, "alpha one\nbeta one\n").expect("write");
+        let dup = super::keys(&path).expect_err("a name twice");
+        let line = format!("{}:2: ", path.display());
+        assert!(
+            format!("{dup:#}").starts_with(&format!("--keys: {line}")),
+            "{dup:#}"
+        );
         let _ = std::fs::remove_file(&path);
         let missing = super::keys(Path::new("/nonexistent/keys.txt")).expect_err("missing");
         assert!(format!("{missing:#}").starts_with("cannot read --keys /nonexistent/keys.txt: "));

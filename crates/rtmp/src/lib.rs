@@ -30,4 +30,4 @@ pub use server::{
     MAX_NAME_LEN,
 };
 pub use session::{PublishSession, SessionEvent, CHUNK_SIZE, WINDOW_ACK_SIZE};
-pub use url::{redact, RtmpUrl, RTMPS_PORT, RTMP_PORT};
+pub use url::{mask_key, redact, RtmpUrl, RTMPS_PORT, RTMP_PORT};

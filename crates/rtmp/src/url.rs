@@ -87,7 +87,7 @@ impl RtmpUrl {
 /// Shows the URL with the stream key hidden: keys are secrets and end up in logs.
 impl fmt::Display for RtmpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.tc_url(), mask(&self.key))
+        write!(f, "{}/{}", self.tc_url(), mask_key(&self.key))
     }
 }
 
@@ -97,13 +97,15 @@ pub fn redact(url: &str) -> String {
         Some((head, key))
             if head.contains("://") && head.find("://").map(|i| i + 3) != Some(head.len()) =>
         {
-            format!("{head}/{}", mask(key))
+            format!("{head}/{}", mask_key(key))
         }
         _ => url.to_string(),
     }
 }
 
-fn mask(key: &str) -> String {
+/// A stream key as logs show it: `****` (nothing for no key). Keys are
+/// secrets, and logs end up in places anyone may read.
+pub fn mask_key(key: &str) -> String {
     if key.is_empty() {
         String::new()
     } else {

@@ -7,13 +7,16 @@
 //! most [`RtmpServerConfig::idle_timeout`] while publishing, a write that
 //! does not finish within [`RtmpServerConfig::write_timeout`] (a client that
 //! stops reading) closes it, and past [`RtmpServerConfig::max_connections`]
-//! new connections are closed at once. A connection's failure never touches
-//! another's.
+//! in all or [`RtmpServerConfig::max_connections_per_ip`] from one address
+//! new connections are closed at once, so one address holding half
+//! handshakes cannot keep publishers elsewhere out. A connection's failure
+//! never touches another's.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +33,8 @@ use pstream_rtmp::{MediaMessage, ServerEvent, ServerSession};
 pub struct RtmpServerConfig {
     /// Connections open at once; more are closed on accept.
     pub max_connections: usize,
+    /// Connections open at once from one IP address; more from it are closed on accept.
+    pub max_connections_per_ip: usize,
     /// From accept to an accepted publish.
     pub setup_timeout: Duration,
     /// Longest silence from a publishing client.
@@ -42,6 +47,7 @@ impl Default for RtmpServerConfig {
     fn default() -> Self {
         Self {
             max_connections: 128,
+            max_connections_per_ip: 4,
             setup_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(5),
@@ -83,6 +89,7 @@ pub struct RtmpServerStats {
     open: AtomicU64,
     accepted: AtomicU64,
     refused_limit: AtomicU64,
+    refused_per_ip: AtomicU64,
     publishing: AtomicU64,
     refused_publish: AtomicU64,
     timeouts: AtomicU64,
@@ -100,6 +107,8 @@ pub struct RtmpServerSnapshot {
     pub accepted: u64,
     /// Connections closed on accept because of the connection limit.
     pub refused_limit: u64,
+    /// Connections closed on accept because their address had as many open as allowed.
+    pub refused_per_ip: u64,
     /// Publishes live now.
     pub publishing: u64,
     /// Publish requests refused (key not listed, key busy, bad key).
@@ -122,6 +131,7 @@ impl RtmpServerStats {
             open: g(&self.open),
             accepted: g(&self.accepted),
             refused_limit: g(&self.refused_limit),
+            refused_per_ip: g(&self.refused_per_ip),
             publishing: g(&self.publishing),
             refused_publish: g(&self.refused_publish),
             timeouts: g(&self.timeouts),
@@ -140,6 +150,46 @@ fn dec(a: &AtomicU64) {
     a.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Connections open per address; a [`PerIpSlot`] holds one.
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection's place in its address's count, given back on drop.
+struct PerIpSlot {
+    counts: PerIp,
+    ip: IpAddr,
+}
+
+impl PerIpSlot {
+    /// Takes a place for `ip`, or `None` when it has `max` already.
+    fn take(counts: &PerIp, ip: IpAddr, max: usize) -> Option<Self> {
+        // An IPv4 client on a dual-stack socket counts as its IPv4 address.
+        let ip = ip.to_canonical();
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                // The map holds only addresses with connections open.
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Accepts RTMP publishers on `listener` until `shutdown` resolves. Runs on the caller's runtime.
 pub async fn serve_rtmp(
     listener: TcpListener,
@@ -149,6 +199,7 @@ pub async fn serve_rtmp(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_ip: PerIp = Arc::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -164,6 +215,12 @@ pub async fn serve_rtmp(
                 }
             },
         };
+        let Some(place) = PerIpSlot::take(&per_ip, peer.ip(), config.max_connections_per_ip.max(1))
+        else {
+            inc(&stats.refused_per_ip);
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             inc(&stats.refused_limit);
             drop(stream);
@@ -176,6 +233,7 @@ pub async fn serve_rtmp(
             connection(stream, peer, handler.as_ref(), config, &stats, stop).await;
             dec(&stats.open);
             drop(permit);
+            drop(place);
         });
     }
     let _ = stop_tx.send(true);
@@ -201,7 +259,6 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let mut session = ServerSession::new();
     let mut sink: Option<Box<dyn IngestSink>> = None;
-    let mut key = String::new();
     let setup_deadline = Instant::now() + config.setup_timeout;
     let mut buf = vec![0u8; 64 * 1024];
     let end = 'conn: loop {
@@ -234,7 +291,6 @@ async fn connection(
                                 break 'conn End::Protocol;
                             }
                             sink = Some(s);
-                            key = k;
                             inc(&stats.publishing);
                         }
                         Err(r) => {
@@ -248,8 +304,9 @@ async fn connection(
                 ServerEvent::Media(m) => {
                     if let Some(s) = sink.as_mut() {
                         if let Err(why) = s.media(m) {
+                            // The key is a secret: the sink's error names the stream.
                             tracing::warn!(
-                                "rtmp {peer}: stream {key}: {}; closing the connection",
+                                "rtmp {peer}: {}; closing the connection",
                                 one_line(why.as_ref())
                             );
                             break 'conn End::Sink;
@@ -284,5 +341,107 @@ async fn connection(
         End::Timeout => inc(&stats.timeouts),
         End::Protocol => inc(&stats.protocol_errors),
         End::Sink => inc(&stats.closed_by_sink),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refuses every publish: these tests only count connections.
+    struct Refuse;
+
+    impl IngestHandler for Refuse {
+        fn publish(
+            &self,
+            _app: &str,
+            _key: &str,
+            _peer: SocketAddr,
+        ) -> Result<Box<dyn IngestSink>, PublishRefusal> {
+            Err(PublishRefusal {
+                code: "NetStream.Publish.BadName".into(),
+                description: "test".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn per_address_places_are_counted_and_given_back() {
+        let counts: PerIp = Arc::default();
+        let a: IpAddr = [127, 0, 0, 2].into();
+        let held: Vec<PerIpSlot> = (0..2)
+            .map(|_| PerIpSlot::take(&counts, a, 2).expect("room"))
+            .collect();
+        assert!(PerIpSlot::take(&counts, a, 2).is_none());
+        // The same client through an IPv6 socket is the same address.
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().expect("ip");
+        assert!(PerIpSlot::take(&counts, mapped, 2).is_none());
+        let other = PerIpSlot::take(&counts, [127, 0, 0, 1].into(), 2).expect("another address");
+        drop(held);
+        drop(other);
+        assert!(counts.lock().expect("lock").is_empty());
+        assert!(PerIpSlot::take(&counts, a, 2).is_some());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_address_at_its_cap_leaves_room_for_another() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stats = Arc::new(RtmpServerStats::default());
+        let config = RtmpServerConfig {
+            max_connections: 4,
+            max_connections_per_ip: 2,
+            ..RtmpServerConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_rtmp(
+            listener,
+            Arc::new(Refuse),
+            config,
+            stats.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let connect_from = |ip: [u8; 4]| async move {
+            let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+            sock.bind(SocketAddr::from((ip, 0))).expect("bind");
+            let mut c = sock.connect(addr).await.expect("connect");
+            // Half a handshake, then silence.
+            let _ = c.write_all(&[3u8; 700]).await;
+            c
+        };
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            held.push(connect_from([127, 0, 0, 2]).await);
+        }
+        let until = |want: fn(&RtmpServerSnapshot) -> bool| {
+            let stats = stats.clone();
+            async move {
+                for _ in 0..200 {
+                    if want(&stats.snapshot()) {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                false
+            }
+        };
+        assert!(
+            until(|s| s.accepted == 2 && s.refused_per_ip == 4).await,
+            "{:?}",
+            stats.snapshot()
+        );
+        // Without the cap the first address would hold all 4 slots.
+        held.push(connect_from([127, 0, 0, 3]).await);
+        held.push(connect_from([127, 0, 0, 1]).await);
+        assert!(
+            until(|s| s.accepted == 4 && s.open == 4).await,
+            "{:?}",
+            stats.snapshot()
+        );
+        assert_eq!(stats.snapshot().refused_limit, 0);
+        let _ = stop.send(());
+        server.await.expect("join").expect("serve");
     }
 }

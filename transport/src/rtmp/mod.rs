@@ -16,9 +16,9 @@ pub use listener::{
 };
 pub use pstream_rtmp::{amf, chunk, server};
 pub use pstream_rtmp::{
-    redact, stream_key, MediaKind, MediaMessage, PublishSession, RtmpUrl, ServerError, ServerEvent,
-    ServerSession, SessionError, SessionEvent, UrlError, CHUNK_SIZE, RTMPS_PORT, RTMP_PORT,
-    WINDOW_ACK_SIZE,
+    mask_key, redact, stream_key, MediaKind, MediaMessage, PublishSession, RtmpUrl, ServerError,
+    ServerEvent, ServerSession, SessionError, SessionEvent, UrlError, CHUNK_SIZE, RTMPS_PORT,
+    RTMP_PORT, WINDOW_ACK_SIZE,
 };
 
 use thiserror::Error;

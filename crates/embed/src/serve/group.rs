@@ -225,17 +225,51 @@ fn finish(group: Group) {
     stream.stages_finished();
 }
 
+/// When ended streams are dropped, and what else goes with them.
+#[derive(Debug, Clone)]
+pub(crate) struct Eviction {
+    /// How long an ended stream stays listed (its playlists ended).
+    pub(crate) after: Duration,
+    /// The disk mirror whose files of a dropped stream are removed.
+    pub(crate) hls_dir: Option<HlsDir>,
+}
+
+impl Default for Eviction {
+    fn default() -> Self {
+        Self {
+            after: ENDED_RETENTION,
+            hls_dir: None,
+        }
+    }
+}
+
 /// The keeper's loop until `stop`: tends the groups as their stages
-/// return, and evicts ended streams once a second. Then stops the groups
-/// still running and finishes them.
-pub(crate) fn keep(groups: &Groups, live: &LiveStreams, stop: &Stop) -> Result<()> {
+/// return, and evicts ended streams (and their `--hls-dir` files) once a
+/// second. Then stops the groups still running and finishes them.
+pub(crate) fn keep(
+    groups: &Groups,
+    live: &LiveStreams,
+    eviction: &Eviction,
+    stop: &Stop,
+) -> Result<()> {
     let mut evicted = Instant::now();
     while !stop.requested() {
         groups.sleep(Duration::from_millis(100));
         groups.tend();
         if evicted.elapsed() >= Duration::from_secs(1) {
             evicted = Instant::now();
-            for key in live.evict_ended(ENDED_RETENTION) {
+            let gone = live.evict_ended_with(eviction.after, |stream| {
+                if let Some(dir) = &eviction.hls_dir {
+                    if let Err(e) = dir.remove_stream(stream.key()) {
+                        tracing::warn!(
+                            "HLS mirror {}: {}: {e}",
+                            dir.root().display(),
+                            stream.key()
+                        );
+                    }
+                }
+            });
+            for key in gone {
                 tracing::info!("{key}: ended stream dropped");
             }
         }
@@ -265,7 +299,9 @@ mod tests {
         let mut keeper = Stages::new(Stop::new());
         let (g, l) = (groups.clone(), live.clone());
         keeper
-            .spawn("keeper", move |stop| keep(&g, &l, stop))
+            .spawn("keeper", move |stop| {
+                keep(&g, &l, &Eviction::default(), stop)
+            })
             .expect("keeper");
         let variants = vec![(SOURCE.to_string(), 0), ("low".to_string(), 0)];
         let hls = HlsConfig::default();

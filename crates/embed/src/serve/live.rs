@@ -10,8 +10,9 @@
 //! again. A returning publisher gets the same segmenters back, so its
 //! playlists continue after a discontinuity. The playlist and segment
 //! lookups are what an HTTP server needs; ended streams are kept for
-//! [`LiveStreams::evict_ended`] to drop later, so the memory held is
-//! bounded by the streams of the last few minutes.
+//! [`LiveStreams::evict_ended`] to drop later (after a while, and the
+//! oldest at once past a count), so the memory held is bounded by the
+//! streams of the last few minutes, and by the count.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -191,19 +192,50 @@ impl Drop for PublishClaim {
 }
 
 /// Every stream key a server has seen recently (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LiveStreams {
     streams: RwLock<HashMap<String, Arc<LiveStream>>>,
+    /// Streams live at once; a publish past it is refused.
+    max_live: usize,
+    /// Ended streams kept; past it the oldest are evicted first.
+    max_ended: usize,
 }
 
-/// Why a key cannot be published now.
+impl Default for LiveStreams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why a stream cannot be published now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyBusy;
+#[non_exhaustive]
+pub enum KeyBusy {
+    /// Another publisher (or its stages, still draining) holds the stream.
+    Publishing,
+    /// As many streams as allowed are live ([`LiveStreams::limited`]).
+    TooManyStreams {
+        /// The limit.
+        max: usize,
+    },
+}
 
 impl LiveStreams {
-    /// No streams.
+    /// No streams, and no limit on how many may be live.
     pub fn new() -> Self {
-        Self::default()
+        Self::limited(usize::MAX)
+    }
+
+    /// No streams; at most `max_live` live at once (a publish of a stream
+    /// not yet live is refused past it), and as many ended ones kept:
+    /// publishers cycling through new keys cannot make the server hold
+    /// more than twice the limit.
+    pub fn limited(max_live: usize) -> Self {
+        Self {
+            streams: RwLock::default(),
+            max_live,
+            max_ended: max_live,
+        }
     }
 
     /// Claims `key` for a new publisher. A new key gets one segmenter per
@@ -221,10 +253,15 @@ impl LiveStreams {
             released: AtomicBool::new(false),
         };
         let mut map = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(key).is_none_or(|s| !s.is_live())
+            && map.values().filter(|s| s.is_live()).count() >= self.max_live
+        {
+            return Ok(Err(KeyBusy::TooManyStreams { max: self.max_live }));
+        }
         if let Some(stream) = map.get(key) {
             let mut s = stream.state();
             if s.publishing || s.stages > 0 {
-                return Ok(Err(KeyBusy));
+                return Ok(Err(KeyBusy::Publishing));
             }
             s.publishing = true;
             s.ended_at = None;
@@ -286,20 +323,41 @@ impl LiveStreams {
 
     /// Drops streams that ended more than `age` ago; returns their keys.
     pub fn evict_ended(&self, age: Duration) -> Vec<String> {
+        self.evict_ended_with(age, |_| {})
+    }
+
+    /// Drops streams that ended more than `age` ago, and the oldest ended
+    /// ones past the number kept ([`LiveStreams::limited`]); calls
+    /// `on_evict` for each while no stream can begin, so what it removes
+    /// (a stream's files) cannot be a returning publisher's new ones.
+    /// Returns their keys, oldest first.
+    pub fn evict_ended_with(
+        &self,
+        age: Duration,
+        mut on_evict: impl FnMut(&LiveStream),
+    ) -> Vec<String> {
         let mut map = self.streams.write().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let old: Vec<String> = map
+        let mut ended: Vec<(Instant, String)> = map
             .iter()
-            .filter(|(_, s)| {
+            .filter_map(|(k, s)| {
                 let st = s.state();
-                !st.publishing
-                    && st.stages == 0
-                    && st.ended_at.is_some_and(|t| now.duration_since(t) >= age)
+                let t = st.ended_at.filter(|_| !st.publishing && st.stages == 0)?;
+                Some((t, k.clone()))
             })
-            .map(|(k, _)| k.clone())
+            .collect();
+        ended.sort();
+        let over = ended.len().saturating_sub(self.max_ended);
+        let old: Vec<String> = ended
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (t, _))| *i < over || now.duration_since(*t) >= age)
+            .map(|(_, (_, k))| k)
             .collect();
         for k in &old {
-            map.remove(k);
+            if let Some(stream) = map.remove(k) {
+                on_evict(&stream);
+            }
         }
         old
     }
@@ -371,7 +429,7 @@ mod tests {
         assert_eq!(first.session(), 1);
         assert!(matches!(
             live.begin("k", &variants(), &cfg).expect("config"),
-            Err(KeyBusy)
+            Err(KeyBusy::Publishing)
         ));
         s.stages_started();
         first.release();
@@ -400,6 +458,58 @@ mod tests {
         assert!(live.evict_ended(Duration::from_secs(60)).is_empty());
         assert_eq!(live.evict_ended(Duration::ZERO), vec!["k".to_string()]);
         assert!(live.get("k").is_none());
+    }
+
+    #[test]
+    fn past_the_limit_a_new_stream_is_refused_and_a_returning_one_is_not() {
+        let live = LiveStreams::limited(2);
+        let cfg = HlsConfig::default();
+        let begin = |key: &str| live.begin(key, &variants(), &cfg).expect("config");
+        let a = begin("a").expect("first");
+        let _b = begin("b").expect("second");
+        assert_eq!(begin("c").err(), Some(KeyBusy::TooManyStreams { max: 2 }));
+        assert_eq!(begin("a").err(), Some(KeyBusy::Publishing));
+        drop(a);
+        // "a" ended: room for a new stream, or for "a" again.
+        let _c = begin("c").expect("room again");
+        assert!(begin("a").is_err());
+    }
+
+    #[test]
+    fn ended_streams_past_the_limit_are_evicted_oldest_first() {
+        let live = LiveStreams::limited(2);
+        let cfg = HlsConfig::default();
+        for key in ["a", "b", "c", "d", "e"] {
+            drop(
+                live.begin(key, &variants(), &cfg)
+                    .expect("config")
+                    .expect("free"),
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _live = live
+            .begin("f", &variants(), &cfg)
+            .expect("config")
+            .expect("free");
+        let mut seen = Vec::new();
+        let gone =
+            live.evict_ended_with(Duration::from_secs(60), |s| seen.push(s.key().to_string()));
+        assert_eq!(gone, ["a", "b", "c"]);
+        assert_eq!(seen, gone);
+        let mut left: Vec<String> = live.all().iter().map(|s| s.key().to_string()).collect();
+        left.sort();
+        assert_eq!(left, ["d", "e", "f"]);
+        // Unlimited (a keys list bounds the streams): only age evicts.
+        let open = LiveStreams::new();
+        for key in ["a", "b", "c"] {
+            drop(
+                open.begin(key, &variants(), &cfg)
+                    .expect("config")
+                    .expect("free"),
+            );
+        }
+        assert!(open.evict_ended(Duration::from_secs(60)).is_empty());
+        assert_eq!(open.evict_ended(Duration::ZERO).len(), 3);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use pstream_transport::http::HttpStats;
 use pstream_transport::rtmp::RtmpServerStats;
@@ -51,12 +52,21 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The server's own refusal counters (the RTMP server counts the rest).
+#[derive(Debug, Default)]
+pub(crate) struct Refused {
+    /// Publishes closed because of a codec the server does not take.
+    pub(crate) codecs: Arc<AtomicU64>,
+    /// Publishes of a new stream refused at `--max-streams`.
+    pub(crate) streams: Arc<AtomicU64>,
+}
+
 /// Every metric, now.
 pub(crate) fn render(
     live: &LiveStreams,
     rtmp: &RtmpServerStats,
     http: &HttpStats,
-    unknown_codecs: &AtomicU64,
+    refused: &Refused,
 ) -> String {
     let r = rtmp.snapshot();
     let h = http.snapshot();
@@ -175,6 +185,16 @@ pub(crate) fn render(
     )
     .sample(
         "pstream_connections_refused_total",
+        &[("protocol", "rtmp"), ("reason", "per_ip")],
+        r.refused_per_ip,
+    )
+    .sample(
+        "pstream_connections_refused_total",
+        &[("protocol", "rtmp"), ("reason", "streams")],
+        refused.streams.load(Ordering::Relaxed),
+    )
+    .sample(
+        "pstream_connections_refused_total",
         &[("protocol", "rtmp"), ("reason", "key")],
         r.refused_publish,
     )
@@ -191,7 +211,7 @@ pub(crate) fn render(
     .sample(
         "pstream_connections_refused_total",
         &[("protocol", "rtmp"), ("reason", "codec")],
-        unknown_codecs.load(Ordering::Relaxed),
+        refused.codecs.load(Ordering::Relaxed),
     )
     .sample(
         "pstream_connections_refused_total",
@@ -265,7 +285,10 @@ mod tests {
             &LiveStreams::new(),
             &RtmpServerStats::default(),
             &HttpStats::new(),
-            &AtomicU64::new(3),
+            &Refused {
+                codecs: Arc::new(AtomicU64::new(3)),
+                streams: Arc::new(AtomicU64::new(2)),
+            },
         );
         let mut families = 0;
         for line in text.lines() {
@@ -283,6 +306,12 @@ mod tests {
         assert!(text
             .contains("pstream_connections_refused_total{protocol=\"rtmp\",reason=\"codec\"} 3\n"));
         assert!(text.contains("pstream_streams{state=\"live\"} 0\n"));
+        assert!(text.contains(
+            "pstream_connections_refused_total{protocol=\"rtmp\",reason=\"streams\"} 2\n"
+        ));
+        assert!(text.contains(
+            "pstream_connections_refused_total{protocol=\"rtmp\",reason=\"per_ip\"} 0\n"
+        ));
     }
 
     #[test]

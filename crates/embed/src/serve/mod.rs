@@ -10,9 +10,10 @@
 //! HTTP server ◀── LiveStreams (playlists and segments in memory)
 //! ```
 //! The RTMP and HTTP servers share one tokio runtime that the server owns;
-//! each stage is a thread behind a bounded drop-oldest link, so a rendition
-//! that cannot keep up drops (and counts) its own units and never stalls the
-//! source. The RTMP server is `pstream_transport::rtmp`, the HTTP server
+//! each stage is a thread behind a drop-oldest queue bounded in units and
+//! in bytes (`queue.rs`), so a rendition that cannot keep up drops (and
+//! counts) its own units and never stalls the source, and no publisher's
+//! units can fill memory. The RTMP server is `pstream_transport::rtmp`, the HTTP server
 //! `pstream_transport::http`, demuxing and segmenting `pstream_mux`, the
 //! transcoder `pstream_codec`; this module holds the live streams
 //! ([`live`]), the disk mirror ([`hls_dir`]), the publisher with its gate
@@ -40,10 +41,11 @@ pub mod hls_dir;
 pub mod live;
 mod metrics;
 mod publisher;
+mod queue;
 mod stage;
 mod stats;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -61,21 +63,62 @@ pub use hls_dir::HlsDir;
 pub use live::{LiveStream, LiveStreams, LiveVariant, PublishClaim, SOURCE};
 pub use pstream_codec::Rendition;
 
-/// Ended streams stay listed (with `EXT-X-ENDLIST`) this long.
+/// Ended streams stay listed (with `EXT-X-ENDLIST`) this long by default
+/// ([`ServeConfig::keep_ended`]).
 pub const ENDED_RETENTION: Duration = Duration::from_secs(300);
 /// Audio bitrate assumed in a rendition's nominal bandwidth before it is measured.
 const NOMINAL_AUDIO_BPS: u64 = 128_000;
 /// How long [`HlsServer::wait`] gives the servers, then the stages, to finish.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
+/// One stream a keys list allows: the secret key its publisher puts in the
+/// RTMP URL, and the public name viewers use (`/stream/<name>.m3u8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamKey {
+    /// The publish key (`rtmp://host/app/<key>`), a secret: logs show it masked.
+    pub key: String,
+    /// The name in viewers' URLs; the key itself when none was given.
+    pub name: String,
+    /// Where it was given (`keys.txt:3`), for messages; empty when built in code.
+    pub origin: String,
+}
+
+impl StreamKey {
+    /// A stream whose viewers use `name` and whose publisher uses `key`.
+    pub fn new(key: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            name: name.into(),
+            origin: String::new(),
+        }
+    }
+
+    /// A stream whose name is its key: its viewers can see the key.
+    pub fn named_by_key(key: impl Into<String>) -> Self {
+        let key = key.into();
+        Self::new(key.clone(), key)
+    }
+
+    /// Where it was given, or which entry of the list it is (`n` from 1).
+    fn origin(&self, n: usize) -> String {
+        if self.origin.is_empty() {
+            format!("stream {n} of the keys list")
+        } else {
+            self.origin.clone()
+        }
+    }
+}
+
 /// Which stream keys may publish.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Keys {
-    /// Any key the RTMP server accepts as a name (`[A-Za-z0-9_.-]`).
+    /// Any key the RTMP server accepts as a name (`[A-Za-z0-9_-]`), which is
+    /// also the stream's public name; at most [`ServeConfig::max_streams`]
+    /// live at once.
     #[default]
     Any,
     /// Only these; others are refused with `NetStream.Publish.BadName`.
-    Listed(HashSet<String>),
+    Listed(Vec<StreamKey>),
     /// Only those listed in this file, read at start ([`read_keys`]).
     File(PathBuf),
 }
@@ -96,10 +139,22 @@ pub struct ServeConfig {
     /// Which stream keys may publish.
     pub keys: Keys,
     /// Also write playlists and segments below this directory
-    /// (`<key>.m3u8`, `<key>/<variant>.m3u8`, `<key>/<variant>/<n>.ts`).
+    /// (`<name>.m3u8`, `<name>/<variant>.m3u8`,
+    /// `<name>/<variant>/<session>-<n>.ts`); a stream's files are removed
+    /// when the server drops it ([`ServeConfig::keep_ended`]).
     pub hls_dir: Option<PathBuf>,
+    /// How long an ended stream stays listed (its playlists ended with
+    /// `EXT-X-ENDLIST`) before it and its `hls_dir` files are dropped.
+    /// Without a keys list, at most `max_streams` ended streams are kept,
+    /// the oldest dropped first.
+    pub keep_ended: Duration,
     /// RTMP connections open at once; more are closed on accept.
     pub max_connections: usize,
+    /// RTMP connections open at once from one IP address; more from it are
+    /// closed on accept.
+    pub max_connections_per_ip: usize,
+    /// Without a keys list, streams live at once; more publishes are refused.
+    pub max_streams: usize,
     /// Serve Prometheus metrics at `http://<this>/metrics` (off when None;
     /// its own address, so it can stay private while HLS faces the internet).
     pub metrics: Option<String>,
@@ -108,7 +163,9 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// `pstream serve`'s defaults: RTMP on 0.0.0.0:1935, HLS on
     /// 0.0.0.0:8935, the source plus `P144p30fps16x9`, 2 s segments, 6 in
-    /// each playlist, any key, no disk mirror, 128 RTMP connections.
+    /// each playlist, any key (16 streams live at most), no disk mirror,
+    /// ended streams kept 5 minutes, 128 RTMP connections, 4 from one
+    /// address.
     pub fn new() -> Self {
         Self {
             rtmp: "0.0.0.0:1935".into(),
@@ -118,7 +175,10 @@ impl ServeConfig {
             window: 6,
             keys: Keys::Any,
             hls_dir: None,
+            keep_ended: ENDED_RETENTION,
             max_connections: 128,
+            max_connections_per_ip: 4,
+            max_streams: 16,
             metrics: None,
         }
     }
@@ -139,6 +199,14 @@ impl ServeConfig {
         }
         if self.max_connections == 0 {
             return Err(Error::Config("max connections must be at least 1".into()));
+        }
+        if self.max_connections_per_ip == 0 {
+            return Err(Error::Config(
+                "max connections per address must be at least 1".into(),
+            ));
+        }
+        if self.max_streams == 0 {
+            return Err(Error::Config("max streams must be at least 1".into()));
         }
         Ok(())
     }
@@ -172,27 +240,124 @@ impl Default for ServeConfig {
     }
 }
 
-/// Reads a keys file: one key per line, blank lines and `#` comments ignored.
-pub fn read_keys(path: &Path) -> Result<HashSet<String>> {
+/// Reads a keys file: one stream per line, `KEY NAME` (the secret publish
+/// key, then the public name viewers use) or `KEY` alone (the name is the
+/// key); blank lines and `#` comments ignored. A bad line is an error naming
+/// the file and line ([`check_keys`]).
+pub fn read_keys(path: &Path) -> Result<Vec<StreamKey>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::File {
         action: "read",
         path: path.to_path_buf(),
         source,
     })?;
-    let keys: HashSet<String> = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default().trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let origin = format!("{}:{}", path.display(), i + 1);
+        let fields: Vec<&str> = line
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let mut entry = match fields.as_slice() {
+            [] => continue,
+            [key] => StreamKey::named_by_key(*key),
+            [key, name] => StreamKey::new(*key, *name),
+            _ => {
+                return Err(Error::Config(format!(
+                    "{origin}: {} fields where a line is KEY NAME (or KEY alone)",
+                    fields.len()
+                )))
+            }
+        };
+        entry.origin = origin;
+        keys.push(entry);
+    }
     if keys.is_empty() {
         return Err(Error::Config(format!("{} lists no key", path.display())));
     }
+    check_keys(&keys)?;
     Ok(keys)
 }
 
+/// Refuses a keys list that cannot work or would give a key away: keys and
+/// names must be names the RTMP server and URLs take (`[A-Za-z0-9_-]`, at
+/// most 64), each key and each name once, and no name may be another
+/// stream's key (its viewers would see that key). The error names the
+/// entry's origin (`keys.txt:3`).
+pub fn check_keys(keys: &[StreamKey]) -> Result<()> {
+    use pstream_transport::rtmp::mask_key;
+    use pstream_transport::rtmp::server::{is_safe_name, MAX_NAME_LEN};
+    let mut by_key: HashMap<&str, usize> = HashMap::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    let bad = |n: usize, e: &StreamKey, why: String| {
+        Err(Error::Config(format!("{}: {why}", e.origin(n))))
+    };
+    for (i, e) in keys.iter().enumerate() {
+        let n = i + 1;
+        let rule = format!("only letters, digits, '_' and '-', at most {MAX_NAME_LEN}");
+        if !is_safe_name(&e.key) {
+            return bad(
+                n,
+                e,
+                format!("key {} is not a stream key ({rule})", mask_key(&e.key)),
+            );
+        }
+        if !is_safe_name(&e.name) {
+            return bad(
+                n,
+                e,
+                format!("name {:?} is not a stream name ({rule})", e.name),
+            );
+        }
+        if let Some(first) = by_key.insert(&e.key, n) {
+            let other = keys[first - 1].origin(first);
+            return bad(
+                n,
+                e,
+                format!("key {} already given at {other}", mask_key(&e.key)),
+            );
+        }
+        if let Some(first) = by_name.insert(&e.name, n) {
+            let other = keys[first - 1].origin(first);
+            return bad(n, e, format!("name {:?} already given at {other}", e.name));
+        }
+    }
+    for (i, e) in keys.iter().enumerate() {
+        if let Some(&other) = by_key.get(e.name.as_str()).filter(|&&k| k != i + 1) {
+            let o = keys[other - 1].origin(other);
+            return bad(
+                i + 1,
+                e,
+                format!("its name is the key of {o}: its viewers would see that key"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The warnings a server gives at start about who may publish and who can
+/// see a key: with no list, anyone may publish (and the cap); with a list,
+/// one line per stream named by its own key (the key masked).
+fn warn_about_keys(keys: Option<&[StreamKey]>, max_streams: usize) {
+    use pstream_transport::rtmp::mask_key;
+    let Some(keys) = keys else {
+        tracing::warn!(
+            "no keys list (--keys): anyone may publish under any key, and each stream's key is its name in viewers' URLs; at most {max_streams} streams live at once (--max-streams)"
+        );
+        return;
+    };
+    for (i, e) in keys.iter().enumerate().filter(|(_, e)| e.key == e.name) {
+        tracing::warn!(
+            "{}: stream key {} has no name of its own: its viewers see the key in their URL and can publish with it (give a name: KEY NAME)",
+            e.origin(i + 1),
+            mask_key(&e.key)
+        );
+    }
+}
+
 /// Builds an HLS server for RTMP publishers: [`Serve::new`], a few
-/// settings, [`Serve::start`]. Players open `/stream/<key>.m3u8`.
+/// settings, [`Serve::start`]. Players open `/stream/<name>.m3u8`.
 #[derive(Debug, Clone, Default)]
 pub struct Serve {
     config: ServeConfig,
@@ -229,13 +394,44 @@ impl Serve {
         self
     }
 
-    /// Only these stream keys may publish.
+    /// Only these stream keys may publish, each under its own key as the
+    /// stream's name (so its viewers see the key: a warning at start says
+    /// so); [`Serve::streams`] gives streams names of their own.
     pub fn keys<S: Into<String>>(mut self, keys: impl IntoIterator<Item = S>) -> Self {
-        self.config.keys = Keys::Listed(keys.into_iter().map(Into::into).collect());
+        self.config.keys = Keys::Listed(keys.into_iter().map(StreamKey::named_by_key).collect());
         self
     }
 
-    /// Only the keys listed in this file may publish (one per line, `#` comments).
+    /// Only these `(key, name)` streams may publish: the publisher uses the
+    /// secret key, viewers the name (`/stream/<name>.m3u8`).
+    pub fn streams<K: Into<String>, N: Into<String>>(
+        mut self,
+        streams: impl IntoIterator<Item = (K, N)>,
+    ) -> Self {
+        self.config.keys = Keys::Listed(
+            streams
+                .into_iter()
+                .map(|(k, n)| StreamKey::new(k, n))
+                .collect(),
+        );
+        self
+    }
+
+    /// Without a keys list, at most this many streams live at once (16).
+    pub fn max_streams(mut self, streams: usize) -> Self {
+        self.config.max_streams = streams;
+        self
+    }
+
+    /// How long an ended stream stays listed before it (and its disk
+    /// mirror files) is dropped (5 minutes).
+    pub fn keep_ended(mut self, keep: Duration) -> Self {
+        self.config.keep_ended = keep;
+        self
+    }
+
+    /// Only the streams listed in this file may publish (`KEY NAME` or
+    /// `KEY` per line, `#` comments; [`read_keys`]).
     pub fn keys_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.keys = Keys::File(path.into());
         self
@@ -287,6 +483,7 @@ pub struct HlsServer {
     rtmp_stats: Arc<RtmpServerStats>,
     http_stats: Arc<HttpStats>,
     unknown_codecs: Arc<AtomicU64>,
+    refused_streams: Arc<AtomicU64>,
     rtmp_addr: SocketAddr,
     http_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
@@ -310,9 +507,18 @@ impl HlsServer {
         config.check()?;
         let keys = match &config.keys {
             Keys::Any => None,
-            Keys::Listed(k) => Some(k.clone()),
+            Keys::Listed(k) => {
+                check_keys(k)?;
+                Some(k.clone())
+            }
             Keys::File(path) => Some(read_keys(path)?),
         };
+        warn_about_keys(keys.as_deref(), config.max_streams);
+        let keys = keys.map(|list| {
+            list.into_iter()
+                .map(|e| (e.key, e.name))
+                .collect::<HashMap<_, _>>()
+        });
         let hls_dir = config
             .hls_dir
             .as_ref()
@@ -332,17 +538,22 @@ impl HlsServer {
                 u64::from(r.bitrate_bps()) + NOMINAL_AUDIO_BPS,
             )
         }));
-        let live = Arc::new(LiveStreams::new());
+        let live = Arc::new(match keys {
+            Some(_) => LiveStreams::new(),
+            None => LiveStreams::limited(config.max_streams),
+        });
         let unknown_codecs = Arc::new(AtomicU64::new(0));
+        let refused_streams = Arc::new(AtomicU64::new(0));
         let groups = Arc::new(group::Groups::new());
         let handler = Arc::new(publisher::Handler {
             groups: groups.clone(),
             live: live.clone(),
             keys,
+            refused_streams: refused_streams.clone(),
             renditions: renditions.clone(),
             variants,
             hls: config.hls(),
-            hls_dir,
+            hls_dir: hls_dir.clone(),
             unknown_codecs: unknown_codecs.clone(),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -395,6 +606,7 @@ impl HlsServer {
         };
         let rtmp_config = RtmpServerConfig {
             max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
             ..RtmpServerConfig::default()
         };
         let mut tasks = vec![
@@ -413,28 +625,31 @@ impl HlsServer {
             )),
         ];
         if let Some(listener) = metrics_listener {
-            let (live, rtmp, http, codecs) = (
-                live.clone(),
-                rtmp_stats.clone(),
-                http_stats.clone(),
-                unknown_codecs.clone(),
-            );
+            let (live, rtmp, http) = (live.clone(), rtmp_stats.clone(), http_stats.clone());
+            let refused = metrics::Refused {
+                codecs: unknown_codecs.clone(),
+                streams: refused_streams.clone(),
+            };
             let render: RenderMetrics =
-                Arc::new(move || metrics::render(&live, &rtmp, &http, &codecs));
+                Arc::new(move || metrics::render(&live, &rtmp, &http, &refused));
             tasks.push(runtime.spawn(serve_metrics(listener, render, stopped(stop.clone()))));
         }
         // The keeper has a stop flag of its own: at the end it outlives the
         // servers, to finish the groups their publishers leave behind.
         let mut keeper = Stages::new(Stop::new());
         let (tended, evicting) = (groups.clone(), live.clone());
+        let eviction = group::Eviction {
+            after: config.keep_ended,
+            hls_dir: hls_dir.clone(),
+        };
         keeper.spawn("serve/keeper", move |stop| {
-            group::keep(&tended, &evicting, stop)
+            group::keep(&tended, &evicting, &eviction, stop)
         })?;
         if let Some(m) = metrics_addr {
             tracing::info!("metrics: http://{m}/metrics");
         }
         tracing::info!(
-            "listening: rtmp://{rtmp_addr}/<key> for publishers, http://{http_addr}/stream/<key>.m3u8 for players; renditions: {}",
+            "listening: rtmp://{rtmp_addr}/<key> for publishers, http://{http_addr}/stream/<name>.m3u8 for players; renditions: {}",
             if renditions.is_empty() {
                 "none".to_string()
             } else {
@@ -451,6 +666,7 @@ impl HlsServer {
             rtmp_stats,
             http_stats,
             unknown_codecs,
+            refused_streams,
             rtmp_addr,
             http_addr,
             metrics_addr,
@@ -500,6 +716,7 @@ impl HlsServer {
             &self.rtmp_stats,
             &self.http_stats,
             &self.unknown_codecs,
+            &self.refused_streams,
         )
     }
 
@@ -511,6 +728,7 @@ impl HlsServer {
             &self.rtmp_stats,
             &self.http_stats,
             &self.unknown_codecs,
+            &self.refused_streams,
         )
     }
 
@@ -570,10 +788,18 @@ mod tests {
     #[test]
     fn keys_files_skip_comments_and_blanks() {
         let path = std::env::temp_dir().join(format!("pstream-serve-keys-{}", std::process::id()));
-        std::fs::write(&path, "# allowed\nalpha\n\n beta  # second\n").expect("write");
+        std::fs::write(&path, "# allowed\nalpha\n\n beta  viewers # second\n").expect("write");
         let keys = read_keys(&path).expect("keys");
         assert_eq!(keys.len(), 2);
-        assert!(keys.contains("alpha") && keys.contains("beta"));
+        assert_eq!(
+            (keys[0].key.as_str(), keys[0].name.as_str()),
+            ("alpha", "alpha")
+        );
+        assert_eq!(
+            (keys[1].key.as_str(), keys[1].name.as_str()),
+            ("beta", "viewers")
+        );
+        assert_eq!(keys[1].origin, format!("{}:4", path.display()));
         std::fs::write(&path, "# nothing\n").expect("write");
         assert!(matches!(read_keys(&path), Err(Error::Config(_))));
         let _ = std::fs::remove_file(&path);
@@ -581,6 +807,46 @@ mod tests {
             read_keys(&path),
             Err(Error::File { action: "read", .. })
         ));
+    }
+
+    #[test]
+    fn bad_keys_lines_name_their_file_and_line_and_never_show_the_key() {
+        let path =
+            std::env::temp_dir().join(format!("pstream-serve-badkeys-{}", std::process::id()));
+        let cases = [
+            ("s3cret one\ns3cret two\n", ":2: key **** already given at "),
+            (
+                "s3cret one\nother one\n",
+                ":2: name \"one\" already given at ",
+            ),
+            (
+                "# c\ns3cret one two\n",
+                ":2: 3 fields where a line is KEY NAME",
+            ),
+            ("s3cret ../up\n", ":1: name \"../up\" is not a stream name"),
+            ("s3cret/x name\n", ":1: key **** is not a stream key"),
+            ("s3cret one\nother s3cret\n", ":2: its name is the key of "),
+        ];
+        for (text, needle) in cases {
+            std::fs::write(&path, text).expect("write");
+            let err = read_keys(&path).expect_err(text).to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(err.starts_with(&path.display().to_string()), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        let _ = std::fs::remove_file(&path);
+        // The builder's lists are checked the same way at start.
+        let err = Serve::new()
+            .rtmp("127.0.0.1:0")
+            .http("127.0.0.1:0")
+            .streams([("k1", "same"), ("k2", "same")])
+            .start()
+            .expect_err("a name twice");
+        assert!(
+            err.to_string()
+                .starts_with("stream 2 of the keys list: name"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -594,6 +860,9 @@ mod tests {
         assert!(config.check().is_err());
         config.window = 6;
         config.max_connections = 0;
+        assert!(config.check().is_err());
+        config.max_connections = 1;
+        config.max_streams = 0;
         assert!(config.check().is_err());
         let mut serve = Serve::new().segment_seconds(100.0);
         assert!(matches!(serve.clone().start(), Err(Error::Config(_))));

@@ -2,30 +2,83 @@
 //! keys), and per publish the FLV demuxer, the gate that holds media until
 //! both tracks are known, and the links into that stream's stages.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pstream_codec::{Rendition, Transcoder};
-use pstream_core::{link, BoxError, EncodedUnit, LinkSender};
+use pstream_core::{BoxError, EncodedUnit};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
 use pstream_transport::http::{HlsCatalog, Resource};
-use pstream_transport::rtmp::{IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal};
+use pstream_transport::rtmp::{
+    mask_key, IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal,
+};
 
 use super::group::{Groups, StageFn};
 use super::hls_dir::HlsDir;
-use super::live::{LiveStreams, PublishClaim};
+use super::live::{KeyBusy, LiveStreams, PublishClaim};
+use super::queue::{unit_queue, UnitReceiver, UnitSender};
 use super::stage::VariantStage;
 use crate::run::Stop;
 
 /// Units waiting for the source stage (it only muxes, so this rarely fills).
 const SOURCE_QUEUE: usize = 512;
+/// Payload bytes waiting for the source stage: over 10 s of a 20 Mbit/s
+/// publish; the unit count alone would let 16 MiB messages take 8 GiB.
+const SOURCE_QUEUE_BYTES: usize = 32 << 20;
 /// Units waiting for a rendition stage: about 1.5 s of 30 fps video plus AAC.
 const RENDITION_QUEUE: usize = 120;
+/// Payload bytes waiting for a rendition stage: 1.5 s of video far above
+/// any publish a rendition is made from.
+const RENDITION_QUEUE_BYTES: usize = 16 << 20;
 /// Most units held while waiting for both sequence headers.
 const GATE_UNITS: usize = 300;
+/// Most payload bytes held while waiting for both sequence headers: past
+/// it, as past [`GATE_UNITS`], the stages start with the tracks known.
+const GATE_BYTES: usize = 16 << 20;
+
+/// The queue into one stage: a rendition's (it transcodes) or the source's.
+fn stage_queue(rendition: bool) -> (UnitSender, UnitReceiver) {
+    if rendition {
+        unit_queue(RENDITION_QUEUE, RENDITION_QUEUE_BYTES)
+    } else {
+        unit_queue(SOURCE_QUEUE, SOURCE_QUEUE_BYTES)
+    }
+}
+
+/// Units held until both tracks are known, counted in bytes too.
+#[derive(Debug, Default)]
+struct Gate {
+    units: Vec<EncodedUnit>,
+    bytes: usize,
+}
+
+impl Gate {
+    fn push(&mut self, unit: EncodedUnit) {
+        self.bytes += unit.data.len();
+        self.units.push(unit);
+    }
+
+    /// Holds as much as it may: the stages start with what is known.
+    fn full(&self) -> bool {
+        self.units.len() >= GATE_UNITS || self.bytes >= GATE_BYTES
+    }
+
+    /// The media time it spans.
+    fn span(&self) -> Duration {
+        match (self.units.first(), self.units.last()) {
+            (Some(a), Some(b)) => b.pts.saturating_sub(a.pts),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn take(&mut self) -> Vec<EncodedUnit> {
+        self.bytes = 0;
+        std::mem::take(&mut self.units)
+    }
+}
 /// Longest media span held while waiting for the second track's sequence header.
 const GATE_SPAN: Duration = Duration::from_secs(2);
 
@@ -49,8 +102,11 @@ impl HlsCatalog for Catalog {
 /// Decides on publishes and builds each publisher's pipeline.
 pub(crate) struct Handler {
     pub(crate) live: Arc<LiveStreams>,
-    /// Keys allowed to publish; `None`: any.
-    pub(crate) keys: Option<HashSet<String>>,
+    /// Keys allowed to publish, each with its stream's public name; `None`:
+    /// any key, named by itself.
+    pub(crate) keys: Option<HashMap<String, String>>,
+    /// Publishes refused because as many streams as allowed were live.
+    pub(crate) refused_streams: Arc<AtomicU64>,
     pub(crate) renditions: Vec<Rendition>,
     /// (name, nominal bits per second) of the source and each rendition.
     pub(crate) variants: Vec<(String, u64)>,
@@ -72,18 +128,35 @@ impl IngestHandler for Handler {
             code: "NetStream.Publish.BadName".into(),
             description: description.into(),
         };
-        if self.keys.as_ref().is_some_and(|k| !k.contains(key)) {
-            tracing::warn!("{peer}: publish of {key:?} refused: not in --keys");
-            return Err(refuse("stream key not allowed"));
-        }
-        let claim = match self.live.begin(key, &self.variants, &self.hls) {
+        // Logs name a stream by its public name and never show a key.
+        let name = match &self.keys {
+            None => key,
+            Some(keys) => match keys.get(key) {
+                Some(name) => name.as_str(),
+                None => {
+                    tracing::warn!(
+                        "{peer}: publish refused: key {} not in --keys",
+                        mask_key(key)
+                    );
+                    return Err(refuse("stream key not allowed"));
+                }
+            },
+        };
+        let claim = match self.live.begin(name, &self.variants, &self.hls) {
             Ok(Ok(c)) => Arc::new(c),
+            Ok(Err(KeyBusy::TooManyStreams { max })) => {
+                self.refused_streams.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "{peer}: publish of a new stream refused: {max} streams are live, the --max-streams limit"
+                );
+                return Err(refuse("too many streams live"));
+            }
             Ok(Err(_busy)) => {
-                tracing::warn!("{peer}: publish of {key:?} refused: already publishing");
+                tracing::warn!("{peer}: publish refused: {name} is already publishing");
                 return Err(refuse("stream key already publishing"));
             }
             Err(e) => {
-                tracing::error!("{peer}: {key}: {e}");
+                tracing::error!("{peer}: {name}: {e}");
                 return Err(PublishRefusal {
                     code: "NetStream.Publish.Failed".into(),
                     description: e.to_string(),
@@ -91,14 +164,14 @@ impl IngestHandler for Handler {
             }
         };
         tracing::info!(
-            "{key}: publishing from {peer} (session {})",
+            "{name}: publishing from {peer} (session {})",
             claim.session()
         );
         Ok(Box::new(Publisher {
-            key: key.to_string(),
+            key: name.to_string(),
             claim,
             demux: FlvDemuxer::new(),
-            gate: Vec::new(),
+            gate: Gate::default(),
             outs: None,
             group_stop: None,
             renditions: self.renditions.clone(),
@@ -111,14 +184,15 @@ impl IngestHandler for Handler {
 
 /// One publish: demuxes tags and feeds the stages.
 struct Publisher {
+    /// The stream's public name (never its publish key).
     key: String,
     /// This publish session's hold on the key.
     claim: Arc<PublishClaim>,
     demux: FlvDemuxer,
     /// Units held until both tracks are known.
-    gate: Vec<EncodedUnit>,
-    /// One link per stage, once started.
-    outs: Option<Vec<LinkSender<EncodedUnit>>>,
+    gate: Gate,
+    /// One queue per stage, once started.
+    outs: Option<Vec<UnitSender>>,
     /// The stop flag of this publish's stage group, set once one failed.
     group_stop: Option<Stop>,
     renditions: Vec<Rendition>,
@@ -137,11 +211,7 @@ impl Publisher {
         if video && audio {
             return true;
         }
-        let span = match (self.gate.first(), self.gate.last()) {
-            (Some(a), Some(b)) => b.pts.saturating_sub(a.pts),
-            _ => Duration::ZERO,
-        };
-        (video || audio) && (span >= GATE_SPAN || self.gate.len() >= GATE_UNITS)
+        (video || audio) && (self.gate.span() >= GATE_SPAN || self.gate.full())
     }
 
     /// Starts the source and rendition stages, as one group, with the
@@ -162,12 +232,7 @@ impl Publisher {
                 }
                 _ => None,
             };
-            let cap = if transcoder.is_some() {
-                RENDITION_QUEUE
-            } else {
-                SOURCE_QUEUE
-            };
-            let (tx, rx) = link(cap);
+            let (tx, rx) = stage_queue(transcoder.is_some());
             let stage = VariantStage {
                 stream: stream.clone(),
                 variant: variant.clone(),
@@ -198,7 +263,7 @@ impl Publisher {
         );
         self.outs = Some(outs);
         self.group_stop = Some(stop);
-        for unit in std::mem::take(&mut self.gate) {
+        for unit in self.gate.take() {
             self.send(unit);
         }
         Ok(())
@@ -218,7 +283,7 @@ impl IngestSink for Publisher {
     fn media(&mut self, msg: MediaMessage) -> Result<(), BoxError> {
         if self.group_stop.as_ref().is_some_and(Stop::requested) {
             // The server has logged which stage failed; the key is already free.
-            return Err("stopped after a stage failed".into());
+            return Err(format!("{}: stopped after a stage failed", self.key).into());
         }
         let now = Instant::now();
         let result = match msg.kind {
@@ -230,7 +295,7 @@ impl IngestSink for Publisher {
             Ok(u) => u,
             Err(DemuxError::Unsupported(what)) => {
                 self.unknown_codecs.fetch_add(1, Ordering::Relaxed);
-                return Err(format!("{what}; stream refused").into());
+                return Err(format!("{}: {what}; stream refused", self.key).into());
             }
             Err(e) => {
                 tracing::debug!("{}: {e} (dropped)", self.key);
@@ -259,5 +324,54 @@ impl Drop for Publisher {
         self.outs = None;
         self.claim.release();
         tracing::info!("{}: publisher gone", self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use pstream_core::Codec;
+
+    /// A unit of `data` (clones share it, so the test allocates it once).
+    fn unit(data: &Bytes) -> EncodedUnit {
+        EncodedUnit {
+            codec: Codec::H264,
+            keyframe: true,
+            pts: Duration::ZERO,
+            dts: None,
+            capture: Instant::now(),
+            data: data.clone(),
+        }
+    }
+
+    #[test]
+    fn stage_queues_and_the_gate_are_bounded_in_bytes() {
+        let mib = Bytes::from(vec![0u8; 1 << 20]);
+        for (rendition, max) in [(false, SOURCE_QUEUE_BYTES), (true, RENDITION_QUEUE_BYTES)] {
+            let (tx, _rx) = stage_queue(rendition);
+            // A stalled stage and a publisher sending 1 MiB units: a unit
+            // bound alone would hold 512 (or 120) MiB.
+            for _ in 0..600 {
+                tx.send(unit(&mib)).expect("stage alive");
+                assert!(tx.queued_bytes() <= max, "{}", tx.queued_bytes());
+            }
+            let held = (max >> 20) as u64;
+            assert_eq!(tx.dropped(), 600 - held, "rendition {rendition}");
+        }
+        let mut gate = Gate::default();
+        for _ in 0..(GATE_BYTES >> 20) - 1 {
+            gate.push(unit(&mib));
+        }
+        assert!(!gate.full());
+        gate.push(unit(&mib));
+        assert!(
+            gate.full(),
+            "{} units, {} bytes",
+            gate.units.len(),
+            gate.bytes
+        );
+        assert_eq!(gate.take().len(), GATE_BYTES >> 20);
+        assert_eq!(gate.bytes, 0);
     }
 }

@@ -31,6 +31,7 @@ impl ServeStats {
         rtmp: &RtmpServerStats,
         http: &HttpStats,
         unknown_codecs: &AtomicU64,
+        refused_streams: &AtomicU64,
     ) -> String {
         let now = Instant::now();
         let dt = self
@@ -59,9 +60,11 @@ impl ServeStats {
         line.section("streams").word(streams.len());
         line.section("publishers").word(r.publishing);
         line.section("rtmp conns").word(r.open).word(format_args!(
-            "(refused: keys {}, limit {}, timeouts {}, bad {}, codec {})",
+            "(refused: keys {}, streams {}, limit {}, per-ip {}, timeouts {}, bad {}, codec {})",
             r.refused_publish,
+            refused_streams.load(Ordering::Relaxed),
             r.refused_limit,
+            r.refused_per_ip,
             r.timeouts,
             r.protocol_errors,
             unknown_codecs.load(Ordering::Relaxed),
@@ -100,6 +103,7 @@ pub(crate) fn summary(
     rtmp: &RtmpServerStats,
     http: &HttpStats,
     unknown_codecs: &AtomicU64,
+    refused_streams: &AtomicU64,
 ) -> String {
     let r = rtmp.snapshot();
     let h = http.snapshot();
@@ -109,9 +113,11 @@ pub(crate) fn summary(
     line.section("rtmp conns")
         .word(r.accepted)
         .word(format_args!(
-            "(refused: keys {}, limit {}, timeouts {}, bad {}, codec {})",
+            "(refused: keys {}, streams {}, limit {}, per-ip {}, timeouts {}, bad {}, codec {})",
             r.refused_publish,
+            refused_streams.load(Ordering::Relaxed),
             r.refused_limit,
+            r.refused_per_ip,
             r.timeouts,
             r.protocol_errors,
             unknown_codecs.load(Ordering::Relaxed),
