@@ -32,9 +32,72 @@ pub enum Command {
     Bridge(crate::bridge::BridgeArgs),
     /// List audio sources and sinks (PipeWire nodes, ALSA devices).
     Devices,
+    /// Print a fresh SRTP master key and salt (from the OS's random number
+    /// generator) in base64, for `--srtp-key` on both ends; its hex form, as
+    /// GStreamer's srtpenc/srtpdec caps take it, goes to stderr.
+    Keygen(KeygenArgs),
     /// Show (or with --apply run) costream's setup: two v4l2loopback cameras
     /// and two PipeWire null sinks; what exists already is left alone.
     Setup(SetupArgs),
+}
+
+/// Options of `pstream keygen`.
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// The SRTP profile the key is for (its length depends on it).
+    #[arg(long, value_enum, default_value_t = SrtpProfileArg::AesCm128HmacSha1_80)]
+    pub srtp_profile: SrtpProfileArg,
+}
+
+/// `--srtp-profile`: the SRTP protection profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SrtpProfileArg {
+    /// AES-128 counter mode with an 80-bit HMAC-SHA1 tag (RFC 3711); what
+    /// ffmpeg and ffplay take.
+    #[value(name = "aes-cm-128-hmac-sha1-80")]
+    AesCm128HmacSha1_80,
+    /// AES-128-GCM with a 128-bit tag (RFC 7714); GStreamer and libsrtp
+    /// take it, ffmpeg 5.1 does not.
+    #[value(name = "aead-aes-128-gcm")]
+    AeadAes128Gcm,
+}
+
+impl From<SrtpProfileArg> for pstream_embed::SrtpProfile {
+    fn from(p: SrtpProfileArg) -> Self {
+        match p {
+            SrtpProfileArg::AesCm128HmacSha1_80 => Self::AesCm128HmacSha1_80,
+            SrtpProfileArg::AeadAes128Gcm => Self::AeadAes128Gcm,
+        }
+    }
+}
+
+/// SRTP options shared by `send`, `sdp` and `recv`.
+#[derive(Debug, Clone, Args)]
+pub struct SrtpArgs {
+    /// Encrypt and authenticate RTP and RTCP both ways with SRTP (RFC 3711)
+    /// under this master key and salt: base64 as in an SDP `a=crypto`
+    /// inline key (what `pstream keygen` prints) or hex as GStreamer's
+    /// `srtp-key` caps take it. Both ends need the same key and profile; a
+    /// packet that fails authentication is dropped and counted (`auth-fail`).
+    #[arg(long, value_name = "KEY")]
+    pub srtp_key: Option<String>,
+    /// The SRTP profile.
+    #[arg(long, value_enum, default_value_t = SrtpProfileArg::AesCm128HmacSha1_80, requires = "srtp_key")]
+    pub srtp_profile: SrtpProfileArg,
+}
+
+impl SrtpArgs {
+    /// The master key, when one is given; a key of the wrong length or
+    /// form is one clear error.
+    pub fn key(&self) -> anyhow::Result<Option<pstream_embed::MasterKey>> {
+        let Some(text) = &self.srtp_key else {
+            return Ok(None);
+        };
+        let profile = self.srtp_profile.into();
+        pstream_embed::MasterKey::parse(profile, text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--srtp-key: {e}"))
+    }
 }
 
 /// Options of `pstream setup`.
@@ -114,6 +177,9 @@ pub struct RecvArgs {
     /// capture-to-decoded latency.
     #[arg(long)]
     pub timecode: bool,
+    /// SRTP key and profile.
+    #[command(flatten)]
+    pub srtp: SrtpArgs,
     /// No stats line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -251,6 +317,9 @@ pub struct SendArgs {
     /// Also write the SDP file to this path.
     #[arg(long)]
     pub sdp: Option<PathBuf>,
+    /// SRTP key and profile (the SDP then says RTP/SAVP with an `a=crypto` line).
+    #[command(flatten)]
+    pub srtp: SrtpArgs,
     /// No stats line.
     #[arg(long, short)]
     pub quiet: bool,

@@ -100,6 +100,7 @@ pub mod stats;
 pub use bridge::{BridgeConfig, BridgeRun};
 pub use error::{Error, Result};
 pub use pstream_codec::H264Preset;
+pub use pstream_rtp::srtp::{MasterKey, SrtpProfile};
 pub use push::{DestinationState, PushConfig, PushStream, Target};
 pub use recv::{Receive, RecvConfig, RtpRecv, StreamStats, SyncMode};
 pub use rtp::{RtpConfig, RtpSend, VideoCodec};
@@ -162,6 +163,14 @@ impl Rtp {
     /// First port of the layout (default 5000).
     pub fn port_base(mut self, base: u16) -> Self {
         self.config.port_base = base;
+        self
+    }
+
+    /// Protects RTP and RTCP both ways with SRTP under `key` (see
+    /// [`MasterKey::parse`] for the base64 and hex forms); the peer needs
+    /// the same key and profile.
+    pub fn srtp(mut self, key: MasterKey) -> Self {
+        self.config.srtp = Some(key);
         self
     }
 

@@ -31,6 +31,7 @@ use pstream_codec::opus::OpusDecoder;
 use pstream_codec::VideoDecoder;
 use pstream_core::{link, Codec, PipelineClock};
 use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
+use pstream_rtp::srtp::MasterKey;
 use pstream_rtp::PeerFilter;
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout};
 
@@ -98,6 +99,10 @@ pub struct RecvConfig {
     /// Read the test pattern's timecode off each decoded picture for the
     /// capture-to-decoded latency figures.
     pub timecode: bool,
+    /// SRTP (RFC 3711): every RTP and RTCP datagram must authenticate under
+    /// this master key (its profile included) or it is dropped and counted;
+    /// our RTCP goes out protected. `None` takes the stream in clear.
+    pub srtp: Option<MasterKey>,
 }
 
 impl RecvConfig {
@@ -114,6 +119,7 @@ impl RecvConfig {
             audio_out: "null".into(),
             sync: SyncMode::Auto,
             timecode: false,
+            srtp: None,
         }
     }
 
@@ -200,6 +206,13 @@ impl Receive {
         self
     }
 
+    /// Takes only SRTP under `key`: what fails authentication is dropped
+    /// and counted ([`StreamStats::srtp_auth_failed`]), never decoded.
+    pub fn srtp(mut self, key: MasterKey) -> Self {
+        self.config.srtp = Some(key);
+        self
+    }
+
     /// Stops by itself after `seconds`.
     pub fn duration(mut self, seconds: f64) -> Self {
         self.duration = Some(seconds);
@@ -248,6 +261,10 @@ struct StreamCounters {
     discarded: AtomicU64,
     /// Opus frames concealed for lost packets.
     concealed: AtomicU64,
+    /// SRTP/SRTCP datagrams that failed authentication (or were not SRTP).
+    srtp_auth_failed: AtomicU64,
+    /// SRTP/SRTCP datagrams refused as replays or older than the window.
+    srtp_replayed: AtomicU64,
 }
 
 impl StreamCounters {
@@ -271,6 +288,8 @@ impl StreamCounters {
             decoded: get(&self.decoded),
             discarded: get(&self.discarded),
             concealed: get(&self.concealed),
+            srtp_auth_failed: get(&self.srtp_auth_failed),
+            srtp_replayed: get(&self.srtp_replayed),
         }
     }
 }
@@ -313,6 +332,11 @@ pub struct StreamStats {
     pub discarded: u64,
     /// Opus frames concealed for lost packets.
     pub concealed: u64,
+    /// SRTP/SRTCP datagrams dropped because they failed authentication
+    /// (forged, corrupted, another key, or not SRTP at all).
+    pub srtp_auth_failed: u64,
+    /// SRTP/SRTCP datagrams dropped as replays (or older than the window).
+    pub srtp_replayed: u64,
 }
 
 /// What a decode stage tells its session stage.
@@ -330,6 +354,8 @@ pub struct RtpRecv {
     latencies: Arc<Mutex<Latencies>>,
     sync: Arc<AvSync>,
     playback: Option<Arc<DeviceCounters>>,
+    /// Whether SRTP is on (its counters are then always shown).
+    srtp: bool,
     /// (decoded, bytes) of video and audio at the last stats line.
     prev: [(u64, u64); 2],
     last: Instant,
@@ -398,6 +424,7 @@ impl RtpRecv {
             latencies: Arc::default(),
             sync,
             playback: audio_sink.playback_counters(),
+            srtp: config.srtp.is_some(),
             prev: [(0, 0); 2],
             last: Instant::now(),
             started: Instant::now(),
@@ -431,7 +458,8 @@ impl RtpRecv {
                 (filter.clone(), rtcp_to(layout.video_rtcp_back())),
                 receiver_session(codec, &cname, latency)?,
                 me.video.clone(),
-            )?;
+            )?
+            .srtp(config.srtp.as_ref());
             net.spawn("video", unit_tx, fb_rx, &mut me.stages)?;
             let stage = VideoDecodeStage {
                 decoder,
@@ -457,7 +485,8 @@ impl RtpRecv {
                 (filter.clone(), rtcp_to(layout.audio_rtcp_back())),
                 receiver_session(Codec::Opus, &cname, latency)?,
                 me.audio.clone(),
-            )?;
+            )?
+            .srtp(config.srtp.as_ref());
             net.spawn("audio", unit_tx, fb_rx, &mut me.stages)?;
             let decoder = OpusDecoder::new(AUDIO_CHANNELS)
                 .map_err(|e| Error::codec("cannot start the Opus decoder", e))?;
@@ -597,6 +626,10 @@ impl RtpRecv {
                 if let Some(p) = &self.playback {
                     line.word(p.summary("played", AUDIO_RATE, AUDIO_CHANNELS));
                 }
+            }
+            if self.srtp {
+                line.count("auth-fail", s.srtp_auth_failed)
+                    .count_nonzero("replayed", s.srtp_replayed);
             }
             line.count_nonzero("restarts", s.restarts)
                 .count_nonzero("foreign", s.foreign)
