@@ -743,6 +743,103 @@ fn a_server_that_answers_garbage_is_named_and_retried() {
     assert!(matches!(code, Some(0) | Some(2)), "exit {code:?}: {log}");
 }
 
+/// A server that completes the handshake and then answers `connect` with a
+/// command nested 10,000 deep (which recursed past the stack in the AMF
+/// decoder pstream used to read servers with, aborting the process): that
+/// destination fails and is retried, the live one and the recording go on.
+#[test]
+fn a_hostile_server_costs_its_destination_not_the_process() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    let _turn = serial();
+    let dir = temp_dir("push_hostile");
+    let port = free_tcp_port();
+    let _nginx = start_nginx(&dir, port, "nginx");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hostile = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let file = dir.join("out.flv");
+    let mut push = start_push(
+        &dir,
+        &[
+            &format!("rtmp://127.0.0.1:{hostile}/live/victim"),
+            &format!("rtmp://127.0.0.1:{port}/live/survivor"),
+            "--out",
+            &file.display().to_string(),
+            "--duration",
+            "8",
+            "--reconnect-max",
+            "1",
+        ],
+    );
+    // The deep command, as one message of type 20 on chunk stream 3 in
+    // 128-byte chunks (the initial chunk size).
+    let mut body = vec![0x02, 0, 7];
+    body.extend(b"_result");
+    body.extend([0x00, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0, 0x05]);
+    for _ in 0..10_000 {
+        body.extend([0x03, 0, 1, b'k']);
+    }
+    let len = body.len() as u32;
+    let mut deep = vec![0x03, 0, 0, 0];
+    deep.extend(&len.to_be_bytes()[1..]);
+    deep.extend([20, 0, 0, 0, 0]);
+    for (i, part) in body.chunks(128).enumerate() {
+        if i > 0 {
+            deep.push(0xC3);
+        }
+        deep.extend(part);
+    }
+    let deadline = Instant::now() + Duration::from_secs(7);
+    let mut served = 0;
+    while Instant::now() < deadline {
+        match listener.accept() {
+            Ok((mut sock, _)) => {
+                let _ = sock.set_nonblocking(false);
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut c0c1 = [0u8; 1537];
+                if sock.read_exact(&mut c0c1).is_err() {
+                    continue;
+                }
+                // The original handshake: S1 without a digest, S2 echoing C1.
+                let mut hello = vec![3u8];
+                hello.extend([0u8; 1536]);
+                hello.extend(&c0c1[1..]);
+                let _ = sock.write_all(&hello);
+                let mut c2 = [0u8; 1536];
+                if sock.read_exact(&mut c2).is_err() {
+                    continue;
+                }
+                let mut connect = [0u8; 256];
+                let _ = sock.read(&mut connect);
+                let _ = sock.write_all(&deep);
+                served += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let code = push.wait(Duration::from_secs(30));
+    let log = push.stderr();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(served >= 2, "not retried: {served} connections\n{log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{hostile}")),
+        "hostile destination not named: {log}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let streams = the_one_recording(&dir);
+    assert!(
+        frames_of(&streams, "h264") >= 200,
+        "live destination starved: {streams:?}"
+    );
+    let (streams, warnings) = probe(&file);
+    assert_h264_aac(&file, &streams);
+    assert!(frames_of(&streams, "h264") >= 225, "{streams:?}");
+    assert!(warnings.trim().is_empty(), "ffprobe warned: {warnings}");
+}
+
 #[test]
 fn an_unresolvable_host_is_named() {
     let dir = temp_dir("push_unresolvable");

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::hls::{ffmpeg_publish, get, get_text, segments, start_serve, wait_for};
+use common::hls::{ffmpeg_publish, get, get_text, segment_number, segments, start_serve, wait_for};
 use common::{pstream_bin, require, serial, temp_dir, Proc};
 use pstream_transport::rtmp::{PublishSession, RtmpUrl, SessionEvent};
 
@@ -331,13 +331,53 @@ fn publisher_leaves_then_returns_endlist_then_discontinuity() {
         );
     }
     let after = segments(&get_text(s.http, "/stream/again/source.m3u8"));
-    let last_before = before.last().cloned().unwrap_or_default();
+    let last_before = before.last().and_then(|s| segment_number(s));
     assert!(
-        after
-            .iter()
-            .any(|a| a > &last_before || a.len() > last_before.len()),
+        after.iter().any(|a| segment_number(a) > last_before),
         "{before:?} -> {after:?}"
     );
+}
+
+/// Segments are served as immutable for a day, so a URL must never name
+/// another segment: serve started again with the same key (as after a
+/// crash or an upgrade) names its segments differently, and the old URLs
+/// are gone rather than answered with new bytes.
+#[test]
+fn segment_names_are_new_after_serve_restarts() {
+    let _g = serial();
+    let dir = temp_dir("serve-names");
+    let mut runs: Vec<(String, Vec<u8>)> = Vec::new();
+    for run in 0..2 {
+        let s = start_serve(&dir, &["--renditions", "none"]);
+        let _ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "names", "320x240", 15);
+        let path = "/stream/names/source.m3u8";
+        let first = wait_for(Duration::from_secs(10), || {
+            segments(&get_text(s.http, path)).first().cloned()
+        })
+        .unwrap_or_else(|| panic!("run {run}: no segment: {}", s.proc.stderr()));
+        assert_eq!(segment_number(&first), Some(0), "run {run}: {first}");
+        let body = get(s.http, &format!("/stream/names/{first}"))
+            .unwrap_or_else(|| panic!("run {run}: GET {first} failed"));
+        if let Some((old, _)) = runs.first() {
+            assert_ne!(&first, old, "run {run} reuses a name of run 0");
+            assert_eq!(
+                get(s.http, &format!("/stream/names/{old}")),
+                None,
+                "run 0's {old} is answered by run {run}"
+            );
+        }
+        runs.push((first, body));
+    }
+    for (name, _) in &runs {
+        let stem = name
+            .strip_prefix("source/")
+            .and_then(|n| n.strip_suffix("-0.ts"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            stem.len() == 16 && stem.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
+    }
 }
 
 /// A publish set up by hand over a raw socket, so that the test can then misbehave.
@@ -563,13 +603,7 @@ fn bad_clients_do_not_disturb_a_healthy_publisher_and_viewer() {
         .last()
         .zip(first.last())
         .map(|(a, b)| {
-            let n = |s: &str| {
-                s.rsplit('/')
-                    .next()
-                    .and_then(|f| f.strip_suffix(".ts"))
-                    .and_then(|d| d.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
+            let n = |s: &str| segment_number(s).unwrap_or(0);
             n(a).saturating_sub(n(b))
         })
         .unwrap_or(0);
@@ -605,234 +639,4 @@ fn bad_options_are_one_error_line_and_a_non_zero_exit() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
-}
-
-/// An nginx `proxy_cache` edge on 127.0.0.1:`port` in front of the origin
-/// at 127.0.0.1:`origin`, configured as the README's "Behind HTTP caches"
-/// section says; its access log records, per request, whether it went to
-/// the origin (`$upstream_addr`) and the cache status.
-fn start_edge(dir: &Path, name: &str, port: u16, origin: u16) -> Proc {
-    require("nginx");
-    let d = dir.join(name);
-    for sub in ["logs", "cache"] {
-        std::fs::create_dir_all(d.join(sub)).expect("create edge dir");
-    }
-    let conf = format!(
-        "daemon off;
-master_process off;
-worker_processes 1;
-error_log {d}/logs/error.log warn;
-pid {d}/logs/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-  log_format edge '$upstream_addr $upstream_cache_status $status $uri';
-  access_log {d}/logs/access.log edge;
-  proxy_cache_path {d}/cache levels=1:2 keys_zone=hls:16m max_size=1g inactive=10m use_temp_path=off;
-  upstream origin {{ server 127.0.0.1:{origin}; keepalive 16; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location /stream/ {{
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_cache hls;
-      proxy_cache_lock on;
-      proxy_cache_lock_timeout 5s;
-      proxy_cache_revalidate on;
-      proxy_cache_use_stale error timeout updating;
-      add_header X-Cache-Status $upstream_cache_status;
-    }}
-  }}
-}}
-",
-        d = d.display()
-    );
-    let conf_path = d.join("nginx.conf");
-    std::fs::write(&conf_path, conf).expect("write nginx.conf");
-    let args: Vec<String> = vec![
-        "-p".into(),
-        d.display().to_string(),
-        "-e".into(),
-        d.join("logs/startup.log").display().to_string(),
-        "-c".into(),
-        conf_path.display().to_string(),
-    ];
-    let p = Proc::start(name, Path::new("/usr/sbin/nginx"), &args, dir);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{name} did not listen: {}",
-            std::fs::read_to_string(d.join("logs/error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    p
-}
-
-/// The media sequence number of the last segment a media playlist lists.
-fn last_sequence(playlist: &str) -> Option<u64> {
-    let first: u64 = playlist
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?
-        .trim()
-        .parse()
-        .ok()?;
-    let n = segments(playlist).len() as u64;
-    (n > 0).then(|| first + n - 1)
-}
-
-/// wrk's viewers: every connection polls the playlist every 500 ms, as a
-/// player does, and each thread fetches every segment it has not fetched yet.
-const WRK_VIEWERS: &str = r##"
-local dir, playlist = "", ""
-local pending, fetched = {}, {}
-local was_playlist = true
-function init(args) dir = args[1]; playlist = args[2] end
-function request()
-  local seg = table.remove(pending, 1)
-  if seg then was_playlist = false; return wrk.format("GET", dir .. seg) end
-  was_playlist = true
-  return wrk.format("GET", playlist)
-end
-function delay() if was_playlist then return 500 end return 0 end
-function response(status, headers, body)
-  if status == 200 and body and body:find("#EXTM3U", 1, true) then
-    for line in body:gmatch("[^\r\n]+") do
-      if line:sub(-3) == ".ts" and not fetched[line] then
-        fetched[line] = true
-        table.insert(pending, line)
-      end
-    end
-  end
-end
-"##;
-
-#[test]
-fn two_nginx_cache_edges_carry_100_viewers_with_the_origin_seeing_each_segment_at_most_twice_per_edge(
-) {
-    let _g = serial();
-    require("wrk");
-    let dir = temp_dir("serve-edges");
-    let s = start_serve(&dir, &["--renditions", "none"]);
-    let edges = [common::hls::free_tcp_port(), common::hls::free_tcp_port()];
-    let _edge_a = start_edge(&dir, "edge-a", edges[0], s.http);
-    let _edge_b = start_edge(&dir, "edge-b", edges[1], s.http);
-    let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "edge", "640x360", 45);
-    let playlist = "/stream/edge/source.m3u8";
-    wait_for(Duration::from_secs(15), || {
-        (segments(&get_text(s.http, playlist)).len() >= 2).then_some(())
-    })
-    .unwrap_or_else(|| panic!("no stream: {}", s.proc.stderr()));
-
-    let script = dir.join("viewers.lua");
-    std::fs::write(&script, WRK_VIEWERS).expect("write lua");
-    // 100 viewers, 50 on each edge, for 30 s.
-    let wrk: Vec<Proc> = edges
-        .iter()
-        .enumerate()
-        .map(|(i, port)| {
-            let args: Vec<String> = [
-                "-t2",
-                "-c50",
-                "-d30s",
-                "--timeout",
-                "5s",
-                "-s",
-                script.to_str().expect("utf-8 path"),
-                &format!("http://127.0.0.1:{port}"),
-                "--",
-                "/stream/edge/",
-                playlist,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            Proc::start(&format!("wrk-{i}"), Path::new("/usr/bin/wrk"), &args, &dir)
-        })
-        .collect();
-
-    // Meanwhile: what a viewer gets from each edge is at most one segment
-    // behind what the origin lists at the same moment.
-    let started = Instant::now();
-    let (mut checks, mut worst_lag) = (0u32, 0u64);
-    while started.elapsed() < Duration::from_secs(29) {
-        let origin_before = last_sequence(&get_text(s.http, playlist));
-        for port in edges {
-            let at_edge = last_sequence(&get_text(port, playlist));
-            let origin_after = last_sequence(&get_text(s.http, playlist));
-            if let (Some(o), Some(e)) = (origin_before.or(origin_after), at_edge) {
-                // Compare with the older origin view: the edge may only be
-                // behind by what the origin cut before the edge answered.
-                let lag = o.saturating_sub(e);
-                worst_lag = worst_lag.max(lag);
-                checks += 1;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert!(checks >= 40, "only {checks} playlist comparisons");
-    assert!(
-        worst_lag <= 1,
-        "an edge was {worst_lag} segments behind the origin"
-    );
-
-    let mut served = 0u64;
-    for (i, mut w) in wrk.into_iter().enumerate() {
-        assert_eq!(
-            w.wait(Duration::from_secs(15)),
-            Some(0),
-            "wrk-{i}: {}",
-            w.stderr()
-        );
-        let out = w.stdout();
-        eprintln!("wrk-{i}: {out}");
-        served += out
-            .lines()
-            .find_map(|l| l.trim().split_once(" requests in "))
-            .and_then(|(n, _)| n.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    // 100 viewers polling twice a second for 30 s would make 6,000
-    // requests; a loaded machine makes fewer, but every viewer must have
-    // been served again and again (this is no speed test).
-    assert!(served >= 1000, "wrk made only {served} requests");
-
-    // What each edge asked the origin for: per segment at most twice.
-    let mut origin_segments = 0usize;
-    let mut origin_playlists = 0usize;
-    for name in ["edge-a", "edge-b"] {
-        let log = std::fs::read_to_string(dir.join(name).join("logs/access.log")).expect("log");
-        let mut per_segment: std::collections::HashMap<&str, u32> = Default::default();
-        for line in log.lines() {
-            let mut f = line.split(' ');
-            let (upstream, _status, _code, uri) = (f.next(), f.next(), f.next(), f.next());
-            let (Some(upstream), Some(uri)) = (upstream, uri) else {
-                continue;
-            };
-            if upstream == "-" {
-                continue;
-            }
-            if uri.ends_with(".ts") {
-                *per_segment.entry(uri).or_default() += 1;
-            } else {
-                origin_playlists += 1;
-            }
-        }
-        let worst = per_segment.values().copied().max().unwrap_or(0);
-        assert!(
-            (1..=2).contains(&worst),
-            "{name}: a segment went to the origin {worst} times: {per_segment:?}"
-        );
-        assert!(
-            per_segment.len() >= 10,
-            "{name} fetched only {per_segment:?}"
-        );
-        origin_segments += per_segment.values().sum::<u32>() as usize;
-    }
-    eprintln!(
-        "edges: {served} viewer requests; the origin saw {origin_segments} segment and {origin_playlists} playlist requests"
-    );
-    ff.signal("KILL");
-    ff.wait(Duration::from_secs(5));
 }

@@ -178,13 +178,9 @@ fn recv_panicking_mid_stream_ends_with_status_70() {
     }
 }
 
-/// The number in a segment URI (`source/12.ts` -> 12).
+/// The number in a segment URI (`source/<session>-12.ts` -> 12).
 fn segment_number(uri: &str) -> u64 {
-    uri.rsplit('/')
-        .next()
-        .and_then(|f| f.strip_suffix(".ts"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    common::hls::segment_number(uri).unwrap_or(0)
 }
 
 /// The newest segment number `path` lists, once it lists at least `at_least` segments.

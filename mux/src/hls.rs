@@ -5,8 +5,42 @@
 //! keyframe at which the open segment has reached the target duration (within
 //! a tenth of it, so that a keyframe a few milliseconds early still cuts). A
 //! stream without video cuts on any audio frame. Every segment starts with a
-//! PAT and PMT and, with video, an IDR; video before the first keyframe is
-//! dropped and counted ([`HlsSegmenter::dropped`]).
+//! PAT and PMT and, with video, normally an IDR; video before the first
+//! keyframe is dropped and counted ([`HlsSegmenter::dropped`]).
+//!
+//! The segmenter reads no clock: every call that can cut takes `now` from its
+//! driver. Whatever the timestamps say, a segment is also cut when it has been
+//! open for [`HlsConfig::max_segment_wall_time`] of that wall-clock time (by
+//! default three target durations) without a keyframe that could end it, so
+//! a publisher whose keyframes stop, or whose timestamps stand still, still
+//! gets segments at a steady pace.
+//!
+//! # Timestamps that lie
+//! A track whose timestamps leap forward by more than ten target durations
+//! (or the longest segment allowed, if shorter) or step back by more than
+//! [`MAX_STEP_BACK`] has jumped: the open segment ends with the units before
+//! the jump, and the next one follows an `EXT-X-DISCONTINUITY` and starts at
+//! once with the unit that jumped, shifted so that the output timeline goes on
+//! where it was (as after [`HlsSegmenter::restart`]); no unit is dropped and
+//! the jump shows in no `EXTINF` or `EXT-X-TARGETDURATION`. A segment whose
+//! timestamps moved less than a quarter as fast as the driver's clock (they
+//! stood still or stepped back) gets its wall-clock duration instead, so a
+//! frozen publisher's segments do not claim `0.000` seconds; no segment ever
+//! claims more than twice [`HlsConfig::max_segment_duration`].
+//!
+//! # Segments cut without a keyframe
+//! A cut forced by wall-clock time, by [`HlsConfig::max_segment_duration`] or
+//! by [`MAX_SEGMENT_BYTES`] starts the next segment at once with the unit that
+//! did not fit, keyframe or not, with no discontinuity and no unit dropped.
+//! Such a segment is marked: [`Segment::independent`] is false and its first
+//! video packet carries no random-access indicator (and the playlist never
+//! claims `EXT-X-INDEPENDENT-SEGMENTS`). This is what players handle best: a
+//! player that plays the segments in order (hls.js, Safari, ffmpeg) keeps
+//! decoding across the cut, since the pictures it refers to were in the
+//! previous segment; waiting for the next keyframe instead would lose the same
+//! pictures for every player, and the audio with them, and a discontinuity
+//! tag would make hls.js drop every picture up to the next keyframe
+//! (`forceKeyFrameOnDiscontinuity`) even though nothing is discontinuous.
 //!
 //! The media playlist ([`HlsSegmenter::playlist`]) lists the newest `window`
 //! segments with `EXT-X-VERSION:3`, `EXT-X-TARGETDURATION` (the ceiling of the
@@ -39,13 +73,17 @@
 //! event queue ([`HlsSegmenter::poll_event`]) holds at most
 //! [`MAX_PENDING_EVENTS`]; older events are dropped if nobody polls.
 //!
-//! Segment files are named `<sequence>.ts`; [`HlsSegmenter::segment`] finds
-//! one by that name for the HTTP layer, and [`HlsEvent`]s tell a writer
-//! (`--hls-dir`) which files to create and delete.
+//! Segment files are named `<session>-<sequence>.ts` ([`HlsConfig::session`],
+//! chosen by the driver, e.g. at random; `<sequence>.ts` without one), so
+//! that a segment URL never names two different segments: a publisher that
+//! comes back, or a server that restarts, does not serve a new `0.ts` where
+//! browsers and caches keep the old one (segments are cached as immutable).
+//! [`HlsSegmenter::segment`] finds one by that name for the HTTP layer, and
+//! [`HlsEvent`]s tell a writer (`--hls-dir`) which files to create and delete.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use pstream_codec::h264::nal;
@@ -61,6 +99,10 @@ pub const MAX_PENDING_EVENTS: usize = 64;
 /// say: a publisher whose timestamps stand still would otherwise never reach
 /// the duration that cuts it, and its segment would grow without bound.
 pub const MAX_SEGMENT_BYTES: usize = 32 << 20;
+
+/// A track whose timestamps step back by more than this has jumped (a
+/// smaller step is B-frame reordering or audio/video skew).
+pub const MAX_STEP_BACK: Duration = Duration::from_secs(1);
 
 /// What went wrong in the HLS segmenter.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -85,8 +127,17 @@ pub struct HlsConfig {
     pub retain_extra: usize,
     /// A segment is cut here even without a keyframe (default 10 s).
     pub max_segment_duration: Duration,
+    /// A segment open for this long by the driver's clock is cut at the next
+    /// unit, keyframe or not, whatever the timestamps say (default 6 s:
+    /// three target durations).
+    pub max_segment_wall_time: Duration,
     /// Put before each segment name in the playlist, e.g. `"P144p30fps16x9/"` (default empty).
     pub uri_prefix: String,
+    /// Names this segmenter's segments `<session>-<sequence>.ts`: up to
+    /// [`MAX_SESSION_LEN`] of `[0-9a-z]`, different for every segmenter that
+    /// may serve the same URLs (a driver picks it at random). Empty (the
+    /// default): `<sequence>.ts`.
+    pub session: String,
 }
 
 impl Default for HlsConfig {
@@ -96,7 +147,9 @@ impl Default for HlsConfig {
             window: 6,
             retain_extra: 2,
             max_segment_duration: Duration::from_secs(10),
+            max_segment_wall_time: Duration::from_secs(6),
             uri_prefix: String::new(),
+            session: String::new(),
         }
     }
 }
@@ -114,6 +167,21 @@ impl HlsConfig {
                 "max segment duration shorter than the target duration",
             ));
         }
+        if self.session.len() > MAX_SESSION_LEN
+            || !self
+                .session
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        {
+            return Err(HlsError::Config(
+                "a session name other than up to 32 of [0-9a-z]",
+            ));
+        }
+        if self.max_segment_wall_time < self.target_duration {
+            return Err(HlsError::Config(
+                "max segment wall-clock time shorter than the target duration",
+            ));
+        }
         Ok(())
     }
 }
@@ -121,27 +189,41 @@ impl HlsConfig {
 /// One closed media segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
-    /// Media sequence number (also its name: `<sequence>.ts`).
+    /// Media sequence number (also in its name).
     pub sequence: u64,
     /// Measured duration: from its first unit to the next segment's first unit.
     pub duration: Duration,
     /// Whether a discontinuity (publisher restart) precedes this segment.
     pub discontinuity: bool,
+    /// Whether its first video unit is a keyframe (always, without video),
+    /// so it decodes alone; false after a forced cut (see the module doc).
+    pub independent: bool,
+    /// When it was closed, by the driver's clock.
+    pub closed_at: Instant,
     /// The whole MPEG-TS file.
     pub data: Bytes,
+    name: String,
 }
 
 impl Segment {
-    /// The segment's file name, `<sequence>.ts`.
-    pub fn name(&self) -> String {
-        segment_name(self.sequence)
+    /// The segment's file name, `<session>-<sequence>.ts`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
-/// The file name of the segment with this sequence number.
-pub fn segment_name(sequence: u64) -> String {
-    format!("{sequence}.ts")
+/// The file name of the segment with this sequence number in `session`:
+/// `<session>-<sequence>.ts`, or `<sequence>.ts` if `session` is empty.
+pub fn segment_name(session: &str, sequence: u64) -> String {
+    if session.is_empty() {
+        format!("{sequence}.ts")
+    } else {
+        format!("{session}-{sequence}.ts")
+    }
 }
+
+/// The longest [`HlsConfig::session`].
+pub const MAX_SESSION_LEN: usize = 32;
 
 /// Something a caller that mirrors segments elsewhere (e.g. to disk) must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +254,13 @@ struct Open {
     /// The end of the latest unit (its pts plus its duration).
     end: Duration,
     discontinuity: bool,
+    /// No video before its first keyframe (so far).
+    independent: bool,
+    video_seen: bool,
+    /// When it was opened, by the driver's clock.
+    opened_at: Instant,
+    /// When its latest unit came, by the driver's clock.
+    last_at: Instant,
 }
 
 /// A sans-IO HLS segmenter and media playlist for one rendition.
@@ -191,6 +280,7 @@ pub struct HlsSegmenter {
     frame_interval: Duration,
     max_duration: Duration,
     playlist: Bytes,
+    playlist_modified: Option<Instant>,
     events: VecDeque<HlsEvent>,
     dropped: u64,
     dropped_events: u64,
@@ -198,8 +288,12 @@ pub struct HlsSegmenter {
     offset_ns: i128,
     /// The end of the latest unit written, on the output timeline.
     timeline_end: Duration,
-    /// Set by a restart: the next segment's first unit fixes `offset_ns`.
+    /// Set by a restart or a jump: the next segment's first unit fixes `offset_ns`.
     rebase: bool,
+    /// The decode time of the latest unit in, as it came, per track (audio, video).
+    last_in: [Option<Duration>; 2],
+    /// Timestamp jumps taken as discontinuities.
+    timestamp_jumps: u64,
 }
 
 /// `t + offset_ns`, clamped to what a [`Duration`] of nanoseconds can hold.
@@ -226,12 +320,15 @@ impl HlsSegmenter {
             frame_interval: Duration::from_millis(33),
             max_duration: Duration::ZERO,
             playlist: Bytes::new(),
+            playlist_modified: None,
             events: VecDeque::new(),
             dropped: 0,
             dropped_events: 0,
             offset_ns: 0,
             timeline_end: Duration::ZERO,
             rebase: false,
+            last_in: [None; 2],
+            timestamp_jumps: 0,
         };
         s.render();
         Ok(s)
@@ -242,15 +339,16 @@ impl HlsSegmenter {
         &self.config
     }
 
-    /// Adds one unit (H.264 access unit or raw AAC frame) in decode order.
+    /// Adds one unit (H.264 access unit or raw AAC frame) in decode order,
+    /// at `now` by the driver's clock.
     ///
     /// Units are expected interleaved in time order (see
     /// [`crate::Interleaver`]). A unit the muxer refuses is dropped, counted
     /// and returned as an error; the stream goes on. Pushing after
     /// [`Self::end`] implies [`Self::restart`] with the same streams.
-    pub fn push(&mut self, unit: &EncodedUnit) -> Result<(), HlsError> {
+    pub fn push(&mut self, unit: &EncodedUnit, now: Instant) -> Result<(), HlsError> {
         if self.ended {
-            self.restart(self.muxer.streams());
+            self.restart(self.muxer.streams(), now);
         }
         let streams = self.muxer.streams();
         let is_video = unit.codec == Codec::H264;
@@ -260,17 +358,30 @@ impl HlsSegmenter {
         } else {
             unit.codec == Codec::Aac
         };
+        let track = usize::from(is_video);
+        let t_in = unit.dts.unwrap_or(unit.pts);
+        let jumped = self.open.is_some() && self.is_jump(track, t_in);
+        if jumped {
+            // End the segment with what came before the jump; the next one
+            // follows a discontinuity and continues the output timeline.
+            self.close_segment(None, now);
+            self.pending_discontinuity = true;
+            self.rebase = true;
+            self.last_video_pts = None;
+            self.timestamp_jumps += 1;
+        }
         if self.open.is_none() {
-            if !cut_point {
+            if !cut_point && !jumped {
                 // Nothing decodable to start a segment with yet.
                 self.dropped += 1;
                 return Ok(());
             }
             if std::mem::take(&mut self.rebase) {
-                // After a restart, continue the timeline where the last session ended.
+                // After a restart or a jump, continue the timeline where it ended.
                 self.offset_ns = self.timeline_end.as_nanos() as i128 - unit.pts.as_nanos() as i128;
             }
         }
+        self.last_in[track] = Some(t_in);
         let retimed;
         let unit = if self.offset_ns == 0 {
             unit
@@ -283,18 +394,24 @@ impl HlsSegmenter {
             &retimed
         };
         match self.open {
-            None => self.open_segment(unit.pts),
+            None => self.open_segment(unit.pts, now),
             Some(open) => {
                 let elapsed = unit.pts.saturating_sub(open.start);
                 let tolerance = self.config.target_duration / 10;
+                let open_for = now.saturating_duration_since(open.opened_at);
                 if (cut_point && elapsed + tolerance >= self.config.target_duration)
                     || elapsed >= self.config.max_segment_duration
+                    || open_for >= self.config.max_segment_wall_time
                     || self.buf.len() >= MAX_SEGMENT_BYTES
                 {
-                    self.close_segment(Some(unit.pts));
-                    self.open_segment(unit.pts);
+                    self.close_segment(Some(unit.pts), now);
+                    self.open_segment(unit.pts, now);
                 }
             }
+        }
+        if let Some(open) = self.open.as_mut().filter(|o| is_video && !o.video_seen) {
+            open.video_seen = true;
+            open.independent = cut_point;
         }
         if let Err(e) = self.muxer.write_unit(unit, &mut self.buf) {
             self.dropped += 1;
@@ -315,31 +432,35 @@ impl HlsSegmenter {
         };
         if let Some(open) = &mut self.open {
             open.end = open.end.max(unit.pts + unit_len);
+            open.last_at = now;
         }
         self.timeline_end = self.timeline_end.max(unit.pts + unit_len);
         Ok(())
     }
 
-    /// The publisher stopped: closes the open segment and adds `EXT-X-ENDLIST`.
-    pub fn end(&mut self) {
+    /// The publisher stopped at `now`: closes the open segment and adds `EXT-X-ENDLIST`.
+    pub fn end(&mut self, now: Instant) {
         if self.ended {
             return;
         }
-        self.close_segment(None);
+        self.close_segment(None, now);
         self.ended = true;
+        self.playlist_modified = Some(now);
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
     }
 
     /// The publisher is back (possibly with other streams): the next segment
     /// follows an `EXT-X-DISCONTINUITY`, and `EXT-X-ENDLIST` goes away.
-    pub fn restart(&mut self, streams: TsStreams) {
-        self.close_segment(None);
+    pub fn restart(&mut self, streams: TsStreams, now: Instant) {
+        self.close_segment(None, now);
         self.ended = false;
         self.pending_discontinuity = !self.segments.is_empty();
         self.muxer.set_streams(streams);
         self.last_video_pts = None;
+        self.last_in = [None; 2];
         self.rebase = true;
+        self.playlist_modified = Some(now);
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
     }
@@ -354,16 +475,28 @@ impl HlsSegmenter {
         self.playlist.clone()
     }
 
-    /// A segment still in memory, by file name (`<sequence>.ts`).
-    pub fn segment(&self, name: &str) -> Option<Bytes> {
-        let digits = name.strip_suffix(".ts")?;
+    /// A segment still in memory, by file name (`<session>-<sequence>.ts`).
+    pub fn segment(&self, name: &str) -> Option<&Segment> {
+        let stem = name.strip_suffix(".ts")?;
+        let digits = if self.config.session.is_empty() {
+            stem
+        } else {
+            stem.strip_prefix(self.config.session.as_str())?
+                .strip_prefix('-')?
+        };
         if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let sequence: u64 = digits.parse().ok()?;
         let first = self.segments.front()?.sequence;
         let index = usize::try_from(sequence.checked_sub(first)?).ok()?;
-        self.segments.get(index).map(|s| s.data.clone())
+        self.segments.get(index)
+    }
+
+    /// When the playlist last changed, by the driver's clock (None before
+    /// the first segment, end or restart).
+    pub fn playlist_modified(&self) -> Option<Instant> {
+        self.playlist_modified
     }
 
     /// The closed segments in memory, oldest first (the playlist lists the last `window`).
@@ -385,6 +518,32 @@ impl HlsSegmenter {
     /// Events dropped because nobody polled them.
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
+    }
+
+    /// Timestamp jumps taken as discontinuities so far.
+    pub fn timestamp_jumps(&self) -> u64 {
+        self.timestamp_jumps
+    }
+
+    /// The largest step between two units of a track that is still taken as
+    /// the same timeline: ten target durations, and never more than the
+    /// longest segment, so no segment's duration can come from a jump.
+    fn max_step(&self) -> Duration {
+        (self.config.target_duration * 10).min(self.config.max_segment_duration)
+    }
+
+    /// Whether `t` (decode time, as it came) jumps away from its track's
+    /// timeline: forward by more than [`Self::max_step`] or back by more than
+    /// [`MAX_STEP_BACK`]. A track whose unit lands where the output timeline
+    /// already is (the other track jumped first and the timeline was rebased)
+    /// has not jumped again.
+    fn is_jump(&self, track: usize, t: Duration) -> bool {
+        let away =
+            |t: Duration, from: Duration| t > from + self.max_step() || t + MAX_STEP_BACK < from;
+        let Some(last) = self.last_in[track] else {
+            return false;
+        };
+        away(t, last) && away(shift(t, self.offset_ns), self.timeline_end)
     }
 
     /// Peak bitrate of the segments in memory, in bits per second (for `BANDWIDTH`).
@@ -417,7 +576,7 @@ impl HlsSegmenter {
         Some(parts.join(","))
     }
 
-    fn open_segment(&mut self, start: Duration) {
+    fn open_segment(&mut self, start: Duration, now: Instant) {
         self.buf.clear();
         self.muxer.write_tables(&mut self.buf);
         self.open = Some(Open {
@@ -425,17 +584,39 @@ impl HlsSegmenter {
             start,
             end: start,
             discontinuity: std::mem::take(&mut self.pending_discontinuity),
+            independent: true,
+            video_seen: false,
+            opened_at: now,
+            last_at: now,
         });
         self.next_sequence += 1;
     }
 
     /// Closes the open segment, ending at `next_start` (the cutting unit) or at its last unit's end.
-    fn close_segment(&mut self, next_start: Option<Duration>) {
+    fn close_segment(&mut self, next_start: Option<Duration>, now: Instant) {
         let Some(open) = self.open.take() else {
             return;
         };
         let end = next_start.unwrap_or(open.end).max(open.start);
-        let duration = end - open.start;
+        let media = end - open.start;
+        // A segment cut by the next unit lasts until that unit came; one
+        // closed otherwise (end, restart, jump) until its own latest unit.
+        let until = if next_start.is_some() {
+            now
+        } else {
+            open.last_at
+        };
+        let wall = until.saturating_duration_since(open.opened_at);
+        // Timestamps that moved less than a quarter as fast as the driver's
+        // clock stood still (or stepped back): the wall-clock time is the
+        // truth then. Either way no duration passes the longest segment
+        // allowed twice over, so EXTINF and TARGETDURATION stay sane.
+        let limit = self.config.max_segment_duration * 2;
+        let duration = if media.saturating_mul(4) < wall || media > limit {
+            wall.min(self.config.max_segment_duration)
+        } else {
+            media
+        };
         let len = self.buf.len();
         let data = self.buf.split().freeze();
         // The next segment will be about as large; grow once, not by doubling.
@@ -445,10 +626,13 @@ impl HlsSegmenter {
             sequence: open.sequence,
             duration,
             discontinuity: open.discontinuity,
+            independent: open.independent,
+            closed_at: now,
             data,
+            name: segment_name(&self.config.session, open.sequence),
         };
         let ready = HlsEvent::SegmentReady {
-            name: segment.name(),
+            name: segment.name.clone(),
             duration,
             data: segment.data.clone(),
         };
@@ -456,10 +640,11 @@ impl HlsSegmenter {
         while self.segments.len() > self.config.window + self.config.retain_extra {
             if let Some(old) = self.segments.pop_front() {
                 self.dropped_discontinuities += u64::from(old.discontinuity);
-                self.event(HlsEvent::SegmentRemoved { name: old.name() });
+                self.event(HlsEvent::SegmentRemoved { name: old.name });
             }
         }
         self.event(ready);
+        self.playlist_modified = Some(now);
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
     }
@@ -561,7 +746,14 @@ pub fn master_playlist(variants: &[Variant]) -> String {
 mod tests {
     use super::*;
     use crate::ts::{AudioSpecificConfig, TS_PACKET_SIZE};
-    use std::time::Instant;
+    use std::sync::OnceLock;
+
+    /// One fixed instant: most tests play the driver's clock standing still,
+    /// so only timestamps decide.
+    fn t0() -> Instant {
+        static T0: OnceLock<Instant> = OnceLock::new();
+        *T0.get_or_init(Instant::now)
+    }
 
     fn video(ms: u64, keyframe: bool) -> EncodedUnit {
         let mut d = Vec::new();
@@ -605,11 +797,12 @@ mod tests {
         for i in 0..frames {
             let t = i * 1000 / 30;
             while next_audio * 1000 / 48_000 <= t {
-                h.push(&audio(from_ms + next_audio * 1000 / 48_000))
+                h.push(&audio(from_ms + next_audio * 1000 / 48_000), t0())
                     .expect("audio");
                 next_audio += 1024;
             }
-            h.push(&video(from_ms + t, i % keyint == 0)).expect("video");
+            h.push(&video(from_ms + t, i % keyint == 0), t0())
+                .expect("video");
         }
     }
 
@@ -640,14 +833,15 @@ mod tests {
     #[test]
     fn frozen_timestamps_are_cut_by_size() {
         let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
-        h.push(&video(5000, true)).expect("keyframe");
+        h.push(&video(5000, true), t0()).expect("keyframe");
         let mut big = video(5000, false);
         let mut d = big.data.to_vec();
         d.resize(1 << 20, 0x5a);
         big.data = Bytes::from(d);
-        // 200 MiB at one instant: 6 segments' worth and more.
-        for _ in 0..200 {
-            h.push(&big).expect("video");
+        // 200 MiB at one instant of timestamps, a MiB every 10 ms: 6 segments' worth and more.
+        for i in 1..=200 {
+            h.push(&big, t0() + Duration::from_millis(10 * i))
+                .expect("video");
         }
         let sizes: Vec<usize> = h.segments().map(|s| s.data.len()).collect();
         assert!(sizes.len() >= 5, "{sizes:?}");
@@ -662,7 +856,91 @@ mod tests {
         let limit = (HlsConfig::default().window + HlsConfig::default().retain_extra)
             * (MAX_SEGMENT_BYTES + overhead);
         assert!(kept <= limit, "{kept} > {limit}");
-        assert!(text(&h).contains("#EXTINF:0.000,"), "{}", text(&h));
+        // Each segment lasted about 32 pushes of the driver's clock, and says
+        // so: not the 0 s its timestamps say.
+        for d in durations(&h) {
+            assert!((310..=340).contains(&d), "{d} ms: {}", text(&h));
+        }
+        assert!(!text(&h).contains("#EXTINF:0.000,"), "{}", text(&h));
+        assert!(text(&h).contains("#EXT-X-TARGETDURATION:2\n"));
+    }
+
+    /// A publisher's timestamps leap forward 2^31 ms, or back 100 s: the
+    /// segment before ends there, the next follows `EXT-X-DISCONTINUITY` and
+    /// continues the output timeline, and no EXTINF or TARGETDURATION shows
+    /// the leap.
+    #[test]
+    fn timestamp_jumps_are_discontinuities_that_poison_nothing() {
+        for (from, to) in [(0, 1u64 << 31), (100_000, 0)] {
+            let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+            // 3 s (keyframes every second): segment 0 closed, 1 open from 2 s.
+            feed(&mut h, from, 90, 30);
+            // 5 s more from the new origin.
+            feed(&mut h, to, 150, 30);
+            let p = text(&h);
+            assert_eq!(h.timestamp_jumps(), 1, "{from} -> {to}: {p}");
+            assert!(p.contains("#EXT-X-TARGETDURATION:2\n"), "{p}");
+            assert_eq!(p.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{p}");
+            // 0: 2 s; 1: the second before the jump; 2, 3: 2 s each after it.
+            assert_eq!(durations(&h), vec![2000, 999, 2000, 2000], "{p}");
+            assert!(
+                p.contains("1.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2.000,\n2.ts\n"),
+                "{p}"
+            );
+            // The output timeline goes on from where segment 1 ended (2.999 s
+            // after `from`: its last frame at 2.966 s plus one frame):
+            // segment 3 starts 2 s later.
+            let segs: Vec<&Segment> = h.segments().collect();
+            assert!(segs[2].discontinuity && segs[2].independent);
+            assert_eq!(
+                first_video_pts(segs[3]),
+                crate::ts::TS_OFFSET_90K + (from + 4999) * 90,
+                "{from} -> {to}"
+            );
+        }
+    }
+
+    /// Whether a segment's first video packet carries the random-access indicator.
+    fn random_access_first(s: &Segment) -> bool {
+        let p = &s.data[2 * TS_PACKET_SIZE..];
+        p[3] & 0x20 != 0 && p[5] & 0x40 != 0
+    }
+
+    /// No keyframe after the first: the driver's clock cuts every 6 s (three
+    /// target durations), before the 10 s maximum by timestamps, and with
+    /// timestamps that stand still too. The next segment starts at once with
+    /// the unit that did not fit, marked as not independent.
+    #[test]
+    fn no_keyframe_for_three_targets_of_wall_clock_time_cuts() {
+        for frozen in [false, true] {
+            let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+            // 20 s of 30 fps video, pushed as it happens.
+            let frames = 20 * 30;
+            for i in 0..frames {
+                let ms = i * 1000 / 30;
+                let pts = if frozen { 5000 } else { 5000 + ms };
+                let now = t0() + Duration::from_millis(ms);
+                h.push(&video(pts, i == 0), now).expect("video");
+            }
+            let segs: Vec<&Segment> = h.segments().collect();
+            assert_eq!(segs.len(), 3, "frozen {frozen}: {}", text(&h));
+            for (n, s) in segs.iter().enumerate() {
+                let closed = s.closed_at.duration_since(t0()).as_millis();
+                // Cut at the first frame at or past 6 s of wall-clock time.
+                assert!(
+                    (6000 * (n as u128 + 1)..6000 * (n as u128 + 1) + 34).contains(&closed),
+                    "frozen {frozen}: segment {n} closed at {closed} ms"
+                );
+                assert_eq!(s.independent, n == 0, "frozen {frozen}: segment {n}");
+                assert_eq!(random_access_first(s), n == 0, "frozen {frozen}");
+                assert!(!s.discontinuity);
+            }
+            assert_eq!(h.playlist_modified(), Some(segs[2].closed_at));
+            // Frozen timestamps: the duration is the driver's clock's.
+            assert_eq!(durations(&h), vec![6000, 6000, 6000], "frozen {frozen}");
+            assert!(text(&h).contains("#EXT-X-TARGETDURATION:6\n"));
+            assert!(!text(&h).contains("DISCONTINUITY"));
+        }
     }
 
     #[test]
@@ -687,8 +965,8 @@ mod tests {
     fn every_segment_starts_with_tables_and_a_keyframe() {
         let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
         // Audio and P-frames before the first keyframe are dropped.
-        h.push(&audio(0)).expect("audio");
-        h.push(&video(0, false)).expect("video");
+        h.push(&audio(0), t0()).expect("audio");
+        h.push(&video(0, false), t0()).expect("video");
         assert_eq!(h.dropped(), 2);
         feed(&mut h, 33, 200, 30);
         assert!(h.segments().count() >= 3);
@@ -733,7 +1011,7 @@ mod tests {
         // Lookup: retained, listed, gone, malformed.
         assert!(h.segment("3.ts").is_some());
         assert_eq!(
-            h.segment("6.ts").map(|b| b.len()),
+            h.segment("6.ts").map(|s| s.data.len()),
             h.segments().last().map(|s| s.data.len())
         );
         assert!(h.segment("2.ts").is_none());
@@ -761,22 +1039,73 @@ mod tests {
                 HlsEvent::PlaylistUpdated => {}
             }
         }
-        assert_eq!(ready, (0..7).map(segment_name).collect::<Vec<_>>());
-        assert_eq!(removed, (0..3).map(segment_name).collect::<Vec<_>>());
+        let names = |r: std::ops::Range<u64>| r.map(|n| segment_name("", n)).collect::<Vec<_>>();
+        assert_eq!(ready, names(0..7));
+        assert_eq!(removed, names(0..3));
+    }
+
+    /// With a session, segment names carry it: another session's `0.ts`
+    /// (a publisher back after its stream was dropped, or a restarted
+    /// server) is never this one's.
+    #[test]
+    fn segments_are_named_by_their_session() {
+        let cfg = HlsConfig {
+            uri_prefix: "source/".into(),
+            session: "5eed0042".into(),
+            ..HlsConfig::default()
+        };
+        let mut h = HlsSegmenter::new(cfg, streams()).expect("config");
+        feed(&mut h, 0, 30 * 4 + 1, 30);
+        let p = text(&h);
+        assert!(
+            p.contains("\nsource/5eed0042-0.ts\n") && p.contains("\nsource/5eed0042-1.ts\n"),
+            "{p}"
+        );
+        assert_eq!(
+            h.segments()
+                .map(|s| s.name().to_string())
+                .collect::<Vec<_>>(),
+            ["5eed0042-0.ts", "5eed0042-1.ts"]
+        );
+        assert!(h.segment("5eed0042-1.ts").is_some());
+        for other in [
+            "0.ts",
+            "1.ts",
+            "5eed00421.ts",
+            "beef-1.ts",
+            "5eed0042-.ts",
+            "5eed0042--1.ts",
+        ] {
+            assert!(h.segment(other).is_none(), "{other}");
+        }
+        let mut ready = Vec::new();
+        while let Some(e) = h.poll_event() {
+            if let HlsEvent::SegmentReady { name, .. } = e {
+                ready.push(name);
+            }
+        }
+        assert_eq!(ready, ["5eed0042-0.ts", "5eed0042-1.ts"]);
+        for bad in ["Caps", "a-b", "a/b", &"a".repeat(MAX_SESSION_LEN + 1)] {
+            let cfg = HlsConfig {
+                session: bad.to_string(),
+                ..HlsConfig::default()
+            };
+            assert!(HlsSegmenter::new(cfg, streams()).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn end_adds_endlist_with_the_last_segment() {
         let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
         feed(&mut h, 0, 90, 30); // 0..3 s: one 2 s segment, one open
-        h.end();
+        h.end(t0());
         assert!(h.is_ended());
         // The last segment lasts to the end of its last frame: 2.0 s → 3.0 s
         // (2.999 s: the feed truncates frame times to whole milliseconds).
         assert_eq!(durations(&h), vec![2000, 999]);
         let p = text(&h);
         assert!(p.ends_with("#EXTINF:0.999,\n1.ts\n#EXT-X-ENDLIST\n"), "{p}");
-        h.end();
+        h.end(t0());
         assert_eq!(h.segments().count(), 2);
     }
 
@@ -789,10 +1118,10 @@ mod tests {
         };
         let mut h = HlsSegmenter::new(cfg, streams()).expect("config");
         feed(&mut h, 0, 61, 30); // one closed segment (0), one open from 2 s
-        h.end();
+        h.end(t0());
         assert!(text(&h).contains("#EXT-X-ENDLIST"));
         // The publisher comes back with timestamps from zero.
-        h.restart(streams());
+        h.restart(streams(), t0());
         assert!(!text(&h).contains("#EXT-X-ENDLIST"));
         feed(&mut h, 0, 61, 30);
         let p = text(&h);
@@ -817,10 +1146,10 @@ mod tests {
         );
         assert!(!p.contains("#EXT-X-DISCONTINUITY\n"), "{p}");
         // Pushing after end() is an implicit restart.
-        h.end();
-        h.push(&video(0, true)).expect("video");
+        h.end(t0());
+        h.push(&video(0, true), t0()).expect("video");
         assert!(!h.is_ended());
-        h.end();
+        h.end(t0());
         assert!(text(&h).contains("#EXT-X-DISCONTINUITY\n"));
     }
 
@@ -855,13 +1184,14 @@ mod tests {
         };
         let mut h = HlsSegmenter::new(HlsConfig::default(), s).expect("config");
         for i in 0..200u64 {
-            h.push(&audio(i * 1024 * 1000 / 48_000)).expect("audio");
+            h.push(&audio(i * 1024 * 1000 / 48_000), t0())
+                .expect("audio");
         }
         // 200 frames × 21.33 ms = 4.27 s: first cut at the frame ≥ 1.8 s.
         let d = durations(&h);
         assert_eq!(d.len(), 2);
         assert!(d[0] >= 1800 && d[0] <= 2000, "{d:?}");
-        assert!(h.push(&video(0, true)).is_err());
+        assert!(h.push(&video(0, true), t0()).is_err());
     }
 
     #[test]

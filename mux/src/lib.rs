@@ -21,6 +21,8 @@ pub mod amf0;
 pub mod error;
 pub mod flv;
 pub mod flv_demux;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod hls;
 pub mod interleave;
 pub mod ts;

@@ -389,8 +389,17 @@ impl TsMuxer {
     }
 }
 
+/// The longest SPS or PPS kept for repeating before IDRs that lack one. Real
+/// encoders write tens of bytes (hundreds with scaling lists); a longer one
+/// is written where it came but not kept, or one in-band parameter set of
+/// megabytes would be copied in front of every IDR of a few bytes after it.
+pub const MAX_KEPT_PARAMETER_SET: usize = 4 << 10;
+
 /// Replaces a cached parameter set in place, reusing its allocation.
 fn replace(slot: &mut Option<Vec<u8>>, nal: &[u8]) {
+    if nal.len() > MAX_KEPT_PARAMETER_SET {
+        return;
+    }
     match slot {
         Some(v) => {
             v.clear();
@@ -585,6 +594,35 @@ mod tests {
             capture: Instant::now(),
             data: Bytes::from(d),
         }
+    }
+
+    /// One in-band SPS of 1 MB, then IDRs of one byte that are not flagged
+    /// as keyframes (as an FLV inter-frame tag of 10 bytes gives them): the
+    /// muxer repeats no parameter set that long, so the IDRs stay small.
+    #[test]
+    fn a_huge_in_band_parameter_set_is_not_repeated() {
+        let mut m = TsMuxer::new(TsStreams {
+            video: true,
+            audio: None,
+        });
+        let mut out = BytesMut::new();
+        m.write_unit(&h264(true, true, 10, 0), &mut out)
+            .expect("first");
+        let mut sps = vec![0, 0, 0, 1, 0x67];
+        sps.extend(std::iter::repeat_n(0x11, 1 << 20));
+        let mut unit = h264(false, false, 0, 33);
+        unit.data = Bytes::from(sps);
+        m.write_unit(&unit, &mut out).expect("sps");
+        let before = out.len();
+        for i in 0..20 {
+            let mut idr = h264(false, false, 0, 66 + 33 * i);
+            idr.data = Bytes::from_static(&[0, 0, 0, 1, 0x65]);
+            m.write_unit(&idr, &mut out).expect("idr");
+        }
+        // Each IDR: its PES in one or two TS packets, with the kept 5-byte SPS and PPS.
+        let per_idr = (out.len() - before) / 20;
+        assert!(per_idr <= 2 * 188, "{per_idr} bytes per 1-byte IDR");
+        assert_eq!(m.sps(), Some(&[0x67, 0x42, 0xc0, 0x1e, 0xab][..]));
     }
 
     fn aac(len: usize, ms: u64) -> EncodedUnit {

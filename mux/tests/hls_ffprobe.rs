@@ -158,10 +158,10 @@ fn segment_into(dir: &Path, units: &[EncodedUnit], streams: TsStreams) -> HlsSeg
         }
     };
     for u in units {
-        hls.push(u).expect("push");
+        hls.push(u, Instant::now()).expect("push");
         mirror(&mut hls);
     }
-    hls.end();
+    hls.end(Instant::now());
     mirror(&mut hls);
     hls
 }
@@ -386,14 +386,14 @@ fn ffmpeg_reads_a_playlist_across_a_publisher_restart() {
     let mut hls = HlsSegmenter::new(HlsConfig::default(), streams).expect("segmenter");
     // First session, publisher gone, then back with timestamps from zero again.
     for u in &units {
-        hls.push(u).expect("push");
+        hls.push(u, Instant::now()).expect("push");
     }
-    hls.end();
-    hls.restart(streams);
+    hls.end(Instant::now());
+    hls.restart(streams, Instant::now());
     for u in &units {
-        hls.push(u).expect("push");
+        hls.push(u, Instant::now()).expect("push");
     }
-    hls.end();
+    hls.end(Instant::now());
     for s in hls.segments() {
         std::fs::write(dir.join(s.name()), &s.data).expect("write segment");
     }
@@ -424,6 +424,68 @@ fn ffmpeg_reads_a_playlist_across_a_publisher_restart() {
     println!("ffprobe playlist.m3u8 across the restart:\n{out}");
     let video = units.iter().filter(|u| u.codec == Codec::H264).count();
     assert_eq!(entries(&out)["nb_read_frames"], [(2 * video).to_string()]);
+    run("ffmpeg", &["-v", "error", "-i", pl, "-f", "null", "-"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A publisher's timestamps leap 2^31 ms forward, then back to zero: the
+/// playlist has a discontinuity at each leap, no EXTINF or TARGETDURATION
+/// shows them, and ffprobe and ffmpeg read every picture across both.
+#[test]
+fn ffmpeg_reads_a_playlist_across_timestamp_jumps() {
+    require("ffprobe");
+    require("ffmpeg");
+    let dir = temp_dir("hls-jumps");
+    let (units, asc) = encode(3, true);
+    let streams = TsStreams {
+        video: true,
+        audio: asc,
+    };
+    let mut hls = HlsSegmenter::new(HlsConfig::default(), streams).expect("segmenter");
+    let shifted = |u: &EncodedUnit, by: Duration| EncodedUnit {
+        pts: u.pts + by,
+        dts: u.dts.map(|d| d + by),
+        ..u.clone()
+    };
+    for by in [0, 1u64 << 31, 0] {
+        for u in &units {
+            hls.push(&shifted(u, Duration::from_millis(by)), Instant::now())
+                .expect("push");
+        }
+    }
+    hls.end(Instant::now());
+    assert_eq!(hls.timestamp_jumps(), 2);
+    for s in hls.segments() {
+        std::fs::write(dir.join(s.name()), &s.data).expect("write segment");
+    }
+    std::fs::write(dir.join("playlist.m3u8"), hls.playlist()).expect("write playlist");
+    let playlist = String::from_utf8(hls.playlist().to_vec()).expect("utf-8");
+    println!("{playlist}");
+    assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY\n").count(), 2);
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:2\n"), "{playlist}");
+    for d in hls.segments().map(|s| s.duration) {
+        assert!(d <= Duration::from_secs(2), "{d:?}:\n{playlist}");
+    }
+    let pl = dir.join("playlist.m3u8");
+    let pl = pl.to_str().expect("utf-8 path");
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "flat",
+            pl,
+        ],
+    );
+    println!("ffprobe playlist.m3u8 across the jumps:\n{out}");
+    let video = units.iter().filter(|u| u.codec == Codec::H264).count();
+    assert_eq!(entries(&out)["nb_read_frames"], [(3 * video).to_string()]);
     run("ffmpeg", &["-v", "error", "-i", pl, "-f", "null", "-"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -462,7 +524,7 @@ fn a_144p_rendition_segment_reads_as_192x144_h264_plus_aac() {
     .expect("segmenter");
     for u in &units {
         if u.codec == Codec::Aac {
-            hls.push(u).expect("push audio");
+            hls.push(u, Instant::now()).expect("push audio");
             continue;
         }
         let Some(pic) = dec.decode_unit(u).expect("decode") else {
@@ -470,15 +532,15 @@ fn a_144p_rendition_segment_reads_as_192x144_h264_plus_aac() {
         };
         let small = scaler.scale(&pic.frame).expect("scale");
         if let Some(out) = enc.encode(&small).expect("encode") {
-            hls.push(&out).expect("push video");
+            hls.push(&out, Instant::now()).expect("push video");
         }
     }
-    hls.end();
+    hls.end(Instant::now());
     assert_eq!(hls.resolution(), Some((192, 144)));
     let playlist = String::from_utf8(hls.playlist().to_vec()).expect("utf-8");
     assert!(playlist.contains("\nP144p30fps16x9/0.ts\n"), "{playlist}");
     let seg = dir.join("0.ts");
-    std::fs::write(&seg, hls.segment("0.ts").expect("segment 0")).expect("write");
+    std::fs::write(&seg, &hls.segment("0.ts").expect("segment 0").data).expect("write");
     let out = run(
         "ffprobe",
         &[

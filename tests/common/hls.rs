@@ -115,6 +115,12 @@ pub fn segments(playlist: &str) -> Vec<String> {
         .collect()
 }
 
+/// The sequence number in a segment URI (`source/<session>-12.ts` -> 12).
+pub fn segment_number(uri: &str) -> Option<u64> {
+    let stem = uri.rsplit('/').next()?.strip_suffix(".ts")?;
+    stem.rsplit('-').next()?.parse().ok()
+}
+
 /// Polls `f` every 200 ms until it returns Some or `limit` passes.
 pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;

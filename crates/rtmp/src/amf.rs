@@ -2,15 +2,47 @@
 //!
 //! rml_amf0 recurses once per nesting level with no limit, so a few
 //! kilobytes of nested objects would overflow the stack. This reader keeps
-//! only what commands need, stops at [`MAX_DEPTH`] and never reads past the
-//! input.
+//! only what commands need, stops at [`MAX_DEPTH`] and [`MAX_VALUES`], and
+//! never reads past the input: strings are copies of input bytes (invalid
+//! UTF-8 replaced, at most three bytes out per byte in), so what it returns
+//! is bounded by the message, which the chunk reader bounds in turn.
 
 use rml_rtmp::rml_amf0::Amf0Value;
+use thiserror::Error;
 
 /// Deepest nesting of objects and arrays accepted.
 pub const MAX_DEPTH: usize = 8;
 /// Most values read from one message (properties included).
-const MAX_VALUES: usize = 1024;
+pub const MAX_VALUES: usize = 1024;
+
+/// Why a message is not AMF0 this reader accepts.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AmfError {
+    /// Objects or arrays nested deeper than [`MAX_DEPTH`].
+    #[error("AMF0 nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// More than [`MAX_VALUES`] values in one message.
+    #[error("more than {MAX_VALUES} AMF0 values in one message")]
+    TooManyValues,
+    /// A value runs past the end of the message.
+    #[error("AMF0 value cut short")]
+    Truncated,
+    /// A type marker this reader does not read (references, typed objects, AMF3).
+    #[error("AMF0 type marker {0:#04x} not read")]
+    UnknownMarker(u8),
+    /// The first value is not the command name string.
+    #[error("not a command: the first value is not a string")]
+    NotACommand,
+}
+
+impl AmfError {
+    /// True for a message that broke a bound ([`MAX_DEPTH`], [`MAX_VALUES`]):
+    /// no honest peer sends one, unlike a type this reader does not know.
+    pub fn is_over_limit(&self) -> bool {
+        matches!(self, AmfError::TooDeep | AmfError::TooManyValues)
+    }
+}
 
 struct Reader<'a> {
     data: &'a [u8],
@@ -44,43 +76,53 @@ impl Reader<'_> {
             .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 
-    fn properties(&mut self, depth: usize) -> Option<Vec<(String, Amf0Value)>> {
+    fn number(&mut self) -> Option<f64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Some(f64::from_be_bytes(a))
+    }
+
+    fn properties(&mut self, depth: usize) -> Result<Vec<(String, Amf0Value)>, AmfError> {
         let mut props = Vec::new();
         loop {
-            let len = usize::from(self.u16()?);
+            let len = usize::from(self.u16().ok_or(AmfError::Truncated)?);
             if len == 0 && self.data.get(self.pos) == Some(&0x09) {
                 self.pos += 1;
-                return Some(props);
+                return Ok(props);
             }
-            let key = self.string(len)?;
+            let key = self.string(len).ok_or(AmfError::Truncated)?;
             let value = self.value(depth + 1)?;
             props.push((key, value));
         }
     }
 
-    fn value(&mut self, depth: usize) -> Option<Amf0Value> {
+    fn value(&mut self, depth: usize) -> Result<Amf0Value, AmfError> {
         self.values += 1;
-        if depth > MAX_DEPTH || self.values > MAX_VALUES {
-            return None;
+        if depth > MAX_DEPTH {
+            return Err(AmfError::TooDeep);
         }
-        Some(match self.u8()? {
-            0x00 => Amf0Value::Number(f64::from_bits(u64::from_be_bytes(
-                self.take(8)?.try_into().ok()?,
-            ))),
-            0x01 => Amf0Value::Boolean(self.u8()? != 0),
+        if self.values > MAX_VALUES {
+            return Err(AmfError::TooManyValues);
+        }
+        Ok(match self.u8().ok_or(AmfError::Truncated)? {
+            0x00 => Amf0Value::Number(self.number().ok_or(AmfError::Truncated)?),
+            0x01 => Amf0Value::Boolean(self.u8().ok_or(AmfError::Truncated)? != 0),
             0x02 => {
-                let len = usize::from(self.u16()?);
-                Amf0Value::Utf8String(self.string(len)?)
+                let len = usize::from(self.u16().ok_or(AmfError::Truncated)?);
+                Amf0Value::Utf8String(self.string(len).ok_or(AmfError::Truncated)?)
             }
             0x03 => Amf0Value::Object(self.properties(depth)?.into_iter().collect()),
             0x05 => Amf0Value::Null,
             0x06 => Amf0Value::Undefined,
             0x08 => {
-                let _count = self.u32()?;
+                let _count = self.u32().ok_or(AmfError::Truncated)?;
                 Amf0Value::Object(self.properties(depth)?.into_iter().collect())
             }
             0x0A => {
-                let count = self.u32()? as usize;
+                // The count is not trusted for an allocation: MAX_VALUES
+                // and the input's end stop the loop.
+                let count = self.u32().ok_or(AmfError::Truncated)?;
                 let mut items = Vec::new();
                 for _ in 0..count {
                     items.push(self.value(depth + 1)?);
@@ -88,21 +130,22 @@ impl Reader<'_> {
                 Amf0Value::StrictArray(items)
             }
             0x0B => {
-                let ms = f64::from_bits(u64::from_be_bytes(self.take(8)?.try_into().ok()?));
-                let _tz = self.u16()?;
+                let ms = self.number().ok_or(AmfError::Truncated)?;
+                let _tz = self.u16().ok_or(AmfError::Truncated)?;
                 Amf0Value::Number(ms)
             }
             0x0C => {
-                let len = self.u32()? as usize;
-                Amf0Value::Utf8String(self.string(len)?)
+                let len = self.u32().ok_or(AmfError::Truncated)? as usize;
+                Amf0Value::Utf8String(self.string(len).ok_or(AmfError::Truncated)?)
             }
-            _ => return None,
+            marker => return Err(AmfError::UnknownMarker(marker)),
         })
     }
 }
 
-/// Reads every top-level value; None if anything is malformed or too deep.
-pub fn decode_all(data: &[u8]) -> Option<Vec<Amf0Value>> {
+/// Reads every top-level value; an error if anything is malformed, unknown
+/// or over a limit.
+pub fn decode_all(data: &[u8]) -> Result<Vec<Amf0Value>, AmfError> {
     let mut r = Reader {
         data,
         pos: 0,
@@ -112,24 +155,25 @@ pub fn decode_all(data: &[u8]) -> Option<Vec<Amf0Value>> {
     while r.pos < data.len() {
         out.push(r.value(0)?);
     }
-    Some(out)
+    Ok(out)
 }
 
 /// A command: name, transaction id, command object, further arguments.
 pub type Command = (String, f64, Amf0Value, Vec<Amf0Value>);
 
-/// Decodes an AMF0 command message; None if it is not one.
-pub fn decode_command(data: &[u8]) -> Option<Command> {
+/// Decodes an AMF0 command message, filling in a missing transaction id (0)
+/// and command object (null).
+pub fn decode_command(data: &[u8]) -> Result<Command, AmfError> {
     let mut it = decode_all(data)?.into_iter();
-    let Amf0Value::Utf8String(name) = it.next()? else {
-        return None;
+    let Some(Amf0Value::Utf8String(name)) = it.next() else {
+        return Err(AmfError::NotACommand);
     };
     let txn = match it.next() {
         Some(Amf0Value::Number(n)) => n,
         _ => 0.0,
     };
     let object = it.next().unwrap_or(Amf0Value::Null);
-    Some((name, txn, object, it.collect()))
+    Ok((name, txn, object, it.collect()))
 }
 
 /// Serialises values with rml_amf0 (our own values only: never fails in practice).
@@ -166,9 +210,19 @@ mod tests {
         for _ in 0..10_000 {
             deep.extend([0x03, 0, 1, b'k']);
         }
-        assert!(decode_command(&deep).is_none());
-        assert!(decode_command(&[0x02, 0, 9, b'a']).is_none());
-        assert!(decode_command(&[0x11]).is_none());
-        assert!(decode_command(&[0x0C, 0xFF, 0xFF, 0xFF, 0xFF]).is_none());
+        assert_eq!(decode_command(&deep), Err(AmfError::TooDeep));
+        assert_eq!(
+            decode_command(&[0x02, 0, 9, b'a']),
+            Err(AmfError::Truncated)
+        );
+        assert_eq!(decode_command(&[0x11]), Err(AmfError::UnknownMarker(0x11)));
+        assert_eq!(
+            decode_command(&[0x0C, 0xFF, 0xFF, 0xFF, 0xFF]),
+            Err(AmfError::Truncated)
+        );
+        // A strict array claiming 4 billion items holds what is there.
+        let mut wide = vec![0x02, 0, 1, b'x', 0x0A, 0xFF, 0xFF, 0xFF, 0xFF];
+        wide.extend([0x05; 2000]);
+        assert_eq!(decode_command(&wide), Err(AmfError::TooManyValues));
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! rml_rtmp's deserializer trusts its input (its arithmetic overflows on a
 //! chunk that claims less than it already delivered, and it reserves the
-//! whole claimed message length up front), so the server reads chunks here:
-//! payload bytes are copied as they arrive, a message may not claim more
-//! than [`MAX_MESSAGE_LEN`], and the partly received messages of one
+//! whole claimed message length up front), so both the server and the
+//! publishing client read chunks here: payload bytes are copied as they
+//! arrive, a message may not claim more than [`MAX_MESSAGE_LEN`] (less with
+//! [`ChunkReader::with_limits`]), and the partly received messages of one
 //! connection may not hold more than [`MAX_PARTIAL_BYTES`] together. Only a
 //! few header bytes are ever held back between calls.
 
@@ -35,8 +36,8 @@ pub enum ChunkError {
     /// A type 1-3 header on a chunk stream that never had a type 0 header.
     #[error("chunk stream {0} continues a message it never started")]
     NoPreviousHeader(u32),
-    /// A message length over [`MAX_MESSAGE_LEN`].
-    #[error("message of {0} bytes is over the {MAX_MESSAGE_LEN}-byte limit")]
+    /// A message length over the reader's limit ([`MAX_MESSAGE_LEN`] unless set lower).
+    #[error("message of {0} bytes is over the limit")]
     TooLarge(usize),
     /// Too many unfinished messages, or too many bytes in them.
     #[error("too many unfinished messages ({0} bytes held)")]
@@ -95,6 +96,10 @@ pub struct ChunkReader {
     /// Chunk streams with a message in progress (kept as a count, so each
     /// header costs the same however many streams the peer opened).
     open: usize,
+    /// Largest message accepted.
+    max_message: usize,
+    /// Most bytes all unfinished messages may hold.
+    max_partial: usize,
 }
 
 impl Default for ChunkReader {
@@ -106,6 +111,14 @@ impl Default for ChunkReader {
 impl ChunkReader {
     /// A reader at the protocol's initial chunk size of 128.
     pub fn new() -> Self {
+        Self::with_limits(MAX_MESSAGE_LEN, MAX_PARTIAL_BYTES)
+    }
+
+    /// A reader whose messages may hold at most `max_message` bytes and
+    /// whose unfinished messages at most `max_partial` together (each capped
+    /// at the defaults): a publishing client expects only small control
+    /// messages and commands from its server.
+    pub fn with_limits(max_message: usize, max_partial: usize) -> Self {
         Self {
             chunk_size: 128,
             streams: HashMap::new(),
@@ -113,7 +126,14 @@ impl ChunkReader {
             stage: Stage::Header,
             partial_bytes: 0,
             open: 0,
+            max_message: max_message.min(MAX_MESSAGE_LEN),
+            max_partial: max_partial.min(MAX_PARTIAL_BYTES),
         }
+    }
+
+    /// Input bytes held between calls: unfinished messages and a partial header.
+    pub fn held_bytes(&self) -> usize {
+        self.partial_bytes + self.pending.len()
     }
 
     /// Applies the peer's Set Chunk Size.
@@ -171,7 +191,7 @@ impl ChunkReader {
                     let partial = state.partial.get_or_insert_with(BytesMut::new);
                     partial.extend_from_slice(now);
                     self.partial_bytes += n;
-                    if self.partial_bytes > MAX_PARTIAL_BYTES {
+                    if self.partial_bytes > self.max_partial {
                         return Err(ChunkError::TooManyPartial(self.partial_bytes));
                     }
                     let left = left - n;
@@ -296,7 +316,7 @@ impl ChunkReader {
         }
         if fmt <= 1 {
             let length = be24(&h[3..6]) as usize;
-            if length > MAX_MESSAGE_LEN {
+            if length > self.max_message {
                 return Err(ChunkError::TooLarge(length));
             }
             if !starting && length != state.length {

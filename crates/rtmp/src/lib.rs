@@ -18,6 +18,8 @@
 pub mod amf;
 pub mod chunk;
 pub mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod server;
 pub mod session;
 pub mod url;

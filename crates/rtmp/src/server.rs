@@ -402,10 +402,10 @@ impl ServerSession {
                     &msg.data[..]
                 };
                 match amf::decode_command(body) {
-                    Some((name, txn, object, args)) => {
+                    Ok((name, txn, object, args)) => {
                         self.handle_command(&name, txn, object, args)?
                     }
-                    None => self.skipped += 1,
+                    Err(_) => self.skipped += 1,
                 }
             }
             // Acknowledgements, peer bandwidth, AMF3 data, aggregates: nothing to do.

@@ -12,16 +12,25 @@
 //! and nginx-rtmp: handshake; set chunk size 4096; `connect`; window
 //! acknowledgement size; `releaseStream`, `FCPublish`, `createStream`;
 //! `publish(key, "live")`; media; `FCUnpublish`, `deleteStream`.
+//!
+//! Every byte from the server is read by this crate's bounded readers
+//! ([`crate::chunk`] with client-sized limits, [`crate::amf`]), so a hostile
+//! or intercepted ingest costs its own connection (an error), never a panic,
+//! a deep recursion or an unbounded allocation. rml_rtmp is kept for the
+//! handshake (fixed-size packets, fuzzed through both sessions) and for
+//! writing what we send, which we build ourselves.
 
 use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
-use rml_rtmp::chunk_io::{ChunkDeserializer, ChunkSerializer};
+use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 
+use crate::amf;
+use crate::chunk::{ChunkReader, Message};
 use crate::{RtmpUrl, SessionError};
 
 /// Chunk size pstream sends with (the default 128 costs a header every 128 bytes).
@@ -32,6 +41,11 @@ pub const WINDOW_ACK_SIZE: u32 = 2_500_000;
 const TYPE_DATA_AMF0: u8 = 18;
 /// RTMP message type id of an AMF0 command.
 const TYPE_COMMAND_AMF0: u8 = 20;
+/// Largest message accepted from a server: servers send a publisher
+/// control messages and commands of a few hundred bytes.
+pub const MAX_SERVER_MESSAGE: usize = 64 << 10;
+/// Most bytes the server's unfinished messages may hold together.
+pub const MAX_SERVER_PARTIAL: usize = 256 << 10;
 
 /// What the session has to tell its driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +93,7 @@ pub struct PublishSession {
     state: State,
     handshake: Handshake,
     serializer: ChunkSerializer,
-    deserializer: ChunkDeserializer,
+    reader: ChunkReader,
     out: Vec<u8>,
     events: VecDeque<SessionEvent>,
     txns: HashMap<u32, Txn>,
@@ -110,7 +124,7 @@ impl PublishSession {
             state: State::Idle,
             handshake: Handshake::new(PeerType::Client),
             serializer: ChunkSerializer::new(),
-            deserializer: ChunkDeserializer::new(),
+            reader: ChunkReader::with_limits(MAX_SERVER_MESSAGE, MAX_SERVER_PARTIAL),
             out: Vec::new(),
             events: VecDeque::new(),
             txns: HashMap::new(),
@@ -137,6 +151,12 @@ impl PublishSession {
     /// Server messages that could not be decoded and were skipped.
     pub fn skipped_messages(&self) -> u64 {
         self.skipped
+    }
+
+    /// Server bytes held between calls (unfinished messages, a partial
+    /// chunk header): at most [`MAX_SERVER_PARTIAL`] and a header.
+    pub fn buffered_input(&self) -> usize {
+        self.reader.held_bytes()
     }
 
     /// Payload bytes queued by [`Self::send_media`] so far.
@@ -327,36 +347,17 @@ impl PublishSession {
     fn handle_chunks(&mut self, data: &[u8]) -> Result<(), SessionError> {
         self.received += data.len() as u64;
         let mut input = data;
-        // Each call may complete one message; loop until the buffer runs dry.
-        loop {
-            let next = self
-                .deserializer
-                .get_next_message(input)
-                .map_err(SessionError::BadChunk)?;
-            input = &[];
-            let Some(payload) = next else { break };
-            // rml_rtmp's command decoder panics on commands of fewer than three
-            // values (ffmpeg's listener sends them), so commands are decoded here.
-            if payload.type_id == TYPE_COMMAND_AMF0 {
-                match decode_command(&payload.data) {
-                    Some((name, txn, object, args)) => {
-                        self.handle_command(&name, txn, object, args)?
-                    }
-                    None => self.skipped += 1,
-                }
-                if self.state == State::Closed {
-                    break;
-                }
-                continue;
-            }
-            match payload.to_rtmp_message() {
-                Ok(msg) => self.handle_message(msg)?,
-                // Garbage in one message is dropped, not fatal (design: drop and count).
-                Err(_) => self.skipped += 1,
-            }
-            if self.state == State::Closed {
+        // Each call may complete one message (a Set Chunk Size must apply
+        // before the next chunk is read); loop until the buffer runs dry.
+        while self.state != State::Closed {
+            let Some(msg) = self
+                .reader
+                .read(&mut input)
+                .map_err(SessionError::BadChunk)?
+            else {
                 break;
-            }
+            };
+            self.handle_message(msg)?;
         }
         if let Some(window) = self.peer_window {
             if window > 0 && self.received - self.acked >= u64::from(window) {
@@ -373,42 +374,109 @@ impl PublishSession {
         Ok(())
     }
 
-    fn handle_message(&mut self, msg: RtmpMessage) -> Result<(), SessionError> {
-        match msg {
-            RtmpMessage::SetChunkSize { size } => self
-                .deserializer
-                .set_max_chunk_size(size as usize)
-                .map_err(SessionError::ServerChunkSize),
-            RtmpMessage::WindowAcknowledgement { size } => {
-                self.peer_window = Some(size);
-                Ok(())
+    fn handle_message(&mut self, msg: Message) -> Result<(), SessionError> {
+        let be32 = |d: &[u8]| -> Option<u32> {
+            Some(u32::from_be_bytes([
+                *d.first()?,
+                *d.get(1)?,
+                *d.get(2)?,
+                *d.get(3)?,
+            ]))
+        };
+        match msg.type_id {
+            1 => {
+                let size = be32(&msg.data).ok_or(SessionError::ShortControl {
+                    what: "set chunk size",
+                    len: msg.data.len(),
+                })?;
+                self.reader
+                    .set_chunk_size(size)
+                    .map_err(SessionError::ServerChunkSize)?;
             }
-            RtmpMessage::UserControl {
-                event_type: UserControlEventType::PingRequest,
-                timestamp,
-                ..
-            } => self.send_message(
-                RtmpMessage::UserControl {
-                    event_type: UserControlEventType::PingResponse,
-                    stream_id: None,
-                    buffer_length: None,
-                    timestamp,
-                },
-                0,
-            ),
-            RtmpMessage::Amf0Command {
-                command_name,
-                transaction_id,
-                command_object,
-                additional_arguments,
-            } => self.handle_command(
-                &command_name,
-                transaction_id,
-                command_object,
-                additional_arguments,
-            ),
-            _ => Ok(()),
+            2 => match be32(&msg.data) {
+                Some(csid) => self.reader.abort(csid),
+                None => self.skipped += 1,
+            },
+            // Acknowledgement, peer bandwidth, media and data: nothing to do
+            // for a publisher.
+            3 | 6 | 8 | 9 | 15 | 18 => {}
+            4 => {
+                // User control: only a ping request (event 6) needs an answer.
+                match (msg.data.get(..2), msg.data.get(2..).and_then(be32)) {
+                    (Some([0, 6]), Some(ts)) => self.send_message(
+                        RtmpMessage::UserControl {
+                            event_type: UserControlEventType::PingResponse,
+                            stream_id: None,
+                            buffer_length: None,
+                            timestamp: Some(RtmpTimestamp::new(ts)),
+                        },
+                        0,
+                    )?,
+                    (Some(_), Some(_)) => {}
+                    _ => self.skipped += 1,
+                }
+            }
+            5 => match be32(&msg.data) {
+                Some(size) => self.peer_window = Some(size),
+                None => self.skipped += 1,
+            },
+            17 | TYPE_COMMAND_AMF0 => {
+                // AMF3-flagged commands start with a 0 byte and then carry AMF0.
+                let body = if msg.type_id == 17 {
+                    msg.data.get(1..).unwrap_or_default()
+                } else {
+                    &msg.data[..]
+                };
+                match amf::decode_all(body) {
+                    Ok(values) => self.handle_values(values)?,
+                    Err(e) if e.is_over_limit() => {
+                        return Err(SessionError::CommandOverLimit(e));
+                    }
+                    // A type this reader does not know (typed objects,
+                    // references, AMF3) or a cut value: dropped and counted.
+                    Err(_) => self.skipped += 1,
+                }
+            }
+            _ => self.skipped += 1,
         }
+        Ok(())
+    }
+
+    /// A decoded command: name, transaction id, command object, arguments.
+    fn handle_values(&mut self, values: Vec<Amf0Value>) -> Result<(), SessionError> {
+        let count = values.len();
+        let mut it = values.into_iter();
+        let Some(Amf0Value::Utf8String(name)) = it.next() else {
+            self.skipped += 1;
+            return Ok(());
+        };
+        let txn_id = match it.next() {
+            Some(Amf0Value::Number(n)) => n,
+            _ => 0.0,
+        };
+        if count < 3 {
+            // Replies without their command object. ffmpeg's listener sends
+            // short notices (onFCPublish), which are ignored; a reply the
+            // session acts on cannot be read without one.
+            let awaited = matches!(
+                self.txns.get(&(txn_id as u32)),
+                Some(Txn::Connect | Txn::CreateStream)
+            );
+            let needed = match name.as_str() {
+                "_result" | "_error" => awaited,
+                "onStatus" => true,
+                _ => false,
+            };
+            if needed {
+                return Err(SessionError::BadReply {
+                    command: name.chars().take(64).collect(),
+                    why: "fewer than three values",
+                });
+            }
+            return Ok(());
+        }
+        let object = it.next().unwrap_or(Amf0Value::Null);
+        self.handle_command(&name, txn_id, object, it.collect())
     }
 
     fn handle_command(
@@ -503,23 +571,6 @@ impl PublishSession {
     }
 }
 
-/// Decodes an AMF0 command: name, transaction id, command object, further arguments.
-fn decode_command(data: &[u8]) -> Option<(String, f64, Amf0Value, Vec<Amf0Value>)> {
-    let mut cursor = std::io::Cursor::new(data);
-    let values = rml_rtmp::rml_amf0::deserialize(&mut cursor).ok()?;
-    let mut it = values.into_iter();
-    let name = match it.next()? {
-        Amf0Value::Utf8String(s) => s,
-        _ => return None,
-    };
-    let txn = match it.next() {
-        Some(Amf0Value::Number(n)) => n,
-        _ => 0.0,
-    };
-    let object = it.next().unwrap_or(Amf0Value::Null);
-    Some((name, txn, object, it.collect()))
-}
-
 /// The `code` and `description` of a status object, wherever the server put it.
 fn status_of(object: &Amf0Value, args: &[Amf0Value]) -> (String, String) {
     for v in std::iter::once(object).chain(args.iter()) {
@@ -556,6 +607,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::chunk::ChunkError;
 
     /// Runs our client against rml_rtmp's own server session, byte for byte.
     struct Pair {
@@ -749,6 +801,143 @@ mod tests {
         assert_eq!(p.client.skipped_messages(), 1);
     }
 
+    /// A client that has sent `connect` (transaction 1) after an original
+    /// (digest-less) handshake with a scripted server.
+    fn connecting() -> PublishSession {
+        let mut c = PublishSession::new(RtmpUrl::parse("rtmp://127.0.0.1/live/k").expect("url"));
+        c.start().expect("start");
+        let c0c1 = c.poll_transmit().expect("C0 C1");
+        let mut s0s1s2 = vec![3u8];
+        s0s1s2.extend([0u8; 1536]);
+        s0s1s2.extend(&c0c1[1..1537]);
+        c.handle_input(&s0s1s2).expect("handshake");
+        assert_eq!(c.state, State::Connecting);
+        let _ = c.poll_transmit();
+        c
+    }
+
+    /// `values` as one AMF0 command message (type `type_id`) in chunks of 4096.
+    fn server_message(type_id: u8, data: Vec<u8>) -> Vec<u8> {
+        let mut ser = ChunkSerializer::new();
+        let mut out = ser
+            .set_max_chunk_size(4096, RtmpTimestamp::new(0))
+            .expect("size")
+            .bytes;
+        let payload = MessagePayload {
+            timestamp: RtmpTimestamp::new(0),
+            type_id,
+            message_stream_id: 0,
+            data: Bytes::from(data),
+        };
+        out.extend(ser.serialize(&payload, true, false).expect("ser").bytes);
+        out
+    }
+
+    fn amf(values: Vec<Amf0Value>) -> Vec<u8> {
+        amf::encode(values)
+    }
+
+    /// `_result` and `onStatus` of fewer than three values, as AMF0 and as
+    /// AMF3-flagged commands (which rml_rtmp's decoder panicked on): a reply
+    /// the session acts on is a typed error; short notices are ignored.
+    #[test]
+    fn short_replies_are_typed_errors() {
+        let short_result = amf(vec![
+            Amf0Value::Utf8String("_result".into()),
+            Amf0Value::Number(1.0),
+        ]);
+        let short_status = amf(vec![
+            Amf0Value::Utf8String("onStatus".into()),
+            Amf0Value::Number(0.0),
+        ]);
+        for (type_id, data, name) in [
+            (20, short_result.clone(), "_result"),
+            (17, [&[0u8][..], &short_result].concat(), "_result"),
+            (20, short_status.clone(), "onStatus"),
+            (17, [&[0u8][..], &short_status].concat(), "onStatus"),
+        ] {
+            let mut c = connecting();
+            match c.handle_input(&server_message(type_id, data)) {
+                Err(SessionError::BadReply { command, .. }) => assert_eq!(command, name),
+                other => panic!("type {type_id} {name}: {other:?}"),
+            }
+        }
+        // ffmpeg's listener answers FCPublish with a lone "onFCPublish".
+        let mut c = connecting();
+        let notice = amf(vec![Amf0Value::Utf8String("onFCPublish".into())]);
+        c.handle_input(&server_message(20, notice))
+            .expect("ignored");
+        assert_eq!(c.state, State::Connecting);
+    }
+
+    /// AMF nested 100,000 deep (a 400 KB message, over the client's message
+    /// limit) and 10,000 deep (40 KB, within it): errors, with no recursion
+    /// past the reader's depth limit.
+    #[test]
+    fn deeply_nested_amf_is_a_typed_error() {
+        for (depth, type_id) in [(100_000, 20), (10_000, 20), (10_000, 17), (10_000, 18)] {
+            let mut data = if type_id == 17 { vec![0] } else { vec![] };
+            data.extend(amf(vec![
+                Amf0Value::Utf8String("onStatus".into()),
+                Amf0Value::Number(0.0),
+                Amf0Value::Null,
+            ]));
+            for _ in 0..depth {
+                data.extend([0x03, 0, 1, b'k']);
+            }
+            let mut c = connecting();
+            let got = c.handle_input(&server_message(type_id, data));
+            match (depth, type_id, got) {
+                (100_000, _, Err(SessionError::BadChunk(ChunkError::TooLarge(n)))) => {
+                    assert_eq!(n, 21 + 400_000)
+                }
+                (_, 17 | 20, Err(SessionError::CommandOverLimit(e))) => {
+                    assert_eq!(e, amf::AmfError::TooDeep)
+                }
+                // Data messages are not read by a publisher at all.
+                (_, 18, Ok(())) => {}
+                (d, t, other) => panic!("{d} deep, type {t}: {other:?}"),
+            }
+            assert!(c.reader.held_bytes() <= MAX_SERVER_PARTIAL);
+        }
+    }
+
+    /// A message claiming 16 MiB is refused at its header; one claiming 60 KB
+    /// (within the limit) that then stalls holds only the bytes that came.
+    #[test]
+    fn a_lying_message_length_is_refused_or_held_in_bytes_received() {
+        let mut c = connecting();
+        let mut lie = vec![0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0];
+        lie.extend([0x02; 100]);
+        match c.handle_input(&lie) {
+            Err(SessionError::BadChunk(ChunkError::TooLarge(n))) => assert_eq!(n, 0xFF_FFFF),
+            other => panic!("{other:?}"),
+        }
+        let mut c = connecting();
+        let mut stall = vec![0x03, 0, 0, 0, 0, 0xEA, 0x60, 20, 0, 0, 0, 0];
+        stall.extend([0x02; 100]);
+        c.handle_input(&stall).expect("waits for the rest");
+        assert_eq!(c.reader.held_bytes(), 100);
+    }
+
+    /// After the handshake: a chunk that restarts a message with a length
+    /// shorter than what it already delivered (rml_rtmp's deserializer
+    /// overflowed on it), then bytes that are no chunks at all.
+    #[test]
+    fn garbage_after_the_handshake_is_a_typed_error() {
+        let mut c = connecting();
+        let mut junk = vec![0x03, 0, 0, 0, 0, 0, 200, 20, 0, 0, 0, 0];
+        junk.extend([0x05; 128]);
+        junk.extend([0x43, 0, 0, 0, 0, 0, 10, 20]);
+        junk.extend([0x05; 10]);
+        junk.extend([0x47; 4000]);
+        match c.handle_input(&junk) {
+            Err(SessionError::BadChunk(ChunkError::NoPreviousHeader(7))) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(c.reader.held_bytes() <= 200);
+    }
+
     #[test]
     fn garbage_from_the_server_is_an_error_not_a_panic() {
         let mut p = Pair::new("rtmp://127.0.0.1/live/k", false);
@@ -757,7 +946,10 @@ mod tests {
         for i in 0..4096u32 {
             junk.push((i.wrapping_mul(2_654_435_761) >> 13) as u8);
         }
-        // Either an error or silently skipped, but never a panic.
-        let _ = p.client.handle_input(&junk);
+        // These bytes start a chunk of a 1.5 MB message.
+        assert!(matches!(
+            p.client.handle_input(&junk),
+            Err(SessionError::BadChunk(ChunkError::TooLarge(_)))
+        ));
     }
 }

@@ -9,6 +9,9 @@
 /// Longest request path accepted (the longest legal one is well under this).
 pub const MAX_PATH_LEN: usize = 256;
 
+/// The longest session part of a segment name (`<session>-<sequence>.ts`).
+const MAX_SESSION_LEN: usize = 32;
+
 pub use pstream_rtmp::{is_safe_name, MAX_NAME_LEN};
 
 /// What a request path names.
@@ -26,13 +29,13 @@ pub enum Route<'a> {
         /// "source" or a rendition name.
         variant: &'a str,
     },
-    /// `/stream/<key>/<variant>/<sequence>.ts`.
+    /// `/stream/<key>/<variant>/<session>-<sequence>.ts` (or `<sequence>.ts`).
     Segment {
         /// Stream key.
         key: &'a str,
         /// "source" or a rendition name.
         variant: &'a str,
-        /// "<sequence>.ts".
+        /// "<session>-<sequence>.ts" or "<sequence>.ts".
         name: &'a str,
     },
 }
@@ -77,11 +80,16 @@ pub fn parse(path: &str) -> Result<Route<'_>, Refusal> {
             })
         }
         [key, variant, file] => {
-            let sequence = file.strip_suffix(".ts").ok_or(Refusal::NoRoute)?;
-            if sequence.is_empty()
-                || sequence.len() > 20
-                || !sequence.bytes().all(|b| b.is_ascii_digit())
-            {
+            let stem = file.strip_suffix(".ts").ok_or(Refusal::NoRoute)?;
+            let (session, sequence) = stem.split_once('-').unwrap_or(("", stem));
+            let session_ok = session.len() <= MAX_SESSION_LEN
+                && session
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+            let sequence_ok = !sequence.is_empty()
+                && sequence.len() <= 20
+                && sequence.bytes().all(|b| b.is_ascii_digit());
+            if !(session_ok && sequence_ok) || stem.starts_with('-') {
                 return Err(Refusal::Malformed);
             }
             Ok(Route::Segment {
@@ -127,6 +135,14 @@ mod tests {
                 name: "42.ts"
             })
         );
+        assert_eq!(
+            parse("/stream/k/source/0123456789abcdef-42.ts"),
+            Ok(Route::Segment {
+                key: "k",
+                variant: "source",
+                name: "0123456789abcdef-42.ts"
+            })
+        );
     }
 
     #[test]
@@ -147,6 +163,12 @@ mod tests {
             "/stream/k/source/1.2.ts",
             "/stream/k/source/x.ts",
             "/stream/k/source/.ts",
+            "/stream/k/source/-1.ts",
+            "/stream/k/source/abc-.ts",
+            "/stream/k/source/abc-1-2.ts",
+            "/stream/k/source/ABC-1.ts",
+            "/stream/k/source/a_b-1.ts",
+            "/stream/k/source/abc-x.ts",
             "/stream/.m3u8",
             "/stream/k/.m3u8",
         ] {
@@ -167,6 +189,8 @@ mod tests {
         );
         let long_seq = format!("/stream/k/source/{}.ts", "1".repeat(21));
         assert_eq!(parse(&long_seq), Err(Refusal::Malformed));
+        let long_session = format!("/stream/k/source/{}-1.ts", "a".repeat(MAX_SESSION_LEN + 1));
+        assert_eq!(parse(&long_session), Err(Refusal::Malformed));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::respond::respond;
+use super::respond::{respond, WallClock};
 use super::{HlsCatalog, HttpStats};
 
 /// Limits on what clients may hold.
@@ -84,6 +84,7 @@ pub async fn serve_http_with(
         .max_buf_size(MAX_REQUEST_HEAD)
         .max_headers(64);
     let builder = Arc::new(builder);
+    let clock = WallClock::now();
     let clients = Arc::new(ClientCount::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -123,12 +124,14 @@ pub async fn serve_http_with(
         stats.connection_opened();
         let conn = Connection {
             stats: stats.clone(),
+            peer,
             _slot: slot,
         };
         tasks.spawn(conn.run(
             stream,
             builder.clone(),
             catalog.clone(),
+            clock,
             limits.idle_timeout,
             stop_rx.clone(),
         ));
@@ -146,6 +149,7 @@ pub async fn serve_http_with(
 /// One accepted connection; closing it (dropping this) updates the counts.
 struct Connection {
     stats: Arc<HttpStats>,
+    peer: std::net::SocketAddr,
     _slot: ClientSlot,
 }
 
@@ -161,6 +165,7 @@ impl Connection {
         stream: TcpStream,
         builder: Arc<http1::Builder>,
         catalog: Arc<dyn HlsCatalog>,
+        clock: WallClock,
         idle_timeout: Duration,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -171,9 +176,25 @@ impl Connection {
             stats: self.stats.clone(),
         });
         let stats = self.stats.clone();
+        let peer = self.peer;
         let service = service_fn(move |req: Request<Incoming>| {
-            let (resp, answer) = respond(req.method(), req.uri().path(), req.headers(), &*catalog);
+            let (resp, answer) = respond(
+                req.method(),
+                req.uri().path(),
+                req.headers(),
+                &*catalog,
+                &clock,
+            );
             stats.count_answer(answer);
+            // Per request, at debug level: who asked for what and got which
+            // answer (how many requests each cache in front sends, for one).
+            tracing::debug!(
+                peer = %peer,
+                method = %req.method(),
+                path = req.uri().path(),
+                status = resp.status().as_u16(),
+                "http request"
+            );
             std::future::ready(Ok::<_, Infallible>(resp))
         });
         let mut conn = pin!(builder.serve_connection(io, service));

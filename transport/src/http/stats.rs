@@ -10,6 +10,7 @@ pub struct HttpStats {
     master_playlists: AtomicU64,
     media_playlists: AtomicU64,
     segments: AtomicU64,
+    not_modified: AtomicU64,
     not_found: AtomicU64,
     bad_requests: AtomicU64,
     bytes_sent: AtomicU64,
@@ -27,11 +28,13 @@ pub struct HttpStatsSnapshot {
     pub master_playlists: u64,
     /// Media playlists served.
     pub media_playlists: u64,
-    /// Segments served.
+    /// Segments served (whole or a byte range).
     pub segments: u64,
+    /// 304 answers to conditional requests (playlists and segments).
+    pub not_modified: u64,
     /// 404 answers (unknown stream, variant, segment or path).
     pub not_found: u64,
-    /// Requests refused as malformed (400, 405, 414).
+    /// Requests refused as malformed (400, 405, 414, 416).
     pub bad_requests: u64,
     /// Bytes written to clients, headers included.
     pub bytes_sent: u64,
@@ -49,6 +52,7 @@ pub(crate) enum Answer {
     Master,
     Media,
     Segment,
+    NotModified,
     NotFound,
     Refused,
     /// OPTIONS preflight and other answers counted only in the total.
@@ -69,6 +73,7 @@ impl HttpStats {
             master_playlists: get(&self.master_playlists),
             media_playlists: get(&self.media_playlists),
             segments: get(&self.segments),
+            not_modified: get(&self.not_modified),
             not_found: get(&self.not_found),
             bad_requests: get(&self.bad_requests),
             bytes_sent: get(&self.bytes_sent),
@@ -88,6 +93,7 @@ impl HttpStats {
             Answer::Master => &self.master_playlists,
             Answer::Media => &self.media_playlists,
             Answer::Segment => &self.segments,
+            Answer::NotModified => &self.not_modified,
             Answer::NotFound => &self.not_found,
             Answer::Refused => &self.bad_requests,
             Answer::Other => return,

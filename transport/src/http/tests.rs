@@ -17,23 +17,37 @@ use super::*;
 /// segment 2.ts, big enough to fill loopback socket buffers.
 struct Fake {
     big: Bytes,
+    modified: Instant,
+}
+
+impl Fake {
+    /// Everything changed when the server started, with 2 s segments.
+    fn resource(&self, body: Bytes) -> Resource {
+        Resource {
+            body,
+            modified: Some(self.modified),
+            refresh: Duration::from_secs(2),
+        }
+    }
 }
 
 impl HlsCatalog for Fake {
-    fn master_playlist(&self, key: &str) -> Option<Bytes> {
-        (key == "live").then(|| Bytes::from_static(b"#EXTM3U\nlive/source.m3u8\n"))
+    fn master_playlist(&self, key: &str) -> Option<Resource> {
+        (key == "live").then(|| self.resource(Bytes::from_static(b"#EXTM3U\nlive/source.m3u8\n")))
     }
-    fn media_playlist(&self, key: &str, variant: &str) -> Option<Bytes> {
+    fn media_playlist(&self, key: &str, variant: &str) -> Option<Resource> {
         (key == "live" && variant == "source")
-            .then(|| Bytes::from_static(b"#EXTM3U\n#EXTINF:2.0,\nsource/1.ts\n"))
+            .then(|| self.resource(Bytes::from_static(b"#EXTM3U\n#EXTINF:2.0,\nsource/1.ts\n")))
     }
-    fn segment(&self, key: &str, variant: &str, name: &str) -> Option<Bytes> {
+    fn segment(&self, key: &str, variant: &str, name: &str) -> Option<Resource> {
         if key != "live" || variant != "source" {
             return None;
         }
         match name {
-            "1.ts" => Some(Bytes::from(vec![0x47u8; 188 * 10])),
-            "2.ts" => Some(self.big.clone()),
+            "1.ts" => Some(self.resource(Bytes::from(
+                (0..188 * 10).map(|i| i as u8).collect::<Vec<_>>(),
+            ))),
+            "2.ts" => Some(self.resource(self.big.clone())),
             _ => None,
         }
     }
@@ -62,6 +76,7 @@ impl Server {
                 let listener = tokio::net::TcpListener::from_std(std_listener)?;
                 let catalog = Arc::new(Fake {
                     big: Bytes::from(vec![0x47u8; 32 << 20]),
+                    modified: Instant::now(),
                 });
                 let shutdown = async move {
                     let _ = stopped.await;
@@ -183,7 +198,10 @@ fn curl_sees_types_caching_and_cors() {
     ]);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(header_line(&head, "content-type"), Some(PLAYLIST_TYPE));
-    assert_eq!(header_line(&head, "cache-control"), Some("no-cache"));
+    assert_eq!(
+        header_line(&head, "cache-control"),
+        Some("public, max-age=1")
+    );
     assert_eq!(header_line(&head, "access-control-allow-origin"), Some("*"));
 
     let playlist = curl(&[&server.url("/stream/live/source.m3u8")]);
@@ -423,4 +441,61 @@ fn shutdown_returns_with_connections_open() {
         "serve_http did not return"
     );
     assert!(closed_within(&mut idle, Duration::from_secs(1)));
+}
+
+/// What a caching proxy or a player with a cache does, with curl: revalidate
+/// with the ETag or the date it got, and fetch part of a segment.
+#[test]
+fn curl_revalidates_and_fetches_ranges() {
+    let server = Server::start(HttpLimits::default());
+    let seg = server.url("/stream/live/source/1.ts");
+    let playlist = server.url("/stream/live/source.m3u8");
+    let status = |args: &[&str]| curl(&[&["-o", "/dev/null", "-w", "%{http_code}"], args].concat());
+    for url in [&seg, &playlist] {
+        let head = curl(&["-D", "-", "-o", "/dev/null", url]);
+        let etag = header_line(&head, "etag").unwrap_or_else(|| panic!("{head}"));
+        let modified = header_line(&head, "last-modified").unwrap_or_else(|| panic!("{head}"));
+        assert_eq!(
+            status(&["-H", &format!("If-None-Match: {etag}"), url]),
+            "304",
+            "{url}"
+        );
+        assert_eq!(
+            status(&["-H", &format!("If-Modified-Since: {modified}"), url]),
+            "304",
+            "{url}"
+        );
+        assert_eq!(
+            status(&["-H", "If-None-Match: \"other\"", url]),
+            "200",
+            "{url}"
+        );
+        // HEAD agrees with GET.
+        let head_only = curl(&["-I", url]);
+        assert_eq!(header_line(&head_only, "etag"), Some(etag), "{head_only}");
+    }
+    // curl -r: 206 with the bytes asked for.
+    let dir = std::env::temp_dir().join(format!("pstream-http-range-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let part = dir.join("part");
+    let head = curl(&[
+        "-r",
+        "100-299",
+        "-D",
+        "-",
+        "-o",
+        part.to_str().expect("utf-8"),
+        &seg,
+    ]);
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert_eq!(
+        header_line(&head, "content-range"),
+        Some("bytes 100-299/1880")
+    );
+    let got = std::fs::read(&part).expect("read part");
+    assert_eq!(got, (100..300).map(|i| i as u8).collect::<Vec<_>>());
+    assert_eq!(status(&["-r", "5000-", &seg]), "416");
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = server.stats.snapshot();
+    assert_eq!(s.not_modified, 4, "{s:?}");
 }

@@ -309,7 +309,7 @@ mod tests {
         for name in [SOURCE, "low"] {
             let playlist = live.media_playlist("bad", name).expect("playlist");
             assert!(
-                String::from_utf8_lossy(&playlist).contains("#EXT-X-ENDLIST"),
+                String::from_utf8_lossy(&playlist.body).contains("#EXT-X-ENDLIST"),
                 "{name} not ended"
             );
         }

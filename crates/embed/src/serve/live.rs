@@ -22,6 +22,9 @@ use bytes::Bytes;
 
 use pstream_mux::hls::{master_playlist, HlsConfig, HlsError, HlsSegmenter, Variant};
 use pstream_mux::ts::TsStreams;
+use pstream_transport::http::Resource;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// The name of the source variant in URLs.
 pub const SOURCE: &str = "source";
@@ -234,6 +237,9 @@ impl LiveStreams {
         for (name, nominal_bps) in variants {
             let config = HlsConfig {
                 uri_prefix: format!("{name}/"),
+                // Segment names unique to this segmenter, so that no URL
+                // cached as immutable ever names another segment.
+                session: format!("{:016x}", StdRng::from_os_rng().random::<u64>()),
                 ..config.clone()
             };
             let segmenter = HlsSegmenter::new(
@@ -298,25 +304,47 @@ impl LiveStreams {
         old
     }
 
-    /// The master playlist of `key`.
-    pub fn master_playlist(&self, key: &str) -> Option<Bytes> {
-        Some(self.get(key)?.master_playlist())
+    /// The master playlist of `key`; it changes with its variants' playlists
+    /// (the measured `BANDWIDTH`), so it was modified when the newest of them was.
+    pub fn master_playlist(&self, key: &str) -> Option<Resource> {
+        let stream = self.get(key)?;
+        let body = stream.master_playlist();
+        let (mut modified, mut refresh) = (None, Duration::ZERO);
+        for v in &stream.variants {
+            let seg = v.segmenter();
+            modified = modified.max(seg.playlist_modified());
+            refresh = seg.config().target_duration;
+        }
+        Some(Resource {
+            body,
+            modified,
+            refresh,
+        })
     }
 
     /// The media playlist of `variant` of `key`.
-    pub fn media_playlist(&self, key: &str, variant: &str) -> Option<Bytes> {
+    pub fn media_playlist(&self, key: &str, variant: &str) -> Option<Resource> {
         let stream = self.get(key)?;
         let v = stream.variant(variant)?;
-        let playlist = v.segmenter().playlist();
-        Some(playlist)
+        let seg = v.segmenter();
+        Some(Resource {
+            body: seg.playlist(),
+            modified: seg.playlist_modified(),
+            refresh: seg.config().target_duration,
+        })
     }
 
-    /// Segment `name` (`<sequence>.ts`) of `variant` of `key`.
-    pub fn segment(&self, key: &str, variant: &str, name: &str) -> Option<Bytes> {
+    /// Segment `name` (`<session>-<sequence>.ts`) of `variant` of `key`.
+    pub fn segment(&self, key: &str, variant: &str, name: &str) -> Option<Resource> {
         let stream = self.get(key)?;
         let v = stream.variant(variant)?;
-        let data = v.segmenter().segment(name);
-        data
+        let seg = v.segmenter();
+        let s = seg.segment(name)?;
+        Some(Resource {
+            body: s.data.clone(),
+            modified: Some(s.closed_at),
+            refresh: seg.config().target_duration,
+        })
     }
 }
 
@@ -381,7 +409,7 @@ mod tests {
             .expect("config")
             .expect("free");
         let master = live.master_playlist("k").expect("master");
-        let text = String::from_utf8_lossy(&master);
+        let text = String::from_utf8_lossy(&master.body);
         assert!(text.contains("BANDWIDTH=1000000\nk/source.m3u8"), "{text}");
         assert!(
             text.contains("BANDWIDTH=500000\nk/P144p30fps16x9.m3u8"),

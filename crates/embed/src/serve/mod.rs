@@ -149,6 +149,7 @@ impl ServeConfig {
             target_duration: Duration::from_secs_f64(self.segment_seconds),
             window: self.window,
             max_segment_duration: Duration::from_secs_f64((self.segment_seconds * 5.0).max(10.0)),
+            max_segment_wall_time: Duration::from_secs_f64(self.segment_seconds * 3.0),
             ..HlsConfig::default()
         }
     }

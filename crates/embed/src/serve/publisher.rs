@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use pstream_codec::{Rendition, Transcoder};
 use pstream_core::{link, BoxError, EncodedUnit, LinkSender};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
-use pstream_transport::http::HlsCatalog;
+use pstream_transport::http::{HlsCatalog, Resource};
 use pstream_transport::rtmp::{IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal};
 
 use super::group::{Groups, StageFn};
@@ -33,15 +33,15 @@ const GATE_SPAN: Duration = Duration::from_secs(2);
 pub(crate) struct Catalog(pub(crate) Arc<LiveStreams>);
 
 impl HlsCatalog for Catalog {
-    fn master_playlist(&self, key: &str) -> Option<bytes::Bytes> {
+    fn master_playlist(&self, key: &str) -> Option<Resource> {
         self.0.master_playlist(key)
     }
 
-    fn media_playlist(&self, key: &str, variant: &str) -> Option<bytes::Bytes> {
+    fn media_playlist(&self, key: &str, variant: &str) -> Option<Resource> {
         self.0.media_playlist(key, variant)
     }
 
-    fn segment(&self, key: &str, variant: &str, name: &str) -> Option<bytes::Bytes> {
+    fn segment(&self, key: &str, variant: &str, name: &str) -> Option<Resource> {
         self.0.segment(key, variant, name)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pstream_codec::Transcoder;
@@ -37,7 +37,7 @@ impl VariantStage {
         // A returning publisher continues the playlist after a discontinuity.
         let events = {
             let mut seg = self.variant.segmenter();
-            seg.restart(self.streams);
+            seg.restart(self.streams, Instant::now());
             drain(&mut seg)
         };
         mirror(&self.hls_dir, &self.stream, &self.variant, events);
@@ -78,7 +78,7 @@ impl VariantStage {
             let events = {
                 let mut seg = self.variant.segmenter();
                 // A unit the muxer refuses is counted by the segmenter.
-                let _ = seg.push(&unit);
+                let _ = seg.push(&unit, Instant::now());
                 drain(&mut seg)
             };
             if is_video {
@@ -96,7 +96,7 @@ impl VariantStage {
 pub(crate) fn end_playlist(hls_dir: &Option<HlsDir>, stream: &LiveStream, variant: &LiveVariant) {
     let events = {
         let mut seg = variant.segmenter();
-        seg.end();
+        seg.end(Instant::now());
         drain(&mut seg)
     };
     mirror(hls_dir, stream, variant, events);
