@@ -49,16 +49,21 @@ pub struct KeygenArgs {
     pub srtp_profile: SrtpProfileArg,
 }
 
-/// `--srtp-profile`: the SRTP protection profile.
+/// `--srtp-profile`: the SRTP protection profile (the SDES names of SDP
+/// `a=crypto` lines are taken too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SrtpProfileArg {
     /// AES-128 counter mode with an 80-bit HMAC-SHA1 tag (RFC 3711); what
-    /// ffmpeg and ffplay take.
-    #[value(name = "aes-cm-128-hmac-sha1-80")]
+    /// ffmpeg, ffplay and GStreamer all take.
+    #[value(name = "aes128-cm-sha1-80", alias = "AES_CM_128_HMAC_SHA1_80")]
     AesCm128HmacSha1_80,
-    /// AES-128-GCM with a 128-bit tag (RFC 7714); GStreamer and libsrtp
-    /// take it, ffmpeg 5.1 does not.
-    #[value(name = "aead-aes-128-gcm")]
+    /// The same with a 32-bit tag on RTP (RTCP keeps 80 bits): 6 bytes
+    /// less per packet; ffmpeg and GStreamer take it.
+    #[value(name = "aes128-cm-sha1-32", alias = "AES_CM_128_HMAC_SHA1_32")]
+    AesCm128HmacSha1_32,
+    /// AES-128-GCM with a 128-bit tag (RFC 7714); a 28-byte key. GStreamer
+    /// and libsrtp take it, ffmpeg 5.1 does not.
+    #[value(name = "aes128-gcm", alias = "AEAD_AES_128_GCM")]
     AeadAes128Gcm,
 }
 
@@ -66,6 +71,7 @@ impl From<SrtpProfileArg> for pstream_embed::SrtpProfile {
     fn from(p: SrtpProfileArg) -> Self {
         match p {
             SrtpProfileArg::AesCm128HmacSha1_80 => Self::AesCm128HmacSha1_80,
+            SrtpProfileArg::AesCm128HmacSha1_32 => Self::AesCm128HmacSha1_32,
             SrtpProfileArg::AeadAes128Gcm => Self::AeadAes128Gcm,
         }
     }
@@ -443,5 +449,42 @@ mod tests {
         assert!(parse_size("0x0").is_err());
         assert!(parse_size("641x480").is_err());
         assert_eq!(parse_size("640x360"), Ok((640, 360)));
+    }
+
+    #[test]
+    fn srtp_profiles_parse_by_short_and_sdes_name_and_need_a_key() {
+        for (name, want) in [
+            ("aes128-cm-sha1-80", SrtpProfileArg::AesCm128HmacSha1_80),
+            (
+                "AES_CM_128_HMAC_SHA1_32",
+                SrtpProfileArg::AesCm128HmacSha1_32,
+            ),
+            ("aes128-gcm", SrtpProfileArg::AeadAes128Gcm),
+        ] {
+            let cli = Cli::try_parse_from([
+                "pstream",
+                "recv",
+                "--peer",
+                "127.0.0.1",
+                "--srtp-key",
+                "k",
+                "--srtp-profile",
+                name,
+            ])
+            .expect("parses");
+            let Command::Recv(a) = cli.command else {
+                panic!("not recv")
+            };
+            assert_eq!(a.srtp.srtp_profile, want);
+        }
+        let no_key = Cli::try_parse_from([
+            "pstream",
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--srtp-profile",
+            "aes128-gcm",
+        ]);
+        assert!(no_key.is_err(), "a profile without a key is refused");
     }
 }

@@ -72,7 +72,10 @@ fn main() -> ExitCode {
 fn keygen(profile: pstream_embed::SrtpProfile) -> anyhow::Result<()> {
     let key = pstream_embed::MasterKey::generate(profile)?;
     println!("{}", key.to_base64());
-    eprintln!("{profile} key in hex (GStreamer srtp-key caps): {}", key.to_hex());
+    eprintln!(
+        "{profile} key in hex (GStreamer srtp-key caps): {}",
+        key.to_hex()
+    );
     Ok(())
 }
 

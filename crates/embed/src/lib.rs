@@ -24,6 +24,12 @@
 //! RTP/RTCP on 5000/5001, audio on 5002/5003); [`rtp::Plan::sdp`] gives the
 //! SDP file for players.
 //!
+//! Across the internet, [`Rtp::srtp`] and [`Receive::srtp`] with the same
+//! [`MasterKey`] (parsed from `pstream keygen`'s base64 or GStreamer's hex
+//! by [`MasterKey::parse`], or made by [`MasterKey::generate`]) encrypt and
+//! authenticate RTP and RTCP both ways (SRTP, RFC 3711); what fails
+//! authentication is dropped and counted ([`StreamStats::srtp_auth_failed`]).
+//!
 //! Pushing to an RTMP ingest (H.264 + AAC in FLV, reconnecting through
 //! drops) and recording FLV work the same way, like `pstream push`:
 //!

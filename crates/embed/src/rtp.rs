@@ -519,8 +519,11 @@ impl RtpSend {
             net.spawn("audio-net", unit_rx, &mut me.stages)?;
         }
 
+        let srtp = srtp
+            .as_ref()
+            .map_or_else(String::new, |k| format!("; SRTP {}", k.profile()));
         tracing::info!(
-            "sending to {peer}: video RTP/RTCP {}/{}, audio {}/{}; RTCP back on {listen}:{}/{}",
+            "sending to {peer}: video RTP/RTCP {}/{}, audio {}/{}; RTCP back on {listen}:{}/{}{srtp}",
             layout.video_rtp(),
             layout.video_rtcp(),
             layout.audio_rtp(),

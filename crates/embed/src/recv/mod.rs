@@ -505,8 +505,12 @@ impl RtpRecv {
             || "any address (--peer any)".to_string(),
             |p| format!("{p} only"),
         );
+        let srtp = config
+            .srtp
+            .as_ref()
+            .map_or_else(String::new, |k| format!("; SRTP {}", k.profile()));
         tracing::info!(
-            "receiving from {from} on {listen}: video {}/{}, audio {}/{}; RTCP to {}/{}",
+            "receiving from {from} on {listen}: video {}/{}, audio {}/{}; RTCP to {}/{}{srtp}",
             layout.video_rtp(),
             layout.video_rtcp(),
             layout.audio_rtp(),

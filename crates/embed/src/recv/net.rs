@@ -163,9 +163,11 @@ impl NetStage {
                         let _ = self.session.handle_rtp_from(at, from, &data);
                     }
                 },
-                recv(rtcp) -> msg => if let Some((data, at, from)) = msg.ok().and_then(|(d, at, from)| Some((self.unprotect(d, true)?, at, from))) {
-                    if self.session.handle_rtcp_from(at, from, &data).is_err() {
-                        self.counters.rtcp_dropped.fetch_add(1, Ordering::Relaxed);
+                recv(rtcp) -> msg => if let Ok((data, at, from)) = msg {
+                    if let Some(data) = self.unprotect(data, true) {
+                        if self.session.handle_rtcp_from(at, from, &data).is_err() {
+                            self.counters.rtcp_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 },
                 recv(feedback) -> msg => if let Ok(Feedback::KeyframeNeeded) = msg {

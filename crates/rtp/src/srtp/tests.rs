@@ -442,7 +442,10 @@ fn sha1_32_cuts_the_srtp_tag_to_4_bytes_and_keeps_srtcp_at_80_bits() {
     // Same keystream, the tag cut to its first 4 bytes (RFC 3711 §4.2).
     assert_eq!(p32.len(), plain.len() + 4);
     assert_eq!(&p32[..], &p80[..p80.len() - 6]);
-    assert_eq!(&rx32.unprotect_rtp(&p32, &mut buf).expect("u")[..], &plain[..]);
+    assert_eq!(
+        &rx32.unprotect_rtp(&p32, &mut buf).expect("u")[..],
+        &plain[..]
+    );
     let mut forged = p32.to_vec();
     let last = forged.len() - 1;
     forged[last] ^= 1;
@@ -457,5 +460,8 @@ fn sha1_32_cuts_the_srtp_tag_to_4_bytes_and_keeps_srtcp_at_80_bits() {
     let c32 = tx32.protect_rtcp(&rr, &mut buf).expect("32");
     assert_eq!(c80, c32);
     assert_eq!(c32.len(), rr.len() + 4 + 10);
-    assert_eq!(&rx32.unprotect_rtcp(&c32, &mut buf).expect("u")[..], &rr[..]);
+    assert_eq!(
+        &rx32.unprotect_rtcp(&c32, &mut buf).expect("u")[..],
+        &rr[..]
+    );
 }
