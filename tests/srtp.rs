@@ -56,6 +56,10 @@ struct Seen {
     /// payload starts with in clear (F bit 0, NAL type 1, 5, 7, 8, STAP-A
     /// or FU-A): all of them in clear, about 9% when encrypted.
     h264_like: u64,
+    /// Tampered copies sent ahead of a genuine packet.
+    tampered: u64,
+    /// Genuine packets sent a second time.
+    replayed: u64,
 }
 
 /// Forwards one UDP port to another on loopback and records the SSRC and
@@ -69,6 +73,13 @@ struct Forward {
 
 impl Forward {
     fn start(from: u16, to: u16) -> Forward {
+        Forward::start_tampering(from, to, 0)
+    }
+
+    /// Like [`Forward::start`]; with `every` > 0, every `every`-th datagram
+    /// is preceded by a copy with one payload bit flipped and followed by
+    /// itself again (a replay).
+    fn start_tampering(from: u16, to: u16, every: u64) -> Forward {
         let socket = UdpSocket::bind(("127.0.0.1", from)).expect("bind forwarder");
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -85,12 +96,23 @@ impl Forward {
                         continue;
                     };
                     let d = &buf[..n];
+                    let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    let tamper = every > 0 && n > 13 && (s.packets + 1) % every == 0;
+                    if tamper {
+                        let mut forged = d.to_vec();
+                        forged[12] ^= 0x10;
+                        let _ = socket.send_to(&forged, to);
+                        s.tampered += 1;
+                    }
                     // Nobody may listen yet: such a datagram is just lost.
                     let _ = socket.send_to(d, to);
+                    if tamper {
+                        let _ = socket.send_to(d, to);
+                        s.replayed += 1;
+                    }
                     if n < 13 {
                         continue;
                     }
-                    let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
                     s.ssrc
                         .get_or_insert(u32::from_be_bytes([d[8], d[9], d[10], d[11]]));
                     s.packets += 1;
@@ -577,6 +599,73 @@ fn wrong_key_and_plaintext_are_dropped_and_counted() {
         // recv reports on no stream it could not authenticate: no RTT.
         assert!(!sent.contains("rtt"), "{case}: {sent}");
     }
+}
+
+/// A man in the middle between pstream send and recv (both SRTP) sends a
+/// tampered copy ahead of every 25th video packet and the packet again
+/// after it: each forgery is counted as an authentication failure, each
+/// replay as a replay, and every picture still arrives whole.
+#[test]
+fn tampered_and_replayed_packets_are_refused_and_counted() {
+    const SECONDS: u64 = 5;
+    let _turn = serial();
+    let dir = temp_dir("srtp-tamper");
+    let (base, rbase) = (free_port_base(), free_port_base());
+    let (key, _) = keygen("aes128-cm-sha1-80");
+    let srtp = ["--srtp-key", key.as_str()];
+    let y4m = dir.join("video.y4m");
+    // send's layout on base, recv's on rbase: video RTP through the
+    // tampering forwarder, every other port through a plain one (recv's
+    // RTCP leaves for rbase+5/+7 and is carried back to base+5/+7).
+    let mitm = Forward::start_tampering(base, rbase, 25);
+    let _rtcp = Forward::start(base + 1, rbase + 1);
+    let _audio = Forward::start(base + 2, rbase + 2);
+    let _audio_rtcp = Forward::start(base + 3, rbase + 3);
+    let _back = Forward::start(rbase + 5, base + 5);
+    let _audio_back = Forward::start(rbase + 7, base + 7);
+    let mut recv = Proc::start(
+        "pstream-recv",
+        &pstream_bin(),
+        &recv_args(rbase, &y4m, &srtp, SECONDS + 4),
+        &dir,
+    );
+    assert!(
+        recv.wait_for_output("receiving from", Duration::from_secs(20)),
+        "pstream recv did not start:\n{}",
+        recv.stderr()
+    );
+    let mut send = Proc::start(
+        "pstream-send",
+        &pstream_bin(),
+        &send_args(base, &srtp, SECONDS),
+        &dir,
+    );
+    let send_code = send.wait(Duration::from_secs(SECONDS + 15));
+    let recv_code = recv.wait(Duration::from_secs(15));
+    let (send_log, recv_log) = (send.stderr(), recv.stderr());
+    assert_eq!(send_code, Some(0), "pstream send failed:\n{send_log}");
+    assert_eq!(recv_code, Some(0), "pstream recv failed:\n{recv_log}");
+    let seen = mitm.finish();
+    let sent = summary(&send_log, "send finished");
+    let got = summary(&recv_log, "recv finished");
+    eprintln!("{sent}\n{got}\nforwarder: {seen:?}");
+    assert!(seen.tampered >= 5, "{seen:?}");
+    assert_eq!(
+        stat(got, "video", "auth-fail"),
+        Some(seen.tampered as f64),
+        "{got}"
+    );
+    assert_eq!(
+        stat(got, "video", "replayed"),
+        Some(seen.replayed as f64),
+        "{got}"
+    );
+    let frames = stat(sent, "video", "frames").expect("frames sent");
+    assert_eq!(stat(got, "video", "frames"), Some(frames), "{got}");
+    assert_eq!(stat(got, "video", "lost"), Some(0.0), "{got}");
+    assert_eq!(stat(got, "video", "dup"), Some(0.0), "{got}");
+    assert_eq!(scan_y4m(&y4m, false).pictures.len() as f64, frames);
+    let _ = std::fs::remove_file(&y4m);
 }
 
 /// ffmpeg opens `pstream sdp --srtp-key`'s description (RTP/SAVP with an
