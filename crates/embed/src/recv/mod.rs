@@ -739,4 +739,42 @@ mod tests {
         assert_eq!(recv.video().decoded, 0);
         assert_eq!(recv.av_offset_ms(), None);
     }
+
+    /// The builders' `srtp`: under one key the pictures decode, under
+    /// another none do and every packet is counted as failing.
+    #[test]
+    fn srtp_on_the_builders_decodes_under_the_key_and_counts_another() {
+        use pstream_rtp::srtp::SrtpProfile;
+        let profile = SrtpProfile::AesCm128HmacSha1_80;
+        let key = MasterKey::generate(profile).expect("os rng");
+        let other = MasterKey::generate(profile).expect("os rng");
+        for (case, send_key) in [("same key", key.clone()), ("another key", other)] {
+            let base = 40_000 + (std::process::id() % 1000) as u16 * 8;
+            let mut recv = Receive::from("127.0.0.1")
+                .listen("127.0.0.1".parse().expect("v4"))
+                .port_base(base)
+                .srtp(key.clone())
+                .duration(2.5)
+                .start()
+                .expect("recv starts");
+            let mut send = crate::Rtp::to("127.0.0.1")
+                .size(160, 120)
+                .audio("none")
+                .port_base(base)
+                .srtp(send_key)
+                .duration(1.5)
+                .start()
+                .expect("send starts");
+            send.wait().expect("send ends cleanly");
+            recv.wait().expect("recv ends cleanly");
+            let v = recv.video();
+            if case == "same key" {
+                assert!(v.decoded >= 30, "{case}: {}", recv.summary());
+                assert_eq!(v.srtp_auth_failed, 0, "{case}: {}", recv.summary());
+            } else {
+                assert_eq!((v.decoded, v.packets), (0, 0), "{case}: {}", recv.summary());
+                assert!(v.srtp_auth_failed >= 30, "{case}: {}", recv.summary());
+            }
+        }
+    }
 }
