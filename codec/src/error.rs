@@ -92,6 +92,15 @@ pub enum CodecError {
         #[source]
         source: AacLibError,
     },
+    /// fdk-aac's decoder refused a configuration or a frame.
+    #[error("fdk-aac decoder {op} failed")]
+    AacDecode {
+        /// The decoder operation that failed.
+        op: &'static str,
+        /// fdk-aac's error.
+        #[source]
+        source: AacDecoderLibError,
+    },
     /// A scaler could not be set up or refused a frame.
     #[error(transparent)]
     Scale(#[from] ScaleError),
@@ -117,6 +126,18 @@ impl std::fmt::Display for AacLibError {
 }
 
 impl std::error::Error for AacLibError {}
+
+/// fdk-aac's decoder error code as a standard error (the crate's own type is not one).
+#[derive(Debug)]
+pub struct AacDecoderLibError(pub fdk_aac::dec::DecoderError);
+
+impl std::fmt::Display for AacDecoderLibError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for AacDecoderLibError {}
 
 /// Names the bits of an openh264 `DECODING_STATE`.
 pub fn decoding_state(state: i64) -> String {

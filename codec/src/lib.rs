@@ -8,7 +8,7 @@
 //!   ([`MjpegEncoder`]) and decoder to I420 ([`MjpegDecoder`]).
 //! - [`opus`]: 48 kHz / 20 ms Opus encoder and decoder with buffering,
 //!   resampling and channel mixing on the way in.
-//! - [`aac`]: AAC-LC encoder over fdk-aac ([`AacEncoder`]) for FLV/RTMP.
+//! - [`aac`]: AAC-LC encoder over fdk-aac ([`AacEncoder`]) for FLV/RTMP, and its decoder ([`AacDecoder`]).
 //! - [`transcode`]: [`Transcoder`], one rendition's decode, scale and encode.
 //! - [`resample`]: a streaming windowed-sinc sample-rate converter.
 //! - [`scale`]: [`Scaler`], tent-filter I420 scaling, and the [`Rendition`]s.
@@ -27,7 +27,7 @@ pub mod scale;
 pub mod transcode;
 pub mod video;
 
-pub use crate::aac::{AacConfig, AacEncoder};
+pub use crate::aac::{AacConfig, AacDecoder, AacEncoder};
 pub use crate::audio::AudioEncoder;
 pub use crate::opus::{OpusApplication, OpusConfig, OpusDecoder, OpusEncoder};
 pub use crate::resample::Resampler;

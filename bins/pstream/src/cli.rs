@@ -30,6 +30,9 @@ pub enum Command {
     /// Carry pictures and sound from a source to a sink without encoding
     /// (a shmdata writer to a virtual camera, a camera to shmdata or a file).
     Bridge(crate::bridge::BridgeArgs),
+    /// Benchmarks on this machine: `pstream bench encode` times every
+    /// encoder frame by frame (latency, headroom, CPU, bitrate, PSNR).
+    Bench(crate::bench::BenchArgs),
     /// List audio sources and sinks (PipeWire nodes, ALSA devices).
     Devices,
     /// Print a fresh SRTP master key and salt (from the OS's random number
@@ -218,7 +221,8 @@ pub enum PresetArg {
     Fast,
     /// Medium complexity (openh264 medium).
     Balanced,
-    /// High complexity: the best picture per bit, the most CPU.
+    /// High complexity (openh264 high): differs from balanced only for
+    /// screen content.
     Quality,
 }
 

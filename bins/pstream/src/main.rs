@@ -3,6 +3,7 @@
 //! This binary only parses options and wires stages together; protocol and
 //! codec logic lives in the library crates.
 
+mod bench;
 mod bridge;
 mod cli;
 mod devices;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         Command::Push(args) => push::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bridge(args) => bridge::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Devices => devices::run(),
         Command::Keygen(args) => keygen(args.srtp_profile.into()),
         Command::Setup(args) => setup::run(args.apply, args.only),

@@ -51,7 +51,8 @@ pub enum H264Preset {
     Fast,
     /// openh264's medium complexity.
     Balanced,
-    /// openh264's high complexity: the best picture per bit, the most cycles.
+    /// openh264's high complexity, which differs from medium only for
+    /// screen content: camera content is encoded as with `Balanced`.
     Quality,
 }
 

@@ -88,6 +88,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod bridge;
 pub mod encode;
 pub mod error;
