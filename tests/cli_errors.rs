@@ -159,3 +159,35 @@ fn garbage_rtcp_is_dropped_and_counted() {
     );
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn a_bad_srtp_key_is_one_clear_error() {
+    // Too short for AES_CM (30 bytes): base64 of 20 bytes.
+    fails_with(
+        &[
+            "recv",
+            "--peer",
+            "127.0.0.1",
+            "--srtp-key",
+            "YSBrZXkgb2YgdHdlbnR5IGJ5dGU=",
+        ],
+        "are 30 bytes, not 20",
+    );
+    // A GCM key is 28 bytes: a 30-byte AES_CM key is refused for it.
+    fails_with(
+        &[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--srtp-profile",
+            "aes128-gcm",
+            "--srtp-key",
+            "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        ],
+        "are 28 bytes, not 30",
+    );
+    fails_with(
+        &["send", "--peer", "127.0.0.1", "--srtp-key", "not base64!"],
+        "--srtp-key",
+    );
+}

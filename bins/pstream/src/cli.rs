@@ -35,9 +35,78 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// List audio sources and sinks (PipeWire nodes, ALSA devices).
     Devices,
+    /// Print a fresh SRTP master key and salt (from the OS's random number
+    /// generator) in base64, for `--srtp-key` on both ends; its hex form, as
+    /// GStreamer's srtpenc/srtpdec caps take it, goes to stderr.
+    Keygen(KeygenArgs),
     /// Show (or with --apply run) costream's setup: two v4l2loopback cameras
     /// and two PipeWire null sinks; what exists already is left alone.
     Setup(SetupArgs),
+}
+
+/// Options of `pstream keygen`.
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// The SRTP profile the key is for (its length depends on it).
+    #[arg(long, value_enum, default_value_t = SrtpProfileArg::AesCm128HmacSha1_80)]
+    pub srtp_profile: SrtpProfileArg,
+}
+
+/// `--srtp-profile`: the SRTP protection profile (the SDES names of SDP
+/// `a=crypto` lines are taken too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SrtpProfileArg {
+    /// AES-128 counter mode with an 80-bit HMAC-SHA1 tag (RFC 3711); what
+    /// ffmpeg, ffplay and GStreamer all take.
+    #[value(name = "aes128-cm-sha1-80", alias = "AES_CM_128_HMAC_SHA1_80")]
+    AesCm128HmacSha1_80,
+    /// The same with a 32-bit tag on RTP (RTCP keeps 80 bits): 6 bytes
+    /// less per packet; ffmpeg and GStreamer take it.
+    #[value(name = "aes128-cm-sha1-32", alias = "AES_CM_128_HMAC_SHA1_32")]
+    AesCm128HmacSha1_32,
+    /// AES-128-GCM with a 128-bit tag (RFC 7714); a 28-byte key. GStreamer
+    /// and libsrtp take it, ffmpeg 5.1 does not.
+    #[value(name = "aes128-gcm", alias = "AEAD_AES_128_GCM")]
+    AeadAes128Gcm,
+}
+
+impl From<SrtpProfileArg> for pstream_embed::SrtpProfile {
+    fn from(p: SrtpProfileArg) -> Self {
+        match p {
+            SrtpProfileArg::AesCm128HmacSha1_80 => Self::AesCm128HmacSha1_80,
+            SrtpProfileArg::AesCm128HmacSha1_32 => Self::AesCm128HmacSha1_32,
+            SrtpProfileArg::AeadAes128Gcm => Self::AeadAes128Gcm,
+        }
+    }
+}
+
+/// SRTP options shared by `send`, `sdp` and `recv`.
+#[derive(Debug, Clone, Args)]
+pub struct SrtpArgs {
+    /// Encrypt and authenticate RTP and RTCP both ways with SRTP (RFC 3711)
+    /// under this master key and salt: base64 as in an SDP `a=crypto`
+    /// inline key (what `pstream keygen` prints) or hex as GStreamer's
+    /// `srtp-key` caps take it. Both ends need the same key and profile; a
+    /// packet that fails authentication is dropped and counted (`auth-fail`).
+    #[arg(long, value_name = "KEY")]
+    pub srtp_key: Option<String>,
+    /// The SRTP profile.
+    #[arg(long, value_enum, default_value_t = SrtpProfileArg::AesCm128HmacSha1_80, requires = "srtp_key")]
+    pub srtp_profile: SrtpProfileArg,
+}
+
+impl SrtpArgs {
+    /// The master key, when one is given; a key of the wrong length or
+    /// form is one clear error.
+    pub fn key(&self) -> anyhow::Result<Option<pstream_embed::MasterKey>> {
+        let Some(text) = &self.srtp_key else {
+            return Ok(None);
+        };
+        let profile = self.srtp_profile.into();
+        pstream_embed::MasterKey::parse(profile, text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--srtp-key: {e}"))
+    }
 }
 
 /// Options of `pstream setup`.
@@ -117,6 +186,9 @@ pub struct RecvArgs {
     /// capture-to-decoded latency.
     #[arg(long)]
     pub timecode: bool,
+    /// SRTP key and profile.
+    #[command(flatten)]
+    pub srtp: SrtpArgs,
     /// No stats line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -255,6 +327,9 @@ pub struct SendArgs {
     /// Also write the SDP file to this path.
     #[arg(long)]
     pub sdp: Option<PathBuf>,
+    /// SRTP key and profile (the SDP then says RTP/SAVP with an `a=crypto` line).
+    #[command(flatten)]
+    pub srtp: SrtpArgs,
     /// No stats line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -378,5 +453,42 @@ mod tests {
         assert!(parse_size("0x0").is_err());
         assert!(parse_size("641x480").is_err());
         assert_eq!(parse_size("640x360"), Ok((640, 360)));
+    }
+
+    #[test]
+    fn srtp_profiles_parse_by_short_and_sdes_name_and_need_a_key() {
+        for (name, want) in [
+            ("aes128-cm-sha1-80", SrtpProfileArg::AesCm128HmacSha1_80),
+            (
+                "AES_CM_128_HMAC_SHA1_32",
+                SrtpProfileArg::AesCm128HmacSha1_32,
+            ),
+            ("aes128-gcm", SrtpProfileArg::AeadAes128Gcm),
+        ] {
+            let cli = Cli::try_parse_from([
+                "pstream",
+                "recv",
+                "--peer",
+                "127.0.0.1",
+                "--srtp-key",
+                "k",
+                "--srtp-profile",
+                name,
+            ])
+            .expect("parses");
+            let Command::Recv(a) = cli.command else {
+                panic!("not recv")
+            };
+            assert_eq!(a.srtp.srtp_profile, want);
+        }
+        let no_key = Cli::try_parse_from([
+            "pstream",
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--srtp-profile",
+            "aes128-gcm",
+        ]);
+        assert!(no_key.is_err(), "a profile without a key is refused");
     }
 }

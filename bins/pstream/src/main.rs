@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         Command::Bridge(args) => bridge::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Devices => devices::run(),
+        Command::Keygen(args) => keygen(args.srtp_profile.into()),
         Command::Setup(args) => setup::run(args.apply, args.only),
     };
     match result {
@@ -66,6 +67,18 @@ fn main() -> ExitCode {
             ExitCode::from(exit_status(&e))
         }
     }
+}
+
+/// `pstream keygen`: a fresh master key in base64 on stdout (one line, for
+/// scripts), its hex form on stderr (for GStreamer's caps).
+fn keygen(profile: pstream_embed::SrtpProfile) -> anyhow::Result<()> {
+    let key = pstream_embed::MasterKey::generate(profile)?;
+    println!("{}", key.to_base64());
+    eprintln!(
+        "{profile} key in hex (GStreamer srtp-key caps): {}",
+        key.to_hex()
+    );
+    Ok(())
 }
 
 /// 70 (EX_SOFTWARE, sysexits.h) when a stage panicked, a bug; 2 for bad

@@ -11,8 +11,8 @@ use pstream_embed::{RecvConfig, RtpRecv, SyncMode, VideoCodec};
 use crate::cli::{RecvArgs, SyncArg, VideoCodecArg};
 use crate::stats::{StatsMode, StatsPrinter};
 
-fn config(args: &RecvArgs) -> RecvConfig {
-    RecvConfig {
+fn config(args: &RecvArgs) -> anyhow::Result<RecvConfig> {
+    Ok(RecvConfig {
         peer: args.peer.clone(),
         listen: args.listen,
         port_base: args.port_base,
@@ -29,13 +29,14 @@ fn config(args: &RecvArgs) -> RecvConfig {
             SyncArg::Off => SyncMode::Off,
         },
         timecode: args.timecode,
-    }
+        srtp: args.srtp.key()?,
+    })
 }
 
 /// `pstream recv`: runs until `--duration`, Ctrl-C or SIGTERM.
 pub fn run(args: RecvArgs) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::install(args.duration)?;
-    let mut recv = RtpRecv::start(&config(&args), shutdown)?;
+    let mut recv = RtpRecv::start(&config(&args)?, shutdown)?;
 
     let mut printer = StatsPrinter::new(StatsMode::detect(args.quiet), "recv");
     let mut last = Instant::now();

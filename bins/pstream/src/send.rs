@@ -11,8 +11,8 @@ use pstream_embed::{RtpConfig, RtpSend, VideoCodec};
 use crate::cli::{SendArgs, VideoCodecArg};
 use crate::stats::{ProcessPeak, StatsMode, StatsPrinter};
 
-fn config(args: &SendArgs) -> RtpConfig {
-    RtpConfig {
+fn config(args: &SendArgs) -> anyhow::Result<RtpConfig> {
+    Ok(RtpConfig {
         peer: args.peer.clone(),
         listen: args.listen,
         port_base: args.port_base,
@@ -32,7 +32,8 @@ fn config(args: &SendArgs) -> RtpConfig {
         preset: args.encoder.preset.into(),
         threads: args.encoder.threads,
         mtu: args.mtu,
-    }
+        srtp: args.srtp.key()?,
+    })
 }
 
 fn write_sdp(args: &SendArgs, sdp: &str) -> anyhow::Result<()> {
@@ -44,7 +45,7 @@ fn write_sdp(args: &SendArgs, sdp: &str) -> anyhow::Result<()> {
 
 /// `pstream sdp`: prints the description and exits.
 pub fn print_sdp(args: SendArgs) -> anyhow::Result<()> {
-    let sdp = RtpSend::prepare(&config(&args))?.sdp()?;
+    let sdp = RtpSend::prepare(&config(&args)?)?.sdp()?;
     print!("{sdp}");
     write_sdp(&args, &sdp)
 }
@@ -52,7 +53,7 @@ pub fn print_sdp(args: SendArgs) -> anyhow::Result<()> {
 /// `pstream send`: runs until `--duration`, Ctrl-C or SIGTERM.
 pub fn run(args: SendArgs) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::install(args.duration)?;
-    let plan = RtpSend::prepare(&config(&args))?;
+    let plan = RtpSend::prepare(&config(&args)?)?;
     if args.sdp.is_some() {
         write_sdp(&args, &plan.sdp()?)?;
     }

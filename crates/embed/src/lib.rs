@@ -24,6 +24,12 @@
 //! RTP/RTCP on 5000/5001, audio on 5002/5003); [`rtp::Plan::sdp`] gives the
 //! SDP file for players.
 //!
+//! Across the internet, [`Rtp::srtp`] and [`Receive::srtp`] with the same
+//! [`MasterKey`] (parsed from `pstream keygen`'s base64 or GStreamer's hex
+//! by [`MasterKey::parse`], or made by [`MasterKey::generate`]) encrypt and
+//! authenticate RTP and RTCP both ways (SRTP, RFC 3711); what fails
+//! authentication is dropped and counted ([`StreamStats::srtp_auth_failed`]).
+//!
 //! Pushing to an RTMP ingest (H.264 + AAC in FLV, reconnecting through
 //! drops) and recording FLV work the same way, like `pstream push`:
 //!
@@ -101,6 +107,7 @@ pub mod stats;
 pub use bridge::{BridgeConfig, BridgeRun};
 pub use error::{Error, Result};
 pub use pstream_codec::H264Preset;
+pub use pstream_rtp::srtp::{MasterKey, SrtpProfile};
 pub use push::{DestinationState, PushConfig, PushStream, Target};
 pub use recv::{Receive, RecvConfig, RtpRecv, StreamStats, SyncMode};
 pub use rtp::{RtpConfig, RtpSend, VideoCodec};
@@ -163,6 +170,14 @@ impl Rtp {
     /// First port of the layout (default 5000).
     pub fn port_base(mut self, base: u16) -> Self {
         self.config.port_base = base;
+        self
+    }
+
+    /// Protects RTP and RTCP both ways with SRTP under `key` (see
+    /// [`MasterKey::parse`] for the base64 and hex forms); the peer needs
+    /// the same key and profile.
+    pub fn srtp(mut self, key: MasterKey) -> Self {
+        self.config.srtp = Some(key);
         self
     }
 

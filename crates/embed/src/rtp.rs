@@ -28,6 +28,7 @@ use pstream_core::{link, AudioBlock, Codec, EncodedUnit, LinkReceiver, PipelineC
 use pstream_core::{AudioFormat, AudioSource, CameraCounters, DeviceCounters, EncodedVideoSource};
 use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
+use pstream_rtp::srtp::{MasterKey, SrtpContext};
 use pstream_rtp::{PeerFilter, PT_H264, PT_JPEG, PT_OPUS};
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
@@ -102,6 +103,9 @@ pub struct RtpConfig {
     pub threads: u16,
     /// Largest RTP packet in bytes, header included.
     pub mtu: u16,
+    /// SRTP (RFC 3711): RTP and RTCP both ways protected with this master
+    /// key (its profile included); `None` sends in clear.
+    pub srtp: Option<MasterKey>,
 }
 
 impl RtpConfig {
@@ -125,6 +129,7 @@ impl RtpConfig {
             preset: H264Preset::Fast,
             threads: 1,
             mtu: 1200,
+            srtp: None,
         }
     }
 }
@@ -178,6 +183,7 @@ pub struct Plan {
     layout: PortLayout,
     video: Option<(OpenedVideo, VideoPlan)>,
     audio: Option<(Box<dyn AudioSource>, OpusConfig)>,
+    srtp: Option<MasterKey>,
 }
 
 fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
@@ -250,6 +256,7 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
         layout,
         video,
         audio,
+        srtp: args.srtp.clone(),
     })
 }
 
@@ -291,6 +298,7 @@ fn describe(plan: &Plan, clock: &PipelineClock) -> Result<String> {
         peer: plan.peer,
         video,
         audio,
+        srtp: plan.srtp.clone(),
     }
     .render())
 }
@@ -318,6 +326,10 @@ struct StreamCounters {
     /// RTCP datagrams from addresses other than the peer's, dropped.
     not_peer: AtomicU64,
     rtcp_dropped: AtomicU64,
+    /// SRTCP from the peer that failed authentication (or was not SRTCP).
+    srtp_auth_failed: AtomicU64,
+    /// SRTCP from the peer refused as a replay.
+    srtp_replayed: AtomicU64,
     have_report: AtomicBool,
     fraction_lost_pct_x100: AtomicU64,
     cumulative_lost: AtomicU64,
@@ -380,6 +392,7 @@ impl RtpSend {
             layout,
             video,
             audio,
+            srtp,
         } = plan;
 
         let capture_device = audio.as_ref().and_then(|(src, _)| src.device_counters());
@@ -468,6 +481,7 @@ impl RtpSend {
                 rtcp_to: SocketAddr::new(peer, layout.video_rtcp()),
                 keyframe: Some(keyframe),
                 counters,
+                srtp: srtp.as_ref().map(Srtp::new),
             };
             net.spawn("video-net", unit_rx, &mut me.stages)?;
         }
@@ -500,12 +514,16 @@ impl RtpSend {
                 rtcp_to: SocketAddr::new(peer, layout.audio_rtcp()),
                 keyframe: None,
                 counters,
+                srtp: srtp.as_ref().map(Srtp::new),
             };
             net.spawn("audio-net", unit_rx, &mut me.stages)?;
         }
 
+        let srtp = srtp
+            .as_ref()
+            .map_or_else(String::new, |k| format!("; SRTP {}", k.profile()));
         tracing::info!(
-            "sending to {peer}: video RTP/RTCP {}/{}, audio {}/{}; RTCP back on {listen}:{}/{}",
+            "sending to {peer}: video RTP/RTCP {}/{}, audio {}/{}; RTCP back on {listen}:{}/{}{srtp}",
             layout.video_rtp(),
             layout.video_rtcp(),
             layout.audio_rtp(),
@@ -619,7 +637,9 @@ fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> St
         line.count_nonzero("kf-req", c.keyframe_requests.load(Ordering::Relaxed))
             .count_nonzero("kf-asked", c.keyframes_asked.load(Ordering::Relaxed))
             .count_nonzero("not-peer", c.not_peer.load(Ordering::Relaxed))
-            .count_nonzero("bad-rtcp", c.rtcp_dropped.load(Ordering::Relaxed));
+            .count_nonzero("bad-rtcp", c.rtcp_dropped.load(Ordering::Relaxed))
+            .count_nonzero("auth-fail", c.srtp_auth_failed.load(Ordering::Relaxed))
+            .count_nonzero("replayed", c.srtp_replayed.load(Ordering::Relaxed));
     }
     line
 }
@@ -650,6 +670,32 @@ struct NetStage {
     rtcp_to: SocketAddr,
     keyframe: Option<Arc<AtomicBool>>,
     counters: Arc<StreamCounters>,
+    /// With SRTP: every datagram out protected, every one in authenticated
+    /// before the session sees it.
+    srtp: Option<Srtp>,
+}
+
+/// The two SRTP contexts of one stream under one master key: what is
+/// protected going out and what is authenticated coming in (each keeps its
+/// own per-SSRC indices and replay windows).
+pub(crate) struct Srtp {
+    /// Protects what this end sends.
+    pub(crate) out: SrtpContext,
+    /// Authenticates and decrypts what the peer sends.
+    pub(crate) input: SrtpContext,
+    /// Scratch buffer the contexts write into.
+    pub(crate) buf: bytes::BytesMut,
+}
+
+impl Srtp {
+    /// Both contexts for `key`.
+    pub(crate) fn new(key: &MasterKey) -> Self {
+        Self {
+            out: SrtpContext::new(key),
+            input: SrtpContext::new(key),
+            buf: bytes::BytesMut::new(),
+        }
+    }
 }
 
 impl NetStage {
@@ -716,7 +762,7 @@ impl NetStage {
                     }
                     Err(_) => break,
                 },
-                recv(rtcp) -> msg => if let Ok(data) = msg {
+                recv(rtcp) -> msg => if let Some(data) = msg.ok().and_then(|d| self.unprotect_rtcp(d)) {
                     if let Err(e) = self.session.handle_rtcp(Instant::now(), &data) {
                         self.counters.rtcp_dropped.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!("dropped RTCP: {e}");
@@ -769,6 +815,27 @@ impl NetStage {
         }
     }
 
+    /// The peer's RTCP as the session takes it: with SRTP, authenticated
+    /// and decrypted, or `None` (dropped and counted) when it fails.
+    fn unprotect_rtcp(&mut self, data: bytes::Bytes) -> Option<bytes::Bytes> {
+        let Some(srtp) = &mut self.srtp else {
+            return Some(data);
+        };
+        let plain = srtp.input.unprotect_rtcp(&data, &mut srtp.buf);
+        let st = srtp.input.stats();
+        let c = &self.counters;
+        c.srtp_auth_failed
+            .store(st.auth_failures + st.malformed, Ordering::Relaxed);
+        c.srtp_replayed.store(st.replays, Ordering::Relaxed);
+        match plain {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!("dropped SRTCP: {e}");
+                None
+            }
+        }
+    }
+
     fn flush(&mut self) -> Result<()> {
         self.counters
             .keyframe_requests
@@ -781,7 +848,15 @@ impl NetStage {
                 }
                 TransmitKind::Rtcp => self.rtcp_to,
             };
-            self.socket.send_to(&t.data, to)?;
+            let data = match &mut self.srtp {
+                None => t.data,
+                Some(srtp) => match t.kind {
+                    TransmitKind::Rtp => srtp.out.protect_rtp(&t.data, &mut srtp.buf),
+                    TransmitKind::Rtcp => srtp.out.protect_rtcp(&t.data, &mut srtp.buf),
+                }
+                .map_err(|e| Error::failed("cannot protect a packet with SRTP", e))?,
+            };
+            self.socket.send_to(&data, to)?;
         }
         Ok(())
     }

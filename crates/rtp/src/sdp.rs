@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::payload::PT_JPEG;
+use crate::srtp::MasterKey;
 
 /// The video stream of a session description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +49,30 @@ pub struct SessionDescription {
     pub video: Option<SdpVideo>,
     /// The audio stream, if any.
     pub audio: Option<SdpOpus>,
+    /// The SRTP master key both streams are protected with: each media
+    /// line then says `RTP/SAVP` and carries it in an SDES `a=crypto` line
+    /// (RFC 4568), which is how ffmpeg and ffplay take an SRTP key.
+    pub srtp: Option<MasterKey>,
 }
 
 impl SessionDescription {
     /// Renders the description with CRLF line ends, as RFC 4566 asks.
     pub fn render(&self) -> String {
         let family = if self.peer.is_ipv4() { "IP4" } else { "IP6" };
+        let proto = if self.srtp.is_some() {
+            "RTP/SAVP"
+        } else {
+            "RTP/AVP"
+        };
+        // RFC 4568 §9.1: the key is media-level, one line per m= section.
+        let crypto = self.srtp.as_ref().map(|k| {
+            format!(
+                "a=crypto:1 {} inline:{}\r\n",
+                k.profile().sdes_name(),
+                k.to_base64()
+            )
+        });
+        let crypto = crypto.as_deref().unwrap_or("");
         let mut s = String::new();
         // write! into a String cannot fail; results are ignored for brevity.
         let _ = write!(s, "v=0\r\n");
@@ -73,7 +92,7 @@ impl SessionDescription {
                 sps,
                 pps,
             }) => {
-                let _ = write!(s, "m=video {port} RTP/AVP {pt}\r\n");
+                let _ = write!(s, "m=video {port} {proto} {pt}\r\n");
                 let _ = write!(s, "a=rtpmap:{pt} H264/90000\r\n");
                 let mut fmtp = format!("a=fmtp:{pt} packetization-mode=1");
                 if sps.len() >= 4 {
@@ -92,18 +111,18 @@ impl SessionDescription {
                     );
                 }
                 let _ = write!(s, "{fmtp}\r\n");
-                let _ = write!(s, "a=rtcp:{}\r\n", port + 1);
+                let _ = write!(s, "a=rtcp:{}\r\n{crypto}", port + 1);
             }
             Some(SdpVideo::Jpeg { port }) => {
-                let _ = write!(s, "m=video {port} RTP/AVP {PT_JPEG}\r\n");
+                let _ = write!(s, "m=video {port} {proto} {PT_JPEG}\r\n");
                 let _ = write!(s, "a=rtpmap:{PT_JPEG} JPEG/90000\r\n");
-                let _ = write!(s, "a=rtcp:{}\r\n", port + 1);
+                let _ = write!(s, "a=rtcp:{}\r\n{crypto}", port + 1);
             }
             None => {}
         }
         if let Some(a) = &self.audio {
             let pt = a.payload_type;
-            let _ = write!(s, "m=audio {} RTP/AVP {pt}\r\n", a.port);
+            let _ = write!(s, "m=audio {} {proto} {pt}\r\n", a.port);
             // RFC 7587: the rtpmap always says 2 channels; sprop-stereo says
             // what the sender actually encodes.
             let _ = write!(s, "a=rtpmap:{pt} opus/48000/2\r\n");
@@ -112,7 +131,7 @@ impl SessionDescription {
                 s,
                 "a=fmtp:{pt} sprop-stereo={stereo};stereo={stereo};useinbandfec=0\r\n"
             );
-            let _ = write!(s, "a=rtcp:{}\r\n", a.port + 1);
+            let _ = write!(s, "a=rtcp:{}\r\n{crypto}", a.port + 1);
         }
         s
     }
@@ -170,6 +189,7 @@ mod tests {
                 payload_type: 97,
                 channels: 2,
             }),
+            srtp: None,
         }
         .render();
         assert!(sdp.starts_with("v=0\r\n"));
@@ -195,10 +215,40 @@ mod tests {
                 payload_type: 97,
                 channels: 1,
             }),
+            srtp: None,
         }
         .render();
         assert!(sdp.contains("c=IN IP6 ::1\r\n"));
         assert!(sdp.contains("m=video 6000 RTP/AVP 26\r\n"));
         assert!(sdp.contains("sprop-stereo=0"));
+    }
+
+    #[test]
+    fn srtp_key_makes_savp_with_a_crypto_line_per_stream() {
+        use crate::srtp::SrtpProfile;
+        let key = MasterKey::parse(
+            SrtpProfile::AesCm128HmacSha1_80,
+            "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        )
+        .expect("key");
+        let sdp = SessionDescription {
+            session_id: 1,
+            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            video: Some(SdpVideo::Jpeg { port: 6000 }),
+            audio: Some(SdpOpus {
+                port: 6002,
+                payload_type: 97,
+                channels: 2,
+            }),
+            srtp: Some(key),
+        }
+        .render();
+        assert!(sdp.contains("m=video 6000 RTP/SAVP 26\r\n"), "{sdp}");
+        assert!(sdp.contains("m=audio 6002 RTP/SAVP 97\r\n"), "{sdp}");
+        let line = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+        assert_eq!(sdp.matches(line).count(), 2, "{sdp}");
+        // Each crypto line belongs to its media section.
+        let video = &sdp[sdp.find("m=video").expect("video")..sdp.find("m=audio").expect("audio")];
+        assert!(video.contains(line), "{sdp}");
     }
 }

@@ -31,6 +31,7 @@ use pstream_codec::opus::OpusDecoder;
 use pstream_codec::VideoDecoder;
 use pstream_core::{link, Codec, PipelineClock};
 use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
+use pstream_rtp::srtp::MasterKey;
 use pstream_rtp::PeerFilter;
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout};
 
@@ -98,6 +99,10 @@ pub struct RecvConfig {
     /// Read the test pattern's timecode off each decoded picture for the
     /// capture-to-decoded latency figures.
     pub timecode: bool,
+    /// SRTP (RFC 3711): every RTP and RTCP datagram must authenticate under
+    /// this master key (its profile included) or it is dropped and counted;
+    /// our RTCP goes out protected. `None` takes the stream in clear.
+    pub srtp: Option<MasterKey>,
 }
 
 impl RecvConfig {
@@ -114,6 +119,7 @@ impl RecvConfig {
             audio_out: "null".into(),
             sync: SyncMode::Auto,
             timecode: false,
+            srtp: None,
         }
     }
 
@@ -200,6 +206,13 @@ impl Receive {
         self
     }
 
+    /// Takes only SRTP under `key`: what fails authentication is dropped
+    /// and counted ([`StreamStats::srtp_auth_failed`]), never decoded.
+    pub fn srtp(mut self, key: MasterKey) -> Self {
+        self.config.srtp = Some(key);
+        self
+    }
+
     /// Stops by itself after `seconds`.
     pub fn duration(mut self, seconds: f64) -> Self {
         self.duration = Some(seconds);
@@ -248,6 +261,10 @@ struct StreamCounters {
     discarded: AtomicU64,
     /// Opus frames concealed for lost packets.
     concealed: AtomicU64,
+    /// SRTP/SRTCP datagrams that failed authentication (or were not SRTP).
+    srtp_auth_failed: AtomicU64,
+    /// SRTP/SRTCP datagrams refused as replays or older than the window.
+    srtp_replayed: AtomicU64,
 }
 
 impl StreamCounters {
@@ -271,6 +288,8 @@ impl StreamCounters {
             decoded: get(&self.decoded),
             discarded: get(&self.discarded),
             concealed: get(&self.concealed),
+            srtp_auth_failed: get(&self.srtp_auth_failed),
+            srtp_replayed: get(&self.srtp_replayed),
         }
     }
 }
@@ -313,6 +332,11 @@ pub struct StreamStats {
     pub discarded: u64,
     /// Opus frames concealed for lost packets.
     pub concealed: u64,
+    /// SRTP/SRTCP datagrams dropped because they failed authentication
+    /// (forged, corrupted, another key, or not SRTP at all).
+    pub srtp_auth_failed: u64,
+    /// SRTP/SRTCP datagrams dropped as replays (or older than the window).
+    pub srtp_replayed: u64,
 }
 
 /// What a decode stage tells its session stage.
@@ -330,6 +354,8 @@ pub struct RtpRecv {
     latencies: Arc<Mutex<Latencies>>,
     sync: Arc<AvSync>,
     playback: Option<Arc<DeviceCounters>>,
+    /// Whether SRTP is on (its counters are then always shown).
+    srtp: bool,
     /// (decoded, bytes) of video and audio at the last stats line.
     prev: [(u64, u64); 2],
     last: Instant,
@@ -398,6 +424,7 @@ impl RtpRecv {
             latencies: Arc::default(),
             sync,
             playback: audio_sink.playback_counters(),
+            srtp: config.srtp.is_some(),
             prev: [(0, 0); 2],
             last: Instant::now(),
             started: Instant::now(),
@@ -431,7 +458,8 @@ impl RtpRecv {
                 (filter.clone(), rtcp_to(layout.video_rtcp_back())),
                 receiver_session(codec, &cname, latency)?,
                 me.video.clone(),
-            )?;
+            )?
+            .srtp(config.srtp.as_ref());
             net.spawn("video", unit_tx, fb_rx, &mut me.stages)?;
             let stage = VideoDecodeStage {
                 decoder,
@@ -457,7 +485,8 @@ impl RtpRecv {
                 (filter.clone(), rtcp_to(layout.audio_rtcp_back())),
                 receiver_session(Codec::Opus, &cname, latency)?,
                 me.audio.clone(),
-            )?;
+            )?
+            .srtp(config.srtp.as_ref());
             net.spawn("audio", unit_tx, fb_rx, &mut me.stages)?;
             let decoder = OpusDecoder::new(AUDIO_CHANNELS)
                 .map_err(|e| Error::codec("cannot start the Opus decoder", e))?;
@@ -476,8 +505,12 @@ impl RtpRecv {
             || "any address (--peer any)".to_string(),
             |p| format!("{p} only"),
         );
+        let srtp = config
+            .srtp
+            .as_ref()
+            .map_or_else(String::new, |k| format!("; SRTP {}", k.profile()));
         tracing::info!(
-            "receiving from {from} on {listen}: video {}/{}, audio {}/{}; RTCP to {}/{}",
+            "receiving from {from} on {listen}: video {}/{}, audio {}/{}; RTCP to {}/{}{srtp}",
             layout.video_rtp(),
             layout.video_rtcp(),
             layout.audio_rtp(),
@@ -598,6 +631,10 @@ impl RtpRecv {
                     line.word(p.summary("played", AUDIO_RATE, AUDIO_CHANNELS));
                 }
             }
+            if self.srtp {
+                line.count("auth-fail", s.srtp_auth_failed)
+                    .count_nonzero("replayed", s.srtp_replayed);
+            }
             line.count_nonzero("restarts", s.restarts)
                 .count_nonzero("foreign", s.foreign)
                 .count_nonzero("not-peer", s.not_peer)
@@ -701,5 +738,43 @@ mod tests {
         assert_eq!(recv.latency(), None);
         assert_eq!(recv.video().decoded, 0);
         assert_eq!(recv.av_offset_ms(), None);
+    }
+
+    /// The builders' `srtp`: under one key the pictures decode, under
+    /// another none do and every packet is counted as failing.
+    #[test]
+    fn srtp_on_the_builders_decodes_under_the_key_and_counts_another() {
+        use pstream_rtp::srtp::SrtpProfile;
+        let profile = SrtpProfile::AesCm128HmacSha1_80;
+        let key = MasterKey::generate(profile).expect("os rng");
+        let other = MasterKey::generate(profile).expect("os rng");
+        for (case, send_key) in [("same key", key.clone()), ("another key", other)] {
+            let base = 40_000 + (std::process::id() % 1000) as u16 * 8;
+            let mut recv = Receive::from("127.0.0.1")
+                .listen("127.0.0.1".parse().expect("v4"))
+                .port_base(base)
+                .srtp(key.clone())
+                .duration(2.5)
+                .start()
+                .expect("recv starts");
+            let mut send = crate::Rtp::to("127.0.0.1")
+                .size(160, 120)
+                .audio("none")
+                .port_base(base)
+                .srtp(send_key)
+                .duration(1.5)
+                .start()
+                .expect("send starts");
+            send.wait().expect("send ends cleanly");
+            recv.wait().expect("recv ends cleanly");
+            let v = recv.video();
+            if case == "same key" {
+                assert!(v.decoded >= 30, "{case}: {}", recv.summary());
+                assert_eq!(v.srtp_auth_failed, 0, "{case}: {}", recv.summary());
+            } else {
+                assert_eq!((v.decoded, v.packets), (0, 0), "{case}: {}", recv.summary());
+                assert!(v.srtp_auth_failed >= 30, "{case}: {}", recv.summary());
+            }
+        }
     }
 }

@@ -14,10 +14,12 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use pstream_core::LinkSender;
 use pstream_rtp::receiver::{ReceivedUnit, RtpReceiver};
+use pstream_rtp::srtp::MasterKey;
 use pstream_rtp::PeerFilter;
 use pstream_transport::UdpEndpoint;
 
 use super::{Feedback, StreamCounters};
+use crate::rtp::Srtp;
 use crate::run::{Stages, Stop};
 use crate::Result;
 
@@ -47,6 +49,9 @@ pub(crate) struct NetStage {
     filter: PeerFilter,
     session: RtpReceiver,
     counters: Arc<StreamCounters>,
+    /// With SRTP: every datagram authenticated and decrypted before the
+    /// session sees it, our RTCP protected.
+    srtp: Option<Srtp>,
 }
 
 impl NetStage {
@@ -66,7 +71,34 @@ impl NetStage {
             filter,
             session,
             counters,
+            srtp: None,
         })
+    }
+
+    /// Takes only SRTP/SRTCP under `key` (when given) and protects our RTCP.
+    pub(crate) fn srtp(mut self, key: Option<&MasterKey>) -> Self {
+        self.srtp = key.map(Srtp::new);
+        self
+    }
+
+    /// A datagram as the session takes it: with SRTP, authenticated and
+    /// decrypted, or `None` when it fails (dropped; counted in `flush`).
+    fn unprotect(&mut self, data: Bytes, rtcp: bool) -> Option<Bytes> {
+        let Some(srtp) = &mut self.srtp else {
+            return Some(data);
+        };
+        let plain = if rtcp {
+            srtp.input.unprotect_rtcp(&data, &mut srtp.buf)
+        } else {
+            srtp.input.unprotect_rtp(&data, &mut srtp.buf)
+        };
+        match plain {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!("dropped: {e}");
+                None
+            }
+        }
     }
 
     /// Starts `{name}-rtp`, `{name}-rtcp` (the socket readers) and
@@ -111,7 +143,9 @@ impl NetStage {
             // them fills (the reader stamped them on time).
             for (data, at, from) in rtp.try_iter().take(DATAGRAM_QUEUE) {
                 // Malformed packets are counted by the session itself.
-                let _ = self.session.handle_rtp_from(at, from, &data);
+                if let Some(data) = self.unprotect(data, false) {
+                    let _ = self.session.handle_rtp_from(at, from, &data);
+                }
             }
             let now = Instant::now();
             self.session.handle_timeout(now);
@@ -125,11 +159,15 @@ impl NetStage {
             crossbeam_channel::select! {
                 recv(rtp) -> msg => if let Ok((data, at, from)) = msg {
                     // Malformed packets are counted by the session itself.
-                    let _ = self.session.handle_rtp_from(at, from, &data);
+                    if let Some(data) = self.unprotect(data, false) {
+                        let _ = self.session.handle_rtp_from(at, from, &data);
+                    }
                 },
                 recv(rtcp) -> msg => if let Ok((data, at, from)) = msg {
-                    if self.session.handle_rtcp_from(at, from, &data).is_err() {
-                        self.counters.rtcp_dropped.fetch_add(1, Ordering::Relaxed);
+                    if let Some(data) = self.unprotect(data, true) {
+                        if self.session.handle_rtcp_from(at, from, &data).is_err() {
+                            self.counters.rtcp_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 },
                 recv(feedback) -> msg => if let Ok(Feedback::KeyframeNeeded) = msg {
@@ -155,9 +193,22 @@ impl NetStage {
                 .map(|ip| SocketAddr::new(ip, port)),
         };
         while let Some(t) = self.session.poll_transmit() {
-            if let Some(to) = to {
-                self.rtcp.send_to(&t.data, to)?;
-            }
+            let Some(to) = to else { continue };
+            let data = match &mut self.srtp {
+                None => t.data,
+                Some(srtp) => srtp
+                    .out
+                    .protect_rtcp(&t.data, &mut srtp.buf)
+                    .map_err(|e| crate::Error::failed("cannot protect RTCP with SRTCP", e))?,
+            };
+            self.rtcp.send_to(&data, to)?;
+        }
+        if let Some(srtp) = &self.srtp {
+            let st = srtp.input.stats();
+            let c = &self.counters;
+            c.srtp_auth_failed
+                .store(st.auth_failures + st.malformed, Ordering::Relaxed);
+            c.srtp_replayed.store(st.replays, Ordering::Relaxed);
         }
         let s = self.session.stats();
         let c = &self.counters;

@@ -29,6 +29,8 @@ pub(crate) const GCM_SALT_LEN: usize = 12;
 pub(crate) const AUTH_KEY_LEN: usize = 20;
 /// Length of the HMAC-SHA1-80 tag.
 pub(crate) const CM_TAG_LEN: usize = 10;
+/// Length of the HMAC-SHA1-32 tag (SRTP only; SRTCP keeps the 80-bit one).
+pub(crate) const CM_SHORT_TAG_LEN: usize = 4;
 /// Length of the GCM tag.
 pub(crate) const GCM_TAG_LEN: usize = 16;
 
@@ -135,9 +137,16 @@ impl CmKeys {
         tag
     }
 
-    /// Whether `tag` is the tag over `parts`, compared in constant time.
+    /// Whether `tag` (the 80-bit tag or, for HMAC_SHA1_32, its first 4
+    /// bytes) is the tag over `parts`, compared in constant time.
     pub(crate) fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
-        bool::from(self.tag(parts).ct_eq(tag))
+        let full = self.tag(parts);
+        // The caller cuts `tag` to the profile's length; anything else is
+        // refused rather than compared on a shorter prefix.
+        match full.get(..tag.len()) {
+            Some(want) if tag.len() >= CM_SHORT_TAG_LEN => bool::from(want.ct_eq(tag)),
+            _ => false,
+        }
     }
 
     /// One AES block, for the keystream test vector.

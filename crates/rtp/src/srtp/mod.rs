@@ -1,6 +1,6 @@
-//! SRTP and SRTCP (RFC 3711) with the AES_CM_128_HMAC_SHA1_80 and
-//! AEAD_AES_128_GCM (RFC 7714) profiles, sans-IO: byte buffers in, byte
-//! buffers out.
+//! SRTP and SRTCP (RFC 3711) with the AES_CM_128_HMAC_SHA1_80,
+//! AES_CM_128_HMAC_SHA1_32 and AEAD_AES_128_GCM (RFC 7714) profiles,
+//! sans-IO: byte buffers in, byte buffers out.
 //!
 //! One [`SrtpContext`] per direction and master key: the sender protects
 //! every RTP and RTCP datagram it hands to its socket, the receiver
@@ -13,7 +13,7 @@
 //! into the caller's hands, and it creates no per-SSRC state.
 //!
 //! Keys are SDES-style master keys ([`MasterKey`]): 30 bytes (16 key + 14
-//! salt) for AES_CM, 28 (16 + 12) for GCM, written in base64 as in an SDP
+//! salt) for both AES_CM profiles, 28 (16 + 12) for GCM, written in base64 as in an SDP
 //! `a=crypto` inline key, or in hex as GStreamer's srtpenc/srtpdec caps take
 //! them. The key derivation rate is 0 and no MKI is used, as with GStreamer.
 
@@ -31,7 +31,9 @@ use rand::TryRngCore;
 use thiserror::Error;
 use zeroize::Zeroize;
 
-use cipher::{CmKeys, GcmKeys, CM_SALT_LEN, CM_TAG_LEN, GCM_SALT_LEN, GCM_TAG_LEN, KEY_LEN};
+use cipher::{
+    CmKeys, GcmKeys, CM_SALT_LEN, CM_SHORT_TAG_LEN, CM_TAG_LEN, GCM_SALT_LEN, GCM_TAG_LEN, KEY_LEN,
+};
 
 /// Packets (RTP) or SRTCP indices remembered per SSRC to refuse replays.
 pub const REPLAY_WINDOW: u64 = 128;
@@ -48,11 +50,21 @@ pub const MAX_RTP_INDEX: u64 = (1 << 48) - 1;
 pub enum SrtpProfile {
     /// AES-128 counter mode with an 80-bit HMAC-SHA1 tag (RFC 3711, RFC 4568).
     AesCm128HmacSha1_80,
+    /// AES-128 counter mode with a 32-bit HMAC-SHA1 tag on SRTP and the
+    /// 80-bit one on SRTCP (RFC 4568 §6.2.2): 6 bytes less per packet.
+    AesCm128HmacSha1_32,
     /// AES-128 in Galois/counter mode with a 128-bit tag (RFC 7714).
     AeadAes128Gcm,
 }
 
 impl SrtpProfile {
+    /// Every profile.
+    pub const ALL: [SrtpProfile; 3] = [
+        Self::AesCm128HmacSha1_80,
+        Self::AesCm128HmacSha1_32,
+        Self::AeadAes128Gcm,
+    ];
+
     /// Length of the master key and salt together.
     pub fn master_len(self) -> usize {
         KEY_LEN + self.salt_len()
@@ -61,15 +73,25 @@ impl SrtpProfile {
     /// Length of the master salt.
     pub fn salt_len(self) -> usize {
         match self {
-            Self::AesCm128HmacSha1_80 => CM_SALT_LEN,
+            Self::AesCm128HmacSha1_80 | Self::AesCm128HmacSha1_32 => CM_SALT_LEN,
             Self::AeadAes128Gcm => GCM_SALT_LEN,
         }
     }
 
-    /// Bytes a protected packet grows by (tag; SRTCP adds 4 for its index).
+    /// Bytes a protected RTP packet grows by (its tag).
     pub fn tag_len(self) -> usize {
         match self {
             Self::AesCm128HmacSha1_80 => CM_TAG_LEN,
+            Self::AesCm128HmacSha1_32 => CM_SHORT_TAG_LEN,
+            Self::AeadAes128Gcm => GCM_TAG_LEN,
+        }
+    }
+
+    /// Length of the SRTCP tag (the packet grows by 4 more for its index):
+    /// the 80-bit one for both AES_CM profiles (RFC 4568 §6.2.2).
+    pub fn rtcp_tag_len(self) -> usize {
+        match self {
+            Self::AesCm128HmacSha1_80 | Self::AesCm128HmacSha1_32 => CM_TAG_LEN,
             Self::AeadAes128Gcm => GCM_TAG_LEN,
         }
     }
@@ -78,13 +100,14 @@ impl SrtpProfile {
     pub fn sdes_name(self) -> &'static str {
         match self {
             Self::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            Self::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
             Self::AeadAes128Gcm => "AEAD_AES_128_GCM",
         }
     }
 
     /// The profile an SDP `a=crypto` name stands for.
     pub fn from_sdes_name(name: &str) -> Option<Self> {
-        [Self::AesCm128HmacSha1_80, Self::AeadAes128Gcm]
+        Self::ALL
             .into_iter()
             .find(|p| p.sdes_name().eq_ignore_ascii_case(name))
     }
@@ -92,15 +115,24 @@ impl SrtpProfile {
     /// GStreamer's `srtp-cipher` / `srtcp-cipher` caps value.
     pub fn gst_cipher(self) -> &'static str {
         match self {
-            Self::AesCm128HmacSha1_80 => "aes-128-icm",
+            Self::AesCm128HmacSha1_80 | Self::AesCm128HmacSha1_32 => "aes-128-icm",
             Self::AeadAes128Gcm => "aes-128-gcm",
         }
     }
 
-    /// GStreamer's `srtp-auth` / `srtcp-auth` caps value.
+    /// GStreamer's `srtp-auth` caps value (srtpenc's `rtp-auth`).
     pub fn gst_auth(self) -> &'static str {
         match self {
             Self::AesCm128HmacSha1_80 => "hmac-sha1-80",
+            Self::AesCm128HmacSha1_32 => "hmac-sha1-32",
+            Self::AeadAes128Gcm => "aes-128-gcm",
+        }
+    }
+
+    /// GStreamer's `srtcp-auth` caps value (srtpenc's `rtcp-auth`).
+    pub fn gst_rtcp_auth(self) -> &'static str {
+        match self {
+            Self::AesCm128HmacSha1_80 | Self::AesCm128HmacSha1_32 => "hmac-sha1-80",
             Self::AeadAes128Gcm => "aes-128-gcm",
         }
     }
@@ -117,7 +149,7 @@ impl fmt::Display for SrtpProfile {
 #[non_exhaustive]
 pub enum SrtpKeyError {
     /// The key and salt do not have the profile's length.
-    #[error("a {profile} master key and salt are {want} bytes, not {got}")]
+    #[error("the {profile} master key and salt are {want} bytes, not {got}")]
     Length {
         /// The profile.
         profile: SrtpProfile,
@@ -460,7 +492,7 @@ impl SrtpContext {
     /// A context for `key`: session keys are derived once (KDR 0).
     pub fn new(key: &MasterKey) -> Self {
         let (rtp, rtcp) = match key.profile {
-            SrtpProfile::AesCm128HmacSha1_80 => (
+            SrtpProfile::AesCm128HmacSha1_80 | SrtpProfile::AesCm128HmacSha1_32 => (
                 Keys::Cm(CmKeys::derive(&key.key, key.salt(), false)),
                 Keys::Cm(CmKeys::derive(&key.key, key.salt(), true)),
             ),
@@ -559,7 +591,8 @@ impl SrtpContext {
             Keys::Cm(k) => {
                 k.apply(ssrc, index, &mut buf[header..]);
                 let tag = k.tag(&[&buf[..], &roc.to_be_bytes()]);
-                buf.put_slice(&tag);
+                // HMAC_SHA1_32 sends the tag's first 4 bytes (RFC 3711 §4.2).
+                buf.put_slice(&tag[..self.profile.tag_len()]);
             }
             Keys::Gcm(k) => {
                 let iv = k.rtp_iv(ssrc, index);
@@ -664,7 +697,7 @@ impl SrtpContext {
         let index = stream.rtcp_sent;
         let trailer = (index | 0x8000_0000).to_be_bytes();
         buf.clear();
-        buf.reserve(packet.len() + 4 + self.profile.tag_len());
+        buf.reserve(packet.len() + 4 + self.profile.rtcp_tag_len());
         buf.put_slice(packet);
         match &self.rtcp {
             Keys::Cm(k) => {
@@ -699,7 +732,7 @@ impl SrtpContext {
         packet: &[u8],
         buf: &mut BytesMut,
     ) -> Result<Bytes, SrtpError> {
-        let tag_len = self.profile.tag_len();
+        let tag_len = self.profile.rtcp_tag_len();
         let needed = 8 + 4 + tag_len;
         if packet.len() < needed {
             return self.fail(SrtpError::Truncated {
@@ -716,11 +749,9 @@ impl SrtpContext {
         }
         let ssrc = be32(packet, 4);
         // AES_CM: ... || E+index || tag; GCM: ... || tag || E+index.
-        let (trailer_at, tag_at) = match self.profile {
-            SrtpProfile::AesCm128HmacSha1_80 => {
-                (packet.len() - tag_len - 4, packet.len() - tag_len)
-            }
-            SrtpProfile::AeadAes128Gcm => (packet.len() - 4, packet.len() - 4 - tag_len),
+        let (trailer_at, tag_at) = match self.rtcp {
+            Keys::Cm(_) => (packet.len() - tag_len - 4, packet.len() - tag_len),
+            Keys::Gcm(_) => (packet.len() - 4, packet.len() - 4 - tag_len),
         };
         let word = be32(packet, trailer_at);
         let encrypted = word & 0x8000_0000 != 0;

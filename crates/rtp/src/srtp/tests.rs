@@ -218,7 +218,7 @@ fn pair(profile: SrtpProfile) -> (SrtpContext, SrtpContext) {
 
 #[test]
 fn round_trips_across_the_rollover_and_refuses_replays() {
-    for profile in [SrtpProfile::AesCm128HmacSha1_80, SrtpProfile::AeadAes128Gcm] {
+    for profile in SrtpProfile::ALL {
         let (mut tx, mut rx) = pair(profile);
         let mut buf = BytesMut::new();
         let mut out = BytesMut::new();
@@ -272,7 +272,7 @@ fn round_trips_across_the_rollover_and_refuses_replays() {
 
 #[test]
 fn tampering_anywhere_is_refused_and_nothing_is_returned() {
-    for profile in [SrtpProfile::AesCm128HmacSha1_80, SrtpProfile::AeadAes128Gcm] {
+    for profile in SrtpProfile::ALL {
         let (mut tx, mut rx) = pair(profile);
         let mut buf = BytesMut::new();
         let s = tx
@@ -426,4 +426,42 @@ fn streams_are_bounded() {
         rx.unprotect_rtp(&p, &mut buf).expect("u");
     }
     assert!(tx.streams.len() <= MAX_STREAMS && rx.streams.len() <= MAX_STREAMS);
+}
+
+#[test]
+fn sha1_32_cuts_the_srtp_tag_to_4_bytes_and_keeps_srtcp_at_80_bits() {
+    let bytes: Vec<u8> = (1..=30).collect();
+    let long = MasterKey::new(SrtpProfile::AesCm128HmacSha1_80, &bytes).expect("key");
+    let short = MasterKey::new(SrtpProfile::AesCm128HmacSha1_32, &bytes).expect("key");
+    let (mut tx80, mut tx32) = (SrtpContext::new(&long), SrtpContext::new(&short));
+    let mut rx32 = SrtpContext::new(&short);
+    let mut buf = BytesMut::new();
+    let plain = rtp(7, 0x0102_0304, b"a picture slice");
+    let p80 = tx80.protect_rtp(&plain, &mut buf).expect("80");
+    let p32 = tx32.protect_rtp(&plain, &mut buf).expect("32");
+    // Same keystream, the tag cut to its first 4 bytes (RFC 3711 §4.2).
+    assert_eq!(p32.len(), plain.len() + 4);
+    assert_eq!(&p32[..], &p80[..p80.len() - 6]);
+    assert_eq!(
+        &rx32.unprotect_rtp(&p32, &mut buf).expect("u")[..],
+        &plain[..]
+    );
+    let mut forged = p32.to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    forged[3] = forged[3].wrapping_add(1);
+    assert!(matches!(
+        rx32.unprotect_rtp(&forged, &mut buf),
+        Err(SrtpError::RtpAuth { .. })
+    ));
+    // SRTCP keeps the 80-bit tag: the two profiles protect RTCP alike.
+    let rr = [0x80, 201, 0, 1, 0, 0, 0, 9];
+    let c80 = tx80.protect_rtcp(&rr, &mut buf).expect("80");
+    let c32 = tx32.protect_rtcp(&rr, &mut buf).expect("32");
+    assert_eq!(c80, c32);
+    assert_eq!(c32.len(), rr.len() + 4 + 10);
+    assert_eq!(
+        &rx32.unprotect_rtcp(&c32, &mut buf).expect("u")[..],
+        &rr[..]
+    );
 }
