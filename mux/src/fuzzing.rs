@@ -312,8 +312,13 @@ pub fn hls_segmenter(data: &[u8]) {
         window: 3,
         retain_extra: 1,
         max_segment_duration: Duration::from_secs(2),
-        uri_prefix: String::new(),
+        max_segment_wall_time: Duration::from_millis(1500),
+        // Small, so that trimming by bytes happens too.
+        max_kept_bytes: 256 << 10,
+        session: "fz".into(),
+        ..HlsConfig::default()
     };
+    let budget = config.max_kept_bytes;
     let window = config.window;
     let kept = config.window + config.retain_extra;
     let mut demux = FlvDemuxer::new();
@@ -340,7 +345,7 @@ pub fn hls_segmenter(data: &[u8]) {
                     demux.push_audio(ts, &body, now)
                 };
                 if demux.streams() != streams {
-                    seg.restart(demux.streams());
+                    seg.restart(demux.streams(), now);
                 }
                 got.ok().flatten()
             }
@@ -362,7 +367,7 @@ pub fn hls_segmenter(data: &[u8]) {
                 None
             }
             HlsStep::End => {
-                seg.end();
+                seg.end(now);
                 None
             }
             HlsStep::Restart(audio) => {
@@ -370,7 +375,7 @@ pub fn hls_segmenter(data: &[u8]) {
                 if !audio {
                     streams.audio = None;
                 }
-                seg.restart(streams);
+                seg.restart(streams, now);
                 None
             }
             HlsStep::Poll => {
@@ -382,13 +387,19 @@ pub fn hls_segmenter(data: &[u8]) {
             bytes_in += unit.data.len();
             units += 1;
             largest = largest.max(unit.data.len());
-            let _ = seg.push(&unit);
+            let _ = seg.push(&unit, now);
         }
         let mut ready_after_end = false;
         // Events are looked at without taking them (a mirror may lag);
         // those already seen are counted by sequence below.
         let listed: Vec<&crate::hls::Segment> = seg.segments().collect();
         assert!(listed.len() <= kept, "{} segments kept", listed.len());
+        let held: usize = listed.iter().map(|s| s.data.len()).sum();
+        assert!(
+            held <= budget || listed.len() <= crate::hls::MIN_KEPT_SEGMENTS,
+            "{held} bytes in {} segments past the budget",
+            listed.len()
+        );
         for w in listed.windows(2) {
             assert_eq!(w[0].sequence + 1, w[1].sequence, "sequence gap");
         }

@@ -69,7 +69,12 @@
 //! after a duration cut), so at a bitrate `B` the
 //! bound is about `(window + retain_extra + 1) × max_segment_duration × B`
 //! (with the defaults and keyframes at least every 2 s: 9 × 2 s × B), and
-//! never more than `(window + retain_extra + 1) × MAX_SEGMENT_BYTES`. The
+//! never more than [`HlsConfig::max_kept_bytes`] plus the open segment (at
+//! most [`MAX_SEGMENT_BYTES`] and one unit): closed segments past that budget
+//! are let go oldest first, even from the playlist (which then lists fewer
+//! than `window`, never fewer than [`MIN_KEPT_SEGMENTS`]), so one publisher
+//! of absurd bitrate or frozen timestamps holds about 100 MiB, not nine
+//! 32 MiB segments. The
 //! event queue ([`HlsSegmenter::poll_event`]) holds at most
 //! [`MAX_PENDING_EVENTS`]; older events are dropped if nobody polls.
 //!
@@ -100,6 +105,10 @@ pub const MAX_PENDING_EVENTS: usize = 64;
 /// the duration that cuts it, and its segment would grow without bound.
 pub const MAX_SEGMENT_BYTES: usize = 32 << 20;
 
+/// Closed segments always kept, whatever [`HlsConfig::max_kept_bytes`] says:
+/// a player needs the newest and one before it to start.
+pub const MIN_KEPT_SEGMENTS: usize = 2;
+
 /// A track whose timestamps step back by more than this has jumped (a
 /// smaller step is B-frame reordering or audio/video skew).
 pub const MAX_STEP_BACK: Duration = Duration::from_secs(1);
@@ -125,6 +134,10 @@ pub struct HlsConfig {
     pub window: usize,
     /// Segments kept (and served) after they left the playlist (default 2).
     pub retain_extra: usize,
+    /// Bytes of closed segments kept in all (default 64 MiB): past it the
+    /// oldest go first, retained then listed ones, down to
+    /// [`MIN_KEPT_SEGMENTS`]. A 50 Mbit/s stream's 2 s segments fit five.
+    pub max_kept_bytes: usize,
     /// A segment is cut here even without a keyframe (default 10 s).
     pub max_segment_duration: Duration,
     /// A segment open for this long by the driver's clock is cut at the next
@@ -146,6 +159,7 @@ impl Default for HlsConfig {
             target_duration: Duration::from_secs(2),
             window: 6,
             retain_extra: 2,
+            max_kept_bytes: 64 << 20,
             max_segment_duration: Duration::from_secs(10),
             max_segment_wall_time: Duration::from_secs(6),
             uri_prefix: String::new(),
@@ -161,6 +175,9 @@ impl HlsConfig {
         }
         if self.window == 0 {
             return Err(HlsError::Config("a window of 0 segments"));
+        }
+        if self.max_kept_bytes == 0 {
+            return Err(HlsError::Config("no bytes for segments"));
         }
         if self.max_segment_duration < self.target_duration {
             return Err(HlsError::Config(
@@ -284,6 +301,10 @@ pub struct HlsSegmenter {
     events: VecDeque<HlsEvent>,
     dropped: u64,
     dropped_events: u64,
+    /// Bytes of the closed segments in `segments`.
+    kept_bytes: usize,
+    /// Segments let go early to stay within `max_kept_bytes`.
+    trimmed: u64,
     /// Added to unit times (ns) so that a restarted session continues the timeline.
     offset_ns: i128,
     /// The end of the latest unit written, on the output timeline.
@@ -324,6 +345,8 @@ impl HlsSegmenter {
             events: VecDeque::new(),
             dropped: 0,
             dropped_events: 0,
+            kept_bytes: 0,
+            trimmed: 0,
             offset_ns: 0,
             timeline_end: Duration::ZERO,
             rebase: false,
@@ -520,6 +543,12 @@ impl HlsSegmenter {
         self.dropped_events
     }
 
+    /// Segments let go before their time to keep within
+    /// [`HlsConfig::max_kept_bytes`].
+    pub fn trimmed_segments(&self) -> u64 {
+        self.trimmed
+    }
+
     /// Timestamp jumps taken as discontinuities so far.
     pub fn timestamp_jumps(&self) -> u64 {
         self.timestamp_jumps
@@ -636,17 +665,31 @@ impl HlsSegmenter {
             duration,
             data: segment.data.clone(),
         };
+        self.kept_bytes += segment.data.len();
         self.segments.push_back(segment);
         while self.segments.len() > self.config.window + self.config.retain_extra {
-            if let Some(old) = self.segments.pop_front() {
-                self.dropped_discontinuities += u64::from(old.discontinuity);
-                self.event(HlsEvent::SegmentRemoved { name: old.name });
-            }
+            self.drop_oldest();
+        }
+        while self.kept_bytes > self.config.max_kept_bytes
+            && self.segments.len() > MIN_KEPT_SEGMENTS
+        {
+            self.drop_oldest();
+            self.trimmed += 1;
         }
         self.event(ready);
         self.playlist_modified = Some(now);
         self.render();
         self.event(HlsEvent::PlaylistUpdated);
+    }
+
+    /// Lets the oldest closed segment go (its memory is freed once no reader
+    /// holds a clone) and tells the mirror.
+    fn drop_oldest(&mut self) {
+        if let Some(old) = self.segments.pop_front() {
+            self.kept_bytes -= old.data.len();
+            self.dropped_discontinuities += u64::from(old.discontinuity);
+            self.event(HlsEvent::SegmentRemoved { name: old.name });
+        }
     }
 
     fn event(&mut self, e: HlsEvent) {
@@ -832,7 +875,13 @@ mod tests {
     /// open segment nor the kept ones grow without bound.
     #[test]
     fn frozen_timestamps_are_cut_by_size() {
-        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        // Room for the whole window: this test is about where segments are
+        // cut; the byte budget has its own test below.
+        let config = HlsConfig {
+            max_kept_bytes: usize::MAX,
+            ..HlsConfig::default()
+        };
+        let mut h = HlsSegmenter::new(config, streams()).expect("config");
         h.push(&video(5000, true), t0()).expect("keyframe");
         let mut big = video(5000, false);
         let mut d = big.data.to_vec();
@@ -863,6 +912,59 @@ mod tests {
         }
         assert!(!text(&h).contains("#EXTINF:0.000,"), "{}", text(&h));
         assert!(text(&h).contains("#EXT-X-TARGETDURATION:2\n"));
+    }
+
+    /// Segments of 32 MiB from frozen timestamps (or any bitrate past what
+    /// the budget holds): the oldest are let go, from the playlist too, so
+    /// the closed segments never hold more than `max_kept_bytes` (the
+    /// default 64 MiB: two of them), and the playlist stays a valid sliding
+    /// window whose removals the mirror is told of.
+    #[test]
+    fn closed_segments_stay_within_the_byte_budget() {
+        let mut h = HlsSegmenter::new(HlsConfig::default(), streams()).expect("config");
+        h.push(&video(5000, true), t0()).expect("keyframe");
+        let mut big = video(5000, false);
+        let mut d = big.data.to_vec();
+        d.resize(1 << 20, 0x5a);
+        big.data = Bytes::from(d);
+        let (mut ready, mut removed) = (0, 0);
+        for i in 1..=300 {
+            h.push(&big, t0() + Duration::from_millis(10 * i))
+                .expect("video");
+            let kept: usize = h.segments().map(|s| s.data.len()).sum();
+            let n = h.segments().count();
+            // Within the budget, or down to the floor (two segments of a
+            // little over 32 MiB each: the unit that crossed the line).
+            assert!(
+                kept <= 64 << 20 || (n == MIN_KEPT_SEGMENTS && kept <= 2 * (34 << 20)),
+                "{kept} bytes in {n} segments kept after {i} MiB"
+            );
+            while let Some(e) = h.poll_event() {
+                match e {
+                    HlsEvent::SegmentReady { .. } => ready += 1,
+                    HlsEvent::SegmentRemoved { .. } => removed += 1,
+                    HlsEvent::PlaylistUpdated => {}
+                }
+            }
+        }
+        // 300 MiB make 9 segments; the budget keeps 2 (the rest told removed).
+        assert_eq!(h.segments().count(), MIN_KEPT_SEGMENTS);
+        assert!(ready >= 9, "{ready} segments cut");
+        assert_eq!(ready - removed, MIN_KEPT_SEGMENTS);
+        assert!(h.trimmed_segments() >= 1);
+        let t = text(&h);
+        assert_eq!(t.matches("#EXTINF").count(), MIN_KEPT_SEGMENTS, "{t}");
+        let first = h.segments().next().map(|s| s.sequence).expect("one");
+        assert!(
+            t.contains(&format!("#EXT-X-MEDIA-SEQUENCE:{first}\n")),
+            "{t}"
+        );
+        // A budget of 0 is refused.
+        let zero = HlsConfig {
+            max_kept_bytes: 0,
+            ..HlsConfig::default()
+        };
+        assert!(HlsSegmenter::new(zero, streams()).is_err());
     }
 
     /// A publisher's timestamps leap forward 2^31 ms, or back 100 s: the
