@@ -1,18 +1,8 @@
-//! Parses arbitrary bytes as RTP and feeds them to the Opus depacketizer.
+//! Opus depacketizer with packets of any size up to and past
+//! `MAX_OPUS_PACKET`, and raw RTP, checked after every step (see
+//! `pstream_rtp::fuzzing::opus_depay`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pstream_rtp::opus::OpusDepacketizer;
-use pstream_rtp::packet::RtpPacket;
 
-fuzz_target!(|data: &[u8]| {
-    let mut d = OpusDepacketizer::new();
-    for chunk in data.split(|b| *b == 0xff) {
-        if let Ok(pkt) = RtpPacket::parse_slice(chunk) {
-            let _ = d.push(&pkt);
-            if let Some(u) = d.pop() {
-                assert_eq!(u.data, pkt.payload);
-            }
-        }
-    }
-});
+fuzz_target!(|data: &[u8]| pstream_rtp::fuzzing::opus_depay(data));

@@ -15,6 +15,8 @@
 //! by `poll_transmit`. See [`sender::RtpSender`] and [`receiver::RtpReceiver`].
 
 pub mod frame_rate;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 #[cfg(test)]
 mod interop_tests;
 pub mod jitterbuf;

@@ -61,6 +61,8 @@
 pub mod caps;
 mod error;
 pub mod follower;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod media;
 pub mod pixels;
 pub mod proto;
