@@ -31,8 +31,8 @@ use crate::rtcp::{
     MAX_COUNT, MAX_NACK_PAIRS,
 };
 use crate::srtp::{MasterKey, SrtpContext, SrtpProfile, SrtpStats};
-use crate::{H264Depacketizer, H264Payloader, JpegDepacketizer, JpegPayloader, OpusDepacketizer};
 use crate::PeerFilter;
+use crate::{H264Depacketizer, H264Payloader, JpegDepacketizer, JpegPayloader, OpusDepacketizer};
 
 /// How the sequence number moves before a packet.
 fn seq_step(u: &mut Unstructured<'_>) -> Result<u16> {
@@ -126,7 +126,11 @@ fn jpeg_payload(u: &mut Unstructured<'_>, next_offset: &mut u32) -> Result<Vec<u
         p.extend([0xff, 0xff]);
     }
     if q >= 128 && offset == 0 {
-        let precision = if u.ratio(1, 4)? { u.int_in_range(0..=3)? } else { 0 };
+        let precision = if u.ratio(1, 4)? {
+            u.int_in_range(0..=3)?
+        } else {
+            0
+        };
         let len: u16 = [0u16, 64, 128, 192, 256, 7][u.choose_index(6)?];
         let declared = if u.ratio(1, 8)? { u.arbitrary()? } else { len };
         p.extend([0, precision]);
@@ -348,7 +352,11 @@ pub fn h264_depay(data: &[u8]) {
         |d| d.pop(),
         |d| d.flush(),
         |_, unit, flow, _| {
-            assert!(unit.data.len() <= MAX_H264_UNIT, "{} bytes", unit.data.len());
+            assert!(
+                unit.data.len() <= MAX_H264_UNIT,
+                "{} bytes",
+                unit.data.len()
+            );
             assert!(unit.data.starts_with(&[0, 0, 0, 1]), "not Annex B");
             assert!(
                 flow.bytes_out <= 2 * flow.bytes_in + 4 * flow.packets_in,
@@ -638,7 +646,11 @@ pub fn rtcp_parse(data: &[u8]) {
                 // BYE reason comes back as none: the fixed point is after
                 // one parse).
                 let again = write_compound(&back, &mut buf);
-                assert_eq!(parse_compound(&again).as_ref(), Ok(&back), "not a fixed point");
+                assert_eq!(
+                    parse_compound(&again).as_ref(),
+                    Ok(&back),
+                    "not a fixed point"
+                );
             }
             RtcpStep::Raw(raw) => {
                 if let Ok(packets) = parse_compound(&raw) {
@@ -646,7 +658,11 @@ pub fn rtcp_parse(data: &[u8]) {
                     assert!(bytes.len() <= 4 * raw.len().max(1));
                     let back = parse_compound(&bytes).expect("our own RTCP must parse");
                     let again = write_compound(&back, &mut buf);
-                    assert_eq!(parse_compound(&again).as_ref(), Ok(&back), "not a fixed point");
+                    assert_eq!(
+                        parse_compound(&again).as_ref(),
+                        Ok(&back),
+                        "not a fixed point"
+                    );
                 }
             }
         }
@@ -913,7 +929,10 @@ pub fn rtp_receiver(data: &[u8]) {
                         packets_in += 1;
                         bytes_in += bytes.len();
                         let _ = r.handle_rtp_from(now, from, &bytes);
-                        rtp_from = Some((from, RtpPacket::parse_slice(&bytes).ok().map(|p| p.header.ssrc)));
+                        rtp_from = Some((
+                            from,
+                            RtpPacket::parse_slice(&bytes).ok().map(|p| p.header.ssrc),
+                        ));
                     }
                 }
             }
@@ -925,7 +944,10 @@ pub fn rtp_receiver(data: &[u8]) {
             }
             ReceiverStep::Pli => {
                 let sent = r.request_keyframe(now);
-                assert!(!sent || (locked.is_some() && !byed), "a PLI with no live sender");
+                assert!(
+                    !sent || (locked.is_some() && !byed),
+                    "a PLI with no live sender"
+                );
             }
             ReceiverStep::Stall(n) => {
                 // Stall by not polling for n more steps' worth of units.
@@ -948,7 +970,11 @@ pub fn rtp_receiver(data: &[u8]) {
             assert!(unit.data.starts_with(&[0, 0, 0, 1]), "not Annex B");
             bytes_out += unit.data.len();
         }
-        assert!(units.len() <= MAX_QUEUED_UNITS, "{} units queued", units.len());
+        assert!(
+            units.len() <= MAX_QUEUED_UNITS,
+            "{} units queued",
+            units.len()
+        );
         let stats = r.stats();
         assert!(
             bytes_out <= 2 * bytes_in + 4 * packets_in,
@@ -973,7 +999,11 @@ pub fn rtp_receiver(data: &[u8]) {
         // host speaks for it in RTCP.
         if let Some((s, a)) = locked {
             if alive && rtp_from.is_some_and(|(f, _)| !same(f, a)) {
-                assert_eq!(r.sender_ssrc(), Some(s), "a foreign host took the sender's place");
+                assert_eq!(
+                    r.sender_ssrc(),
+                    Some(s),
+                    "a foreign host took the sender's place"
+                );
                 assert!(r.sender_addr().is_some_and(|b| same(a, b)));
             }
             if rtcp_from.is_some_and(|f| !same(f, a)) {
@@ -1130,11 +1160,11 @@ pub fn srtp_unprotect(data: &[u8]) {
 
     // The receiver's answer to `p`; checks what every answer must be.
     let deliver = |rx: &mut SrtpContext,
-                       p: &[u8],
-                       rtcp: bool,
-                       genuine: Option<&Bytes>,
-                       accepted: &mut HashSet<Bytes>,
-                       n_accepted: &mut u64| {
+                   p: &[u8],
+                   rtcp: bool,
+                   genuine: Option<&Bytes>,
+                   accepted: &mut HashSet<Bytes>,
+                   n_accepted: &mut u64| {
         let mut out = BytesMut::new();
         let got = if rtcp {
             rx.unprotect_rtcp(p, &mut out)
@@ -1193,7 +1223,14 @@ pub fn srtp_unprotect(data: &[u8]) {
                     assert_eq!(protected.len(), plain.len() + profile.tag_len());
                     if now {
                         genuine_delivery = true;
-                        deliver(&mut rx, &protected, false, Some(&plain), &mut accepted, &mut n_accepted);
+                        deliver(
+                            &mut rx,
+                            &protected,
+                            false,
+                            Some(&plain),
+                            &mut accepted,
+                            &mut n_accepted,
+                        );
                     }
                     sent.push(Sent {
                         plain,
@@ -1224,7 +1261,14 @@ pub fn srtp_unprotect(data: &[u8]) {
                     assert_eq!(protected.len(), plain.len() + 4 + profile.rtcp_tag_len());
                     if now {
                         genuine_delivery = true;
-                        deliver(&mut rx, &protected, true, Some(&plain), &mut accepted, &mut n_accepted);
+                        deliver(
+                            &mut rx,
+                            &protected,
+                            true,
+                            Some(&plain),
+                            &mut accepted,
+                            &mut n_accepted,
+                        );
                     }
                     sent.push(Sent {
                         plain,
@@ -1234,13 +1278,22 @@ pub fn srtp_unprotect(data: &[u8]) {
                 }
             }
             SrtpStep::Deliver(which) => {
-                if let Some(s) = (!sent.is_empty()).then(|| &sent[usize::from(which) % sent.len()]) {
+                if let Some(s) = (!sent.is_empty()).then(|| &sent[usize::from(which) % sent.len()])
+                {
                     genuine_delivery = true;
-                    deliver(&mut rx, &s.protected, s.rtcp, Some(&s.plain), &mut accepted, &mut n_accepted);
+                    deliver(
+                        &mut rx,
+                        &s.protected,
+                        s.rtcp,
+                        Some(&s.plain),
+                        &mut accepted,
+                        &mut n_accepted,
+                    );
                 }
             }
             SrtpStep::Tamper { which, at, xor } => {
-                if let Some(s) = (!sent.is_empty()).then(|| &sent[usize::from(which) % sent.len()]) {
+                if let Some(s) = (!sent.is_empty()).then(|| &sent[usize::from(which) % sent.len()])
+                {
                     let mut p = s.protected.to_vec();
                     let at = usize::from(at) % p.len();
                     p[at] ^= xor;
@@ -1248,7 +1301,8 @@ pub fn srtp_unprotect(data: &[u8]) {
                 }
             }
             SrtpStep::Resize { which, len } => {
-                if let Some(s) = (!sent.is_empty()).then(|| &sent[usize::from(which) % sent.len()]) {
+                if let Some(s) = (!sent.is_empty()).then(|| &sent[usize::from(which) % sent.len()])
+                {
                     let mut p = s.protected.to_vec();
                     let len = usize::from(len) % (2 * p.len());
                     if len != p.len() {
@@ -1282,7 +1336,11 @@ pub fn srtp_unprotect(data: &[u8]) {
                     } else {
                         r2.unprotect_rtp(&p, &mut out)
                     };
-                    assert_eq!(back.as_deref(), Ok(&bytes[..]), "a refused forgery left state behind");
+                    assert_eq!(
+                        back.as_deref(),
+                        Ok(&bytes[..]),
+                        "a refused forgery left state behind"
+                    );
                 }
             }
         }
@@ -1294,14 +1352,22 @@ pub fn srtp_unprotect(data: &[u8]) {
         }
         let s = rx.stats();
         assert_eq!(s.unprotected, n_accepted, "accepted packets counted");
-        assert_eq!(tx.stats().protected, n_protected, "protected packets counted");
+        assert_eq!(
+            tx.stats().protected,
+            n_protected,
+            "protected packets counted"
+        );
         assert!(s.auth_failures >= last.auth_failures);
         assert!(s.replays >= last.replays);
         assert!(s.malformed >= last.malformed);
         last = s;
         for (i, &ssrc) in SSRCS.iter().enumerate() {
             let roc = rx.roc(ssrc);
-            assert!(roc >= rocs[i], "ROC of {ssrc:#x} fell from {:?} to {roc:?}", rocs[i]);
+            assert!(
+                roc >= rocs[i],
+                "ROC of {ssrc:#x} fell from {:?} to {roc:?}",
+                rocs[i]
+            );
             rocs[i] = roc;
         }
     }

@@ -181,13 +181,19 @@ pub fn shmdata_caps(data: &[u8]) {
                 assert!(v.fps_den >= 1);
                 let size = Layout::of(&v).size;
                 let out = i420_len(v.width as usize, v.height as usize);
-                assert!(size >= (v.width * v.height) as usize, "layout smaller than luma");
+                assert!(
+                    size >= (v.width * v.height) as usize,
+                    "layout smaller than luma"
+                );
                 if size <= CONVERT_MAX && out <= CONVERT_MAX {
                     let src: Vec<u8> = data.iter().copied().cycle().take(size).collect();
                     let mut dst = vec![0u8; out];
                     if src.len() == size {
                         assert!(to_i420(&v, &src, &mut dst), "a whole frame converts");
-                        assert!(!to_i420(&v, &src[..size - 1], &mut dst), "a short one is refused");
+                        assert!(
+                            !to_i420(&v, &src[..size - 1], &mut dst),
+                            "a short one is refused"
+                        );
                     }
                 }
             }
@@ -273,12 +279,22 @@ pub fn shmdata_messages(data: &[u8]) {
                 let text = caps.text();
                 let cut = text.split('\0').next().unwrap_or_default().to_owned();
                 // A size_t of 4 bytes carries the low 32 bits.
-                let shm_size = if wide { shm_size } else { shm_size & 0xffff_ffff };
+                let shm_size = if wide {
+                    shm_size
+                } else {
+                    shm_size & 0xffff_ffff
+                };
                 match layout.encode_connect(shm_size, &cut) {
                     Ok(b) => {
                         let ok = !greeted;
                         greeted = true;
-                        (b, ok.then_some(Message::Connect { shm_size, caps: cut }))
+                        (
+                            b,
+                            ok.then_some(Message::Connect {
+                                shm_size,
+                                caps: cut,
+                            }),
+                        )
                     }
                     Err(_) => continue,
                 }
@@ -315,7 +331,10 @@ pub fn shmdata_messages(data: &[u8]) {
     let mut failed = false;
     while !rest.is_empty() {
         let wanted = d.wanted();
-        assert!(wanted >= 1 && wanted <= layout.connect_len(), "wanted {wanted}");
+        assert!(
+            wanted >= 1 && wanted <= layout.connect_len(),
+            "wanted {wanted}"
+        );
         let n = match u.int_in_range(0..=3) {
             Ok(0) => u.int_in_range(1..=wanted).unwrap_or(wanted),
             _ => wanted,
@@ -354,6 +373,10 @@ pub fn shmdata_messages(data: &[u8]) {
     // All at once: more than one message is refused, never queued.
     let all = FollowerDecoder::new(layout).push(&stream);
     if well_formed && expected.len() >= 2 {
-        assert!(all.is_err(), "{} messages taken in one push", expected.len());
+        assert!(
+            all.is_err(),
+            "{} messages taken in one push",
+            expected.len()
+        );
     }
 }
