@@ -30,6 +30,7 @@ use crate::rtcp::{
     parse_compound, write_compound, FirEntry, NackPair, ReportBlock, RtcpPacket, SdesChunk,
     MAX_COUNT, MAX_NACK_PAIRS,
 };
+use crate::rtx::{RtxReceiveConfig, PT_RTX};
 use crate::srtp::{MasterKey, SrtpContext, SrtpProfile, SrtpStats};
 use crate::PeerFilter;
 use crate::{H264Depacketizer, H264Payloader, JpegDepacketizer, JpegPayloader, OpusDepacketizer};
@@ -726,6 +727,18 @@ pub enum ReceiverStep {
         /// The bytes.
         bytes: Vec<u8>,
     },
+    /// An RTX packet (RFC 4588) from `ADDRS[from]`: the original
+    /// sequence number `back` behind the SSRC's latest, then a payload.
+    Rtx {
+        /// Index into the addresses.
+        from: u8,
+        /// Its own SSRC (index into the SSRCs, or past them: another).
+        ssrc: u8,
+        /// How far behind the media's sequence number its OSN is.
+        back: u16,
+        /// The original payload.
+        payload: Vec<u8>,
+    },
     /// Time passes (ms); timeouts due are handled.
     Tick(u16),
     /// The application asks for a keyframe.
@@ -762,7 +775,17 @@ fn receiver_rtcp(u: &mut Unstructured<'_>) -> Result<RtcpPacket> {
 impl<'a> Arbitrary<'a> for ReceiverStep {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let from = u.int_in_range(0..=(ADDRS.len() - 1) as u8)?;
-        Ok(match u.int_in_range(0..=19)? {
+        Ok(match u.int_in_range(0..=21)? {
+            20 | 21 => ReceiverStep::Rtx {
+                from,
+                ssrc: u.int_in_range(0..=SSRCS.len() as u8)?,
+                back: if u.ratio(3, 4)? {
+                    u.int_in_range(0..=20)?
+                } else {
+                    u.arbitrary()?
+                },
+                payload: h264_payload(u)?,
+            },
             0..=9 => ReceiverStep::Rtp {
                 from,
                 ssrc: u.int_in_range(0..=(SSRCS.len() - 1) as u8)?,
@@ -791,7 +814,7 @@ impl<'a> Arbitrary<'a> for ReceiverStep {
 }
 
 /// Every counter of [`ReceiverStats`] that only grows.
-fn receiver_counters(s: &ReceiverStats) -> [u64; 20] {
+fn receiver_counters(s: &ReceiverStats) -> [u64; 25] {
     [
         s.packets,
         s.bytes,
@@ -812,7 +835,12 @@ fn receiver_counters(s: &ReceiverStats) -> [u64; 20] {
         s.nack_sent,
         s.nack_requests,
         s.rtx_received,
+        s.rtx_repaired,
+        s.rtx_late,
+        s.rtx_duplicates,
+        s.rtx_dropped,
         s.unrepaired,
+        s.nack_overflowed,
     ]
 }
 
@@ -821,8 +849,9 @@ fn receiver_counters(s: &ReceiverStats) -> [u64; 20] {
 const MAX_QUEUED_UNITS: usize = 256;
 
 /// Feeds [`ReceiverStep`]s to an H.264 [`RtpReceiver`] (20 ms latency,
-/// 1 s source timeout) behind a [`PeerFilter`] (the peer only, or any, as
-/// the first byte says), as `pstream recv` reads its sockets. After each
+/// 1 s source timeout, NACK and RTX as the input says) behind a
+/// [`PeerFilter`] (the peer only, or any, as the first byte says), as
+/// `pstream recv` reads its sockets. After each
 /// step: counters never fall; a unit is never over [`MAX_H264_UNIT`], and
 /// the bytes of all units are at most twice the payload bytes accepted
 /// plus a start code per packet; the caller's queue holds at most
@@ -831,7 +860,7 @@ const MAX_QUEUED_UNITS: usize = 256;
 /// packets from another host do not take its place and RTCP from another
 /// host does not move its sender report; after a BYE from the locked
 /// sender no unit comes until RTP does; an SR is honoured only from the
-/// locked host.
+/// locked host; an RTX packet from another host repairs nothing.
 pub fn rtp_receiver(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let Ok(only_peer) = u.arbitrary::<bool>() else {
@@ -842,8 +871,14 @@ pub fn rtp_receiver(data: &[u8]) {
     } else {
         PeerFilter::Any
     };
+    let Ok(with_rtx) = u.arbitrary::<bool>() else {
+        return;
+    };
     let mut cfg = ReceiverConfig::new(Codec::H264, "fuzz");
     cfg.latency = Duration::from_millis(20);
+    if with_rtx {
+        cfg = cfg.with_rtx(RtxReceiveConfig::default());
+    }
     let timeout = cfg.source_timeout;
     let Ok(mut r) = RtpReceiver::with_seed(cfg, 7) else {
         return;
@@ -933,6 +968,53 @@ pub fn rtp_receiver(data: &[u8]) {
                             from,
                             RtpPacket::parse_slice(&bytes).ok().map(|p| p.header.ssrc),
                         ));
+                    }
+                }
+            }
+            ReceiverStep::Rtx {
+                from,
+                ssrc,
+                back,
+                payload,
+            } => {
+                let from = ADDRS[usize::from(from)];
+                let media = r
+                    .sender_ssrc()
+                    .and_then(|s| SSRCS.iter().position(|&x| x == s));
+                let osn = seqs[media.unwrap_or(0)].wrapping_sub(back);
+                let mut body = osn.to_be_bytes().to_vec();
+                body.extend(payload);
+                let pkt = RtpPacket {
+                    header: RtpHeader {
+                        marker: false,
+                        payload_type: PT_RTX,
+                        sequence: u16::from(ssrc) << 12 | (osn & 0xfff),
+                        timestamp: ts,
+                        ssrc: SSRCS.get(usize::from(ssrc)).copied().unwrap_or(0x4444),
+                    },
+                    csrcs: Vec::new(),
+                    extension: None,
+                    payload: Bytes::from(body),
+                    padding: 0,
+                };
+                buf.clear();
+                if pkt.write_to(&mut buf).is_ok() && filter.admits(from) {
+                    let before = r.stats();
+                    packets_in += 1;
+                    bytes_in += buf.len();
+                    let _ = r.handle_rtp_from(now, from, &buf);
+                    if !with_rtx {
+                        // Without RTX it is media like any other.
+                        rtp_from = Some((from, Some(pkt.header.ssrc)));
+                    }
+                    // A repair counts only from the locked sender's host.
+                    if with_rtx && !locked.is_some_and(|(_, a)| same(a, from)) {
+                        let after = r.stats();
+                        assert_eq!(
+                            (after.rtx_repaired, after.rtx_late, after.rtx_duplicates),
+                            (before.rtx_repaired, before.rtx_late, before.rtx_duplicates),
+                            "an RTX from another host was taken"
+                        );
                     }
                 }
             }
