@@ -148,6 +148,22 @@ fn jpeg_payload(u: &mut Unstructured<'_>, next_offset: &mut u32) -> Result<Vec<u
     Ok(p)
 }
 
+/// For an RFC 2435 payload sent at `offset` (its own when `None`): that
+/// offset and the length of its headers, if it has them all.
+fn jpeg_header_len(p: &[u8], offset: Option<u32>) -> Option<(u32, usize)> {
+    let main = p.get(..8)?;
+    let at = offset.unwrap_or(u32::from_be_bytes([0, main[1], main[2], main[3]])) & 0xff_ffff;
+    let mut len = 8;
+    if main[4] >= 64 {
+        len += 4;
+    }
+    if main[5] >= 128 && at == 0 {
+        let t = p.get(len..len + 4)?;
+        len += 4 + usize::from(u16::from_be_bytes([t[2], t[3]]));
+    }
+    (len <= p.len()).then_some((at, len))
+}
+
 /// What happens next to a depacketizer.
 #[derive(Debug)]
 pub enum DepayStep {
@@ -290,10 +306,22 @@ fn drive_depay<D>(
                 marker_last,
             } => {
                 let payload = Bytes::from(filled(&head, len as usize, 0x11));
+                // JPEG: each copy continues the frame where the last ended,
+                // so that the frame grows to its cap.
+                let mut offset = None;
                 for i in 0..count {
                     seq = seq.wrapping_add(1);
                     let marker = marker_last && i + 1 == count;
-                    let p = packet(seq, ts, marker, payload.clone());
+                    let payload = match (f, jpeg_header_len(&payload, offset)) {
+                        (Format::Jpeg, Some((at, header))) => {
+                            let mut p = payload.to_vec();
+                            p[1..4].copy_from_slice(&at.to_be_bytes()[1..]);
+                            offset = Some(at + (p.len() - header) as u32);
+                            Bytes::from(p)
+                        }
+                        _ => payload.clone(),
+                    };
+                    let p = packet(seq, ts, marker, payload);
                     flow.bytes_in += p.payload.len();
                     flow.packets_in += 1;
                     push(d, &p);
