@@ -78,9 +78,13 @@ pub struct SenderConfig {
     /// Retransmission (RFC 4588) of what the peer NACKs; `None`: NACKs are
     /// only counted.
     pub rtx: Option<RtxConfig>,
-    /// Shortest time between two keyframes: a PLI or FIR sooner after the
-    /// last keyframe sent (asked for or the encoder's own) waits until then,
-    /// and any number of them waiting make one request.
+    /// Shortest time between two keyframes asked for by PLI or FIR: a
+    /// request sooner after the last one asked waits until then, and any
+    /// number of them waiting make one request. A request also waits until
+    /// [`MIN_KEYFRAME_INTERVAL`] after the last keyframe sent, the
+    /// encoder's own included; the encoder's own do not start this interval,
+    /// so a loss just after a scheduled IDR is repaired 200 ms later, not a
+    /// quarter keyint later.
     pub keyframe_interval: Duration,
 }
 
@@ -289,8 +293,10 @@ pub struct RtpSender {
     stats: SenderStats,
     next_rtcp: Option<Instant>,
     last_fir_seq: Option<u8>,
-    /// When the last keyframe went out (pushed) or was asked for.
+    /// When the last keyframe went out (pushed).
     last_keyframe: Option<Instant>,
+    /// When a keyframe was last asked of the caller for a PLI or FIR.
+    last_asked: Option<Instant>,
     /// A request that came too soon after the last keyframe: asked for once
     /// the interval is over, unless a keyframe goes out before.
     keyframe_pending: Option<KeyframeReason>,
@@ -363,6 +369,7 @@ impl RtpSender {
             next_rtcp: None,
             last_fir_seq: None,
             last_keyframe: None,
+            last_asked: None,
             keyframe_pending: None,
             closed: false,
             rng,
@@ -667,9 +674,9 @@ impl RtpSender {
         }
     }
 
-    /// A PLI or FIR: asked of the caller at once if the last keyframe is
-    /// `keyframe_interval` old, else once it is (one request for all that
-    /// came in between).
+    /// A PLI or FIR: asked of the caller at once if the last request is
+    /// `keyframe_interval` old and the last keyframe sent 200 ms old, else
+    /// once they are (one request for all that came in between).
     fn keyframe(&mut self, now: Instant, reason: KeyframeReason) {
         self.stats.keyframe_requests += 1;
         if self.keyframe_due().is_none_or(|due| now >= due) {
@@ -681,12 +688,15 @@ impl RtpSender {
 
     /// When the next keyframe may be asked for (`None`: at once).
     fn keyframe_due(&self) -> Option<Instant> {
-        self.last_keyframe
-            .map(|t| t + self.config.keyframe_interval)
+        let asked = self.last_asked.map(|t| t + self.config.keyframe_interval);
+        let floor = MIN_KEYFRAME_INTERVAL.min(self.config.keyframe_interval);
+        let sent = self.last_keyframe.map(|t| t + floor);
+        // None (never) sorts first: the later of the two that exist.
+        asked.max(sent)
     }
 
     fn ask_keyframe(&mut self, now: Instant, reason: KeyframeReason) {
-        self.last_keyframe = Some(now);
+        self.last_asked = Some(now);
         self.stats.keyframes_asked += 1;
         self.event(SenderEvent::KeyframeRequested { reason });
     }
@@ -1104,12 +1114,20 @@ mod tests {
         s.push(ms(130), &idr).expect("push");
         s.handle_timeout(ms(700));
         assert!(s.poll_event().is_none(), "already answered by the IDR");
-        // The IDR counts as the last keyframe: a PLI 400 ms after it waits.
-        s.handle_rtcp(ms(530), &pli).expect("valid");
-        assert!(s.poll_event().is_none());
-        s.handle_timeout(ms(630));
+        // A quarter keyint after the last request, a PLI is answered at once.
+        s.handle_rtcp(ms(1000), &pli).expect("valid");
         assert!(s.poll_event().is_some());
-        assert_eq!(s.stats().keyframes_asked, 2);
+        // The encoder's own IDR does not start the quarter keyint, but a PLI
+        // 50 ms after it waits for the 200 ms floor, not for 500 ms.
+        let mut own = unit(Codec::H264, ms(1600), &[0, 0, 0, 1, 0x65, 2]);
+        own.keyframe = true;
+        s.push(ms(1600), &own).expect("push");
+        s.handle_rtcp(ms(1650), &pli).expect("valid");
+        assert!(s.poll_event().is_none(), "50 ms after an IDR");
+        assert_eq!(s.next_timeout().filter(|&t| t == ms(1800)), Some(ms(1800)));
+        s.handle_timeout(ms(1800));
+        assert!(s.poll_event().is_some());
+        assert_eq!(s.stats().keyframes_asked, 3);
         let clock = PipelineClock::with_origin(origin, ORIGIN_UNIX_US);
         let short =
             SenderConfig::new(Codec::H264, clock, "x").with_keyint(Duration::from_millis(100));
