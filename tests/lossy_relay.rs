@@ -95,18 +95,7 @@ fn run(latency_ms: u64, seed: u64, dir: &std::path::Path) -> Outcome {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut recv = Proc::start(
-        &format!("pstream-recv-{latency_ms}"),
-        &pstream_bin(),
-        &recv_args,
-        dir,
-    );
-    // The receiver is listening before the sender's first IDR goes out.
-    assert!(
-        recv.wait_for_output("receiving from", Duration::from_secs(20)),
-        "pstream recv did not start:\n{}",
-        recv.stderr()
-    );
+    let mut recv = start_recv(&format!("pstream-recv-{latency_ms}"), &recv_args, dir);
     let send_args: Vec<String> = [
         "send",
         "--peer",

@@ -70,17 +70,7 @@ fn rogue_first(peer: &str, name: &str) -> (String, (u32, u32), usize) {
     let dir = temp_dir(name);
     let base = free_port_base();
     let y4m = dir.join("video.y4m");
-    let mut recv = Proc::start(
-        "pstream-recv",
-        &pstream_bin(),
-        &recv_args(peer, base, &y4m, 11),
-        &dir,
-    );
-    assert!(
-        recv.wait_for_output("receiving from", Duration::from_secs(20)),
-        "pstream recv did not start:\n{}",
-        recv.stderr()
-    );
+    let mut recv = start_recv("pstream-recv", &recv_args(peer, base, &y4m, 11), &dir);
     let mut rogue = Proc::start(
         "rogue-send",
         &pstream_bin(),

@@ -62,17 +62,10 @@ fn every_frame_arrives_and_latency_is_reported() {
     let dir = temp_dir("send-to-recv");
     let base = free_port_base();
     let (y4m, wav) = (dir.join("video.y4m"), dir.join("audio.wav"));
-    let mut recv = Proc::start(
+    let mut recv = start_recv(
         "pstream-recv",
-        &pstream_bin(),
         &recv_args(base, &y4m, &wav, SECONDS + 5),
         &dir,
-    );
-    // The receiver is listening before the sender's first IDR goes out.
-    assert!(
-        recv.wait_for_output("receiving from", Duration::from_secs(20)),
-        "pstream recv did not start:\n{}",
-        recv.stderr()
     );
     let mut send = Proc::start(
         "pstream-send",
@@ -142,18 +135,7 @@ fn receiver_resumes_after_the_sender_is_killed_and_restarted() {
     let dir = temp_dir("send-restart");
     let base = free_port_base();
     let (y4m, wav) = (dir.join("video.y4m"), dir.join("audio.wav"));
-    let mut recv = Proc::start(
-        "pstream-recv",
-        &pstream_bin(),
-        &recv_args(base, &y4m, &wav, 14),
-        &dir,
-    );
-    // The receiver is listening before the sender's first IDR goes out.
-    assert!(
-        recv.wait_for_output("receiving from", Duration::from_secs(20)),
-        "pstream recv did not start:\n{}",
-        recv.stderr()
-    );
+    let mut recv = start_recv("pstream-recv", &recv_args(base, &y4m, &wav, 14), &dir);
     let mut first = Proc::start("pstream-send-1", &pstream_bin(), &send_args(base, 60), &dir);
 
     // Let the first sender run, then kill it without a BYE.

@@ -497,16 +497,10 @@ fn send_to_recv(
     let dir = temp_dir(name);
     let base = free_port_base();
     let y4m = dir.join("video.y4m");
-    let mut recv = Proc::start(
+    let mut recv = start_recv(
         "pstream-recv",
-        &pstream_bin(),
         &recv_args(base, &y4m, recv_srtp, secs + 4),
         &dir,
-    );
-    assert!(
-        recv.wait_for_output("receiving from", Duration::from_secs(20)),
-        "pstream recv did not start:\n{}",
-        recv.stderr()
     );
     let mut send = Proc::start(
         "pstream-send",
@@ -623,16 +617,10 @@ fn tampered_and_replayed_packets_are_refused_and_counted() {
     let _audio_rtcp = Forward::start(base + 3, rbase + 3);
     let _back = Forward::start(rbase + 5, base + 5);
     let _audio_back = Forward::start(rbase + 7, base + 7);
-    let mut recv = Proc::start(
+    let mut recv = start_recv(
         "pstream-recv",
-        &pstream_bin(),
         &recv_args(rbase, &y4m, &srtp, SECONDS + 4),
         &dir,
-    );
-    assert!(
-        recv.wait_for_output("receiving from", Duration::from_secs(20)),
-        "pstream recv did not start:\n{}",
-        recv.stderr()
     );
     let mut send = Proc::start(
         "pstream-send",

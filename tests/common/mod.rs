@@ -39,6 +39,18 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Starts `pstream recv` (as process `name`) and waits until it listens
+/// (its `receiving from` line), so a sender started next loses no IDR.
+pub fn start_recv(name: &str, args: &[String], dir: &Path) -> Proc {
+    let recv = Proc::start(name, &pstream_bin(), args, dir);
+    assert!(
+        recv.wait_for_output("receiving from", Duration::from_secs(20)),
+        "pstream recv did not start:\n{}",
+        recv.stderr()
+    );
+    recv
+}
+
 /// Path of the pstream binary cargo built for these tests.
 pub fn pstream_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pstream"))
