@@ -34,7 +34,7 @@ pub use clock::{NtpTime, PipelineClock};
 pub use counters::{CameraCounters, DeviceCounters};
 pub use error::{BoxError, CoreError, MediaError};
 pub use frame::VideoFrame;
-pub use link::{link, Disconnected, LinkReceiver, LinkSender, Recv};
+pub use link::{link, link_bytes, Disconnected, LinkReceiver, LinkSender, Recv, Weigh};
 pub use pace::{Behind, Pacer};
 pub use sink::{AudioSink, VideoSink};
 pub use source::{AudioFormat, AudioSource, EncodedVideoSource, VideoFormat, VideoSource};

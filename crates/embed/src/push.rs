@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{
-    link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
+    link, link_bytes, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock,
+    Recv, VideoFrame,
 };
 use pstream_core::{AudioFormat, DeviceCounters};
 use pstream_mux::flv::file_header;
@@ -48,6 +49,10 @@ const UNIT_QUEUE: usize = 32;
 /// Past that the oldest are dropped, so a stalled destination holds at
 /// most this much memory.
 const DEST_QUEUE: usize = 256;
+/// Bytes of them: 3 s at 80 Mbit/s, far above any stream pushed to an
+/// ingest, so only a unit count this high with units this large (a source
+/// of outside units) meets it.
+const DEST_QUEUE_BYTES: usize = 32 << 20;
 /// How long one stream's units wait for the other's before going out alone.
 const INTERLEAVE_WAIT: Duration = Duration::from_millis(500);
 /// How long the fan-out keeps passing on the encoders' last units after
@@ -437,7 +442,7 @@ impl PushStream {
         let reconnect_max = Duration::from_secs_f64(config.reconnect_max_seconds);
         let mut dest_links = Vec::new();
         for (target, sink) in config.destinations.iter().zip(sinks) {
-            let (tx, rx) = link::<EncodedUnit>(DEST_QUEUE);
+            let (tx, rx) = link_bytes::<EncodedUnit>(DEST_QUEUE, DEST_QUEUE_BYTES);
             let counters = Arc::new(DestCounters::default());
             let name = target.name();
             me.dests
@@ -840,13 +845,13 @@ impl Fanout {
             let vr = if v_open { video.as_receiver() } else { &never };
             let ar = if a_open { audio.as_receiver() } else { &never };
             crossbeam_channel::select! {
-                recv(vr) -> m => match m {
-                    Ok(u) => il.push(u),
-                    Err(_) => v_open = false,
+                recv(vr) -> m => match video.taken(m) {
+                    Some(u) => il.push(u),
+                    None => v_open = false,
                 },
-                recv(ar) -> m => match m {
-                    Ok(u) => il.push(u),
-                    Err(_) => a_open = false,
+                recv(ar) -> m => match audio.taken(m) {
+                    Some(u) => il.push(u),
+                    None => a_open = false,
                 },
                 default(Duration::from_millis(100)) => {}
             }

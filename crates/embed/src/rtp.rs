@@ -752,15 +752,15 @@ impl NetStage {
                 .unwrap_or(Duration::from_millis(200))
                 .min(Duration::from_millis(200));
             crossbeam_channel::select! {
-                recv(units.as_receiver()) -> msg => match msg {
-                    Ok(unit) => {
+                recv(units.as_receiver()) -> msg => match units.taken(msg) {
+                    Some(unit) => {
                         self.counters.units.fetch_add(1, Ordering::Relaxed);
                         self.counters.payload_bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
                         if let Err(e) = self.session.push(Instant::now(), &unit) {
                             return Err(Error::failed("RTP packetization failed", e));
                         }
                     }
-                    Err(_) => break,
+                    None => break,
                 },
                 recv(rtcp) -> msg => if let Some(data) = msg.ok().and_then(|d| self.unprotect_rtcp(d)) {
                     if let Err(e) = self.session.handle_rtcp(Instant::now(), &data) {

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use pstream_core::{Codec, NtpTime};
+use pstream_core::{Codec, NtpTime, Weigh};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
@@ -122,6 +122,12 @@ pub struct ReceivedUnit {
     /// delivered (for Opus: packets lost right before this one, which the
     /// decoder should conceal).
     pub lost_before: u64,
+}
+
+impl Weigh for ReceivedUnit {
+    fn weight(&self) -> usize {
+        self.data.len()
+    }
 }
 
 /// The last sender report of the current source.

@@ -29,7 +29,7 @@ use pstream_codec::h264::H264Decoder;
 use pstream_codec::mjpeg::MjpegDecoder;
 use pstream_codec::opus::OpusDecoder;
 use pstream_codec::VideoDecoder;
-use pstream_core::{link, Codec, PipelineClock};
+use pstream_core::{link, link_bytes, Codec, PipelineClock};
 use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
 use pstream_rtp::srtp::MasterKey;
 use pstream_rtp::PeerFilter;
@@ -46,6 +46,10 @@ use crate::{Error, Result};
 
 /// Complete access units waiting for the video decoder.
 const UNIT_QUEUE: usize = 8;
+/// Bytes of them: a peer's units come from outside, and eight of the
+/// depacketizer's largest (8 MiB) would be 64 MiB; two of those fit, and a
+/// decoder this far behind is better served by the newest.
+const UNIT_QUEUE_BYTES: usize = 16 << 20;
 /// Opus packets waiting for the decoder (20 ms each).
 const AUDIO_UNIT_QUEUE: usize = 25;
 /// Keyframe requests waiting for the video session.
@@ -432,7 +436,7 @@ impl RtpRecv {
 
         // Video: the network stages, then the decoder and output.
         {
-            let (unit_tx, unit_rx) = link::<ReceivedUnit>(UNIT_QUEUE);
+            let (unit_tx, unit_rx) = link_bytes::<ReceivedUnit>(UNIT_QUEUE, UNIT_QUEUE_BYTES);
             let (fb_tx, fb_rx) = crossbeam_channel::bounded::<Feedback>(FEEDBACK_QUEUE);
             // JPEG: every unit is a complete picture and a keyframe, so the
             // decode stage's wait for an IDR never holds one back.

@@ -11,7 +11,7 @@
 //! ```
 //! The RTMP and HTTP servers share one tokio runtime that the server owns;
 //! each stage is a thread behind a drop-oldest queue bounded in units and
-//! in bytes (`queue.rs`), so a rendition that cannot keep up drops (and
+//! in bytes (`pstream_core::link_bytes`), so a rendition that cannot keep up drops (and
 //! counts) its own units and never stalls the source, and no publisher's
 //! units can fill memory. The RTMP server is `pstream_transport::rtmp`, the HTTP server
 //! `pstream_transport::http`, demuxing and segmenting `pstream_mux`, the
@@ -41,7 +41,6 @@ pub mod hls_dir;
 pub mod live;
 mod metrics;
 mod publisher;
-mod queue;
 mod stage;
 mod stats;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pstream_codec::{Rendition, Transcoder};
-use pstream_core::{BoxError, EncodedUnit};
+use pstream_core::{link_bytes, BoxError, EncodedUnit, LinkReceiver, LinkSender};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
 use pstream_transport::http::{HlsCatalog, Resource};
 use pstream_transport::rtmp::{
@@ -19,7 +19,6 @@ use pstream_transport::rtmp::{
 use super::group::{Groups, StageFn};
 use super::hls_dir::HlsDir;
 use super::live::{KeyBusy, LiveStreams, PublishClaim};
-use super::queue::{unit_queue, UnitReceiver, UnitSender};
 use super::stage::VariantStage;
 use crate::run::Stop;
 
@@ -40,11 +39,11 @@ const GATE_UNITS: usize = 300;
 const GATE_BYTES: usize = 16 << 20;
 
 /// The queue into one stage: a rendition's (it transcodes) or the source's.
-fn stage_queue(rendition: bool) -> (UnitSender, UnitReceiver) {
+fn stage_queue(rendition: bool) -> (LinkSender<EncodedUnit>, LinkReceiver<EncodedUnit>) {
     if rendition {
-        unit_queue(RENDITION_QUEUE, RENDITION_QUEUE_BYTES)
+        link_bytes(RENDITION_QUEUE, RENDITION_QUEUE_BYTES)
     } else {
-        unit_queue(SOURCE_QUEUE, SOURCE_QUEUE_BYTES)
+        link_bytes(SOURCE_QUEUE, SOURCE_QUEUE_BYTES)
     }
 }
 
@@ -192,7 +191,7 @@ struct Publisher {
     /// Units held until both tracks are known.
     gate: Gate,
     /// One queue per stage, once started.
-    outs: Option<Vec<UnitSender>>,
+    outs: Option<Vec<LinkSender<EncodedUnit>>>,
     /// The stop flag of this publish's stage group, set once one failed.
     group_stop: Option<Stop>,
     renditions: Vec<Rendition>,

@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pstream_codec::Transcoder;
-use pstream_core::{Codec, Recv};
+use pstream_core::{Codec, EncodedUnit, LinkReceiver, Recv};
 use pstream_mux::hls::HlsEvent;
 use pstream_mux::{HlsSegmenter, TsStreams};
 
 use super::hls_dir::HlsDir;
 use super::live::{LiveStream, LiveVariant, SOURCE};
-use super::queue::UnitReceiver;
 use crate::run::Stop;
 use crate::Result;
 
@@ -34,7 +33,7 @@ impl VariantStage {
     /// Segments what arrives until the publisher's link closes (after
     /// draining it) or the group's `stop` is set (at once), then ends the
     /// playlist.
-    pub(crate) fn run(mut self, rx: UnitReceiver, stop: &Stop) -> Result<()> {
+    pub(crate) fn run(mut self, rx: LinkReceiver<EncodedUnit>, stop: &Stop) -> Result<()> {
         // A returning publisher continues the playlist after a discontinuity.
         let events = {
             let mut seg = self.variant.segmenter();
