@@ -67,6 +67,50 @@ fn path_delay() -> Impairment {
     Impairment::delayed(Duration::from_millis(20), Duration::from_millis(10))
 }
 
+/// The relays between a sender on `sbase` and a receiver on `rbase`:
+/// `loss` of video RTP dropped (after the first 40 packets, so the first
+/// IDR arrives whole), every port delayed 20 ± 10 ms; the first relay is
+/// the video RTP one.
+fn relay_path(sbase: u16, rbase: u16, loss: f64, seed: u64, seconds: u64) -> Vec<Relay> {
+    let lossy = Impairment {
+        loss,
+        clean_first: 40,
+        stop_after: Duration::from_secs(seconds + 60),
+        ..path_delay()
+    };
+    let mut relays = vec![Relay::start(addr(sbase), addr(rbase), lossy, seed)];
+    for o in [1, 2, 3] {
+        relays.push(Relay::start(
+            addr(sbase + o),
+            addr(rbase + o),
+            path_delay(),
+            seed ^ u64::from(o),
+        ));
+    }
+    // The receiver's RTCP goes to its peer's +5/+7, i.e. rbase+5/+7, and
+    // on to the sender's.
+    for o in [5, 7] {
+        relays.push(Relay::start(
+            addr(rbase + o),
+            addr(sbase + o),
+            path_delay(),
+            seed ^ u64::from(o),
+        ));
+    }
+    relays
+}
+
+/// Two port bases at least 10 apart.
+fn two_bases() -> (u16, u16) {
+    let sbase = free_port_base();
+    loop {
+        let b = free_port_base();
+        if b.abs_diff(sbase) >= 10 {
+            return (sbase, b);
+        }
+    }
+}
+
 fn run(case: &Case, dir: &Path) -> Outcome {
     let tag = format!(
         "{}-{}",
@@ -75,38 +119,8 @@ fn run(case: &Case, dir: &Path) -> Outcome {
     );
     // send → relay on `sbase` → recv on `rbase`; recv's RTCP goes to
     // rbase+5/+7, where the relay passes it back to sbase+5/+7.
-    let sbase = free_port_base();
-    let rbase = loop {
-        let b = free_port_base();
-        if b.abs_diff(sbase) >= 10 {
-            break b;
-        }
-    };
-    let lossy = Impairment {
-        loss: case.loss,
-        // The first IDR arrives whole, so the first picture is frame 0
-        // (what the PSNR comparison counts from) in both modes.
-        clean_first: 40,
-        stop_after: Duration::from_secs(case.seconds + 60),
-        ..path_delay()
-    };
-    let mut relays = vec![Relay::start(addr(sbase), addr(rbase), lossy, case.seed)];
-    for o in [1, 2, 3] {
-        relays.push(Relay::start(
-            addr(sbase + o),
-            addr(rbase + o),
-            path_delay(),
-            case.seed ^ u64::from(o),
-        ));
-    }
-    for o in [5, 7] {
-        relays.push(Relay::start(
-            addr(rbase + o),
-            addr(sbase + o),
-            path_delay(),
-            case.seed ^ u64::from(o),
-        ));
-    }
+    let (sbase, rbase) = two_bases();
+    let relays = relay_path(sbase, rbase, case.loss, case.seed, case.seconds);
     let y4m: PathBuf = dir.join(format!("video-{tag}.y4m"));
     let _ = std::fs::remove_file(&y4m);
     let scanner = if case.compare {
@@ -218,7 +232,7 @@ fn run(case: &Case, dir: &Path) -> Outcome {
     };
     eprintln!(
         "--- {tag}: {:.0}% loss, rtx {} ---\n{sent}\n{got}\nRELAY video: {}\n\
-         PICTURES {tag}: {} intact of {} sent ({:.2}%), {} shown, worst PSNR {:.1} dB, median latency {:.1} ms",
+         PICTURES {tag}: {} intact of {} sent ({:.2}%), {} shown, worst PSNR {}, median latency {:.1} ms",
         case.loss * 100.0,
         case.rtx,
         o.video.report(),
@@ -226,7 +240,11 @@ fn run(case: &Case, dir: &Path) -> Outcome {
         o.frames_sent,
         o.share() * 100.0,
         o.shown,
-        o.worst_psnr,
+        if o.worst_psnr == f64::MAX {
+            "not compared".to_string()
+        } else {
+            format!("{:.1} dB", o.worst_psnr)
+        },
         o.median_ms
     );
     o
@@ -290,6 +308,197 @@ fn rtx_repairs_2_percent_loss_through_the_relay() {
         off.share() * 100.0,
         on.median_ms,
         off.median_ms
+    );
+}
+
+/// The GStreamer peer program (tests/peers/gst_rtx.py) with `args`.
+fn gst_peer(name: &str, args: &[String], dir: &Path) -> Proc {
+    require("gst-inspect-1.0");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/gst_rtx.py");
+    let mut all = vec![script.display().to_string()];
+    all.extend(args.iter().cloned());
+    // The system python: it has the GStreamer bindings (python3-gi).
+    Proc::start(name, Path::new("/usr/bin/python3"), &all, dir)
+}
+
+/// The `RESULT {json}` line of the GStreamer peer, parsed.
+fn gst_result(p: &Proc) -> serde_json::Value {
+    let out = p.stdout();
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT from {}:\n{out}\n{}", p.name(), p.stderr()));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+fn num(v: &serde_json::Value, key: &str) -> f64 {
+    v.get(key)
+        .and_then(|n| n.as_f64())
+        .unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+/// GStreamer's rtpbin with retransmission (rtprtxreceive through
+/// `request-aux-receiver`, AVPF, `do-retransmission=true`) receives
+/// `pstream send --rtx` through the relay at 2%: it NACKs, pstream
+/// answers, rtprtxreceive takes the RTX packets and the pictures decode.
+#[test]
+fn gstreamer_rtpbin_with_retransmission_receives_pstream_send_rtx() {
+    let _turn = serial();
+    let dir = temp_dir("rtx-gst-recv");
+    let seconds = 10;
+    let (sbase, rbase) = two_bases();
+    let relays = relay_path(sbase, rbase, 0.02, 0x5eed_6571, seconds);
+    let mut gst = gst_peer(
+        "gst-recv",
+        &[
+            "recv".into(),
+            "--port-base".into(),
+            rbase.to_string(),
+            "--seconds".into(),
+            (seconds + 4).to_string(),
+        ],
+        &dir,
+    );
+    assert!(
+        gst.wait_for_output("READY", Duration::from_secs(30)),
+        "the GStreamer receiver did not start:\n{}",
+        gst.stderr()
+    );
+    let send_args: Vec<String> = [
+        "send",
+        "--peer",
+        "127.0.0.1",
+        "--listen",
+        "127.0.0.1",
+        "--size",
+        "640x360",
+        "--audio",
+        "none",
+        "--rtx",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "--port-base".into(),
+        sbase.to_string(),
+        "--duration".into(),
+        seconds.to_string(),
+    ])
+    .collect();
+    let mut send = Proc::start("pstream-send", &pstream_bin(), &send_args, &dir);
+    let send_code = send.wait(Duration::from_secs(seconds + 20));
+    let gst_code = gst.wait(Duration::from_secs(20));
+    let send_log = send.stderr();
+    assert_eq!(send_code, Some(0), "pstream send failed:\n{send_log}");
+    let video = relays[0].counts();
+    drop(relays);
+    let r = gst_result(&gst);
+    assert_eq!(
+        gst_code,
+        Some(0),
+        "GStreamer receiver failed: {r}\n{}",
+        gst.stderr()
+    );
+    let sent = summary(&send_log, "send finished");
+    eprintln!("{sent}\nRELAY video: {}\nGSTREAMER {r}", video.report());
+    let frames = stat(sent, "video", "frames").expect("frames");
+    assert!(video.dropped > 0, "the relay lost nothing");
+    assert!(
+        stat(sent, "video", "nack-rcvd").unwrap_or(0.0) > 0.0
+            && stat(sent, "video", "rtx-sent").unwrap_or(0.0) > 0.0,
+        "pstream got no NACK or sent no RTX: {sent}"
+    );
+    // GStreamer's own counters: RTX packets taken and requests answered.
+    assert!(num(&r, "num-rtx-packets") > 0.0, "{r}");
+    assert!(num(&r, "jb-rtx-success-count") > 0.0, "{r}");
+    assert_eq!(
+        r.get("size").and_then(|s| s.as_str()),
+        Some("640x360"),
+        "{r}"
+    );
+    assert!(
+        num(&r, "decoded") >= frames * 0.9,
+        "GStreamer decoded {} of {frames} pictures: {r}",
+        num(&r, "decoded")
+    );
+}
+
+/// GStreamer's rtpbin with rtprtxsend (through `request-aux-sender`, AVPF)
+/// sends to `pstream recv --rtx` through the relay at 2%: recv NACKs,
+/// GStreamer resends, recv repairs and writes the pictures.
+#[test]
+fn pstream_recv_rtx_repairs_a_gstreamer_rtprtxsend_sender() {
+    let _turn = serial();
+    let dir = temp_dir("rtx-gst-send");
+    let seconds = 10;
+    let (sbase, rbase) = two_bases();
+    let relays = relay_path(sbase, rbase, 0.02, 0x5eed_6572, seconds);
+    let y4m = dir.join("video.y4m");
+    let recv_args: Vec<String> = [
+        "recv",
+        "--peer",
+        "127.0.0.1",
+        "--listen",
+        "127.0.0.1",
+        "--audio-out",
+        "null",
+        "--rtx",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "--port-base".into(),
+        rbase.to_string(),
+        "--video-out".into(),
+        format!("y4m:{}", y4m.display()),
+        "--duration".into(),
+        (seconds + 8).to_string(),
+    ])
+    .collect();
+    let mut recv = start_recv("pstream-recv", &recv_args, &dir);
+    let mut gst = gst_peer(
+        "gst-send",
+        &[
+            "send".into(),
+            "--port-base".into(),
+            sbase.to_string(),
+            "--seconds".into(),
+            seconds.to_string(),
+        ],
+        &dir,
+    );
+    let gst_code = gst.wait(Duration::from_secs(seconds + 30));
+    recv.signal("TERM");
+    let recv_code = recv.wait(Duration::from_secs(20));
+    let recv_log = recv.stderr();
+    let video = relays[0].counts();
+    drop(relays);
+    let r = gst_result(&gst);
+    assert_eq!(
+        gst_code,
+        Some(0),
+        "GStreamer sender failed: {r}\n{}",
+        gst.stderr()
+    );
+    assert_eq!(recv_code, Some(0), "pstream recv failed:\n{recv_log}");
+    let got = summary(&recv_log, "recv finished");
+    eprintln!("{got}\nRELAY video: {}\nGSTREAMER {r}", video.report());
+    let scan = scan_y4m(&y4m, false);
+    let _ = std::fs::remove_file(&y4m);
+    let frames = num(&r, "frames");
+    assert!(video.dropped > 0, "the relay lost nothing");
+    assert!(num(&r, "num-rtx-requests") > 0.0, "{r}");
+    assert!(num(&r, "num-rtx-packets") > 0.0, "{r}");
+    let repaired = stat(got, "video", "repaired").expect("repaired");
+    assert!(repaired > 0.0, "nothing repaired: {got}");
+    assert_eq!((scan.width, scan.height), (640, 360));
+    // Pictures are only written clean (recv waits for an IDR after any
+    // damage); with the losses repaired nearly all of them come out.
+    let shown = scan.pictures.len() as f64;
+    eprintln!("PICTURES gst rtprtxsend: {shown} of {frames} written");
+    assert!(
+        shown >= frames * 0.97,
+        "only {shown} of {frames} pictures written: {got}"
     );
 }
 
