@@ -47,6 +47,7 @@ fn run(latency_ms: u64, seed: u64, dir: &std::path::Path) -> Outcome {
         // The first IDR arrives whole, so the receiver starts at frame 0.
         clean_first: 40,
         stop_after: IMPAIR_FOR,
+        ..Impairment::none()
     };
     let rbase = loop {
         let b = free_port_base();
@@ -55,14 +56,14 @@ fn run(latency_ms: u64, seed: u64, dir: &std::path::Path) -> Outcome {
         }
     };
     let forward = [
-        (0, lossy, seed),
+        (0, lossy.clone(), seed),
         (1, Impairment::none(), 0),
         (2, lossy, seed ^ 0xa0d10),
         (3, Impairment::none(), 0),
     ];
     let mut relays: Vec<Relay> = forward
         .iter()
-        .map(|&(o, imp, seed)| Relay::start(addr(sbase + o), addr(rbase + o), imp, seed))
+        .map(|(o, imp, seed)| Relay::start(addr(sbase + o), addr(rbase + o), imp.clone(), *seed))
         .collect();
     for o in [5, 7] {
         relays.push(Relay::start(
@@ -134,14 +135,8 @@ fn run(latency_ms: u64, seed: u64, dir: &std::path::Path) -> Outcome {
     let sent = summary(&send_log, "send finished");
     let got = summary(&recv_log, "recv finished");
     eprintln!("--- latency {latency_ms} ms ---\n{sent}\n{got}");
-    eprintln!(
-        "RELAY video: received {} dropped {} duplicated {} delayed {} overtaken {}",
-        video.received, video.dropped, video.duplicated, video.delayed, video.overtaken
-    );
-    eprintln!(
-        "RELAY audio: received {} dropped {} duplicated {} delayed {} overtaken {}",
-        audio.received, audio.dropped, audio.duplicated, audio.delayed, audio.overtaken
-    );
+    eprintln!("RELAY video: {}", video.report());
+    eprintln!("RELAY audio: {}", audio.report());
 
     // Clean pictures only, and never a gap longer than a keyframe interval.
     let scan = scan_y4m(&y4m, true);
@@ -285,4 +280,106 @@ fn with_latency_0_overtaken_packets_are_late_and_counted() {
             "{stream}: {got}"
         );
     }
+}
+
+/// The relay's own impairments, with plain UDP sockets (no pstream): bursty
+/// loss comes in bursts at about its mean rate, path delay stays within its
+/// bounds, and the bottleneck drops what its queue cannot hold, never
+/// queueing longer than its limit, and stops dropping once its rate is raised.
+#[test]
+fn relay_bursts_delays_and_caps_as_configured() {
+    use common::relay::{Bottleneck, GilbertElliott, QueueLimit};
+    use std::time::Instant;
+
+    let base = free_port_base();
+    let rx = std::net::UdpSocket::bind(addr(base + 1)).expect("bind receiver");
+    rx.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let tx = std::net::UdpSocket::bind(addr(base + 2)).expect("bind sender");
+    let cap = Bottleneck::new(2_000_000, QueueLimit::Time(Duration::from_millis(100)));
+    let ge = GilbertElliott::with_mean(0.05, 4.0);
+    let imp = Impairment {
+        burst: Some(ge),
+        delay: Duration::from_millis(20),
+        delay_jitter: Duration::from_millis(10),
+        bottleneck: Some(cap.clone()),
+        clean_first: 0,
+        stop_after: Duration::from_secs(60),
+        ..Impairment::none()
+    };
+    let relay = Relay::start(addr(base), addr(base + 1), imp, 0x5eed_b057);
+    // 1000-byte RTP packets at 4 Mbit/s for 1 s (twice the cap), then the cap
+    // goes up to 20 Mbit/s and another second follows at 4 Mbit/s.
+    let receiver = std::thread::spawn(move || {
+        let mut got: Vec<(u16, Instant)> = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = rx.recv_from(&mut buf) {
+            if n >= 12 {
+                got.push((u16::from_be_bytes([buf[2], buf[3]]), Instant::now()));
+            }
+        }
+        got
+    });
+    let start = Instant::now();
+    let mut sent_at = Vec::new();
+    let mut dropped_after_raise = None;
+    for i in 0..1000u16 {
+        if i == 500 {
+            // Let the queue drain, then raise the cap.
+            std::thread::sleep(Duration::from_millis(150));
+            cap.set_rate(20_000_000);
+            dropped_after_raise = Some(cap.stats().dropped);
+        }
+        let due = start + Duration::from_millis(2 * i as u64 + if i >= 500 { 150 } else { 0 });
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let mut pkt = vec![0u8; 1000];
+        pkt[0] = 0x80;
+        pkt[1] = 96;
+        pkt[2..4].copy_from_slice(&i.to_be_bytes());
+        pkt[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+        sent_at.push(Instant::now());
+        tx.send_to(&pkt, addr(base)).expect("send");
+    }
+    let got = receiver.join().expect("receiver thread");
+    let c = relay.counts();
+    drop(relay);
+    let stats = cap.stats();
+    eprintln!("RELAY self-test: {}", c.report());
+    eprintln!(
+        "BOTTLENECK: forwarded {} dropped {} max-queue-ms {:.1}",
+        stats.forwarded,
+        stats.dropped,
+        stats.max_queue_delay.as_secs_f64() * 1e3
+    );
+    // Every packet is accounted for.
+    assert_eq!(c.received, 1000);
+    assert_eq!(got.len() as u64, c.received - c.dropped - c.cap_dropped);
+    assert_eq!(stats.dropped, c.cap_dropped);
+    // Bursty loss: near its mean rate, with bursts longer than one packet.
+    let rate = c.dropped as f64 / c.received as f64;
+    assert!((0.01..0.12).contains(&rate), "burst loss rate {rate}");
+    assert!(c.longest_burst >= 2, "no burst: {}", c.report());
+    // Path delay within 20 ± 10 ms as drawn; nothing arrives before 10 ms.
+    let (lo, hi) = (
+        c.min_path_delay.expect("min"),
+        c.max_path_delay.expect("max"),
+    );
+    assert!(lo >= Duration::from_millis(10) && hi <= Duration::from_millis(30));
+    assert!(hi - lo >= Duration::from_millis(10), "delay does not vary");
+    for &(seq, at) in &got {
+        let d = at.duration_since(sent_at[seq as usize]);
+        assert!(d >= Duration::from_millis(10), "packet {seq} after {d:?}");
+    }
+    // In order (one SSRC): nothing overtaken.
+    assert!(got.windows(2).all(|w| w[1].0 > w[0].0), "reordered");
+    assert_eq!(c.overtaken, 0);
+    // The cap: about half of the first second dropped, the queue at its
+    // limit but never past it, and nothing dropped after the raise.
+    let before = dropped_after_raise.expect("raised");
+    assert!(before > 100, "cap dropped only {before}");
+    assert_eq!(stats.dropped, before, "dropped after the cap went up");
+    assert!(stats.max_queue_delay <= Duration::from_millis(100));
+    assert!(stats.max_queue_delay >= Duration::from_millis(80));
+    assert_eq!(c.max_queue_delay, stats.max_queue_delay);
+    assert!(!stats.timeline.is_empty());
 }

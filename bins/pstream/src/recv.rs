@@ -30,6 +30,8 @@ fn config(args: &RecvArgs) -> anyhow::Result<RecvConfig> {
         },
         timecode: args.timecode,
         srtp: args.srtp.key()?,
+        rtx: args.rtx.rtx,
+        rtx_payload_type: args.rtx.rtx_pt,
     })
 }
 

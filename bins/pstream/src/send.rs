@@ -43,6 +43,8 @@ fn config(args: &SendArgs) -> anyhow::Result<RtpConfig> {
         threads: args.encoder.threads,
         mtu: args.mtu,
         srtp: args.srtp.key()?,
+        rtx: args.rtx.rtx,
+        rtx_payload_type: args.rtx.rtx_pt,
     })
 }
 

@@ -24,6 +24,12 @@
 //! RTP/RTCP on 5000/5001, audio on 5002/5003); [`rtp::Plan::sdp`] gives the
 //! SDP file for players.
 //!
+//! Losses are repaired before they show with [`Rtp::rtx`] and
+//! [`Receive::rtx`] (NACK and retransmission, RFC 4585/4588): the receiver
+//! holds pictures for a repair budget ([`Receive::latency_ms`], or about
+//! three round trips when not given) and asks for what is missing; only
+//! what cannot come back in time costs a keyframe request.
+//!
 //! Across the internet, [`Rtp::srtp`] and [`Receive::srtp`] with the same
 //! [`MasterKey`] (parsed from `pstream keygen`'s base64 or GStreamer's hex
 //! by [`MasterKey::parse`], or made by [`MasterKey::generate`]) encrypt and
@@ -186,6 +192,19 @@ impl Rtp {
     /// the same key and profile.
     pub fn srtp(mut self, key: MasterKey) -> Self {
         self.config.srtp = Some(key);
+        self
+    }
+
+    /// Answers the peer's NACKs with retransmissions of the video in an RTX
+    /// stream (RFC 4588; payload type 98 unless [`Rtp::rtx_payload_type`]).
+    pub fn rtx(mut self, on: bool) -> Self {
+        self.config.rtx = on;
+        self
+    }
+
+    /// The RTX stream's payload type (96..=127, not the video's; default 98).
+    pub fn rtx_payload_type(mut self, payload_type: u8) -> Self {
+        self.config.rtx_payload_type = payload_type;
         self
     }
 

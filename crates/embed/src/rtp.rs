@@ -27,6 +27,7 @@ use pstream_core::link::Recv;
 use pstream_core::{link, AudioBlock, Codec, EncodedUnit, LinkReceiver, PipelineClock, VideoFrame};
 use pstream_core::{AudioFormat, AudioSource, CameraCounters, DeviceCounters, EncodedVideoSource};
 use pstream_rtp::rate::{DeliveryEstimator, RateConfig, RateController, Reason};
+use pstream_rtp::rtx::{RtxConfig, PT_RTX};
 use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
 use pstream_rtp::srtp::{MasterKey, SrtpContext};
@@ -110,6 +111,12 @@ pub struct RtpConfig {
     /// SRTP (RFC 3711): RTP and RTCP both ways protected with this master
     /// key (its profile included); `None` sends in clear.
     pub srtp: Option<MasterKey>,
+    /// Answer the peer's NACKs (RFC 4585) with retransmissions of the video
+    /// in an RTX stream (RFC 4588: same port, its own SSRC) from a history
+    /// bounded in bytes (1 MiB) and age (1 s).
+    pub rtx: bool,
+    /// Payload type of the RTX stream (associated with the video's).
+    pub rtx_payload_type: u8,
 }
 
 impl RtpConfig {
@@ -135,6 +142,8 @@ impl RtpConfig {
             threads: 1,
             mtu: 1200,
             srtp: None,
+            rtx: false,
+            rtx_payload_type: PT_RTX,
         }
     }
 }
@@ -211,6 +220,8 @@ pub struct Plan {
     srtp: Option<MasterKey>,
     /// `--bitrate auto` (H.264 only): the controller's bounds and start.
     rate: Option<RateConfig>,
+    /// The video's RTX payload type, when retransmission is on.
+    rtx: Option<u8>,
 }
 
 fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
@@ -296,6 +307,7 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
             "nothing to send: both --video and --audio are none".into(),
         ));
     }
+    let video_pt = video.as_ref().map(|(_, p)| p.payload_type());
     Ok(Plan {
         clock,
         mtu: args.mtu,
@@ -308,7 +320,24 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
         audio,
         srtp: args.srtp.clone(),
         rate,
+        rtx: rtx_payload_type(args, video_pt)?,
     })
+}
+
+/// The RTX payload type when `--rtx` is on, refused when it cannot be told
+/// apart from the video's or is not a 7-bit dynamic one.
+fn rtx_payload_type(args: &RtpConfig, video_pt: Option<u8>) -> Result<Option<u8>> {
+    if !args.rtx {
+        return Ok(None);
+    }
+    let pt = args.rtx_payload_type;
+    if !(96..=127).contains(&pt) || Some(pt) == video_pt {
+        return Err(Error::Config(format!(
+            "RTX payload type {pt} must be a dynamic one (96..=127) other than the video's{}",
+            video_pt.map_or_else(String::new, |v| format!(" ({v})"))
+        )));
+    }
+    Ok(Some(pt))
 }
 
 /// Builds the SDP from the encoder's real parameter sets.
@@ -350,6 +379,7 @@ fn describe(plan: &Plan, clock: &PipelineClock) -> Result<String> {
         video,
         audio,
         srtp: plan.srtp.clone(),
+        video_rtx: plan.rtx.filter(|_| plan.video.is_some()),
     }
     .render())
 }
@@ -385,6 +415,18 @@ struct StreamCounters {
     rate: Mutex<Option<(u64, Reason)>>,
     /// Reports and REMBs the controller dropped or clamped as lies.
     rate_rejected: AtomicU64,
+    /// Whether this stream answers NACKs (its RTX counters are then shown).
+    rtx: AtomicBool,
+    /// Sequence numbers the peer NACKed.
+    nacked: AtomicU64,
+    /// RTX packets sent for them.
+    rtx_sent: AtomicU64,
+    /// NACKed packets no longer (or never) in the history: not resent.
+    rtx_missing: AtomicU64,
+    /// NACKed packets resent too recently to resend (repeated requests).
+    rtx_suppressed: AtomicU64,
+    /// NACK entries past the 64 one NACK may list, ignored.
+    nack_dropped: AtomicU64,
     have_report: AtomicBool,
     fraction_lost_pct_x100: AtomicU64,
     cumulative_lost: AtomicU64,
@@ -449,6 +491,7 @@ impl RtpSend {
             audio,
             srtp,
             rate,
+            rtx,
         } = plan;
 
         let capture_device = audio.as_ref().and_then(|(src, _)| src.device_counters());
@@ -542,7 +585,9 @@ impl RtpSend {
                 clock,
                 &cname,
                 (mtu, keyint),
+                rtx.map(RtxConfig::with_payload_type),
             )?;
+            counters.rtx.store(rtx.is_some(), Ordering::Relaxed);
             let net = NetStage {
                 session,
                 socket,
@@ -580,7 +625,7 @@ impl RtpSend {
                 let counters = counters.clone();
                 move |_| audio_encode_stage(Box::new(encoder), block_rx, unit_tx, &counters.encode)
             })?;
-            let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, (mtu, keyint))?;
+            let session = sender_session(Codec::Opus, PT_OPUS, clock, &cname, (mtu, keyint), None)?;
             let net = NetStage {
                 session,
                 socket,
@@ -598,8 +643,9 @@ impl RtpSend {
         let srtp = srtp
             .as_ref()
             .map_or_else(String::new, |k| format!("; SRTP {}", k.profile()));
+        let rtx = rtx.map_or_else(String::new, |pt| format!("; RTX payload type {pt}"));
         tracing::info!(
-            "sending to {peer}: video RTP/RTCP {}/{}, audio {}/{}; RTCP back on {listen}:{}/{}{srtp}",
+            "sending to {peer}: video RTP/RTCP {}/{}, audio {}/{}; RTCP back on {listen}:{}/{}{srtp}{rtx}",
             layout.video_rtp(),
             layout.video_rtcp(),
             layout.audio_rtp(),
@@ -723,6 +769,13 @@ fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> St
             .count_nonzero("bad-rtcp", c.rtcp_dropped.load(Ordering::Relaxed))
             .count_nonzero("auth-fail", c.srtp_auth_failed.load(Ordering::Relaxed))
             .count_nonzero("replayed", c.srtp_replayed.load(Ordering::Relaxed));
+        if c.rtx.load(Ordering::Relaxed) {
+            line.count("nack-rcvd", c.nacked.load(Ordering::Relaxed))
+                .count("rtx-sent", c.rtx_sent.load(Ordering::Relaxed))
+                .count_nonzero("rtx-missing", c.rtx_missing.load(Ordering::Relaxed))
+                .count_nonzero("rtx-suppressed", c.rtx_suppressed.load(Ordering::Relaxed))
+                .count_nonzero("nack-dropped", c.nack_dropped.load(Ordering::Relaxed));
+        }
     }
     line
 }
@@ -733,10 +786,12 @@ fn sender_session(
     clock: PipelineClock,
     cname: &str,
     (mtu, keyint): (u16, Duration),
+    rtx: Option<RtxConfig>,
 ) -> Result<RtpSender> {
     let mut config = SenderConfig::new(codec, clock, cname).with_keyint(keyint);
     config.payload_type = payload_type;
     config.mtu = usize::from(mtu);
+    config.rtx = rtx;
     RtpSender::with_os_rng(config)
         .map_err(|e| Error::failed(format!("cannot set up the {codec} RTP session"), e))
 }
@@ -1007,15 +1062,21 @@ impl NetStage {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.counters
-            .keyframe_requests
-            .store(self.session.stats().keyframe_requests, Ordering::Relaxed);
+        let st = self.session.stats();
+        let c = &self.counters;
+        c.keyframe_requests
+            .store(st.keyframe_requests, Ordering::Relaxed);
+        c.nacked.store(st.nacked, Ordering::Relaxed);
+        c.rtx_sent.store(st.rtx_sent, Ordering::Relaxed);
+        c.rtx_missing.store(st.rtx_missing, Ordering::Relaxed);
+        c.rtx_suppressed.store(st.rtx_suppressed, Ordering::Relaxed);
+        c.nack_dropped
+            .store(st.nack_entries_dropped, Ordering::Relaxed);
+        // `pkts` counts the media's packets; retransmissions are `rtx-sent`.
+        c.packets.store(st.packets, Ordering::Relaxed);
         while let Some(t) = self.session.poll_transmit() {
             let to = match t.kind {
-                TransmitKind::Rtp => {
-                    self.counters.packets.fetch_add(1, Ordering::Relaxed);
-                    self.rtp_to
-                }
+                TransmitKind::Rtp => self.rtp_to,
                 TransmitKind::Rtcp => self.rtcp_to,
             };
             let data = match &mut self.srtp {

@@ -53,6 +53,11 @@ pub struct SessionDescription {
     /// line then says `RTP/SAVP` and carries it in an SDES `a=crypto` line
     /// (RFC 4568), which is how ffmpeg and ffplay take an SRTP key.
     pub srtp: Option<MasterKey>,
+    /// The RTX payload type (RFC 4588) retransmissions of the video come
+    /// with, on the video port: the video section then says `RTP/AVPF`
+    /// (`RTP/SAVPF` with SRTP), lists it with `a=rtpmap:PT rtx/90000` and
+    /// `a=fmtp:PT apt=VIDEO_PT`, and offers `nack` and `nack pli` feedback.
+    pub video_rtx: Option<u8>,
 }
 
 impl SessionDescription {
@@ -73,6 +78,24 @@ impl SessionDescription {
             )
         });
         let crypto = crypto.as_deref().unwrap_or("");
+        // RFC 4585: feedback (NACK) needs the AVPF profile.
+        let video_proto = match (self.video_rtx.is_some(), self.srtp.is_some()) {
+            (false, _) => proto,
+            (true, false) => "RTP/AVPF",
+            (true, true) => "RTP/SAVPF",
+        };
+        let rtx_pts = self
+            .video_rtx
+            .map_or_else(String::new, |pt| format!(" {pt}"));
+        // The RTX lines for video payload type `apt`.
+        let rtx_lines = |apt: u8| {
+            self.video_rtx.map_or_else(String::new, |pt| {
+                format!(
+                    "a=rtcp-fb:{apt} nack\r\na=rtcp-fb:{apt} nack pli\r\n\
+                     a=rtpmap:{pt} rtx/90000\r\na=fmtp:{pt} apt={apt}\r\n"
+                )
+            })
+        };
         let mut s = String::new();
         // write! into a String cannot fail; results are ignored for brevity.
         let _ = write!(s, "v=0\r\n");
@@ -92,7 +115,7 @@ impl SessionDescription {
                 sps,
                 pps,
             }) => {
-                let _ = write!(s, "m=video {port} {proto} {pt}\r\n");
+                let _ = write!(s, "m=video {port} {video_proto} {pt}{rtx_pts}\r\n");
                 let _ = write!(s, "a=rtpmap:{pt} H264/90000\r\n");
                 let mut fmtp = format!("a=fmtp:{pt} packetization-mode=1");
                 if sps.len() >= 4 {
@@ -110,12 +133,12 @@ impl SessionDescription {
                         base64(pps)
                     );
                 }
-                let _ = write!(s, "{fmtp}\r\n");
+                let _ = write!(s, "{fmtp}\r\n{}", rtx_lines(*pt));
                 let _ = write!(s, "a=rtcp:{}\r\n{crypto}", port + 1);
             }
             Some(SdpVideo::Jpeg { port }) => {
-                let _ = write!(s, "m=video {port} {proto} {PT_JPEG}\r\n");
-                let _ = write!(s, "a=rtpmap:{PT_JPEG} JPEG/90000\r\n");
+                let _ = write!(s, "m=video {port} {video_proto} {PT_JPEG}{rtx_pts}\r\n");
+                let _ = write!(s, "a=rtpmap:{PT_JPEG} JPEG/90000\r\n{}", rtx_lines(PT_JPEG));
                 let _ = write!(s, "a=rtcp:{}\r\n{crypto}", port + 1);
             }
             None => {}
@@ -190,6 +213,7 @@ mod tests {
                 channels: 2,
             }),
             srtp: None,
+            video_rtx: None,
         }
         .render();
         assert!(sdp.starts_with("v=0\r\n"));
@@ -216,6 +240,7 @@ mod tests {
                 channels: 1,
             }),
             srtp: None,
+            video_rtx: None,
         }
         .render();
         assert!(sdp.contains("c=IN IP6 ::1\r\n"));
@@ -241,6 +266,7 @@ mod tests {
                 channels: 2,
             }),
             srtp: Some(key),
+            video_rtx: None,
         }
         .render();
         assert!(sdp.contains("m=video 6000 RTP/SAVP 26\r\n"), "{sdp}");
@@ -250,5 +276,42 @@ mod tests {
         // Each crypto line belongs to its media section.
         let video = &sdp[sdp.find("m=video").expect("video")..sdp.find("m=audio").expect("audio")];
         assert!(video.contains(line), "{sdp}");
+    }
+
+    #[test]
+    fn rtx_adds_avpf_the_rtx_payload_type_and_nack_feedback_to_video_only() {
+        let sdp = SessionDescription {
+            session_id: 1,
+            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            video: Some(SdpVideo::H264 {
+                port: 5000,
+                payload_type: 96,
+                sps: vec![0x67, 0x42, 0xc0, 0x1f],
+                pps: vec![0x68, 0xce],
+            }),
+            audio: Some(SdpOpus {
+                port: 5002,
+                payload_type: 97,
+                channels: 2,
+            }),
+            srtp: None,
+            video_rtx: Some(98),
+        }
+        .render();
+        let video = &sdp[sdp.find("m=video").expect("video")..sdp.find("m=audio").expect("audio")];
+        assert!(
+            video.starts_with("m=video 5000 RTP/AVPF 96 98\r\n"),
+            "{sdp}"
+        );
+        for line in [
+            "a=rtpmap:98 rtx/90000\r\n",
+            "a=fmtp:98 apt=96\r\n",
+            "a=rtcp-fb:96 nack\r\n",
+            "a=rtcp-fb:96 nack pli\r\n",
+        ] {
+            assert!(video.contains(line), "{line} missing: {sdp}");
+        }
+        assert!(sdp.contains("m=audio 5002 RTP/AVP 97\r\n"), "{sdp}");
+        assert_eq!(sdp.matches("rtx").count(), 1, "{sdp}");
     }
 }

@@ -31,6 +31,7 @@ use pstream_codec::opus::OpusDecoder;
 use pstream_codec::VideoDecoder;
 use pstream_core::{link, Codec, PipelineClock};
 use pstream_rtp::receiver::{ReceivedUnit, ReceiverConfig, RtpReceiver};
+use pstream_rtp::rtx::{RtxReceiveConfig, PT_RTX};
 use pstream_rtp::srtp::MasterKey;
 use pstream_rtp::PeerFilter;
 use pstream_transport::{resolve_peer, unspecified_for, PortLayout};
@@ -84,8 +85,10 @@ pub struct RecvConfig {
     /// goes back to the peer's +5 (video) and +7 (audio).
     pub port_base: u16,
     /// Most time in milliseconds a packet waits for a missing one (0..=5000);
-    /// 0 hands each access unit on as soon as it is complete.
-    pub latency_ms: u64,
+    /// 0 hands each access unit on as soon as it is complete. With `rtx`
+    /// this is the repair budget. `None`: 0, or with `rtx` an automatic
+    /// budget of about three measured round trips (20..=200 ms).
+    pub latency_ms: Option<u64>,
     /// Video codec expected on the video port.
     pub video_codec: VideoCodec,
     /// Video output: `y4m:PATH`, `y4m:-` (stdout), `null`,
@@ -103,6 +106,12 @@ pub struct RecvConfig {
     /// this master key (its profile included) or it is dropped and counted;
     /// our RTCP goes out protected. `None` takes the stream in clear.
     pub srtp: Option<MasterKey>,
+    /// Repair video losses with NACK (RFC 4585) and the sender's
+    /// retransmissions in an RTX stream (RFC 4588) on the video port; only
+    /// what cannot be repaired within the budget asks for a keyframe.
+    pub rtx: bool,
+    /// Payload type that marks the RTX packets.
+    pub rtx_payload_type: u8,
 }
 
 impl RecvConfig {
@@ -113,23 +122,30 @@ impl RecvConfig {
             peer: peer.into(),
             listen: None,
             port_base: 5000,
-            latency_ms: 0,
+            latency_ms: None,
             video_codec: VideoCodec::H264,
             video_out: "null".into(),
             audio_out: "null".into(),
             sync: SyncMode::Auto,
             timecode: false,
             srtp: None,
+            rtx: false,
+            rtx_payload_type: PT_RTX,
         }
     }
 
     /// Settings the command line's parser would refuse, refused here too
     /// for programs that fill the fields themselves.
     fn check(&self) -> Result<()> {
-        if self.latency_ms > MAX_LATENCY_MS {
+        if let Some(ms) = self.latency_ms.filter(|&ms| ms > MAX_LATENCY_MS) {
             return Err(Error::Config(format!(
-                "latency {} ms must be at most {MAX_LATENCY_MS} ms",
-                self.latency_ms
+                "latency {ms} ms must be at most {MAX_LATENCY_MS} ms"
+            )));
+        }
+        if self.rtx && !(96..=127).contains(&self.rtx_payload_type) {
+            return Err(Error::Config(format!(
+                "RTX payload type {} must be a dynamic one (96..=127)",
+                self.rtx_payload_type
             )));
         }
         Ok(())
@@ -213,6 +229,26 @@ impl Receive {
         self
     }
 
+    /// Most time a packet waits for a missing one: with [`Receive::rtx`]
+    /// the repair budget (automatic when not set).
+    pub fn latency_ms(mut self, ms: u64) -> Self {
+        self.config.latency_ms = Some(ms);
+        self
+    }
+
+    /// Repairs video losses with NACK and retransmission (RTX payload type
+    /// 98 unless [`Receive::rtx_payload_type`]).
+    pub fn rtx(mut self, on: bool) -> Self {
+        self.config.rtx = on;
+        self
+    }
+
+    /// The payload type marking RTX packets (default 98).
+    pub fn rtx_payload_type(mut self, payload_type: u8) -> Self {
+        self.config.rtx_payload_type = payload_type;
+        self
+    }
+
     /// Stops by itself after `seconds`.
     pub fn duration(mut self, seconds: f64) -> Self {
         self.duration = Some(seconds);
@@ -265,6 +301,22 @@ struct StreamCounters {
     srtp_auth_failed: AtomicU64,
     /// SRTP/SRTCP datagrams refused as replays or older than the window.
     srtp_replayed: AtomicU64,
+    /// NACK messages sent, and sequence numbers asked for in them.
+    nack_sent: AtomicU64,
+    nack_requests: AtomicU64,
+    /// RTX packets received; of them, those that repaired a loss in time,
+    /// came too late, were for packets already there, or were dropped.
+    rtx_received: AtomicU64,
+    rtx_repaired: AtomicU64,
+    rtx_late: AtomicU64,
+    rtx_duplicates: AtomicU64,
+    rtx_dropped: AtomicU64,
+    /// Packets NACKed but given up as lost.
+    unrepaired: AtomicU64,
+    /// The NACK-to-RTX round trip, smoothed, in microseconds.
+    rtt_us: AtomicU64,
+    /// The repair budget (jitter buffer latency) in microseconds.
+    budget_us: AtomicU64,
 }
 
 impl StreamCounters {
@@ -290,6 +342,16 @@ impl StreamCounters {
             concealed: get(&self.concealed),
             srtp_auth_failed: get(&self.srtp_auth_failed),
             srtp_replayed: get(&self.srtp_replayed),
+            nack_sent: get(&self.nack_sent),
+            nack_requests: get(&self.nack_requests),
+            rtx_received: get(&self.rtx_received),
+            rtx_repaired: get(&self.rtx_repaired),
+            rtx_late: get(&self.rtx_late),
+            rtx_duplicates: get(&self.rtx_duplicates),
+            rtx_dropped: get(&self.rtx_dropped),
+            unrepaired: get(&self.unrepaired),
+            rtt_ms: get(&self.rtt_us) as f64 / 1000.0,
+            budget_ms: get(&self.budget_us) as f64 / 1000.0,
         }
     }
 }
@@ -337,6 +399,27 @@ pub struct StreamStats {
     pub srtp_auth_failed: u64,
     /// SRTP/SRTCP datagrams dropped as replays (or older than the window).
     pub srtp_replayed: u64,
+    /// NACK messages sent (with RTX).
+    pub nack_sent: u64,
+    /// Sequence numbers asked for in them (a retry counts again).
+    pub nack_requests: u64,
+    /// RTX packets received.
+    pub rtx_received: u64,
+    /// Lost packets an RTX brought back in time.
+    pub rtx_repaired: u64,
+    /// RTX packets that came after their packet was given up.
+    pub rtx_late: u64,
+    /// RTX packets for packets already there (the original was only late).
+    pub rtx_duplicates: u64,
+    /// RTX packets dropped: no OSN, from another stream or host, or before
+    /// any media.
+    pub rtx_dropped: u64,
+    /// Packets NACKed but given up as lost (a keyframe request follows).
+    pub unrepaired: u64,
+    /// The NACK-to-RTX round trip, smoothed, in milliseconds (0 before any).
+    pub rtt_ms: f64,
+    /// The repair budget in milliseconds (the jitter buffer's latency).
+    pub budget_ms: f64,
 }
 
 /// What a decode stage tells its session stage.
@@ -356,6 +439,8 @@ pub struct RtpRecv {
     playback: Option<Arc<DeviceCounters>>,
     /// Whether SRTP is on (its counters are then always shown).
     srtp: bool,
+    /// Whether RTX is on (the video's repair counters are then shown).
+    rtx: bool,
     /// (decoded, bytes) of video and audio at the last stats line.
     prev: [(u64, u64); 2],
     last: Instant,
@@ -405,7 +490,16 @@ impl RtpRecv {
                 channels: AUDIO_CHANNELS,
             },
         )?;
-        let latency = Duration::from_millis(config.latency_ms);
+        let latency = Duration::from_millis(config.latency_ms.unwrap_or(0));
+        // The video's repair: the budget fixed by `latency_ms`, or automatic.
+        let video_rtx = config.rtx.then(|| {
+            let rtx = RtxReceiveConfig::with_payload_type(config.rtx_payload_type);
+            if config.latency_ms.is_some() {
+                rtx.fixed_latency()
+            } else {
+                rtx
+            }
+        });
         let cname = format!("pstream-recv@{listen}");
         let live_video = pstream_capture::v4l2::V4l2Spec::parse(&config.video_out).is_some();
         let live_audio = audio_sink.latency().is_some();
@@ -425,6 +519,7 @@ impl RtpRecv {
             sync,
             playback: audio_sink.playback_counters(),
             srtp: config.srtp.is_some(),
+            rtx: config.rtx,
             prev: [(0, 0); 2],
             last: Instant::now(),
             started: Instant::now(),
@@ -456,7 +551,7 @@ impl RtpRecv {
                 listen,
                 (layout.video_rtp(), layout.video_rtcp()),
                 (filter.clone(), rtcp_to(layout.video_rtcp_back())),
-                receiver_session(codec, &cname, latency)?,
+                receiver_session(codec, &cname, latency, video_rtx)?,
                 me.video.clone(),
             )?
             .srtp(config.srtp.as_ref());
@@ -483,7 +578,7 @@ impl RtpRecv {
                 listen,
                 (layout.audio_rtp(), layout.audio_rtcp()),
                 (filter.clone(), rtcp_to(layout.audio_rtcp_back())),
-                receiver_session(Codec::Opus, &cname, latency)?,
+                receiver_session(Codec::Opus, &cname, latency, None)?,
                 me.audio.clone(),
             )?
             .srtp(config.srtp.as_ref());
@@ -509,8 +604,20 @@ impl RtpRecv {
             .srtp
             .as_ref()
             .map_or_else(String::new, |k| format!("; SRTP {}", k.profile()));
+        let rtx = if !config.rtx {
+            String::new()
+        } else {
+            let budget = config.latency_ms.map_or_else(
+                || "automatic (3 round trips, 20-200 ms)".to_string(),
+                |ms| format!("{ms} ms"),
+            );
+            format!(
+                "; NACK + RTX payload type {}, repair budget {budget}",
+                config.rtx_payload_type
+            )
+        };
         tracing::info!(
-            "receiving from {from} on {listen}: video {}/{}, audio {}/{}; RTCP to {}/{}{srtp}",
+            "receiving from {from} on {listen}: video {}/{}, audio {}/{}; RTCP to {}/{}{srtp}{rtx}",
             layout.video_rtp(),
             layout.video_rtcp(),
             layout.audio_rtp(),
@@ -625,6 +732,18 @@ impl RtpRecv {
             if name == "video" {
                 line.count("pli", s.pli_sent)
                     .count("discarded", s.discarded);
+                if self.rtx {
+                    line.count("nack", s.nack_sent)
+                        .count("nacked", s.nack_requests)
+                        .count("rtx", s.rtx_received)
+                        .count("repaired", s.rtx_repaired)
+                        .count("rtx-late", s.rtx_late)
+                        .count_nonzero("rtx-dup", s.rtx_duplicates)
+                        .count_nonzero("rtx-dropped", s.rtx_dropped)
+                        .count("unrepaired", s.unrepaired)
+                        .figure("rtt", s.rtt_ms, 1, "ms")
+                        .figure("budget", s.budget_ms, 0, "ms");
+                }
             } else {
                 line.count("concealed", s.concealed);
                 if let Some(p) = &self.playback {
@@ -690,9 +809,15 @@ fn check_video_output(spec: &str) -> Result<()> {
     }
 }
 
-fn receiver_session(codec: Codec, cname: &str, latency: Duration) -> Result<RtpReceiver> {
+fn receiver_session(
+    codec: Codec,
+    cname: &str,
+    latency: Duration,
+    rtx: Option<RtxReceiveConfig>,
+) -> Result<RtpReceiver> {
     let mut config = ReceiverConfig::new(codec, cname);
     config.latency = latency;
+    config.rtx = rtx;
     RtpReceiver::with_os_rng(config).map_err(|source| Error::RtpReceiver { codec, source })
 }
 
@@ -703,7 +828,7 @@ mod tests {
     #[test]
     fn settings_the_cli_refuses_are_refused_here_too() {
         let mut c = RecvConfig::new("127.0.0.1");
-        c.latency_ms = 5001;
+        c.latency_ms = Some(5001);
         let err = RtpRecv::start(&c, Stop::new()).expect_err("latency too long");
         assert!(matches!(err, Error::Config(_)), "{err}");
         let mut c = RecvConfig::new("127.0.0.1");

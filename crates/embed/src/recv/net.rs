@@ -230,6 +230,18 @@ impl NetStage {
         c.restarts.store(s.sender_restarts, Ordering::Relaxed);
         c.malformed
             .store(s.malformed + s.depay_errors, Ordering::Relaxed);
+        c.nack_sent.store(s.nack_sent, Ordering::Relaxed);
+        c.nack_requests.store(s.nack_requests, Ordering::Relaxed);
+        c.rtx_received.store(s.rtx_received, Ordering::Relaxed);
+        c.rtx_repaired.store(s.rtx_repaired, Ordering::Relaxed);
+        c.rtx_late.store(s.rtx_late, Ordering::Relaxed);
+        c.rtx_duplicates.store(s.rtx_duplicates, Ordering::Relaxed);
+        c.rtx_dropped.store(s.rtx_dropped, Ordering::Relaxed);
+        c.unrepaired.store(s.unrepaired, Ordering::Relaxed);
+        c.rtt_us
+            .store((s.rtt_ms * 1000.0).max(0.0) as u64, Ordering::Relaxed);
+        c.budget_us
+            .store((s.latency_ms * 1000.0).max(0.0) as u64, Ordering::Relaxed);
         Ok(())
     }
 }
