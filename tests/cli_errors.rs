@@ -227,3 +227,23 @@ fn a_bad_srtp_key_is_one_clear_error() {
         "--srtp-key",
     );
 }
+
+#[test]
+fn a_bad_rtx_payload_type_is_one_clear_error() {
+    // Outside the dynamic range.
+    fails_with(
+        &["send", "--peer", "127.0.0.1", "--rtx", "--rtx-pt", "95"],
+        "--rtx-pt",
+    );
+    fails_with(
+        &["recv", "--peer", "127.0.0.1", "--rtx", "--rtx-pt", "128"],
+        "--rtx-pt",
+    );
+    // The video's own payload type.
+    fails_with(
+        &["send", "--peer", "127.0.0.1", "--rtx", "--rtx-pt", "96"],
+        "RTX payload type 96",
+    );
+    // Without --rtx it would do nothing.
+    fails_with(&["recv", "--peer", "127.0.0.1", "--rtx-pt", "99"], "--rtx");
+}

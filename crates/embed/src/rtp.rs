@@ -427,6 +427,9 @@ struct StreamCounters {
     rtx_suppressed: AtomicU64,
     /// NACK entries past the 64 one NACK may list, ignored.
     nack_dropped: AtomicU64,
+    /// Requests dropped once retransmissions had used up their share of
+    /// the stream (a NACK flood).
+    rtx_limited: AtomicU64,
     have_report: AtomicBool,
     fraction_lost_pct_x100: AtomicU64,
     cumulative_lost: AtomicU64,
@@ -774,7 +777,8 @@ fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> St
                 .count("rtx-sent", c.rtx_sent.load(Ordering::Relaxed))
                 .count_nonzero("rtx-missing", c.rtx_missing.load(Ordering::Relaxed))
                 .count_nonzero("rtx-suppressed", c.rtx_suppressed.load(Ordering::Relaxed))
-                .count_nonzero("nack-dropped", c.nack_dropped.load(Ordering::Relaxed));
+                .count_nonzero("nack-dropped", c.nack_dropped.load(Ordering::Relaxed))
+                .count_nonzero("rtx-limited", c.rtx_limited.load(Ordering::Relaxed));
         }
     }
     line
@@ -1072,6 +1076,7 @@ impl NetStage {
         c.rtx_suppressed.store(st.rtx_suppressed, Ordering::Relaxed);
         c.nack_dropped
             .store(st.nack_entries_dropped, Ordering::Relaxed);
+        c.rtx_limited.store(st.rtx_rate_limited, Ordering::Relaxed);
         // `pkts` counts the media's packets; retransmissions are `rtx-sent`.
         c.packets.store(st.packets, Ordering::Relaxed);
         while let Some(t) = self.session.poll_transmit() {

@@ -53,7 +53,19 @@ pub struct RtxConfig {
     pub history_bytes: usize,
     /// Longest a sent packet is kept for resending.
     pub history_age: Duration,
+    /// Retransmitted bytes may be at most this share of the media bytes
+    /// sent (a token bucket filled by the media), so a NACK flood cannot
+    /// turn the sender into an amplifier: past it, requests are dropped
+    /// and counted.
+    pub max_share: f64,
+    /// The bucket's size in bytes: how much may be resent at once.
+    pub burst_bytes: usize,
 }
+
+/// Default [`RtxConfig::max_share`]: retransmissions at most double the stream.
+pub const DEFAULT_RTX_SHARE: f64 = 1.0;
+/// Default [`RtxConfig::burst_bytes`].
+pub const DEFAULT_RTX_BURST: usize = 256 * 1024;
 
 impl Default for RtxConfig {
     fn default() -> Self {
@@ -62,6 +74,8 @@ impl Default for RtxConfig {
             ssrc: None,
             history_bytes: DEFAULT_HISTORY_BYTES,
             history_age: DEFAULT_HISTORY_AGE,
+            max_share: DEFAULT_RTX_SHARE,
+            burst_bytes: DEFAULT_RTX_BURST,
         }
     }
 }

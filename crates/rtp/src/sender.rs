@@ -278,6 +278,9 @@ pub struct SenderStats {
     pub rtx_missing: u64,
     /// Requests for packets resent less than half a round trip before.
     pub rtx_suppressed: u64,
+    /// Requests dropped because retransmissions had used up their share of
+    /// the stream ([`RtxConfig::max_share`]): a NACK flood.
+    pub rtx_rate_limited: u64,
     /// RTCP compounds sent.
     pub rtcp_sent: u64,
     /// The latest report block about our stream.
@@ -320,6 +323,10 @@ struct RtxState {
     seq: u16,
     history: History,
     buf: BytesMut,
+    /// Bytes that may still be resent (filled by the media, up to `burst`).
+    tokens: f64,
+    share: f64,
+    burst: f64,
 }
 
 /// Shortest gap between two resends of one packet before any round trip is
@@ -359,6 +366,9 @@ impl RtpSender {
                 seq: rng.random(),
                 history: History::new(r.history_bytes, r.history_age),
                 buf: BytesMut::new(),
+                tokens: r.burst_bytes as f64,
+                share: r.max_share.max(0.0),
+                burst: r.burst_bytes as f64,
             }),
             None => None,
         };
@@ -458,6 +468,7 @@ impl RtpSender {
             ssrc: self.ssrc,
         };
         let first_seq = self.seq;
+        let octets_before = self.stats.octets;
         let Self {
             payloader,
             buf,
@@ -505,6 +516,10 @@ impl RtpSender {
                 source,
             })?;
         self.stats.units += 1;
+        if let Some(r) = self.rtx.as_mut() {
+            let sent = self.stats.octets - octets_before;
+            r.tokens = (r.tokens + r.share * sent as f64).min(r.burst);
+        }
         if unit.keyframe {
             // Whatever asked for it (or the encoder's own interval), the
             // peer has its keyframe: requests waiting are answered.
@@ -657,6 +672,10 @@ impl RtpSender {
                 continue;
             };
             let original = match r.history.lookup(now, seq, min_interval) {
+                Lookup::Resend(d) if (d.len() as f64) > r.tokens => {
+                    self.stats.rtx_rate_limited += 1;
+                    continue;
+                }
                 Lookup::Resend(d) => d,
                 Lookup::Missing => {
                     self.stats.rtx_missing += 1;
@@ -672,6 +691,7 @@ impl RtpSender {
                 continue;
             };
             r.seq = r.seq.wrapping_add(1);
+            r.tokens -= original.len() as f64;
             self.stats.rtx_sent += 1;
             // The RTX payload is everything after the 12-byte header (pstream
             // sends no CSRCs or extensions), OSN included.
@@ -1225,6 +1245,52 @@ mod tests {
             }],
             &mut BytesMut::new(),
         )
+    }
+
+    /// A NACK flood for every packet in the history, 50 times a second for
+    /// 2 s: what is resent stays within the burst plus the media's share,
+    /// and the rest is dropped and counted.
+    #[test]
+    fn a_nack_flood_is_held_to_the_rtx_share_of_the_stream() {
+        let origin = Instant::now();
+        let clock = PipelineClock::with_origin(origin, ORIGIN_UNIX_US);
+        let cfg = SenderConfig::new(Codec::H264, clock, "test@pstream")
+            .with_ssrc(0x1111)
+            .with_rtx(RtxConfig {
+                max_share: 0.5,
+                burst_bytes: 20_000,
+                ..RtxConfig::default()
+            });
+        let mut s = RtpSender::new(cfg, &mut StdRng::seed_from_u64(6)).expect("config");
+        let seq0 = s.next_sequence();
+        let mut au = vec![0, 0, 0, 1, 0x65];
+        au.extend(std::iter::repeat_n(7u8, 3000));
+        let (mut media, mut resent) = (0usize, 0usize);
+        for i in 0..100u64 {
+            let t = origin + Duration::from_millis(20 * i);
+            s.push(t, &unit(Codec::H264, t, &au)).expect("push");
+            media += drain(&mut s).iter().map(|x| x.data.len()).sum::<usize>();
+            // Every packet sent so far (the history keeps 1 s of them).
+            let all: Vec<u16> = (0..s.next_sequence().wrapping_sub(seq0))
+                .map(|k| seq0.wrapping_add(k))
+                .collect();
+            for chunk in all.chunks(16 * 17) {
+                s.handle_rtcp(t, &nack(0x1111, chunk)).expect("valid");
+            }
+            resent += drain(&mut s)
+                .iter()
+                .filter(|x| x.kind == TransmitKind::Rtp)
+                .map(|x| x.data.len())
+                .sum::<usize>();
+        }
+        let st = *s.stats();
+        assert!(st.rtx_rate_limited > 0, "{st:?}");
+        // RTX packets are 2 bytes longer than their originals.
+        assert!(
+            resent as f64 <= 20_000.0 + 0.5 * media as f64 + 2.0 * st.rtx_sent as f64,
+            "resent {resent} of {media} media bytes: {st:?}"
+        );
+        assert!(st.rtx_sent > 0);
     }
 
     #[test]
