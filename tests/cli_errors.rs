@@ -111,6 +111,42 @@ fn port_in_use_is_named() {
 }
 
 #[test]
+fn bad_auto_bitrate_is_refused() {
+    fails_with(
+        &["send", "--peer", "127.0.0.1", "--bitrate", "fast"],
+        "fast",
+    );
+    fails_with(
+        &[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--bitrate",
+            "auto",
+            "--min-bitrate",
+            "5000",
+            "--max-bitrate",
+            "1000",
+        ],
+        "--min-bitrate 5000",
+    );
+    fails_with(
+        &[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--bitrate",
+            "auto",
+            "--video-codec",
+            "mjpeg",
+            "--size",
+            "640x360",
+        ],
+        "MJPEG",
+    );
+}
+
+#[test]
 fn bad_size_is_refused() {
     fails_with(&["send", "--peer", "127.0.0.1", "--size", "12x"], "12x");
 }

@@ -11,6 +11,14 @@ pub trait VideoEncoder: Send {
 
     /// Makes the next encoded picture a keyframe (on a received PLI or FIR).
     fn request_keyframe(&mut self);
+
+    /// Changes the target bitrate from the next picture on (`--bitrate
+    /// auto`); false if this encoder has no bitrate to steer (JPEG's
+    /// quality does not map onto one), which is the default.
+    fn set_bitrate(&mut self, bps: u32) -> bool {
+        let _ = bps;
+        false
+    }
 }
 
 /// Turns encoded units back into pictures.

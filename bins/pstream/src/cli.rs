@@ -321,9 +321,17 @@ pub struct SendArgs {
     /// (files bring their own).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
-    /// Video bitrate in kbit/s.
-    #[arg(long, default_value_t = 2500, value_parser = clap::value_parser!(u32).range(50..=100_000))]
-    pub bitrate: u32,
+    /// Video bitrate in kbit/s, or `auto`: H.264's target then follows the
+    /// peer's receiver reports (loss, round trip) and REMB between
+    /// `--min-bitrate` and `--max-bitrate`, starting at 2500 (or the max).
+    #[arg(long, default_value = "2500", value_parser = parse_bitrate)]
+    pub bitrate: BitrateArg,
+    /// Lowest target of `--bitrate auto`, kbit/s.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(50..=100_000))]
+    pub min_bitrate: u32,
+    /// Highest target of `--bitrate auto`, kbit/s.
+    #[arg(long, default_value_t = 6000, value_parser = clap::value_parser!(u32).range(50..=100_000))]
+    pub max_bitrate: u32,
     /// Seconds between keyframes. A PLI or FIR from the peer gets an IDR
     /// too, but at most one per quarter of this (and 200 ms at least
     /// between two), however many arrive.
@@ -373,6 +381,28 @@ pub(crate) fn parse_size(s: &str) -> Result<(u32, u32), String> {
     Ok((w, h))
 }
 
+/// `--bitrate`: a fixed rate or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitrateArg {
+    /// Follow the path (`auto`).
+    Auto,
+    /// This many kbit/s.
+    Kbps(u32),
+}
+
+pub(crate) fn parse_bitrate(s: &str) -> Result<BitrateArg, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(BitrateArg::Auto);
+    }
+    let v: u32 = s
+        .parse()
+        .map_err(|_| format!("bitrate {s:?} is neither kbit/s nor auto"))?;
+    if !(50..=100_000).contains(&v) {
+        return Err(format!("bitrate {v} must be between 50 and 100000 kbit/s"));
+    }
+    Ok(BitrateArg::Kbps(v))
+}
+
 pub(crate) fn parse_keyint(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if !(0.1..=600.0).contains(&v) {
@@ -393,7 +423,9 @@ mod tests {
         };
         assert_eq!(a.size, (1280, 720));
         assert_eq!(a.fps, 30);
-        assert_eq!(a.bitrate, 2500);
+        assert_eq!(a.bitrate, BitrateArg::Kbps(2500));
+        assert_eq!(parse_bitrate("auto"), Ok(BitrateArg::Auto));
+        assert!(parse_bitrate("49").is_err() && parse_bitrate("fast").is_err());
         assert_eq!(a.keyint, 2.0);
         assert_eq!(a.audio_bitrate, 96);
         assert_eq!(a.channels, 2);

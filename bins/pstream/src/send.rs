@@ -6,9 +6,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pstream_embed::{RtpConfig, RtpSend, VideoCodec};
+use pstream_embed::{AutoBitrate, RtpConfig, RtpSend, VideoCodec};
 
-use crate::cli::{SendArgs, VideoCodecArg};
+use crate::cli::{BitrateArg, SendArgs, VideoCodecArg};
 use crate::stats::{ProcessPeak, StatsMode, StatsPrinter};
 
 fn config(args: &SendArgs) -> anyhow::Result<RtpConfig> {
@@ -25,7 +25,17 @@ fn config(args: &SendArgs) -> anyhow::Result<RtpConfig> {
         quality: args.quality,
         size: args.size,
         fps: args.fps,
-        bitrate_kbps: args.bitrate,
+        // auto starts at the fixed default, or at the max if that is lower.
+        bitrate_kbps: match args.bitrate {
+            BitrateArg::Kbps(k) => k,
+            BitrateArg::Auto => {
+                2500u32.clamp(args.min_bitrate.min(args.max_bitrate), args.max_bitrate)
+            }
+        },
+        auto_bitrate: (args.bitrate == BitrateArg::Auto).then_some(AutoBitrate {
+            min_kbps: args.min_bitrate,
+            max_kbps: args.max_bitrate,
+        }),
         keyint_seconds: args.keyint,
         audio_bitrate_kbps: args.audio_bitrate,
         channels: args.channels,

@@ -135,6 +135,15 @@ pub struct H264Encoder {
     frames_in: u64,
     skipped: u64,
     keyframes: u64,
+    /// The target rate control works to now (the configured one until
+    /// [`H264Encoder::set_bitrate`]).
+    bitrate_bps: u32,
+    /// A new target not yet given to openh264 (which exists only from the
+    /// first picture on), or to give again after the crate set openh264 up
+    /// anew for a new picture size with the configured one.
+    bitrate_pending: bool,
+    /// The size openh264 was last set up for.
+    size: Option<(u32, u32)>,
 }
 
 impl std::fmt::Debug for H264Encoder {
@@ -183,6 +192,9 @@ impl H264Encoder {
             frames_in: 0,
             skipped: 0,
             keyframes: 0,
+            bitrate_bps: config.bitrate_bps,
+            bitrate_pending: false,
+            size: None,
         };
         if me.slices > 1 {
             me.prime_with_slices()?;
@@ -269,6 +281,83 @@ impl H264Encoder {
         &self.config
     }
 
+    /// The target bitrate rate control works to now, in bits per second.
+    pub fn bitrate(&self) -> u32 {
+        self.bitrate_bps
+    }
+
+    /// Changes the target bitrate from the next picture on, without a
+    /// keyframe (what `--bitrate auto` steers). Clamped to 10 kbit/s at
+    /// least, as at creation.
+    pub fn set_bitrate(&mut self, bps: u32) {
+        let bps = bps.clamp(10_000, i32::MAX as u32);
+        if bps != self.bitrate_bps {
+            self.bitrate_bps = bps;
+            self.bitrate_pending = true;
+        }
+    }
+
+    /// Gives openh264 the current target: its maximum (which the crate sets
+    /// equal to the target, and which openh264 refuses to see below it) and
+    /// the target, in the order that keeps the maximum at or above the
+    /// target throughout.
+    ///
+    /// The openh264 crate sets the bitrate only when it (re)initialises the
+    /// encoder, so this goes through the raw API: SetOption with
+    /// ENCODER_OPTION_MAX_BITRATE (spatial layer 0) and
+    /// ENCODER_OPTION_BITRATE (all layers), as WebRTC's H264EncoderImpl
+    /// does; openh264's rate control picks the new target up on the next
+    /// picture.
+    fn apply_bitrate(&mut self) -> Result<(), CodecError> {
+        use openh264_sys2::{
+            SBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0,
+            SPATIAL_LAYER_ALL,
+        };
+        let bps = i32::try_from(self.bitrate_bps).unwrap_or(i32::MAX);
+        let mut max = SBitrateInfo {
+            iLayer: SPATIAL_LAYER_0,
+            iBitrate: bps,
+        };
+        let mut target = SBitrateInfo {
+            iLayer: SPATIAL_LAYER_ALL,
+            iBitrate: bps,
+        };
+        let mut current = SBitrateInfo {
+            iLayer: SPATIAL_LAYER_0,
+            iBitrate: 0,
+        };
+        // SAFETY: the encoder is initialised (a picture was encoded); each
+        // call reads or writes one SBitrateInfo that lives across it.
+        let code = unsafe {
+            let api = self.inner.raw_api();
+            let got = api.get_option(ENCODER_OPTION_MAX_BITRATE, (&raw mut current).cast());
+            let raising = got != 0 || bps > current.iBitrate;
+            let (first, second) = if raising {
+                (
+                    (ENCODER_OPTION_MAX_BITRATE, &mut max),
+                    (ENCODER_OPTION_BITRATE, &mut target),
+                )
+            } else {
+                (
+                    (ENCODER_OPTION_BITRATE, &mut target),
+                    (ENCODER_OPTION_MAX_BITRATE, &mut max),
+                )
+            };
+            match api.set_option(first.0, (first.1 as *mut SBitrateInfo).cast()) {
+                0 => api.set_option(second.0, (second.1 as *mut SBitrateInfo).cast()),
+                e => e,
+            }
+        };
+        if code != 0 {
+            return Err(CodecError::H264Encode {
+                op: "set the bitrate",
+                code: i64::from(code),
+            });
+        }
+        self.bitrate_pending = false;
+        Ok(())
+    }
+
     /// Frames openh264 dropped for rate control so far.
     pub fn skipped_frames(&self) -> u64 {
         self.skipped
@@ -294,6 +383,13 @@ impl H264Encoder {
         if self.keyframe_pending {
             self.inner.force_intra_frame();
         }
+        // openh264 exists from the first picture on, and the crate sets it
+        // up again at the configured bitrate when the size changes.
+        if self.size.is_some_and(|s| s != (width, height)) {
+            self.bitrate_pending = self.bitrate_bps != self.config.bitrate_bps;
+        } else if self.bitrate_pending && self.size.is_some() {
+            self.apply_bitrate()?;
+        }
         let ts =
             Timestamp::from_millis(u64::try_from(frame.pts.as_millis()).unwrap_or(u64::MAX / 2));
         let bs = self
@@ -306,6 +402,7 @@ impl H264Encoder {
         // A new picture size made the crate set openh264 up again with one
         // slice: slice it again (openh264 restarts with an IDR next picture).
         let resliced = self.slices > 1 && self.sliced_at != Some((width, height));
+        self.size = Some((width, height));
         match bs.frame_type() {
             FrameType::Skip => {
                 self.skipped += 1;
@@ -398,6 +495,11 @@ impl H264Encoder {
 impl VideoEncoder for H264Encoder {
     fn encode(&mut self, frame: &VideoFrame) -> Result<Option<EncodedUnit>, CodecError> {
         H264Encoder::encode(self, frame)
+    }
+
+    fn set_bitrate(&mut self, bps: u32) -> bool {
+        H264Encoder::set_bitrate(self, bps);
+        true
     }
 
     fn request_keyframe(&mut self) {
@@ -563,6 +665,57 @@ pub(crate) mod tests {
         assert_eq!(idr_at, vec![0, 10, 20, 30]);
         assert_eq!(enc.keyframes(), 4);
         assert_eq!(enc.skipped_frames(), 0);
+    }
+
+    /// Noise that moves: rate control has to spend whatever it is given.
+    fn noise(width: u32, height: u32, n: u32, seed: &mut u64) -> VideoFrame {
+        let mut data = vec![128u8; VideoFrame::byte_len(width, height)];
+        for b in data.iter_mut().take((width * height) as usize) {
+            *seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            *b = (*seed >> 56) as u8;
+        }
+        VideoFrame::new(
+            width,
+            height,
+            Bytes::from(data),
+            Instant::now(),
+            Duration::from_millis(u64::from(n) * 33),
+        )
+        .expect("valid test frame")
+    }
+
+    #[test]
+    fn set_bitrate_moves_the_output_both_ways() {
+        // 2 s at each target (30 fps, 320x240 noise): the bits of the
+        // second second, when rate control has settled.
+        let mut enc = H264Encoder::new(config(0)).expect("encoder");
+        let mut seed = 1;
+        let mut n = 0;
+        let mut second = |enc: &mut H264Encoder| {
+            let mut bits = 0;
+            for i in 0..60 {
+                let f = noise(320, 240, n, &mut seed);
+                n += 1;
+                if let Some(u) = enc.encode(&f).expect("encode") {
+                    if i >= 30 {
+                        bits += u.data.len() * 8;
+                    }
+                }
+            }
+            bits as f64
+        };
+        let high = second(&mut enc);
+        enc.set_bitrate(400_000);
+        assert_eq!(enc.bitrate(), 400_000);
+        let low = second(&mut enc);
+        enc.set_bitrate(2_000_000);
+        let back = second(&mut enc);
+        eprintln!("2 Mbit/s: {high} bit/s, 400 kbit/s: {low}, back: {back}");
+        assert!(low < high / 2.5, "{low} not well under {high}");
+        assert!(low < 600_000.0, "{low} over 400 kbit/s by half");
+        assert!(back > low * 2.5, "{back} did not come back from {low}");
     }
 
     #[test]

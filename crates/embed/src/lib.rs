@@ -116,7 +116,7 @@ pub use pstream_codec::H264Preset;
 pub use pstream_rtp::srtp::{MasterKey, SrtpProfile};
 pub use push::{DestinationState, PushConfig, PushStream, Target};
 pub use recv::{Receive, RecvConfig, RtpRecv, StreamStats, SyncMode};
-pub use rtp::{RtpConfig, RtpSend, VideoCodec};
+pub use rtp::{AutoBitrate, RtpConfig, RtpSend, VideoCodec};
 pub use run::Stop;
 pub use serve::{HlsServer, Serve, ServeConfig};
 
@@ -164,6 +164,14 @@ impl Rtp {
     /// Video bitrate in kbit/s.
     pub fn bitrate_kbps(mut self, kbps: u32) -> Self {
         self.config.bitrate_kbps = kbps;
+        self
+    }
+
+    /// `--bitrate auto`: the H.264 target follows the peer's receiver
+    /// reports and REMB between `min_kbps` and `max_kbps`, starting at the
+    /// bitrate set (2500 kbit/s unless told).
+    pub fn auto_bitrate_kbps(mut self, min_kbps: u32, max_kbps: u32) -> Self {
+        self.config.auto_bitrate = Some(AutoBitrate { min_kbps, max_kbps });
         self
     }
 

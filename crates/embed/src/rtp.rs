@@ -14,8 +14,8 @@
 //! an `EncodedUnit` (`Codec::Mjpeg`, keyframe) to the RTP stage directly.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use pstream_codec::VideoEncoder;
 use pstream_core::link::Recv;
 use pstream_core::{link, AudioBlock, Codec, EncodedUnit, LinkReceiver, PipelineClock, VideoFrame};
 use pstream_core::{AudioFormat, AudioSource, CameraCounters, DeviceCounters, EncodedVideoSource};
+use pstream_rtp::rate::{DeliveryEstimator, RateConfig, RateController, Reason};
 use pstream_rtp::rtx::{RtxConfig, PT_RTX};
 use pstream_rtp::sdp::{SdpOpus, SdpVideo, SessionDescription};
 use pstream_rtp::sender::{RtpSender, SenderConfig, SenderEvent, TransmitKind};
@@ -89,8 +90,11 @@ pub struct RtpConfig {
     pub size: (u32, u32),
     /// Test pattern frame rate (files bring their own).
     pub fps: u32,
-    /// Video bitrate in kbit/s.
+    /// Video bitrate in kbit/s (with `auto_bitrate`, where it starts).
     pub bitrate_kbps: u32,
+    /// `--bitrate auto`: the H.264 target follows the peer's receiver
+    /// reports and REMB within these bounds (see [`pstream_rtp::rate`]).
+    pub auto_bitrate: Option<AutoBitrate>,
     /// Seconds between keyframes; PLIs and FIRs from the peer get at most
     /// one more per quarter of this (and 200 ms at least between two).
     pub keyint_seconds: f64,
@@ -130,6 +134,7 @@ impl RtpConfig {
             size: (1280, 720),
             fps: 30,
             bitrate_kbps: 2500,
+            auto_bitrate: None,
             keyint_seconds: 2.0,
             audio_bitrate_kbps: 96,
             channels: 2,
@@ -139,6 +144,26 @@ impl RtpConfig {
             srtp: None,
             rtx: false,
             rtx_payload_type: PT_RTX,
+        }
+    }
+}
+
+/// Bounds of `--bitrate auto`, in kbit/s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoBitrate {
+    /// The lowest target (`--min-bitrate`).
+    pub min_kbps: u32,
+    /// The highest target (`--max-bitrate`).
+    pub max_kbps: u32,
+}
+
+impl Default for AutoBitrate {
+    /// 300 kbit/s to 6 Mbit/s: from what still shows a picture at 720p to
+    /// more than 720p30 needs.
+    fn default() -> Self {
+        Self {
+            min_kbps: 300,
+            max_kbps: 6000,
         }
     }
 }
@@ -193,6 +218,8 @@ pub struct Plan {
     video: Option<(OpenedVideo, VideoPlan)>,
     audio: Option<(Box<dyn AudioSource>, OpusConfig)>,
     srtp: Option<MasterKey>,
+    /// `--bitrate auto` (H.264 only): the controller's bounds and start.
+    rate: Option<RateConfig>,
     /// The video's RTX payload type, when retransmission is on.
     rtx: Option<u8>,
 }
@@ -206,6 +233,29 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
         )));
     }
     let layout = PortLayout::new(args.port_base)?;
+    let rate = match (args.auto_bitrate, args.video_codec) {
+        (None, _) => None,
+        (Some(_), VideoCodec::Mjpeg) => {
+            // JPEG's quality has no bitrate to steer to; saying so beats a
+            // stats line claiming a target nothing follows.
+            return Err(Error::Config(
+                "--bitrate auto steers the H.264 encoder; MJPEG has only --quality".into(),
+            ));
+        }
+        (Some(a), VideoCodec::H264) => {
+            if a.min_kbps > a.max_kbps {
+                return Err(Error::Config(format!(
+                    "--min-bitrate {} is above --max-bitrate {}",
+                    a.min_kbps, a.max_kbps
+                )));
+            }
+            Some(RateConfig::new(
+                u64::from(a.min_kbps) * 1000,
+                u64::from(a.max_kbps) * 1000,
+                u64::from(args.bitrate_kbps) * 1000,
+            ))
+        }
+    };
     let codec = match args.video_codec {
         VideoCodec::H264 => Codec::H264,
         VideoCodec::Mjpeg => Codec::Mjpeg,
@@ -221,7 +271,7 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
                 width: f.width,
                 height: f.height,
                 fps,
-                bitrate_bps: args.bitrate_kbps * 1000,
+                bitrate_bps: rate.map_or(args.bitrate_kbps * 1000, |r| r.start_bps as u32),
                 keyint_frames: ((args.keyint_seconds * fps as f64).round() as u32).max(1),
                 threads: args.threads,
                 preset: args.preset,
@@ -269,6 +319,7 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
         video,
         audio,
         srtp: args.srtp.clone(),
+        rate,
         rtx: rtx_payload_type(args, video_pt)?,
     })
 }
@@ -360,6 +411,10 @@ struct StreamCounters {
     srtp_auth_failed: AtomicU64,
     /// SRTCP from the peer refused as a replay.
     srtp_replayed: AtomicU64,
+    /// `--bitrate auto`: the target and why it last moved.
+    rate: Mutex<Option<(u64, Reason)>>,
+    /// Reports and REMBs the controller dropped or clamped as lies.
+    rate_rejected: AtomicU64,
     /// Whether this stream answers NACKs (its RTX counters are then shown).
     rtx: AtomicBool,
     /// Sequence numbers the peer NACKed.
@@ -438,6 +493,7 @@ impl RtpSend {
             video,
             audio,
             srtp,
+            rate,
             rtx,
         } = plan;
 
@@ -467,10 +523,19 @@ impl RtpSend {
             let video_codec = video_plan.codec();
             let counters = Arc::new(StreamCounters::default());
             let keyframe = Arc::new(AtomicBool::new(false));
+            // `--bitrate auto`: the network stage's target for the encoder.
+            let target = Arc::new(AtomicU32::new(0));
             let (unit_tx, unit_rx) = link::<EncodedUnit>(UNIT_QUEUE);
             match src {
                 OpenedVideo::Raw(src) => {
-                    let encoder = video_plan.encoder()?;
+                    let mut encoder = video_plan.encoder()?;
+                    if rate.is_some() {
+                        encoder = Box::new(Steered {
+                            inner: encoder,
+                            target: target.clone(),
+                            applied: 0,
+                        });
+                    }
                     let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
                     me.streams.push((
                         "video",
@@ -505,6 +570,11 @@ impl RtpSend {
                     };
                     let src: Box<dyn EncodedVideoSource> =
                         Box::new(RtpJpegSource::new(src, quality));
+                    if rate.is_some() {
+                        tracing::warn!(
+                            "--bitrate auto: a camera's own JPEGs have no bitrate to steer"
+                        );
+                    }
                     me.streams
                         .push(("video", counters.clone(), vec![unit_tx.drop_counter()]));
                     me.stages.spawn("video-source", move |stop| {
@@ -530,6 +600,11 @@ impl RtpSend {
                 keyframe: Some(keyframe),
                 counters,
                 srtp: srtp.as_ref().map(Srtp::new),
+                rate: rate.map(|config| Rate {
+                    ctl: RateController::new(config),
+                    delivery: DeliveryEstimator::default(),
+                    target,
+                }),
             };
             net.spawn("video-net", unit_rx, &mut me.stages)?;
         }
@@ -563,6 +638,7 @@ impl RtpSend {
                 keyframe: None,
                 counters,
                 srtp: srtp.as_ref().map(Srtp::new),
+                rate: None,
             };
             net.spawn("audio-net", unit_rx, &mut me.stages)?;
         }
@@ -683,7 +759,14 @@ fn stats_line(streams: &[StreamEntry], prev: &mut [(u64, u64)], secs: f64) -> St
                 "ms",
             );
         }
+        if let Some((bps, why)) = *c.rate.lock().unwrap_or_else(|e| e.into_inner()) {
+            line.word(format_args!(
+                "rate {:.1}M ({why})",
+                bps as f64 / 1_000_000.0
+            ));
+        }
         line.count_nonzero("kf-req", c.keyframe_requests.load(Ordering::Relaxed))
+            .count_nonzero("rate-bad", c.rate_rejected.load(Ordering::Relaxed))
             .count_nonzero("kf-asked", c.keyframes_asked.load(Ordering::Relaxed))
             .count_nonzero("not-peer", c.not_peer.load(Ordering::Relaxed))
             .count_nonzero("bad-rtcp", c.rtcp_dropped.load(Ordering::Relaxed))
@@ -732,6 +815,48 @@ struct NetStage {
     /// With SRTP: every datagram out protected, every one in authenticated
     /// before the session sees it.
     srtp: Option<Srtp>,
+    /// `--bitrate auto` (video only).
+    rate: Option<Rate>,
+}
+
+/// `--bitrate auto` in the network stage: the controller fed from the
+/// session's events, and where its target goes to the encoder.
+struct Rate {
+    ctl: RateController,
+    delivery: DeliveryEstimator,
+    /// Read by [`Steered`] before every picture (bits per second).
+    target: Arc<AtomicU32>,
+}
+
+/// The video encoder with its bitrate steered from the network stage: the
+/// target is read before each picture, so the encode stage stays as every
+/// pipeline runs it.
+struct Steered {
+    inner: Box<dyn VideoEncoder>,
+    target: Arc<AtomicU32>,
+    applied: u32,
+}
+
+impl VideoEncoder for Steered {
+    fn encode(
+        &mut self,
+        frame: &VideoFrame,
+    ) -> std::result::Result<Option<EncodedUnit>, pstream_codec::CodecError> {
+        let t = self.target.load(Ordering::Relaxed);
+        if t != 0 && t != self.applied {
+            self.applied = t;
+            self.inner.set_bitrate(t);
+        }
+        self.inner.encode(frame)
+    }
+
+    fn request_keyframe(&mut self) {
+        self.inner.request_keyframe();
+    }
+
+    fn set_bitrate(&mut self, bps: u32) -> bool {
+        self.inner.set_bitrate(bps)
+    }
 }
 
 /// The two SRTP contexts of one stream under one master key: what is
@@ -855,6 +980,7 @@ impl NetStage {
                     }
                 }
                 SenderEvent::ReceiverReport(rr) => {
+                    self.rate_report(&rr);
                     let c = &self.counters;
                     c.have_report.store(true, Ordering::Relaxed);
                     c.fraction_lost_pct_x100.store(
@@ -869,8 +995,52 @@ impl NetStage {
                         c.rtt_us.store(rtt.as_micros() as u64, Ordering::Relaxed);
                     }
                 }
+                SenderEvent::Remb { bitrate } => {
+                    if let Some(r) = &mut self.rate {
+                        r.ctl.handle_remb(Instant::now(), bitrate);
+                    }
+                }
                 _ => {}
             }
+        }
+        self.rate_poll();
+    }
+
+    /// Hands a receiver report on our stream to `--bitrate auto`.
+    fn rate_report(&mut self, rr: &pstream_rtp::sender::ReceiverReportStats) {
+        let Some(r) = &mut self.rate else {
+            return;
+        };
+        let now = Instant::now();
+        let st = self.session.stats();
+        // What one of our packets weighs on the wire: payload, RTP header.
+        let mean = if st.packets > 0 {
+            st.octets as f64 / st.packets as f64 + 12.0
+        } else {
+            0.0
+        };
+        let delivered = r
+            .delivery
+            .update(now, rr.highest_seq, rr.cumulative_lost, mean);
+        r.ctl
+            .handle_report(now, rr.fraction_lost, rr.rtt, delivered);
+    }
+
+    /// Passes a moved target to the encoder and the stats line.
+    fn rate_poll(&mut self) {
+        let Some(r) = &mut self.rate else {
+            return;
+        };
+        let st = r.ctl.stats();
+        self.counters.rate_rejected.store(
+            st.bad_loss + st.bad_rtt + st.remb_zero + st.remb_clamped,
+            Ordering::Relaxed,
+        );
+        if let Some((bps, why)) = r.ctl.poll_target() {
+            r.target
+                .store(u32::try_from(bps).unwrap_or(u32::MAX), Ordering::Relaxed);
+            *self.counters.rate.lock().unwrap_or_else(|e| e.into_inner()) = Some((bps, why));
+            tracing::info!("video bitrate target {} kbit/s ({why})", bps / 1000);
         }
     }
 

@@ -8,7 +8,9 @@
 //!   FU-A start/end misuse, STAP-A lengths, JPEG offsets and tables, sizes at
 //!   the caps), interleaved with raw bytes, into the depacketizers.
 //! - [`rtcp_parse`]: RTCP packets built from fields (and raw bytes) through
-//!   the writer and the parser.
+//!   the writer and the parser, and what parses into a
+//!   [`RateController`] (report blocks and REMBs that lie: the target stays
+//!   within its bounds).
 //! - [`rtp_receiver`]: an [`RtpReceiver`] fed RTP and RTCP from a small set
 //!   of addresses behind a [`PeerFilter`], with steps of time.
 //! - [`srtp_unprotect`]: SRTP and SRTCP round trips between two contexts,
@@ -25,6 +27,7 @@ use pstream_core::{Codec, NtpTime};
 use crate::jpeg::parse_jpeg;
 use crate::packet::{RtpHeader, RtpPacket};
 use crate::payload::{MAX_H264_UNIT, MAX_OPUS_PACKET, MAX_SCAN_LEN};
+use crate::rate::{DeliveryEstimator, RateConfig, RateController};
 use crate::receiver::{ReceiverConfig, ReceiverStats, RtpReceiver};
 use crate::rtcp::{
     parse_compound, write_compound, FirEntry, NackPair, ReportBlock, RtcpPacket, SdesChunk,
@@ -655,16 +658,19 @@ fn rtcp_exact(p: &RtcpPacket) -> bool {
 pub fn rtcp_parse(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let mut buf = BytesMut::new();
+    let mut rate = RateFeed::new();
     while !u.is_empty() {
         let Ok(step) = RtcpStep::arbitrary(&mut u) else {
             return;
         };
+        rate.now += Duration::from_millis(100);
         match step {
             RtcpStep::Packets(packets) => {
                 let bytes = write_compound(&packets, &mut buf);
                 let bound: usize = packets.iter().map(rtcp_bound).sum();
                 assert!(bytes.len() <= bound, "{} bytes for {bound}", bytes.len());
                 let back = parse_compound(&bytes).expect("our own RTCP must parse");
+                rate.feed(&back);
                 assert_eq!(back.len(), packets.len(), "{packets:?} came back {back:?}");
                 for (sent, got) in packets.iter().zip(&back) {
                     if rtcp_exact(sent) {
@@ -683,6 +689,7 @@ pub fn rtcp_parse(data: &[u8]) {
             }
             RtcpStep::Raw(raw) => {
                 if let Ok(packets) = parse_compound(&raw) {
+                    rate.feed(&packets);
                     let bytes = write_compound(&packets, &mut buf);
                     assert!(bytes.len() <= 4 * raw.len().max(1));
                     let back = parse_compound(&bytes).expect("our own RTCP must parse");
@@ -694,6 +701,62 @@ pub fn rtcp_parse(data: &[u8]) {
                     );
                 }
             }
+        }
+    }
+}
+
+/// A [`RateController`] taking whatever the parser lets through, as a
+/// sender's network stage hands it over: every report block's loss, a round
+/// trip from its DLSR (LSR taken as sent 10 s in) and the delivered rate,
+/// every REMB's bitrate.
+struct RateFeed {
+    ctl: RateController,
+    delivery: DeliveryEstimator,
+    now: Instant,
+}
+
+impl RateFeed {
+    fn new() -> Self {
+        Self {
+            ctl: RateController::new(RateConfig::new(300_000, 4_000_000, 2_500_000)),
+            delivery: DeliveryEstimator::default(),
+            now: Instant::now(),
+        }
+    }
+
+    fn feed(&mut self, packets: &[RtcpPacket]) {
+        for p in packets {
+            match p {
+                RtcpPacket::SenderReport { reports, .. }
+                | RtcpPacket::ReceiverReport { reports, .. } => {
+                    for r in reports {
+                        let rtt = (r.lsr != 0).then(|| {
+                            Duration::from_secs(10).saturating_sub(Duration::from_nanos(
+                                u64::from(r.dlsr) * 1_000_000_000 / 65536,
+                            ))
+                        });
+                        let delivered = self.delivery.update(
+                            self.now,
+                            r.highest_seq,
+                            r.cumulative_lost,
+                            1200.0,
+                        );
+                        self.ctl.handle_report(
+                            self.now,
+                            f32::from(r.fraction_lost) / 256.0,
+                            rtt,
+                            delivered,
+                        );
+                    }
+                }
+                RtcpPacket::Remb { bitrate, .. } => self.ctl.handle_remb(self.now, *bitrate),
+                _ => {}
+            }
+            let c = self.ctl.config();
+            if let Some((bps, _)) = self.ctl.poll_target() {
+                assert!((c.min_bps..=c.max_bps).contains(&bps), "target {bps}");
+            }
+            assert!((c.min_bps..=c.max_bps).contains(&self.ctl.target()));
         }
     }
 }

@@ -184,7 +184,7 @@ fn sender_and_receiver_loopback() {
                     keyframe_requests += 1;
                 }
                 SenderEvent::ReceiverReport(r) => rtt = r.rtt.or(rtt),
-                SenderEvent::Bye { .. } => {}
+                SenderEvent::Bye { .. } | SenderEvent::Remb { .. } => {}
             }
         }
         got.extend(std::iter::from_fn(|| rx.poll_unit()));

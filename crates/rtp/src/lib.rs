@@ -5,6 +5,7 @@
 //!   [`jpeg`]) and a switch by codec ([`Packetizer`], [`Depacketizer`]).
 //! - [`packet`], [`rtcp`]: the wire formats; [`seq`], [`jitterbuf`]: ordering.
 //! - [`peer`]: which addresses a session takes packets from.
+//! - [`rate`]: the video bitrate that follows the path (`--bitrate auto`).
 //! - [`rtx`]: loss repair by NACK and retransmission (RFC 4585, RFC 4588).
 //! - [`sender`], [`receiver`]: the sessions, built on all of the above.
 //! - [`srtp`]: SRTP and SRTCP protection (RFC 3711, RFC 7714).
@@ -24,6 +25,7 @@ pub mod lipsync;
 pub mod packet;
 pub mod payload;
 pub mod peer;
+pub mod rate;
 pub mod receiver;
 pub mod rtcp;
 pub mod rtx;

@@ -237,6 +237,12 @@ pub enum SenderEvent {
     },
     /// A receiver report on our stream arrived.
     ReceiverReport(ReceiverReportStats),
+    /// The peer's receiver estimated maximum bitrate (REMB) covering our
+    /// stream: a ceiling for `--bitrate auto` ([`crate::rate`]).
+    Remb {
+        /// The estimate in bits per second, as sent (not yet checked).
+        bitrate: u64,
+    },
     /// A peer source said goodbye.
     Bye {
         /// The source leaving.
@@ -622,6 +628,9 @@ impl RtpSender {
                 } if media_ssrc == me => {
                     self.stats.nack_entries_dropped += dropped_pairs as u64;
                     self.answer_nack(now, &pairs);
+                }
+                RtcpPacket::Remb { bitrate, ssrcs, .. } if ssrcs.contains(&me) => {
+                    self.event(SenderEvent::Remb { bitrate });
                 }
                 RtcpPacket::Bye { ssrcs, reason } => {
                     for ssrc in ssrcs.into_iter().filter(|s| *s != me) {
@@ -1152,6 +1161,30 @@ mod tests {
         let short =
             SenderConfig::new(Codec::H264, clock, "x").with_keyint(Duration::from_millis(100));
         assert_eq!(short.keyframe_interval, MIN_KEYFRAME_INTERVAL);
+    }
+
+    #[test]
+    fn remb_for_our_stream_is_an_event() {
+        let (mut s, _, origin) = setup(Codec::H264);
+        let remb = |ssrcs: Vec<u32>| {
+            rtcp::write_compound(
+                &[RtcpPacket::Remb {
+                    sender_ssrc: 0x2222,
+                    bitrate: 1_000_000,
+                    ssrcs,
+                }],
+                &mut BytesMut::new(),
+            )
+        };
+        s.handle_rtcp(origin, &remb(vec![0x1111, 7]))
+            .expect("valid");
+        assert!(matches!(
+            s.poll_event(),
+            Some(SenderEvent::Remb { bitrate }) if bitrate > 999_000 && bitrate <= 1_000_000
+        ));
+        // Another stream's estimate is not ours.
+        s.handle_rtcp(origin, &remb(vec![7])).expect("valid");
+        assert_eq!(s.poll_event(), None);
     }
 
     #[test]
