@@ -30,6 +30,7 @@ fn config(args: &RecvArgs) -> anyhow::Result<RecvConfig> {
         },
         timecode: args.timecode,
         srtp: args.srtp.key()?,
+        probe: None,
     })
 }
 

@@ -33,6 +33,7 @@ fn config(args: &SendArgs) -> anyhow::Result<RtpConfig> {
         threads: args.encoder.threads,
         mtu: args.mtu,
         srtp: args.srtp.key()?,
+        probe: None,
     })
 }
 

@@ -34,6 +34,7 @@ use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::encode::{audio_encode_stage, video_encode_stage, EncodeCounters, Gop};
 use crate::jpeg_source::RtpJpegSource;
+use crate::probe::{hit, Probe, ProbePoint};
 use crate::run::{Stages, Stop};
 use crate::sources::OpenedVideo;
 use crate::stages::{
@@ -106,6 +107,9 @@ pub struct RtpConfig {
     /// SRTP (RFC 3711): RTP and RTCP both ways protected with this master
     /// key (its profile included); `None` sends in clear.
     pub srtp: Option<MasterKey>,
+    /// Hears of each video picture as it leaves the source, the encoder
+    /// and the network stage (`pstream bench loopback`); `None`: no cost.
+    pub probe: Option<Probe>,
 }
 
 impl RtpConfig {
@@ -130,6 +134,7 @@ impl RtpConfig {
             threads: 1,
             mtu: 1200,
             srtp: None,
+            probe: None,
         }
     }
 }
@@ -184,6 +189,7 @@ pub struct Plan {
     video: Option<(OpenedVideo, VideoPlan)>,
     audio: Option<(Box<dyn AudioSource>, OpusConfig)>,
     srtp: Option<MasterKey>,
+    probe: Option<Probe>,
 }
 
 fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
@@ -257,6 +263,7 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
         video,
         audio,
         srtp: args.srtp.clone(),
+        probe: args.probe.clone(),
     })
 }
 
@@ -393,6 +400,7 @@ impl RtpSend {
             video,
             audio,
             srtp,
+            probe,
         } = plan;
 
         let capture_device = audio.as_ref().and_then(|(src, _)| src.device_counters());
@@ -431,11 +439,13 @@ impl RtpSend {
                         counters.clone(),
                         vec![frame_tx.drop_counter(), unit_tx.drop_counter()],
                     ));
+                    let source_probe = probe.clone();
                     me.stages.spawn("video-source", move |stop| {
-                        video_source_stage(src, frame_tx, stop)
+                        video_source_stage(src, frame_tx, stop, source_probe)
                     })?;
                     me.stages.spawn("video-encode", {
                         let (keyframe, counters) = (keyframe.clone(), counters.clone());
+                        let probe = probe.clone();
                         move |_| {
                             video_encode_stage(
                                 encoder,
@@ -445,6 +455,7 @@ impl RtpSend {
                                 unit_tx,
                                 &keyframe,
                                 &counters.encode,
+                                probe.as_ref(),
                             )
                         }
                     })?;
@@ -482,6 +493,7 @@ impl RtpSend {
                 keyframe: Some(keyframe),
                 counters,
                 srtp: srtp.as_ref().map(Srtp::new),
+                probe,
             };
             net.spawn("video-net", unit_rx, &mut me.stages)?;
         }
@@ -515,6 +527,7 @@ impl RtpSend {
                 keyframe: None,
                 counters,
                 srtp: srtp.as_ref().map(Srtp::new),
+                probe: None,
             };
             net.spawn("audio-net", unit_rx, &mut me.stages)?;
         }
@@ -673,6 +686,8 @@ struct NetStage {
     /// With SRTP: every datagram out protected, every one in authenticated
     /// before the session sees it.
     srtp: Option<Srtp>,
+    /// Hears when each unit's packets have all gone to the socket.
+    probe: Option<Probe>,
 }
 
 /// The two SRTP contexts of one stream under one master key: what is
@@ -758,6 +773,11 @@ impl NetStage {
                         self.counters.payload_bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
                         if let Err(e) = self.session.push(Instant::now(), &unit) {
                             return Err(Error::failed("RTP packetization failed", e));
+                        }
+                        if self.probe.is_some() {
+                            // Sent means on the socket: flush before telling.
+                            self.flush()?;
+                            hit(self.probe.as_ref(), || ProbePoint::Sent { capture: unit.capture });
                         }
                     }
                     Err(_) => break,

@@ -39,6 +39,7 @@ use self::audio::AudioDecodeStage;
 use self::net::{NetStage, RtcpTo};
 use self::sync::{AvSync, Latencies};
 use self::video::VideoDecodeStage;
+use crate::probe::Probe;
 use crate::rtp::VideoCodec;
 use crate::run::{Stages, Stop};
 use crate::stats::{kbps, per_second, Percentiles, StatsLine};
@@ -103,6 +104,9 @@ pub struct RecvConfig {
     /// this master key (its profile included) or it is dropped and counted;
     /// our RTCP goes out protected. `None` takes the stream in clear.
     pub srtp: Option<MasterKey>,
+    /// Hears of each video unit as the session hands it to the decoder and
+    /// of each picture decoded (`pstream bench loopback`); `None`: no cost.
+    pub probe: Option<Probe>,
 }
 
 impl RecvConfig {
@@ -120,6 +124,7 @@ impl RecvConfig {
             sync: SyncMode::Auto,
             timecode: false,
             srtp: None,
+            probe: None,
         }
     }
 
@@ -459,7 +464,8 @@ impl RtpRecv {
                 receiver_session(codec, &cname, latency)?,
                 me.video.clone(),
             )?
-            .srtp(config.srtp.as_ref());
+            .srtp(config.srtp.as_ref())
+            .probe(config.probe.clone());
             net.spawn("video", unit_tx, fb_rx, &mut me.stages)?;
             let stage = VideoDecodeStage {
                 decoder,
@@ -470,6 +476,7 @@ impl RtpRecv {
                 latencies: me.latencies.clone(),
                 feedback: fb_tx,
                 sync: me.sync.clone(),
+                probe: config.probe.clone(),
             };
             me.stages
                 .spawn("video-decode", move |_| stage.run(unit_rx))?;
