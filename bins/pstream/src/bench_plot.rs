@@ -165,11 +165,12 @@ fn stages(row: &pstream_embed::bench::loopback::LoopbackRow, area: &Area<'_>) ->
         .y_label_area_size(140)
         .build_cartesian_2d(0.0..top, (0..n).into_segmented())
         .map_err(err)?;
-    let names: Vec<&str> = row.stages.iter().map(|s| s.name).collect();
+    // Path order from the top: segment k (from the bottom) is stage n-1-k.
+    let names: Vec<&str> = row.stages.iter().rev().map(|s| s.name).collect();
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels(n)
+        .y_labels(n + 1)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
                 names.get(*i).map_or(String::new(), |s| (*s).to_owned())
@@ -182,7 +183,7 @@ fn stages(row: &pstream_embed::bench::loopback::LoopbackRow, area: &Area<'_>) ->
     let pale = COLOURS[0].mix(0.3);
     let solid = COLOURS[0];
     chart
-        .draw_series(row.stages.iter().enumerate().map(|(i, s)| {
+        .draw_series(row.stages.iter().rev().enumerate().map(|(i, s)| {
             Rectangle::new(
                 [
                     (0.0, SegmentValue::Exact(i)),
@@ -195,7 +196,7 @@ fn stages(row: &pstream_embed::bench::loopback::LoopbackRow, area: &Area<'_>) ->
         .label("p99")
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], pale.filled()));
     chart
-        .draw_series(row.stages.iter().enumerate().map(|(i, s)| {
+        .draw_series(row.stages.iter().rev().enumerate().map(|(i, s)| {
             Rectangle::new(
                 [
                     (0.0, SegmentValue::Exact(i)),

@@ -119,7 +119,9 @@ pub enum Pipeline {
 pub enum Peer {
     /// gst-launch: x264enc tune=zerolatency speed-preset=ultrafast,
     /// rtph264pay, udpsink sync=false; udpsrc, rtpjitterbuffer latency=0,
-    /// rtph264depay, avdec_h264.
+    /// rtph264depay, avdec_h264 (direct-rendering=false: GStreamer 1.22's
+    /// y4menc writes a decoder's padded planes as they are, so its pictures
+    /// must be copied out tight first, as pstream's Y4M output copies them).
     GstX264,
     /// The same with openh264enc complexity=low (rate-control=bitrate).
     GstOpenh264,
@@ -610,8 +612,8 @@ fn peer_commands(
         gst(&format!(
             "udpsrc address=127.0.0.1 port={port} \
              caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96 \
-             ! rtpjitterbuffer latency=0 ! rtph264depay ! avdec_h264 ! videoconvert \
-             ! video/x-raw,format=I420 ! y4menc ! fdsink fd=1 sync=false"
+             ! rtpjitterbuffer latency=0 ! rtph264depay ! avdec_h264 direct-rendering=false \
+             ! y4menc ! fdsink fd=1 sync=false"
         ))
     };
     Ok(match peer {
