@@ -981,8 +981,8 @@ impl LoopbackReport {
             let _ = writeln!(s, "\n{}x{} @ {} fps", row.width, row.height, row.fps);
             let _ = writeln!(
                 s,
-                "  {:<20} {:>9} {:>8} {:>8} {:>8} {:>8}  {}",
-                "pipeline", "pictures", "median", "p95", "p99", "max", "pstream/peer"
+                "  {:<20} {:>9} {:>8} {:>8} {:>8} {:>8}  pstream/peer",
+                "pipeline", "pictures", "median", "p95", "p99", "max"
             );
             let ratios = row.ratios();
             for p in &row.pipelines {
