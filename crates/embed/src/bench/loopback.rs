@@ -649,13 +649,17 @@ fn peer_commands(
             send.args(["-hide_banner", "-loglevel", "error", "-f", "yuv4mpegpipe", "-i", "-"])
                 .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
                 .args(["-b:v", &format!("{kbps}k"), "-g", &keyint.to_string()])
-                .args(["-flush_packets", "1", "-f", "rtp", "-payload_type", "96"])
+                // SPS/PPS with every IDR: the SDP written here has none.
+                .args(["-bsf:v", "dump_extra=freq=keyframe"])
+                .args(["-f", "rtp", "-payload_type", "96"])
                 .arg(format!("rtp://127.0.0.1:{port}?pkt_size=1200"));
             let mut recv = Command::new("ffmpeg");
             recv.args(["-hide_banner", "-loglevel", "error"])
                 .args(["-protocol_whitelist", "file,udp,rtp"])
                 .args(["-fflags", "nobuffer", "-flags", "low_delay"])
-                .args(["-probesize", "32", "-analyzeduration", "0"])
+                // Probe a tenth of a second, not ffmpeg's 5 s (smaller
+                // and it writes no picture at all).
+                .args(["-analyzeduration", "100000"])
                 .args(["-reorder_queue_size", "0"])
                 .arg("-i")
                 .arg(&sdp)
