@@ -656,7 +656,9 @@ fn peer_commands(
             let mut recv = Command::new("ffmpeg");
             recv.args(["-hide_banner", "-loglevel", "error"])
                 .args(["-protocol_whitelist", "file,udp,rtp"])
-                .args(["-fflags", "nobuffer", "-flags", "low_delay"])
+                // Not -fflags nobuffer: it drops what the probe read, the
+                // first IDR with it, and the picture waits for the next.
+                .args(["-flags", "low_delay"])
                 // Probe a tenth of a second, not ffmpeg's 5 s (smaller
                 // and it writes no picture at all).
                 .args(["-analyzeduration", "100000"])
