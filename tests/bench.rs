@@ -286,3 +286,221 @@ fn psnr_agrees_with_ffmpeg() {
     );
     eprintln!("luma PSNR at 800 kbit/s: pstream openh264 fast {ours:.2} dB, ffmpeg x264 ultrafast {y:.2} dB");
 }
+
+/// Runs `pstream bench loopback ARGS --json` and returns its report.
+fn loopback(args: &[&str]) -> Value {
+    let mut argv = vec!["bench", "loopback", "--json"];
+    argv.extend_from_slice(args);
+    let (code, out, err) = run_pstream(&argv, Duration::from_secs(300));
+    assert_eq!(code, Some(0), "{argv:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// A run's or a median's latency figures are ordered and finite.
+fn check_latency(l: &Value) {
+    let (median, p95, p99, max) = (
+        num(l, &["median_ms"]),
+        num(l, &["p95_ms"]),
+        num(l, &["p99_ms"]),
+        num(l, &["max_ms"]),
+    );
+    assert!(
+        median > 0.0 && median <= p95 && p95 <= p99 && p99 <= max && max < 5000.0,
+        "{l}"
+    );
+}
+
+/// pstream send -> recv on loopback, two sizes: every picture that went in
+/// comes out with its timecode read, and the seven stages, taken from the
+/// pipelines' own probes, add up to capture -> read out per picture.
+#[test]
+fn loopback_rows_and_stages() {
+    let _serial = serial();
+    let json = loopback(&["--sizes", "320x240,640x360", "--frames", "40"]);
+    let rows = json["rows"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{json}");
+    for row in &rows {
+        let pipelines = row["pipelines"].as_array().cloned().unwrap_or_default();
+        assert_eq!(pipelines.len(), 1, "{row}");
+        let p = &pipelines[0];
+        assert_eq!(p["pipeline"], "pstream", "{row}");
+        let runs = p["runs"].as_array().cloned().unwrap_or_default();
+        assert_eq!(runs.len(), 1, "{row}");
+        let run = &runs[0];
+        let pictures_in = num(run, &["pictures_in"]);
+        assert!(pictures_in >= 40.0, "{run}");
+        // Loopback loses nothing; the decoder may wait for the first IDR
+        // only if the first packets beat the receiver (they do not: it
+        // starts first), so every picture comes out, timecode read.
+        assert_eq!(run["pictures_out"], run["pictures_in"], "{run}");
+        assert_eq!(run["timecoded"], run["pictures_out"], "{run}");
+        check_latency(&run["latency"]);
+        let stages = row["stages"].as_array().cloned().unwrap_or_default();
+        let names: Vec<&str> = stages.iter().filter_map(|s| s["stage"].as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "capture+convert",
+                "encode",
+                "packetize+send",
+                "network+receive",
+                "depacketize",
+                "decode",
+                "output"
+            ],
+            "{row}"
+        );
+        assert_eq!(row["staged_pictures"], run["timecoded"], "{row}");
+        let sum: f64 = stages.iter().map(|s| num(s, &["latency", "mean_ms"])).sum();
+        for s in &stages {
+            let l = &s["latency"];
+            assert!(num(l, &["median_ms"]) >= 0.0, "{s}");
+            assert!(num(l, &["p99_ms"]) >= num(l, &["median_ms"]), "{s}");
+        }
+        assert!(
+            num(&stages[1], &["latency", "median_ms"]) > 0.0,
+            "encoding takes time: {row}"
+        );
+        assert!(
+            num(&stages[5], &["latency", "median_ms"]) > 0.0,
+            "decoding takes time: {row}"
+        );
+        // The stage instants and the timecode are two clocks' readings of
+        // the same interval: their means agree within a millisecond.
+        let total = num(row, &["staged_total_mean_ms"]);
+        let timecoded_mean = num(run, &["latency", "mean_ms"]);
+        assert!(
+            // Not exact: a stage whose end is stamped after the next
+            // stage's (the sender stamps 'sent' after its send call
+            // returns; the receiver may have read the datagram by then)
+            // counts as zero, not negative.
+            (sum - total).abs() < 0.5,
+            "stages {sum} vs total {total}: {row}"
+        );
+        assert!(
+            (total - timecoded_mean).abs() < 1.0,
+            "stage instants {total} ms vs timecode {timecoded_mean} ms: {row}"
+        );
+    }
+}
+
+/// With --compare gstreamer, GStreamer's x264 and openh264 pipelines run on
+/// the same pictures beside pstream's, interleaved, and get a ratio.
+#[test]
+fn loopback_compares_with_gstreamer() {
+    require("gst-launch-1.0");
+    let _serial = serial();
+    let json = loopback(&[
+        "--sizes",
+        "320x240",
+        "--frames",
+        "30",
+        "--runs",
+        "1",
+        "--compare",
+        "gstreamer",
+    ]);
+    let row = &json["rows"][0];
+    let pipelines = row["pipelines"].as_array().cloned().unwrap_or_default();
+    let labels: Vec<&str> = pipelines
+        .iter()
+        .filter_map(|p| p["pipeline"].as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        ["pstream", "gstreamer-x264", "gstreamer-openh264"],
+        "{row}"
+    );
+    for p in &pipelines {
+        assert!(p["skipped"].is_null(), "{p}");
+        let run = &p["runs"][0];
+        // pstream's test source may capture one more before it is stopped.
+        assert!(num(run, &["pictures_in"]) >= 30.0, "{p}");
+        // Every picture fed to GStreamer comes out timecoded, but x264's
+        // first may be waited for by the decoder: at most one short.
+        assert!(num(run, &["timecoded"]) >= 29.0, "{p}");
+        check_latency(&run["latency"]);
+        check_latency(&p["median"]);
+        if p["pipeline"] != "pstream" {
+            let ratio = num(p, &["ratio"]);
+            let want =
+                num(&pipelines[0], &["median", "median_ms"]) / num(p, &["median", "median_ms"]);
+            assert!((ratio - want).abs() < 1e-9 && ratio > 0.0, "{p}");
+        }
+    }
+}
+
+/// --plot writes one SVG with the latency histogram (a series per
+/// pipeline) and the stage bars (every stage named).
+#[test]
+fn loopback_plot_is_an_svg() {
+    let _serial = serial();
+    let dir = temp_dir("bench-plot");
+    let svg = dir.join("latency.svg");
+    let svg_arg = svg.to_string_lossy().into_owned();
+    let (code, out, err) = run_pstream(
+        &[
+            "bench", "loopback", "--sizes", "320x240", "--frames", "30", "--plot", &svg_arg,
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("pstream stages over"), "{out}");
+    let text = std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
+    assert!(
+        text.trim_start().starts_with("<svg"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    assert!(text.trim_end().ends_with("</svg>"));
+    // The text of every <text> element, trimmed (plotters puts it on a line of its own).
+    let texts: Vec<&str> = text
+        .split("<text")
+        .skip(1)
+        .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim()))
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("capture -&gt; decoded latency")),
+        "no histogram title: {texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with("pstream: median")),
+        "no pstream series: {texts:?}"
+    );
+    assert!(text.contains("<polyline"), "no histogram line");
+    for stage in [
+        "capture+convert",
+        "encode",
+        "packetize+send",
+        "network+receive",
+        "depacketize",
+        "decode",
+        "output",
+    ] {
+        assert!(texts.contains(&stage), "no bar label {stage}: {texts:?}");
+    }
+    assert!(text.matches("<rect").count() >= 14, "no stage bars");
+}
+
+#[test]
+fn loopback_bad_arguments_get_one_error_line() {
+    let b = ["bench", "loopback"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        b.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    fails_with(&with(&["--sizes", "640x361"]), "640x361");
+    fails_with(&with(&["--fps", "30,30"]), "listed twice");
+    fails_with(&with(&["--fps", "0"]), "rate");
+    fails_with(&with(&["--compare", "vlc"]), "\"vlc\"");
+    fails_with(&with(&["--preset", "slow"]), "\"slow\"");
+    fails_with(&with(&["--frames", "5"]), "--frames");
+    fails_with(&with(&["--runs", "0"]), "--runs");
+    fails_with(&with(&["--sizes", "4096x2160"]), "3840x2160");
+    fails_with(
+        &with(&["--plot", "/nonexistent/dir/a.svg"]),
+        "/nonexistent/dir/a.svg",
+    );
+}

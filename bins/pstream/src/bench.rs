@@ -1,12 +1,13 @@
 //! `pstream bench`: benchmarks for users on their own machine or Pi. The
 //! measuring is pstream_embed::bench's; this reads the options and prints.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use pstream_embed::bench::encode::{BenchCodec, EncodeBench, RowResult};
 use pstream_embed::bench::list::{
     parse_codec, parse_list, parse_number, parse_preset, parse_size, ListError,
 };
+use pstream_embed::bench::loopback::{Compare, LoopbackBench};
 use pstream_embed::H264Preset;
 
 /// Options of `pstream bench`.
@@ -25,6 +26,67 @@ pub enum BenchCommand {
     /// PSNR of the decoded output against the input. Lists given with
     /// commas run as one table, a row per combination.
     Encode(EncodeArgs),
+    /// pstream send -> recv through UDP on 127.0.0.1 with the test
+    /// pattern's timecode: capture -> decoded latency per picture (median,
+    /// p95, p99, max, from the first picture) and where it goes stage by
+    /// stage; with --compare, GStreamer's or ffmpeg's equivalent pipeline
+    /// on the same content in the same run, and the ratio.
+    Loopback(LoopbackArgs),
+}
+
+/// Options of `pstream bench loopback`.
+#[derive(Debug, Clone, Args)]
+pub struct LoopbackArgs {
+    /// Picture sizes, a comma list of WIDTHxHEIGHT.
+    #[arg(long, alias = "size", default_value = "1280x720", value_parser = sizes)]
+    pub sizes: List<(u32, u32)>,
+    /// Frame rates, a comma list.
+    #[arg(long, alias = "rate", default_value = "30", value_parser = rates)]
+    pub fps: List<u32>,
+    /// Target bitrate of every encoder in kbit/s.
+    #[arg(long, default_value_t = 2500, value_parser = clap::value_parser!(u32).range(50..=100_000))]
+    pub bitrate: u32,
+    /// pstream's H.264 preset: fast, balanced or quality.
+    #[arg(long, default_value = "fast", value_parser = one_preset)]
+    pub preset: H264Preset,
+    /// pstream's H.264 encoder threads (0: one per core).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=16))]
+    pub threads: u16,
+    /// Pictures per run.
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(10..=100_000))]
+    pub frames: u64,
+    /// Runs of each pipeline, interleaved (default: 3 with --compare, else 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: Option<u32>,
+    /// Programs to run beside pstream, a comma list of gstreamer, ffmpeg
+    /// (those not installed are reported as not run).
+    #[arg(long, value_parser = compares)]
+    pub compare: Option<List<Compare>>,
+    /// Print the results as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the latency histogram and the stage chart into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
+}
+
+fn rates(s: &str) -> Result<List<u32>, ListError> {
+    parse_list(s, "rate", |t| parse_number(t, "rate", 1..=240)).map(List)
+}
+
+fn one_preset(s: &str) -> Result<H264Preset, ListError> {
+    parse_preset(s.trim())
+}
+
+fn compares(s: &str) -> Result<List<Compare>, ListError> {
+    parse_list(s, "compare", |t| {
+        Compare::parse(t).ok_or_else(|| ListError::BadItem {
+            what: "compare",
+            item: t.to_owned(),
+            why: "not one of gstreamer, ffmpeg".into(),
+        })
+    })
+    .map(List)
 }
 
 /// A comma list given on the command line.
@@ -134,7 +196,44 @@ fn audio_bitrates(s: &str) -> Result<List<u32>, ListError> {
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.what {
         BenchCommand::Encode(a) => encode(a),
+        BenchCommand::Loopback(a) => loopback(a),
     }
+}
+
+fn loopback(a: LoopbackArgs) -> Result<()> {
+    let compare = a.compare.map(|c| c.0).unwrap_or_default();
+    let runs = a.runs.unwrap_or(if compare.is_empty() { 1 } else { 3 });
+    let bench = LoopbackBench::new()
+        .sizes(a.sizes.0)
+        .rates(a.fps.0)
+        .bitrate_kbps(a.bitrate)
+        .preset(a.preset)
+        .threads(a.threads)
+        .frames(a.frames)
+        .runs(runs)
+        .compare(compare);
+    bench.check()?;
+    if let Some(path) = &a.plot {
+        // Fail on an unwritable path now, not after minutes of runs.
+        std::fs::write(path, "")
+            .with_context(|| format!("cannot write the plot to {}", path.display()))?;
+    }
+    let report = bench.run_with(|label, _, run| {
+        eprintln!(
+            "bench: {label}: {}/{} pictures, median {:.1} ms, p99 {:.1} ms",
+            run.timecoded, run.pictures_in, run.latency.median_ms, run.latency.p99_ms
+        );
+    })?;
+    if let Some(path) = &a.plot {
+        std::fs::write(path, crate::bench_plot::svg(&report)?)
+            .with_context(|| format!("cannot write the plot to {}", path.display()))?;
+    }
+    if a.json {
+        println!("{:#}", report.to_json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
 }
 
 fn encode(a: EncodeArgs) -> Result<()> {

@@ -4,6 +4,7 @@
 //! codec logic lives in the library crates.
 
 mod bench;
+mod bench_plot;
 mod bridge;
 mod cli;
 mod devices;

@@ -45,6 +45,7 @@ fn config(args: &SendArgs) -> anyhow::Result<RtpConfig> {
         srtp: args.srtp.key()?,
         rtx: args.rtx.rtx,
         rtx_payload_type: args.rtx.rtx_pt,
+        probe: None,
     })
 }
 

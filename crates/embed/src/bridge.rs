@@ -137,7 +137,7 @@ impl BridgeRun {
             me.streams
                 .push(("video", counters.clone(), tx.drop_counter()));
             me.stages.spawn("video-source", move |stop| {
-                video_source_stage(src, tx, stop)
+                video_source_stage(src, tx, stop, None)
             })?;
             me.stages.spawn("video-sink", move |_| {
                 video_sink_stage(sink, format, rx, &counters)

@@ -9,6 +9,7 @@ use std::time::Duration;
 use pstream_codec::{AudioEncoder, VideoEncoder};
 use pstream_core::{AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, VideoFrame};
 
+use crate::probe::{hit, Probe, ProbePoint};
 use crate::{Error, Result};
 
 /// Who decides when a keyframe is due.
@@ -66,7 +67,8 @@ impl EncodeCounters {
 
 /// Encodes pictures until the source link closes or the next stage goes
 /// away. `keyframe` is set by whoever needs an IDR now; `codec` names the
-/// encoder in errors.
+/// encoder in errors; `probe` hears of each unit made.
+#[allow(clippy::too_many_arguments)]
 pub fn video_encode_stage(
     mut enc: Box<dyn VideoEncoder>,
     codec: Codec,
@@ -75,6 +77,7 @@ pub fn video_encode_stage(
     out: LinkSender<EncodedUnit>,
     keyframe: &AtomicBool,
     counters: &EncodeCounters,
+    probe: Option<&Probe>,
 ) -> Result<()> {
     let mut last_idr: Option<Duration> = None;
     while let Some(frame) = frames.recv() {
@@ -87,6 +90,9 @@ pub fn video_encode_stage(
         }
         match enc.encode(&frame) {
             Ok(Some(unit)) => {
+                hit(probe, || ProbePoint::Encoded {
+                    capture: frame.capture,
+                });
                 if unit.keyframe {
                     last_idr = Some(frame.pts);
                 }
@@ -182,6 +188,7 @@ mod tests {
                     unit_tx,
                     &keyframe,
                     &counters,
+                    None,
                 )
                 .expect("encode")
             });

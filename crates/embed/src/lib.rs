@@ -101,6 +101,7 @@ pub mod error;
 pub mod fault;
 pub mod jpeg_decode;
 pub mod jpeg_source;
+pub mod probe;
 pub mod push;
 pub mod recv;
 pub mod rtp;

@@ -395,7 +395,7 @@ impl PushStream {
             let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
             me.upstream_drops.push(frame_tx.drop_counter());
             me.stages.spawn("video-source", move |stop| {
-                video_source_stage(src, frame_tx, stop)
+                video_source_stage(src, frame_tx, stop, None)
             })?;
             me.stages.spawn("video-encode", {
                 let (keyframe, encode) = (keyframe.clone(), me.encode.clone());
@@ -408,6 +408,7 @@ impl PushStream {
                         video_units_tx,
                         &keyframe,
                         &encode.video,
+                        None,
                     )
                 }
             })?;

@@ -36,6 +36,7 @@ use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::encode::{audio_encode_stage, video_encode_stage, EncodeCounters, Gop};
 use crate::jpeg_source::RtpJpegSource;
+use crate::probe::{hit, Probe, ProbePoint};
 use crate::run::{Stages, Stop};
 use crate::sources::OpenedVideo;
 use crate::stages::{
@@ -117,6 +118,9 @@ pub struct RtpConfig {
     pub rtx: bool,
     /// Payload type of the RTX stream (associated with the video's).
     pub rtx_payload_type: u8,
+    /// Hears of each video picture as it leaves the source, the encoder
+    /// and the network stage (`pstream bench loopback`); `None`: no cost.
+    pub probe: Option<Probe>,
 }
 
 impl RtpConfig {
@@ -144,6 +148,7 @@ impl RtpConfig {
             srtp: None,
             rtx: false,
             rtx_payload_type: PT_RTX,
+            probe: None,
         }
     }
 }
@@ -222,6 +227,7 @@ pub struct Plan {
     rate: Option<RateConfig>,
     /// The video's RTX payload type, when retransmission is on.
     rtx: Option<u8>,
+    probe: Option<Probe>,
 }
 
 fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
@@ -321,6 +327,7 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
         srtp: args.srtp.clone(),
         rate,
         rtx: rtx_payload_type(args, video_pt)?,
+        probe: args.probe.clone(),
     })
 }
 
@@ -495,6 +502,7 @@ impl RtpSend {
             srtp,
             rate,
             rtx,
+            probe,
         } = plan;
 
         let capture_device = audio.as_ref().and_then(|(src, _)| src.device_counters());
@@ -542,11 +550,13 @@ impl RtpSend {
                         counters.clone(),
                         vec![frame_tx.drop_counter(), unit_tx.drop_counter()],
                     ));
+                    let source_probe = probe.clone();
                     me.stages.spawn("video-source", move |stop| {
-                        video_source_stage(src, frame_tx, stop)
+                        video_source_stage(src, frame_tx, stop, source_probe)
                     })?;
                     me.stages.spawn("video-encode", {
                         let (keyframe, counters) = (keyframe.clone(), counters.clone());
+                        let probe = probe.clone();
                         move |_| {
                             video_encode_stage(
                                 encoder,
@@ -556,6 +566,7 @@ impl RtpSend {
                                 unit_tx,
                                 &keyframe,
                                 &counters.encode,
+                                probe.as_ref(),
                             )
                         }
                     })?;
@@ -605,6 +616,7 @@ impl RtpSend {
                     delivery: DeliveryEstimator::default(),
                     target,
                 }),
+                probe,
             };
             net.spawn("video-net", unit_rx, &mut me.stages)?;
         }
@@ -639,6 +651,7 @@ impl RtpSend {
                 counters,
                 srtp: srtp.as_ref().map(Srtp::new),
                 rate: None,
+                probe: None,
             };
             net.spawn("audio-net", unit_rx, &mut me.stages)?;
         }
@@ -817,6 +830,8 @@ struct NetStage {
     srtp: Option<Srtp>,
     /// `--bitrate auto` (video only).
     rate: Option<Rate>,
+    /// Hears when each unit's packets have all gone to the socket.
+    probe: Option<Probe>,
 }
 
 /// `--bitrate auto` in the network stage: the controller fed from the
@@ -942,6 +957,11 @@ impl NetStage {
                         self.counters.payload_bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
                         if let Err(e) = self.session.push(Instant::now(), &unit) {
                             return Err(Error::failed("RTP packetization failed", e));
+                        }
+                        if self.probe.is_some() {
+                            // Sent means on the socket: flush before telling.
+                            self.flush()?;
+                            hit(self.probe.as_ref(), || ProbePoint::Sent { capture: unit.capture });
                         }
                     }
                     None => break,

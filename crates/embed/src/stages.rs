@@ -7,6 +7,7 @@ use pstream_core::{
     LinkSender, PipelineClock, VideoFormat, VideoFrame, VideoSource,
 };
 
+use crate::probe::{hit, Probe, ProbePoint};
 use crate::run::Stop;
 use crate::sources::{open_audio_source, open_video_source, open_video_source_for, OpenedVideo};
 use crate::stats::StatsLine;
@@ -85,13 +86,21 @@ pub fn capture_part(
 }
 
 /// Pulls paced frames from `src` into `out` until the run stops, the source
-/// ends (which ends the run), it fails, or the downstream stage goes away.
+/// ends (which ends the run), it fails, or the downstream stage goes away;
+/// `probe` hears of each frame as it is handed on.
 pub fn video_source_stage(
     mut src: Box<dyn VideoSource>,
     out: LinkSender<VideoFrame>,
     shutdown: &Stop,
+    probe: Option<Probe>,
 ) -> Result<()> {
-    pull_stage("video", || src.next_frame(), out, shutdown)
+    pull_stage(
+        "video",
+        || src.next_frame(),
+        |f| hit(probe.as_ref(), || ProbePoint::Captured(f)),
+        out,
+        shutdown,
+    )
 }
 
 /// Pulls encoded pictures from `src` straight into the unit link of the
@@ -101,7 +110,7 @@ pub fn encoded_source_stage(
     out: LinkSender<EncodedUnit>,
     shutdown: &Stop,
 ) -> Result<()> {
-    pull_stage("video", || src.next_unit(), out, shutdown)
+    pull_stage("video", || src.next_unit(), |_| {}, out, shutdown)
 }
 
 /// Pulls paced audio blocks from `src` into `out`, like [`video_source_stage`].
@@ -110,15 +119,16 @@ pub fn audio_source_stage(
     out: LinkSender<AudioBlock>,
     shutdown: &Stop,
 ) -> Result<()> {
-    pull_stage("audio", || src.next_block(), out, shutdown)
+    pull_stage("audio", || src.next_block(), |_| {}, out, shutdown)
 }
 
 /// The loop every source stage runs: `next` until the run stops, the source
 /// ends (which ends the run), it fails (which fails the run) or the
-/// downstream stage goes away.
+/// downstream stage goes away; `seen` is shown each item before it goes.
 fn pull_stage<T, E>(
     kind: &str,
     mut next: impl FnMut() -> std::result::Result<Option<T>, E>,
+    mut seen: impl FnMut(&T),
     out: LinkSender<T>,
     shutdown: &Stop,
 ) -> Result<()>
@@ -128,6 +138,7 @@ where
     while !shutdown.requested() {
         match next() {
             Ok(Some(item)) => {
+                seen(&item);
                 if out.send(item).is_err() {
                     break;
                 }

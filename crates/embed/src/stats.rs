@@ -35,8 +35,22 @@ pub fn per_second(count: u64, secs: f64) -> f64 {
     }
 }
 
+/// The value at percentile `p` (0..=100) of `sorted` (ascending), linearly
+/// interpolated between the two nearest ranks (numpy's default); `None`
+/// for no data. The one percentile every figure of pstream uses (recv's
+/// latency line, `pstream bench`), so the same samples give the same
+/// figures everywhere and can be checked with numpy.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let rank = (p.clamp(0.0, 100.0) / 100.0) * last as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    let frac = rank - lo as f64;
+    Some(sorted[lo] + (sorted[hi.min(last)] - sorted[lo]) * frac)
+}
+
 /// The median, 95th and 99th percentiles and the maximum of a set of
-/// samples, in the samples' unit.
+/// samples, in the samples' unit ([`percentile`]'s interpolation).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Percentiles {
     /// The 50th percentile.
@@ -50,23 +64,22 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    /// The percentiles of `samples` (sorted in place; nearest rank), each
-    /// divided by `scale` (1000 turns microseconds into milliseconds);
-    /// `None` without samples.
+    /// The percentiles of `samples` (sorted in place), each divided by
+    /// `scale` (1000 turns microseconds into milliseconds); `None` without
+    /// samples.
     pub fn of(samples: &mut [u64], scale: f64) -> Option<Self> {
-        if samples.is_empty() {
-            return None;
-        }
         samples.sort_unstable();
-        let at = |q: f64| {
-            let i = ((samples.len() - 1) as f64 * q).round() as usize;
-            samples[i] as f64 / scale
-        };
+        let scaled: Vec<f64> = samples.iter().map(|s| *s as f64 / scale).collect();
+        Self::of_sorted(&scaled)
+    }
+
+    /// The percentiles of `sorted` (ascending); `None` when empty.
+    pub fn of_sorted(sorted: &[f64]) -> Option<Self> {
         Some(Self {
-            median: at(0.5),
-            p95: at(0.95),
-            p99: at(0.99),
-            max: at(1.0),
+            median: percentile(sorted, 50.0)?,
+            p95: percentile(sorted, 95.0)?,
+            p99: percentile(sorted, 99.0)?,
+            max: *sorted.last()?,
         })
     }
 }
@@ -186,12 +199,16 @@ mod tests {
     #[test]
     fn percentiles_of_samples() {
         let mut v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        v.reverse();
         let p = Percentiles::of(&mut v, 1000.0).expect("samples");
-        assert_eq!(
-            (p.median.round(), p.p95, p.p99, p.max),
-            (51.0, 95.0, 99.0, 100.0)
-        );
+        // Interpolated between ranks, as numpy.percentile does by default.
+        assert_eq!(p.median, 50.5);
+        assert!((p.p95 - 95.05).abs() < 1e-9, "{p:?}");
+        assert!((p.p99 - 99.01).abs() < 1e-9, "{p:?}");
+        assert_eq!(p.max, 100.0);
         assert!(Percentiles::of(&mut [], 1.0).is_none());
+        let one = Percentiles::of(&mut [7000], 1000.0).expect("one sample");
+        assert_eq!((one.median, one.p99, one.max), (7.0, 7.0, 7.0));
     }
 
     /// Every kind of part the pipelines' lines use, in one line.

@@ -4,6 +4,7 @@
 
 pub mod encode;
 pub mod list;
+pub mod loopback;
 pub mod stats;
 
 pub use encode::{BenchCodec, EncodeBench, EncodeReport, RowResult};

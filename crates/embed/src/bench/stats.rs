@@ -3,23 +3,16 @@
 
 use std::time::Duration;
 
+use crate::stats::Percentiles;
+
 /// PSNR reported for identical signals (a zero error has no finite PSNR;
 /// JSON has no infinity).
 pub const PSNR_CAP_DB: f64 = 100.0;
 
-/// The value at percentile `p` (0..=100) of `sorted` (ascending), linearly
-/// interpolated between the two nearest ranks (numpy's default); `None`
-/// for no data.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    let last = sorted.len().checked_sub(1)?;
-    let rank = (p.clamp(0.0, 100.0) / 100.0) * last as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    let frac = rank - lo as f64;
-    Some(sorted[lo] + (sorted[hi.min(last)] - sorted[lo]) * frac)
-}
+pub use crate::stats::percentile;
 
-/// Median, tail and mean of per-frame latencies, in milliseconds.
+/// Median, tail and mean of per-frame latencies, in milliseconds: the
+/// pipelines' [`Percentiles`] plus the mean.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LatencySummary {
     /// 50th percentile.
@@ -39,17 +32,15 @@ impl LatencySummary {
     pub fn of(samples: &[Duration]) -> Self {
         let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         ms.sort_by(f64::total_cmp);
-        let at = |p| percentile(&ms, p).unwrap_or(0.0);
+        let Some(p) = Percentiles::of_sorted(&ms) else {
+            return Self::default();
+        };
         Self {
-            median_ms: at(50.0),
-            p95_ms: at(95.0),
-            p99_ms: at(99.0),
-            max_ms: ms.last().copied().unwrap_or(0.0),
-            mean_ms: if ms.is_empty() {
-                0.0
-            } else {
-                ms.iter().sum::<f64>() / ms.len() as f64
-            },
+            median_ms: p.median,
+            p95_ms: p.p95,
+            p99_ms: p.p99,
+            max_ms: p.max,
+            mean_ms: ms.iter().sum::<f64>() / ms.len() as f64,
         }
     }
 }

@@ -40,6 +40,7 @@ use self::audio::AudioDecodeStage;
 use self::net::{NetStage, RtcpTo};
 use self::sync::{AvSync, Latencies};
 use self::video::VideoDecodeStage;
+use crate::probe::Probe;
 use crate::rtp::VideoCodec;
 use crate::run::{Stages, Stop};
 use crate::stats::{kbps, per_second, Percentiles, StatsLine};
@@ -116,6 +117,9 @@ pub struct RecvConfig {
     pub rtx: bool,
     /// Payload type that marks the RTX packets.
     pub rtx_payload_type: u8,
+    /// Hears of each video unit as the session hands it to the decoder and
+    /// of each picture decoded (`pstream bench loopback`); `None`: no cost.
+    pub probe: Option<Probe>,
 }
 
 impl RecvConfig {
@@ -135,6 +139,7 @@ impl RecvConfig {
             srtp: None,
             rtx: false,
             rtx_payload_type: PT_RTX,
+            probe: None,
         }
     }
 
@@ -558,7 +563,8 @@ impl RtpRecv {
                 receiver_session(codec, &cname, latency, video_rtx)?,
                 me.video.clone(),
             )?
-            .srtp(config.srtp.as_ref());
+            .srtp(config.srtp.as_ref())
+            .probe(config.probe.clone());
             net.spawn("video", unit_tx, fb_rx, &mut me.stages)?;
             let stage = VideoDecodeStage {
                 decoder,
@@ -569,6 +575,7 @@ impl RtpRecv {
                 latencies: me.latencies.clone(),
                 feedback: fb_tx,
                 sync: me.sync.clone(),
+                probe: config.probe.clone(),
             };
             me.stages
                 .spawn("video-decode", move |_| stage.run(unit_rx))?;

@@ -19,6 +19,7 @@ use pstream_rtp::PeerFilter;
 use pstream_transport::UdpEndpoint;
 
 use super::{Feedback, StreamCounters};
+use crate::probe::{hit, Probe, ProbePoint};
 use crate::rtp::Srtp;
 use crate::run::{Stages, Stop};
 use crate::Result;
@@ -52,6 +53,8 @@ pub(crate) struct NetStage {
     /// With SRTP: every datagram authenticated and decrypted before the
     /// session sees it, our RTCP protected.
     srtp: Option<Srtp>,
+    /// Hears of each unit handed to the decoder.
+    probe: Option<Probe>,
 }
 
 impl NetStage {
@@ -72,12 +75,19 @@ impl NetStage {
             session,
             counters,
             srtp: None,
+            probe: None,
         })
     }
 
     /// Takes only SRTP/SRTCP under `key` (when given) and protects our RTCP.
     pub(crate) fn srtp(mut self, key: Option<&MasterKey>) -> Self {
         self.srtp = key.map(Srtp::new);
+        self
+    }
+
+    /// Tells `probe` of each unit handed to the decoder.
+    pub(crate) fn probe(mut self, probe: Option<Probe>) -> Self {
+        self.probe = probe;
         self
     }
 
@@ -182,6 +192,10 @@ impl NetStage {
 
     fn flush(&mut self, units: &LinkSender<ReceivedUnit>) -> Result<()> {
         while let Some(unit) = self.session.poll_unit() {
+            hit(self.probe.as_ref(), || ProbePoint::Depacketized {
+                rtp_timestamp: unit.rtp_timestamp,
+                arrival: unit.arrival,
+            });
             // A gone decoder means we are shutting down.
             let _ = units.send(unit);
         }

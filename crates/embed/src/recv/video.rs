@@ -21,6 +21,7 @@ use pstream_rtp::receiver::ReceivedUnit;
 
 use super::sync::{AvSync, Latencies};
 use super::{Feedback, StreamCounters};
+use crate::probe::{hit, Probe, ProbePoint};
 use crate::{Error, Result};
 
 /// Most decoded pictures held back for lip sync: a second at 60 fps (the
@@ -43,6 +44,8 @@ pub(crate) struct VideoDecodeStage {
     pub(crate) latencies: Arc<Mutex<Latencies>>,
     pub(crate) feedback: Sender<Feedback>,
     pub(crate) sync: Arc<AvSync>,
+    /// Hears of each picture decoded.
+    pub(crate) probe: Option<Probe>,
 }
 
 /// A decoded picture waiting for its time to be shown.
@@ -153,6 +156,10 @@ impl Running {
                 Ok(Some(picture)) => {
                     need_idr = false;
                     let frame = picture.frame;
+                    hit(self.stage.probe.as_ref(), || ProbePoint::Decoded {
+                        rtp_timestamp: unit.rtp_timestamp,
+                        frame: &frame,
+                    });
                     let now = Instant::now();
                     let s = &self.stage;
                     if s.timecode {
