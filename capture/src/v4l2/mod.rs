@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod device;
 pub mod formats;
+pub mod m2m;
 pub mod output;
 pub mod spec;
 mod sys;
@@ -18,5 +19,6 @@ pub mod timestamp;
 pub use capture::{open_for_mjpeg, open_source, V4l2Capture, V4l2JpegSource, V4l2Source};
 pub use device::{list_devices, V4l2DeviceInfo};
 pub use formats::{FormatInfo, Rate, Rates, Sizes};
+pub use m2m::{M2mDecoder, M2mEncoder, M2mEncoderConfig, M2mError, M2mPacket};
 pub use output::{OutputCounters, V4l2Sink};
 pub use spec::{PixelFormat, V4l2Spec};

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
+use pstream_codec::h264::{H264Config, H264Preset};
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{
     link, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock, Recv, VideoFrame,
@@ -121,6 +121,8 @@ pub struct PushConfig {
     pub preset: H264Preset,
     /// openh264 worker threads (0: one per core).
     pub threads: u16,
+    /// Which H.264 encoder: openh264, a V4L2 memory-to-memory device, or auto.
+    pub encoder: crate::m2m::EncoderChoice,
     /// Longest wait between reconnect attempts, in seconds (1..=3600).
     pub reconnect_max_seconds: f64,
 }
@@ -143,6 +145,7 @@ impl PushConfig {
             channels: 2,
             preset: H264Preset::Fast,
             threads: 1,
+            encoder: crate::m2m::EncoderChoice::Openh264,
             reconnect_max_seconds: 30.0,
         }
     }
@@ -315,12 +318,12 @@ impl PushStream {
                 };
                 let keyint_frames =
                     ((config.keyint_seconds * f64::from(fps)).round() as u32).max(1);
-                let enc = H264Encoder::new(cfg)
-                    .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?;
-                // GOPs are timed by the encode stage rather than by openh264's
-                // frame counter, so that an IDR forced by a (re)connect
-                // restarts the 2 s cadence instead of being followed by a short GOP.
-                let gop = Gop::every_frames(keyint_frames, f64::from(enc.config().fps));
+                let enc = crate::m2m::h264_encoder(&config.encoder.resolve()?, cfg)?;
+                // GOPs are timed by the encode stage rather than by the
+                // encoder's frame counter, so that an IDR forced by a
+                // (re)connect restarts the 2 s cadence instead of being
+                // followed by a short GOP.
+                let gop = Gop::every_frames(keyint_frames, f64::from(cfg.fps));
                 Some((src, enc, cfg, gop))
             }
             None => None,
@@ -396,7 +399,7 @@ impl PushStream {
                 let (keyframe, encode) = (keyframe.clone(), me.encode.clone());
                 move |_| {
                     video_encode_stage(
-                        Box::new(enc),
+                        enc,
                         Codec::H264,
                         gop,
                         frame_rx,

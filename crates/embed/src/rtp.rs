@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
+use pstream_codec::h264::{H264Config, H264Preset};
 use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
 use pstream_codec::VideoEncoder;
@@ -34,6 +34,7 @@ use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::encode::{audio_encode_stage, video_encode_stage, EncodeCounters, Gop};
 use crate::jpeg_source::RtpJpegSource;
+use crate::m2m::{h264_encoder, EncoderChoice, H264Backend};
 use crate::run::{Stages, Stop};
 use crate::sources::OpenedVideo;
 use crate::stages::{
@@ -101,6 +102,8 @@ pub struct RtpConfig {
     pub preset: H264Preset,
     /// openh264 worker threads (0: one per core).
     pub threads: u16,
+    /// Which H.264 encoder: openh264, a V4L2 memory-to-memory device, or auto.
+    pub encoder: EncoderChoice,
     /// Largest RTP packet in bytes, header included.
     pub mtu: u16,
     /// SRTP (RFC 3711): RTP and RTCP both ways protected with this master
@@ -128,6 +131,7 @@ impl RtpConfig {
             channels: 2,
             preset: H264Preset::Fast,
             threads: 1,
+            encoder: EncoderChoice::Openh264,
             mtu: 1200,
             srtp: None,
         }
@@ -137,8 +141,8 @@ impl RtpConfig {
 /// The video encoder to build, decided before any thread starts.
 #[derive(Debug, Clone)]
 enum VideoPlan {
-    /// H.264 with this configuration.
-    H264(H264Config),
+    /// H.264 with this configuration, from this encoder.
+    H264(H264Config, H264Backend),
     /// Baseline 4:2:0 JPEG at this quality.
     Mjpeg { quality: u8 },
 }
@@ -146,24 +150,21 @@ enum VideoPlan {
 impl VideoPlan {
     fn codec(&self) -> Codec {
         match self {
-            VideoPlan::H264(_) => Codec::H264,
+            VideoPlan::H264(..) => Codec::H264,
             VideoPlan::Mjpeg { .. } => Codec::Mjpeg,
         }
     }
 
     fn payload_type(&self) -> u8 {
         match self {
-            VideoPlan::H264(_) => PT_H264,
+            VideoPlan::H264(..) => PT_H264,
             VideoPlan::Mjpeg { .. } => PT_JPEG,
         }
     }
 
     fn encoder(&self) -> Result<Box<dyn VideoEncoder>> {
         Ok(match self {
-            VideoPlan::H264(cfg) => Box::new(
-                H264Encoder::new(*cfg)
-                    .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?,
-            ),
+            VideoPlan::H264(cfg, backend) => h264_encoder(backend, *cfg)?,
             VideoPlan::Mjpeg { quality } => Box::new(
                 MjpegEncoder::new(*quality)
                     .map_err(|e| Error::failed("cannot start the JPEG encoder", e))?,
@@ -206,15 +207,18 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
         };
         let fps = f.fps();
         let video_plan = match args.video_codec {
-            VideoCodec::H264 => VideoPlan::H264(H264Config {
-                width: f.width,
-                height: f.height,
-                fps,
-                bitrate_bps: args.bitrate_kbps * 1000,
-                keyint_frames: ((args.keyint_seconds * fps as f64).round() as u32).max(1),
-                threads: args.threads,
-                preset: args.preset,
-            }),
+            VideoCodec::H264 => VideoPlan::H264(
+                H264Config {
+                    width: f.width,
+                    height: f.height,
+                    fps,
+                    bitrate_bps: args.bitrate_kbps * 1000,
+                    keyint_frames: ((args.keyint_seconds * fps as f64).round() as u32).max(1),
+                    threads: args.threads,
+                    preset: args.preset,
+                },
+                args.encoder.resolve()?,
+            ),
             VideoCodec::Mjpeg => {
                 let max = pstream_rtp::jpeg::MAX_DIMENSION;
                 if f.width > max || f.height > max {
@@ -269,9 +273,8 @@ fn describe(plan: &Plan, clock: &PipelineClock) -> Result<String> {
         Some((_, VideoPlan::Mjpeg { .. })) => Some(SdpVideo::Jpeg {
             port: plan.layout.video_rtp(),
         }),
-        Some((_, VideoPlan::H264(cfg))) => {
-            let mut enc = H264Encoder::new(*cfg)
-                .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?;
+        Some((_, VideoPlan::H264(cfg, backend))) => {
+            let mut enc = h264_encoder(backend, *cfg)?;
             let black = black_frame(cfg.width, cfg.height, clock.origin())?;
             let unit = enc
                 .encode(&black)
@@ -455,7 +458,7 @@ impl RtpSend {
                     tracing::info!("sending the camera's JPEGs as they are (no re-encoding)");
                     let quality = match &video_plan {
                         VideoPlan::Mjpeg { quality } => *quality,
-                        VideoPlan::H264(_) => DEFAULT_JPEG_QUALITY,
+                        VideoPlan::H264(..) => DEFAULT_JPEG_QUALITY,
                     };
                     let src: Box<dyn EncodedVideoSource> =
                         Box::new(RtpJpegSource::new(src, quality));
