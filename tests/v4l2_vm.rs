@@ -1096,3 +1096,199 @@ cat /share/auto.log
     let auto = run.text("auto.log");
     assert!(auto.contains("encoder: openh264"), "{auto}");
 }
+
+/// Pictures of the H.264 camera stand-in.
+const H264_CAMERA_FRAMES: usize = 30;
+
+/// A camera that encodes H.264 (a C920 in its H.264 mode, the Pi camera):
+/// v4l2loopback set to H264 320x240, fed one x264 access unit per write()
+/// by a shell loop in the guest, as such a camera fills one buffer per
+/// access unit. pstream sends its stream as it is to a pstream receiver in
+/// the guest: no encoder starts, the SDP carries the stream's own SPS and
+/// PPS, and every received picture is one of x264's, decoded.
+#[test]
+fn an_h264_camera_is_sent_without_reencoding() {
+    let Some(_) = guest_ready() else { return };
+    require("ffmpeg");
+    let _turn = serial();
+    let mut reference = Vec::new();
+    let run = run_guest(
+        "vm-h264-camera",
+        r#"
+loadmod v4l2loopback exclusive_caps=0 max_buffers=8 video_nr=9 card_label=pstream-h264
+dev=$(node pstream-h264)
+v4l2-ctl -d "$dev" -c keep_format=1
+v4l2-ctl -d "$dev" --set-fmt-video-out=width=320,height=240,pixelformat=H264
+( while :; do for f in /share/frames/*.h264; do
+    dd if="$f" of="$dev" bs=1M count=1 2>/dev/null; usleep 100000
+  done; done ) &
+writer=$!
+sleep 1
+v4l2-ctl -d "$dev" --list-formats-ext
+pstream recv --peer 127.0.0.1 --listen 127.0.0.1 --port-base 6000 \
+  --video-out y4m:/share/out.y4m >/share/recv.log 2>&1 &
+recv=$!
+wait_for "receiving from" /share/recv.log 60
+pstream send --peer 127.0.0.1 --port-base 6000 --audio none --video "v4l2:$dev" \
+  --size 320x240 --fps 15 --duration 12 --sdp /share/send.sdp >/share/send.log 2>&1
+sent=$?
+sleep 2
+kill -INT $recv
+wait $recv
+got=$?
+# The same camera pushed as FLV (the recording an RTMP push sends).
+pstream push file:/share/camera.flv --video "v4l2:$dev" --audio none \
+  --size 320x240 --fps 15 --duration 6 >/share/push.log 2>&1
+pushed=$?
+kill $writer
+[ $sent -eq 0 ] && [ $got -eq 0 ] && [ $pushed -eq 0 ]
+"#,
+        &[&pstream_bin(), &v4l2_ctl()],
+        |share| {
+            // x264 baseline, a key frame every 10 pictures with SPS and
+            // PPS before each (as cameras repeat them), then split into
+            // one file per access unit.
+            let stream = share.join("camera.h264");
+            let status = std::process::Command::new("ffmpeg")
+                .args([
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=320x240:rate=15",
+                ])
+                .args([
+                    "-frames:v",
+                    &H264_CAMERA_FRAMES.to_string(),
+                    "-c:v",
+                    "libx264",
+                ])
+                .args(["-profile:v", "baseline", "-pix_fmt", "yuv420p"])
+                .args([
+                    "-x264-params",
+                    "keyint=10:min-keyint=10:scenecut=0:repeat-headers=1",
+                ])
+                .arg(&stream)
+                .status()
+                .expect("run ffmpeg");
+            assert!(
+                status.success(),
+                "ffmpeg could not encode the camera stream"
+            );
+            let frames = share.join("frames");
+            std::fs::create_dir_all(&frames).expect("frames dir");
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-i"])
+                .arg(&stream)
+                .args(["-c:v", "copy", "-f", "image2"])
+                .arg(frames.join("%03d.h264"))
+                .status()
+                .expect("run ffmpeg");
+            assert!(status.success(), "ffmpeg could not split the access units");
+            let out = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(&stream)
+                .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+                .output()
+                .expect("run ffmpeg");
+            assert!(
+                out.status.success(),
+                "ffmpeg could not decode the camera stream"
+            );
+            reference = out
+                .stdout
+                .chunks_exact(320 * 240 * 3 / 2)
+                .map(|f| f[..320 * 240].to_vec())
+                .collect();
+        },
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    assert_eq!(reference.len(), H264_CAMERA_FRAMES);
+    let sent = run.text("send.log");
+    eprintln!("{}", summary(&sent, "send finished"));
+    assert!(
+        sent.contains("sending the camera's H.264 as it is"),
+        "{sent}"
+    );
+    assert!(!sent.contains("encoder:"), "an encoder started: {sent}");
+    assert!(run.log.contains("'H264'"), "{}", run.log);
+    // The SDP carries the camera stream's own SPS (x264's, not openh264's).
+    let sdp = run.text("send.sdp");
+    let stream = std::fs::read(run.share.join("camera.h264")).expect("camera.h264");
+    let (sps, _) = pstream_codec::h264::nal::parameter_sets(&stream).expect("x264 SPS/PPS");
+    let plid: String = sps[1..4].iter().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        sdp.contains(&format!("profile-level-id={plid}")),
+        "SDP without the camera's profile-level-id {plid}:\n{sdp}"
+    );
+    // Every received picture is one of the camera's, decoded: the same
+    // bits through another decoder.
+    assert_camera_pictures(&run, &reference, 40.0, 5);
+
+    // The FLV recording: the camera's H.264 with its own SPS/PPS in the
+    // AVC sequence header, every picture one of the camera's (decoded by
+    // ffmpeg from the FLV).
+    let pushed = run.text("push.log");
+    eprintln!("{}", summary(&pushed, "push finished"));
+    assert!(
+        pushed.contains("pushing the camera's H.264 as it is"),
+        "{pushed}"
+    );
+    assert!(!pushed.contains("encoder:"), "an encoder started: {pushed}");
+    let finished = summary(&pushed, "push finished");
+    let units = stat(finished, "video", "frames").unwrap_or_else(|| panic!("{finished}"));
+    assert!(units >= 5.0, "the camera's units are counted: {finished}");
+    let flv = run.share.join("camera.flv");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries"])
+        .args([
+            "stream=codec_name,width,height,profile",
+            "-of",
+            "default=nw=1",
+        ])
+        .arg(&flv)
+        .output()
+        .expect("run ffprobe");
+    let probe = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(
+        probe.contains("codec_name=h264")
+            && probe.contains("width=320")
+            && probe.contains("height=240"),
+        "{probe}"
+    );
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&flv)
+        // Each coded picture once (no frames repeated to a constant rate).
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg cannot decode the FLV");
+    let pictures: Vec<&[u8]> = out.stdout.chunks_exact(320 * 240 * 3 / 2).collect();
+    assert!(
+        pictures.len() >= 5,
+        "{} pictures in the FLV",
+        pictures.len()
+    );
+    for (i, p) in pictures.iter().enumerate() {
+        let best = reference
+            .iter()
+            .map(|r| luma_psnr(&p[..320 * 240], r))
+            .fold(f64::MIN, f64::max);
+        assert!(
+            best > 40.0,
+            "FLV picture {i} is none of the camera's ({best:.1} dB)"
+        );
+    }
+    eprintln!("FLV: {} pictures, {probe}", pictures.len());
+}

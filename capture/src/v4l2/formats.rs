@@ -191,6 +191,9 @@ pub struct Want {
     pub fps: u32,
     /// Prefer MJPEG (the stream is sent as MJPEG: no decode, no re-encode).
     pub prefer_mjpeg: bool,
+    /// Prefer H.264 (the stream is sent as H.264: the camera's own, as it
+    /// is). H.264 is never chosen otherwise: pstream does not decode it.
+    pub prefer_h264: bool,
     /// The size must match exactly (given in the spec).
     pub exact_size: bool,
     /// The rate must match (given in the spec).
@@ -274,7 +277,9 @@ pub fn choose(offers: &[FormatInfo], want: Want) -> Result<Choice, NoMatch> {
             .iter()
             .position(|p| *p == f)
             .unwrap_or(PixelFormat::ALL.len());
-        if want.prefer_mjpeg && f == PixelFormat::Mjpg {
+        if (want.prefer_mjpeg && f == PixelFormat::Mjpg)
+            || (want.prefer_h264 && f == PixelFormat::H264)
+        {
             0
         } else {
             base + 1
@@ -291,6 +296,9 @@ pub fn choose(offers: &[FormatInfo], want: Want) -> Result<Choice, NoMatch> {
             continue;
         };
         if want.format.is_some_and(|f| f != format) {
+            continue;
+        }
+        if format == PixelFormat::H264 && !want.prefer_h264 {
             continue;
         }
         have_format = true;
@@ -389,6 +397,7 @@ mod tests {
             size: (w, h),
             fps: f,
             prefer_mjpeg: false,
+            prefer_h264: false,
             exact_size: false,
             exact_fps: false,
             format: None,
@@ -558,7 +567,7 @@ mod tests {
         assert_eq!(
             describe_offers(&webcam()),
             "YUYV 640x480@30/15 1280x720@10; MJPG 640x480@30 1280x720@30/60 1920x1080@30; \
-             and format pstream cannot read (H264)"
+             H264 1280x720@30"
         );
         // Formats with the same sizes share an entry; unreadable ones are only counted.
         let same = Some(Sizes::Discrete(vec![(320, 180, fps(&[30, 15]))]));

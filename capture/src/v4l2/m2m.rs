@@ -329,7 +329,7 @@ pub fn h264_level(
         .iter()
         .filter(offered)
         .find(|l| l.mbps >= mbps && l.frame_mbs >= mbs && l.kbps >= kbps)
-        .or_else(|| LEVELS.iter().filter(offered).last())
+        .or_else(|| LEVELS.iter().rev().find(|l| offered(l)))
         .map(|l| (l.menu, l.name))
 }
 

@@ -41,6 +41,7 @@ use crate::stages::{
     audio_source_stage, capture_part, encoded_source_stage, open_audio, open_video_for,
     video_source_stage,
 };
+use crate::stages::{camera_h264_stage, prime_h264};
 use crate::stats::{kbps, per_second, StatsLine};
 use crate::{Error, Result};
 
@@ -143,6 +144,14 @@ impl RtpConfig {
 enum VideoPlan {
     /// H.264 with this configuration, from this encoder.
     H264(H264Config, H264Backend),
+    /// A camera's own H.264, sent as it is, with the parameter sets its
+    /// stream began with (for the SDP).
+    H264Camera {
+        /// The SPS NAL unit (no start code).
+        sps: Vec<u8>,
+        /// The PPS NAL unit (no start code).
+        pps: Vec<u8>,
+    },
     /// Baseline 4:2:0 JPEG at this quality.
     Mjpeg { quality: u8 },
 }
@@ -150,14 +159,14 @@ enum VideoPlan {
 impl VideoPlan {
     fn codec(&self) -> Codec {
         match self {
-            VideoPlan::H264(..) => Codec::H264,
+            VideoPlan::H264(..) | VideoPlan::H264Camera { .. } => Codec::H264,
             VideoPlan::Mjpeg { .. } => Codec::Mjpeg,
         }
     }
 
     fn payload_type(&self) -> u8 {
         match self {
-            VideoPlan::H264(..) => PT_H264,
+            VideoPlan::H264(..) | VideoPlan::H264Camera { .. } => PT_H264,
             VideoPlan::Mjpeg { .. } => PT_JPEG,
         }
     }
@@ -165,6 +174,11 @@ impl VideoPlan {
     fn encoder(&self) -> Result<Box<dyn VideoEncoder>> {
         Ok(match self {
             VideoPlan::H264(cfg, backend) => h264_encoder(backend, *cfg)?,
+            VideoPlan::H264Camera { .. } => {
+                return Err(Error::Config(
+                    "a camera's own H.264 has no encoder to start".into(),
+                ))
+            }
             VideoPlan::Mjpeg { quality } => Box::new(
                 MjpegEncoder::new(*quality)
                     .map_err(|e| Error::failed("cannot start the JPEG encoder", e))?,
@@ -200,26 +214,40 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
         VideoCodec::H264 => Codec::H264,
         VideoCodec::Mjpeg => Codec::Mjpeg,
     };
-    let video = if let Some(src) = open_video_for(&args.video, args.size, args.fps, codec, clock)? {
+    let video = if let Some(mut src) =
+        open_video_for(&args.video, args.size, args.fps, codec, clock)?
+    {
         let f = match &src {
             OpenedVideo::Raw(s) => s.format(),
             OpenedVideo::Encoded(s) => s.format(),
         };
         let fps = f.fps();
-        let video_plan = match args.video_codec {
-            VideoCodec::H264 => VideoPlan::H264(
-                H264Config {
-                    width: f.width,
-                    height: f.height,
-                    fps,
-                    bitrate_bps: args.bitrate_kbps * 1000,
-                    keyint_frames: ((args.keyint_seconds * fps as f64).round() as u32).max(1),
-                    threads: args.threads,
-                    preset: args.preset,
-                },
-                args.encoder.resolve()?,
-            ),
-            VideoCodec::Mjpeg => {
+        let video_plan = match (args.video_codec, src) {
+            // A camera that encodes H.264 itself: its stream is sent as it
+            // is; the SDP takes the parameter sets the stream starts with.
+            (VideoCodec::H264, OpenedVideo::Encoded(cam)) => {
+                let (cam, sps, pps) = prime_h264(cam)?;
+                tracing::info!("sending the camera's H.264 as it is (no decoding or re-encoding)");
+                src = OpenedVideo::Encoded(cam);
+                VideoPlan::H264Camera { sps, pps }
+            }
+            (VideoCodec::H264, raw) => {
+                src = raw;
+                VideoPlan::H264(
+                    H264Config {
+                        width: f.width,
+                        height: f.height,
+                        fps,
+                        bitrate_bps: args.bitrate_kbps * 1000,
+                        keyint_frames: ((args.keyint_seconds * fps as f64).round() as u32).max(1),
+                        threads: args.threads,
+                        preset: args.preset,
+                    },
+                    args.encoder.resolve()?,
+                )
+            }
+            (VideoCodec::Mjpeg, opened) => {
+                src = opened;
                 let max = pstream_rtp::jpeg::MAX_DIMENSION;
                 if f.width > max || f.height > max {
                     return Err(Error::Config(format!(
@@ -272,6 +300,12 @@ fn describe(plan: &Plan, clock: &PipelineClock) -> Result<String> {
     let video = match &plan.video {
         Some((_, VideoPlan::Mjpeg { .. })) => Some(SdpVideo::Jpeg {
             port: plan.layout.video_rtp(),
+        }),
+        Some((_, VideoPlan::H264Camera { sps, pps })) => Some(SdpVideo::H264 {
+            port: plan.layout.video_rtp(),
+            payload_type: PT_H264,
+            sps: sps.clone(),
+            pps: pps.clone(),
         }),
         Some((_, VideoPlan::H264(cfg, backend))) => {
             let mut enc = h264_encoder(backend, *cfg)?;
@@ -453,20 +487,29 @@ impl RtpSend {
                     })?;
                 }
                 OpenedVideo::Encoded(src) => {
-                    // The camera's own JPEGs: every one is a keyframe, nothing to
-                    // encode (unless RFC 2435 cannot carry them as they are).
-                    tracing::info!("sending the camera's JPEGs as they are (no re-encoding)");
-                    let quality = match &video_plan {
-                        VideoPlan::Mjpeg { quality } => *quality,
-                        VideoPlan::H264(..) => DEFAULT_JPEG_QUALITY,
-                    };
-                    let src: Box<dyn EncodedVideoSource> =
-                        Box::new(RtpJpegSource::new(src, quality));
                     me.streams
                         .push(("video", counters.clone(), vec![unit_tx.drop_counter()]));
-                    me.stages.spawn("video-source", move |stop| {
-                        encoded_source_stage(src, unit_tx, stop)
-                    })?;
+                    if let VideoPlan::H264Camera { .. } = &video_plan {
+                        // A camera's own H.264: its units as they come, the
+                        // peer's key frame requests passed on to it.
+                        let keyframe = keyframe.clone();
+                        me.stages.spawn("video-source", move |stop| {
+                            camera_h264_stage(src, unit_tx, stop, &keyframe, None)
+                        })?;
+                    } else {
+                        // The camera's own JPEGs: every one is a keyframe, nothing to
+                        // encode (unless RFC 2435 cannot carry them as they are).
+                        tracing::info!("sending the camera's JPEGs as they are (no re-encoding)");
+                        let quality = match &video_plan {
+                            VideoPlan::Mjpeg { quality } => *quality,
+                            _ => DEFAULT_JPEG_QUALITY,
+                        };
+                        let src: Box<dyn EncodedVideoSource> =
+                            Box::new(RtpJpegSource::new(src, quality));
+                        me.stages.spawn("video-source", move |stop| {
+                            encoded_source_stage(src, unit_tx, stop)
+                        })?;
+                    }
                 }
             }
             let session = sender_session(
