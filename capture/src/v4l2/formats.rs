@@ -443,6 +443,30 @@ mod tests {
     }
 
     #[test]
+    fn h264_is_taken_only_for_an_h264_stream() {
+        // The webcam's H264 1280x720@30 is its best match for an H.264
+        // stream, sent as it is.
+        let w = Want {
+            prefer_h264: true,
+            ..want(1280, 720, 30)
+        };
+        assert_eq!(
+            choose(&webcam(), w),
+            Ok(choice(PixelFormat::H264, 1280, 720, 30))
+        );
+        // Otherwise never: pstream does not decode a camera's H.264.
+        assert_eq!(
+            choose(&webcam(), want(1280, 720, 30)),
+            Ok(choice(PixelFormat::Mjpg, 1280, 720, 30))
+        );
+        let only_h264 = vec![webcam().remove(2)];
+        assert_eq!(
+            choose(&only_h264, want(1280, 720, 30)),
+            Err(NoMatch::Format)
+        );
+    }
+
+    #[test]
     fn without_an_exact_size_the_closest_is_taken() {
         assert_eq!(
             choose(&webcam(), want(1920, 1000, 30)),
