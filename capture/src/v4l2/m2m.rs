@@ -52,8 +52,9 @@ const CAPTURE_BUFFERS: u32 = 4;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum M2mError {
-    /// A system call on the device failed.
-    #[error("{device}: {action}")]
+    /// A system call on the device failed (the OS error is in the message:
+    /// callers print one line).
+    #[error("{device}: {action}: {source}")]
     Io {
         /// The device node.
         device: String,

@@ -184,9 +184,7 @@ pub(crate) type PrimedCamera = (Box<dyn EncodedVideoSource>, Vec<u8>, Vec<u8>);
 /// Reads a camera's H.264 up to the first unit with SPS and PPS (asking
 /// for a key frame first; units before it cannot be decoded and are
 /// dropped): the source that starts with that unit, and the two sets.
-pub(crate) fn prime_h264(
-    mut src: Box<dyn EncodedVideoSource>,
-) -> Result<PrimedCamera> {
+pub(crate) fn prime_h264(mut src: Box<dyn EncodedVideoSource>) -> Result<PrimedCamera> {
     src.request_keyframe();
     let deadline = Instant::now() + CAMERA_PARAMETER_SETS_WAIT;
     loop {
