@@ -960,3 +960,335 @@ fn an_mjpeg_camera_is_decoded_for_h264() {
     // Decoded, encoded as H.264 at the default 2.5 Mbit/s and decoded again.
     assert_camera_pictures(&run, &source, 30.0, 5);
 }
+
+/// The V4L2 memory-to-memory check program (bins/pstream/src/bin).
+fn m2m_check_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pstream-m2m-check"))
+}
+
+/// vicodec's pictures: 640x360 is its smallest size.
+const VICODEC_W: usize = 640;
+const VICODEC_H: usize = 360;
+const VICODEC_FRAMES: usize = 20;
+
+/// The memory-to-memory encoder (the code behind `--encoder v4l2m2m`) on
+/// the kernel's virtual stateful codec vicodec (FWHT), multi-planar as the
+/// Pi's bcm2835-codec and then single-planar: pictures in, coded frames
+/// out, decoded back by vicodec's stateful decoder and compared with the
+/// source by PSNR. Then the product path: `--encoder v4l2m2m:` on vicodec
+/// is refused naming the device and what it offers (no H.264), and
+/// `--encoder auto` falls back to openh264.
+#[test]
+fn vicodec_round_trip_through_the_m2m_encoder() {
+    let Some(_) = guest_ready() else { return };
+    require("ffmpeg");
+    let _turn = serial();
+    let run = run_guest(
+        "vm-vicodec",
+        &r#"
+for planes in 1 0; do
+  loadmod vicodec multiplanar=$planes
+  enc=$(node stateful-encoder)
+  dec=$(node stateful-decoder)
+  echo "--- planes=$planes enc=$enc dec=$dec"
+  pstream-m2m-check "$enc" "$dec" FWHT W H 6 /share/src.yuv /share/coded-$planes.bin /share/out-$planes.yuv \
+    >/share/check-$planes.log 2>&1 || { cat /share/check-$planes.log; exit 1; }
+  cat /share/check-$planes.log
+  [ $planes -eq 0 ] || rmmod vicodec
+done
+echo "--- refused"
+pstream send --peer 127.0.0.1 --audio none --size 640x360 --duration 1 --encoder "v4l2m2m:$enc" \
+  >/share/refused.log 2>&1 && { echo "v4l2m2m on vicodec was accepted"; exit 1; }
+cat /share/refused.log
+echo "--- auto"
+pstream send --peer 127.0.0.1 --audio none --size 320x180 --fps 5 --duration 1 --encoder auto \
+  >/share/auto.log 2>&1 || { cat /share/auto.log; exit 1; }
+cat /share/auto.log
+"#
+        .replace(" W H ", &format!(" {VICODEC_W} {VICODEC_H} ")),
+        &[&pstream_bin(), &m2m_check_bin()],
+        |share| {
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+                .arg(format!("testsrc2=size={VICODEC_W}x{VICODEC_H}:rate=30"))
+                .args(["-frames:v", &VICODEC_FRAMES.to_string(), "-pix_fmt", "yuv420p", "-f", "rawvideo"])
+                .arg(share.join("src.yuv"))
+                .status()
+                .expect("run ffmpeg");
+            assert!(status.success(), "ffmpeg could not write the source");
+        },
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    let frame = VICODEC_W * VICODEC_H * 3 / 2;
+    let luma = VICODEC_W * VICODEC_H;
+    let source = std::fs::read(run.share.join("src.yuv")).expect("src.yuv");
+    for planes in ["1", "0"] {
+        let log = run.text(&format!("check-{planes}.log"));
+        eprintln!("multiplanar={planes}: {log}");
+        let line = log
+            .lines()
+            .find(|l| l.starts_with("pstream-m2m-check: pictures"))
+            .unwrap_or_else(|| panic!("no summary:\n{}", run.dump()));
+        let field = |name: &str| -> String {
+            line.split_whitespace()
+                .skip_while(|w| *w != name)
+                .nth(1)
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(field("pictures"), VICODEC_FRAMES.to_string(), "{line}");
+        assert_eq!(
+            field("coded"),
+            VICODEC_FRAMES.to_string(),
+            "one coded frame per picture: {line}"
+        );
+        assert_eq!(field("decoded"), VICODEC_FRAMES.to_string(), "{line}");
+        // GOP size 6 (vicodec's default is 10) reached vicodec: key frames
+        // at 0, 6, 12 and 18 at least (it may code another picture as a
+        // key frame on its own), P-frames in between. vicodec has no
+        // force-key-frame control, so the request at 7 is counted.
+        let keys: Vec<usize> = field("keyframes")
+            .trim_matches(['[', ']'])
+            .split(',')
+            .filter_map(|k| k.parse().ok())
+            .collect();
+        assert!(
+            [0, 6, 12, 18].iter().all(|k| keys.contains(k)) && keys.len() < VICODEC_FRAMES / 2,
+            "key frames {keys:?}: {line}"
+        );
+        assert_eq!(field("keyframes-unsupported"), "1", "{line}");
+        assert!(
+            log.contains("missing: bitrate mode, bitrate, force key frame"),
+            "the controls vicodec lacks are named: {log}"
+        );
+        let bytes: usize = field("bytes").parse().unwrap_or(0);
+        assert!(
+            bytes > 0 && bytes < source.len() / 2,
+            "coded {bytes} bytes for {} raw",
+            source.len()
+        );
+        let out = std::fs::read(run.share.join(format!("out-{planes}.yuv"))).expect("out.yuv");
+        assert_eq!(out.len(), source.len(), "decoded pictures");
+        let psnrs: Vec<f64> = source
+            .chunks_exact(frame)
+            .zip(out.chunks_exact(frame))
+            .map(|(s, d)| luma_psnr(&d[..luma], &s[..luma]))
+            .collect();
+        let min = psnrs.iter().copied().fold(f64::MAX, f64::min);
+        let mean = psnrs.iter().sum::<f64>() / psnrs.len() as f64;
+        eprintln!(
+            "multiplanar={planes}: luma PSNR min {min:.1} dB, mean {mean:.1} dB over {} pictures",
+            psnrs.len()
+        );
+        assert!(
+            min > 35.0,
+            "a decoded picture is not the source: {psnrs:.1?}"
+        );
+    }
+    let _ = std::fs::remove_file(run.share.join("src.yuv"));
+    let refused = run.text("refused.log");
+    assert!(
+        refused.contains("/dev/video")
+            && refused.contains("offers no H264 on its CAPTURE queue")
+            && refused.contains("FWHT"),
+        "{refused}"
+    );
+    let auto = run.text("auto.log");
+    assert!(auto.contains("encoder: openh264"), "{auto}");
+}
+
+/// Pictures of the H.264 camera stand-in.
+const H264_CAMERA_FRAMES: usize = 30;
+
+/// A camera that encodes H.264 (a C920 in its H.264 mode, the Pi camera):
+/// v4l2loopback set to H264 320x240, fed one x264 access unit per write()
+/// by a shell loop in the guest, as such a camera fills one buffer per
+/// access unit. pstream sends its stream as it is to a pstream receiver in
+/// the guest: no encoder starts, the SDP carries the stream's own SPS and
+/// PPS, and every received picture is one of x264's, decoded.
+#[test]
+fn an_h264_camera_is_sent_without_reencoding() {
+    let Some(_) = guest_ready() else { return };
+    require("ffmpeg");
+    let _turn = serial();
+    let mut reference = Vec::new();
+    let run = run_guest(
+        "vm-h264-camera",
+        r#"
+loadmod v4l2loopback exclusive_caps=0 max_buffers=8 video_nr=9 card_label=pstream-h264
+dev=$(node pstream-h264)
+v4l2-ctl -d "$dev" -c keep_format=1
+v4l2-ctl -d "$dev" --set-fmt-video-out=width=320,height=240,pixelformat=H264
+( while :; do for f in /share/frames/*.h264; do
+    dd if="$f" of="$dev" bs=1M count=1 2>/dev/null; usleep 100000
+  done; done ) &
+writer=$!
+sleep 1
+v4l2-ctl -d "$dev" --list-formats-ext
+pstream recv --peer 127.0.0.1 --listen 127.0.0.1 --port-base 6000 \
+  --video-out y4m:/share/out.y4m >/share/recv.log 2>&1 &
+recv=$!
+wait_for "receiving from" /share/recv.log 60
+pstream send --peer 127.0.0.1 --port-base 6000 --audio none --video "v4l2:$dev" \
+  --size 320x240 --fps 15 --duration 12 --sdp /share/send.sdp >/share/send.log 2>&1
+sent=$?
+sleep 2
+kill -INT $recv
+wait $recv
+got=$?
+# The same camera pushed as FLV (the recording an RTMP push sends).
+pstream push file:/share/camera.flv --video "v4l2:$dev" --audio none \
+  --size 320x240 --fps 15 --duration 6 >/share/push.log 2>&1
+pushed=$?
+kill $writer
+[ $sent -eq 0 ] && [ $got -eq 0 ] && [ $pushed -eq 0 ]
+"#,
+        &[&pstream_bin(), &v4l2_ctl()],
+        |share| {
+            // x264 baseline, a key frame every 10 pictures with SPS and
+            // PPS before each (as cameras repeat them), then split into
+            // one file per access unit.
+            let stream = share.join("camera.h264");
+            let status = std::process::Command::new("ffmpeg")
+                .args([
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=320x240:rate=15",
+                ])
+                .args([
+                    "-frames:v",
+                    &H264_CAMERA_FRAMES.to_string(),
+                    "-c:v",
+                    "libx264",
+                ])
+                .args(["-profile:v", "baseline", "-pix_fmt", "yuv420p"])
+                .args([
+                    "-x264-params",
+                    "keyint=10:min-keyint=10:scenecut=0:repeat-headers=1",
+                ])
+                .arg(&stream)
+                .status()
+                .expect("run ffmpeg");
+            assert!(
+                status.success(),
+                "ffmpeg could not encode the camera stream"
+            );
+            let frames = share.join("frames");
+            std::fs::create_dir_all(&frames).expect("frames dir");
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-i"])
+                .arg(&stream)
+                .args(["-c:v", "copy", "-f", "image2"])
+                .arg(frames.join("%03d.h264"))
+                .status()
+                .expect("run ffmpeg");
+            assert!(status.success(), "ffmpeg could not split the access units");
+            let out = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(&stream)
+                .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+                .output()
+                .expect("run ffmpeg");
+            assert!(
+                out.status.success(),
+                "ffmpeg could not decode the camera stream"
+            );
+            reference = out
+                .stdout
+                .chunks_exact(320 * 240 * 3 / 2)
+                .map(|f| f[..320 * 240].to_vec())
+                .collect();
+        },
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
+    assert_eq!(reference.len(), H264_CAMERA_FRAMES);
+    let sent = run.text("send.log");
+    eprintln!("{}", summary(&sent, "send finished"));
+    assert!(
+        sent.contains("sending the camera's H.264 as it is"),
+        "{sent}"
+    );
+    assert!(!sent.contains("encoder:"), "an encoder started: {sent}");
+    assert!(run.log.contains("'H264'"), "{}", run.log);
+    // The SDP carries the camera stream's own SPS (x264's, not openh264's).
+    let sdp = run.text("send.sdp");
+    let stream = std::fs::read(run.share.join("camera.h264")).expect("camera.h264");
+    let (sps, _) = pstream_codec::h264::nal::parameter_sets(&stream).expect("x264 SPS/PPS");
+    let plid: String = sps[1..4].iter().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        sdp.contains(&format!("profile-level-id={plid}")),
+        "SDP without the camera's profile-level-id {plid}:\n{sdp}"
+    );
+    // Every received picture is one of the camera's, decoded: the same
+    // bits through another decoder.
+    assert_camera_pictures(&run, &reference, 40.0, 5);
+
+    // The FLV recording: the camera's H.264 with its own SPS/PPS in the
+    // AVC sequence header, every picture one of the camera's (decoded by
+    // ffmpeg from the FLV).
+    let pushed = run.text("push.log");
+    eprintln!("{}", summary(&pushed, "push finished"));
+    assert!(
+        pushed.contains("pushing the camera's H.264 as it is"),
+        "{pushed}"
+    );
+    assert!(!pushed.contains("encoder:"), "an encoder started: {pushed}");
+    let finished = summary(&pushed, "push finished");
+    let units = stat(finished, "video", "frames").unwrap_or_else(|| panic!("{finished}"));
+    assert!(units >= 5.0, "the camera's units are counted: {finished}");
+    let flv = run.share.join("camera.flv");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries"])
+        .args([
+            "stream=codec_name,width,height,profile",
+            "-of",
+            "default=nw=1",
+        ])
+        .arg(&flv)
+        .output()
+        .expect("run ffprobe");
+    let probe = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(
+        probe.contains("codec_name=h264")
+            && probe.contains("width=320")
+            && probe.contains("height=240"),
+        "{probe}"
+    );
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&flv)
+        // Each coded picture once (no frames repeated to a constant rate).
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg cannot decode the FLV");
+    let pictures: Vec<&[u8]> = out.stdout.chunks_exact(320 * 240 * 3 / 2).collect();
+    assert!(
+        pictures.len() >= 5,
+        "{} pictures in the FLV",
+        pictures.len()
+    );
+    for (i, p) in pictures.iter().enumerate() {
+        let best = reference
+            .iter()
+            .map(|r| luma_psnr(&p[..320 * 240], r))
+            .fold(f64::MIN, f64::max);
+        assert!(
+            best > 40.0,
+            "FLV picture {i} is none of the camera's ({best:.1} dB)"
+        );
+    }
+    eprintln!("FLV: {} pictures, {probe}", pictures.len());
+}

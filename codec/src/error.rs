@@ -104,6 +104,9 @@ pub enum CodecError {
     /// A scaler could not be set up or refused a frame.
     #[error(transparent)]
     Scale(#[from] ScaleError),
+    /// A hardware encoder or decoder (a V4L2 memory-to-memory device) failed.
+    #[error("{0}")]
+    Device(String),
     /// libopus returned an error.
     #[error("libopus failed during {op}")]
     Opus {

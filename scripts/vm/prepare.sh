@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a qemu guest with real V4L2 devices for the device tests: Debian's
-# kernel (which ships the vivid test driver), v4l2loopback built for it, and a
+# kernel (which ships the vivid test driver), v4l2loopback built for it, the
+# virtual stateful codec vicodec and v4l2-mem2mem (Debian's config leaves both
+# unset: built out of tree from the matching linux-source package), and a
 # busybox initramfs that mounts a 9p share from the host and runs a script
 # from it (see run.sh). Nothing is installed on the host: the packages are
 # fetched with `apt-get download` and unpacked with `dpkg-deb -x`.
@@ -20,7 +22,7 @@ refresh=0
 [ "${1:-}" = "--refresh" ] && refresh=1
 
 # The guest's layout version: a cached guest of an older layout is rebuilt.
-layout=2
+layout=3
 if [ $refresh -eq 0 ] && grep -qx "layout $layout" "$vm/ready" 2>/dev/null &&
   [ -f "$vm/bzImage" ] && [ -f "$vm/initramfs.cpio.gz" ]; then
   echo "$vm"
@@ -45,11 +47,18 @@ series=${abi%.*-*}             # 6.1
 headers=linux-headers-$kver
 echo "prepare: kernel $kver" >&2
 
+# vicodec's and v4l2-mem2mem's sources: a handful of files out of the
+# linux-source tarball (140 MB), cached in $vm/src-cache by kernel version so
+# that a rebuilt guest does not fetch and unpack it again.
+srccache=$vm/src-cache/$kver
+source_pkg=""
+[ -f "$srccache/done" ] || source_pkg=linux-source-$series
+
 # The -amd64 headers need the -common headers and the kbuild tools (modpost,
 # fixdep) of the same series.
 download() {
   (cd "$vm/debs" && apt-get download -q "$image" "$headers" "linux-headers-$abi-common" \
-    "linux-kbuild-$series" v4l2loopback-dkms busybox-static 2>&1 |
+    "linux-kbuild-$series" v4l2loopback-dkms busybox-static $source_pkg 2>&1 |
     { grep -v '^W: Download is performed unsandboxed' || true; } >&2)
 }
 if ! download; then
@@ -77,6 +86,27 @@ cp -r "$src" "$vm/build/v4l2loopback"
 make -s -C "$hdir" M="$vm/build/v4l2loopback" modules 2>&1 | { grep -v 'Skipping BTF' || true; } >&2
 mkdir -p "$root/lib/modules/$kver/updates"
 cp "$vm/build/v4l2loopback/v4l2loopback.ko" "$root/lib/modules/$kver/updates/"
+
+# v4l2-mem2mem (the memory-to-memory job framework) and vicodec (the kernel's
+# virtual FWHT stateful encoder and decoder) from the kernel's own source:
+# only the files they need leave the tarball.
+m2m_start=$(date +%s)
+if [ ! -f "$srccache/done" ]; then
+  tarball=$(ls "$root"/usr/src/linux-source-"$series".tar.xz)
+  top=linux-source-$series
+  rm -rf "$srccache" && mkdir -p "$srccache"
+  tar -xJf "$tarball" -C "$srccache" --strip-components=1 \
+    "$top/drivers/media/v4l2-core/v4l2-mem2mem.c" "$top/drivers/media/test-drivers/vicodec"
+  touch "$srccache/done"
+fi
+m2m=$vm/build/m2m
+mkdir -p "$m2m"
+cp "$srccache/drivers/media/v4l2-core/v4l2-mem2mem.c" "$srccache"/drivers/media/test-drivers/vicodec/*.[ch] "$m2m/"
+printf '%s\n' 'obj-m := v4l2-mem2mem.o vicodec.o' \
+  'vicodec-objs := vicodec-core.o codec-fwht.o codec-v4l2-fwht.o' >"$m2m/Kbuild"
+make -s -C "$hdir" M="$m2m" modules 2>&1 | { grep -v 'Skipping BTF' || true; } >&2
+cp "$m2m/v4l2-mem2mem.ko" "$m2m/vicodec.ko" "$root/lib/modules/$kver/updates/"
+echo "prepare: vicodec and v4l2-mem2mem built in $(($(date +%s) - m2m_start)) s" >&2
 depmod -b "$root" "$kver"
 
 # The initramfs: static busybox, the modules the guest may load, and /init.
@@ -86,7 +116,7 @@ mkdir -p "$ird"/{bin,dev,proc,sys,tmp,share,etc/modchain} "$mods"
 cp "$root/bin/busybox" "$ird/bin/busybox"
 # One chain file per module the guest loads by name: the .ko files in the
 # order `modprobe --show-depends` gives (dependencies first, itself last).
-for name in 9p 9pnet_virtio virtio_pci vivid v4l2loopback; do
+for name in 9p 9pnet_virtio virtio_pci vivid v4l2loopback vicodec; do
   modprobe -d "$root" -S "$kver" --show-depends "$name" | awk '$1 == "insmod" { print $2 }' |
     while read -r ko; do
       base=$(basename "$ko")

@@ -122,6 +122,9 @@ pub struct EncodeArgs {
     /// H.264 encoder threads, a comma list (0: one per core).
     #[arg(long, default_value = "1", value_parser = threads)]
     pub threads: List<u16>,
+    /// H.264 encoder: openh264, v4l2m2m[:/dev/videoN] or auto (as for send).
+    #[arg(long, default_value = "openh264", value_parser = parse_encoder)]
+    pub encoder: pstream_embed::EncoderChoice,
     /// H.264 target bitrates in kbit/s, a comma list.
     #[arg(long, alias = "bitrate", default_value = "2500", value_parser = bitrates)]
     pub bitrates: List<u32>,
@@ -236,6 +239,10 @@ fn loopback(a: LoopbackArgs) -> Result<()> {
     Ok(())
 }
 
+fn parse_encoder(s: &str) -> std::result::Result<pstream_embed::EncoderChoice, String> {
+    s.parse()
+}
+
 fn encode(a: EncodeArgs) -> Result<()> {
     let mut bench = EncodeBench::new()
         .codecs(a.codecs.0)
@@ -247,7 +254,8 @@ fn encode(a: EncodeArgs) -> Result<()> {
         .bitrates_kbps(a.bitrates.0)
         .qualities(a.qualities.0)
         .channels(a.channels)
-        .realtime(a.realtime);
+        .realtime(a.realtime)
+        .h264_encoder(a.encoder.resolve()?);
     if let Some(s) = a.sizes {
         bench = bench.sizes(s.0);
     }

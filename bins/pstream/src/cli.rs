@@ -268,6 +268,18 @@ pub struct EncoderArgs {
     /// Pi's cores share 720p/1080p; 1 (the default) keeps one slice and one core.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=16))]
     pub threads: u16,
+    /// H.264 encoder: `openh264` (software), `v4l2m2m` (the first V4L2
+    /// memory-to-memory encoder offering H.264, such as a Raspberry Pi's
+    /// bcm2835-codec at /dev/video11), `v4l2m2m:/dev/videoN`, or `auto`
+    /// (the V4L2 encoder when there is one, else openh264). The V4L2
+    /// encoder gets the bitrate, key frame period, profile and level where
+    /// it has the controls (those it lacks are named once).
+    #[arg(long, default_value = "openh264", value_parser = parse_encoder)]
+    pub encoder: pstream_embed::EncoderChoice,
+}
+
+fn parse_encoder(s: &str) -> Result<pstream_embed::EncoderChoice, String> {
+    s.parse()
 }
 
 /// Where to send and what: shared by `send` and `sdp`.

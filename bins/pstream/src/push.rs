@@ -109,6 +109,7 @@ fn config(args: &PushArgs) -> anyhow::Result<PushConfig> {
         channels: args.channels,
         preset: args.encoder.preset.into(),
         threads: args.encoder.threads,
+        encoder: args.encoder.encoder.clone(),
         reconnect_max_seconds: args.reconnect_max,
     })
 }

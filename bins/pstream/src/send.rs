@@ -41,6 +41,7 @@ fn config(args: &SendArgs) -> anyhow::Result<RtpConfig> {
         channels: args.channels,
         preset: args.encoder.preset.into(),
         threads: args.encoder.threads,
+        encoder: args.encoder.encoder.clone(),
         mtu: args.mtu,
         srtp: args.srtp.key()?,
         rtx: args.rtx.rtx,

@@ -67,6 +67,9 @@ struct Capture {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     counters: Arc<CameraCounters>,
+    /// A second descriptor of the device for controls (an H.264 camera's
+    /// key frame requests) while the capture thread owns the first.
+    control: Option<File>,
 }
 
 impl Drop for Capture {
@@ -85,6 +88,7 @@ fn want_from(spec: &V4l2Spec, want: VideoFormat, prefer_mjpeg: bool) -> Want {
             .fps
             .unwrap_or_else(|| want.fps().round().max(1.0) as u32),
         prefer_mjpeg,
+        prefer_h264: false,
         exact_size: spec.size.is_some(),
         exact_fps: spec.fps.is_some(),
         format: spec.format,
@@ -142,13 +146,15 @@ impl Capture {
         spec: &V4l2Spec,
         want: VideoFormat,
         prefer_mjpeg: bool,
+        prefer_h264: bool,
         clock: PipelineClock,
     ) -> Result<Self, CaptureError> {
         let name = spec.spec.as_str();
         let dev = open_device(name, &spec.path, Direction::Capture)?;
         let fd = dev.file.as_raw_fd();
         let offers = dev.formats(Direction::Capture);
-        let w = want_from(spec, want, prefer_mjpeg);
+        let mut w = want_from(spec, want, prefer_mjpeg);
+        w.prefer_h264 = prefer_h264;
         let choice =
             choose(&offers, w).map_err(|why| no_match(spec, &w, why, &describe_offers(&offers)))?;
         let fmt = sys::set_format(
@@ -201,6 +207,18 @@ impl Capture {
         }
         bufs.stream_on()
             .map_err(|e| device_error(name, &spec.path, "cannot start streaming", e))?;
+        let control = if choice.format == PixelFormat::H264 {
+            Some(dev.file.try_clone().map_err(|e| {
+                device_error(
+                    name,
+                    &spec.path,
+                    "cannot duplicate the device descriptor",
+                    e,
+                )
+            })?)
+        } else {
+            None
+        };
         let (tx, rx) = link::<Captured>(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(CameraCounters::default());
@@ -236,6 +254,7 @@ impl Capture {
             stop,
             thread: Some(thread),
             counters,
+            control,
         })
     }
 }
@@ -350,6 +369,18 @@ impl Worker {
     fn take(&self, index: usize, used: usize, capture: Instant, pts: Duration) -> Option<Captured> {
         let src = &self.bufs.buffer(index)[..used];
         let (w, h, stride) = (self.width, self.height, self.stride);
+        if self.pixel == PixelFormat::H264 {
+            // One access unit per buffer, Annex-B, as UVC and the Pi's
+            // camera driver deliver it.
+            return Some(Captured::Jpeg(EncodedUnit {
+                codec: Codec::H264,
+                keyframe: h264_has_idr(src),
+                pts,
+                dts: None,
+                capture,
+                data: Bytes::copy_from_slice(src),
+            }));
+        }
         if self.pixel == PixelFormat::Mjpg {
             return Some(Captured::Jpeg(EncodedUnit {
                 codec: Codec::Mjpeg,
@@ -365,7 +396,7 @@ impl Worker {
             PixelFormat::Yuyv => yuyv_to_i420(src, stride, w, h, &mut out),
             PixelFormat::Nv12 => nv12_to_i420(src, stride, w, h, &mut out),
             PixelFormat::Yu12 => yu12_to_i420(src, stride, w, h, &mut out),
-            PixelFormat::Mjpg => return None,
+            PixelFormat::Mjpg | PixelFormat::H264 => return None,
         };
         converted.ok()?;
         VideoFrame::new(w as u32, h as u32, Bytes::from(out), capture, pts)
@@ -512,17 +543,76 @@ impl EncodedVideoSource for V4l2JpegSource {
     }
 }
 
-/// A camera as it was opened: raw frames, or its own JPEGs.
+/// Whether an Annex-B access unit holds an IDR slice (NAL type 5).
+fn h264_has_idr(data: &[u8]) -> bool {
+    data.windows(4)
+        .any(|w| w[0] == 0 && w[1] == 0 && w[2] == 1 && w[3] & 0x1f == 5)
+}
+
+/// An H.264 camera as an [`EncodedVideoSource`]: its access units as they
+/// came, never decoded. Key frame requests go to the camera
+/// (V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME); a camera without that control
+/// says no and the caller counts them. A stalled camera is waited for
+/// (repeating an H.264 picture would break the reference chain).
+pub struct V4l2H264Source {
+    capture: Capture,
+}
+
+impl std::fmt::Debug for V4l2H264Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V4l2H264Source")
+            .field("spec", &self.capture.spec)
+            .field("format", &self.capture.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncodedVideoSource for V4l2H264Source {
+    fn format(&self) -> VideoFormat {
+        self.capture.format
+    }
+
+    fn camera_counters(&self) -> Option<Arc<CameraCounters>> {
+        Some(self.capture.counters.clone())
+    }
+
+    fn request_keyframe(&mut self) -> bool {
+        self.capture.control.as_ref().is_some_and(|f| {
+            sys::set_control(f.as_raw_fd(), super::m2m::cid::FORCE_KEY_FRAME, 1).is_ok()
+        })
+    }
+
+    fn next_unit(&mut self) -> Result<Option<EncodedUnit>, MediaError> {
+        let mut started = false;
+        loop {
+            match self.capture.next(started) {
+                Ok(Some(Captured::Jpeg(unit))) => return Ok(Some(unit)),
+                Ok(Some(Captured::Frame(_))) => {}
+                Ok(Some(Captured::Failed(e))) | Err(Some(e)) => return Err(e.into()),
+                // Stalled: keep waiting, without the first-picture limit.
+                Ok(None) => {}
+                Err(None) => return Ok(None),
+            }
+            started = true;
+        }
+    }
+}
+
+/// A camera as it was opened: raw frames, or its own JPEGs or H.264.
 pub enum V4l2Capture {
     /// Raw I420 frames (converted from YUYV, NV12 or YU12).
     Raw(V4l2Source),
     /// The camera's own JPEGs (MJPG), for the caller to send or decode.
     Jpeg(V4l2JpegSource),
+    /// The camera's own H.264 (only when asked for: [`open_for_h264`]).
+    H264(V4l2H264Source),
 }
 
 impl V4l2Capture {
     fn from(capture: Capture) -> Self {
-        if capture.pixel == PixelFormat::Mjpg {
+        if capture.pixel == PixelFormat::H264 {
+            V4l2Capture::H264(V4l2H264Source { capture })
+        } else if capture.pixel == PixelFormat::Mjpg {
             V4l2Capture::Jpeg(V4l2JpegSource {
                 capture,
                 last: None,
@@ -544,7 +634,7 @@ pub fn open_source(
     want: VideoFormat,
     clock: PipelineClock,
 ) -> Result<V4l2Capture, CaptureError> {
-    Capture::open(spec, want, false, clock).map(V4l2Capture::from)
+    Capture::open(spec, want, false, false, clock).map(V4l2Capture::from)
 }
 
 /// Opens a camera for an MJPEG stream: MJPG preferred, and when the camera
@@ -554,7 +644,18 @@ pub fn open_for_mjpeg(
     want: VideoFormat,
     clock: PipelineClock,
 ) -> Result<V4l2Capture, CaptureError> {
-    Capture::open(spec, want, true, clock).map(V4l2Capture::from)
+    Capture::open(spec, want, true, false, clock).map(V4l2Capture::from)
+}
+
+/// Opens a camera for an H.264 stream: a camera that encodes H.264 itself
+/// hands out its access units ([`V4l2Capture::H264`], sent without decoding
+/// or re-encoding); otherwise raw frames (or JPEGs) to encode.
+pub fn open_for_h264(
+    spec: &V4l2Spec,
+    want: VideoFormat,
+    clock: PipelineClock,
+) -> Result<V4l2Capture, CaptureError> {
+    Capture::open(spec, want, false, true, clock).map(V4l2Capture::from)
 }
 
 #[cfg(test)]
@@ -629,6 +730,7 @@ mod tests {
                         (src.format().width, src.format().height)
                     );
                 }
+                Ok(V4l2Capture::H264(_)) => panic!("open_source chose H.264 for raw frames"),
                 Ok(V4l2Capture::Jpeg(mut src)) => {
                     let u = src.next_unit().expect("a JPEG").expect("not ended");
                     assert!(u.codec == Codec::Mjpeg && u.keyframe && !u.data.is_empty());

@@ -191,6 +191,9 @@ pub struct Want {
     pub fps: u32,
     /// Prefer MJPEG (the stream is sent as MJPEG: no decode, no re-encode).
     pub prefer_mjpeg: bool,
+    /// Prefer H.264 (the stream is sent as H.264: the camera's own, as it
+    /// is). H.264 is never chosen otherwise: pstream does not decode it.
+    pub prefer_h264: bool,
     /// The size must match exactly (given in the spec).
     pub exact_size: bool,
     /// The rate must match (given in the spec).
@@ -274,7 +277,9 @@ pub fn choose(offers: &[FormatInfo], want: Want) -> Result<Choice, NoMatch> {
             .iter()
             .position(|p| *p == f)
             .unwrap_or(PixelFormat::ALL.len());
-        if want.prefer_mjpeg && f == PixelFormat::Mjpg {
+        if (want.prefer_mjpeg && f == PixelFormat::Mjpg)
+            || (want.prefer_h264 && f == PixelFormat::H264)
+        {
             0
         } else {
             base + 1
@@ -291,6 +296,9 @@ pub fn choose(offers: &[FormatInfo], want: Want) -> Result<Choice, NoMatch> {
             continue;
         };
         if want.format.is_some_and(|f| f != format) {
+            continue;
+        }
+        if format == PixelFormat::H264 && !want.prefer_h264 {
             continue;
         }
         have_format = true;
@@ -389,6 +397,7 @@ mod tests {
             size: (w, h),
             fps: f,
             prefer_mjpeg: false,
+            prefer_h264: false,
             exact_size: false,
             exact_fps: false,
             format: None,
@@ -430,6 +439,30 @@ mod tests {
         assert_eq!(
             choose(&webcam(), w),
             Ok(choice(PixelFormat::Mjpg, 640, 480, 30))
+        );
+    }
+
+    #[test]
+    fn h264_is_taken_only_for_an_h264_stream() {
+        // The webcam's H264 1280x720@30 is its best match for an H.264
+        // stream, sent as it is.
+        let w = Want {
+            prefer_h264: true,
+            ..want(1280, 720, 30)
+        };
+        assert_eq!(
+            choose(&webcam(), w),
+            Ok(choice(PixelFormat::H264, 1280, 720, 30))
+        );
+        // Otherwise never: pstream does not decode a camera's H.264.
+        assert_eq!(
+            choose(&webcam(), want(1280, 720, 30)),
+            Ok(choice(PixelFormat::Mjpg, 1280, 720, 30))
+        );
+        let only_h264 = vec![webcam().remove(2)];
+        assert_eq!(
+            choose(&only_h264, want(1280, 720, 30)),
+            Err(NoMatch::Format)
         );
     }
 
@@ -558,7 +591,7 @@ mod tests {
         assert_eq!(
             describe_offers(&webcam()),
             "YUYV 640x480@30/15 1280x720@10; MJPG 640x480@30 1280x720@30/60 1920x1080@30; \
-             and format pstream cannot read (H264)"
+             H264 1280x720@30"
         );
         // Formats with the same sizes share an entry; unreadable ones are only counted.
         let same = Some(Sizes::Discrete(vec![(320, 180, fps(&[30, 15]))]));

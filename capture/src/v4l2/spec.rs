@@ -16,15 +16,20 @@ pub enum PixelFormat {
     Yu12,
     /// Motion JPEG, one JPEG per buffer.
     Mjpg,
+    /// H.264 Annex-B byte stream, one access unit per buffer (a camera
+    /// that encodes: a C920 in its H.264 mode, the Pi camera through
+    /// bcm2835-v4l2). Only taken for an H.264 stream, sent as it is.
+    H264,
 }
 
 impl PixelFormat {
     /// Every format, in the order they are tried for raw capture.
-    pub const ALL: [PixelFormat; 4] = [
+    pub const ALL: [PixelFormat; 5] = [
         PixelFormat::Yu12,
         PixelFormat::Nv12,
         PixelFormat::Yuyv,
         PixelFormat::Mjpg,
+        PixelFormat::H264,
     ];
 
     /// The V4L2 four-character code.
@@ -34,6 +39,7 @@ impl PixelFormat {
             PixelFormat::Nv12 => *b"NV12",
             PixelFormat::Yu12 => *b"YU12",
             PixelFormat::Mjpg => *b"MJPG",
+            PixelFormat::H264 => *b"H264",
         }
     }
 
@@ -44,7 +50,7 @@ impl PixelFormat {
 
     /// Whether the buffers hold uncompressed pixels.
     pub fn is_raw(self) -> bool {
-        self != PixelFormat::Mjpg
+        !matches!(self, PixelFormat::Mjpg | PixelFormat::H264)
     }
 
     /// Parses a `format=` value: YUYV, NV12, YU12 (or I420), MJPG (or MJPEG).
@@ -54,6 +60,7 @@ impl PixelFormat {
             "NV12" => Some(PixelFormat::Nv12),
             "YU12" | "I420" => Some(PixelFormat::Yu12),
             "MJPG" | "MJPEG" => Some(PixelFormat::Mjpg),
+            "H264" => Some(PixelFormat::H264),
             _ => None,
         }
     }
@@ -96,7 +103,7 @@ pub struct V4l2Spec {
 }
 
 /// The options a `v4l2:` spec accepts, for error messages.
-const OPTIONS: &str = "size=WxH, fps=N, format=YUYV|NV12|YU12|MJPG";
+const OPTIONS: &str = "size=WxH, fps=N, format=YUYV|NV12|YU12|MJPG|H264";
 
 impl V4l2Spec {
     /// Parses `v4l2:PATH[?OPTIONS]`; `None` when the spec is not a `v4l2:` one.
@@ -149,7 +156,7 @@ impl V4l2Spec {
                 "format" => {
                     out.format = Some(PixelFormat::parse(value).ok_or_else(|| {
                         bad(format!(
-                            "format \"{value}\" is not one of YUYV, NV12, YU12, MJPG"
+                            "format \"{value}\" is not one of YUYV, NV12, YU12, MJPG, H264"
                         ))
                     })?);
                 }
@@ -217,7 +224,7 @@ mod tests {
             .contains("fps \"0\""));
         assert!(parse("v4l2:/dev/video0?format=RGB3")
             .expect_err("format")
-            .contains("not one of YUYV, NV12, YU12, MJPG"));
+            .contains("not one of YUYV, NV12, YU12, MJPG, H264"));
         assert!(parse("v4l2:/dev/video0?zoom=2")
             .expect_err("unknown")
             .contains("unknown option \"zoom\""));

@@ -308,11 +308,24 @@ impl MappedBuffers {
                 "the driver granted no buffers",
             ));
         }
+        let mplane = is_mplane(buf_type);
         for index in 0..req.count.min(32) {
+            let mut plane: sys::v4l2_plane = zeroed();
             let mut b = out.desc();
             b.index = index;
+            if mplane {
+                // One plane: the kernel writes its length and offset here.
+                b.m.planes = &mut plane;
+                b.length = 1;
+            }
             xioctl(fd, vidioc::VIDIOC_QUERYBUF, &mut b)?;
-            let len = b.length as usize;
+            let (len, offset) = if mplane {
+                // SAFETY: `mem_offset` is the member MMAP planes use.
+                (plane.length as usize, unsafe { plane.m.mem_offset })
+            } else {
+                // SAFETY: `offset` is the member MMAP buffers use.
+                (b.length as usize, unsafe { b.m.offset })
+            };
             // SAFETY: mapping the driver buffer at the offset QUERYBUF gave;
             // the result is checked before use.
             let ptr = unsafe {
@@ -322,8 +335,7 @@ impl MappedBuffers {
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_SHARED,
                     fd,
-                    // SAFETY: `offset` is the member MMAP buffers use.
-                    b.m.offset as libc::off_t,
+                    offset as libc::off_t,
                 )
             };
             if ptr == libc::MAP_FAILED {
@@ -363,10 +375,17 @@ impl MappedBuffers {
 
     /// VIDIOC_QBUF; `bytesused` and `timestamp` matter for output buffers.
     pub fn queue(&mut self, index: usize, bytesused: usize, timestamp: Duration) -> io::Result<()> {
+        let mut plane: sys::v4l2_plane = zeroed();
         let mut b = self.desc();
         b.index = index as u32;
         b.bytesused = bytesused as u32;
         b.field = sys::v4l2_field_V4L2_FIELD_NONE;
+        if is_mplane(self.buf_type) {
+            plane.bytesused = bytesused as u32;
+            plane.length = self.maps.get(index).map_or(0, |m| m.1 as u32);
+            b.m.planes = &mut plane;
+            b.length = 1;
+        }
         // The field types are the C headers' time_t/suseconds_t, not the libc
         // crate's: 64-bit with musl 1.2 on 32-bit ARM (the ARMv6 build) where
         // the libc crate still says 32.
@@ -377,7 +396,13 @@ impl MappedBuffers {
 
     /// VIDIOC_DQBUF without blocking: `Ok(None)` when no buffer is ready.
     pub fn dequeue(&mut self) -> io::Result<Option<Dequeued>> {
+        let mut plane: sys::v4l2_plane = zeroed();
         let mut b = self.desc();
+        let mplane = is_mplane(self.buf_type);
+        if mplane {
+            b.m.planes = &mut plane;
+            b.length = 1;
+        }
         match xioctl(self.fd, vidioc::VIDIOC_DQBUF, &mut b) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
@@ -392,9 +417,10 @@ impl MappedBuffers {
         }
         let secs = u64::try_from(b.timestamp.tv_sec).unwrap_or(0);
         let micros = u64::try_from(b.timestamp.tv_usec).unwrap_or(0).min(999_999);
+        let used = if mplane { plane.bytesused } else { b.bytesused };
         Ok(Some(Dequeued {
             index,
-            bytesused: (b.bytesused as usize).min(self.maps[index].1),
+            bytesused: (used as usize).min(self.maps[index].1),
             flags: b.flags,
             timestamp: Duration::from_secs(secs) + Duration::from_micros(micros),
             sequence: b.sequence,
@@ -480,4 +506,249 @@ pub fn monotonic_now() -> Duration {
         u64::try_from(ts.tv_sec).unwrap_or(0),
         u32::try_from(ts.tv_nsec).unwrap_or(0),
     )
+}
+
+// ---- Memory-to-memory codecs (v4l2m2m encoder and decoder) ----
+//
+// The v4l crate has no bindings for the event and decoder-command ioctls;
+// their numbers are computed here as <asm-generic/ioctl.h> does.
+
+/// Buffer type of a multi-planar capture stream (a codec's coded or decoded side).
+pub const CAPTURE_MPLANE: u32 = sys::v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
+/// Buffer type of a multi-planar output stream (a codec's input side).
+pub const OUTPUT_MPLANE: u32 = sys::v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
+/// Capability bit: single-planar memory-to-memory.
+pub const CAP_M2M_SPLANE: u32 = sys::V4L2_CAP_VIDEO_M2M;
+/// Capability bit: multi-planar memory-to-memory.
+pub const CAP_M2M_MPLANE: u32 = sys::V4L2_CAP_VIDEO_M2M_MPLANE;
+/// Buffer flag: a key frame.
+pub const BUF_FLAG_KEYFRAME: u32 = sys::V4L2_BUF_FLAG_KEYFRAME;
+/// Buffer flag: the last buffer of a drained stream.
+pub const BUF_FLAG_LAST: u32 = sys::V4L2_BUF_FLAG_LAST;
+/// Event type: the decoder found the stream's format (or its change).
+pub const EVENT_SOURCE_CHANGE: u32 = sys::V4L2_EVENT_SOURCE_CHANGE;
+
+const fn ioc(dir: u32, nr: u32, size: usize) -> vidioc::_IOC_TYPE {
+    ((dir << 30) | ((size as u32) << 16) | ((b'V' as u32) << 8) | nr) as vidioc::_IOC_TYPE
+}
+const VIDIOC_DQEVENT: vidioc::_IOC_TYPE = ioc(2, 89, std::mem::size_of::<sys::v4l2_event>());
+const VIDIOC_SUBSCRIBE_EVENT: vidioc::_IOC_TYPE =
+    ioc(1, 90, std::mem::size_of::<sys::v4l2_event_subscription>());
+const VIDIOC_DECODER_CMD: vidioc::_IOC_TYPE =
+    ioc(3, 96, std::mem::size_of::<sys::v4l2_decoder_cmd>());
+
+/// Whether `buf_type` is one of the multi-planar types.
+pub fn is_mplane(buf_type: u32) -> bool {
+    buf_type == CAPTURE_MPLANE || buf_type == OUTPUT_MPLANE
+}
+
+/// VIDIOC_S_FMT for a codec queue, single- or multi-planar (one plane):
+/// `sizeimage` is the buffer size asked for (coded formats), 0 to let the
+/// driver choose.
+pub fn set_codec_format(
+    fd: RawFd,
+    buf_type: u32,
+    width: u32,
+    height: u32,
+    fourcc: [u8; 4],
+    sizeimage: u32,
+) -> io::Result<PixFormat> {
+    if !is_mplane(buf_type) {
+        let mut f: sys::v4l2_format = zeroed();
+        f.type_ = buf_type;
+        f.fmt.pix.width = width;
+        f.fmt.pix.height = height;
+        f.fmt.pix.pixelformat = u32::from_le_bytes(fourcc);
+        f.fmt.pix.field = sys::v4l2_field_V4L2_FIELD_NONE;
+        f.fmt.pix.sizeimage = sizeimage;
+        xioctl(fd, vidioc::VIDIOC_S_FMT, &mut f)?;
+        // SAFETY: single-planar types answer in the `pix` member.
+        let p = unsafe { f.fmt.pix };
+        return Ok(PixFormat {
+            width: p.width,
+            height: p.height,
+            fourcc: p.pixelformat.to_le_bytes(),
+            bytesperline: p.bytesperline,
+            sizeimage: p.sizeimage,
+        });
+    }
+    let mut f: sys::v4l2_format = zeroed();
+    f.type_ = buf_type;
+    // SAFETY: writing plain integers into the `pix_mp` member of a zeroed union.
+    unsafe {
+        f.fmt.pix_mp.width = width;
+        f.fmt.pix_mp.height = height;
+        f.fmt.pix_mp.pixelformat = u32::from_le_bytes(fourcc);
+        f.fmt.pix_mp.field = sys::v4l2_field_V4L2_FIELD_NONE;
+        f.fmt.pix_mp.num_planes = 1;
+        f.fmt.pix_mp.plane_fmt[0].sizeimage = sizeimage;
+    }
+    xioctl(fd, vidioc::VIDIOC_S_FMT, &mut f)?;
+    // SAFETY: multi-planar types answer in the `pix_mp` member.
+    let p = unsafe { f.fmt.pix_mp };
+    let plane = p.plane_fmt[0];
+    if p.num_planes != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "the driver wants {} planes for this format; pstream fills one",
+                p.num_planes
+            ),
+        ));
+    }
+    Ok(PixFormat {
+        width: p.width,
+        height: p.height,
+        fourcc: p.pixelformat.to_le_bytes(),
+        bytesperline: plane.bytesperline,
+        sizeimage: plane.sizeimage,
+    })
+}
+
+/// VIDIOC_G_FMT for a codec queue (what a decoder found in the stream).
+pub fn get_codec_format(fd: RawFd, buf_type: u32) -> io::Result<PixFormat> {
+    let mut f: sys::v4l2_format = zeroed();
+    f.type_ = buf_type;
+    xioctl(fd, vidioc::VIDIOC_G_FMT, &mut f)?;
+    if is_mplane(buf_type) {
+        // SAFETY: multi-planar types answer in the `pix_mp` member.
+        let p = unsafe { f.fmt.pix_mp };
+        let plane = p.plane_fmt[0];
+        Ok(PixFormat {
+            width: p.width,
+            height: p.height,
+            fourcc: p.pixelformat.to_le_bytes(),
+            bytesperline: plane.bytesperline,
+            sizeimage: plane.sizeimage,
+        })
+    } else {
+        // SAFETY: single-planar types answer in the `pix` member.
+        let p = unsafe { f.fmt.pix };
+        Ok(PixFormat {
+            width: p.width,
+            height: p.height,
+            fourcc: p.pixelformat.to_le_bytes(),
+            bytesperline: p.bytesperline,
+            sizeimage: p.sizeimage,
+        })
+    }
+}
+
+/// The four-character codes a queue of `buf_type` offers (no sizes).
+pub fn format_codes(fd: RawFd, buf_type: u32) -> Vec<[u8; 4]> {
+    let mut out = Vec::new();
+    for index in 0..64 {
+        let mut d: sys::v4l2_fmtdesc = zeroed();
+        d.index = index;
+        d.type_ = buf_type;
+        if xioctl(fd, vidioc::VIDIOC_ENUM_FMT, &mut d).is_err() {
+            break;
+        }
+        out.push(d.pixelformat.to_le_bytes());
+    }
+    out
+}
+
+/// What VIDIOC_QUERYCTRL (and VIDIOC_QUERYMENU) say about one control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlInfo {
+    /// V4L2_CTRL_TYPE_* (1 integer, 2 boolean, 3 menu, 4 button).
+    pub kind: u32,
+    /// Smallest value.
+    pub min: i64,
+    /// Largest value.
+    pub max: i64,
+    /// Step between values (integers).
+    pub step: i64,
+    /// For menus: the indices the driver accepts (between min and max).
+    pub menu: Vec<i64>,
+}
+
+/// Control type: integer.
+#[cfg(test)]
+pub const CTRL_INTEGER: u32 = sys::v4l2_ctrl_type_V4L2_CTRL_TYPE_INTEGER;
+/// Control type: boolean.
+#[cfg(test)]
+pub const CTRL_BOOLEAN: u32 = sys::v4l2_ctrl_type_V4L2_CTRL_TYPE_BOOLEAN;
+/// Control type: menu.
+pub const CTRL_MENU: u32 = sys::v4l2_ctrl_type_V4L2_CTRL_TYPE_MENU;
+/// Control type: button.
+pub const CTRL_BUTTON: u32 = sys::v4l2_ctrl_type_V4L2_CTRL_TYPE_BUTTON;
+
+/// VIDIOC_QUERYCTRL: `None` when the device has no such control (or it is disabled).
+pub fn query_control(fd: RawFd, id: u32) -> Option<ControlInfo> {
+    let mut q: sys::v4l2_queryctrl = zeroed();
+    q.id = id;
+    xioctl(fd, vidioc::VIDIOC_QUERYCTRL, &mut q).ok()?;
+    if q.id != id || q.flags & sys::V4L2_CTRL_FLAG_DISABLED != 0 {
+        return None;
+    }
+    let mut menu = Vec::new();
+    if q.type_ == CTRL_MENU {
+        // Bounded by the driver's own range; a menu has a few dozen entries.
+        for index in q.minimum.max(0)..=q.maximum.min(255) {
+            let mut m: sys::v4l2_querymenu = zeroed();
+            m.id = id;
+            m.index = index as u32;
+            if xioctl(fd, vidioc::VIDIOC_QUERYMENU, &mut m).is_ok() {
+                menu.push(i64::from(index));
+            }
+        }
+    }
+    Some(ControlInfo {
+        kind: q.type_,
+        min: i64::from(q.minimum),
+        max: i64::from(q.maximum),
+        step: i64::from(q.step),
+        menu,
+    })
+}
+
+/// VIDIOC_S_CTRL.
+pub fn set_control(fd: RawFd, id: u32, value: i64) -> io::Result<()> {
+    let mut c: sys::v4l2_control = zeroed();
+    c.id = id;
+    c.value = i32::try_from(value).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("value {value} out of range"),
+        )
+    })?;
+    xioctl(fd, vidioc::VIDIOC_S_CTRL, &mut c)
+}
+
+/// VIDIOC_ENCODER_CMD (V4L2_ENC_CMD_STOP drains, START resumes).
+pub fn encoder_command(fd: RawFd, cmd: u32) -> io::Result<()> {
+    let mut c: sys::v4l2_encoder_cmd = zeroed();
+    c.cmd = cmd;
+    xioctl(fd, vidioc::VIDIOC_ENCODER_CMD, &mut c)
+}
+
+/// VIDIOC_DECODER_CMD (V4L2_DEC_CMD_STOP drains).
+pub fn decoder_command(fd: RawFd, cmd: u32) -> io::Result<()> {
+    let mut c: sys::v4l2_decoder_cmd = zeroed();
+    c.cmd = cmd;
+    xioctl(fd, VIDIOC_DECODER_CMD, &mut c)
+}
+
+/// Encoder command: drain.
+pub const ENC_CMD_STOP: u32 = sys::V4L2_ENC_CMD_STOP;
+/// Decoder command: drain.
+pub const DEC_CMD_STOP: u32 = sys::V4L2_DEC_CMD_STOP;
+
+/// VIDIOC_SUBSCRIBE_EVENT.
+pub fn subscribe_event(fd: RawFd, event: u32) -> io::Result<()> {
+    let mut s: sys::v4l2_event_subscription = zeroed();
+    s.type_ = event;
+    xioctl(fd, VIDIOC_SUBSCRIBE_EVENT, &mut s)
+}
+
+/// VIDIOC_DQEVENT: the type of the next pending event, `None` when none is.
+pub fn dequeue_event(fd: RawFd) -> io::Result<Option<u32>> {
+    let mut e: sys::v4l2_event = zeroed();
+    match xioctl(fd, VIDIOC_DQEVENT, &mut e) {
+        Ok(()) => Ok(Some(e.type_)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
 }

@@ -90,6 +90,12 @@ pub trait EncodedVideoSource: Send {
     fn camera_counters(&self) -> Option<Arc<CameraCounters>> {
         None
     }
+
+    /// Asks the source for a key frame soon (a peer's PLI); `false` when it
+    /// cannot be asked (the caller counts those).
+    fn request_keyframe(&mut self) -> bool {
+        false
+    }
 }
 
 /// The sample rate and channel count of a raw audio stream.

@@ -101,6 +101,7 @@ pub mod error;
 pub mod fault;
 pub mod jpeg_decode;
 pub mod jpeg_source;
+pub mod m2m;
 pub mod probe;
 pub mod push;
 pub mod recv;
@@ -113,6 +114,7 @@ pub mod stats;
 
 pub use bridge::{BridgeConfig, BridgeRun};
 pub use error::{Error, Result};
+pub use m2m::EncoderChoice;
 pub use pstream_codec::H264Preset;
 pub use pstream_rtp::srtp::{MasterKey, SrtpProfile};
 pub use push::{DestinationState, PushConfig, PushStream, Target};
@@ -179,6 +181,13 @@ impl Rtp {
     /// H.264 encoder preset; `Fast` (the default) suits a Pi.
     pub fn preset(mut self, preset: H264Preset) -> Self {
         self.config.preset = preset;
+        self
+    }
+
+    /// Which H.264 encoder (default openh264; `EncoderChoice::Auto` takes a
+    /// V4L2 memory-to-memory encoder when one offers H.264).
+    pub fn encoder(mut self, encoder: EncoderChoice) -> Self {
+        self.config.encoder = encoder;
         self
     }
 
@@ -304,6 +313,13 @@ impl Push {
     /// H.264 encoder preset; `Fast` (the default) suits a Pi.
     pub fn preset(mut self, preset: H264Preset) -> Self {
         self.config.preset = preset;
+        self
+    }
+
+    /// Which H.264 encoder (default openh264; `EncoderChoice::Auto` takes a
+    /// V4L2 memory-to-memory encoder when one offers H.264).
+    pub fn encoder(mut self, encoder: EncoderChoice) -> Self {
+        self.config.encoder = encoder;
         self
     }
 

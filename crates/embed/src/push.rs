@@ -19,13 +19,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
+use pstream_codec::h264::{H264Config, H264Preset};
+use pstream_codec::VideoEncoder;
 use pstream_codec::{AacConfig, AacEncoder};
 use pstream_core::{
     link, link_bytes, AudioBlock, Codec, EncodedUnit, LinkReceiver, LinkSender, PipelineClock,
     Recv, VideoFrame,
 };
-use pstream_core::{AudioFormat, DeviceCounters};
+use pstream_core::{AudioFormat, DeviceCounters, EncodedVideoSource, VideoFormat, VideoSource};
 use pstream_mux::flv::file_header;
 use pstream_mux::{AudioInfo, FlvMuxer, FlvTag, Interleaver, StreamInfo, VideoInfo};
 use pstream_transport::rtmp::{RtmpConnection, RtmpError, RtmpUrl};
@@ -35,7 +36,11 @@ use rand::{Rng, SeedableRng};
 use crate::encode::{self, audio_encode_stage, video_encode_stage, Gop};
 use crate::error::one_line;
 use crate::run::{Stages, Stop};
-use crate::stages::{audio_source_stage, capture_part, open_audio, open_video, video_source_stage};
+use crate::sources::OpenedVideo;
+use crate::stages::{
+    audio_source_stage, camera_h264_stage, capture_part, open_audio, open_video_for, prime_h264,
+    video_source_stage,
+};
 use crate::stats::{kbps, per_second, StatsLine};
 use crate::{Error, Result};
 
@@ -126,6 +131,8 @@ pub struct PushConfig {
     pub preset: H264Preset,
     /// openh264 worker threads (0: one per core).
     pub threads: u16,
+    /// Which H.264 encoder: openh264, a V4L2 memory-to-memory device, or auto.
+    pub encoder: crate::m2m::EncoderChoice,
     /// Longest wait between reconnect attempts, in seconds (1..=3600).
     pub reconnect_max_seconds: f64,
 }
@@ -148,6 +155,7 @@ impl PushConfig {
             channels: 2,
             preset: H264Preset::Fast,
             threads: 1,
+            encoder: crate::m2m::EncoderChoice::Openh264,
             reconnect_max_seconds: 30.0,
         }
     }
@@ -282,6 +290,14 @@ impl std::fmt::Debug for PushStream {
     }
 }
 
+/// The video of a push: pictures to encode, or a camera's own H.264.
+enum PushVideo {
+    /// Raw pictures, their encoder, its settings and the GOP timing.
+    Encode(Box<dyn VideoSource>, Box<dyn VideoEncoder>, H264Config, Gop),
+    /// A camera's H.264, sent as it is, and its format.
+    Camera(Box<dyn EncodedVideoSource>, VideoFormat),
+}
+
 impl PushStream {
     /// Opens the sources and encoders of `config` (so bad settings fail
     /// before anything starts), then starts every stage; the stream runs
@@ -304,32 +320,43 @@ impl PushStream {
             });
         }
         let clock = PipelineClock::start();
-        let video = match open_video(&config.video, config.size, config.fps, clock)? {
-            Some(src) => {
-                let f = src.format();
-                let fps = f.fps();
-                let cfg = H264Config {
-                    width: f.width,
-                    height: f.height,
-                    fps,
-                    bitrate_bps: config.bitrate_kbps.saturating_mul(1000),
-                    // 0: openh264 makes IDRs only when asked; video_encode_stage times them.
-                    keyint_frames: 0,
-                    threads: config.threads,
-                    preset: config.preset,
-                };
-                let keyint_frames =
-                    ((config.keyint_seconds * f64::from(fps)).round() as u32).max(1);
-                let enc = H264Encoder::new(cfg)
-                    .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?;
-                // GOPs are timed by the encode stage rather than by openh264's
-                // frame counter, so that an IDR forced by a (re)connect
-                // restarts the 2 s cadence instead of being followed by a short GOP.
-                let gop = Gop::every_frames(keyint_frames, f64::from(enc.config().fps));
-                Some((src, enc, cfg, gop))
-            }
-            None => None,
-        };
+        let video =
+            match open_video_for(&config.video, config.size, config.fps, Codec::H264, clock)? {
+                // A camera that encodes H.264 itself: its stream is pushed as it
+                // is; the FLV headers take the SPS and PPS it starts with.
+                Some(OpenedVideo::Encoded(cam)) => {
+                    let (cam, _, _) = prime_h264(cam)?;
+                    tracing::info!(
+                        "pushing the camera's H.264 as it is (no decoding or re-encoding)"
+                    );
+                    let f = cam.format();
+                    Some(PushVideo::Camera(cam, f))
+                }
+                Some(OpenedVideo::Raw(src)) => {
+                    let f = src.format();
+                    let fps = f.fps();
+                    let cfg = H264Config {
+                        width: f.width,
+                        height: f.height,
+                        fps,
+                        bitrate_bps: config.bitrate_kbps.saturating_mul(1000),
+                        // 0: openh264 makes IDRs only when asked; video_encode_stage times them.
+                        keyint_frames: 0,
+                        threads: config.threads,
+                        preset: config.preset,
+                    };
+                    let keyint_frames =
+                        ((config.keyint_seconds * f64::from(fps)).round() as u32).max(1);
+                    let enc = crate::m2m::h264_encoder(&config.encoder.resolve()?, cfg)?;
+                    // GOPs are timed by the encode stage rather than by the
+                    // encoder's frame counter, so that an IDR forced by a
+                    // (re)connect restarts the 2 s cadence instead of being
+                    // followed by a short GOP.
+                    let gop = Gop::every_frames(keyint_frames, f64::from(cfg.fps));
+                    Some(PushVideo::Encode(src, enc, cfg, gop))
+                }
+                None => None,
+            };
         let audio_source = open_audio(&config.audio, config.audio_rate, config.channels, clock)?;
         let want_audio = audio_source.is_some() || config.silent_audio;
         let capture_device = audio_source.as_ref().and_then(|s| s.device_counters());
@@ -353,11 +380,19 @@ impl PushStream {
             ));
         }
         let info = StreamInfo {
-            video: video.as_ref().map(|(_, _, cfg, _)| VideoInfo {
-                width: cfg.width,
-                height: cfg.height,
-                fps: f64::from(cfg.fps),
-                bitrate_kbps: f64::from(config.bitrate_kbps),
+            video: video.as_ref().map(|v| match v {
+                PushVideo::Encode(_, _, cfg, _) => VideoInfo {
+                    width: cfg.width,
+                    height: cfg.height,
+                    fps: f64::from(cfg.fps),
+                    bitrate_kbps: f64::from(config.bitrate_kbps),
+                },
+                PushVideo::Camera(_, f) => VideoInfo {
+                    width: f.width,
+                    height: f.height,
+                    fps: f64::from(f.fps()),
+                    bitrate_kbps: f64::from(config.bitrate_kbps),
+                },
             }),
             audio: aac.as_ref().map(|enc| AudioInfo {
                 sample_rate: enc.config().sample_rate,
@@ -391,7 +426,15 @@ impl PushStream {
         me.upstream_drops.push(video_units_tx.drop_counter());
         me.upstream_drops.push(audio_units_tx.drop_counter());
 
-        if let Some((src, enc, _, gop)) = video {
+        if let Some(PushVideo::Camera(cam, _)) = video {
+            // (Re)connects ask the camera for a key frame, as they ask the encoder.
+            me.stages.spawn("video-source", {
+                let (keyframe, encode) = (keyframe.clone(), me.encode.clone());
+                move |stop| {
+                    camera_h264_stage(cam, video_units_tx, stop, &keyframe, Some(&encode.video))
+                }
+            })?;
+        } else if let Some(PushVideo::Encode(src, enc, _, gop)) = video {
             let (frame_tx, frame_rx) = link::<VideoFrame>(FRAME_QUEUE);
             me.upstream_drops.push(frame_tx.drop_counter());
             me.stages.spawn("video-source", move |stop| {
@@ -401,7 +444,7 @@ impl PushStream {
                 let (keyframe, encode) = (keyframe.clone(), me.encode.clone());
                 move |_| {
                     video_encode_stage(
-                        Box::new(enc),
+                        enc,
                         Codec::H264,
                         gop,
                         frame_rx,

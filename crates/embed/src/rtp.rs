@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pstream_codec::h264::{H264Config, H264Encoder, H264Preset};
+use pstream_codec::h264::{H264Config, H264Preset};
 use pstream_codec::mjpeg::MjpegEncoder;
 use pstream_codec::opus::{OpusApplication, OpusConfig, OpusEncoder};
 use pstream_codec::VideoEncoder;
@@ -36,6 +36,7 @@ use pstream_transport::{resolve_peer, unspecified_for, PortLayout, UdpEndpoint};
 
 use crate::encode::{audio_encode_stage, video_encode_stage, EncodeCounters, Gop};
 use crate::jpeg_source::RtpJpegSource;
+use crate::m2m::{h264_encoder, EncoderChoice, H264Backend};
 use crate::probe::{hit, Probe, ProbePoint};
 use crate::run::{Stages, Stop};
 use crate::sources::OpenedVideo;
@@ -43,6 +44,7 @@ use crate::stages::{
     audio_source_stage, capture_part, encoded_source_stage, open_audio, open_video_for,
     video_source_stage,
 };
+use crate::stages::{camera_h264_stage, prime_h264};
 use crate::stats::{kbps, per_second, StatsLine};
 use crate::{Error, Result};
 
@@ -107,6 +109,8 @@ pub struct RtpConfig {
     pub preset: H264Preset,
     /// openh264 worker threads (0: one per core).
     pub threads: u16,
+    /// Which H.264 encoder: openh264, a V4L2 memory-to-memory device, or auto.
+    pub encoder: EncoderChoice,
     /// Largest RTP packet in bytes, header included.
     pub mtu: u16,
     /// SRTP (RFC 3711): RTP and RTCP both ways protected with this master
@@ -144,6 +148,7 @@ impl RtpConfig {
             channels: 2,
             preset: H264Preset::Fast,
             threads: 1,
+            encoder: EncoderChoice::Openh264,
             mtu: 1200,
             srtp: None,
             rtx: false,
@@ -176,8 +181,16 @@ impl Default for AutoBitrate {
 /// The video encoder to build, decided before any thread starts.
 #[derive(Debug, Clone)]
 enum VideoPlan {
-    /// H.264 with this configuration.
-    H264(H264Config),
+    /// H.264 with this configuration, from this encoder.
+    H264(H264Config, H264Backend),
+    /// A camera's own H.264, sent as it is, with the parameter sets its
+    /// stream began with (for the SDP).
+    H264Camera {
+        /// The SPS NAL unit (no start code).
+        sps: Vec<u8>,
+        /// The PPS NAL unit (no start code).
+        pps: Vec<u8>,
+    },
     /// Baseline 4:2:0 JPEG at this quality.
     Mjpeg { quality: u8 },
 }
@@ -185,24 +198,26 @@ enum VideoPlan {
 impl VideoPlan {
     fn codec(&self) -> Codec {
         match self {
-            VideoPlan::H264(_) => Codec::H264,
+            VideoPlan::H264(..) | VideoPlan::H264Camera { .. } => Codec::H264,
             VideoPlan::Mjpeg { .. } => Codec::Mjpeg,
         }
     }
 
     fn payload_type(&self) -> u8 {
         match self {
-            VideoPlan::H264(_) => PT_H264,
+            VideoPlan::H264(..) | VideoPlan::H264Camera { .. } => PT_H264,
             VideoPlan::Mjpeg { .. } => PT_JPEG,
         }
     }
 
     fn encoder(&self) -> Result<Box<dyn VideoEncoder>> {
         Ok(match self {
-            VideoPlan::H264(cfg) => Box::new(
-                H264Encoder::new(*cfg)
-                    .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?,
-            ),
+            VideoPlan::H264(cfg, backend) => h264_encoder(backend, *cfg)?,
+            VideoPlan::H264Camera { .. } => {
+                return Err(Error::Config(
+                    "a camera's own H.264 has no encoder to start".into(),
+                ))
+            }
             VideoPlan::Mjpeg { quality } => Box::new(
                 MjpegEncoder::new(*quality)
                     .map_err(|e| Error::failed("cannot start the JPEG encoder", e))?,
@@ -266,23 +281,40 @@ fn plan(args: &RtpConfig, clock: PipelineClock) -> Result<Plan> {
         VideoCodec::H264 => Codec::H264,
         VideoCodec::Mjpeg => Codec::Mjpeg,
     };
-    let video = if let Some(src) = open_video_for(&args.video, args.size, args.fps, codec, clock)? {
+    let video = if let Some(mut src) =
+        open_video_for(&args.video, args.size, args.fps, codec, clock)?
+    {
         let f = match &src {
             OpenedVideo::Raw(s) => s.format(),
             OpenedVideo::Encoded(s) => s.format(),
         };
         let fps = f.fps();
-        let video_plan = match args.video_codec {
-            VideoCodec::H264 => VideoPlan::H264(H264Config {
-                width: f.width,
-                height: f.height,
-                fps,
-                bitrate_bps: rate.map_or(args.bitrate_kbps * 1000, |r| r.start_bps as u32),
-                keyint_frames: ((args.keyint_seconds * fps as f64).round() as u32).max(1),
-                threads: args.threads,
-                preset: args.preset,
-            }),
-            VideoCodec::Mjpeg => {
+        let video_plan = match (args.video_codec, src) {
+            // A camera that encodes H.264 itself: its stream is sent as it
+            // is; the SDP takes the parameter sets the stream starts with.
+            (VideoCodec::H264, OpenedVideo::Encoded(cam)) => {
+                let (cam, sps, pps) = prime_h264(cam)?;
+                tracing::info!("sending the camera's H.264 as it is (no decoding or re-encoding)");
+                src = OpenedVideo::Encoded(cam);
+                VideoPlan::H264Camera { sps, pps }
+            }
+            (VideoCodec::H264, raw) => {
+                src = raw;
+                VideoPlan::H264(
+                    H264Config {
+                        width: f.width,
+                        height: f.height,
+                        fps,
+                        bitrate_bps: rate.map_or(args.bitrate_kbps * 1000, |r| r.start_bps as u32),
+                        keyint_frames: ((args.keyint_seconds * fps as f64).round() as u32).max(1),
+                        threads: args.threads,
+                        preset: args.preset,
+                    },
+                    args.encoder.resolve()?,
+                )
+            }
+            (VideoCodec::Mjpeg, opened) => {
+                src = opened;
                 let max = pstream_rtp::jpeg::MAX_DIMENSION;
                 if f.width > max || f.height > max {
                     return Err(Error::Config(format!(
@@ -356,9 +388,14 @@ fn describe(plan: &Plan, clock: &PipelineClock) -> Result<String> {
         Some((_, VideoPlan::Mjpeg { .. })) => Some(SdpVideo::Jpeg {
             port: plan.layout.video_rtp(),
         }),
-        Some((_, VideoPlan::H264(cfg))) => {
-            let mut enc = H264Encoder::new(*cfg)
-                .map_err(|e| Error::failed("cannot start the H.264 encoder", e))?;
+        Some((_, VideoPlan::H264Camera { sps, pps })) => Some(SdpVideo::H264 {
+            port: plan.layout.video_rtp(),
+            payload_type: PT_H264,
+            sps: sps.clone(),
+            pps: pps.clone(),
+        }),
+        Some((_, VideoPlan::H264(cfg, backend))) => {
+            let mut enc = h264_encoder(backend, *cfg)?;
             let black = black_frame(cfg.width, cfg.height, clock.origin())?;
             let unit = enc
                 .encode(&black)
@@ -572,25 +609,34 @@ impl RtpSend {
                     })?;
                 }
                 OpenedVideo::Encoded(src) => {
-                    // The camera's own JPEGs: every one is a keyframe, nothing to
-                    // encode (unless RFC 2435 cannot carry them as they are).
-                    tracing::info!("sending the camera's JPEGs as they are (no re-encoding)");
-                    let quality = match &video_plan {
-                        VideoPlan::Mjpeg { quality } => *quality,
-                        VideoPlan::H264(_) => DEFAULT_JPEG_QUALITY,
-                    };
-                    let src: Box<dyn EncodedVideoSource> =
-                        Box::new(RtpJpegSource::new(src, quality));
                     if rate.is_some() {
                         tracing::warn!(
-                            "--bitrate auto: a camera's own JPEGs have no bitrate to steer"
+                            "--bitrate auto: a camera's own encoded video has no bitrate to steer"
                         );
                     }
                     me.streams
                         .push(("video", counters.clone(), vec![unit_tx.drop_counter()]));
-                    me.stages.spawn("video-source", move |stop| {
-                        encoded_source_stage(src, unit_tx, stop)
-                    })?;
+                    if let VideoPlan::H264Camera { .. } = &video_plan {
+                        // A camera's own H.264: its units as they come, the
+                        // peer's key frame requests passed on to it.
+                        let keyframe = keyframe.clone();
+                        me.stages.spawn("video-source", move |stop| {
+                            camera_h264_stage(src, unit_tx, stop, &keyframe, None)
+                        })?;
+                    } else {
+                        // The camera's own JPEGs: every one is a keyframe, nothing to
+                        // encode (unless RFC 2435 cannot carry them as they are).
+                        tracing::info!("sending the camera's JPEGs as they are (no re-encoding)");
+                        let quality = match &video_plan {
+                            VideoPlan::Mjpeg { quality } => *quality,
+                            _ => DEFAULT_JPEG_QUALITY,
+                        };
+                        let src: Box<dyn EncodedVideoSource> =
+                            Box::new(RtpJpegSource::new(src, quality));
+                        me.stages.spawn("video-source", move |stop| {
+                            encoded_source_stage(src, unit_tx, stop)
+                        })?;
+                    }
                 }
             }
             let session = sender_session(

@@ -99,6 +99,12 @@ pub fn open_video_source(
             match pstream_capture::v4l2::open_source(&v4l2?, want, clock)? {
                 V4l2Capture::Raw(src) => Box::new(src),
                 V4l2Capture::Jpeg(src) => Box::new(JpegDecodeSource::new(Box::new(src), spec)),
+                // open_source never takes H.264 (pstream does not decode it).
+                V4l2Capture::H264(_) => return Err(pstream_capture::CaptureError::unsupported(
+                    spec,
+                    "the camera delivers H.264, which is only sent as it is (--video-codec h264)",
+                )
+                .into()),
             },
         );
     }
@@ -135,12 +141,34 @@ pub fn open_video_source_for(
     want: VideoFormat,
     clock: PipelineClock,
 ) -> Result<OpenedVideo, MediaError> {
+    if codec == Codec::H264 {
+        if let Some(v4l2) = V4l2Spec::parse(spec) {
+            // A camera that encodes H.264 itself: its access units as they are.
+            return Ok(
+                match pstream_capture::v4l2::open_for_h264(&v4l2?, want, clock)? {
+                    V4l2Capture::H264(src) => OpenedVideo::Encoded(Box::new(src)),
+                    V4l2Capture::Raw(src) => OpenedVideo::Raw(Box::new(src)),
+                    V4l2Capture::Jpeg(src) => {
+                        OpenedVideo::Raw(Box::new(JpegDecodeSource::new(Box::new(src), spec)))
+                    }
+                },
+            );
+        }
+    }
     if codec == Codec::Mjpeg {
         if let Some(v4l2) = V4l2Spec::parse(spec) {
             return Ok(
                 match pstream_capture::v4l2::open_for_mjpeg(&v4l2?, want, clock)? {
                     V4l2Capture::Jpeg(src) => OpenedVideo::Encoded(Box::new(src)),
                     V4l2Capture::Raw(src) => OpenedVideo::Raw(Box::new(src)),
+                    // open_for_mjpeg never takes H.264.
+                    V4l2Capture::H264(_) => {
+                        return Err(pstream_capture::CaptureError::unsupported(
+                            spec,
+                            "the camera delivers H.264, which is only sent as H.264",
+                        )
+                        .into())
+                    }
                 },
             );
         }

@@ -2,9 +2,13 @@
 //! specs, and the threads that pull from a capture source into a link until
 //! told to stop.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use pstream_core::{
-    AudioBlock, AudioFormat, AudioSource, Codec, DeviceCounters, EncodedUnit, EncodedVideoSource,
-    LinkSender, PipelineClock, VideoFormat, VideoFrame, VideoSource,
+    AudioBlock, AudioFormat, AudioSource, CameraCounters, Codec, DeviceCounters, EncodedUnit,
+    EncodedVideoSource, LinkSender, PipelineClock, VideoFormat, VideoFrame, VideoSource,
 };
 
 use crate::probe::{hit, Probe, ProbePoint};
@@ -125,7 +129,7 @@ pub fn audio_source_stage(
 /// The loop every source stage runs: `next` until the run stops, the source
 /// ends (which ends the run), it fails (which fails the run) or the
 /// downstream stage goes away; `seen` is shown each item before it goes.
-fn pull_stage<T, E>(
+pub(crate) fn pull_stage<T, E>(
     kind: &str,
     mut next: impl FnMut() -> std::result::Result<Option<T>, E>,
     mut seen: impl FnMut(&T),
@@ -152,4 +156,105 @@ where
         }
     }
     Ok(())
+}
+
+/// Longest wait for the SPS and PPS at the start of a camera's H.264.
+const CAMERA_PARAMETER_SETS_WAIT: Duration = Duration::from_secs(10);
+
+/// A camera's H.264 with the unit that carried its first SPS and PPS read
+/// ahead (for the SDP) and handed out first.
+struct PrimedH264 {
+    src: Box<dyn EncodedVideoSource>,
+    first: Option<EncodedUnit>,
+}
+
+impl EncodedVideoSource for PrimedH264 {
+    fn format(&self) -> VideoFormat {
+        self.src.format()
+    }
+
+    fn next_unit(&mut self) -> std::result::Result<Option<EncodedUnit>, pstream_core::MediaError> {
+        match self.first.take() {
+            Some(u) => Ok(Some(u)),
+            None => self.src.next_unit(),
+        }
+    }
+
+    fn camera_counters(&self) -> Option<Arc<CameraCounters>> {
+        self.src.camera_counters()
+    }
+
+    fn request_keyframe(&mut self) -> bool {
+        self.src.request_keyframe()
+    }
+}
+
+/// A camera's H.264 source with its first SPS and PPS (NAL units, no start codes).
+pub(crate) type PrimedCamera = (Box<dyn EncodedVideoSource>, Vec<u8>, Vec<u8>);
+
+/// Reads a camera's H.264 up to the first unit with SPS and PPS (asking
+/// for a key frame first; units before it cannot be decoded and are
+/// dropped): the source that starts with that unit, and the two sets.
+pub(crate) fn prime_h264(mut src: Box<dyn EncodedVideoSource>) -> Result<PrimedCamera> {
+    src.request_keyframe();
+    let deadline = Instant::now() + CAMERA_PARAMETER_SETS_WAIT;
+    loop {
+        let unit = src.next_unit()?.ok_or_else(|| {
+            Error::Config("the camera's H.264 ended before its first SPS and PPS".into())
+        })?;
+        if let Some((sps, pps)) = pstream_codec::h264::nal::parameter_sets(&unit.data) {
+            let (sps, pps) = (sps.to_vec(), pps.to_vec());
+            let primed = PrimedH264 {
+                src,
+                first: Some(unit),
+            };
+            return Ok((Box::new(primed), sps, pps));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Config(format!(
+                "the camera's H.264 carried no SPS and PPS within {} s",
+                CAMERA_PARAMETER_SETS_WAIT.as_secs()
+            )));
+        }
+    }
+}
+
+/// Sends a camera's H.264 units on, asking the camera for a key frame
+/// when the peer asks (PLI/FIR); requests it cannot take are counted and
+/// said when the stream ends. `units` counts the units passed on, where the
+/// stats line reads an encoder's count.
+pub(crate) fn camera_h264_stage(
+    mut src: Box<dyn EncodedVideoSource>,
+    out: LinkSender<EncodedUnit>,
+    shutdown: &Stop,
+    keyframe: &AtomicBool,
+    units: Option<&crate::encode::EncodeCounters>,
+) -> Result<()> {
+    let mut refused = 0u64;
+    let mut asked = 0u64;
+    let result = pull_stage(
+        "video",
+        || {
+            if keyframe.swap(false, Ordering::Relaxed) {
+                asked += 1;
+                if !src.request_keyframe() {
+                    refused += 1;
+                }
+            }
+            let unit = src.next_unit();
+            if let (Ok(Some(_)), Some(c)) = (&unit, units) {
+                c.units.fetch_add(1, Ordering::Relaxed);
+            }
+            unit
+        },
+        |_| {},
+        out,
+        shutdown,
+    );
+    if asked > 0 {
+        tracing::info!(
+            "key frame requests passed to the camera: {asked}, of which it could not take {refused}"
+        );
+    }
+    result
 }

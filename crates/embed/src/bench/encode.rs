@@ -269,6 +269,7 @@ pub struct EncodeBench {
     channels: u16,
     limit: Limit,
     realtime: bool,
+    h264: crate::m2m::H264Backend,
 }
 
 impl Default for EncodeBench {
@@ -295,7 +296,15 @@ impl EncodeBench {
             channels: 2,
             limit: Limit::Frames(300),
             realtime: false,
+            h264: crate::m2m::H264Backend::Openh264,
         }
+    }
+
+    /// The H.264 encoder the H.264 rows use (default openh264; a V4L2
+    /// memory-to-memory encoder from [`crate::EncoderChoice::resolve`]).
+    pub fn h264_encoder(mut self, backend: crate::m2m::H264Backend) -> Self {
+        self.h264 = backend;
+        self
     }
 
     /// The video source spec (`test`, `y4m:PATH`, `y4m:-`, `v4l2:...`, `shmdata:PATH`).
@@ -507,7 +516,14 @@ impl EncodeBench {
             BenchCodec::H264 => {
                 if let Some((w, h)) = case.size {
                     let config = self.h264_config(case, w, h, self.fps as f32);
-                    H264Encoder::new(config).map_err(|e| Error::codec(describe(case), e))?;
+                    match &self.h264 {
+                        crate::m2m::H264Backend::Openh264 => {
+                            H264Encoder::new(config)
+                                .map_err(|e| Error::codec(describe(case), e))?;
+                        }
+                        // Opening the device is the run's business.
+                        crate::m2m::H264Backend::V4l2M2m(_) => {}
+                    }
                 }
             }
             BenchCodec::Mjpeg => {
@@ -622,10 +638,10 @@ impl EncodeBench {
         let (mut encoder, mut decoder): (Box<dyn VideoEncoder>, Box<dyn VideoDecoder>) =
             match case.codec {
                 BenchCodec::H264 => (
-                    Box::new(
-                        H264Encoder::new(self.h264_config(case, width, height, fps as f32))
-                            .map_err(|e| Error::codec(what.clone(), e))?,
-                    ),
+                    crate::m2m::h264_encoder(
+                        &self.h264,
+                        self.h264_config(case, width, height, fps as f32),
+                    )?,
                     Box::new(
                         H264Decoder::new()
                             .map_err(|e| Error::codec("cannot start the H.264 decoder", e))?,
