@@ -166,6 +166,12 @@ pub struct RecvArgs {
     /// A device that disappears stops recv with an error.
     #[arg(long, default_value = "null")]
     pub video_out: String,
+    /// The sender's frame rate, `N` or `N/D` (e.g. 30000/1001), when known:
+    /// the Y4M header, device interval and shmdata caps say it. Without it
+    /// the rate is read off the first two pictures' timestamps (the first
+    /// picture waits one interval; none after it is held).
+    #[arg(long, value_parser = parse_framerate)]
+    pub framerate: Option<(u32, u32)>,
     /// Audio output: `wav:PATH` (48 kHz), `default` (the default sound
     /// device), `alsa:NAME` (an ALSA device), `pipewire` or `pipewire:NODE`
     /// (a PipeWire node by name; see `pstream devices`), `shmdata:PATH` (a
@@ -347,6 +353,21 @@ pub(crate) fn parse_size(s: &str) -> Result<(u32, u32), String> {
         ));
     }
     Ok((w, h))
+}
+
+/// `N` or `N/D` frames per second, each part 1..=1_000_000, the rate at
+/// most 1000 fps.
+pub(crate) fn parse_framerate(s: &str) -> Result<(u32, u32), String> {
+    let (n, d) = s.split_once('/').unwrap_or((s, "1"));
+    let bad = || format!("frame rate {s:?} is not N or N/D (e.g. 30 or 30000/1001)");
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let d: u32 = d.trim().parse().map_err(|_| bad())?;
+    if !(1..=1_000_000).contains(&n) || !(1..=1_000_000).contains(&d) || n / d > 1000 {
+        return Err(format!(
+            "frame rate {s:?} must be above 0 and at most 1000 fps"
+        ));
+    }
+    Ok((n, d))
 }
 
 pub(crate) fn parse_keyint(s: &str) -> Result<f64, String> {

@@ -402,6 +402,12 @@ impl VideoSink for ShmdataVideoSink {
     fn is_live(&self) -> bool {
         true
     }
+
+    fn set_frame_rate(&mut self, num: u32, den: u32) {
+        if let Some(w) = self.writer.as_mut() {
+            w.set_framerate((num > 0).then_some((num, den.max(1))));
+        }
+    }
 }
 
 /// `--audio-out shmdata:PATH`: audio served as interleaved F32LE.

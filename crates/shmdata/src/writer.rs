@@ -19,6 +19,13 @@
 //! follower never waits on it) or waits for the next frame's count, which
 //! the writer hands it before counting the next readers.
 //!
+//! The segment exists from [`ShmdataWriter::bind`] on (a placeholder until
+//! the first frame sizes it): libshmdata's follower attaches to it as soon
+//! as it connects, and retries in a loop while there is none, so a writer
+//! bound before its first frame must have one. Followers that connected
+//! before the first frame are greeted with its caps and given a moment to
+//! answer before it is announced, so they get the first frame too.
+//!
 //! Caps are set by the first frame; a frame of another size or format (or
 //! audio of another rate or channel count) disconnects every follower with a
 //! quit message, so that each reconnects and is greeted with the new caps,
@@ -232,6 +239,11 @@ impl ShmdataWriter {
             .map_err(|e| cleanup(ShmdataError::io(&path, "derive the semaphore key", e)))?;
         let sem = SemSet::create(sem_key, options.mode)
             .map_err(|e| cleanup(ShmdataError::io(&path, "create the semaphores", e)))?;
+        // A placeholder until the first frame gives the size: followers
+        // attach at connect (libshmdata's retries forever on "shmget: No
+        // such file"), and re-attach by key at their first frame's size.
+        let placeholder = Segment::create(shm_key, 1, options.mode)
+            .map_err(|e| cleanup(ShmdataError::io(&path, "create the shared memory", e)))?;
         let shared = Arc::new(Shared {
             clients: Mutex::new(Clients::default()),
             stop: AtomicBool::new(false),
@@ -252,12 +264,19 @@ impl ShmdataWriter {
             server: Some(server),
             shm_key,
             sem,
-            segment: None,
+            segment: Some(placeholder),
             caps: None,
             scratch: Vec::new(),
             last_notify: None,
             last_pts: None,
         })
+    }
+
+    /// Sets the video frame rate the caps announce, for a writer bound
+    /// before the rate was known; takes effect at the next caps (the first
+    /// frame's, or a change of size).
+    pub fn set_framerate(&mut self, framerate: Option<(u32, u32)>) {
+        self.options.framerate = framerate;
     }
 
     /// The path served.
@@ -502,7 +521,48 @@ impl ShmdataWriter {
             .map_err(|e| ShmdataError::io(&self.path, "reset the semaphores", e))?;
         self.caps = Some(caps);
         self.last_notify = None;
-        self.new_segment(size.max(1))
+        self.new_segment(size.max(1))?;
+        self.greet_waiting();
+        Ok(())
+    }
+
+    /// Greets the followers that connected before these caps at once (not
+    /// at the serving thread's next turn), then gives them up to
+    /// [`GREET_WAIT`] to answer, so that the frame that set the caps is
+    /// theirs too. Only a caps change with followers waiting pays it.
+    fn greet_waiting(&mut self) {
+        let waiting = |clients: &Clients| {
+            clients
+                .list
+                .iter()
+                .any(|c| !c.dead && c.state == (ClientState::Pending { greeted: true }))
+        };
+        {
+            let mut clients = self.shared.lock();
+            let Some(greeting) = clients.greeting.clone() else {
+                return;
+            };
+            for c in clients.list.iter_mut() {
+                if c.dead || c.state != (ClientState::Pending { greeted: false }) {
+                    continue;
+                }
+                match c.sock.write(&greeting) {
+                    Ok(n) if n == greeting.len() => {
+                        c.state = ClientState::Pending { greeted: true }
+                    }
+                    _ => c.dead = true,
+                }
+            }
+            if !waiting(&clients) {
+                return;
+            }
+        }
+        // The serving thread polls their sockets and marks them live when
+        // their answer comes (well under a millisecond on an idle machine).
+        let deadline = Instant::now() + GREET_WAIT;
+        while Instant::now() < deadline && waiting(&self.shared.lock()) {
+            std::thread::sleep(Duration::from_micros(500));
+        }
     }
 
     /// Replaces the segment with one of `size` bytes and greets new
@@ -547,6 +607,11 @@ impl Drop for ShmdataWriter {
         // The segment and semaphores go with their owners' drop.
     }
 }
+
+/// Longest a frame that sets new caps waits for the followers greeted with
+/// them to answer: a follower's thread woken by the greeting answers at
+/// once; 20 ms is about one scheduling slice on a loaded machine.
+const GREET_WAIT: Duration = Duration::from_millis(20);
 
 /// Bytes sent on `sock` that the peer has not read yet.
 fn unread_bytes(sock: &UnixStream) -> i32 {
