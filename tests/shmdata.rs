@@ -284,6 +284,89 @@ fn recv_serves_sdflow_and_shmdatasrc_and_drops_a_stopped_follower() {
     );
 }
 
+/// Followers that are there before recv and its sender (sdflow polling
+/// for the socket, GStreamer's shmdatasrc) get at least 99% of the
+/// pictures, the first ones included: recv binds its writer and creates
+/// the segment with the first decoded picture, the followers connect while
+/// it waits for the second unit (the frame rate), and the first frame waits
+/// for the followers greeted with its caps. Before, the socket came with
+/// the tenth picture (the frame rate estimate), 300 ms in.
+#[test]
+fn followers_started_before_recv_get_every_picture() {
+    let _turn = serial();
+    let dir = temp_dir("shm-early");
+    let video = Sock::new("early");
+    let base = free_port_base();
+    let flow = sdflow(&video.s(), &dir);
+    let early = gst(
+        "shmdatasrc-early",
+        &format!(
+            "-v shmdatasrc socket-path={} ! fakesink name=early silent=false sync=false",
+            video.s()
+        ),
+        &dir,
+    );
+    let mut recv = Proc::start(
+        "recv",
+        &pstream_bin(),
+        &args(&[
+            "recv",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base.to_string(),
+            "--video-out",
+            &format!("shmdata:{}", video.s()),
+        ]),
+        &dir,
+    );
+    // recv binds its ports at once; gst-launch takes a moment to start.
+    std::thread::sleep(Duration::from_millis(1500));
+    let seconds = 5u64;
+    let mut send = Proc::start(
+        "send",
+        &pstream_bin(),
+        &args(&[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base.to_string(),
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--audio",
+            "none",
+            "--duration",
+            &seconds.to_string(),
+        ]),
+        &dir,
+    );
+    let code = send.wait(Duration::from_secs(seconds + 20));
+    assert_eq!(code, Some(0), "send failed:\n{}", send.stderr());
+    std::thread::sleep(Duration::from_millis(500));
+    recv.signal("INT");
+    assert_eq!(
+        recv.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        recv.stderr()
+    );
+    let sent = frames_in(video::summary(&send.stderr(), "send finished"));
+    let (counted, gst_counted) = (sdflow_frames(&flow), fakesink_frames(&early, "early"));
+    eprintln!("sent {sent} pictures; sdflow counted {counted}, shmdatasrc {gst_counted}");
+    for (who, n) in [("sdflow", counted), ("shmdatasrc", gst_counted)] {
+        assert!(
+            n as f64 >= 0.99 * sent as f64,
+            "{who} counted {n} of {sent}\n{}\n{}\n{}",
+            tail(&flow.stdout(), 5),
+            tail(&early.stderr(), 10),
+            tail(&recv.stderr(), 10)
+        );
+    }
+}
+
 /// (b) a GStreamer writer at 720p30 in BGRA and in I420 -> `pstream send
 /// --video shmdata:` -> costream's rtpbin receiver decodes at least 90%.
 #[test]

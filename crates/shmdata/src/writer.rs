@@ -24,7 +24,13 @@
 //! as it connects, and retries in a loop while there is none, so a writer
 //! bound before its first frame must have one. Followers that connected
 //! before the first frame are greeted with its caps and given a moment to
-//! answer before it is announced, so they get the first frame too.
+//! answer before it is announced, so they get the first frame too; the
+//! first frame waits until [`JOIN_WINDOW`] after the bind, so that followers
+//! polling for the socket find it first. The
+//! first frame should come within a second of the bind: libshmdata's
+//! follower gives up on a writer that has not greeted it in a second, and
+//! then waits until the writer closes the connection (at its first frame
+//! or its drop).
 //!
 //! Caps are set by the first frame; a frame of another size or format (or
 //! audio of another rate or channel count) disconnects every follower with a
@@ -184,6 +190,8 @@ pub struct ShmdataWriter {
     last_notify: Option<Instant>,
     /// The last video pts, for the release interval without a frame rate.
     last_pts: Option<Duration>,
+    /// When the socket was bound, for the first frame's [`JOIN_WINDOW`].
+    bound_at: Instant,
 }
 
 impl ShmdataWriter {
@@ -269,6 +277,7 @@ impl ShmdataWriter {
             scratch: Vec::new(),
             last_notify: None,
             last_pts: None,
+            bound_at: Instant::now(),
         })
     }
 
@@ -356,6 +365,15 @@ impl ShmdataWriter {
         interval: Duration,
         what: &'static str,
     ) -> Result<(), ShmdataError> {
+        if self.caps.is_none() {
+            // The very first frame: followers polling for the socket file
+            // get the time to find it and be greeted with this frame.
+            let join = self.bound_at + JOIN_WINDOW;
+            let now = Instant::now();
+            if now < join {
+                std::thread::sleep(join - now);
+            }
+        }
         if self.caps != Some(caps) {
             self.set_caps(caps, data.len(), what)?;
         }
@@ -607,6 +625,13 @@ impl Drop for ShmdataWriter {
         // The segment and semaphores go with their owners' drop.
     }
 }
+
+/// How long after the bind the first frame is announced at the earliest:
+/// libshmdata's follower polls for the socket file every 30 ms, so two of
+/// its polls and its connection fit. Only the first frame of a writer pays
+/// it, and only what is left of it (a writer bound before the first frame
+/// was decoded pays less).
+const JOIN_WINDOW: Duration = Duration::from_millis(70);
 
 /// Longest a frame that sets new caps waits for the followers greeted with
 /// them to answer: a follower's thread woken by the greeting answers at

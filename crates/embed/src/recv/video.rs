@@ -44,8 +44,8 @@ const FIRST_INTERVAL_WAIT: Duration = Duration::from_millis(250);
 pub(crate) struct VideoDecodeStage {
     pub(crate) decoder: Box<dyn VideoDecoder>,
     /// The output spec; the output opens with the first picture (its size
-    /// and the rate make the Y4M header or the device format), except a
-    /// shmdata writer, bound at start so that followers can wait for it.
+    /// and the rate make the Y4M header or the device format); a shmdata
+    /// writer binds as soon as the first picture is decoded.
     pub(crate) spec: String,
     /// The frame rate when it is known beforehand (`--framerate`); else it
     /// is read off the first interval.
@@ -78,31 +78,9 @@ impl VideoDecodeStage {
     /// Decodes until the link closes (the run is stopping), then finishes
     /// the output.
     pub(crate) fn run(self, units: LinkReceiver<ReceivedUnit>) -> Result<()> {
-        // A shmdata writer binds its socket (and creates its segment) now,
-        // before any picture: a follower that connects early gets the
-        // first picture, not just the ones after it found the socket. Its
-        // size comes with the first picture.
-        let output = if self.spec.starts_with("shmdata:") {
-            let (fps_num, fps_den) = self.framerate.unwrap_or((0, 1));
-            let format = VideoFormat {
-                width: 0,
-                height: 0,
-                fps_num,
-                fps_den,
-            };
-            let sink = open_video_sink(&self.spec, format)?;
-            Some(Output {
-                sink,
-                width: 0,
-                height: 0,
-                rate_told: self.framerate.is_some(),
-            })
-        } else {
-            None
-        };
         let mut run = Running {
             stage: self,
-            output,
+            output: None,
         };
         run.decode_all(&units)?;
         if let Some(out) = &mut run.output {
@@ -234,6 +212,7 @@ impl Running {
                     if fps.is_none() && rate_deadline.is_none() {
                         rate_deadline = Some(now + FIRST_INTERVAL_WAIT);
                     }
+                    self.bind_shmdata_early()?;
                     // Memory stays bounded whatever the hold: past MAX_HELD
                     // the oldest pictures are shown early, not queued.
                     while held.len() > MAX_HELD {
@@ -277,6 +256,35 @@ impl Running {
                 self.write(&f.frame, rate)?;
             }
         }
+        Ok(())
+    }
+
+    /// A shmdata writer binds its socket and creates its segment with the
+    /// first decoded picture, before the picture is shown (it may wait for
+    /// the rate): followers polling for the socket (every 30 ms) connect
+    /// meanwhile, and are greeted with the caps at the first frame, which
+    /// is theirs too. Not at start: libshmdata's follower gives up on a
+    /// writer that has not greeted it within a second, and then blocks
+    /// until the writer closes, so a writer must not be bound long before
+    /// it has caps.
+    fn bind_shmdata_early(&mut self) -> Result<()> {
+        if self.output.is_some() || !self.stage.spec.starts_with("shmdata:") {
+            return Ok(());
+        }
+        let (fps_num, fps_den) = self.stage.framerate.unwrap_or((0, 1));
+        let format = VideoFormat {
+            width: 0,
+            height: 0,
+            fps_num,
+            fps_den,
+        };
+        let sink = open_video_sink(&self.stage.spec, format)?;
+        self.output = Some(Output {
+            sink,
+            width: 0,
+            height: 0,
+            rate_told: self.stage.framerate.is_some(),
+        });
         Ok(())
     }
 
