@@ -501,6 +501,96 @@ fn shmdatasink_720p_is_sent_as_mjpeg() {
     assert!(rx.stdout().contains("width=(int)1280, height=(int)720"));
 }
 
+/// #15 must-show 1, second half: the reference writer (GStreamer's
+/// shmdatasink, 720p BGRA) -> `pstream send --video shmdata: --video-codec
+/// mjpeg` -> ffprobe reading the stream through the score guide's
+/// mjpeg.sdp, byte for byte (port 5000 is fixed by it).
+#[test]
+fn shmdatasink_mjpeg_is_read_by_ffprobe_through_the_guides_sdp() {
+    let _turn = serial();
+    require("ffprobe");
+    require_port_5000_free();
+    let dir = temp_dir("shm-mjpeg-sdp");
+    let sdp = dir.join("mjpeg.sdp");
+    std::fs::write(&sdp, GUIDE_SDP).expect("write sdp");
+    let sock = Sock::new("mjsdp");
+    let writer = gst(
+        "writer",
+        &format!(
+            "videotestsrc is-live=true pattern=ball ! \
+             video/x-raw,format=BGRA,width=1280,height=720,framerate=30/1 ! \
+             shmdatasink socket-path={}",
+            sock.s()
+        ),
+        &dir,
+    );
+    assert!(wait_until(Duration::from_secs(20), || sock.0.exists()));
+    let probe_args = args(&[
+        "-hide_banner",
+        "-protocol_whitelist",
+        "file,udp,rtp",
+        "-i",
+        &sdp.to_string_lossy(),
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "frame=width,height",
+        "-of",
+        "csv",
+    ]);
+    let mut probe = Proc::start("ffprobe", "ffprobe".as_ref(), &probe_args, &dir);
+    // ffprobe reads as soon as it has parsed the SDP and bound the port.
+    std::thread::sleep(Duration::from_millis(1500));
+    let seconds = 5u64;
+    let mut send = Proc::start(
+        "send",
+        &pstream_bin(),
+        &args(&[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--video",
+            &format!("shmdata:{}", sock.s()),
+            "--audio",
+            "none",
+            "--video-codec",
+            "mjpeg",
+            "--duration",
+            &seconds.to_string(),
+        ]),
+        &dir,
+    );
+    let code = send.wait(Duration::from_secs(seconds + 20));
+    let log = send.stderr();
+    assert_eq!(code, Some(0), "send failed:\n{log}");
+    std::thread::sleep(Duration::from_secs(1));
+    probe.signal("INT");
+    probe.wait(Duration::from_secs(10));
+    drop(writer);
+    let out = probe.stdout();
+    let decoded = out.lines().filter(|l| l.starts_with("frame,")).count() as u64;
+    let sent = frames_in(video::summary(&log, "send finished"));
+    eprintln!(
+        "MJPEG 720p30 from shmdatasink: sent {sent}, ffprobe (guide's mjpeg.sdp) decoded {decoded}"
+    );
+    let probe_log = probe.stderr();
+    assert!(
+        probe_log.contains("Video: mjpeg") && probe_log.contains("1280x720"),
+        "ffprobe did not see 1280x720 MJPEG:\n{probe_log}"
+    );
+    assert!(sent >= seconds * 30 * 8 / 10, "sent only {sent}:\n{log}");
+    assert!(
+        decoded * 10 >= sent * 9,
+        "ffprobe decoded {decoded} of {sent}\n{probe_log}\n{log}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("frame,"))
+            .all(|l| l == "frame,1280,720"),
+        "a frame of another size"
+    );
+}
+
 /// (c) `pstream bridge` from the reference writer to a Y4M file: every
 /// picture matches GStreamer's own conversion of the same test pattern.
 #[test]
