@@ -288,6 +288,37 @@ impl ShmdataWriter {
         self.options.framerate = framerate;
     }
 
+    /// Announces I420 video caps of `width` x `height` before the first
+    /// frame (and sizes the segment for them), so that followers are
+    /// greeted as they connect: libshmdata's follower gives up on a writer
+    /// that has not greeted it within a second. Frames of another size
+    /// change the caps as usual.
+    pub fn announce_video(&mut self, width: u32, height: u32) -> Result<(), ShmdataError> {
+        let (fps_num, fps_den) = self.options.framerate.unwrap_or((0, 1));
+        let v = VideoCaps {
+            format: PixelFormat::I420,
+            width,
+            height,
+            fps_num,
+            fps_den: fps_den.max(1),
+        };
+        let size = Layout::of(&v).size;
+        self.set_caps(Caps::Video(v), size, "video frame")
+    }
+
+    /// Announces F32LE audio caps before the first block, as
+    /// [`announce_video`](Self::announce_video) does for video; the
+    /// segment starts at 100 ms of samples and grows with the blocks.
+    pub fn announce_audio(&mut self, rate: u32, channels: u16) -> Result<(), ShmdataError> {
+        let a = AudioCaps {
+            format: SampleFormat::F32Le,
+            rate,
+            channels,
+        };
+        let size = (rate as usize / 10).max(1) * usize::from(channels) * 4;
+        self.set_caps(Caps::Audio(a), size, "audio block")
+    }
+
     /// The path served.
     pub fn path(&self) -> &Path {
         &self.path
