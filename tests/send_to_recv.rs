@@ -279,9 +279,10 @@ fn the_first_pictures_on_y4m_stdout_are_not_held_for_the_frame_rate() {
     let reader = std::thread::spawn(move || {
         let mut out: Vec<(u64, Option<u64>)> = Vec::new();
         let Ok(mut y4m) = pstream_mux::Y4mReader::new(BufReader::new(stdout), "y4m:-") else {
-            return out;
+            return ((0, 0), out);
         };
         let f = y4m.header().format;
+        let fps = (f.fps_num, f.fps_den);
         while let Ok(Some(data)) = y4m.read_frame() {
             let now = unix_micros();
             let luma = &data[..(f.width * f.height) as usize];
@@ -293,7 +294,7 @@ fn the_first_pictures_on_y4m_stdout_are_not_held_for_the_frame_rate() {
             );
             out.push((now, tc));
         }
-        out
+        (fps, out)
     });
     let recv_log = dir.join("recv.stderr");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -328,7 +329,9 @@ fn the_first_pictures_on_y4m_stdout_are_not_held_for_the_frame_rate() {
     }
     let _ = recv.kill();
     let _ = recv.wait();
-    let pictures = reader.join().expect("reader thread");
+    let (fps, pictures) = reader.join().expect("reader thread");
+    // The header's rate, read off the first interval, is the sender's.
+    assert_eq!(fps, (FPS as u32, 1), "Y4M header rate");
     assert_eq!(
         send_code,
         Some(0),

@@ -383,6 +383,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn recv_framerate_is_n_or_n_over_d() {
+        assert_eq!(parse_framerate("30"), Ok((30, 1)));
+        assert_eq!(parse_framerate("30000/1001"), Ok((30000, 1001)));
+        for bad in ["", "0", "30/0", "x", "2000", "-5", "30/1/1"] {
+            assert!(parse_framerate(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "pstream",
+            "recv",
+            "--peer",
+            "127.0.0.1",
+            "--framerate",
+            "25",
+        ])
+        .expect("parses");
+        let Command::Recv(a) = cli.command else {
+            panic!("not recv")
+        };
+        assert_eq!(a.framerate, Some((25, 1)));
+    }
+
+    #[test]
     fn defaults_match_the_costream_layout() {
         let cli = Cli::try_parse_from(["pstream", "send", "--peer", "127.0.0.1"]).expect("parses");
         let Command::Send(a) = cli.command else {
