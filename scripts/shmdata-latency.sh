@@ -12,6 +12,11 @@
 #              ! rtph264pay config-interval=-1 ! udpsink sync=false
 # Runs are interleaved (pstream, GStreamer, pstream, ...).
 #
+# 2026-12-07, release build, 2-core machine shared with other builds (load
+# 1.4-4), 3 x 10 s at 720p30: pstream median 4.8 / 6.1 / 6.6 ms (p99 16.1 /
+# 12.7 / 16.6), GStreamer 5.4 / 5.7 / 4.5 ms (p99 10.2 / 11.2 / 13.0):
+# ratios 0.89 / 1.07 / 1.47, 1.13 on the median of the runs.
+#
 # Usage: scripts/shmdata-latency.sh [RUNS=3] [SECONDS=10] [SIZE=1280x720]
 #   PSTREAM=path/to/pstream (default target/release/pstream, else target/debug)
 set -eu
