@@ -4,20 +4,10 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-
-/// The SDP file a media application's livestreaming guide hands to ffplay,
-/// byte for byte (port 5000 is fixed by it).
-const GUIDE_SDP: &str = "v=0
-m=video 5000 RTP/AVP 26
-a=rtpmap:26 JPEG/90000;
-a=decode_buf=300;
-c=IN IP4 127.0.0.1
-";
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
@@ -31,21 +21,6 @@ fn frames_sent(log: &str) -> u64 {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no frame count in pstream's summary:\n{log}"))
-}
-
-/// Panics with a clear message unless the guide's fixed ports are free.
-fn require_port_5000_free() {
-    for port in 5000..=5007u16 {
-        for host in ["127.0.0.1", "0.0.0.0"] {
-            if let Err(e) = UdpSocket::bind((host, port)) {
-                panic!(
-                    "UDP {host}:{port} is busy ({e}); this test must use port 5000 because the \
-                     guide's SDP file fixes it. Stop whatever holds it (`ss -ulpn | grep :500`) \
-                     and rerun."
-                );
-            }
-        }
-    }
 }
 
 #[test]

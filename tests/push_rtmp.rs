@@ -924,3 +924,106 @@ fn the_embedding_api_pushes_to_nginx_and_records_flv() {
         .expect_err("no key");
     assert!(one_line(&err).contains("stream key"), "{}", one_line(&err));
 }
+
+/// #15 must-show 2, the guide's Twitch pipeline without GStreamer: score's
+/// video from shmdata (here the reference writer, GStreamer's
+/// `shmdatasink`, built by scripts/peers.sh) and its audio from PipeWire (a
+/// null sink's monitor in a private PipeWire) -> `pstream push` -> nginx-rtmp:
+/// every HLS segment holds 640x360 H.264 and AAC, and the recording about
+/// every picture.
+#[test]
+fn shmdata_video_and_pipewire_audio_are_pushed_as_h264_aac_segments() {
+    use common::pipewire::{missing_tool, PipeWire};
+    let _turn = serial();
+    assert!(
+        missing_tool().is_none(),
+        "{:?} is not installed; run scripts/install-deps.sh",
+        missing_tool()
+    );
+    let peers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/peers/shmdata");
+    assert!(
+        peers.join("gst/libgstshmdata.so").is_file(),
+        "the shmdata reference peer is not built in {}; run scripts/peers.sh",
+        peers.display()
+    );
+    let sink = "pstream_push_shm";
+    let pw = PipeWire::start("push-shm-pw", &[sink]);
+    let dir = pw.dir.clone();
+    let sock = PathBuf::from(format!("/tmp/pst-push-shm-{}", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let peer_env = [
+        (
+            "LD_LIBRARY_PATH".to_string(),
+            peers.join("lib").display().to_string(),
+        ),
+        (
+            "GST_PLUGIN_PATH".to_string(),
+            peers.join("gst").display().to_string(),
+        ),
+    ];
+    let pipeline = format!(
+        "videotestsrc is-live=true pattern=ball ! \
+         video/x-raw,format=I420,width=640,height=360,framerate=30/1 ! \
+         shmdatasink socket-path={}",
+        sock.display()
+    );
+    let words: Vec<String> = pipeline.split_whitespace().map(str::to_owned).collect();
+    let writer = Proc::start_env("writer", "gst-launch-1.0".as_ref(), &words, &dir, &peer_env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        sock.exists(),
+        "shmdatasink made no socket:\n{}",
+        writer.stderr()
+    );
+    let port = free_tcp_port();
+    let _nginx = start_nginx(&dir, port, "nginx");
+    let url = format!("rtmp://127.0.0.1:{port}/live/stream");
+    let seconds = 6u64;
+    let push_args: Vec<String> = [
+        "push",
+        "--video",
+        &format!("shmdata:{}", sock.display()),
+        "--audio",
+        &format!("pipewire:{sink}"),
+        "--bitrate",
+        "800",
+        &url,
+        "--duration",
+        &seconds.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut push = Proc::start_env("push", &pstream_bin(), &push_args, &dir, pw.env());
+    let code = push.wait(Duration::from_secs(seconds + 30));
+    drop(writer);
+    let _ = std::fs::remove_file(&sock);
+    let log = push.stderr();
+    assert_eq!(code, Some(0), "pstream push failed:\n{log}\n{}", pw.logs());
+    std::thread::sleep(Duration::from_millis(500));
+    let segs = playlist(&dir.join("hls/stream.m3u8"));
+    assert!(
+        segs.len() >= 2,
+        "playlist has {} segments: {segs:?}\n{log}",
+        segs.len()
+    );
+    for (path, _) in &segs {
+        let (streams, _) = probe(path);
+        assert_h264_aac(path, &streams);
+    }
+    let streams = the_one_recording(&dir);
+    let (pictures, aac) = (frames_of(&streams, "h264"), frames_of(&streams, "aac"));
+    eprintln!(
+        "shmdata + PipeWire -> push -> nginx: {} HLS segments, recording {pictures} H.264 pictures and {aac} AAC frames",
+        segs.len()
+    );
+    assert!(pictures >= seconds * 30 * 9 / 10, "{streams:?}\n{log}");
+    // 48 kHz AAC is 46.9 frames a second; 80% of them at least.
+    assert!(
+        aac as f64 >= seconds as f64 * 46.9 * 0.8,
+        "{streams:?}\n{log}"
+    );
+}

@@ -233,3 +233,134 @@ fn receiver_resumes_after_the_sender_is_killed_and_restarted() {
     );
     let _ = std::fs::remove_file(&y4m);
 }
+
+/// No start-up stall on `--video-out y4m:-`: a reader of recv's stdout
+/// timestamps each picture as it comes out and reads its timecode. Before,
+/// recv held its first ten pictures until it had estimated the frame rate
+/// (nine intervals, 300 ms at 30 fps) and wrote them in a burst. The bar is
+/// a correctness one, not a speed one: none of the first ten pictures may
+/// come out later than three frame intervals past the run's median
+/// (holding them for the rate would put the first at nine intervals).
+#[test]
+fn the_first_pictures_on_y4m_stdout_are_not_held_for_the_frame_rate() {
+    use std::io::BufReader;
+    use std::process::{Command, Stdio};
+
+    const SECONDS: u64 = 3;
+    const FPS: u64 = 30;
+    let _turn = serial();
+    let dir = temp_dir("startup-stall");
+    let base = free_port_base();
+    let stderr = std::fs::File::create(dir.join("recv.stderr")).expect("stderr file");
+    let mut recv = Command::new(pstream_bin())
+        .args(args(&[
+            "recv",
+            "--peer",
+            "127.0.0.1",
+            "--listen",
+            "127.0.0.1",
+            "--port-base",
+            &base.to_string(),
+            "--video-out",
+            "y4m:-",
+            "--audio-out",
+            "null",
+            "--duration",
+            &(SECONDS + 6).to_string(),
+        ]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start pstream recv");
+    let stdout = recv.stdout.take().expect("recv stdout");
+    // (arrival in unix microseconds, timecode) of each picture, read as
+    // recv writes it.
+    let reader = std::thread::spawn(move || {
+        let mut out: Vec<(u64, Option<u64>)> = Vec::new();
+        let Ok(mut y4m) = pstream_mux::Y4mReader::new(BufReader::new(stdout), "y4m:-") else {
+            return ((0, 0), out);
+        };
+        let f = y4m.header().format;
+        let fps = (f.fps_num, f.fps_den);
+        while let Ok(Some(data)) = y4m.read_frame() {
+            let now = unix_micros();
+            let luma = &data[..(f.width * f.height) as usize];
+            let tc = pstream_capture::timecode::read_timecode_luma(
+                luma,
+                f.width as usize,
+                f.width,
+                f.height,
+            );
+            out.push((now, tc));
+        }
+        (fps, out)
+    });
+    let recv_log = dir.join("recv.stderr");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !read_lossy(&recv_log).contains("receiving from") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut send = Proc::start(
+        "pstream-send",
+        &pstream_bin(),
+        &args(&[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base.to_string(),
+            "--size",
+            "640x360",
+            "--fps",
+            &FPS.to_string(),
+            "--audio",
+            "none",
+            "--duration",
+            &SECONDS.to_string(),
+        ]),
+        &dir,
+    );
+    let send_code = send.wait(Duration::from_secs(SECONDS + 15));
+    // recv stops at its --duration; killed by PID if it does not.
+    let until = Instant::now() + Duration::from_secs(15);
+    while recv.try_wait().ok().flatten().is_none() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = recv.kill();
+    let _ = recv.wait();
+    let (fps, pictures) = reader.join().expect("reader thread");
+    // The header's rate, read off the first interval, is the sender's.
+    assert_eq!(fps, (FPS as u32, 1), "Y4M header rate");
+    assert_eq!(
+        send_code,
+        Some(0),
+        "pstream send failed:\n{}",
+        send.stderr()
+    );
+    let latencies: Vec<f64> = pictures
+        .iter()
+        .filter_map(|&(at, tc)| tc.map(|tc| at.saturating_sub(tc) as f64 / 1000.0))
+        .collect();
+    assert!(
+        latencies.len() as u64 >= SECONDS * FPS * 9 / 10,
+        "only {} pictures with a timecode came out:\n{}",
+        latencies.len(),
+        read_lossy(&recv_log)
+    );
+    let mut sorted = latencies.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let first: Vec<String> = latencies[..10].iter().map(|l| format!("{l:.1}")).collect();
+    eprintln!(
+        "STARTUP y4m:- latency of the first 10 pictures (ms): {}; median of {} pictures {median:.1} ms",
+        first.join(" "),
+        latencies.len()
+    );
+    let bar = median + 3.0 * 1000.0 / FPS as f64;
+    assert!(
+        latencies[..10].iter().all(|&l| l <= bar),
+        "a picture of the first ten was held: {} ms against a median of {median:.1} ms",
+        first.join(" ")
+    );
+}

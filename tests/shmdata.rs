@@ -284,6 +284,89 @@ fn recv_serves_sdflow_and_shmdatasrc_and_drops_a_stopped_follower() {
     );
 }
 
+/// Followers that are there before recv and its sender (sdflow polling
+/// for the socket, GStreamer's shmdatasrc) get at least 99% of the
+/// pictures, the first ones included: recv binds its writer and creates
+/// the segment with the first decoded picture, the followers connect while
+/// it waits for the second unit (the frame rate), and the first frame waits
+/// for the followers greeted with its caps. Before, the socket came with
+/// the tenth picture (the frame rate estimate), 300 ms in.
+#[test]
+fn followers_started_before_recv_get_every_picture() {
+    let _turn = serial();
+    let dir = temp_dir("shm-early");
+    let video = Sock::new("early");
+    let base = free_port_base();
+    let flow = sdflow(&video.s(), &dir);
+    let early = gst(
+        "shmdatasrc-early",
+        &format!(
+            "-v shmdatasrc socket-path={} ! fakesink name=early silent=false sync=false",
+            video.s()
+        ),
+        &dir,
+    );
+    let mut recv = Proc::start(
+        "recv",
+        &pstream_bin(),
+        &args(&[
+            "recv",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base.to_string(),
+            "--video-out",
+            &format!("shmdata:{}", video.s()),
+        ]),
+        &dir,
+    );
+    // recv binds its ports at once; gst-launch takes a moment to start.
+    std::thread::sleep(Duration::from_millis(1500));
+    let seconds = 5u64;
+    let mut send = Proc::start(
+        "send",
+        &pstream_bin(),
+        &args(&[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--port-base",
+            &base.to_string(),
+            "--size",
+            "640x360",
+            "--fps",
+            "30",
+            "--audio",
+            "none",
+            "--duration",
+            &seconds.to_string(),
+        ]),
+        &dir,
+    );
+    let code = send.wait(Duration::from_secs(seconds + 20));
+    assert_eq!(code, Some(0), "send failed:\n{}", send.stderr());
+    std::thread::sleep(Duration::from_millis(500));
+    recv.signal("INT");
+    assert_eq!(
+        recv.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        recv.stderr()
+    );
+    let sent = frames_in(video::summary(&send.stderr(), "send finished"));
+    let (counted, gst_counted) = (sdflow_frames(&flow), fakesink_frames(&early, "early"));
+    eprintln!("sent {sent} pictures; sdflow counted {counted}, shmdatasrc {gst_counted}");
+    for (who, n) in [("sdflow", counted), ("shmdatasrc", gst_counted)] {
+        assert!(
+            n as f64 >= 0.99 * sent as f64,
+            "{who} counted {n} of {sent}\n{}\n{}\n{}",
+            tail(&flow.stdout(), 5),
+            tail(&early.stderr(), 10),
+            tail(&recv.stderr(), 10)
+        );
+    }
+}
+
 /// (b) a GStreamer writer at 720p30 in BGRA and in I420 -> `pstream send
 /// --video shmdata:` -> costream's rtpbin receiver decodes at least 90%.
 #[test]
@@ -416,6 +499,96 @@ fn shmdatasink_720p_is_sent_as_mjpeg() {
         tail(&rx.stdout(), 20)
     );
     assert!(rx.stdout().contains("width=(int)1280, height=(int)720"));
+}
+
+/// #15 must-show 1, second half: the reference writer (GStreamer's
+/// shmdatasink, 720p BGRA) -> `pstream send --video shmdata: --video-codec
+/// mjpeg` -> ffprobe reading the stream through the score guide's
+/// mjpeg.sdp, byte for byte (port 5000 is fixed by it).
+#[test]
+fn shmdatasink_mjpeg_is_read_by_ffprobe_through_the_guides_sdp() {
+    let _turn = serial();
+    require("ffprobe");
+    require_port_5000_free();
+    let dir = temp_dir("shm-mjpeg-sdp");
+    let sdp = dir.join("mjpeg.sdp");
+    std::fs::write(&sdp, GUIDE_SDP).expect("write sdp");
+    let sock = Sock::new("mjsdp");
+    let writer = gst(
+        "writer",
+        &format!(
+            "videotestsrc is-live=true pattern=ball ! \
+             video/x-raw,format=BGRA,width=1280,height=720,framerate=30/1 ! \
+             shmdatasink socket-path={}",
+            sock.s()
+        ),
+        &dir,
+    );
+    assert!(wait_until(Duration::from_secs(20), || sock.0.exists()));
+    let probe_args = args(&[
+        "-hide_banner",
+        "-protocol_whitelist",
+        "file,udp,rtp",
+        "-i",
+        &sdp.to_string_lossy(),
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "frame=width,height",
+        "-of",
+        "csv",
+    ]);
+    let mut probe = Proc::start("ffprobe", "ffprobe".as_ref(), &probe_args, &dir);
+    // ffprobe reads as soon as it has parsed the SDP and bound the port.
+    std::thread::sleep(Duration::from_millis(1500));
+    let seconds = 5u64;
+    let mut send = Proc::start(
+        "send",
+        &pstream_bin(),
+        &args(&[
+            "send",
+            "--peer",
+            "127.0.0.1",
+            "--video",
+            &format!("shmdata:{}", sock.s()),
+            "--audio",
+            "none",
+            "--video-codec",
+            "mjpeg",
+            "--duration",
+            &seconds.to_string(),
+        ]),
+        &dir,
+    );
+    let code = send.wait(Duration::from_secs(seconds + 20));
+    let log = send.stderr();
+    assert_eq!(code, Some(0), "send failed:\n{log}");
+    std::thread::sleep(Duration::from_secs(1));
+    probe.signal("INT");
+    probe.wait(Duration::from_secs(10));
+    drop(writer);
+    let out = probe.stdout();
+    let decoded = out.lines().filter(|l| l.starts_with("frame,")).count() as u64;
+    let sent = frames_in(video::summary(&log, "send finished"));
+    eprintln!(
+        "MJPEG 720p30 from shmdatasink: sent {sent}, ffprobe (guide's mjpeg.sdp) decoded {decoded}"
+    );
+    let probe_log = probe.stderr();
+    assert!(
+        probe_log.contains("Video: mjpeg") && probe_log.contains("1280x720"),
+        "ffprobe did not see 1280x720 MJPEG:\n{probe_log}"
+    );
+    assert!(sent >= seconds * 30 * 8 / 10, "sent only {sent}:\n{log}");
+    assert!(
+        decoded * 10 >= sent * 9,
+        "ffprobe decoded {decoded} of {sent}\n{probe_log}\n{log}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("frame,"))
+            .all(|l| l == "frame,1280,720"),
+        "a frame of another size"
+    );
 }
 
 /// (c) `pstream bridge` from the reference writer to a Y4M file: every

@@ -400,8 +400,12 @@ impl Y4mSink {
                 ),
             });
         }
+        // Flushed per picture: a reader on the pipe (`y4m:-`) or following
+        // the file gets each picture as it is written, not three at a time
+        // when three fit the buffer (640x360 does).
         out.write_all(b"FRAME\n")
             .and_then(|()| out.write_all(frame.data()))
+            .and_then(|()| out.flush())
             .map_err(|e| FileError::io(&self.name, "cannot write frame", e))
     }
 

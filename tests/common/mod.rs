@@ -16,6 +16,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+/// The SDP file a media application's livestreaming guide hands to ffplay,
+/// byte for byte (port 5000 is fixed by it).
+pub const GUIDE_SDP: &str = "v=0
+m=video 5000 RTP/AVP 26
+a=rtpmap:26 JPEG/90000;
+a=decode_buf=300;
+c=IN IP4 127.0.0.1
+";
+
+/// Panics with a clear message unless the guide's fixed ports are free.
+pub fn require_port_5000_free() {
+    for port in 5000..=5007u16 {
+        for host in ["127.0.0.1", "0.0.0.0"] {
+            if let Err(e) = UdpSocket::bind((host, port)) {
+                panic!(
+                    "UDP {host}:{port} is busy ({e}); this test must use port 5000 because the \
+                     guide's SDP file fixes it. Stop whatever holds it (`ss -ulpn | grep :500`) \
+                     and rerun."
+                );
+            }
+        }
+    }
+}
+
 /// Numbers handed out in this process: temp dirs and port bases of tests
 /// running at the same time must never coincide (two tests that shared a
 /// temp dir once truncated each other's captured stdout).

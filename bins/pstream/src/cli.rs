@@ -183,6 +183,12 @@ pub struct RecvArgs {
     /// A device that disappears stops recv with an error.
     #[arg(long, default_value = "null")]
     pub video_out: String,
+    /// The sender's frame rate, `N` or `N/D` (e.g. 30000/1001), when known:
+    /// the Y4M header, device interval and shmdata caps say it. Without it
+    /// the rate is read off the first two pictures' timestamps (the first
+    /// picture waits one interval; none after it is held).
+    #[arg(long, value_parser = parse_framerate)]
+    pub framerate: Option<(u32, u32)>,
     /// Audio output: `wav:PATH` (48 kHz), `default` (the default sound
     /// device), `alsa:NAME` (an ALSA device), `pipewire` or `pipewire:NODE`
     /// (a PipeWire node by name; see `pstream devices`), `shmdata:PATH` (a
@@ -415,6 +421,21 @@ pub(crate) fn parse_bitrate(s: &str) -> Result<BitrateArg, String> {
     Ok(BitrateArg::Kbps(v))
 }
 
+/// `N` or `N/D` frames per second, each part 1..=1_000_000, the rate at
+/// most 1000 fps.
+pub(crate) fn parse_framerate(s: &str) -> Result<(u32, u32), String> {
+    let (n, d) = s.split_once('/').unwrap_or((s, "1"));
+    let bad = || format!("frame rate {s:?} is not N or N/D (e.g. 30 or 30000/1001)");
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let d: u32 = d.trim().parse().map_err(|_| bad())?;
+    if !(1..=1_000_000).contains(&n) || !(1..=1_000_000).contains(&d) || n / d > 1000 {
+        return Err(format!(
+            "frame rate {s:?} must be above 0 and at most 1000 fps"
+        ));
+    }
+    Ok((n, d))
+}
+
 pub(crate) fn parse_keyint(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if !(0.1..=600.0).contains(&v) {
@@ -426,6 +447,28 @@ pub(crate) fn parse_keyint(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recv_framerate_is_n_or_n_over_d() {
+        assert_eq!(parse_framerate("30"), Ok((30, 1)));
+        assert_eq!(parse_framerate("30000/1001"), Ok((30000, 1001)));
+        for bad in ["", "0", "30/0", "x", "2000", "-5", "30/1/1"] {
+            assert!(parse_framerate(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "pstream",
+            "recv",
+            "--peer",
+            "127.0.0.1",
+            "--framerate",
+            "25",
+        ])
+        .expect("parses");
+        let Command::Recv(a) = cli.command else {
+            panic!("not recv")
+        };
+        assert_eq!(a.framerate, Some((25, 1)));
+    }
 
     #[test]
     fn defaults_match_the_costream_layout() {

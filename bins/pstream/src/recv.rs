@@ -22,6 +22,7 @@ fn config(args: &RecvArgs) -> anyhow::Result<RecvConfig> {
             VideoCodecArg::Mjpeg => VideoCodec::Mjpeg,
         },
         video_out: args.video_out.clone(),
+        framerate: args.framerate,
         audio_out: args.audio_out.clone(),
         sync: match args.sync {
             SyncArg::Auto => SyncMode::Auto,

@@ -26,6 +26,11 @@ pub trait VideoSink: Send {
     fn is_live(&self) -> bool {
         false
     }
+
+    /// The frame rate, for a sink opened before it was known (a shmdata
+    /// writer binds at start); given before the first picture. Sinks that
+    /// took it at open ignore it.
+    fn set_frame_rate(&mut self, _num: u32, _den: u32) {}
 }
 
 /// A consumer of raw audio blocks.

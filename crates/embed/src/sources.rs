@@ -248,7 +248,7 @@ pub fn open_audio_sink(spec: &str, format: AudioFormat) -> Result<Box<dyn AudioS
     }
     if let Some(path) = path_after(spec, "shmdata") {
         let path = Path::new(non_empty(spec, path)?);
-        return Ok(Box::new(ShmdataAudioSink::open(path)?));
+        return Ok(Box::new(ShmdataAudioSink::open(path, format)?));
     }
     if let Some(device) = open_audio_output(spec, format) {
         return Ok(device?);

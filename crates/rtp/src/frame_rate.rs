@@ -8,9 +8,19 @@
 //! takes the median step (robust to a dropped frame), averages the steps near
 //! it (which cancels the jitter of the instants in between), and snaps the
 //! result to the nearest rate cameras and encoders actually use.
+//!
+//! A receiver that must not hold its first pictures back has only the first
+//! interval: [`estimate_first`] snaps that one step to the nearest common
+//! rate with a wider tolerance (one step carries the whole jitter of two
+//! capture instants).
 
-/// Units the receiver waits for before it opens its output: nine steps.
+/// Units [`estimate`] is best fed: nine steps (the receiver no longer waits
+/// for them; see [`estimate_first`]).
 pub const RATE_UNITS: usize = 10;
+
+/// Relative distance within which a single step snaps to a common rate:
+/// 3 ms of jitter on a 33 ms step is 9%, and 25 and 30 fps are 20% apart.
+const FIRST_SNAP_TOLERANCE: f64 = 0.12;
 
 /// The rate assumed when the timestamps say nothing (fewer than two units,
 /// or steps of zero).
@@ -68,6 +78,36 @@ pub fn estimate(stamps: &[u32], clock_rate: u32) -> (u32, u32) {
     let step = near.iter().sum::<f64>() / near.len() as f64;
     let fps = f64::from(clock_rate) / step;
     snap(fps, &steps, clock_rate)
+}
+
+/// The frame rate of a stream from its first interval alone: the step
+/// between the first two access units' timestamps (`first`, `second`, on a
+/// `clock_rate` Hz RTP clock), snapped to the nearest common rate within
+/// 12% (a 1001-denominator rate only on its exact step), else rounded;
+/// [`DEFAULT_RATE`] when the step is zero, backwards or over a second.
+pub fn estimate_first(first: u32, second: u32, clock_rate: u32) -> (u32, u32) {
+    let step = second.wrapping_sub(first);
+    if step == 0 || step > clock_rate {
+        return DEFAULT_RATE;
+    }
+    let fps = f64::from(clock_rate) / f64::from(step);
+    let mut best: Option<((u32, u32), f64)> = None;
+    for (num, den) in COMMON_RATES {
+        let rate = f64::from(num) / f64::from(den);
+        let distance = (fps - rate).abs() / rate;
+        let exact = f64::from(clock_rate) * f64::from(den) / f64::from(num);
+        if distance > FIRST_SNAP_TOLERANCE || (den == 1001 && (f64::from(step) - exact).abs() > 1.0)
+        {
+            continue;
+        }
+        if best.is_none_or(|(_, d)| distance < d) {
+            best = Some(((num, den), distance));
+        }
+    }
+    match best {
+        Some((rate, _)) => rate,
+        None => ((fps.round() as u32).max(1), 1),
+    }
 }
 
 /// The common rate nearest `fps` when there is one close enough; otherwise
@@ -152,6 +192,22 @@ mod tests {
             .map(|i| (u32::MAX - 4000).wrapping_add(i * 3000))
             .collect();
         assert_eq!(estimate(&s, VIDEO), (30, 1));
+    }
+
+    #[test]
+    fn the_first_interval_alone_snaps_through_jitter() {
+        assert_eq!(estimate_first(0, 3000, VIDEO), (30, 1));
+        // 3 ms of capture jitter either way is still 30 fps, not 27 or 33.
+        assert_eq!(estimate_first(0, 3270, VIDEO), (30, 1));
+        assert_eq!(estimate_first(1000, 3730, VIDEO), (30, 1));
+        assert_eq!(estimate_first(0, 3600, VIDEO), (25, 1));
+        assert_eq!(estimate_first(0, 3003, VIDEO), (30000, 1001));
+        assert_eq!(estimate_first(0, 1500, VIDEO), (60, 1));
+        assert_eq!(estimate_first(u32::MAX - 1000, 2000, VIDEO), (30, 1));
+        // 7 fps is nobody's standard; nothing to go on is the default.
+        assert_eq!(estimate_first(0, 12857, VIDEO), (7, 1));
+        assert_eq!(estimate_first(5, 5, VIDEO), DEFAULT_RATE);
+        assert_eq!(estimate_first(3000, 0, VIDEO), DEFAULT_RATE);
     }
 
     #[test]

@@ -356,8 +356,15 @@ impl ShmdataVideoSink {
             ..WriterOptions::default()
         };
         let spec = spec_of(path);
-        let writer =
+        let mut writer =
             ShmdataWriter::bind(path, options).map_err(|e| MediaError::failed(&spec, e))?;
+        // A size known at open (bridge's sources) greets followers at once;
+        // recv opens with none and the first picture brings it.
+        if format.width > 0 && format.height > 0 {
+            writer
+                .announce_video(format.width, format.height)
+                .map_err(|e| MediaError::failed(&spec, e))?;
+        }
         Ok(Self {
             spec,
             writer: Some(writer),
@@ -402,6 +409,12 @@ impl VideoSink for ShmdataVideoSink {
     fn is_live(&self) -> bool {
         true
     }
+
+    fn set_frame_rate(&mut self, num: u32, den: u32) {
+        if let Some(w) = self.writer.as_mut() {
+            w.set_framerate((num > 0).then_some((num, den.max(1))));
+        }
+    }
 }
 
 /// `--audio-out shmdata:PATH`: audio served as interleaved F32LE.
@@ -412,10 +425,16 @@ pub struct ShmdataAudioSink {
 }
 
 impl ShmdataAudioSink {
-    /// Binds the writer's socket at `path` (a stale one is replaced).
-    pub fn open(path: &Path) -> Result<Self, MediaError> {
+    /// Binds the writer's socket at `path` (a stale one is replaced) and
+    /// announces `format` at once, so that followers that connect before
+    /// the first block are greeted (libshmdata's gives up on a writer that
+    /// has not greeted it within a second).
+    pub fn open(path: &Path, format: AudioFormat) -> Result<Self, MediaError> {
         let spec = spec_of(path);
-        let writer = ShmdataWriter::bind(path, WriterOptions::default())
+        let mut writer = ShmdataWriter::bind(path, WriterOptions::default())
+            .map_err(|e| MediaError::failed(&spec, e))?;
+        writer
+            .announce_audio(format.sample_rate, format.channels)
             .map_err(|e| MediaError::failed(&spec, e))?;
         Ok(Self {
             spec,

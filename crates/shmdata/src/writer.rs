@@ -19,6 +19,19 @@
 //! follower never waits on it) or waits for the next frame's count, which
 //! the writer hands it before counting the next readers.
 //!
+//! The segment exists from [`ShmdataWriter::bind`] on (a placeholder until
+//! the first frame sizes it): libshmdata's follower attaches to it as soon
+//! as it connects, and retries in a loop while there is none, so a writer
+//! bound before its first frame must have one. Followers that connected
+//! before the first frame are greeted with its caps and given a moment to
+//! answer before it is announced, so they get the first frame too; the
+//! first frame waits until [`JOIN_WINDOW`] after the bind, so that followers
+//! polling for the socket find it first. The
+//! first frame should come within a second of the bind: libshmdata's
+//! follower gives up on a writer that has not greeted it in a second, and
+//! then waits until the writer closes the connection (at its first frame
+//! or its drop).
+//!
 //! Caps are set by the first frame; a frame of another size or format (or
 //! audio of another rate or channel count) disconnects every follower with a
 //! quit message, so that each reconnects and is greeted with the new caps,
@@ -177,6 +190,8 @@ pub struct ShmdataWriter {
     last_notify: Option<Instant>,
     /// The last video pts, for the release interval without a frame rate.
     last_pts: Option<Duration>,
+    /// When the socket was bound, for the first frame's [`JOIN_WINDOW`].
+    bound_at: Instant,
 }
 
 impl ShmdataWriter {
@@ -232,6 +247,11 @@ impl ShmdataWriter {
             .map_err(|e| cleanup(ShmdataError::io(&path, "derive the semaphore key", e)))?;
         let sem = SemSet::create(sem_key, options.mode)
             .map_err(|e| cleanup(ShmdataError::io(&path, "create the semaphores", e)))?;
+        // A placeholder until the first frame gives the size: followers
+        // attach at connect (libshmdata's retries forever on "shmget: No
+        // such file"), and re-attach by key at their first frame's size.
+        let placeholder = Segment::create(shm_key, 1, options.mode)
+            .map_err(|e| cleanup(ShmdataError::io(&path, "create the shared memory", e)))?;
         let shared = Arc::new(Shared {
             clients: Mutex::new(Clients::default()),
             stop: AtomicBool::new(false),
@@ -252,12 +272,51 @@ impl ShmdataWriter {
             server: Some(server),
             shm_key,
             sem,
-            segment: None,
+            segment: Some(placeholder),
             caps: None,
             scratch: Vec::new(),
             last_notify: None,
             last_pts: None,
+            bound_at: Instant::now(),
         })
+    }
+
+    /// Sets the video frame rate the caps announce, for a writer bound
+    /// before the rate was known; takes effect at the next caps (the first
+    /// frame's, or a change of size).
+    pub fn set_framerate(&mut self, framerate: Option<(u32, u32)>) {
+        self.options.framerate = framerate;
+    }
+
+    /// Announces I420 video caps of `width` x `height` before the first
+    /// frame (and sizes the segment for them), so that followers are
+    /// greeted as they connect: libshmdata's follower gives up on a writer
+    /// that has not greeted it within a second. Frames of another size
+    /// change the caps as usual.
+    pub fn announce_video(&mut self, width: u32, height: u32) -> Result<(), ShmdataError> {
+        let (fps_num, fps_den) = self.options.framerate.unwrap_or((0, 1));
+        let v = VideoCaps {
+            format: PixelFormat::I420,
+            width,
+            height,
+            fps_num,
+            fps_den: fps_den.max(1),
+        };
+        let size = Layout::of(&v).size;
+        self.set_caps(Caps::Video(v), size, "video frame")
+    }
+
+    /// Announces F32LE audio caps before the first block, as
+    /// [`announce_video`](Self::announce_video) does for video; the
+    /// segment starts at 100 ms of samples and grows with the blocks.
+    pub fn announce_audio(&mut self, rate: u32, channels: u16) -> Result<(), ShmdataError> {
+        let a = AudioCaps {
+            format: SampleFormat::F32Le,
+            rate,
+            channels,
+        };
+        let size = (rate as usize / 10).max(1) * usize::from(channels) * 4;
+        self.set_caps(Caps::Audio(a), size, "audio block")
     }
 
     /// The path served.
@@ -337,6 +396,15 @@ impl ShmdataWriter {
         interval: Duration,
         what: &'static str,
     ) -> Result<(), ShmdataError> {
+        if self.caps.is_none() {
+            // The very first frame: followers polling for the socket file
+            // get the time to find it and be greeted with this frame.
+            let join = self.bound_at + JOIN_WINDOW;
+            let now = Instant::now();
+            if now < join {
+                std::thread::sleep(join - now);
+            }
+        }
         if self.caps != Some(caps) {
             self.set_caps(caps, data.len(), what)?;
         }
@@ -502,7 +570,48 @@ impl ShmdataWriter {
             .map_err(|e| ShmdataError::io(&self.path, "reset the semaphores", e))?;
         self.caps = Some(caps);
         self.last_notify = None;
-        self.new_segment(size.max(1))
+        self.new_segment(size.max(1))?;
+        self.greet_waiting();
+        Ok(())
+    }
+
+    /// Greets the followers that connected before these caps at once (not
+    /// at the serving thread's next turn), then gives them up to
+    /// [`GREET_WAIT`] to answer, so that the frame that set the caps is
+    /// theirs too. Only a caps change with followers waiting pays it.
+    fn greet_waiting(&mut self) {
+        let waiting = |clients: &Clients| {
+            clients
+                .list
+                .iter()
+                .any(|c| !c.dead && c.state == (ClientState::Pending { greeted: true }))
+        };
+        {
+            let mut clients = self.shared.lock();
+            let Some(greeting) = clients.greeting.clone() else {
+                return;
+            };
+            for c in clients.list.iter_mut() {
+                if c.dead || c.state != (ClientState::Pending { greeted: false }) {
+                    continue;
+                }
+                match c.sock.write(&greeting) {
+                    Ok(n) if n == greeting.len() => {
+                        c.state = ClientState::Pending { greeted: true }
+                    }
+                    _ => c.dead = true,
+                }
+            }
+            if !waiting(&clients) {
+                return;
+            }
+        }
+        // The serving thread polls their sockets and marks them live when
+        // their answer comes (well under a millisecond on an idle machine).
+        let deadline = Instant::now() + GREET_WAIT;
+        while Instant::now() < deadline && waiting(&self.shared.lock()) {
+            std::thread::sleep(Duration::from_micros(500));
+        }
     }
 
     /// Replaces the segment with one of `size` bytes and greets new
@@ -547,6 +656,18 @@ impl Drop for ShmdataWriter {
         // The segment and semaphores go with their owners' drop.
     }
 }
+
+/// How long after the bind the first frame is announced at the earliest:
+/// libshmdata's follower polls for the socket file every 30 ms, so two of
+/// its polls and its connection fit. Only the first frame of a writer pays
+/// it, and only what is left of it (a writer bound before the first frame
+/// was decoded pays less).
+const JOIN_WINDOW: Duration = Duration::from_millis(70);
+
+/// Longest a frame that sets new caps waits for the followers greeted with
+/// them to answer: a follower's thread woken by the greeting answers at
+/// once; 20 ms is about one scheduling slice on a loaded machine.
+const GREET_WAIT: Duration = Duration::from_millis(20);
 
 /// Bytes sent on `sock` that the peer has not read yet.
 fn unread_bytes(sock: &UnixStream) -> i32 {

@@ -99,6 +99,11 @@ pub struct RecvConfig {
     /// Video output: `y4m:PATH`, `y4m:-` (stdout), `null`,
     /// `v4l2:/dev/videoN[?format=YU12|YUYV]` or `shmdata:PATH`.
     pub video_out: String,
+    /// The video frame rate as numerator and denominator, when known
+    /// beforehand (the sender's SDP or settings): the Y4M header, device
+    /// interval and shmdata caps carry it. `None` reads it off the first
+    /// interval (the first picture waits for the second unit's timestamp).
+    pub framerate: Option<(u32, u32)>,
     /// Audio output (48 kHz stereo): `wav:PATH`, `default`, `alsa:NAME`,
     /// `pipewire[:NODE]`, `shmdata:PATH` or `null`.
     pub audio_out: String,
@@ -133,6 +138,7 @@ impl RecvConfig {
             latency_ms: None,
             video_codec: VideoCodec::H264,
             video_out: "null".into(),
+            framerate: None,
             audio_out: "null".into(),
             sync: SyncMode::Auto,
             timecode: false,
@@ -569,6 +575,7 @@ impl RtpRecv {
             let stage = VideoDecodeStage {
                 decoder,
                 spec: config.video_out.clone(),
+                framerate: config.framerate.filter(|&(n, d)| n > 0 && d > 0),
                 clock,
                 timecode: config.timecode,
                 counters: me.video.clone(),

@@ -1,7 +1,8 @@
 //! The video decode stage: H.264 or JPEG units to pictures, never showing
 //! a damaged one (wait for the next IDR, ask for it with a PLI), the frame
-//! rate estimated from the first units' timestamps, pictures held back for
-//! lip sync, the timecode read for the latency figures, then the output.
+//! rate taken from what is known (`--framerate`) or from the first interval,
+//! pictures held back for lip sync, the timecode read for the latency
+//! figures, then the output.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -15,7 +16,7 @@ use pstream_core::{VideoFormat, VideoSink};
 use crate::sources::open_video_sink;
 use pstream_codec::VideoDecoder;
 use pstream_core::{LinkReceiver, PipelineClock, Recv, VideoFrame};
-use pstream_rtp::frame_rate::{self, RATE_UNITS};
+use pstream_rtp::frame_rate::{self, DEFAULT_RATE};
 use pstream_rtp::lipsync::Stream;
 use pstream_rtp::receiver::ReceivedUnit;
 
@@ -31,13 +32,25 @@ const MAX_HELD: usize = 64;
 /// The RTP clock of H.264 (RFC 6184) and JPEG (RFC 2435) video.
 const VIDEO_CLOCK_RATE: u32 = 90_000;
 
+/// Longest the first picture waits for the second unit, whose timestamp
+/// gives the frame rate when none is known: one interval down to 4 fps.
+/// Past it the output opens at [`DEFAULT_RATE`]: a Y4M header's F and a
+/// device's frame interval are informational for the consumers reading
+/// them live (each picture is written as it is decoded), so a guessed rate
+/// is better than a held picture.
+const FIRST_INTERVAL_WAIT: Duration = Duration::from_millis(250);
+
 /// Decodes video and writes pictures, discarding anything broken until the
 /// next IDR so a damaged picture is never shown.
 pub(crate) struct VideoDecodeStage {
     pub(crate) decoder: Box<dyn VideoDecoder>,
     /// The output spec; the output opens with the first picture (its size
-    /// and the estimated rate make the Y4M header or the device format).
+    /// and the rate make the Y4M header or the device format); a shmdata
+    /// writer binds as soon as the first picture is decoded.
     pub(crate) spec: String,
+    /// The frame rate when it is known beforehand (`--framerate`); else it
+    /// is read off the first interval.
+    pub(crate) framerate: Option<(u32, u32)>,
     pub(crate) clock: PipelineClock,
     pub(crate) timecode: bool,
     pub(crate) counters: Arc<StreamCounters>,
@@ -59,6 +72,9 @@ struct Output {
     sink: Box<dyn VideoSink>,
     width: u32,
     height: u32,
+    /// Whether the sink was told the frame rate (a sink opened before it was
+    /// known is told before its first picture).
+    rate_told: bool,
 }
 
 impl VideoDecodeStage {
@@ -92,11 +108,14 @@ impl Running {
     /// at once, or after the lip-sync hold when audio is heard later.
     fn decode_all(&mut self, units: &LinkReceiver<ReceivedUnit>) -> Result<()> {
         let mut need_idr = true;
-        let mut stamps: Vec<u32> = Vec::with_capacity(RATE_UNITS);
-        // The output opens once RATE_UNITS units' timestamps give its frame
-        // rate (Y4M header, device frame interval); pictures decoded before
-        // that wait in `held` too.
-        let mut fps: Option<(u32, u32)> = None;
+        // The output needs a frame rate (Y4M header, device frame interval)
+        // before its first picture. Known (`--framerate`), it opens at once.
+        // Otherwise the first picture waits for the second unit, whose
+        // timestamp gives the first interval (33 ms at 30 fps), at most
+        // FIRST_INTERVAL_WAIT; later pictures are never held for it.
+        let mut fps: Option<(u32, u32)> = self.stage.framerate;
+        let mut first_stamp: Option<u32> = None;
+        let mut rate_deadline: Option<Instant> = None;
         let mut held: VecDeque<HeldFrame> = VecDeque::new();
         // The lip-sync hold as of the last picture with an SR mapping.
         let mut hold = Duration::ZERO;
@@ -105,17 +124,28 @@ impl Running {
         let s = &self.stage;
         let (counters, feedback) = (s.counters.clone(), s.feedback.clone());
         loop {
-            let unit = match held.front() {
-                Some(first) if fps.is_some() => match units.recv_deadline(first.due) {
+            let wake = match (held.front(), fps) {
+                (Some(first), Some(_)) => Some(first.due),
+                (Some(_), None) => rate_deadline,
+                (None, _) => None,
+            };
+            let unit = match wake {
+                Some(at) => match units.recv_deadline(at) {
                     Recv::Item(u) => Some(u),
                     Recv::Timeout => None,
                     Recv::Closed => break,
                 },
-                _ => match units.recv() {
+                None => match units.recv() {
                     Some(u) => Some(u),
                     None => break,
                 },
             };
+            if fps.is_none() && rate_deadline.is_some_and(|at| Instant::now() >= at) {
+                tracing::debug!(
+                    "no second picture in {FIRST_INTERVAL_WAIT:?}: video rate {DEFAULT_RATE:?}"
+                );
+                fps = Some(DEFAULT_RATE);
+            }
             if let Some(rate) = fps {
                 self.show_due(&mut held, rate, Instant::now())?;
             }
@@ -147,9 +177,15 @@ impl Running {
                 continue;
             }
             if fps.is_none() {
-                stamps.push(unit.rtp_timestamp);
-                if stamps.len() == RATE_UNITS {
-                    fps = Some(frame_rate::estimate(&stamps, VIDEO_CLOCK_RATE));
+                match first_stamp {
+                    None => first_stamp = Some(unit.rtp_timestamp),
+                    Some(t0) => {
+                        let rate =
+                            frame_rate::estimate_first(t0, unit.rtp_timestamp, VIDEO_CLOCK_RATE);
+                        fps = Some(rate);
+                        // The first picture goes out before this one decodes.
+                        self.show_due(&mut held, rate, Instant::now())?;
+                    }
                 }
             }
             match self.stage.decoder.decode(&unit.data) {
@@ -180,6 +216,10 @@ impl Running {
                         due: now + hold,
                         frame,
                     });
+                    if fps.is_none() && rate_deadline.is_none() {
+                        rate_deadline = Some(now + FIRST_INTERVAL_WAIT);
+                    }
+                    self.bind_shmdata_early()?;
                     // Memory stays bounded whatever the hold: past MAX_HELD
                     // the oldest pictures are shown early, not queued.
                     while held.len() > MAX_HELD {
@@ -202,9 +242,9 @@ impl Running {
                 }
             }
         }
-        // The stream ended: what is held is shown now (a stream shorter
-        // than RATE_UNITS units gets the rate its timestamps give).
-        let rate = fps.unwrap_or_else(|| frame_rate::estimate(&stamps, VIDEO_CLOCK_RATE));
+        // The stream ended: what is held is shown now (a one-picture stream
+        // gets the default rate).
+        let rate = fps.unwrap_or(DEFAULT_RATE);
         for f in held.drain(..) {
             self.write(&f.frame, rate)?;
         }
@@ -226,6 +266,35 @@ impl Running {
         Ok(())
     }
 
+    /// A shmdata writer binds its socket and creates its segment with the
+    /// first decoded picture, before the picture is shown (it may wait for
+    /// the rate): followers polling for the socket (every 30 ms) connect
+    /// meanwhile, and are greeted with the caps at the first frame, which
+    /// is theirs too. Not at start: libshmdata's follower gives up on a
+    /// writer that has not greeted it within a second, and then blocks
+    /// until the writer closes, so a writer must not be bound long before
+    /// it has caps.
+    fn bind_shmdata_early(&mut self) -> Result<()> {
+        if self.output.is_some() || !self.stage.spec.starts_with("shmdata:") {
+            return Ok(());
+        }
+        let (fps_num, fps_den) = self.stage.framerate.unwrap_or((0, 1));
+        let format = VideoFormat {
+            width: 0,
+            height: 0,
+            fps_num,
+            fps_den,
+        };
+        let sink = open_video_sink(&self.stage.spec, format)?;
+        self.output = Some(Output {
+            sink,
+            width: 0,
+            height: 0,
+            rate_told: self.stage.framerate.is_some(),
+        });
+        Ok(())
+    }
+
     fn write(&mut self, frame: &VideoFrame, fps: (u32, u32)) -> Result<()> {
         let (w, h) = (frame.width(), frame.height());
         let out = match &mut self.output {
@@ -244,9 +313,20 @@ impl Running {
                     sink,
                     width: w,
                     height: h,
+                    rate_told: true,
                 })
             }
         };
+        if !out.rate_told {
+            out.sink.set_frame_rate(fps.0, fps.1);
+            out.rate_told = true;
+            tracing::info!(
+                "video {w}x{h} at {}/{} fps to {}",
+                fps.0,
+                fps.1,
+                self.stage.spec
+            );
+        }
         if (out.width, out.height) != (w, h) {
             if out.sink.accepts_size_changes() {
                 // A device renegotiates its format for the new size.

@@ -1018,11 +1018,21 @@ fn pstream_writer_to_pstream_follower_keeps_pictures_sizes_and_samples() {
     );
     let counters = w.counters();
     assert!(wait_until(Duration::from_secs(2), || counters.followers() == 1));
+    // As for video: the block that set the caps reaches a follower that was
+    // there before it (the writer greets it and waits for its answer), and
+    // must then be that block, whole, ahead of the others.
+    let mut early = Some(block(0));
     for n in 1..30 {
         std::thread::sleep(Duration::from_millis(10));
         w.write_audio(&block(n)).expect("write");
-        match next(&mut f, Duration::from_secs(1)) {
-            FollowerEvent::Audio(b) => assert_eq!(b.samples, block(n).samples, "block {n}"),
+        let mut event = next(&mut f, Duration::from_secs(1));
+        if let (Some(e), FollowerEvent::Audio(b)) = (early.take(), &event) {
+            if b.samples == e.samples {
+                event = next(&mut f, Duration::from_secs(1));
+            }
+        }
+        match event {
+            FollowerEvent::Audio(b) => assert!(b.samples == block(n).samples, "block {n}"),
             other => panic!("expected audio, got {other:?}"),
         }
     }
