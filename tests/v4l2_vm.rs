@@ -1292,3 +1292,79 @@ kill $writer
     }
     eprintln!("FLV: {} pictures, {probe}", pictures.len());
 }
+
+/// #15's guest half: pstream's own shmdata writer and follower in the
+/// guest (SysV shared memory and semaphores are per kernel, and the guest
+/// has no GStreamer): `pstream bridge` writes a Y4M's pictures into
+/// shmdata, a second `pstream bridge` follows it into v4l2loopback (the
+/// guide's first pipeline, virtual camera), and what a reader takes off
+/// the device matches the source pictures.
+#[test]
+fn bridge_from_shmdata_into_v4l2loopback() {
+    let Some(_) = guest_ready() else { return };
+    require("ffmpeg");
+    let _turn = serial();
+    let run = run_guest(
+        "vm-shmdata-bridge",
+        &r#"
+loadmod v4l2loopback exclusive_caps=1 max_buffers=8 video_nr=9 card_label=pstream-loop
+dev=$(node pstream-loop)
+pstream bridge --video y4m:/share/src.y4m --video-out shmdata:/tmp/score_shm_video \
+  >/share/writer.log 2>&1 &
+writer=$!
+pstream bridge --video shmdata:/tmp/score_shm_video --video-out "v4l2:$dev" \
+  >/share/follower.log 2>&1 &
+follower=$!
+i=0
+until v4l2-ctl -d "$dev" --get-fmt-video >/share/back.fmt 2>/dev/null; do
+  i=$((i + 1)); [ $i -lt 600 ] || { echo "$dev never offered capture"; exit 1; }
+  sleep 0.1
+done
+timeout 90 v4l2-ctl -d "$dev" --stream-mmap --stream-count=READ_BACK --stream-to=/tmp/back.raw
+read=$?
+cp /tmp/back.raw /share/back.raw
+kill -INT $follower
+wait $follower
+followed=$?
+kill -INT $writer
+wait $writer
+wrote=$?
+[ $read -eq 0 ] && [ $followed -eq 0 ] && [ $wrote -eq 0 ]
+"#
+        .replace("READ_BACK", &READ_BACK.to_string()),
+        &[&pstream_bin(), &v4l2_ctl()],
+        |share| {
+            // ffmpeg's moving test picture, 20 s at 15 fps, paced by the
+            // writer in real time; stopped once read back.
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+                .arg("testsrc2=size=320x240:rate=15")
+                .args(["-frames:v", "300", "-pix_fmt", "yuv420p"])
+                .arg(share.join("src.y4m"))
+                .status()
+                .expect("run ffmpeg");
+            assert!(status.success(), "ffmpeg could not write the source");
+        },
+    );
+    let logs = format!(
+        "{}\nwriter.log:\n{}\nfollower.log:\n{}",
+        run.dump(),
+        run.text("writer.log"),
+        run.text("follower.log")
+    );
+    assert_eq!(run.code, Some(0), "guest script failed:\n{logs}");
+    eprintln!("{}", summary(&run.text("follower.log"), "bridge finished"));
+
+    let (sw, sh, source) = read_y4m_frames(&run.share.join("src.y4m"));
+    let (sw, sh) = (sw as usize, sh as usize);
+    let fmt = run.text("back.fmt");
+    let (w, h, fourcc) =
+        parse_fmt(&fmt).unwrap_or_else(|| panic!("no format from v4l2-ctl:\n{fmt}\n{logs}"));
+    assert_eq!((w, h), (sw, sh), "the loopback device's size");
+    let back = std::fs::read(run.share.join("back.raw")).expect("read back.raw");
+    let lumas = raw_lumas(&back, READ_BACK, w, h, &fourcc);
+    // Raw pictures all the way: each read back is a source picture, far
+    // above a codec's PSNR.
+    assert_source_pictures(&lumas, &source, sw * sh, 4);
+    let _ = std::fs::remove_file(run.share.join("src.y4m"));
+}
