@@ -660,7 +660,13 @@ impl RtpReceiver {
             // An RTX comes back a round trip after its NACK, give or take
             // the round trip's own variation.
             Some(rtt) => rtt + (self.rtt.rttvar() * 2).max(Duration::from_millis(5)),
-            None => cfg.max_latency / 4,
+            // Before any round trip is known, wait half the (then maximal)
+            // budget: a retry sooner than the path's round trip leaves
+            // every answer ambiguous, Karn's rule then samples none, and
+            // the automatic budget would stay at its ceiling for good (seen
+            // at a 40-60 ms round trip with a 50 ms retry). Half still
+            // leaves room for the retry inside the budget.
+            None => cfg.max_latency / 2,
         };
         let timing = NackTiming {
             batch_until: now + cfg.nack_interval,
