@@ -40,6 +40,10 @@ packages=(
   # tests/serve.rs fetches playlists and segments with curl, as the recipe does,
   # and reads serve's /metrics with the Prometheus client library's own parser
   curl python3-prometheus-client
+  # tests/rtx.rs: GStreamer's RTX peers are small python3-gi programs
+  # (tests/peers/gst_rtx.py), since 1.22's rtpbin attaches rtprtxsend /
+  # rtprtxreceive only through its request-aux-* signals
+  python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
 )
 
 # hls.js for tests/serve_browser.rs comes through npm: Debian's npm only when
