@@ -256,14 +256,18 @@ fn pstream_srtp_to_gstreamer_srtpdec() {
              srtcp-cipher=(string){cipher},srtcp-auth=(string){rtcp_auth},roc=(uint)0",
             key.to_hex()
         );
+        // One srtpdec per pad: GStreamer 1.22's srtpdec races when caps
+        // reach its RTP and RTCP sink pads at once from two udpsrc threads
+        // (heap corruption or SIGSEGV in about one start in ten, with no
+        // packet sent at all); two instances keep the same decryption.
         let gst = Gst::start(&split(&format!(
-            "srtpdec name=d \
+            "srtpdec name=d srtpdec name=dc \
              udpsrc address=127.0.0.1 port={p0} caps=application/x-srtp,media=(string)video,clock-rate=(int)90000,\
              encoding-name=(string)H264,payload=(int)96,ssrc=(uint){ssrc},{keycaps} ! d.rtp_sink \
-             udpsrc address=127.0.0.1 port={p1} caps=application/x-srtcp,ssrc=(uint){ssrc},{keycaps} ! d.rtcp_sink \
+             udpsrc address=127.0.0.1 port={p1} caps=application/x-srtcp,ssrc=(uint){ssrc},{keycaps} ! dc.rtcp_sink \
              d.rtp_src ! rtph264depay ! video/x-h264,stream-format=byte-stream,alignment=au \
              ! multifilesink location={}/video-%05d \
-             d.rtcp_src ! multifilesink location={}/rtcp-%05d async=false",
+             dc.rtcp_src ! multifilesink location={}/rtcp-%05d async=false",
             out_dir.display(),
             out_dir.display()
         )));
