@@ -10,6 +10,12 @@
 //!   [`HlsSegmenter`] (as `pstream serve` chains them), with units of any
 //!   size, ends, restarts and steps of the clock, out to playlists and
 //!   segments.
+//! - [`camera_h264`]: access units as a camera that encodes hands them over
+//!   (`pstream send`/`push` pass them on without re-encoding): start codes
+//!   of three and four bytes, parameter sets that are short, lie or come
+//!   late, junk between units, a key frame flag that lies; through the
+//!   Annex-B scan, the SPS parser and the FLV muxer, and back through the
+//!   demuxer.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +26,8 @@ use pstream_core::{Codec, EncodedUnit};
 use crate::flv_demux::MAX_PARAMETER_SET_BYTES;
 use crate::hls::MAX_SEGMENT_BYTES;
 use crate::ts::MAX_KEPT_PARAMETER_SET;
-use crate::{FlvDemuxer, HlsConfig, HlsEvent, HlsSegmenter};
+use crate::{FlvDemuxer, FlvMuxer, HlsConfig, HlsEvent, HlsSegmenter, StreamInfo, VideoInfo};
+use pstream_codec::h264::nal;
 
 /// A NAL unit of a chosen type and size (its bytes are filler).
 fn nal(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
@@ -451,5 +458,260 @@ pub fn hls_segmenter(data: &[u8]) {
             }
         }
         assert!(pending <= crate::hls::MAX_PENDING_EVENTS);
+    }
+}
+
+/// One piece of a camera's access unit.
+#[derive(Debug, Clone)]
+pub enum CameraPiece {
+    /// A start code (four bytes or three) and a NAL unit of a type with
+    /// filler bytes, some of them zero (so emulation prevention and
+    /// trailing zeros happen).
+    Nal {
+        /// Four-byte start code, else three.
+        long: bool,
+        /// NAL header byte (type in the low five bits).
+        header: u8,
+        /// Body bytes.
+        body: Vec<u8>,
+    },
+    /// An SPS that parses (baseline or high, any size in macroblocks,
+    /// cropping that may remove everything).
+    Sps {
+        /// High profile (with chroma format and scaling lists), else baseline.
+        high: bool,
+        /// Width in macroblocks minus one.
+        w: u16,
+        /// Height in map units minus one.
+        h: u16,
+        /// Bottom cropping in crop units.
+        crop: u16,
+    },
+    /// Bytes as they come.
+    Raw(Vec<u8>),
+}
+
+impl<'a> Arbitrary<'a> for CameraPiece {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        Ok(match u.int_in_range(0..=9)? {
+            0..=5 => CameraPiece::Nal {
+                long: u.arbitrary()?,
+                header: [0x65u8, 0x41, 0x67, 0x68, 0x06, 0x09, 0x00][u.choose_index(7)?]
+                    | (u.arbitrary::<u8>()? & 0x80),
+                body: u.arbitrary()?,
+            },
+            6 | 7 => CameraPiece::Sps {
+                high: u.arbitrary()?,
+                w: u.int_in_range(0..=300)?,
+                h: u.int_in_range(0..=300)?,
+                crop: u.arbitrary()?,
+            },
+            _ => CameraPiece::Raw(u.arbitrary()?),
+        })
+    }
+}
+
+/// Appends unsigned Exp-Golomb `v` to a bit vector.
+fn ue(bits: &mut Vec<bool>, v: u32) {
+    let x = u64::from(v) + 1;
+    let n = 64 - x.leading_zeros();
+    bits.extend(std::iter::repeat_n(false, n as usize - 1));
+    bits.extend((0..n).rev().map(|i| x >> i & 1 == 1));
+}
+
+/// An SPS NAL unit (header byte included) with emulation prevention.
+fn sps_nal(high: bool, w: u16, h: u16, crop: u16) -> Vec<u8> {
+    let mut bits = Vec::new();
+    let profile: u8 = if high { 100 } else { 66 };
+    for b in [profile, 0xc0, 31] {
+        bits.extend((0..8).rev().map(|i| b >> i & 1 == 1));
+    }
+    ue(&mut bits, 0); // seq_parameter_set_id
+    if high {
+        ue(&mut bits, 1); // chroma_format_idc
+        ue(&mut bits, 0); // bit_depth_luma_minus8
+        ue(&mut bits, 0); // bit_depth_chroma_minus8
+        bits.push(false); // qpprime_y_zero_transform_bypass
+        bits.push(false); // no scaling matrix
+    }
+    ue(&mut bits, 0); // log2_max_frame_num_minus4
+    ue(&mut bits, 2); // pic_order_cnt_type
+    ue(&mut bits, 1); // max_num_ref_frames
+    bits.push(false); // gaps
+    ue(&mut bits, u32::from(w));
+    ue(&mut bits, u32::from(h));
+    bits.push(true); // frame_mbs_only
+    bits.push(true); // direct_8x8_inference
+    bits.push(crop > 0);
+    if crop > 0 {
+        for c in [0, 0, 0, u32::from(crop)] {
+            ue(&mut bits, c);
+        }
+    }
+    bits.push(false); // no VUI
+    bits.push(true); // rbsp stop bit
+    let rbsp: Vec<u8> = bits
+        .chunks(8)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u8, |a, (i, &b)| a | (u8::from(b) << (7 - i)))
+        })
+        .collect();
+    let mut out = vec![0x67];
+    let mut zeros = 0;
+    for b in rbsp {
+        if zeros >= 2 && b <= 3 {
+            out.push(3);
+            zeros = 0;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
+/// A camera's access unit: its pieces and the key frame flag the driver set.
+#[derive(Debug, Clone)]
+pub struct CameraUnit {
+    /// What the buffer holds, in order.
+    pub pieces: Vec<CameraPiece>,
+    /// V4L2's key frame flag, which may lie.
+    pub keyframe: bool,
+    /// Milliseconds since the previous unit.
+    pub step_ms: u8,
+}
+
+impl<'a> Arbitrary<'a> for CameraUnit {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let n = u.int_in_range(0..=8)?;
+        let pieces = (0..n)
+            .map(|_| CameraPiece::arbitrary(u))
+            .collect::<Result<_>>()?;
+        Ok(CameraUnit {
+            pieces,
+            keyframe: u.arbitrary()?,
+            step_ms: u.arbitrary()?,
+        })
+    }
+}
+
+impl CameraUnit {
+    fn bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        for p in &self.pieces {
+            match p {
+                CameraPiece::Nal { long, header, body } => {
+                    b.extend_from_slice(if *long {
+                        &[0, 0, 0, 1][..]
+                    } else {
+                        &[0, 0, 1][..]
+                    });
+                    b.push(*header);
+                    b.extend_from_slice(body);
+                }
+                CameraPiece::Sps { high, w, h, crop } => {
+                    b.extend_from_slice(&[0, 0, 0, 1]);
+                    b.extend(sps_nal(*high, *w, *h, *crop));
+                }
+                CameraPiece::Raw(r) => b.extend_from_slice(r),
+            }
+        }
+        b
+    }
+}
+
+/// NAL units FLV carries in a picture's tag: all but parameter sets and
+/// access unit delimiters.
+fn picture_nals(annexb: &[u8]) -> Vec<&[u8]> {
+    nal::nal_units(annexb)
+        .filter(|n| {
+            !matches!(
+                nal::nal_type(n),
+                Some(nal::NAL_SPS | nal::NAL_PPS | nal::NAL_AUD) | None
+            )
+        })
+        .collect()
+}
+
+/// Feeds [`CameraUnit`]s as camera passthrough does. For each unit: every
+/// NAL unit the Annex-B scan finds is a non-empty slice of the buffer that
+/// holds no start code and does not end in a zero byte, and their bytes
+/// add up to at most the buffer's; `contains_idr` agrees with the scan;
+/// `parameter_sets` gives an SPS and a PPS found by the scan; an SPS that
+/// parses has a picture at least one pixel wide and high. Then the FLV
+/// muxer and the demuxer in a row (as `push` and `serve` chain them):
+/// every picture the demuxer gives back carries the same NAL units as the
+/// camera's (parameter sets and delimiters aside), with the same key frame
+/// flag, and its time never goes back.
+pub fn camera_h264(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let mut mux = FlvMuxer::new(StreamInfo {
+        video: Some(VideoInfo {
+            width: 1280,
+            height: 720,
+            fps: 30.0,
+            bitrate_kbps: 2000.0,
+        }),
+        audio: None,
+        encoder: "fuzz".into(),
+    });
+    let mut demux = FlvDemuxer::new();
+    let start = Instant::now();
+    let mut now = start;
+    let mut last_pts = Duration::ZERO;
+    let mut tags = Vec::new();
+    while !u.is_empty() {
+        let Ok(cam) = CameraUnit::arbitrary(&mut u) else {
+            return;
+        };
+        let buf = cam.bytes();
+        let range = buf.as_ptr_range();
+        let mut total = 0;
+        for n in nal::nal_units(&buf) {
+            assert!(!n.is_empty(), "an empty NAL unit");
+            assert!(range.contains(&n.as_ptr()), "not a slice of the buffer");
+            assert_ne!(n.last(), Some(&0), "a trailing zero kept");
+            assert!(!n.windows(3).any(|w| w == [0, 0, 1]), "a start code inside");
+            total += n.len();
+        }
+        assert!(total <= buf.len());
+        assert_eq!(
+            nal::contains_idr(&buf),
+            nal::nal_units(&buf).any(|n| nal::nal_type(n) == Some(nal::NAL_IDR))
+        );
+        if let Some((sps, pps)) = nal::parameter_sets(&buf) {
+            assert_eq!(nal::nal_type(sps), Some(nal::NAL_SPS));
+            assert_eq!(nal::nal_type(pps), Some(nal::NAL_PPS));
+            if let Ok(info) = nal::parse_sps(sps) {
+                assert!(info.width >= 1 && info.height >= 1, "{info:?}");
+            }
+        }
+
+        now += Duration::from_millis(u64::from(cam.step_ms));
+        let unit = EncodedUnit {
+            codec: Codec::H264,
+            keyframe: cam.keyframe,
+            pts: now - start,
+            dts: None,
+            capture: now,
+            data: Bytes::from(buf),
+        };
+        tags.clear();
+        if mux.push(&unit, &mut tags).is_err() {
+            continue;
+        }
+        for t in &tags {
+            if t.kind != crate::TagKind::Video {
+                continue;
+            }
+            let Ok(Some(back)) = demux.push_video(t.timestamp_ms, &t.data, now) else {
+                continue;
+            };
+            assert_eq!(back.keyframe, unit.keyframe);
+            assert_eq!(picture_nals(&back.data), picture_nals(&unit.data));
+            assert!(back.pts >= last_pts, "{:?} after {last_pts:?}", back.pts);
+            last_pts = back.pts;
+        }
     }
 }
