@@ -53,6 +53,21 @@ settle() {
     sleep 0.5
   done
 }
+# read_back DEV COUNT: once DEV offers capture (v4l2loopback with
+# exclusive_caps turns into a capture device when a writer starts), its
+# format to /share/back.fmt and COUNT pictures to /share/back.raw;
+# fails if it never offers capture or the read fails.
+read_back() {
+  i=0
+  until v4l2-ctl -d "$1" --get-fmt-video >/share/back.fmt 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 600 ] || { echo "$1 never offered capture"; return 1; }
+    sleep 0.1
+  done
+  timeout 90 v4l2-ctl -d "$1" --stream-mmap --stream-count="$2" --stream-to=/tmp/back.raw
+  rb=$?
+  cp /tmp/back.raw /share/back.raw
+  return $rb
+}
 set -x
 "#;
 
@@ -483,15 +498,8 @@ wait_for "receiving from" /share/recv.log 60
 pstream send --peer 127.0.0.1 --port-base 6000 --audio none \
   --video y4m:/share/src.y4m >/share/send.log 2>&1 &
 send=$!
-# exclusive_caps: the node turns into a capture device once pstream writes.
-i=0
-until v4l2-ctl -d "$dev" --get-fmt-video >/share/back.fmt 2>/dev/null; do
-  i=$((i + 1)); [ $i -lt 600 ] || { echo "$dev never offered capture"; exit 1; }
-  sleep 0.1
-done
-timeout 90 v4l2-ctl -d "$dev" --stream-mmap --stream-count=READ_BACK --stream-to=/tmp/back.raw
+read_back "$dev" READ_BACK
 read=$?
-cp /tmp/back.raw /share/back.raw
 kill -INT $send
 wait $send
 sent=$?
@@ -502,35 +510,47 @@ got=$?
 "#
         .replace("READ_BACK", &READ_BACK.to_string()),
         &[&pstream_bin(), &v4l2_ctl()],
-        |share| {
-            // ffmpeg's moving test picture, 20 s at 15 fps: the sender
-            // paces it in real time and the first pictures reach the device
-            // some 8 s in under emulation; it is stopped once read back.
-            let status = std::process::Command::new("ffmpeg")
-                .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-                .arg("testsrc2=size=320x240:rate=15")
-                .args(["-frames:v", "300", "-pix_fmt", "yuv420p"])
-                .arg(share.join("src.y4m"))
-                .status()
-                .expect("run ffmpeg");
-            assert!(status.success(), "ffmpeg could not write the source");
-        },
+        // 20 s at 15 fps: the sender paces it in real time and the first
+        // pictures reach the device some 8 s in under emulation; it is
+        // stopped once read back.
+        |share| testsrc_y4m(share, "320x240", 15, 300),
     );
     assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
     let got = run.text("recv.log");
     eprintln!("{}", summary(&got, "recv finished"));
 
+    assert_read_back(&run, READ_BACK, 4, "");
+}
+
+/// Asserts that what the guest's `read_back` took off a device
+/// (/share/back.fmt, /share/back.raw) is `count` pictures of the source's
+/// size (/share/src.y4m), each a source picture in order, at least
+/// `distinct` different ones (see [`assert_source_pictures`]); `logs` goes
+/// into the messages. The source is removed after.
+fn assert_read_back(run: &GuestRun, count: usize, distinct: usize, logs: &str) {
     let (sw, sh, source) = read_y4m_frames(&run.share.join("src.y4m"));
     let (sw, sh) = (sw as usize, sh as usize);
     let fmt = run.text("back.fmt");
     let (w, h, fourcc) =
-        parse_fmt(&fmt).unwrap_or_else(|| panic!("no format from v4l2-ctl:\n{fmt}"));
-    assert_eq!((w, h), (sw, sh), "the loopback device's size");
+        parse_fmt(&fmt).unwrap_or_else(|| panic!("no format from v4l2-ctl:\n{fmt}\n{logs}"));
+    assert_eq!((w, h), (sw, sh), "the device's size");
     let back = std::fs::read(run.share.join("back.raw")).expect("read back.raw");
-    let lumas = raw_lumas(&back, READ_BACK, w, h, &fourcc);
-
-    assert_source_pictures(&lumas, &source, sw * sh, 4);
+    let lumas = raw_lumas(&back, count, w, h, &fourcc);
+    assert_source_pictures(&lumas, &source, sw * sh, distinct);
     let _ = std::fs::remove_file(run.share.join("src.y4m"));
+}
+
+/// Writes ffmpeg's moving test picture (`size` as WxH, `rate` fps,
+/// `frames` pictures) to share/src.y4m.
+fn testsrc_y4m(share: &Path, size: &str, rate: u32, frames: u32) {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate={rate}"))
+        .args(["-frames:v", &frames.to_string(), "-pix_fmt", "yuv420p"])
+        .arg(share.join("src.y4m"))
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not write the source");
 }
 
 /// Asserts each picture read back is one of the source pictures (luma
@@ -618,33 +638,15 @@ got=$?
 "#
         .replace("READ_BACK", &VIVID_READ_BACK.to_string()),
         &[&pstream_bin(), &v4l2_ctl()],
-        |share| {
-            // 30 s at 5 fps: at 640x480 the first pictures reach the
-            // device some 14 s in under emulation; a low rate keeps the
-            // file small and the emulated encoder and decoder up with it.
-            // The sender is stopped once the pictures are read back.
-            let status = std::process::Command::new("ffmpeg")
-                .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-                .arg("testsrc2=size=640x480:rate=5")
-                .args(["-frames:v", "150", "-pix_fmt", "yuv420p"])
-                .arg(share.join("src.y4m"))
-                .status()
-                .expect("run ffmpeg");
-            assert!(status.success(), "ffmpeg could not write the source");
-        },
+        // 30 s at 5 fps: at 640x480 the first pictures reach the device
+        // some 14 s in under emulation; a low rate keeps the file small and
+        // the emulated encoder and decoder up with it. The sender is
+        // stopped once the pictures are read back.
+        |share| testsrc_y4m(share, "640x480", 5, 150),
     );
     assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
     eprintln!("{}", summary(&run.text("recv.log"), "recv finished"));
-    let (sw, sh, source) = read_y4m_frames(&run.share.join("src.y4m"));
-    let (sw, sh) = (sw as usize, sh as usize);
-    let fmt = run.text("back.fmt");
-    let (w, h, fourcc) =
-        parse_fmt(&fmt).unwrap_or_else(|| panic!("no format from v4l2-ctl:\n{fmt}"));
-    assert_eq!((w, h), (sw, sh), "vivid's capture size");
-    let back = std::fs::read(run.share.join("back.raw")).expect("read back.raw");
-    let lumas = raw_lumas(&back, VIVID_READ_BACK, w, h, &fourcc);
-    assert_source_pictures(&lumas, &source, sw * sh, 2);
-    let _ = std::fs::remove_file(run.share.join("src.y4m"));
+    assert_read_back(&run, VIVID_READ_BACK, 2, "");
 }
 
 /// `pstream setup --apply` in the guest runs the guest's own modprobe (as
@@ -1315,14 +1317,8 @@ writer=$!
 pstream bridge --video shmdata:/tmp/score_shm_video --video-out "v4l2:$dev" \
   >/share/follower.log 2>&1 &
 follower=$!
-i=0
-until v4l2-ctl -d "$dev" --get-fmt-video >/share/back.fmt 2>/dev/null; do
-  i=$((i + 1)); [ $i -lt 600 ] || { echo "$dev never offered capture"; exit 1; }
-  sleep 0.1
-done
-timeout 90 v4l2-ctl -d "$dev" --stream-mmap --stream-count=READ_BACK --stream-to=/tmp/back.raw
+read_back "$dev" READ_BACK
 read=$?
-cp /tmp/back.raw /share/back.raw
 kill -INT $follower
 wait $follower
 followed=$?
@@ -1333,18 +1329,9 @@ wrote=$?
 "#
         .replace("READ_BACK", &READ_BACK.to_string()),
         &[&pstream_bin(), &v4l2_ctl()],
-        |share| {
-            // ffmpeg's moving test picture, 20 s at 15 fps, paced by the
-            // writer in real time; stopped once read back.
-            let status = std::process::Command::new("ffmpeg")
-                .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-                .arg("testsrc2=size=320x240:rate=15")
-                .args(["-frames:v", "300", "-pix_fmt", "yuv420p"])
-                .arg(share.join("src.y4m"))
-                .status()
-                .expect("run ffmpeg");
-            assert!(status.success(), "ffmpeg could not write the source");
-        },
+        // 20 s at 15 fps, paced by the writer in real time; stopped once
+        // read back.
+        |share| testsrc_y4m(share, "320x240", 15, 300),
     );
     let logs = format!(
         "{}\nwriter.log:\n{}\nfollower.log:\n{}",
@@ -1355,16 +1342,7 @@ wrote=$?
     assert_eq!(run.code, Some(0), "guest script failed:\n{logs}");
     eprintln!("{}", summary(&run.text("follower.log"), "bridge finished"));
 
-    let (sw, sh, source) = read_y4m_frames(&run.share.join("src.y4m"));
-    let (sw, sh) = (sw as usize, sh as usize);
-    let fmt = run.text("back.fmt");
-    let (w, h, fourcc) =
-        parse_fmt(&fmt).unwrap_or_else(|| panic!("no format from v4l2-ctl:\n{fmt}\n{logs}"));
-    assert_eq!((w, h), (sw, sh), "the loopback device's size");
-    let back = std::fs::read(run.share.join("back.raw")).expect("read back.raw");
-    let lumas = raw_lumas(&back, READ_BACK, w, h, &fourcc);
     // Raw pictures all the way: each read back is a source picture, far
     // above a codec's PSNR.
-    assert_source_pictures(&lumas, &source, sw * sh, 4);
-    let _ = std::fs::remove_file(run.share.join("src.y4m"));
+    assert_read_back(&run, READ_BACK, 4, &logs);
 }
