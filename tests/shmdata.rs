@@ -430,13 +430,9 @@ fn shmdatasink_720p_bgra_and_i420_reach_an_rtpbin_receiver() {
     }
 }
 
-/// (b) The same in MJPEG: a GStreamer writer's BGRA 720p30 sent as JPEG
-/// over RTP, decoded by GStreamer's rtpjpegdepay.
-#[test]
-fn shmdatasink_720p_is_sent_as_mjpeg() {
-    let _turn = serial();
-    let dir = temp_dir("shm-mjpeg");
-    let sock = Sock::new("mjpeg");
+/// GStreamer's shmdatasink writing its moving ball, 720p30 BGRA, on
+/// `sock`; returns once the socket exists.
+fn bgra_720p_writer(sock: &Sock, dir: &std::path::Path) -> Proc {
     let writer = gst(
         "writer",
         &format!(
@@ -445,9 +441,37 @@ fn shmdatasink_720p_is_sent_as_mjpeg() {
              shmdatasink socket-path={}",
             sock.s()
         ),
-        &dir,
+        dir,
     );
     assert!(wait_until(Duration::from_secs(20), || sock.0.exists()));
+    writer
+}
+
+/// `pstream send --video shmdata:SOCK --audio none --video-codec mjpeg`
+/// to 127.0.0.1 for `seconds`, with `extra` arguments; asserts it exits 0
+/// and returns its log.
+fn send_mjpeg(sock: &Sock, extra: &[&str], seconds: u64, dir: &std::path::Path) -> String {
+    let video = format!("shmdata:{}", sock.s());
+    let duration = seconds.to_string();
+    let mut a = vec!["send", "--peer", "127.0.0.1", "--video", &video];
+    a.extend_from_slice(&["--audio", "none", "--video-codec", "mjpeg"]);
+    a.extend_from_slice(&["--duration", &duration]);
+    a.extend_from_slice(extra);
+    let mut send = Proc::start("send", &pstream_bin(), &args(&a), dir);
+    let code = send.wait(Duration::from_secs(seconds + 20));
+    let log = send.stderr();
+    assert_eq!(code, Some(0), "send failed:\n{log}");
+    log
+}
+
+/// (b) The same in MJPEG: a GStreamer writer's BGRA 720p30 sent as JPEG
+/// over RTP, decoded by GStreamer's rtpjpegdepay.
+#[test]
+fn shmdatasink_720p_is_sent_as_mjpeg() {
+    let _turn = serial();
+    let dir = temp_dir("shm-mjpeg");
+    let sock = Sock::new("mjpeg");
+    let writer = bgra_720p_writer(&sock, &dir);
     let base = free_port_base();
     let rx_args = args(&[
         "-e", "-v", "udpsrc", "address=127.0.0.1", &format!("port={base}"),
@@ -462,29 +486,7 @@ fn shmdatasink_720p_is_sent_as_mjpeg() {
         rx.stderr()
     );
     let seconds = 8u64;
-    let mut send = Proc::start(
-        "send",
-        &pstream_bin(),
-        &args(&[
-            "send",
-            "--peer",
-            "127.0.0.1",
-            "--port-base",
-            &base.to_string(),
-            "--video",
-            &format!("shmdata:{}", sock.s()),
-            "--audio",
-            "none",
-            "--video-codec",
-            "mjpeg",
-            "--duration",
-            &seconds.to_string(),
-        ]),
-        &dir,
-    );
-    let code = send.wait(Duration::from_secs(seconds + 20));
-    let log = send.stderr();
-    assert_eq!(code, Some(0), "send failed:\n{log}");
+    let log = send_mjpeg(&sock, &["--port-base", &base.to_string()], seconds, &dir);
     std::thread::sleep(Duration::from_secs(1));
     rx.signal("INT");
     rx.wait(Duration::from_secs(10));
@@ -514,17 +516,7 @@ fn shmdatasink_mjpeg_is_read_by_ffprobe_through_the_guides_sdp() {
     let sdp = dir.join("mjpeg.sdp");
     std::fs::write(&sdp, GUIDE_SDP).expect("write sdp");
     let sock = Sock::new("mjsdp");
-    let writer = gst(
-        "writer",
-        &format!(
-            "videotestsrc is-live=true pattern=ball ! \
-             video/x-raw,format=BGRA,width=1280,height=720,framerate=30/1 ! \
-             shmdatasink socket-path={}",
-            sock.s()
-        ),
-        &dir,
-    );
-    assert!(wait_until(Duration::from_secs(20), || sock.0.exists()));
+    let writer = bgra_720p_writer(&sock, &dir);
     let probe_args = args(&[
         "-hide_banner",
         "-protocol_whitelist",
@@ -542,27 +534,7 @@ fn shmdatasink_mjpeg_is_read_by_ffprobe_through_the_guides_sdp() {
     // ffprobe reads as soon as it has parsed the SDP and bound the port.
     std::thread::sleep(Duration::from_millis(1500));
     let seconds = 5u64;
-    let mut send = Proc::start(
-        "send",
-        &pstream_bin(),
-        &args(&[
-            "send",
-            "--peer",
-            "127.0.0.1",
-            "--video",
-            &format!("shmdata:{}", sock.s()),
-            "--audio",
-            "none",
-            "--video-codec",
-            "mjpeg",
-            "--duration",
-            &seconds.to_string(),
-        ]),
-        &dir,
-    );
-    let code = send.wait(Duration::from_secs(seconds + 20));
-    let log = send.stderr();
-    assert_eq!(code, Some(0), "send failed:\n{log}");
+    let log = send_mjpeg(&sock, &[], seconds, &dir);
     std::thread::sleep(Duration::from_secs(1));
     probe.signal("INT");
     probe.wait(Duration::from_secs(10));
