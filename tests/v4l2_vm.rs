@@ -17,6 +17,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::nginx::{free_tcp_port, start_nginx};
 use common::video::{luma_psnr, scan_y4m, stat, summary};
 use common::*;
 use pstream_mux::Y4mReader;
@@ -67,6 +68,17 @@ read_back() {
   rb=$?
   cp /tmp/back.raw /share/back.raw
   return $rb
+}
+# net_up: the NIC run.sh --net gives (qemu's user network) as 10.0.2.15;
+# 10.0.2.2 is the host's loopback.
+net_up() {
+  loadmod virtio_net || return 1
+  i=0
+  until ip link set eth0 up 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 50 ] || { echo "no eth0" >&2; return 1; }
+    sleep 0.1
+  done
+  ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 }
 set -x
 "#;
@@ -149,18 +161,31 @@ fn run_guest(
     programs: &[&Path],
     prepare: impl FnOnce(&Path),
 ) -> GuestRun {
+    run_guest_on(test, script, programs, prepare, false)
+}
+
+/// [`run_guest`], and with `net` the guest gets qemu's user network
+/// (run.sh --net; the script calls `net_up`), through which it reaches
+/// peers listening on the host's loopback at 10.0.2.2.
+fn run_guest_on(
+    test: &str,
+    script: &str,
+    programs: &[&Path],
+    prepare: impl FnOnce(&Path),
+    net: bool,
+) -> GuestRun {
     let dir = temp_dir(test);
     let share = dir.join("share");
     std::fs::create_dir_all(&share).expect("create the share");
     prepare(&share);
     let script_path = dir.join("guest.sh");
     std::fs::write(&script_path, format!("{GUEST_PRELUDE}\n{script}")).expect("write guest.sh");
-    let mut args = vec![
-        "--timeout".to_string(),
-        GUEST_LIMIT_SECS.to_string(),
-        share.display().to_string(),
-        script_path.display().to_string(),
-    ];
+    let mut args = vec!["--timeout".to_string(), GUEST_LIMIT_SECS.to_string()];
+    if net {
+        args.push("--net".to_string());
+    }
+    args.push(share.display().to_string());
+    args.push(script_path.display().to_string());
     args.extend(programs.iter().map(|p| p.display().to_string()));
     let started = std::time::Instant::now();
     let mut vm = Proc::start("vm", &repo_root().join("scripts/vm/run.sh"), &args, &dir);
@@ -1112,9 +1137,16 @@ const H264_CAMERA_FRAMES: usize = 30;
 fn an_h264_camera_is_sent_without_reencoding() {
     let Some(_) = guest_ready() else { return };
     require("ffmpeg");
+    require("gst-launch-1.0");
     let _turn = serial();
     let mut reference = Vec::new();
-    let run = run_guest(
+    // The host's peers, on its loopback (10.0.2.2 from the guest).
+    let host_dir = temp_dir("vm-h264-camera-peers");
+    let nginx_port = free_tcp_port();
+    let _nginx = start_nginx(&host_dir, nginx_port, "nginx");
+    let gst_base = free_port_base();
+    let gst = costream_receiver(gst_base, &host_dir);
+    let run = run_guest_on(
         "vm-h264-camera",
         r#"
 loadmod v4l2loopback exclusive_caps=0 max_buffers=8 video_nr=9 card_label=pstream-h264
@@ -1138,13 +1170,40 @@ sleep 2
 kill -INT $recv
 wait $recv
 got=$?
-# The same camera pushed as FLV (the recording an RTMP push sends).
-pstream push file:/share/camera.flv --video "v4l2:$dev" --audio none \
-  --size 320x240 --fps 15 --duration 6 >/share/push.log 2>&1
+# Over the guest's network to the host's peers: the same camera pushed into
+# nginx-rtmp (and kept as FLV), then sent to GStreamer's costream receiver.
+net_up
+pstream push rtmp://10.0.2.2:NGINX/live/cam --out /share/camera.flv \
+  --video "v4l2:$dev" --audio none --size 320x240 --fps 15 --duration 10 \
+  >/share/push.log 2>&1
 pushed=$?
+pstream send --peer 10.0.2.2 --port-base GBASE --audio none --video "v4l2:$dev" \
+  --size 320x240 --fps 15 --duration 8 >/share/send-gst.log 2>&1
+sent_gst=$?
+# CPU: the camera's H.264 passed on, against openh264 encoding the same
+# pictures (decoded on the host). cpu_window OUT CMD...: the CPU ticks
+# (1/100 s, utime + stime) CMD spends from its 3rd to its 7th second, when
+# it is past start-up (loading a 100 MB binary over 9p costs more than
+# either job), then its log.
+cpu_window() {
+  out=$1; shift
+  "$@" >/dev/null 2>"$out.log" &
+  p=$!
+  sleep 3; a=$(cut -d' ' -f14,15 /proc/$p/stat)
+  sleep 4; b=$(cut -d' ' -f14,15 /proc/$p/stat)
+  wait $p
+  echo "$a $b" >"$out"
+}
+cpu_window /share/cpu-pass.txt pstream push file:/tmp/pass.flv --video "v4l2:$dev" \
+  --audio none --size 320x240 --fps 15 --duration 9
+cpu_window /share/cpu-enc.txt pstream push file:/tmp/enc.flv --video y4m:/share/decoded.y4m \
+  --audio none --duration 9
 kill $writer
-[ $sent -eq 0 ] && [ $got -eq 0 ] && [ $pushed -eq 0 ]
-"#,
+[ $sent -eq 0 ] && [ $got -eq 0 ] && [ $pushed -eq 0 ] && [ $sent_gst -eq 0 ]
+"#
+        .replace("NGINX", &nginx_port.to_string())
+        .replace("GBASE", &gst_base.to_string())
+        .as_str(),
         &[&pstream_bin(), &v4l2_ctl()],
         |share| {
             // x264 baseline, a key frame every 10 pictures with SPS and
@@ -1204,7 +1263,20 @@ kill $writer
                 .chunks_exact(320 * 240 * 3 / 2)
                 .map(|f| f[..320 * 240].to_vec())
                 .collect();
+            // The same pictures for the software encoder to take, each
+            // once, looped, at 4 fps: about the rate the camera's writer
+            // loop reaches under emulation, which openh264 there keeps up
+            // with (at 15 fps it drops most).
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-stream_loop", "3", "-i"])
+                .arg(&stream)
+                .args(["-vf", "setpts=N/(4*TB)", "-r", "4", "-pix_fmt", "yuv420p"])
+                .arg(share.join("decoded.y4m"))
+                .status()
+                .expect("run ffmpeg");
+            assert!(status.success(), "ffmpeg could not write decoded.y4m");
         },
+        true,
     );
     assert_eq!(run.code, Some(0), "guest script failed:\n{}", run.dump());
     assert_eq!(reference.len(), H264_CAMERA_FRAMES);
@@ -1260,10 +1332,88 @@ kill $writer
             && probe.contains("height=240"),
         "{probe}"
     );
+    let pictures = decode_320x240(&flv);
+    assert!(
+        pictures.len() >= 5,
+        "{} pictures in the FLV",
+        pictures.len()
+    );
+    assert_all_camera_pictures(&pictures, &reference, "the FLV");
+    eprintln!("FLV: {} pictures, {probe}", pictures.len());
+
+    // nginx-rtmp on the host recorded what the guest pushed: the camera's
+    // H.264, decodable, 320x240.
+    let recorded: Vec<_> = std::fs::read_dir(host_dir.join("rec"))
+        .expect("nginx rec dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "flv"))
+        .collect();
+    assert_eq!(recorded.len(), 1, "nginx recordings: {recorded:?}");
+    let pictures = decode_320x240(&recorded[0]);
+    eprintln!(
+        "nginx-rtmp on the host recorded {} pictures from the guest",
+        pictures.len()
+    );
+    assert!(
+        pictures.len() >= 5,
+        "nginx recorded {} pictures:\n{}",
+        pictures.len(),
+        run.text("push.log")
+    );
+    assert_all_camera_pictures(&pictures, &reference, "nginx's recording");
+
+    // GStreamer's costream receiver on the host decoded what the guest
+    // sent: at least 90% of the camera's units.
+    let mut gst = gst;
+    gst.signal("INT");
+    gst.wait(Duration::from_secs(10));
+    let decoded = gst.stdout().matches("vsink: last-message = chain").count();
+    let sent_gst = run.text("send-gst.log");
+    let finished = summary(&sent_gst, "send finished");
+    let units = stat(finished, "video", "frames").unwrap_or_else(|| panic!("{sent_gst}"));
+    eprintln!(
+        "GStreamer's costream receiver decoded {decoded} of {units} pictures sent from the guest"
+    );
+    assert!(units >= 10.0, "sent only {units}: {sent_gst}");
+    assert!(
+        decoded as f64 >= 0.9 * units,
+        "GStreamer decoded {decoded} of {units}\n{}",
+        gst.stderr()
+    );
+
+    // CPU per picture, from the window of each run and its average rate
+    // (pictures over the 9 s run); under emulation the ratio is the figure.
+    let per_picture = |name: &str| {
+        let t = run.text(name);
+        let v: Vec<f64> = t
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        assert_eq!(v.len(), 4, "{name}: {t}");
+        let seconds = (v[2] + v[3] - v[0] - v[1]) / 100.0 / 4.0;
+        let log = run.text(&format!("{name}.log"));
+        let finished = summary(&log, "push finished");
+        let frames = stat(finished, "video", "frames").unwrap_or_else(|| panic!("{log}"));
+        assert!(frames > 0.0, "{name}: no pictures: {log}");
+        eprintln!("{name}: {finished}");
+        (seconds, seconds / (frames / 9.0))
+    };
+    let ((pass_s, pass), (enc_s, enc)) = (per_picture("cpu-pass.txt"), per_picture("cpu-enc.txt"));
+    eprintln!(
+        "CPU in the guest (TCG), per second / per picture: passthrough {pass_s:.3} s / {:.1} ms, \
+         openh264 {enc_s:.3} s / {:.1} ms; per picture {:.2}x",
+        pass * 1e3,
+        enc * 1e3,
+        pass / enc
+    );
+}
+
+/// Decodes a file's pictures at 320x240, each coded picture once.
+fn decode_320x240(path: &Path) -> Vec<Vec<u8>> {
     let out = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
-        .arg(&flv)
-        // Each coded picture once (no frames repeated to a constant rate).
+        .arg(path)
         .args([
             "-fps_mode",
             "passthrough",
@@ -1275,13 +1425,20 @@ kill $writer
         ])
         .output()
         .expect("run ffmpeg");
-    assert!(out.status.success(), "ffmpeg cannot decode the FLV");
-    let pictures: Vec<&[u8]> = out.stdout.chunks_exact(320 * 240 * 3 / 2).collect();
     assert!(
-        pictures.len() >= 5,
-        "{} pictures in the FLV",
-        pictures.len()
+        out.status.success(),
+        "ffmpeg cannot decode {}",
+        path.display()
     );
+    out.stdout
+        .chunks_exact(320 * 240 * 3 / 2)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Asserts each picture is one of the camera's (luma PSNR over 40 dB
+/// against some reference picture).
+fn assert_all_camera_pictures(pictures: &[Vec<u8>], reference: &[Vec<u8>], what: &str) {
     for (i, p) in pictures.iter().enumerate() {
         let best = reference
             .iter()
@@ -1289,10 +1446,34 @@ kill $writer
             .fold(f64::MIN, f64::max);
         assert!(
             best > 40.0,
-            "FLV picture {i} is none of the camera's ({best:.1} dB)"
+            "{what}: picture {i} is none of the camera's ({best:.1} dB)"
         );
     }
-    eprintln!("FLV: {} pictures, {probe}", pictures.len());
+}
+
+/// GStreamer's costream receiver (rtpbin, H.264 decoded into a fakesink
+/// that prints each buffer) on 127.0.0.1 at `base`.
+fn costream_receiver(base: u16, dir: &Path) -> Proc {
+    let p = |o: u16| (base + o).to_string();
+    let args: Vec<String> = [
+        "-e", "-v", "rtpbin", "name=rtpbin", "latency=0",
+        "udpsrc", "address=127.0.0.1",
+        "caps=application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)H264",
+        &format!("port={}", p(0)), "!", "rtpbin.recv_rtp_sink_0",
+        "rtpbin.", "!", "rtph264depay", "!", "decodebin", "!", "videoconvert",
+        "!", "fakesink", "name=vsink", "silent=false", "sync=false",
+        "udpsrc", "address=127.0.0.1", &format!("port={}", p(1)), "!", "rtpbin.recv_rtcp_sink_0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let gst = Proc::start("rtpbin", "gst-launch-1.0".as_ref(), &args, dir);
+    assert!(
+        gst.wait_for_output("Setting pipeline to PLAYING", Duration::from_secs(30)),
+        "the receiver did not start:\n{}",
+        gst.stderr()
+    );
+    gst
 }
 
 /// #15's guest half: pstream's own shmdata writer and follower in the

@@ -22,7 +22,7 @@ refresh=0
 [ "${1:-}" = "--refresh" ] && refresh=1
 
 # The guest's layout version: a cached guest of an older layout is rebuilt.
-layout=3
+layout=4
 if [ $refresh -eq 0 ] && grep -qx "layout $layout" "$vm/ready" 2>/dev/null &&
   [ -f "$vm/bzImage" ] && [ -f "$vm/initramfs.cpio.gz" ]; then
   echo "$vm"
@@ -116,7 +116,7 @@ mkdir -p "$ird"/{bin,dev,proc,sys,tmp,share,etc/modchain} "$mods"
 cp "$root/bin/busybox" "$ird/bin/busybox"
 # One chain file per module the guest loads by name: the .ko files in the
 # order `modprobe --show-depends` gives (dependencies first, itself last).
-for name in 9p 9pnet_virtio virtio_pci vivid v4l2loopback vicodec; do
+for name in 9p 9pnet_virtio virtio_pci virtio_net vivid v4l2loopback vicodec; do
   modprobe -d "$root" -S "$kver" --show-depends "$name" | awk '$1 == "insmod" { print $2 }' |
     while read -r ko; do
       base=$(basename "$ko")

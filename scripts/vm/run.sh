@@ -2,7 +2,7 @@
 # Boots the guest prepare.sh built (qemu, pure emulation) and runs a script
 # in it, with a host directory shared over 9p as /share.
 #
-#   scripts/vm/run.sh [--timeout SECS] [--smp N] [--mem MB] SHARE SCRIPT [PROGRAM...]
+#   scripts/vm/run.sh [--timeout SECS] [--smp N] [--mem MB] [--net] SHARE SCRIPT [PROGRAM...]
 #
 # Each PROGRAM (a path, or a name looked up in PATH) is copied to SHARE/bin
 # and the shared libraries ldd lists for it, loader included, to SHARE/lib;
@@ -10,7 +10,11 @@
 # /lib/x86_64-linux-gnu, which point at /share/lib. SCRIPT runs as
 # /share/guest.sh under busybox sh with /share as the working directory; its
 # output goes to SHARE/guest.log, the kernel console to SHARE/console.log.
-# The guest has no network device, only its own loopback.
+# The guest has no network device, only its own loopback, unless --net gives
+# it qemu's user network (a virtio NIC behind slirp, no host privileges):
+# the guest's script brings it up (net_up in tests/v4l2_vm.rs) as
+# 10.0.2.15, and 10.0.2.2 reaches the host's own loopback, where the tests'
+# peers listen.
 #
 # qemu's exit code says nothing about the guest, so this reads SHARE/status
 # (written by the guest's init) and exits with the script's code: 0 when it
@@ -23,11 +27,13 @@ vm=${PSTREAM_VM_DIR:-$repo/target/vm}
 timeout=300
 smp=2
 mem=1024
+nic=none
 while [ $# -gt 0 ]; do
   case $1 in
     --timeout) timeout=$2; shift 2 ;;
     --smp) smp=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
+    --net) nic=user,model=virtio-net-pci,ipv6=off; shift ;;
     *) break ;;
   esac
 done
@@ -63,7 +69,7 @@ timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
   -kernel "$vm/bzImage" -initrd "$vm/initramfs.cpio.gz" \
   -append "console=ttyS0 quiet panic=-1 random.trust_cpu=on" \
   -display none -monitor none -serial "file:$share/console.log" \
-  -nic none -no-reboot \
+  -nic "$nic" -no-reboot \
   -virtfs "local,path=$share,mount_tag=host0,security_model=none,id=host0" \
   </dev/null >"$share/qemu.log" 2>&1 || true
 elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')
