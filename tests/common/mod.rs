@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hls;
+pub mod nginx;
 pub mod pipewire;
 pub mod relay;
 pub mod video;

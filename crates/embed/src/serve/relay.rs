@@ -364,6 +364,7 @@ impl Relays {
     }
 
     /// No relay at all.
+    #[cfg(test)]
     pub(crate) fn none() -> Self {
         Self {
             list: Vec::new(),
