@@ -71,8 +71,9 @@ pub struct ServeArgs {
     /// source of the stream viewers know as NAME, NAME/RENDITION=URL for one
     /// of its renditions. Repeatable; a keys file can also list relays after
     /// KEY NAME. Logs and stats show the URL's stream key as ****.
-    #[arg(long = "relay", value_name = "NAME=URL", value_parser = parse_relay)]
-    pub relays: Vec<RelayTarget>,
+    /// (Parsed after clap, whose own errors would echo the key.)
+    #[arg(long = "relay", value_name = "NAME=URL")]
+    pub relays: Vec<String>,
     /// MiB each relay may queue for a slow platform before dropping its
     /// oldest tags (1 to 64).
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=64))]
@@ -105,8 +106,12 @@ fn parse_renditions(s: &str) -> Result<RenditionList, String> {
     Ok(RenditionList(out))
 }
 
-fn parse_relay(s: &str) -> Result<RelayTarget, String> {
-    RelayTarget::parse(s).map_err(|e| e.to_string())
+/// Parses `--relay` values; an error shows the URL with its key masked.
+fn relays(specs: &[String]) -> anyhow::Result<Vec<RelayTarget>> {
+    specs
+        .iter()
+        .map(|s| RelayTarget::parse(s).map_err(|e| anyhow::Error::new(e).context("--relay")))
+        .collect()
 }
 
 fn parse_segment(s: &str) -> Result<f64, String> {
@@ -146,7 +151,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         max_connections_per_ip: usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX),
         max_streams: usize::try_from(args.max_streams).unwrap_or(usize::MAX),
         metrics: args.metrics.clone(),
-        relays: args.relays.clone(),
+        relays: relays(&args.relays)?,
         relay_queue_bytes: usize::try_from(args.relay_queue_mib << 20).unwrap_or(usize::MAX),
     })
 }

@@ -581,9 +581,9 @@ impl HlsServer {
             }
             Keys::File(path) => Some(read_keys(path)?),
         };
-        warn_about_keys(keys.as_deref(), config.max_streams);
         let renditions = config.unique_renditions();
         let relay_targets = relay_targets(config, keys.as_deref(), &renditions)?;
+        warn_about_keys(keys.as_deref(), config.max_streams);
         let keys = keys.map(|list| {
             list.into_iter()
                 .map(|e| (e.key, e.name))
