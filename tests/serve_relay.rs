@@ -208,7 +208,10 @@ fn one_publish_relayed_to_two_nginx_and_an_ffmpeg_listener_through_a_restart() {
     let listener_exit = listener.wait(Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(1));
     let log = s.proc.stderr();
-    let frames_b = recordings(&dir_b).iter().map(|p| video_frames(p)).sum::<u64>();
+    let frames_b = recordings(&dir_b)
+        .iter()
+        .map(|p| video_frames(p))
+        .sum::<u64>();
     let frames_f = video_frames(&received);
     let recs_a = recordings(&dir_a);
     let frames_a: Vec<u64> = recs_a.iter().map(|p| video_frames(p)).collect();
@@ -217,27 +220,56 @@ fn one_publish_relayed_to_two_nginx_and_an_ffmpeg_listener_through_a_restart() {
          nginx A {frames_a:?} (killed at 5 s, down 2 s), A fed again {fed_again:?} after its restart, \
          longest stalls while A was down {stalls:?} and after {stalls_after:?}, HLS sequence {seq_before} -> {seq_after}"
     );
-    assert!(fed_again.is_some(), "relay A not live within 5 s of nginx's return: {log}");
-    assert!(grows.is_some(), "nginx A's new recording does not grow ({recs_before} recordings): {log}");
+    assert!(
+        fed_again.is_some(),
+        "relay A not live within 5 s of nginx's return: {log}"
+    );
+    assert!(
+        grows.is_some(),
+        "nginx A's new recording does not grow ({recs_before} recordings): {log}"
+    );
     for (what, stall) in ["nginx B", "ffmpeg listener"].iter().zip(&stalls) {
-        assert!(*stall < Duration::from_millis(1500), "{what} stalled {stall:?} while A was down");
+        assert!(
+            *stall < Duration::from_millis(1500),
+            "{what} stalled {stall:?} while A was down"
+        );
     }
-    assert!(seq_after > seq_before, "HLS stalled: {seq_before} -> {seq_after}");
+    assert!(
+        seq_after > seq_before,
+        "HLS stalled: {seq_before} -> {seq_after}"
+    );
     let all = u64::from(secs) * 30;
-    assert!(frames_b >= all * 9 / 10, "nginx B got {frames_b} of {all} frames");
-    assert!(frames_f >= all * 9 / 10, "the listener got {frames_f} of {all} frames");
-    assert_eq!(listener_exit, Some(0), "ffmpeg listener: {}", listener.stderr());
+    assert!(
+        frames_b >= all * 9 / 10,
+        "nginx B got {frames_b} of {all} frames"
+    );
+    assert!(
+        frames_f >= all * 9 / 10,
+        "the listener got {frames_f} of {all} frames"
+    );
+    assert_eq!(
+        listener_exit,
+        Some(0),
+        "ffmpeg listener: {}",
+        listener.stderr()
+    );
     // A got both sides of its outage: before the kill, and from its return on.
     assert!(frames_a.len() >= 2, "{frames_a:?}");
     assert!(frames_a[0] >= 90, "{frames_a:?}");
     assert!(*frames_a.last().unwrap_or(&0) >= 180, "{frames_a:?}");
-    assert!(!log.contains("s3cret"), "a stream key in serve's log: {log}");
+    assert!(
+        !log.contains("s3cret"),
+        "a stream key in serve's log: {log}"
+    );
     assert!(log.contains("stream ended, relay idle"), "{log}");
 }
 
 /// A platform that answers the RTMP handshake and the publish, then never
 /// reads again: it holds each connection until `stop`.
-fn deaf_platform(stop: Arc<AtomicBool>, accepted: Arc<AtomicU64>) -> (u16, std::thread::JoinHandle<()>) {
+fn deaf_platform(
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicU64>,
+) -> (u16, std::thread::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     l.set_nonblocking(true).expect("nonblocking");
@@ -409,10 +441,15 @@ fn a_platform_that_stops_reading_costs_at_most_its_queue_and_stalls_nothing_else
     stop.store(true, Ordering::Relaxed);
     let _ = deaf.join();
     let log = s.proc.stderr();
-    let frames_b = recordings(&dir_b).iter().map(|p| video_frames(p)).sum::<u64>();
+    let frames_b = recordings(&dir_b)
+        .iter()
+        .map(|p| video_frames(p))
+        .sum::<u64>();
     let dropped = scrape
         .lines()
-        .find(|l| l.starts_with("pstream_relay_dropped_total") && l.contains(&deaf_port.to_string()))
+        .find(|l| {
+            l.starts_with("pstream_relay_dropped_total") && l.contains(&deaf_port.to_string())
+        })
         .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .unwrap_or(0);
     eprintln!(
@@ -423,7 +460,10 @@ fn a_platform_that_stops_reading_costs_at_most_its_queue_and_stalls_nothing_else
         accepted.load(Ordering::Relaxed),
         secs * 30,
     );
-    assert!(dropped > 0, "the deaf relay's queue never overflowed: {scrape}");
+    assert!(
+        dropped > 0,
+        "the deaf relay's queue never overflowed: {scrape}"
+    );
     assert!(!scrape.contains("deafkey"), "a key in /metrics");
     assert!(
         scrape.contains("destination=\"rtmp://127.0.0.1:"),
@@ -436,9 +476,18 @@ fn a_platform_that_stops_reading_costs_at_most_its_queue_and_stalls_nothing_else
         "serve grew {} KiB with a {queue_mib} MiB relay queue",
         peak.saturating_sub(base)
     );
-    assert!(stall < Duration::from_millis(1500), "nginx B stalled {stall:?}");
-    assert!(frames_b >= u64::from(secs) * 30 * 9 / 10, "nginx B got {frames_b} frames");
-    assert!(seq_end >= seq_start + 3, "HLS stalled: {seq_start} -> {seq_end}");
+    assert!(
+        stall < Duration::from_millis(1500),
+        "nginx B stalled {stall:?}"
+    );
+    assert!(
+        frames_b >= u64::from(secs) * 30 * 9 / 10,
+        "nginx B got {frames_b} frames"
+    );
+    assert!(
+        seq_end >= seq_start + 3,
+        "HLS stalled: {seq_start} -> {seq_end}"
+    );
     assert!(!log.contains("deafkey"), "a key in serve's log");
 }
 
@@ -447,11 +496,26 @@ fn garbage_relays_are_one_error_line_and_garbage_answers_are_retried() {
     let _g = serial();
     // Bad relay specs: one clear line, non-zero exit, no key shown.
     for (args, needle) in [
-        (vec!["serve", "--relay", "rtmp://h/live/s3cret"], "must be NAME=URL"),
-        (vec!["serve", "--relay", "x=http://h/live/s3cret"], "rtmp://"),
-        (vec!["serve", "--relay", "x=%%garbage s3cret"], "must start with rtmp://"),
         (
-            vec!["serve", "--renditions", "none", "--relay", "x/P360p30fps16x9=rtmp://h/live/s3cret"],
+            vec!["serve", "--relay", "rtmp://h/live/s3cret"],
+            "must be NAME=URL",
+        ),
+        (
+            vec!["serve", "--relay", "x=http://h/live/s3cret"],
+            "rtmp://",
+        ),
+        (
+            vec!["serve", "--relay", "x=%%garbage s3cret"],
+            "must start with rtmp://",
+        ),
+        (
+            vec![
+                "serve",
+                "--renditions",
+                "none",
+                "--relay",
+                "x/P360p30fps16x9=rtmp://h/live/s3cret",
+            ],
             "P360p30fps16x9 is not among the renditions",
         ),
     ] {
@@ -534,4 +598,96 @@ fn garbage_relays_are_one_error_line_and_garbage_answers_are_retried() {
     // Backoff: 1 s, 1.5 s, 2.25 s ... so within the ~10 s far fewer than one try a second.
     assert!((3..=8).contains(&tries), "{tries} connections: {log}");
     assert!(!log.contains("s3cret"), "{log}");
+}
+
+/// ffprobe's first video stream of a file: (width, height).
+fn video_size(path: &Path) -> (u32, u32) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = text
+        .trim()
+        .split(',')
+        .map(|v| v.trim().parse().unwrap_or(0));
+    (f.next().unwrap_or(0), f.next().unwrap_or(0))
+}
+
+#[test]
+fn keys_file_relays_a_rendition_and_the_source_again_on_republish() {
+    let _g = serial();
+    let dir = temp_dir("serve-relay-keys");
+    let port_n = free_tcp_port();
+    let dir_n = dir.join("nginx");
+    let _nginx = start_nginx(&dir_n, port_n, "nginx");
+    let port_f = free_tcp_port();
+    let received = dir.join("rendition.flv");
+    let mut listener = ffmpeg_listener(&dir, port_f, &received);
+    let keys = dir.join("keys.txt");
+    std::fs::write(
+        &keys,
+        format!(
+            "# key name relays...\npubs3cret show rtmp://127.0.0.1:{port_n}/live/n3ykey P144p30fps16x9=rtmp://127.0.0.1:{port_f}/live/x\n"
+        ),
+    )
+    .expect("write keys");
+    let s = start_serve(
+        &dir,
+        &[
+            "--renditions",
+            "P144p30fps16x9",
+            "--keys",
+            keys.to_str().expect("utf-8 path"),
+        ],
+    );
+    // Two publishes of 6 s, a second apart: the source relay ends cleanly
+    // after the first and starts again with the second.
+    for round in 0..2 {
+        let mut ff = ffmpeg_publish(
+            &dir,
+            &format!("ffmpeg{round}"),
+            s.rtmp,
+            "pubs3cret",
+            "640x360",
+            6,
+        );
+        assert_eq!(ff.wait(Duration::from_secs(30)), Some(0), "{}", ff.stderr());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let listener_exit = listener.wait(Duration::from_secs(10));
+    let log = s.proc.stderr();
+    let recs = recordings(&dir_n);
+    let frames_n: Vec<u64> = recs.iter().map(|p| video_frames(p)).collect();
+    let frames_r = video_frames(&received);
+    let size_r = video_size(&received);
+    eprintln!(
+        "keys-file relays: nginx recordings {frames_n:?} (two publishes of 180 frames), \
+         rendition listener {frames_r} frames at {size_r:?}"
+    );
+    assert_eq!(listener_exit, Some(0), "{}", listener.stderr());
+    assert_eq!(size_r, (256, 144), "the rendition's pictures");
+    assert!(frames_r >= 150, "rendition relay: {frames_r} frames");
+    assert_eq!(
+        frames_n.len(),
+        2,
+        "one recording per publish: {frames_n:?}: {log}"
+    );
+    assert!(frames_n.iter().all(|&n| n >= 160), "{frames_n:?}");
+    let relaying = format!("show>rtmp://127.0.0.1:{port_n}/live/****: stream published, relaying");
+    assert_eq!(log.matches(&relaying).count(), 2, "{log}");
+    assert!(
+        !log.contains("s3cret") && !log.contains("n3ykey"),
+        "a key in serve's log: {log}"
+    );
 }

@@ -21,7 +21,6 @@ pub fn wait_listening(port: u16, limit: Duration) -> bool {
     false
 }
 
-
 /// nginx with the RTMP module on 127.0.0.1:`port`, app `live` with HLS and recording under `dir`.
 pub fn start_nginx(dir: &Path, port: u16, name: &str) -> Proc {
     start_nginx_with(dir, port, name, "", "")
@@ -95,7 +94,6 @@ rtmp {{
     );
     p
 }
-
 
 /// ffmpeg's listener accepts only once, so wait for its socket without connecting:
 /// a LISTEN (state 0A) entry for 127.0.0.1:`port` in /proc/net/tcp.

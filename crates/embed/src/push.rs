@@ -33,8 +33,8 @@ use pstream_transport::rtmp::{RtmpConnection, RtmpError, RtmpUrl};
 
 use crate::encode::{self, audio_encode_stage, video_encode_stage, Gop};
 use crate::error::one_line;
-use crate::rtmp_out::{run_rtmp, DestCounters, Feed};
 pub use crate::rtmp_out::DestinationState;
+use crate::rtmp_out::{run_rtmp, DestCounters, Feed};
 use crate::run::{Stages, Stop};
 use crate::sources::OpenedVideo;
 use crate::stages::{

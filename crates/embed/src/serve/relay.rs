@@ -806,14 +806,14 @@ mod tests {
 
     #[test]
     fn received_tags_are_told_apart() {
-        let hdr = RelayTag::from_message(&msg(MediaKind::Video, 0, &[0x17, 0, 0, 0, 0]))
-            .expect("video");
+        let hdr =
+            RelayTag::from_message(&msg(MediaKind::Video, 0, &[0x17, 0, 0, 0, 0])).expect("video");
         assert!(hdr.header && !hdr.is_video_keyframe());
-        let key = RelayTag::from_message(&msg(MediaKind::Video, 33, &[0x17, 1, 0, 0, 0]))
-            .expect("video");
+        let key =
+            RelayTag::from_message(&msg(MediaKind::Video, 33, &[0x17, 1, 0, 0, 0])).expect("video");
         assert!(!key.header && key.is_video_keyframe());
-        let inter = RelayTag::from_message(&msg(MediaKind::Video, 66, &[0x27, 1, 0, 0, 0]))
-            .expect("video");
+        let inter =
+            RelayTag::from_message(&msg(MediaKind::Video, 66, &[0x27, 1, 0, 0, 0])).expect("video");
         assert!(!inter.header && !inter.is_video_keyframe());
         let asc = RelayTag::from_message(&msg(MediaKind::Audio, 0, &[0xaf, 0, 0x11, 0x90]))
             .expect("audio");
@@ -821,7 +821,9 @@ mod tests {
         let meta = RelayTag::from_message(&msg(MediaKind::Data, 0, b"\x02\x00\x0aonMetaData\x08"))
             .expect("metadata");
         assert!(meta.header && meta.type_id == DATA);
-        assert!(RelayTag::from_message(&msg(MediaKind::Data, 0, b"\x02\x00\x0aonCuePoint")).is_none());
+        assert!(
+            RelayTag::from_message(&msg(MediaKind::Data, 0, b"\x02\x00\x0aonCuePoint")).is_none()
+        );
     }
 
     #[test]

@@ -78,7 +78,10 @@ impl VariantStage {
                 _ => unit,
             };
             if let Some(relay) = &mut self.relay {
-                relay.push(&unit, self.transcoder.as_ref().and_then(|t| t.output_size()));
+                relay.push(
+                    &unit,
+                    self.transcoder.as_ref().and_then(|t| t.output_size()),
+                );
             }
             let is_video = unit.codec == Codec::H264;
             let events = {
