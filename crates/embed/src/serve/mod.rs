@@ -515,6 +515,12 @@ impl Serve {
         self
     }
 
+    /// Bytes each relay may queue for a slow platform (64 KiB to 64 MiB, the default).
+    pub fn relay_queue_bytes(mut self, bytes: usize) -> Self {
+        self.config.relay_queue_bytes = bytes;
+        self
+    }
+
     /// Stops by itself after `seconds`.
     pub fn duration(mut self, seconds: f64) -> Self {
         self.duration = Some(seconds);
