@@ -167,7 +167,7 @@ fn one_publish_relayed_to_two_nginx_and_an_ffmpeg_listener_through_a_restart() {
             &relay_f,
         ],
     );
-    let secs = 20;
+    let secs = 16;
     let mut ff = ffmpeg_publish(&dir, "ffmpeg", s.rtmp, "show", "640x360", secs);
     let published = Instant::now();
     let live_a = format!("show>rtmp://127.0.0.1:{port_a}/live/****: live");

@@ -543,11 +543,19 @@ fn worker(
 ) {
     let counters = &relay.counters;
     while !stop.requested() {
-        let session = match sessions.recv_timeout(IDLE_POLL) {
+        let mut session = match sessions.recv_timeout(IDLE_POLL) {
             Ok(s) => s,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        // Publishes that came and went while this worker was busy ending
+        // an earlier one: only the newest is worth a connection.
+        while let Ok(newer) = sessions.try_recv() {
+            while let Recv::Item(_) = session.tags.try_recv() {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            session = newer;
+        }
         tracing::info!("{}: stream published, relaying", relay.label);
         let mut feed = RelayFeed {
             tags: session.tags,
@@ -824,6 +832,42 @@ mod tests {
         assert!(
             RelayTag::from_message(&msg(MediaKind::Data, 0, b"\x02\x00\x0aonCuePoint")).is_none()
         );
+    }
+
+    #[test]
+    fn while_disconnected_only_the_last_gop_is_held() {
+        let (_tx, rx) = link_bytes::<RelayTag>(16, 1 << 20);
+        let headers = Arc::new(Mutex::new(Headers::default()));
+        let mut feed = RelayFeed {
+            tags: rx,
+            headers: headers.clone(),
+            counters: Arc::new(DestCounters::default()),
+            max_bytes: 1 << 20,
+            held: VecDeque::new(),
+            held_bytes: 0,
+        };
+        let tag = |ts: u32, first: u8| {
+            RelayTag::from_message(&msg(MediaKind::Video, ts, &[first, 1, 0, 0, 0])).expect("tag")
+        };
+        // Audio-only so far (no AVC header): nothing is held.
+        feed.hold(tag(0, 0x17));
+        assert!(feed.held.is_empty());
+        lock(&headers).video =
+            Some(RelayTag::from_message(&msg(MediaKind::Video, 0, &[0x17, 0, 1])).expect("hdr"));
+        for (ts, first) in [
+            (1, 0x27),
+            (2, 0x17),
+            (3, 0x27),
+            (4, 0x27),
+            (5, 0x17),
+            (6, 0x27),
+        ] {
+            feed.hold(tag(ts, first));
+        }
+        let held: Vec<u32> = feed.held.iter().map(|t| t.timestamp_ms).collect();
+        assert_eq!(held, [5, 6], "from the last keyframe on");
+        // Dropped: the first tag, the inter frame before any keyframe, and the older GOP.
+        assert_eq!(feed.counters.dropped.load(Ordering::Relaxed), 5);
     }
 
     #[test]
