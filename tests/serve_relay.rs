@@ -269,6 +269,7 @@ fn one_publish_relayed_to_two_nginx_and_an_ffmpeg_listener_through_a_restart() {
 fn deaf_platform(
     stop: Arc<AtomicBool>,
     accepted: Arc<AtomicU64>,
+    slow_kbps: u32,
 ) -> (u16, std::thread::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
@@ -320,8 +321,26 @@ fn deaf_platform(
                     let _ = sock.write_all(&out);
                 }
             }
-            // Publishing: from now on nothing is read.
-            held.push(sock);
+            // Publishing: from now on nothing is read, or (for the long run
+            // by hand) a trickle of `slow_kbps`, so that the relay stays
+            // live and its queue fills up to its bound.
+            if slow_kbps > 0 {
+                let stop = stop.clone();
+                let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+                std::thread::spawn(move || {
+                    let mut sock = sock;
+                    let mut buf = vec![0u8; 1024];
+                    let deadline = Instant::now() + Duration::from_secs(300);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        if matches!(sock.read(&mut buf), Ok(0)) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_secs_f64(1.0 / f64::from(slow_kbps)));
+                    }
+                });
+            } else {
+                held.push(sock);
+            }
         }
     });
     (port, t)
@@ -377,7 +396,12 @@ fn a_platform_that_stops_reading_costs_at_most_its_queue_and_stalls_nothing_else
     let dir = temp_dir("serve-relay-deaf");
     let stop = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicU64::new(0));
-    let (deaf_port, deaf) = deaf_platform(stop.clone(), accepted.clone());
+    // By hand, for the default bound: PSTREAM_RELAY_QUEUE_MIB=64
+    // PSTREAM_RELAY_SLOW_KBPS=8 PSTREAM_RELAY_SECS=100 (a platform reading
+    // 8 KiB/s keeps the connection live while the queue fills to 64 MiB).
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    let slow_kbps = env("PSTREAM_RELAY_SLOW_KBPS").unwrap_or(0);
+    let (deaf_port, deaf) = deaf_platform(stop.clone(), accepted.clone(), slow_kbps);
     let port_b = free_tcp_port();
     let dir_b = dir.join("nginx-b");
     let _nginx_b = start_nginx(&dir_b, port_b, "nginx-b");
@@ -407,7 +431,7 @@ fn a_platform_that_stops_reading_costs_at_most_its_queue_and_stalls_nothing_else
             "2",
         ],
     );
-    let secs = 16;
+    let secs = env("PSTREAM_RELAY_SECS").unwrap_or(16);
     let mut ff = noisy_publish(&dir, s.rtmp, "show", secs);
     // The baseline once the stream runs and HLS holds its window; the deaf
     // relay is live (its queue about to fill at 10 Mbit/s).
@@ -423,7 +447,7 @@ fn a_platform_that_stops_reading_costs_at_most_its_queue_and_stalls_nothing_else
     // 10 s: nginx B's recording must keep growing, serve's memory is sampled.
     let (mut peak, mut stall) = (base, Duration::ZERO);
     let (mut last, mut last_at) = (recorded_bytes(&dir_b), Instant::now());
-    let until = Instant::now() + Duration::from_secs(10);
+    let until = Instant::now() + Duration::from_secs(u64::from(secs.saturating_sub(6)));
     while Instant::now() < until {
         std::thread::sleep(Duration::from_millis(250));
         peak = peak.max(rss_kib(s.proc.pid()));
