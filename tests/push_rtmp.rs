@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::nginx::{free_tcp_port, start_nginx, start_nginx_with, wait_listening};
+use common::hls::free_tcp_port;
+use common::nginx::{start_nginx, start_nginx_with, wait_listening, wait_listening_ffmpeg};
 use common::{pstream_bin, require, serial, temp_dir, Proc};
 
 fn start_push(dir: &Path, extra: &[&str]) -> Proc {
@@ -206,25 +207,6 @@ fn ffmpeg_listener_receives_the_push_with_nearly_every_frame() {
     // 8 s at 30 fps and 48000/1024 AAC frames per second, less the wait for the first keyframe.
     assert!(frames_of(&streams, "h264") >= 216, "{streams:?}");
     assert!(frames_of(&streams, "aac") >= 337, "{streams:?}");
-}
-
-/// ffmpeg's listener accepts only once, so wait for its socket without connecting:
-/// a LISTEN (state 0A) entry for 127.0.0.1:`port` in /proc/net/tcp.
-fn wait_listening_ffmpeg(port: u16) -> bool {
-    let want = format!("0100007F:{port:04X}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-        let listening = table.lines().any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.get(1) == Some(&want.as_str()) && f.get(3) == Some(&"0A")
-        });
-        if listening {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 #[test]

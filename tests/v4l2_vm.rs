@@ -17,7 +17,8 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::nginx::{free_tcp_port, start_nginx};
+use common::hls::free_tcp_port;
+use common::nginx::start_nginx;
 use common::video::{luma_psnr, scan_y4m, stat, summary};
 use common::*;
 use pstream_mux::Y4mReader;

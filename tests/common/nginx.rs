@@ -1,18 +1,14 @@
-//! nginx with Debian's RTMP module as a test peer (HLS out and recording
-//! under the test's directory), and the TCP helpers it needs.
+//! nginx with Debian's RTMP module as a real RTMP server for the tests
+//! that publish to one (tests/push_rtmp.rs, tests/serve_relay.rs, the
+//! guest's camera in tests/v4l2_vm.rs), and waiting for
+//! listeners (nginx's, `ffmpeg -listen 1`'s).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{require, Proc};
-
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_tcp_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
 
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_listening(port: u16, limit: Duration) -> bool {
@@ -98,4 +94,23 @@ rtmp {{
         p.stderr()
     );
     p
+}
+
+/// ffmpeg's listener accepts only once, so wait for its socket without connecting:
+/// a LISTEN (state 0A) entry for 127.0.0.1:`port` in /proc/net/tcp.
+pub fn wait_listening_ffmpeg(port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let listening = table.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&want.as_str()) && f.get(3) == Some(&"0A")
+        });
+        if listening {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use pstream_codec::Rendition;
-use pstream_embed::serve::{read_keys, Keys, StreamKey};
+use pstream_embed::serve::{read_keys, Keys, RelayTarget, StreamKey};
 use pstream_embed::{Error, HlsServer, ServeConfig};
 
 use crate::stats::{ProcessPeak, StatsMode, StatsPrinter};
@@ -66,6 +66,18 @@ pub struct ServeArgs {
     /// address of its own, e.g. 127.0.0.1:9935, so it can stay private).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// Relay a stream as it arrives to an RTMP/RTMPS destination (Twitch,
+    /// YouTube, another server), without re-encoding: NAME=URL for the
+    /// source of the stream viewers know as NAME, NAME/RENDITION=URL for one
+    /// of its renditions. Repeatable; a keys file can also list relays after
+    /// KEY NAME. Logs and stats show the URL's stream key as ****.
+    /// (Parsed after clap, whose own errors would echo the key.)
+    #[arg(long = "relay", value_name = "NAME=URL")]
+    pub relays: Vec<String>,
+    /// MiB each relay may queue for a slow platform before dropping its
+    /// oldest tags (1 to 64).
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub relay_queue_mib: u64,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -92,6 +104,14 @@ fn parse_renditions(s: &str) -> Result<RenditionList, String> {
         }
     }
     Ok(RenditionList(out))
+}
+
+/// Parses `--relay` values; an error shows the URL with its key masked.
+fn relays(specs: &[String]) -> anyhow::Result<Vec<RelayTarget>> {
+    specs
+        .iter()
+        .map(|s| RelayTarget::parse(s).map_err(|e| anyhow::Error::new(e).context("--relay")))
+        .collect()
 }
 
 fn parse_segment(s: &str) -> Result<f64, String> {
@@ -131,6 +151,8 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         max_connections_per_ip: usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX),
         max_streams: usize::try_from(args.max_streams).unwrap_or(usize::MAX),
         metrics: args.metrics.clone(),
+        relays: relays(&args.relays)?,
+        relay_queue_bytes: usize::try_from(args.relay_queue_mib << 20).unwrap_or(usize::MAX),
     })
 }
 

@@ -105,6 +105,7 @@ pub mod m2m;
 pub mod probe;
 pub mod push;
 pub mod recv;
+mod rtmp_out;
 pub mod rtp;
 pub mod run;
 pub mod serve;

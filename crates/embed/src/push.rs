@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,11 +30,11 @@ use pstream_core::{AudioFormat, DeviceCounters, EncodedVideoSource, VideoFormat,
 use pstream_mux::flv::file_header;
 use pstream_mux::{AudioInfo, FlvMuxer, FlvTag, Interleaver, StreamInfo, VideoInfo};
 use pstream_transport::rtmp::{RtmpConnection, RtmpError, RtmpUrl};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use crate::encode::{self, audio_encode_stage, video_encode_stage, Gop};
 use crate::error::one_line;
+pub use crate::rtmp_out::DestinationState;
+use crate::rtmp_out::{run_rtmp, DestCounters, Feed};
 use crate::run::{Stages, Stop};
 use crate::sources::OpenedVideo;
 use crate::stages::{
@@ -63,12 +63,6 @@ const INTERLEAVE_WAIT: Duration = Duration::from_millis(500);
 /// How long the fan-out keeps passing on the encoders' last units after
 /// the run stops; destinations finish when it closes their links.
 const DRAIN_TIME: Duration = Duration::from_secs(1);
-/// Longest a connect + handshake + publish may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// First retry delay; later ones grow by [`BACKOFF_FACTOR`].
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-/// Growth of the retry delay after each failed attempt.
-const BACKOFF_FACTOR: f64 = 1.5;
 
 /// Where one destination writes.
 #[derive(Debug, Clone)]
@@ -202,58 +196,6 @@ impl PushConfig {
 impl Default for PushConfig {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Where a destination is, as shown on the stats line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DestinationState {
-    /// Connecting, handshaking or publishing.
-    Connecting,
-    /// Sending media.
-    Live,
-    /// Disconnected, waiting to try again.
-    Retrying,
-    /// Gave up (a refusal that retrying cannot fix, or a file error).
-    Failed,
-    /// Finished cleanly.
-    Done,
-}
-
-impl DestinationState {
-    fn to_u8(self) -> u8 {
-        self as u8
-    }
-
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Self::Connecting,
-            1 => Self::Live,
-            2 => Self::Retrying,
-            3 => Self::Failed,
-            _ => Self::Done,
-        }
-    }
-}
-
-/// What one destination shares with the stats line.
-#[derive(Debug, Default)]
-struct DestCounters {
-    state: AtomicU8,
-    retry_at_ms: AtomicU64,
-    bytes: AtomicU64,
-    /// Units dropped by this destination itself (disconnected, waiting for a keyframe).
-    dropped: AtomicU64,
-    reconnects: AtomicU64,
-}
-
-impl DestCounters {
-    fn state(&self) -> DestinationState {
-        DestinationState::from_u8(self.state.load(Ordering::Relaxed))
-    }
-
-    fn set(&self, state: DestinationState) {
-        self.state.store(state.to_u8(), Ordering::Relaxed);
     }
 }
 
@@ -596,19 +538,7 @@ impl PushStream {
             let rate = kbps(bytes.saturating_sub(*prev), secs);
             *prev = bytes;
             line.section(name);
-            match c.state() {
-                DestinationState::Connecting => line.word("connecting"),
-                DestinationState::Live => line.word("live"),
-                DestinationState::Retrying => {
-                    let at = c.retry_at_ms.load(Ordering::Relaxed);
-                    line.word(format_args!(
-                        "retrying in {} s",
-                        at.saturating_sub(now_ms).div_ceil(1000)
-                    ))
-                }
-                DestinationState::Failed => line.word("failed"),
-                DestinationState::Done => line.word("done"),
-            };
+            c.state_words(&mut line, now_ms);
             line.rate(rate, 0, "kbit/s")
                 .count(
                     "drop",
@@ -736,55 +666,29 @@ impl Destination {
     }
 
     fn run_rtmp(&mut self, url: &RtmpUrl, stop: &Stop) -> Result<()> {
-        let mut backoff = FIRST_RETRY;
-        let mut attempts = 0u64;
-        while !stop.requested() {
-            self.counters.set(DestinationState::Connecting);
-            attempts += 1;
-            if attempts > 1 {
-                self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-            }
-            match RtmpConnection::connect(url, CONNECT_TIMEOUT) {
-                Ok(conn) => {
-                    tracing::info!("{}: live", self.name);
-                    backoff = FIRST_RETRY;
-                    match self.stream(conn) {
-                        Ok(()) => return Ok(()),
-                        Err(e) if e.is_retryable() => {
-                            tracing::warn!("{}: {}", self.name, one_line(&e))
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(e) if e.is_retryable() => tracing::warn!("{}: {}", self.name, one_line(&e)),
-                Err(e) => return Err(e.into()),
-            }
-            if stop.requested() {
-                break;
-            }
-            // Wait with jitter (up to +20%, so the first retry comes after
-            // 1 s at the earliest), dropping and counting what is made meanwhile.
-            let jitter = StdRng::from_os_rng().random_range(1.0..1.2);
-            let wait = backoff.mul_f64(jitter).min(self.reconnect_max);
-            backoff = backoff.mul_f64(BACKOFF_FACTOR).min(self.reconnect_max);
-            tracing::info!("{}: retrying in {:.1} s", self.name, wait.as_secs_f64());
-            let until = Instant::now() + wait;
-            self.counters
-                .retry_at_ms
-                .store((until - self.started).as_millis() as u64, Ordering::Relaxed);
-            self.counters.set(DestinationState::Retrying);
-            while Instant::now() < until && !stop.requested() {
-                if let Recv::Item(_) = self.units.recv_timeout(Duration::from_millis(50)) {
+        let (name, counters) = (self.name.clone(), self.counters.clone());
+        let (max, started) = (self.reconnect_max, self.started);
+        run_rtmp(&name, url, &counters, max, started, self, stop)
+    }
+}
+
+impl Feed for Destination {
+    fn idle(&mut self, until: Instant, stop: &Stop) -> bool {
+        while Instant::now() < until && !stop.requested() {
+            match self.units.recv_timeout(Duration::from_millis(50)) {
+                Recv::Item(_) => {
                     self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 }
+                Recv::Timeout => {}
+                Recv::Closed => return false,
             }
         }
-        Ok(())
+        true
     }
 
     /// Streams until the fan-out closes the link after the run stops (Ok)
     /// or a connection error.
-    fn stream(&mut self, mut conn: RtmpConnection) -> Result<(), RtmpError> {
+    fn stream(&mut self, mut conn: RtmpConnection, _stop: &Stop) -> Result<(), RtmpError> {
         // A fresh start: headers again, from a keyframe the encoder makes now.
         self.muxer.restart();
         self.keyframe.store(true, Ordering::Relaxed);

@@ -14,6 +14,8 @@ use pstream_transport::http::HttpStats;
 use pstream_transport::rtmp::RtmpServerStats;
 
 use super::live::LiveStreams;
+use super::relay::Relays;
+use crate::rtmp_out::DestinationState;
 
 /// One metric family: `# HELP`, `# TYPE`, then its samples.
 struct Family<'a> {
@@ -67,6 +69,7 @@ pub(crate) fn render(
     rtmp: &RtmpServerStats,
     http: &HttpStats,
     refused: &Refused,
+    relays: &Relays,
 ) -> String {
     let r = rtmp.snapshot();
     let h = http.snapshot();
@@ -272,7 +275,74 @@ pub(crate) fn render(
             );
         }
     }
+    relay_families(&mut out, relays);
     out
+}
+
+/// Each relay's state (one sample per state, 1 for the one it is in),
+/// bytes sent, tags dropped, reconnects and errors; labelled by stream,
+/// variant and URL with the stream key masked.
+fn relay_families(out: &mut String, relays: &Relays) {
+    let list = relays.snapshot();
+    const STATES: [DestinationState; 6] = [
+        DestinationState::Idle,
+        DestinationState::Connecting,
+        DestinationState::Live,
+        DestinationState::Retrying,
+        DestinationState::Failed,
+        DestinationState::Done,
+    ];
+    let mut state = Family::new(
+        out,
+        "pstream_relay_state",
+        "gauge",
+        "Each relay's state: 1 for the one it is in.",
+    );
+    for r in &list {
+        for s in STATES {
+            let labels = [
+                ("stream", r.stream.as_str()),
+                ("variant", r.rendition.as_str()),
+                ("destination", r.url.as_str()),
+                ("state", s.word()),
+            ];
+            state.sample("pstream_relay_state", &labels, u64::from(r.state == s));
+        }
+    }
+    type Figure = fn(&super::relay::RelaySnapshot) -> u64;
+    let counters: [(&str, &str, Figure); 4] = [
+        (
+            "pstream_relay_sent_bytes_total",
+            "Bytes of media each relay sent to its platform.",
+            |r| r.bytes,
+        ),
+        (
+            "pstream_relay_dropped_total",
+            "Tags each relay dropped: its queue full (a slow platform), disconnected, or waiting for a keyframe.",
+            |r| r.dropped,
+        ),
+        (
+            "pstream_relay_reconnects_total",
+            "Connection attempts each relay made after its first.",
+            |r| r.reconnects,
+        ),
+        (
+            "pstream_relay_errors_total",
+            "Connections of each relay that failed (refused, reset, timed out, garbage from the platform).",
+            |r| r.errors,
+        ),
+    ];
+    for (name, help, figure) in counters {
+        let mut f = Family::new(out, name, "counter", help);
+        for r in &list {
+            let labels = [
+                ("stream", r.stream.as_str()),
+                ("variant", r.rendition.as_str()),
+                ("destination", r.url.as_str()),
+            ];
+            f.sample(name, &labels, figure(r));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +359,7 @@ mod tests {
                 codecs: Arc::new(AtomicU64::new(3)),
                 streams: Arc::new(AtomicU64::new(2)),
             },
+            &Relays::none(),
         );
         let mut families = 0;
         for line in text.lines() {
@@ -302,7 +373,7 @@ mod tests {
                 assert!(value.parse::<u64>().is_ok(), "{line}");
             }
         }
-        assert_eq!(families, 12, "{text}");
+        assert_eq!(families, 17, "{text}");
         assert!(text
             .contains("pstream_connections_refused_total{protocol=\"rtmp\",reason=\"codec\"} 3\n"));
         assert!(text.contains("pstream_streams{state=\"live\"} 0\n"));

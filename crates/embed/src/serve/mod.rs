@@ -41,6 +41,7 @@ pub mod hls_dir;
 pub mod live;
 mod metrics;
 mod publisher;
+pub mod relay;
 mod stage;
 mod stats;
 
@@ -61,6 +62,7 @@ use crate::{Error, Result};
 pub use hls_dir::HlsDir;
 pub use live::{LiveStream, LiveStreams, LiveVariant, PublishClaim, SOURCE};
 pub use pstream_codec::Rendition;
+pub use relay::{RelayTarget, RELAY_QUEUE_BYTES};
 
 /// Ended streams stay listed (with `EXT-X-ENDLIST`) this long by default
 /// ([`ServeConfig::keep_ended`]).
@@ -80,6 +82,8 @@ pub struct StreamKey {
     pub name: String,
     /// Where it was given (`keys.txt:3`), for messages; empty when built in code.
     pub origin: String,
+    /// Where the stream is relayed (the words after `KEY NAME` in a keys file).
+    pub relays: Vec<RelayTarget>,
 }
 
 impl StreamKey {
@@ -89,6 +93,7 @@ impl StreamKey {
             key: key.into(),
             name: name.into(),
             origin: String::new(),
+            relays: Vec::new(),
         }
     }
 
@@ -157,6 +162,12 @@ pub struct ServeConfig {
     /// Serve Prometheus metrics at `http://<this>/metrics` (off when None;
     /// its own address, so it can stay private while HLS faces the internet).
     pub metrics: Option<String>,
+    /// Where streams are relayed as they arrive (RTMP/RTMPS), besides the
+    /// relays a keys list gives its streams.
+    pub relays: Vec<RelayTarget>,
+    /// Bytes each relay may hold queued for a slow platform before it drops
+    /// its oldest tags: 64 KiB to [`RELAY_QUEUE_BYTES`] (64 MiB, the default).
+    pub relay_queue_bytes: usize,
 }
 
 impl ServeConfig {
@@ -179,6 +190,8 @@ impl ServeConfig {
             max_connections_per_ip: 4,
             max_streams: 16,
             metrics: None,
+            relays: Vec::new(),
+            relay_queue_bytes: RELAY_QUEUE_BYTES,
         }
     }
 
@@ -206,6 +219,13 @@ impl ServeConfig {
         }
         if self.max_streams == 0 {
             return Err(Error::Config("max streams must be at least 1".into()));
+        }
+        if !(64 << 10..=RELAY_QUEUE_BYTES).contains(&self.relay_queue_bytes) {
+            return Err(Error::Config(format!(
+                "relay queue of {} bytes must be between 64 KiB and {} MiB",
+                self.relay_queue_bytes,
+                RELAY_QUEUE_BYTES >> 20
+            )));
         }
         Ok(())
     }
@@ -241,8 +261,10 @@ impl Default for ServeConfig {
 
 /// Reads a keys file: one stream per line, `KEY NAME` (the secret publish
 /// key, then the public name viewers use) or `KEY` alone (the name is the
-/// key); blank lines and `#` comments ignored. A bad line is an error naming
-/// the file and line ([`check_keys`]).
+/// key), and after `KEY NAME` any number of relays, each `URL` (the
+/// source, `rtmp://` or `rtmps://`) or `RENDITION=URL`; blank lines and `#`
+/// comments ignored. A bad line is an error naming the file and line
+/// ([`check_keys`]).
 pub fn read_keys(path: &Path) -> Result<Vec<StreamKey>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::File {
         action: "read",
@@ -262,11 +284,14 @@ pub fn read_keys(path: &Path) -> Result<Vec<StreamKey>> {
             [] => continue,
             [key] => StreamKey::named_by_key(*key),
             [key, name] => StreamKey::new(*key, *name),
-            _ => {
-                return Err(Error::Config(format!(
-                    "{origin}: {} fields where a line is KEY NAME (or KEY alone)",
-                    fields.len()
-                )))
+            [key, name, relays @ ..] => {
+                let mut e = StreamKey::new(*key, *name);
+                for word in relays {
+                    let r = RelayTarget::parse_word(name, word)
+                        .map_err(|err| Error::Config(format!("{origin}: {err}")))?;
+                    e.relays.push(r);
+                }
+                e
             }
         };
         entry.origin = origin;
@@ -333,6 +358,40 @@ pub fn check_keys(keys: &[StreamKey]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every relay: those of the config, then those of the keys list. Each
+/// must name a stream the list has (with a list) and a rendition the
+/// server makes.
+fn relay_targets(
+    config: &ServeConfig,
+    keys: Option<&[StreamKey]>,
+    renditions: &[Rendition],
+) -> Result<Vec<RelayTarget>> {
+    let mut all = config.relays.clone();
+    if let Some(keys) = keys {
+        for r in &config.relays {
+            if !keys.iter().any(|e| e.name == r.stream) {
+                return Err(Error::Config(format!(
+                    "relay {}: the keys list has no stream named {:?}",
+                    r.label(),
+                    r.stream
+                )));
+            }
+        }
+        all.extend(keys.iter().flat_map(|e| e.relays.iter().cloned()));
+    }
+    for r in &all {
+        if let Some(rendition) = r.rendition {
+            if !renditions.contains(&rendition) {
+                return Err(Error::Config(format!(
+                    "relay {}: {rendition} is not among the renditions served",
+                    r.label()
+                )));
+            }
+        }
+    }
+    Ok(all)
 }
 
 /// The warnings a server gives at start about who may publish and who can
@@ -448,6 +507,20 @@ impl Serve {
         self
     }
 
+    /// Also relays a stream (or one of its renditions) to an RTMP/RTMPS
+    /// destination while it is published ([`RelayTarget::parse`] reads
+    /// `NAME=URL` and `NAME/RENDITION=URL`).
+    pub fn relay(mut self, target: RelayTarget) -> Self {
+        self.config.relays.push(target);
+        self
+    }
+
+    /// Bytes each relay may queue for a slow platform (64 KiB to 64 MiB, the default).
+    pub fn relay_queue_bytes(mut self, bytes: usize) -> Self {
+        self.config.relay_queue_bytes = bytes;
+        self
+    }
+
     /// Stops by itself after `seconds`.
     pub fn duration(mut self, seconds: f64) -> Self {
         self.duration = Some(seconds);
@@ -486,6 +559,8 @@ pub struct HlsServer {
     rtmp_addr: SocketAddr,
     http_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    /// Every relay and its worker.
+    relays: Arc<relay::Relays>,
     line: stats::ServeStats,
     started: Instant,
 }
@@ -512,6 +587,8 @@ impl HlsServer {
             }
             Keys::File(path) => Some(read_keys(path)?),
         };
+        let renditions = config.unique_renditions();
+        let relay_targets = relay_targets(config, keys.as_deref(), &renditions)?;
         warn_about_keys(keys.as_deref(), config.max_streams);
         let keys = keys.map(|list| {
             list.into_iter()
@@ -529,7 +606,10 @@ impl HlsServer {
                 })
             })
             .transpose()?;
-        let renditions = config.unique_renditions();
+        let relays = Arc::new(relay::Relays::start(
+            &relay_targets,
+            config.relay_queue_bytes,
+        )?);
         let mut variants = vec![(SOURCE.to_string(), 0u64)];
         variants.extend(renditions.iter().map(|r| {
             (
@@ -554,6 +634,7 @@ impl HlsServer {
             hls: config.hls(),
             hls_dir: hls_dir.clone(),
             unknown_codecs: unknown_codecs.clone(),
+            relays: relays.clone(),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -629,8 +710,9 @@ impl HlsServer {
                 codecs: unknown_codecs.clone(),
                 streams: refused_streams.clone(),
             };
+            let relays = relays.clone();
             let render: RenderMetrics =
-                Arc::new(move || metrics::render(&live, &rtmp, &http, &refused));
+                Arc::new(move || metrics::render(&live, &rtmp, &http, &refused, &relays));
             tasks.push(runtime.spawn(serve_metrics(listener, render, stopped(stop.clone()))));
         }
         // The keeper has a stop flag of its own: at the end it outlives the
@@ -669,6 +751,7 @@ impl HlsServer {
             rtmp_addr,
             http_addr,
             metrics_addr,
+            relays,
             line: stats::ServeStats::default(),
             started: Instant::now(),
         })
@@ -716,6 +799,7 @@ impl HlsServer {
             &self.http_stats,
             &self.unknown_codecs,
             &self.refused_streams,
+            &self.relays,
         )
     }
 
@@ -764,7 +848,11 @@ impl HlsServer {
         }
         // The keeper stops what is left (a stage stuck past the limit) and joins it.
         self.keeper.stop();
-        self.keeper.wait()?;
+        let kept = self.keeper.wait();
+        // Every publisher has gone, so each relay has ended its publish (or
+        // is giving up a connect); then their workers go.
+        self.relays.stop();
+        kept?;
         for r in results {
             if let Ok(Ok(Err(e))) = r {
                 return Err(Error::failed("server failed", e));
@@ -820,7 +908,11 @@ mod tests {
             ),
             (
                 "# c\ns3cret one two\n",
-                ":2: 3 fields where a line is KEY NAME",
+                ":2: relay two: a word after KEY NAME must be a relay URL",
+            ),
+            (
+                "s3cret one rtmp://h/live/k3y rtmp://h/s3cret\n",
+                ":1: relay rtmp://h/****: needs both an app and a stream key",
             ),
             ("s3cret ../up\n", ":1: name \"../up\" is not a stream name"),
             ("s3cret/x name\n", ":1: key **** is not a stream key"),

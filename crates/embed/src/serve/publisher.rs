@@ -19,6 +19,7 @@ use pstream_transport::rtmp::{
 use super::group::{Groups, StageFn};
 use super::hls_dir::HlsDir;
 use super::live::{KeyBusy, LiveStreams, PublishClaim};
+use super::relay::{RelayOut, RelayTag, Relays, RenditionRelay};
 use super::stage::VariantStage;
 use crate::run::Stop;
 
@@ -114,6 +115,8 @@ pub(crate) struct Handler {
     pub(crate) unknown_codecs: Arc<AtomicU64>,
     /// Where each publish's stages run.
     pub(crate) groups: Arc<Groups>,
+    /// Where streams are relayed.
+    pub(crate) relays: Arc<Relays>,
 }
 
 impl IngestHandler for Handler {
@@ -167,6 +170,9 @@ impl IngestHandler for Handler {
             claim.session()
         );
         Ok(Box::new(Publisher {
+            // The source's relays start with the publish: every tag as it comes.
+            relay: self.relays.open(name, None),
+            relays: self.relays.clone(),
             key: name.to_string(),
             claim,
             demux: FlvDemuxer::new(),
@@ -198,6 +204,10 @@ struct Publisher {
     hls_dir: Option<HlsDir>,
     unknown_codecs: Arc<AtomicU64>,
     groups: Arc<Groups>,
+    /// The source's relays, fed the publisher's tags as received.
+    relay: Option<RelayOut>,
+    /// Where the renditions' relays are found when the stages start.
+    relays: Arc<Relays>,
 }
 
 impl Publisher {
@@ -232,7 +242,13 @@ impl Publisher {
                 _ => None,
             };
             let (tx, rx) = stage_queue(transcoder.is_some());
+            let rendition = self.renditions.iter().find(|r| r.name() == variant.name());
+            let relay = rendition.and_then(|r| {
+                let out = self.relays.open(&self.key, Some(*r))?;
+                Some(RenditionRelay::new(out, *r, streams.video, streams.audio))
+            });
             let stage = VariantStage {
+                relay,
                 stream: stream.clone(),
                 variant: variant.clone(),
                 transcoder,
@@ -284,6 +300,11 @@ impl IngestSink for Publisher {
             // The server has logged which stage failed; the key is already free.
             return Err(format!("{}: stopped after a stage failed", self.key).into());
         }
+        if let Some(relay) = &self.relay {
+            if let Some(tag) = RelayTag::from_message(&msg) {
+                relay.send(tag);
+            }
+        }
         let now = Instant::now();
         let result = match msg.kind {
             MediaKind::Video => self.demux.push_video(msg.timestamp_ms, &msg.data, now),
@@ -321,6 +342,8 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         // Dropping the senders ends each stage once it has drained its queue.
         self.outs = None;
+        // Dropping the relays' senders ends each relay's publish cleanly.
+        self.relay = None;
         self.claim.release();
         tracing::info!("{}: publisher gone", self.key);
     }

@@ -13,6 +13,7 @@ use pstream_mux::{HlsSegmenter, TsStreams};
 
 use super::hls_dir::HlsDir;
 use super::live::{LiveStream, LiveVariant, SOURCE};
+use super::relay::RenditionRelay;
 use crate::run::Stop;
 use crate::Result;
 
@@ -27,6 +28,8 @@ pub(crate) struct VariantStage {
     pub(crate) transcoder: Option<Transcoder>,
     pub(crate) streams: TsStreams,
     pub(crate) hls_dir: Option<HlsDir>,
+    /// The relays of this rendition, fed its output.
+    pub(crate) relay: Option<RenditionRelay>,
 }
 
 impl VariantStage {
@@ -74,6 +77,12 @@ impl VariantStage {
                 },
                 _ => unit,
             };
+            if let Some(relay) = &mut self.relay {
+                relay.push(
+                    &unit,
+                    self.transcoder.as_ref().and_then(|t| t.output_size()),
+                );
+            }
             let is_video = unit.codec == Codec::H264;
             let events = {
                 let mut seg = self.variant.segmenter();

@@ -10,7 +10,8 @@ use pstream_transport::http::HttpStats;
 use pstream_transport::rtmp::RtmpServerStats;
 
 use super::live::LiveStreams;
-use crate::stats::{per_second, StatsLine};
+use super::relay::Relays;
+use crate::stats::{kbps, per_second, StatsLine};
 
 /// The state a stats line needs between calls: when the last one was, the
 /// request counts of the last minute and each variant's frame count.
@@ -21,6 +22,8 @@ pub(crate) struct ServeStats {
     requests: VecDeque<(Instant, u64)>,
     /// Frames per variant at the last line, by "key/variant".
     frames: HashMap<String, u64>,
+    /// Bytes each relay had sent at the last line.
+    relay_bytes: Vec<u64>,
 }
 
 impl ServeStats {
@@ -32,6 +35,7 @@ impl ServeStats {
         http: &HttpStats,
         unknown_codecs: &AtomicU64,
         refused_streams: &AtomicU64,
+        relays: &Relays,
     ) -> String {
         let now = Instant::now();
         let dt = self
@@ -85,6 +89,23 @@ impl ServeStats {
                         v.dropped.load(Ordering::Relaxed)
                     ));
             }
+        }
+        // Each relay: state, rate, drops (queue full, disconnected), reconnects, errors.
+        let now_ms = relays.now_ms();
+        self.relay_bytes.resize(relays.list().len(), 0);
+        for ((r, s), prev) in relays
+            .list()
+            .iter()
+            .zip(relays.snapshot())
+            .zip(self.relay_bytes.iter_mut())
+        {
+            line.section(format_args!("relay {}", s.label));
+            r.state_words(&mut line, now_ms);
+            line.rate(kbps(s.bytes.saturating_sub(*prev), dt), 0, "kbit/s")
+                .word(format_args!("{} dropped", s.dropped))
+                .count("reconnects", s.reconnects)
+                .count("errors", s.errors);
+            *prev = s.bytes;
         }
         // Streams evicted since the last line need no entry.
         self.frames.retain(|id, _| {
