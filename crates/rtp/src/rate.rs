@@ -589,9 +589,10 @@ impl DelayEstimator {
     /// What arrived over the last `window` (at most 250 ms, at least 50).
     fn received_over(&self, now: Instant, window: Duration) -> Option<u64> {
         let first = self.bytes.front()?.0;
-        let span = now
-            .saturating_duration_since(first)
-            .clamp(Duration::from_millis(50), window.max(Duration::from_millis(50)));
+        let span = now.saturating_duration_since(first).clamp(
+            Duration::from_millis(50),
+            window.max(Duration::from_millis(50)),
+        );
         let total: usize = self
             .bytes
             .iter()
@@ -630,9 +631,7 @@ impl DelayEstimator {
             // A standing queue sends at the bottleneck's rate without a
             // gap: 100 ms of it measure that rate, untouched by what came
             // before the queue.
-            let rate = self
-                .received_over(now, OVERUSE_RATE_WINDOW)
-                .unwrap_or(rate);
+            let rate = self.received_over(now, OVERUSE_RATE_WINDOW).unwrap_or(rate);
             let share = (1.0 - queue.as_secs_f64()).clamp(0.5, 0.85);
             self.estimate = Some((rate as f64 * share) as u64);
             self.bounding = true;
@@ -1026,7 +1025,11 @@ mod tests {
                 let sent = path.sent - last_sent;
                 let lost = path.dropped - last_lost;
                 (last_sent, last_lost) = (path.sent, path.dropped);
-                let loss = if sent > 0 { lost as f32 / sent as f32 } else { 0.0 };
+                let loss = if sent > 0 {
+                    lost as f32 / sent as f32
+                } else {
+                    0.0
+                };
                 // The SR waited in the queue too.
                 let rtt = 40 * MS + path.queue(t);
                 let now = t0 + t + 20 * MS;
@@ -1048,13 +1051,8 @@ mod tests {
     fn remb_from_one_way_delay_catches_a_cap_before_its_queue_fills() {
         let mut c = RateController::new(RateConfig::new(DEFAULT_MIN_BPS, 6_000_000, 2_500_000));
         let (down, up) = (Duration::from_secs(20), Duration::from_secs(40));
-        let (trace, path) = simulate_packets(&mut c, 70, |t| {
-            if t >= down && t < up {
-                1e6
-            } else {
-                4e6
-            }
-        });
+        let (trace, path) =
+            simulate_packets(&mut c, 70, |t| if t >= down && t < up { 1e6 } else { 4e6 });
         if std::env::var_os("RATE_TRACE").is_some() {
             for (t, b, q) in trace.iter().step_by(5) {
                 eprintln!(
@@ -1079,10 +1077,16 @@ mod tests {
         let worst = at(down, up).map(|(_, _, q)| *q).max().unwrap_or_default();
         // 3.4 Mbit/s into 1 Mbit/s grows the queue 240 ms every 100 ms: one
         // 100 ms REMB tick plus the trip back keep it near 400 ms.
-        assert!(worst < Duration::from_millis(600), "queue reached {worst:?}");
+        assert!(
+            worst < Duration::from_millis(600),
+            "queue reached {worst:?}"
+        );
         let settled: Vec<_> = at(down + Duration::from_secs(5), up).collect();
         let late = settled.iter().map(|(_, _, q)| *q).max().unwrap_or_default();
-        assert!(late < Duration::from_millis(300), "queue {late:?} once settled");
+        assert!(
+            late < Duration::from_millis(300),
+            "queue {late:?} once settled"
+        );
         let mean = settled.iter().map(|(_, b, _)| *b as f64).sum::<f64>() / settled.len() as f64;
         assert!(
             (750_000.0..=1_000_000.0).contains(&mean),

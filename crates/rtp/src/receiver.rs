@@ -354,9 +354,7 @@ impl RtpReceiver {
         };
         let mut rng = StdRng::from_rng(rng);
         Ok(Self {
-            bwe: config
-                .remb
-                .then(|| DelayEstimator::new(config.clock_rate)),
+            bwe: config.remb.then(|| DelayEstimator::new(config.clock_rate)),
             latency,
             rtt: RttEstimator::default(),
             last_nack: None,
@@ -858,10 +856,7 @@ impl RtpReceiver {
             )
         });
         let remb = self.bwe.as_ref().and_then(DelayEstimator::next_timeout);
-        [self.next_rr, held, nack, remb]
-            .into_iter()
-            .flatten()
-            .min()
+        [self.next_rr, held, nack, remb].into_iter().flatten().min()
     }
 
     /// Releases packets whose wait is over, sends the NACKs due and a report
@@ -1503,10 +1498,7 @@ mod tests {
         // From picture 100 (2 s) on, each picture waits 10 ms more than the
         // last: a queue growing half as fast as time, as twice the cap does.
         let queued = rembs(150, |i| Duration::from_millis(10) * i.saturating_sub(100));
-        let first_cut = queued
-            .iter()
-            .find(|(_, b)| *b < 4_000_000)
-            .expect("a cut");
+        let first_cut = queued.iter().find(|(_, b)| *b < 4_000_000).expect("a cut");
         // 50 ms of queue after 5 pictures (2.1 s), the least of 70 ms of
         // packets over it soon after: told at once, not at the next RR.
         assert!(
