@@ -442,7 +442,9 @@ const CLEAR_HEADROOM: f64 = 1.5;
 /// §5, with the least of a window in place of its trend filter):
 ///
 /// - queue over [`ONE_WAY_OVERUSE`] and not shrinking (or over four times
-///   that): the estimate is what arrived times `1 − queue`, between 50%
+///   that), with the link busy (no silence between arrivals half as long
+///   as the queue: late pictures after a silence are a stalled sender, not
+///   a queue): the estimate is what arrived times `1 − queue`, between 50%
 ///   and 85%, so a longer queue drains faster;
 /// - queue under 25 ms: the estimate is 1.5 times what arrives, which
 ///   leaves the sender's own probing in charge;
@@ -581,6 +583,26 @@ impl DelayEstimator {
             .then(|| Duration::from_secs_f64((least - base).max(0.0)))
     }
 
+    /// The longest silence between arrivals (or since the last one) over
+    /// the last `window`.
+    fn longest_gap(&self, now: Instant, window: Duration) -> Duration {
+        let mut gap = self
+            .bytes
+            .back()
+            .map_or(window, |(t, _)| now.saturating_duration_since(*t));
+        let mut later: Option<Instant> = None;
+        for (t, _) in self.bytes.iter().rev() {
+            if let Some(l) = later {
+                gap = gap.max(l.saturating_duration_since(*t));
+            }
+            if now.saturating_duration_since(*t) > window {
+                break;
+            }
+            later = Some(*t);
+        }
+        gap
+    }
+
     /// What arrived over the last 250 ms, in bits per second.
     pub fn received_bps(&self, now: Instant) -> Option<u64> {
         self.received_over(now, RATE_WINDOW)
@@ -627,7 +649,12 @@ impl DelayEstimator {
             .last_queue
             .is_none_or(|prev| queue + Duration::from_millis(5) >= prev);
         self.last_queue = Some(queue);
-        if queue > ONE_WAY_OVERUSE && (growing || queue > 4 * ONE_WAY_OVERUSE) {
+        // A queue at a bottleneck keeps the link busy: packets come out
+        // back to back. Pictures late by a sender's stalled encoder (or a
+        // descheduled thread) come after a silence as long as their delay,
+        // and are no reason to cut.
+        let busy = queue > 2 * self.longest_gap(now, 2 * QUEUE_WINDOW);
+        if busy && queue > ONE_WAY_OVERUSE && (growing || queue > 4 * ONE_WAY_OVERUSE) {
             // A standing queue sends at the bottleneck's rate without a
             // gap: 100 ms of it measure that rate, untouched by what came
             // before the queue.
@@ -1093,5 +1120,29 @@ mod tests {
             "mean target {mean} under a 1 Mbit/s cap"
         );
         assert_eq!(path.dropped, 0, "the queue never overflowed");
+    }
+
+    #[test]
+    fn a_stalled_encoder_is_not_a_queue() {
+        // 2 Mbit/s in 30 pictures a second, 7 packets each, over a clear
+        // path; every second picture 2..4 s comes 120 ms late after a
+        // silence (an encoder stalled on a busy machine).
+        let t0 = Instant::now();
+        let mut e = DelayEstimator::new(90_000);
+        let mut rembs = Vec::new();
+        for i in 0..180u32 {
+            let mut at = Duration::from_millis(u64::from(i) * 1000 / 30);
+            if (60..120).contains(&i) && i % 8 == 0 {
+                at += 120 * MS;
+            }
+            for k in 0..7u32 {
+                let now = t0 + at + MS * k;
+                e.on_packet(now, i * 3000, 1190);
+                if let Some(b) = e.poll_remb(now) {
+                    rembs.push(b);
+                }
+            }
+        }
+        assert!(rembs.iter().all(|b| *b > 2_000_000), "{rembs:?}");
     }
 }
