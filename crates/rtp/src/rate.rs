@@ -16,7 +16,10 @@
 //! - queueing delay (round trip above the least of the last 30 s) over
 //!   [`QUEUE_DELAY_OVERUSE`] and not shrinking (or over
 //!   [`QUEUE_DELAY_DRAIN`], shrinking or not): cut to 85% of the delivered
-//!   rate, as GCC's delay controller does;
+//!   rate, as GCC's delay controller does; if the peer sent a REMB in the
+//!   last 3 s, only over [`QUEUE_DELAY_DRAIN`] (`pstream recv`'s
+//!   [`DelayEstimator`] watches every packet's delay, where an RR has one
+//!   SR's round trip);
 //! - loss 2–10%, or a queue still draining after a cut: hold;
 //! - otherwise probe up [`PROBE_STEP`] per second (growing to
 //!   [`MAX_PROBE_STEP`] over a run of clean reports), no higher than
@@ -57,6 +60,9 @@ const DELAY_BETA: f64 = 0.85;
 const DELIVERED_HEADROOM: f64 = 1.5;
 /// A REMB older than this no longer bounds the target.
 const REMB_LIFETIME: Duration = Duration::from_secs(10);
+/// A REMB this recent leaves queue delay to the peer: the round trip of
+/// the RRs cuts only past [`QUEUE_DELAY_DRAIN`].
+const REMB_DELAY_AUTHORITY: Duration = Duration::from_secs(3);
 /// Longest gap between two reports one probe step covers.
 const MAX_PROBE_GAP: Duration = Duration::from_secs(2);
 
@@ -254,6 +260,9 @@ impl RateController {
             now.saturating_duration_since(t) < Duration::from_millis(500) + base_rtt
         });
         let remb_cap = self.remb_cap(now);
+        let remb_recent = self
+            .remb
+            .is_some_and(|(t, _)| now.saturating_duration_since(t) < REMB_DELAY_AUTHORITY);
         if loss > LOSS_CUT {
             if !settling {
                 let mut next = self.target as f64 * (1.0 - 0.5 * f64::from(loss));
@@ -262,9 +271,18 @@ impl RateController {
                 }
                 self.cut(now, next.round() as u64, Reason::Loss(loss));
             }
-        } else if let Some(q) =
-            queue.filter(|q| *q > QUEUE_DELAY_OVERUSE && (growing || *q > QUEUE_DELAY_DRAIN))
-        {
+        } else if let Some(q) = queue.filter(|q| {
+            // A peer that sends REMB watches every packet's delay and says
+            // so ten times a second; one SR's round trip (behind a keyframe,
+            // say) is a far poorer sample of the same queue: only a long
+            // one still cuts.
+            let overuse = if remb_recent {
+                QUEUE_DELAY_DRAIN
+            } else {
+                QUEUE_DELAY_OVERUSE
+            };
+            *q > overuse && (growing || *q > QUEUE_DELAY_DRAIN)
+        }) {
             if !settling {
                 let base = self.delivered.unwrap_or(self.target).min(self.target);
                 self.cut(now, (base as f64 * DELAY_BETA) as u64, Reason::Delay(q));
@@ -1102,10 +1120,11 @@ mod tests {
             "under the cap after {under:?}"
         );
         let worst = at(down, up).map(|(_, _, q)| *q).max().unwrap_or_default();
-        // 3.4 Mbit/s into 1 Mbit/s grows the queue 240 ms every 100 ms: one
-        // 100 ms REMB tick plus the trip back keep it near 400 ms.
+        // 4 Mbit/s into 1 Mbit/s grows the queue 300 ms every 100 ms: the
+        // packets of the queue's first 100 ms, a REMB tick and the trip
+        // back keep it near 600 ms (a full queue would be 1 s).
         assert!(
-            worst < Duration::from_millis(600),
+            worst < Duration::from_millis(800),
             "queue reached {worst:?}"
         );
         let settled: Vec<_> = at(down + Duration::from_secs(5), up).collect();
@@ -1144,5 +1163,20 @@ mod tests {
             }
         }
         assert!(rembs.iter().all(|b| *b > 2_000_000), "{rembs:?}");
+    }
+
+    #[test]
+    fn a_peer_sending_remb_owns_the_delay_signal() {
+        let t0 = Instant::now();
+        let mut c = ctl(2_000_000);
+        c.handle_report(t0, 0.0, Some(40 * MS), Some(2_000_000));
+        c.handle_remb(t0 + 900 * MS, 3_000_000);
+        let before = c.target();
+        // One SR stuck behind a keyframe: 150 ms more round trip.
+        c.handle_report(t0 + 1000 * MS, 0.0, Some(190 * MS), Some(2_000_000));
+        assert_eq!(c.target(), before);
+        // Without REMB for 3 s the round trip counts again.
+        c.handle_report(t0 + 5000 * MS, 0.0, Some(190 * MS), Some(2_000_000));
+        assert!(matches!(c.reason(), Reason::Delay(_)), "{:?}", c.reason());
     }
 }
