@@ -197,6 +197,15 @@ fn auto_bitrate_follows_a_cap_stepping_down_and_up() {
                 bytes as f64 * 8.0 / 500.0
             );
         }
+        // Each move of the target and why (loss, queue, probe, remb).
+        for l in send_log
+            .lines()
+            .filter(|l| l.contains("video bitrate target"))
+        {
+            if let (Some(t), Some(what)) = (log_time(l), l.split("target ").nth(1)) {
+                eprintln!("{:6.1} s target {what}", t - origin);
+            }
+        }
         eprintln!(
             "dropped {} packets at the cap\n{}\n{}",
             link.dropped,
