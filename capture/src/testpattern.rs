@@ -6,6 +6,12 @@
 //! motion to work on. The top 16 rows carry the capture time (see
 //! [`crate::timecode`]).
 //!
+//! `test:noise` ([`TestPattern::with_noise`]) adds fresh grain to every
+//! row below the timecode in every frame, as a grainy camera does: the
+//! encoder cannot predict it, so a few Mbit/s at 720p are needed to keep
+//! up, heavy enough for a bandwidth cap to bite while the timecode still
+//! tells each picture's age.
+//!
 //! The static parts are rendered once; each frame is one copy of them into a
 //! fresh buffer (the previous frame may still be owned by the encoder), then a
 //! few row fills and copies for the moving parts.
@@ -37,6 +43,10 @@ const BOX_SPEED_Y: u64 = 4;
 const STRIPE_SPEED: u64 = 4;
 /// Period of the stripes in pixels.
 const STRIPE_PERIOD: usize = 64;
+/// Grain of `test:noise`: luma moves by up to this either way.
+const NOISE_AMPLITUDE: i16 = 12;
+/// Length of the table of grain the rows are cut from.
+const NOISE_TABLE: usize = 1 << 16;
 
 /// The renderer behind [`TestPatternSource`], usable without pacing.
 #[derive(Debug, Clone)]
@@ -54,6 +64,9 @@ pub struct TestPattern {
     strip_top: usize,
     /// Side of the (square) box in luma pixels.
     box_side: usize,
+    /// Grain added below the timecode, if any: a table the rows are cut
+    /// from at offsets that change every frame and row.
+    noise: Option<Vec<i8>>,
 }
 
 impl TestPattern {
@@ -112,7 +125,22 @@ impl TestPattern {
             bars_end,
             strip_top,
             box_side,
+            noise: None,
         }
+    }
+
+    /// The same pattern with fresh grain in every frame (`test:noise`).
+    pub fn with_noise(mut self) -> Self {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let span = (2 * NOISE_AMPLITUDE + 1) as u64;
+        let table = (0..NOISE_TABLE)
+            .map(|_| {
+                x = xorshift(x);
+                ((x >> 32) % span) as i8 - NOISE_AMPLITUDE as i8
+            })
+            .collect();
+        self.noise = Some(table);
+        self
     }
 
     /// Renders frame number `n` with `micros` (Unix epoch) in its timecode.
@@ -150,9 +178,31 @@ impl TestPattern {
             }
         }
 
+        if let Some(noise) = &self.noise {
+            // Each row takes the table from its own offset, new every frame:
+            // no motion vector finds the last frame's grain.
+            let mut seed = xorshift(n.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+            let room = noise.len().saturating_sub(w).max(1);
+            for r in self.bars_top..h {
+                seed = xorshift(seed);
+                let off = (seed % room as u64) as usize;
+                let grain = &noise[off..(off + w).min(noise.len())];
+                for (p, g) in y[r * w..(r + 1) * w].iter_mut().zip(grain) {
+                    *p = (i16::from(*p) + i16::from(*g)).clamp(16, 235) as u8;
+                }
+            }
+        }
         write_timecode(y, u, v, w as u32, h as u32, micros);
         buf.freeze()
     }
+}
+
+/// One step of Marsaglia's xorshift64: cheap, and random enough for grain.
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
 }
 
 /// A triangle wave: position after `n` steps of `speed` within `0..=range`.
@@ -188,6 +238,12 @@ impl TestPatternSource {
             pacer: Pacer::new(format.fps_num, format.fps_den, Behind::Skip),
             pattern: TestPattern::new(format.width, format.height),
         })
+    }
+
+    /// The pattern with fresh grain in every frame (`test:noise`).
+    pub fn with_noise(mut self) -> Self {
+        self.pattern = self.pattern.with_noise();
+        self
     }
 
     /// How many frames were skipped because the caller fell behind.
@@ -316,6 +372,37 @@ mod tests {
         println!("720p test pattern: {per_frame:?} per frame");
         // Generous: debug builds and a busy CI core; release is far below 1 ms.
         assert!(per_frame < Duration::from_millis(15), "{per_frame:?}");
+    }
+
+    #[test]
+    fn noise_changes_every_frame_and_keeps_the_timecode() {
+        let clock = PipelineClock::start();
+        let mut src = TestPatternSource::new(format(1280, 720, 100), clock)
+            .expect("valid")
+            .with_noise();
+        let a = src.next_frame().expect("ok").expect("frame");
+        let b = src.next_frame().expect("ok").expect("frame");
+        assert_eq!(read_timecode(&b), Some(clock.unix_micros(b.capture)));
+        // Plain pattern rows (the ramp) differ from frame to frame in most
+        // pixels, and from the noiseless pattern by at most the amplitude.
+        let plain = TestPattern::new(1280, 720).render(1, 0);
+        let row = 520 * 1280..521 * 1280;
+        let moved = a.y()[row.clone()]
+            .iter()
+            .zip(&b.y()[row.clone()])
+            .filter(|(p, q)| p != q)
+            .count();
+        assert!(moved > 1000, "{moved} of 1280 pixels changed");
+        assert!(b.y()[row.clone()]
+            .iter()
+            .zip(&plain[row])
+            .all(|(p, q)| (i16::from(*p) - i16::from(*q)).abs() <= NOISE_AMPLITUDE));
+        let p = TestPattern::new(1280, 720).with_noise();
+        let t = Instant::now();
+        for n in 0..30 {
+            std::hint::black_box(p.render(n, 0));
+        }
+        println!("720p noisy pattern: {:?} per frame", t.elapsed() / 30);
     }
 
     #[test]

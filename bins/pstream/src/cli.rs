@@ -209,6 +209,11 @@ pub struct RecvArgs {
     /// capture-to-decoded latency.
     #[arg(long)]
     pub timecode: bool,
+    /// Do not send REMB: by default the video's one-way delay is watched
+    /// and a bandwidth estimate goes to the sender (every 100 ms while a
+    /// queue builds or drains) for `pstream send --bitrate auto`.
+    #[arg(long)]
+    pub no_remb: bool,
     /// SRTP key and profile.
     #[command(flatten)]
     pub srtp: SrtpArgs,
@@ -304,7 +309,8 @@ pub struct SendArgs {
     /// the peer's RTCP comes back to +5 (video) and +7 (audio).
     #[arg(long, default_value_t = 5000)]
     pub port_base: u16,
-    /// Video source: `test` (moving pattern with a timecode), `y4m:PATH`,
+    /// Video source: `test` (moving pattern with a timecode), `test:noise`
+    /// (the same with fresh grain in every frame: a few Mbit/s at 720p), `y4m:PATH`,
     /// `y4m:-` (stdin), `v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG]`
     /// (a camera; without options the mode closest to --size/--fps, and with
     /// --video-codec mjpeg an MJPG camera's JPEGs are sent as they are),

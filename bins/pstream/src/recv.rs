@@ -33,6 +33,7 @@ fn config(args: &RecvArgs) -> anyhow::Result<RecvConfig> {
         srtp: args.srtp.key()?,
         rtx: args.rtx.rtx,
         rtx_payload_type: args.rtx.rtx_pt,
+        remb: !args.no_remb,
         probe: None,
     })
 }

@@ -22,7 +22,7 @@ use pstream_mux::{WavSink, WavSource, Y4mSink, Y4mSource};
 use pstream_shmdata::{ShmdataAudioSink, ShmdataAudioSource, ShmdataVideoSink, ShmdataVideoSource};
 
 /// The video source specs [`open_video_source`] accepts.
-pub const VIDEO_SOURCES: &str = "test, y4m:PATH, y4m:- (stdin), \
+pub const VIDEO_SOURCES: &str = "test, test:noise, y4m:PATH, y4m:- (stdin), \
      v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG], shmdata:PATH";
 /// The audio source specs [`open_audio_source`] accepts.
 pub const AUDIO_SOURCES: &str =
@@ -110,6 +110,9 @@ pub fn open_video_source(
     }
     if spec == "test" {
         return Ok(Box::new(TestPatternSource::new(want, clock)?));
+    }
+    if spec == "test:noise" {
+        return Ok(Box::new(TestPatternSource::new(want, clock)?.with_noise()));
     }
     if let Some(path) = path_after(spec, "y4m") {
         return Ok(Box::new(match non_empty(spec, path)? {
@@ -298,7 +301,7 @@ mod tests {
     fn unknown_specs_list_the_accepted_forms() {
         assert_eq!(
             video_err("foo"),
-            "unknown video source \"foo\"; accepted forms: test, y4m:PATH, y4m:- (stdin), \
+            "unknown video source \"foo\"; accepted forms: test, test:noise, y4m:PATH, y4m:- (stdin), \
              v4l2:/dev/videoN[?size=WxH&fps=N&format=YUYV|NV12|YU12|MJPG], shmdata:PATH"
         );
         assert!(audio_err("mp3:x").contains("accepted forms: test, wav:PATH"));
@@ -308,7 +311,8 @@ mod tests {
 
     #[test]
     fn devices_are_not_supported_yet() {
-        assert!(video_err("v4l2").contains("accepted forms: test, y4m:PATH, y4m:- (stdin), v4l2:"));
+        assert!(video_err("v4l2")
+            .contains("accepted forms: test, test:noise, y4m:PATH, y4m:- (stdin), v4l2:"));
         assert!(video_err("pipewire").contains("pipewire video source is not supported yet"));
         if !pstream_capture::AUDIO_BACKENDS.contains(&"alsa") {
             assert!(audio_err("alsa:hw:0").contains("built without the alsa feature"));

@@ -16,7 +16,10 @@
 //! - queueing delay (round trip above the least of the last 30 s) over
 //!   [`QUEUE_DELAY_OVERUSE`] and not shrinking (or over
 //!   [`QUEUE_DELAY_DRAIN`], shrinking or not): cut to 85% of the delivered
-//!   rate, as GCC's delay controller does;
+//!   rate, as GCC's delay controller does; if the peer sent a REMB in the
+//!   last 3 s, only over [`QUEUE_DELAY_DRAIN`] (`pstream recv`'s
+//!   [`DelayEstimator`] watches every packet's delay, where an RR has one
+//!   SR's round trip);
 //! - loss 2–10%, or a queue still draining after a cut: hold;
 //! - otherwise probe up [`PROBE_STEP`] per second (growing to
 //!   [`MAX_PROBE_STEP`] over a run of clean reports), no higher than
@@ -57,6 +60,9 @@ const DELAY_BETA: f64 = 0.85;
 const DELIVERED_HEADROOM: f64 = 1.5;
 /// A REMB older than this no longer bounds the target.
 const REMB_LIFETIME: Duration = Duration::from_secs(10);
+/// A REMB this recent leaves queue delay to the peer: the round trip of
+/// the RRs cuts only past [`QUEUE_DELAY_DRAIN`].
+const REMB_DELAY_AUTHORITY: Duration = Duration::from_secs(3);
 /// Longest gap between two reports one probe step covers.
 const MAX_PROBE_GAP: Duration = Duration::from_secs(2);
 
@@ -254,6 +260,9 @@ impl RateController {
             now.saturating_duration_since(t) < Duration::from_millis(500) + base_rtt
         });
         let remb_cap = self.remb_cap(now);
+        let remb_recent = self
+            .remb
+            .is_some_and(|(t, _)| now.saturating_duration_since(t) < REMB_DELAY_AUTHORITY);
         if loss > LOSS_CUT {
             if !settling {
                 let mut next = self.target as f64 * (1.0 - 0.5 * f64::from(loss));
@@ -262,9 +271,18 @@ impl RateController {
                 }
                 self.cut(now, next.round() as u64, Reason::Loss(loss));
             }
-        } else if let Some(q) =
-            queue.filter(|q| *q > QUEUE_DELAY_OVERUSE && (growing || *q > QUEUE_DELAY_DRAIN))
-        {
+        } else if let Some(q) = queue.filter(|q| {
+            // A peer that sends REMB watches every packet's delay and says
+            // so ten times a second; one SR's round trip (behind a keyframe,
+            // say) is a far poorer sample of the same queue: only a long
+            // one still cuts.
+            let overuse = if remb_recent {
+                QUEUE_DELAY_DRAIN
+            } else {
+                QUEUE_DELAY_OVERUSE
+            };
+            *q > overuse && (growing || *q > QUEUE_DELAY_DRAIN)
+        }) {
             if !settling {
                 let base = self.delivered.unwrap_or(self.target).min(self.target);
                 self.cut(now, (base as f64 * DELAY_BETA) as u64, Reason::Delay(q));
@@ -396,6 +414,285 @@ impl DeliveryEstimator {
         let lost = i64::from(cumulative_lost) - i64::from(lost);
         let received = (i64::from(expected) - lost).clamp(0, i64::from(expected));
         Some((received as f64 * mean_packet_bytes * 8.0 / dt.as_secs_f64()) as u64)
+    }
+}
+
+/// How often the receiver's estimate goes out as a REMB while it bounds
+/// the sender (overuse or a queue draining): a queue is seen within one
+/// tick and the sender hears of it a one-way trip later, not after the
+/// second or so an RR takes.
+pub const REMB_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the estimate goes out when the path is clear.
+pub const REMB_IDLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Queueing delay (one-way, over the path's least) taken for overuse.
+pub const ONE_WAY_OVERUSE: Duration = Duration::from_millis(50);
+/// Queueing delay under which the path counts as clear again.
+const ONE_WAY_CLEAR: Duration = Duration::from_millis(25);
+/// How long the least one-way delay is remembered: the path's own delay.
+const ONE_WAY_BASE_WINDOW: Duration = Duration::from_secs(20);
+/// The queue is the least delay of the packets of this last while (two
+/// pictures at 30 fps): one late encode is not a queue.
+const QUEUE_WINDOW: Duration = Duration::from_millis(70);
+/// The received rate is measured over this last while: short, so that
+/// under a queue it is the bottleneck's rate, not what came before.
+const RATE_WINDOW: Duration = Duration::from_millis(250);
+/// Under a queue the rate is measured over this last while.
+const OVERUSE_RATE_WINDOW: Duration = Duration::from_millis(100);
+/// A clear path lets the sender grow to this many times what arrives (the
+/// sender's own probe sets the pace).
+const CLEAR_HEADROOM: f64 = 1.5;
+
+/// The receiver's half of `--bitrate auto`: a delay-based estimate of what
+/// the path carries, sent to the sender as REMB (draft-alvestrand-rmcat-remb)
+/// far more often than receiver reports go.
+///
+/// Sans-IO: the caller hands it each media packet's arrival time, RTP
+/// timestamp and size ([`DelayEstimator::on_packet`]) and asks
+/// [`DelayEstimator::poll_remb`] for a REMB when it wakes.
+///
+/// The one-way delay of each packet is its arrival time minus its RTP
+/// timestamp (both from an arbitrary origin), less the time its picture's
+/// earlier packets took to arrive (a keyframe's own length is not queue);
+/// its least over [`ONE_WAY_BASE_WINDOW`] is the path's own delay, and what
+/// the packets of the last 70 ms carry above that is queue. A bandwidth cap
+/// shows this way within a picture or two of the queue starting, long
+/// before it drops anything (GCC's delay controller, draft-ietf-rmcat-gcc
+/// §5, with the least of a window in place of its trend filter):
+///
+/// - queue over [`ONE_WAY_OVERUSE`] and not shrinking (or over four times
+///   that), with the link busy (no silence between arrivals half as long
+///   as the queue: late pictures after a silence are a stalled sender, not
+///   a queue): the estimate is what arrived times `1 − queue`, between 50%
+///   and 85%, so a longer queue drains faster;
+/// - queue under 25 ms: the estimate is 1.5 times what arrives, which
+///   leaves the sender's own probing in charge;
+/// - in between: hold.
+#[derive(Debug, Clone)]
+pub struct DelayEstimator {
+    clock_rate: f64,
+    /// The first picture's arrival: the origin of arrival times (the
+    /// first picture is media time zero).
+    origin: Option<Instant>,
+    /// The last picture's timestamp and its media time since the origin
+    /// (unwrapped), to tell a new picture's first packet.
+    last_ts: Option<(u32, f64)>,
+    /// One-way delay of each packet less its picture's own earlier packets
+    /// (s, arbitrary offset).
+    delays: VecDeque<(Instant, f64)>,
+    /// Least delays in the base window: (when, delay), increasing delays.
+    base: VecDeque<(Instant, f64)>,
+    bytes: VecDeque<(Instant, usize)>,
+    /// Bytes of the current picture before this packet.
+    frame_bytes: usize,
+    /// The delay of the current picture's first packet.
+    frame_first: Option<f64>,
+    estimate: Option<u64>,
+    last_queue: Option<Duration>,
+    bounding: bool,
+    next_tick: Option<Instant>,
+    last_sent: Option<Instant>,
+}
+
+impl DelayEstimator {
+    /// An estimator for a stream whose RTP clock runs at `clock_rate` Hz.
+    pub fn new(clock_rate: u32) -> Self {
+        Self {
+            clock_rate: f64::from(clock_rate.max(1)),
+            origin: None,
+            last_ts: None,
+            delays: VecDeque::new(),
+            base: VecDeque::new(),
+            bytes: VecDeque::new(),
+            frame_bytes: 0,
+            frame_first: None,
+            estimate: None,
+            last_queue: None,
+            bounding: false,
+            next_tick: None,
+            last_sent: None,
+        }
+    }
+
+    /// Takes one media packet of `len` bytes with RTP timestamp `ts`
+    /// arrived at `now` (retransmissions are not fed: they arrive late on
+    /// purpose).
+    pub fn on_packet(&mut self, now: Instant, ts: u32, len: usize) {
+        self.bytes.push_back((now, len));
+        while self
+            .bytes
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > RATE_WINDOW)
+        {
+            self.bytes.pop_front();
+        }
+        let t0 = *self.origin.get_or_insert(now);
+        let media = match self.last_ts {
+            None => {
+                self.frame_bytes = 0;
+                self.frame_first = None;
+                0.0
+            }
+            Some((last, at)) => {
+                // A later picture starts; the same one goes on; an older
+                // one (reordered) says nothing new.
+                let step = ts.wrapping_sub(last) as i32;
+                if step < 0 {
+                    return;
+                }
+                if step > 0 {
+                    self.frame_bytes = 0;
+                    self.frame_first = None;
+                }
+                at + f64::from(step) / self.clock_rate
+            }
+        };
+        self.last_ts = Some((ts, media));
+        // A picture's packets leave together and cross the bottleneck one
+        // after the other: the time its own earlier packets took (at the
+        // rate things arrive) is not queue, or every big keyframe would be.
+        let own = match self.received_bps(now) {
+            Some(r) if r > 0 => self.frame_bytes as f64 * 8.0 / r as f64,
+            _ => 0.0,
+        };
+        self.frame_bytes += len;
+        let raw = now.saturating_duration_since(t0).as_secs_f64() - media;
+        // Never below the picture's first packet: a rate misread low must
+        // not drag the path's own delay down.
+        let first = *self.frame_first.get_or_insert(raw);
+        let delay = (raw - own).max(first);
+        self.delays.push_back((now, delay));
+        while self
+            .delays
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > QUEUE_WINDOW)
+        {
+            self.delays.pop_front();
+        }
+        // A monotonic deque: the front is the least of the window.
+        while self.base.back().is_some_and(|(_, d)| *d >= delay) {
+            self.base.pop_back();
+        }
+        self.base.push_back((now, delay));
+        while self
+            .base
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > ONE_WAY_BASE_WINDOW)
+        {
+            self.base.pop_front();
+        }
+        self.next_tick.get_or_insert(now + REMB_INTERVAL);
+        // A queue showing up is told at once, not at the next tick: at four
+        // times the cap it grows by 300 ms every 100 ms.
+        if !self.bounding && self.queue_delay().is_some_and(|q| q > ONE_WAY_OVERUSE) {
+            self.next_tick = Some(now);
+        }
+    }
+
+    /// The queue on the path as of the last pictures, if any arrived.
+    pub fn queue_delay(&self) -> Option<Duration> {
+        let base = self.base.front()?.1;
+        let least = self
+            .delays
+            .iter()
+            .map(|(_, d)| *d)
+            .fold(f64::INFINITY, f64::min);
+        least
+            .is_finite()
+            .then(|| Duration::from_secs_f64((least - base).max(0.0)))
+    }
+
+    /// The longest silence between arrivals (or since the last one) over
+    /// the last `window`.
+    fn longest_gap(&self, now: Instant, window: Duration) -> Duration {
+        let mut gap = self
+            .bytes
+            .back()
+            .map_or(window, |(t, _)| now.saturating_duration_since(*t));
+        let mut later: Option<Instant> = None;
+        for (t, _) in self.bytes.iter().rev() {
+            if let Some(l) = later {
+                gap = gap.max(l.saturating_duration_since(*t));
+            }
+            if now.saturating_duration_since(*t) > window {
+                break;
+            }
+            later = Some(*t);
+        }
+        gap
+    }
+
+    /// What arrived over the last 250 ms, in bits per second.
+    pub fn received_bps(&self, now: Instant) -> Option<u64> {
+        self.received_over(now, RATE_WINDOW)
+    }
+
+    /// What arrived over the last `window` (at most 250 ms, at least 50).
+    fn received_over(&self, now: Instant, window: Duration) -> Option<u64> {
+        let first = self.bytes.front()?.0;
+        let span = now.saturating_duration_since(first).clamp(
+            Duration::from_millis(50),
+            window.max(Duration::from_millis(50)),
+        );
+        let total: usize = self
+            .bytes
+            .iter()
+            .filter(|(t, _)| now.saturating_duration_since(*t) <= span)
+            .map(|(_, b)| *b)
+            .sum();
+        Some((total as f64 * 8.0 / span.as_secs_f64()) as u64)
+    }
+
+    /// The current estimate in bits per second, once there is one.
+    pub fn estimate(&self) -> Option<u64> {
+        self.estimate
+    }
+
+    /// When [`Self::poll_remb`] must next be called.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.next_tick
+    }
+
+    /// Updates the estimate if a tick is due and returns it when it is to
+    /// be sent: every [`REMB_INTERVAL`] while it bounds the sender, every
+    /// [`REMB_IDLE_INTERVAL`] otherwise.
+    pub fn poll_remb(&mut self, now: Instant) -> Option<u64> {
+        if self.next_tick.is_none_or(|t| now < t) {
+            return None;
+        }
+        self.next_tick = Some(now + REMB_INTERVAL);
+        let (Some(queue), Some(rate)) = (self.queue_delay(), self.received_bps(now)) else {
+            return None;
+        };
+        let growing = self
+            .last_queue
+            .is_none_or(|prev| queue + Duration::from_millis(5) >= prev);
+        self.last_queue = Some(queue);
+        // A queue at a bottleneck keeps the link busy: packets come out
+        // back to back. Pictures late by a sender's stalled encoder (or a
+        // descheduled thread) come after a silence as long as their delay,
+        // and are no reason to cut.
+        let busy = queue > 2 * self.longest_gap(now, 2 * QUEUE_WINDOW);
+        if busy && queue > ONE_WAY_OVERUSE && (growing || queue > 4 * ONE_WAY_OVERUSE) {
+            // A standing queue sends at the bottleneck's rate without a
+            // gap: 100 ms of it measure that rate, untouched by what came
+            // before the queue.
+            let rate = self.received_over(now, OVERUSE_RATE_WINDOW).unwrap_or(rate);
+            let share = (1.0 - queue.as_secs_f64()).clamp(0.5, 0.85);
+            self.estimate = Some((rate as f64 * share) as u64);
+            self.bounding = true;
+        } else if queue < ONE_WAY_CLEAR || self.estimate.is_none() {
+            self.estimate = Some((rate as f64 * CLEAR_HEADROOM) as u64);
+            self.bounding = false;
+        }
+        let estimate = self.estimate?;
+        let idle_due = self
+            .last_sent
+            .is_none_or(|t| now.saturating_duration_since(t) >= REMB_IDLE_INTERVAL);
+        if self.bounding || idle_due {
+            self.last_sent = Some(now);
+            return Some(estimate.max(1));
+        }
+        None
     }
 }
 
@@ -682,5 +979,204 @@ mod tests {
             c.handle_report(t0 + i * 1000 * MS, 0.05, Some(40 * MS), None);
         }
         assert_eq!(c.target(), 2_500_000);
+    }
+
+    /// A packet-level path for the receiver's estimate: pictures of
+    /// `target / 30` bytes every 33 ms, cut into 1200-byte packets, through
+    /// a link of `cap` behind a 125 kB drop-tail queue, 20 ms each way.
+    struct PacketPath {
+        cap_bps: f64,
+        free_at: Duration,
+        /// (arrival, RTP timestamp, bytes) in flight, in order.
+        flight: VecDeque<(Duration, u32, usize)>,
+        sent: u64,
+        dropped: u64,
+        max_queue: Duration,
+    }
+
+    impl PacketPath {
+        fn send_picture(&mut self, now: Duration, ts: u32, bytes: usize) {
+            let mut left = bytes;
+            while left > 0 {
+                let len = left.min(1200);
+                left -= len;
+                let start = self.free_at.max(now);
+                let waiting = start - now;
+                // A queue of 125 kB at the link's current rate.
+                if waiting.as_secs_f64() * self.cap_bps / 8.0 + len as f64 > 125_000.0 {
+                    self.dropped += 1;
+                    self.sent += 1;
+                    continue;
+                }
+                self.max_queue = self.max_queue.max(waiting);
+                self.free_at = start + Duration::from_secs_f64(len as f64 * 8.0 / self.cap_bps);
+                self.flight.push_back((self.free_at + 20 * MS, ts, len));
+                self.sent += 1;
+            }
+        }
+
+        fn queue(&self, now: Duration) -> Duration {
+            self.free_at.saturating_sub(now)
+        }
+    }
+
+    /// (time, target, queue) every 100 ms of a run through [`PacketPath`]
+    /// with the receiver's REMB every 100 ms and RRs about every second.
+    fn simulate_packets(
+        c: &mut RateController,
+        secs: u64,
+        caps: impl Fn(Duration) -> f64,
+    ) -> (Vec<(Duration, u64, Duration)>, PacketPath) {
+        let t0 = Instant::now();
+        let mut path = PacketPath {
+            cap_bps: caps(Duration::ZERO),
+            free_at: Duration::ZERO,
+            flight: VecDeque::new(),
+            sent: 0,
+            dropped: 0,
+            max_queue: Duration::ZERO,
+        };
+        let mut est = DelayEstimator::new(90_000);
+        let mut delivery = DeliveryEstimator::default();
+        let mut rembs: VecDeque<(Duration, u64)> = VecDeque::new();
+        let (mut arrived, mut last_sent, mut last_lost) = (0u64, 0u64, 0u64);
+        let jitter = [0.7, 1.3, 0.9, 1.1, 0.6, 1.4, 1.0];
+        let (mut n_rr, mut next_rr) = (0, Duration::from_secs(1));
+        let mut out = Vec::new();
+        let mut frame = 0u32;
+        for ms in 0..secs * 1000 {
+            let t = Duration::from_millis(ms);
+            path.cap_bps = caps(t);
+            if ms * 30 >= u64::from(frame) * 1000 {
+                let bytes = (c.target() / 30 / 8) as usize;
+                path.send_picture(t, frame * 3000, bytes);
+                frame += 1;
+            }
+            while path.flight.front().is_some_and(|(at, ..)| *at <= t) {
+                if let Some((at, ts, len)) = path.flight.pop_front() {
+                    est.on_packet(t0 + at, ts, len);
+                    arrived += 1;
+                }
+            }
+            if let Some(bps) = est.poll_remb(t0 + t) {
+                rembs.push_back((t + 20 * MS, bps));
+            }
+            while rembs.front().is_some_and(|(at, _)| *at <= t) {
+                if let Some((_, bps)) = rembs.pop_front() {
+                    c.handle_remb(t0 + t, bps);
+                }
+            }
+            if t >= next_rr {
+                let sent = path.sent - last_sent;
+                let lost = path.dropped - last_lost;
+                (last_sent, last_lost) = (path.sent, path.dropped);
+                let loss = if sent > 0 {
+                    lost as f32 / sent as f32
+                } else {
+                    0.0
+                };
+                // The SR waited in the queue too.
+                let rtt = 40 * MS + path.queue(t);
+                let now = t0 + t + 20 * MS;
+                let highest = (arrived + path.dropped) as u32;
+                let d = delivery.update(now, highest, path.dropped as i32, 1200.0);
+                c.handle_report(now, loss, Some(rtt), d);
+                next_rr = t + Duration::from_secs_f64(jitter[n_rr % jitter.len()]);
+                n_rr += 1;
+            }
+            let _ = c.poll_target();
+            if ms % 100 == 0 {
+                out.push((t, c.target(), path.queue(t)));
+            }
+        }
+        (out, path)
+    }
+
+    #[test]
+    fn remb_from_one_way_delay_catches_a_cap_before_its_queue_fills() {
+        let mut c = RateController::new(RateConfig::new(DEFAULT_MIN_BPS, 6_000_000, 2_500_000));
+        let (down, up) = (Duration::from_secs(20), Duration::from_secs(40));
+        let (trace, path) =
+            simulate_packets(&mut c, 70, |t| if t >= down && t < up { 1e6 } else { 4e6 });
+        if std::env::var_os("RATE_TRACE").is_some() {
+            for (t, b, q) in trace.iter().step_by(5) {
+                eprintln!(
+                    "{:5.1} s target {:5.0} kbit/s queue {:4} ms",
+                    t.as_secs_f64(),
+                    *b as f64 / 1000.0,
+                    q.as_millis()
+                );
+            }
+            eprintln!("dropped {} of {}", path.dropped, path.sent);
+        }
+        let at = |from: Duration, to: Duration| {
+            trace.iter().filter(move |(t, ..)| *t >= from && *t < to)
+        };
+        let under = at(down, up)
+            .find(|(_, b, _)| *b <= 1_000_000)
+            .map(|(t, ..)| *t - down);
+        assert!(
+            under.is_some_and(|d| d <= Duration::from_millis(500)),
+            "under the cap after {under:?}"
+        );
+        let worst = at(down, up).map(|(_, _, q)| *q).max().unwrap_or_default();
+        // 4 Mbit/s into 1 Mbit/s grows the queue 300 ms every 100 ms: the
+        // packets of the queue's first 100 ms, a REMB tick and the trip
+        // back keep it near 600 ms (a full queue would be 1 s).
+        assert!(
+            worst < Duration::from_millis(800),
+            "queue reached {worst:?}"
+        );
+        let settled: Vec<_> = at(down + Duration::from_secs(5), up).collect();
+        let late = settled.iter().map(|(_, _, q)| *q).max().unwrap_or_default();
+        assert!(
+            late < Duration::from_millis(300),
+            "queue {late:?} once settled"
+        );
+        let mean = settled.iter().map(|(_, b, _)| *b as f64).sum::<f64>() / settled.len() as f64;
+        assert!(
+            (750_000.0..=1_000_000.0).contains(&mean),
+            "mean target {mean} under a 1 Mbit/s cap"
+        );
+        assert_eq!(path.dropped, 0, "the queue never overflowed");
+    }
+
+    #[test]
+    fn a_stalled_encoder_is_not_a_queue() {
+        // 2 Mbit/s in 30 pictures a second, 7 packets each, over a clear
+        // path; every second picture 2..4 s comes 120 ms late after a
+        // silence (an encoder stalled on a busy machine).
+        let t0 = Instant::now();
+        let mut e = DelayEstimator::new(90_000);
+        let mut rembs = Vec::new();
+        for i in 0..180u32 {
+            let mut at = Duration::from_millis(u64::from(i) * 1000 / 30);
+            if (60..120).contains(&i) && i % 8 == 0 {
+                at += 120 * MS;
+            }
+            for k in 0..7u32 {
+                let now = t0 + at + MS * k;
+                e.on_packet(now, i * 3000, 1190);
+                if let Some(b) = e.poll_remb(now) {
+                    rembs.push(b);
+                }
+            }
+        }
+        assert!(rembs.iter().all(|b| *b > 2_000_000), "{rembs:?}");
+    }
+
+    #[test]
+    fn a_peer_sending_remb_owns_the_delay_signal() {
+        let t0 = Instant::now();
+        let mut c = ctl(2_000_000);
+        c.handle_report(t0, 0.0, Some(40 * MS), Some(2_000_000));
+        c.handle_remb(t0 + 900 * MS, 3_000_000);
+        let before = c.target();
+        // One SR stuck behind a keyframe: 150 ms more round trip.
+        c.handle_report(t0 + 1000 * MS, 0.0, Some(190 * MS), Some(2_000_000));
+        assert_eq!(c.target(), before);
+        // Without REMB for 3 s the round trip counts again.
+        c.handle_report(t0 + 5000 * MS, 0.0, Some(190 * MS), Some(2_000_000));
+        assert!(matches!(c.reason(), Reason::Delay(_)), "{:?}", c.reason());
     }
 }

@@ -19,6 +19,7 @@ use thiserror::Error;
 use crate::jitterbuf::{Insert, JitterBuffer};
 use crate::packet::{RtpError, RtpPacket};
 use crate::payload::{Depacketizer, DepayError};
+use crate::rate::DelayEstimator;
 use crate::rtcp::{self, NackPair, ReportBlock, RtcpError, RtcpPacket, SdesChunk, MAX_NACK_PAIRS};
 use crate::rtx::{self, NackTiming, NackTracker, RttEstimator, RtxReceiveConfig};
 use crate::sender::{Transmit, TransmitKind};
@@ -57,6 +58,12 @@ pub struct ReceiverConfig {
     /// NACK and RTX (RFC 4585, RFC 4588): repair losses before giving up on
     /// them; `None`: losses are skipped after `latency`.
     pub rtx: Option<RtxReceiveConfig>,
+    /// Estimate what the path carries from the media's one-way delay and
+    /// send it as REMB, every 100 ms while a queue builds or drains
+    /// ([`crate::rate::DelayEstimator`]): the sender's `--bitrate auto`
+    /// sees a queue within a few hundred milliseconds instead of after its
+    /// next receiver report.
+    pub remb: bool,
 }
 
 impl ReceiverConfig {
@@ -74,6 +81,7 @@ impl ReceiverConfig {
             pli_min_interval: DEFAULT_PLI_INTERVAL,
             source_timeout: DEFAULT_SOURCE_TIMEOUT,
             rtx: None,
+            remb: false,
         }
     }
 
@@ -195,6 +203,8 @@ pub struct ReceiverStats {
     pub rtx_duplicates: u64,
     /// RTX packets dropped: no OSN, no sender yet, or a stream not associated.
     pub rtx_dropped: u64,
+    /// REMBs sent (the receiver's bandwidth estimate).
+    pub remb_sent: u64,
     /// Packets NACKed but given up as lost.
     pub unrepaired: u64,
     /// Missing packets not tracked for NACKs (too many at once).
@@ -323,6 +333,7 @@ pub struct RtpReceiver {
     latency: Duration,
     rtt: RttEstimator,
     last_nack: Option<Instant>,
+    bwe: Option<DelayEstimator>,
 }
 
 impl RtpReceiver {
@@ -343,6 +354,7 @@ impl RtpReceiver {
         };
         let mut rng = StdRng::from_rng(rng);
         Ok(Self {
+            bwe: config.remb.then(|| DelayEstimator::new(config.clock_rate)),
             latency,
             rtt: RttEstimator::default(),
             last_nack: None,
@@ -502,6 +514,7 @@ impl RtpReceiver {
             }
         };
         self.update_jitter(now, pkt.header.timestamp);
+        let (ts, wire_len) = (pkt.header.timestamp, data.len());
         let Some(src) = self.source.as_mut() else {
             return Ok(());
         };
@@ -536,6 +549,9 @@ impl RtpReceiver {
                 src.received += 1;
                 self.stats.packets += 1;
                 self.stats.bytes += len;
+                if let Some(b) = &mut self.bwe {
+                    b.on_packet(now, ts, wire_len);
+                }
             }
             Insert::Late => {
                 src.received += 1;
@@ -839,7 +855,8 @@ impl RtpReceiver {
                     .map_or(due, |t| due.max(t + cfg.nack_interval)),
             )
         });
-        [self.next_rr, held, nack].into_iter().flatten().min()
+        let remb = self.bwe.as_ref().and_then(DelayEstimator::next_timeout);
+        [self.next_rr, held, nack, remb].into_iter().flatten().min()
     }
 
     /// Releases packets whose wait is over, sends the NACKs due and a report
@@ -851,6 +868,20 @@ impl RtpReceiver {
             self.queue_rtcp(now, None, true);
             let factor = self.rng.random_range(0.5..1.5);
             self.next_rr = Some(now + self.config.rtcp_interval.mul_f64(factor));
+        }
+        let bitrate = self.bwe.as_mut().and_then(|b| b.poll_remb(now));
+        let media = self.source.as_ref().filter(|s| !s.bye).map(|s| s.ssrc);
+        if let (Some(bitrate), Some(media_ssrc)) = (bitrate, media) {
+            self.stats.remb_sent += 1;
+            self.queue_rtcp(
+                now,
+                Some(RtcpPacket::Remb {
+                    sender_ssrc: self.ssrc,
+                    bitrate,
+                    ssrcs: vec![media_ssrc],
+                }),
+                false,
+            );
         }
     }
 
@@ -1417,5 +1448,66 @@ mod tests {
             while r.poll_unit().is_some() {}
             while r.poll_transmit().is_some() {}
         }
+    }
+
+    /// The REMBs a receiver sends over `frames` pictures of ten 1000-byte
+    /// Opus-shaped packets each, 20 ms apart, the path adding `extra(i)` of
+    /// delay to picture `i`: (time, bitrate).
+    fn rembs(frames: u32, extra: impl Fn(u32) -> Duration) -> Vec<(Duration, u64)> {
+        let mut cfg = ReceiverConfig::new(Codec::Opus, "rx@test");
+        cfg.ssrc = Some(0xaaaa);
+        cfg.latency = Duration::ZERO;
+        cfg.remb = true;
+        let mut r = RtpReceiver::new(cfg, &mut StdRng::seed_from_u64(3)).expect("config");
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        let mut seq = 0u16;
+        for i in 0..frames {
+            let sent = Duration::from_millis(20) * i;
+            for k in 0..10u32 {
+                let mut p = opus_pkt(0x1234, seq, i * 960);
+                p.resize(1000, 0);
+                seq = seq.wrapping_add(1);
+                // 10 packets a picture at 4 Mbit/s: 2 ms apart.
+                let at = t0 + sent + extra(i) + Duration::from_millis(2) * k;
+                while let Some(due) = r.next_timeout().filter(|d| *d <= at) {
+                    r.handle_timeout(due);
+                    while let Some(t) = r.poll_transmit() {
+                        for p in rtcp::parse_compound(&t.data).expect("parses") {
+                            if let RtcpPacket::Remb { bitrate, ssrcs, .. } = p {
+                                assert_eq!(ssrcs, vec![0x1234]);
+                                out.push((due - t0, bitrate));
+                            }
+                        }
+                    }
+                }
+                r.handle_rtp(at, &p).expect("valid");
+                let _ = units(&mut r);
+            }
+        }
+        assert_eq!(r.stats().remb_sent, out.len() as u64);
+        out
+    }
+
+    #[test]
+    fn remb_says_what_arrives_and_cuts_as_soon_as_a_queue_grows() {
+        // A clear path: a REMB a second, above what arrives (4 Mbit/s).
+        let clear = rembs(150, |_| Duration::ZERO);
+        assert!((2..=4).contains(&clear.len()), "{clear:?}");
+        assert!(clear.iter().all(|(_, b)| *b > 4_000_000), "{clear:?}");
+        // From picture 100 (2 s) on, each picture waits 10 ms more than the
+        // last: a queue growing half as fast as time, as twice the cap does.
+        let queued = rembs(150, |i| Duration::from_millis(10) * i.saturating_sub(100));
+        let first_cut = queued.iter().find(|(_, b)| *b < 4_000_000).expect("a cut");
+        // 50 ms of queue after 5 pictures (2.1 s), the least of 70 ms of
+        // packets over it soon after: told at once, not at the next RR.
+        assert!(
+            first_cut.0 < Duration::from_millis(2_300),
+            "cut at {first_cut:?}: {queued:?}"
+        );
+        // Then every 100 ms while the queue lasts.
+        let after: Vec<_> = queued.iter().filter(|(t, _)| *t >= first_cut.0).collect();
+        assert!(after.len() >= 5, "{queued:?}");
+        assert!(after.iter().all(|(_, b)| *b < 4_000_000), "{queued:?}");
     }
 }

@@ -122,6 +122,11 @@ pub struct RecvConfig {
     pub rtx: bool,
     /// Payload type that marks the RTX packets.
     pub rtx_payload_type: u8,
+    /// Tell the sender what the path carries: a delay-based estimate as
+    /// REMB on the video RTCP port, every 100 ms while a queue builds or
+    /// drains and every second otherwise, for `pstream send --bitrate auto`
+    /// (other senders ignore it).
+    pub remb: bool,
     /// Hears of each video unit as the session hands it to the decoder and
     /// of each picture decoded (`pstream bench loopback`); `None`: no cost.
     pub probe: Option<Probe>,
@@ -145,6 +150,7 @@ impl RecvConfig {
             srtp: None,
             rtx: false,
             rtx_payload_type: PT_RTX,
+            remb: true,
             probe: None,
         }
     }
@@ -566,7 +572,7 @@ impl RtpRecv {
                 listen,
                 (layout.video_rtp(), layout.video_rtcp()),
                 (filter.clone(), rtcp_to(layout.video_rtcp_back())),
-                receiver_session(codec, &cname, latency, video_rtx)?,
+                receiver_session(codec, &cname, latency, video_rtx, config.remb)?,
                 me.video.clone(),
             )?
             .srtp(config.srtp.as_ref())
@@ -596,7 +602,7 @@ impl RtpRecv {
                 listen,
                 (layout.audio_rtp(), layout.audio_rtcp()),
                 (filter.clone(), rtcp_to(layout.audio_rtcp_back())),
-                receiver_session(Codec::Opus, &cname, latency, None)?,
+                receiver_session(Codec::Opus, &cname, latency, None, false)?,
                 me.audio.clone(),
             )?
             .srtp(config.srtp.as_ref());
@@ -832,10 +838,12 @@ fn receiver_session(
     cname: &str,
     latency: Duration,
     rtx: Option<RtxReceiveConfig>,
+    remb: bool,
 ) -> Result<RtpReceiver> {
     let mut config = ReceiverConfig::new(codec, cname);
     config.latency = latency;
     config.rtx = rtx;
+    config.remb = remb;
     RtpReceiver::with_os_rng(config).map_err(|source| Error::RtpReceiver { codec, source })
 }
 
