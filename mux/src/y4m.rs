@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use pstream_core::source::MAX_DIMENSION;
@@ -33,6 +34,46 @@ const MAX_FRAME_LINE_LEN: u64 = 1024;
 /// Chunk the reader grows a frame buffer by, so a lying header cannot make
 /// it allocate a huge frame for a short input.
 const READ_CHUNK: usize = 8 << 20;
+/// Frame buffers kept for reuse: one being read, two queued for the
+/// encoder, one in it. More in flight are allocated (and freed) as needed.
+const POOL_MAX: usize = 4;
+/// The buffered reader's size for files and stdin. Frame data bypasses it
+/// (a read at least this large goes straight into the frame's buffer), so
+/// it only has to hold the FRAME lines between pictures.
+const READ_BUFFER: usize = 64 << 10;
+
+/// Picture buffers the consumers of a [`Y4mReader`]'s frames have dropped,
+/// for the reader to fill again: no allocation, and no fresh pages for the
+/// kernel to fault in and zero, per picture.
+#[derive(Debug, Default)]
+struct Pool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+/// A picture's buffer lent out as [`Bytes`]; it goes back to its pool
+/// (while the reader exists) when the last `Bytes` of it is dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Weak<Pool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            if let Ok(mut free) = pool.free.lock() {
+                if free.len() < POOL_MAX {
+                    free.push(std::mem::take(&mut self.buf));
+                }
+            }
+        }
+    }
+}
 
 /// The stream parameters from a YUV4MPEG2 header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +94,7 @@ pub struct Y4mReader<R> {
     frames: u64,
     truncated: bool,
     ended: bool,
+    pool: Arc<Pool>,
 }
 
 impl<R: BufRead> Y4mReader<R> {
@@ -76,6 +118,7 @@ impl<R: BufRead> Y4mReader<R> {
             frames: 0,
             truncated: false,
             ended: false,
+            pool: Arc::default(),
         })
     }
 
@@ -127,6 +170,9 @@ impl<R: BufRead> Y4mReader<R> {
                 ),
             ));
         }
+        if self.frame_len <= READ_CHUNK {
+            return self.read_pooled();
+        }
         let mut data = Vec::with_capacity(self.frame_len.min(READ_CHUNK));
         let got = (&mut self.inner)
             .take(self.frame_len as u64)
@@ -138,6 +184,26 @@ impl<R: BufRead> Y4mReader<R> {
         }
         self.frames += 1;
         Ok(Some(Bytes::from(data)))
+    }
+
+    /// Reads a picture of at most [`READ_CHUNK`] bytes into a buffer from
+    /// the pool (a new one while fewer than [`POOL_MAX`] are in use).
+    fn read_pooled(&mut self) -> Result<Option<Bytes>, FileError> {
+        let reused = self.pool.free.lock().ok().and_then(|mut f| f.pop());
+        let mut buf = reused.unwrap_or_else(|| vec![0; self.frame_len]);
+        match self.inner.read_exact(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.end_truncated();
+                return Ok(None);
+            }
+            Err(e) => return Err(FileError::io(&self.name, "cannot read frame data", e)),
+        }
+        self.frames += 1;
+        Ok(Some(Bytes::from_owner(Pooled {
+            buf,
+            pool: Arc::downgrade(&self.pool),
+        })))
     }
 
     fn end_truncated(&mut self) {
@@ -276,7 +342,7 @@ impl Y4mSource {
         let file =
             File::open(path).map_err(|e| FileError::io(name, "cannot open for reading", e))?;
         Self::from_reader(
-            Box::new(BufReader::with_capacity(1 << 20, file)),
+            Box::new(BufReader::with_capacity(READ_BUFFER, file)),
             name,
             clock,
         )
@@ -284,7 +350,7 @@ impl Y4mSource {
 
     /// Reads standard input.
     pub fn stdin(name: &str, clock: PipelineClock) -> Result<Self, FileError> {
-        let input = BufReader::with_capacity(1 << 20, std::io::stdin());
+        let input = BufReader::with_capacity(READ_BUFFER, std::io::stdin());
         Self::from_reader(Box::new(input), name, clock)
     }
 
@@ -534,6 +600,32 @@ mod tests {
             r.read_frame().expect("ok").as_deref(),
             Some(&[1u8, 2, 3, 4, 5, 6][..])
         );
+    }
+
+    #[test]
+    fn a_dropped_picture_buffer_is_filled_again() {
+        let mut input = b"YUV4MPEG2 W2 H2 F25:1\n".to_vec();
+        for i in 0..4u8 {
+            input.extend_from_slice(b"FRAME\n");
+            input.extend_from_slice(&[i; 6]);
+        }
+        let mut r = reader(&input).expect("header");
+        let first = r.read_frame().expect("ok").expect("frame 0");
+        let at = first.as_ptr();
+        drop(first);
+        let second = r.read_frame().expect("ok").expect("frame 1");
+        assert_eq!(second.as_ptr(), at, "the dropped buffer is reused");
+        assert_eq!(second.as_ref(), &[1; 6]);
+        // While the second is still held, the third gets another buffer.
+        let third = r.read_frame().expect("ok").expect("frame 2");
+        assert_ne!(third.as_ptr(), second.as_ptr());
+        assert_eq!(
+            (second.as_ref(), third.as_ref()),
+            (&[1; 6][..], &[2; 6][..])
+        );
+        // A picture outliving its reader keeps its data.
+        drop(r);
+        assert_eq!(third.as_ref(), &[2; 6]);
     }
 
     #[test]
