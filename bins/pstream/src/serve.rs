@@ -66,6 +66,25 @@ pub struct ServeArgs {
     /// address of its own, e.g. 127.0.0.1:9935, so it can stay private).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// UDP port for every WebRTC (WHEP) viewer session, on --http's IP;
+    /// 0 picks a free one. Viewers POST offers to /stream/<name>/whep or
+    /// open the page /stream/<name>/.
+    #[arg(long, default_value_t = 8189)]
+    pub webrtc_port: u16,
+    /// The IP named in WebRTC candidates: the server's public address
+    /// (behind a NAT, forward --webrtc-port to it). Default: --http's IP,
+    /// or 127.0.0.1 when that is 0.0.0.0 (viewers on this machine only).
+    #[arg(long)]
+    pub webrtc_ip: Option<std::net::IpAddr>,
+    /// No WebRTC: no UDP port, WHEP answers 404.
+    #[arg(long)]
+    pub no_webrtc: bool,
+    /// WebRTC sessions open at once over all streams; more offers get 503.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub webrtc_max_sessions: u64,
+    /// WebRTC sessions open at once on one stream; more offers get 503.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub webrtc_max_per_stream: u64,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -131,6 +150,12 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         max_connections_per_ip: usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX),
         max_streams: usize::try_from(args.max_streams).unwrap_or(usize::MAX),
         metrics: args.metrics.clone(),
+        webrtc: (!args.no_webrtc)
+            .then(|| SocketAddr::new(args.http.ip(), args.webrtc_port).to_string()),
+        webrtc_ip: args.webrtc_ip,
+        webrtc_max_sessions: usize::try_from(args.webrtc_max_sessions).unwrap_or(usize::MAX),
+        webrtc_max_sessions_per_stream: usize::try_from(args.webrtc_max_per_stream)
+            .unwrap_or(usize::MAX),
     })
 }
 
@@ -143,7 +168,10 @@ fn cli_error(err: Error) -> anyhow::Error {
             source,
         } => anyhow::Error::new(source).context(format!(
             "cannot listen on --{} {addr}",
-            service.to_lowercase()
+            match service {
+                "WebRTC" => "webrtc-port".to_string(),
+                other => other.to_lowercase(),
+            }
         )),
         Error::File {
             action: "create",
