@@ -241,6 +241,9 @@ impl Whep {
         let mut rtc = RtcConfig::new()
             .clear_codecs()
             .enable_h264(true)
+            // No audio is sent yet (AAC to Opus is to come), but an audio
+            // line answered with no codec at all is an SDP browsers refuse.
+            .enable_opus(true, false)
             .set_ice_lite(true)
             .build(now);
         let candidate = Candidate::host(self.config.advertised, "udp")
