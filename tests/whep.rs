@@ -378,4 +378,36 @@ fn chromium_plays_whep_and_keeps_playing_through_hostile_peers() {
     chromium.wait(Duration::from_secs(5));
     ff.signal("TERM");
     ff.wait(Duration::from_secs(5));
+
+    // serve counted what it refused and dropped, and says so as it ends.
+    let mut s = s;
+    s.proc.signal("INT");
+    s.proc.wait(Duration::from_secs(15));
+    let log = s.proc.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("webrtc: "))
+        .unwrap_or_else(|| panic!("no webrtc summary: {log}"));
+    eprintln!("{line}");
+    let count = |what: &str| -> u64 {
+        line.split(", ")
+            .find_map(|part| {
+                part.trim()
+                    .strip_suffix(what)?
+                    .split_whitespace()
+                    .last()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {what:?} in {line:?}"))
+    };
+    // Two refused offers reach the sessions (the empty one, VP8 only); the
+    // garbage (not UTF-8), 413, 415 and 404 are answered before.
+    assert_eq!(count(" refused"), 2, "{line}");
+    assert!(count(" connected") >= 1, "{line}");
+    // Loopback may lose some of a 2000-datagram burst before serve reads
+    // them; most must arrive, and every one that does is dropped (the
+    // browser's own datagrams after its DELETE add to the count).
+    let dropped = count(" datagrams dropped");
+    assert!(dropped >= 1000, "{line}");
 }

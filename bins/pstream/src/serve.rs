@@ -204,6 +204,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let result = server.wait();
     if !args.quiet {
         tracing::info!("serve finished: {} | {}", server.summary(), peak.line());
+        if let Some((w, unsent)) = server.webrtc_stats() {
+            tracing::info!(
+                "webrtc: {} offers accepted, {} refused, {} connected, {} timed out, {} frames sent, {} skipped, {} datagrams dropped, {} unsent",
+                w.offers,
+                w.refused,
+                w.connected,
+                w.timed_out,
+                w.frames_sent,
+                w.frames_skipped,
+                w.dropped_datagrams,
+                unsent
+            );
+        }
     }
     Ok(result?)
 }
