@@ -367,6 +367,40 @@ fn chromium_plays_whep_and_keeps_playing_through_hostile_peers() {
     eprintln!("whep: {more} frames decoded after the hostile peers, {freezes} freezes");
     assert_eq!((w, h), (640, 480));
 
+    // serve's own viewer page plays too, over WebRTC: its title says so,
+    // read through the DevTools endpoint's page list.
+    let devtools = common::hls::free_tcp_port();
+    let viewer_args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        &format!("--remote-debugging-port={devtools}"),
+        &format!("--user-data-dir={}", dir.join("chromium-viewer").display()),
+        &format!("http://127.0.0.1:{}/stream/{KEY}/", s.http),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut viewer = Proc::start("viewer", Path::new("chromium"), &viewer_args, &dir);
+    let title = format!("{KEY} · WebRTC 640x480");
+    let seen = wait_for(Duration::from_secs(20), || {
+        let list = get_text(devtools, "/json/list");
+        list.contains(&title).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "serve's viewer page did not play over WebRTC: {}",
+        get_text(devtools, "/json/list")
+    );
+    viewer.signal("TERM");
+    viewer.wait(Duration::from_secs(5));
+
     // The viewer leaves: its DELETE works once.
     if let Some((_, loc)) = location {
         let path = loc.replace("%2F", "/");
@@ -404,7 +438,7 @@ fn chromium_plays_whep_and_keeps_playing_through_hostile_peers() {
     // Two refused offers reach the sessions (the empty one, VP8 only); the
     // garbage (not UTF-8), 413, 415 and 404 are answered before.
     assert_eq!(count(" refused"), 2, "{line}");
-    assert!(count(" connected") >= 1, "{line}");
+    assert!(count(" connected") >= 2, "{line}");
     // Loopback may lose some of a 2000-datagram burst before serve reads
     // them; most must arrive, and every one that does is dropped (the
     // browser's own datagrams after its DELETE add to the count).

@@ -310,6 +310,10 @@ function playHls() {
   s.onload = () => { const h = new Hls(); h.loadSource(hls); h.attachMedia(video); };
   document.head.appendChild(s);
 }
+// The title says how it plays: "<name> · WebRTC 1280x720" (or HLS).
+const showMode = () => { if (video.videoWidth > 0) document.title = '{{KEY}} · ' + (window.pstream.mode === 'whep' ? 'WebRTC' : 'HLS') + ' ' + video.videoWidth + 'x' + video.videoHeight; };
+video.addEventListener('resize', showMode);
+video.addEventListener('playing', showMode);
 playWhep().catch((e) => { window.pstream.error = String(e); playHls(); });
 setTimeout(() => { if (window.pstream.mode === 'whep' && !(video.videoWidth > 0)) playHls(); }, 5000);
 </script></body></html>
