@@ -601,6 +601,148 @@ mod tests {
             .is_ok());
     }
 
+    /// A str0m client (a browser's part) against a [`Whep`], datagrams
+    /// passed in memory and time advanced by hand.
+    struct Pair {
+        whep: Whep,
+        client: Rtc,
+        now: Instant,
+        server_addr: SocketAddr,
+        client_addr: SocketAddr,
+        /// Video frames the client received.
+        frames: usize,
+    }
+
+    impl Pair {
+        fn connect(queue_frames: usize) -> Pair {
+            let server_addr: SocketAddr = "127.0.0.1:8189".parse().expect("addr");
+            let client_addr: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+            let mut config = WhepConfig::new(server_addr);
+            config.queue_frames = queue_frames;
+            let mut whep = Whep::new(config, 99);
+            let now = Instant::now();
+            let mut client = Rtc::new(now);
+            client.add_local_candidate(Candidate::host(client_addr, "udp").expect("candidate"));
+            let mut api = client.sdp_api();
+            api.add_media(
+                MediaKind::Video,
+                str0m::media::Direction::RecvOnly,
+                None,
+                None,
+                None,
+            );
+            let (offer, pending) = api.apply().expect("an offer");
+            let (_, answer) = whep
+                .offer(now, "s", &offer.to_sdp_string())
+                .expect("answered");
+            let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).expect("answer");
+            client
+                .sdp_api()
+                .accept_answer(pending, answer)
+                .expect("accepted");
+            let mut pair = Pair {
+                whep,
+                client,
+                now,
+                server_addr,
+                client_addr,
+                frames: 0,
+            };
+            for _ in 0..500 {
+                pair.step(true);
+                if pair.whep.stats().connected == 1 {
+                    return pair;
+                }
+            }
+            panic!("no connection in 5 s of simulated time");
+        }
+
+        /// 10 ms: the client's datagrams to the server, the server's
+        /// (when `serve`; a stalled driver does not poll) to the client.
+        fn step(&mut self, serve: bool) {
+            self.now += Duration::from_millis(10);
+            let _ = self.client.handle_input(Input::Timeout(self.now));
+            for _ in 0..1000 {
+                match self.client.poll_output().expect("client output") {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        self.whep.receive(self.now, self.client_addr, &t.contents);
+                    }
+                    Output::Event(Event::MediaData(_)) => self.frames += 1,
+                    Output::Event(_) => {}
+                }
+            }
+            if !serve {
+                return;
+            }
+            let mut out = Vec::new();
+            self.whep.poll(self.now, &mut out);
+            for t in out {
+                let r = Receive::new(Protocol::Udp, self.server_addr, self.client_addr, &t.data)
+                    .expect("a datagram str0m made");
+                let _ = self.client.handle_input(Input::Receive(self.now, r));
+            }
+        }
+
+        fn frame(&mut self, n: u64, keyframe: bool) {
+            // SPS (constrained baseline), PPS, then a slice: str0m carries
+            // the bytes, it does not decode them.
+            let mut au = vec![
+                0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xab, 0, 0, 0, 1, 0x68, 0xce, 0x3c,
+            ];
+            au.extend_from_slice(&[0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }]);
+            au.extend(std::iter::repeat_n(n as u8, 3000));
+            let frame = VideoFrame {
+                data: au.into(),
+                keyframe,
+                pts: Duration::from_millis(n * 33),
+            };
+            self.whep.video("s", &frame);
+        }
+    }
+
+    #[test]
+    fn a_str0m_peer_receives_the_frames_from_a_key_frame_on() {
+        let mut pair = Pair::connect(60);
+        // Two delta frames first: the viewer waits for the key frame.
+        for n in 0..30u64 {
+            pair.frame(n, n == 2);
+            pair.step(true);
+        }
+        for _ in 0..50 {
+            pair.step(true);
+        }
+        let stats = pair.whep.stats();
+        assert_eq!(stats.frames_sent, 28, "{stats:?}");
+        assert_eq!(stats.frames_skipped, 2, "{stats:?}");
+        assert_eq!(pair.frames, 28);
+    }
+
+    #[test]
+    fn a_viewer_the_driver_falls_behind_for_restarts_at_a_key_frame() {
+        let mut pair = Pair::connect(10);
+        pair.frame(0, true);
+        pair.step(true);
+        // The driver stalls for 20 frames: the queue (10) overflows, is
+        // emptied, and the viewer skips to the next key frame.
+        for n in 1..21u64 {
+            pair.frame(n, false);
+            pair.step(false);
+        }
+        for n in 21..31u64 {
+            pair.frame(n, n == 25);
+            pair.step(true);
+        }
+        for _ in 0..50 {
+            pair.step(true);
+        }
+        let stats = pair.whep.stats();
+        // Frame 0, then 25 to 30; 1 to 24 skipped.
+        assert_eq!(stats.frames_sent, 7, "{stats:?}");
+        assert_eq!(stats.frames_skipped, 24, "{stats:?}");
+        assert_eq!(pair.frames, 7);
+    }
+
     #[test]
     fn garbage_datagrams_are_dropped_and_counted() {
         let mut whep = server();
