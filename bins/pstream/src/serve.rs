@@ -197,7 +197,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
             peak.sample();
-            printer.show(&server.stats_line());
+            let mut line = server.stats_line();
+            if let Some((w, _)) = server.webrtc_stats() {
+                line.push_str(&format!(
+                    " | webrtc {} sessions, {} dropped datagrams",
+                    w.sessions, w.dropped_datagrams
+                ));
+            }
+            printer.show(&line);
         }
     }
     printer.finish();
