@@ -224,6 +224,8 @@ fn hls_js_in_chromium_plays_the_source_playlist() {
         &format!("127.0.0.1:{rtmp_port}"),
         "--http",
         &format!("127.0.0.1:{http_port}"),
+        "--webrtc-port",
+        "0",
     ]
     .iter()
     .map(|s| s.to_string())

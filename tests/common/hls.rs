@@ -39,6 +39,9 @@ pub fn start_serve_env(dir: &Path, extra: &[&str], env: &[(String, String)]) -> 
         format!("127.0.0.1:{rtmp}"),
         "--http".into(),
         format!("127.0.0.1:{http}"),
+        // Tests run servers side by side: each its own WebRTC port.
+        "--webrtc-port".into(),
+        "0".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let proc = Proc::start_env("serve", &pstream_bin(), &args, dir, env);

@@ -78,6 +78,25 @@ pub struct ServeArgs {
     /// oldest tags (1 to 64).
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub relay_queue_mib: u64,
+    /// UDP port for every WebRTC (WHEP) viewer session, on --http's IP;
+    /// 0 picks a free one. Viewers POST offers to /stream/<name>/whep or
+    /// open the page /stream/<name>/.
+    #[arg(long, default_value_t = 8189)]
+    pub webrtc_port: u16,
+    /// The IP named in WebRTC candidates: the server's public address
+    /// (behind a NAT, forward --webrtc-port to it). Default: --http's IP,
+    /// or 127.0.0.1 when that is 0.0.0.0 (viewers on this machine only).
+    #[arg(long)]
+    pub webrtc_ip: Option<std::net::IpAddr>,
+    /// No WebRTC: no UDP port, WHEP answers 404.
+    #[arg(long)]
+    pub no_webrtc: bool,
+    /// WebRTC sessions open at once over all streams; more offers get 503.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub webrtc_max_sessions: u64,
+    /// WebRTC sessions open at once on one stream; more offers get 503.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub webrtc_max_per_stream: u64,
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -153,6 +172,12 @@ fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         metrics: args.metrics.clone(),
         relays: relays(&args.relays)?,
         relay_queue_bytes: usize::try_from(args.relay_queue_mib << 20).unwrap_or(usize::MAX),
+        webrtc: (!args.no_webrtc)
+            .then(|| SocketAddr::new(args.http.ip(), args.webrtc_port).to_string()),
+        webrtc_ip: args.webrtc_ip,
+        webrtc_max_sessions: usize::try_from(args.webrtc_max_sessions).unwrap_or(usize::MAX),
+        webrtc_max_sessions_per_stream: usize::try_from(args.webrtc_max_per_stream)
+            .unwrap_or(usize::MAX),
     })
 }
 
@@ -165,7 +190,10 @@ fn cli_error(err: Error) -> anyhow::Error {
             source,
         } => anyhow::Error::new(source).context(format!(
             "cannot listen on --{} {addr}",
-            service.to_lowercase()
+            match service {
+                "WebRTC" => "webrtc-port".to_string(),
+                other => other.to_lowercase(),
+            }
         )),
         Error::File {
             action: "create",
@@ -191,13 +219,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
             peak.sample();
-            printer.show(&server.stats_line());
+            let mut line = server.stats_line();
+            if let Some((w, _)) = server.webrtc_stats() {
+                line.push_str(&format!(
+                    " | webrtc {} sessions, {} dropped datagrams",
+                    w.sessions, w.dropped_datagrams
+                ));
+            }
+            printer.show(&line);
         }
     }
     printer.finish();
     let result = server.wait();
     if !args.quiet {
         tracing::info!("serve finished: {} | {}", server.summary(), peak.line());
+        if let Some((w, unsent)) = server.webrtc_stats() {
+            tracing::info!(
+                "webrtc: {} offers accepted, {} refused, {} connected, {} timed out, {} frames sent, {} skipped, {} datagrams dropped, {} unsent",
+                w.offers,
+                w.refused,
+                w.connected,
+                w.timed_out,
+                w.frames_sent,
+                w.frames_skipped,
+                w.dropped_datagrams,
+                unsent
+            );
+        }
     }
     Ok(result?)
 }

@@ -1,4 +1,5 @@
-//! HLS over HTTP/1.1: the server `pstream serve` answers players with.
+//! HLS over HTTP/1.1: the server `pstream serve` answers players with;
+//! also WHEP offers and the viewer page (`whep.rs`).
 //!
 //! URL layout: `/stream/<key>.m3u8` (master playlist),
 //! `/stream/<key>/<variant>.m3u8` (media playlist) and
@@ -25,12 +26,14 @@ mod respond;
 mod route;
 mod server;
 mod stats;
+mod whep;
 
 pub use metrics::{serve_metrics, RenderMetrics, METRICS_TYPE};
 pub use respond::{PLAYLIST_TYPE, SEGMENT_CACHE, SEGMENT_TYPE};
 pub use route::{is_safe_name, MAX_NAME_LEN, MAX_PATH_LEN};
 pub use server::{serve_http, serve_http_with, HttpLimits};
 pub use stats::{HttpStats, HttpStatsSnapshot};
+pub use whep::{WhepAnswer, MAX_OFFER_BODY};
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +62,18 @@ pub trait HlsCatalog: Send + Sync + 'static {
     /// A segment name must never name other bytes later (segments are
     /// served as immutable, with an ETag made from the URL and length).
     fn segment(&self, key: &str, variant: &str, name: &str) -> Option<Resource>;
+
+    /// A WHEP offer (`POST /stream/<key>/whep`) for stream `key`; catalogs
+    /// without WebRTC answer [`WhepAnswer::NotFound`].
+    fn whep_offer(&self, _key: &str, _sdp: &str) -> WhepAnswer {
+        WhepAnswer::NotFound
+    }
+
+    /// Ends WHEP session `id` of stream `key` (`DELETE` of its URL); false
+    /// if there is no such session.
+    fn whep_delete(&self, _key: &str, _id: &str) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::respond::{respond, WallClock};
+use super::whep;
 use super::{HlsCatalog, HttpStats};
 
 /// Limits on what clients may hold.
@@ -178,24 +179,31 @@ impl Connection {
         let stats = self.stats.clone();
         let peer = self.peer;
         let service = service_fn(move |req: Request<Incoming>| {
-            let (resp, answer) = respond(
-                req.method(),
-                req.uri().path(),
-                req.headers(),
-                &*catalog,
-                &clock,
-            );
-            stats.count_answer(answer);
-            // Per request, at debug level: who asked for what and got which
-            // answer (how many requests each cache in front sends, for one).
-            tracing::debug!(
-                peer = %peer,
-                method = %req.method(),
-                path = req.uri().path(),
-                status = resp.status().as_u16(),
-                "http request"
-            );
-            std::future::ready(Ok::<_, Infallible>(resp))
+            let catalog = catalog.clone();
+            let stats = stats.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let path = parts.uri.path();
+                let (resp, answer) = match whep::parse(path) {
+                    // WHEP and the viewer page; the body is read (bounded)
+                    // only for an offer.
+                    Some(route) => {
+                        whep::respond(&parts.method, route, &parts.headers, body, &*catalog).await
+                    }
+                    None => respond(&parts.method, path, &parts.headers, &*catalog, &clock),
+                };
+                stats.count_answer(answer);
+                // Per request, at debug level: who asked for what and got which
+                // answer (how many requests each cache in front sends, for one).
+                tracing::debug!(
+                    peer = %peer,
+                    method = %parts.method,
+                    path = path,
+                    status = resp.status().as_u16(),
+                    "http request"
+                );
+                Ok::<_, Infallible>(resp)
+            }
         });
         let mut conn = pin!(builder.serve_connection(io, service));
         let mut stopping = pin!(async move {

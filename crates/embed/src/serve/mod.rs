@@ -44,9 +44,10 @@ mod publisher;
 pub mod relay;
 mod stage;
 mod stats;
+mod webrtc;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -168,6 +169,16 @@ pub struct ServeConfig {
     /// Bytes each relay may hold queued for a slow platform before it drops
     /// its oldest tags: 64 KiB to [`RELAY_QUEUE_BYTES`] (64 MiB, the default).
     pub relay_queue_bytes: usize,
+    /// WebRTC (WHEP) viewers: the UDP address every session uses
+    /// (`0.0.0.0:8189`; port 0 picks one); None: no WebRTC.
+    pub webrtc: Option<String>,
+    /// The address named in WebRTC candidates (the public one behind a
+    /// NAT); None: the bound address, or 127.0.0.1 when bound to all.
+    pub webrtc_ip: Option<IpAddr>,
+    /// WebRTC sessions open at once over all streams.
+    pub webrtc_max_sessions: usize,
+    /// WebRTC sessions open at once on one stream.
+    pub webrtc_max_sessions_per_stream: usize,
 }
 
 impl ServeConfig {
@@ -192,6 +203,10 @@ impl ServeConfig {
             metrics: None,
             relays: Vec::new(),
             relay_queue_bytes: RELAY_QUEUE_BYTES,
+            webrtc: None,
+            webrtc_ip: None,
+            webrtc_max_sessions: 256,
+            webrtc_max_sessions_per_stream: 64,
         }
     }
 
@@ -226,6 +241,11 @@ impl ServeConfig {
                 self.relay_queue_bytes,
                 RELAY_QUEUE_BYTES >> 20
             )));
+        }
+        if self.webrtc_max_sessions == 0 || self.webrtc_max_sessions_per_stream == 0 {
+            return Err(Error::Config(
+                "WebRTC session limits must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -521,6 +541,14 @@ impl Serve {
         self
     }
 
+    /// Serves WebRTC (WHEP) viewers with every session on this UDP address
+    /// (e.g. `0.0.0.0:8189`), naming `ip` in candidates when given.
+    pub fn webrtc(mut self, addr: impl Into<String>, ip: Option<IpAddr>) -> Self {
+        self.config.webrtc = Some(addr.into());
+        self.config.webrtc_ip = ip;
+        self
+    }
+
     /// Stops by itself after `seconds`.
     pub fn duration(mut self, seconds: f64) -> Self {
         self.duration = Some(seconds);
@@ -561,6 +589,8 @@ pub struct HlsServer {
     metrics_addr: Option<SocketAddr>,
     /// Every relay and its worker.
     relays: Arc<relay::Relays>,
+    webrtc_addr: Option<SocketAddr>,
+    webrtc: Option<Arc<webrtc::Hub>>,
     line: stats::ServeStats,
     started: Instant,
 }
@@ -624,7 +654,7 @@ impl HlsServer {
         let unknown_codecs = Arc::new(AtomicU64::new(0));
         let refused_streams = Arc::new(AtomicU64::new(0));
         let groups = Arc::new(group::Groups::new());
-        let handler = Arc::new(publisher::Handler {
+        let mut handler = publisher::Handler {
             groups: groups.clone(),
             live: live.clone(),
             keys,
@@ -635,7 +665,8 @@ impl HlsServer {
             hls_dir: hls_dir.clone(),
             unknown_codecs: unknown_codecs.clone(),
             relays: relays.clone(),
-        });
+            webrtc: None,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("serve-net")
@@ -671,6 +702,34 @@ impl HlsServer {
                 source,
             })
         };
+        let webrtc_socket = match &config.webrtc {
+            Some(addr) => Some(runtime.block_on(async {
+                tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .and_then(|s| Ok((s.local_addr()?, s)))
+                    .map_err(|source| Error::Listen {
+                        service: "WebRTC",
+                        addr: addr.clone(),
+                        source,
+                    })
+            })?),
+            None => None,
+        };
+        let webrtc_addr = webrtc_socket.as_ref().map(|(a, _)| *a);
+        let hub = webrtc_socket.as_ref().map(|(bound, _)| {
+            let mut whep =
+                pstream_webrtc::WhepConfig::new(webrtc::advertised(*bound, config.webrtc_ip));
+            whep.max_sessions = config.webrtc_max_sessions;
+            whep.max_sessions_per_stream = config.webrtc_max_sessions_per_stream;
+            // Session ids (the DELETE URLs) must not be guessable by other viewers.
+            let seed = {
+                use rand::{Rng, SeedableRng};
+                rand::rngs::StdRng::from_os_rng().random()
+            };
+            Arc::new(webrtc::Hub::new(pstream_webrtc::Whep::new(whep, seed)))
+        });
+        handler.webrtc = hub.clone();
+        let handler = Arc::new(handler);
         let rtmp_addr = local(&rtmp_listener, "RTMP", &config.rtmp)?;
         let http_addr = local(&http_listener, "HTTP", &config.http)?;
         let metrics_addr = match (&metrics_listener, &config.metrics) {
@@ -699,11 +758,17 @@ impl HlsServer {
             )),
             runtime.spawn(serve_http(
                 http_listener,
-                Arc::new(publisher::Catalog(live.clone())),
+                Arc::new(publisher::Catalog {
+                    live: live.clone(),
+                    webrtc: hub.clone(),
+                }),
                 http_stats.clone(),
                 stopped(stop.clone()),
             )),
         ];
+        if let (Some((_, socket)), Some(hub)) = (webrtc_socket, &hub) {
+            tasks.push(runtime.spawn(webrtc::drive(hub.clone(), socket, stop.clone())));
+        }
         if let Some(listener) = metrics_listener {
             let (live, rtmp, http) = (live.clone(), rtmp_stats.clone(), http_stats.clone());
             let refused = metrics::Refused {
@@ -729,6 +794,11 @@ impl HlsServer {
         if let Some(m) = metrics_addr {
             tracing::info!("metrics: http://{m}/metrics");
         }
+        if let Some(w) = webrtc_addr {
+            tracing::info!(
+                "WebRTC: udp {w}; viewers POST offers to http://{http_addr}/stream/<name>/whep, or open http://{http_addr}/stream/<name>/"
+            );
+        }
         tracing::info!(
             "listening: rtmp://{rtmp_addr}/<key> for publishers, http://{http_addr}/stream/<name>.m3u8 for players; renditions: {}",
             if renditions.is_empty() {
@@ -752,6 +822,8 @@ impl HlsServer {
             http_addr,
             metrics_addr,
             relays,
+            webrtc_addr,
+            webrtc: hub,
             line: stats::ServeStats::default(),
             started: Instant::now(),
         })
@@ -770,6 +842,22 @@ impl HlsServer {
     /// The address `/metrics` is served on, when asked for.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The UDP address WebRTC viewers use, when WebRTC is on.
+    pub fn webrtc_addr(&self) -> Option<SocketAddr> {
+        self.webrtc_addr
+    }
+
+    /// WebRTC counts (sessions, refusals, datagrams dropped), when WebRTC is
+    /// on; the second figure is datagrams the socket would not take.
+    pub fn webrtc_stats(&self) -> Option<(pstream_webrtc::WhepStats, u64)> {
+        self.webrtc.as_ref().map(|h| {
+            (
+                h.stats(),
+                h.send_dropped.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
     }
 
     /// The live streams: keys, variants, playlists and segments.

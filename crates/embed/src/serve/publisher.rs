@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use pstream_codec::{Rendition, Transcoder};
 use pstream_core::{link_bytes, BoxError, EncodedUnit, LinkReceiver, LinkSender};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
-use pstream_transport::http::{HlsCatalog, Resource};
+use pstream_transport::http::{HlsCatalog, Resource, WhepAnswer};
 use pstream_transport::rtmp::{
     mask_key, IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal,
 };
@@ -21,6 +21,7 @@ use super::hls_dir::HlsDir;
 use super::live::{KeyBusy, LiveStreams, PublishClaim};
 use super::relay::{RelayOut, RelayTag, Relays, RenditionRelay};
 use super::stage::VariantStage;
+use super::webrtc::Hub;
 use crate::run::Stop;
 
 /// Units waiting for the source stage (it only muxes, so this rarely fills).
@@ -82,20 +83,37 @@ impl Gate {
 /// Longest media span held while waiting for the second track's sequence header.
 const GATE_SPAN: Duration = Duration::from_secs(2);
 
-/// What the HTTP server serves from: the live streams.
-pub(crate) struct Catalog(pub(crate) Arc<LiveStreams>);
+/// What the HTTP server serves from: the live streams, and the WebRTC
+/// sessions when WebRTC is on.
+pub(crate) struct Catalog {
+    pub(crate) live: Arc<LiveStreams>,
+    pub(crate) webrtc: Option<Arc<Hub>>,
+}
 
 impl HlsCatalog for Catalog {
     fn master_playlist(&self, key: &str) -> Option<Resource> {
-        self.0.master_playlist(key)
+        self.live.master_playlist(key)
     }
 
     fn media_playlist(&self, key: &str, variant: &str) -> Option<Resource> {
-        self.0.media_playlist(key, variant)
+        self.live.media_playlist(key, variant)
     }
 
     fn segment(&self, key: &str, variant: &str, name: &str) -> Option<Resource> {
-        self.0.segment(key, variant, name)
+        self.live.segment(key, variant, name)
+    }
+
+    fn whep_offer(&self, key: &str, sdp: &str) -> WhepAnswer {
+        // Only streams the server knows (live, or ended and still listed):
+        // an offer for anything else costs no session.
+        match &self.webrtc {
+            Some(hub) if self.live.master_playlist(key).is_some() => hub.offer(key, sdp),
+            _ => WhepAnswer::NotFound,
+        }
+    }
+
+    fn whep_delete(&self, key: &str, id: &str) -> bool {
+        self.webrtc.as_ref().is_some_and(|hub| hub.close(key, id))
     }
 }
 
@@ -117,6 +135,8 @@ pub(crate) struct Handler {
     pub(crate) groups: Arc<Groups>,
     /// Where streams are relayed.
     pub(crate) relays: Arc<Relays>,
+    /// WebRTC viewers, when WebRTC is on.
+    pub(crate) webrtc: Option<Arc<Hub>>,
 }
 
 impl IngestHandler for Handler {
@@ -183,6 +203,7 @@ impl IngestHandler for Handler {
             hls_dir: self.hls_dir.clone(),
             unknown_codecs: self.unknown_codecs.clone(),
             groups: self.groups.clone(),
+            webrtc: self.webrtc.clone(),
         }))
     }
 }
@@ -208,6 +229,7 @@ struct Publisher {
     relay: Option<RelayOut>,
     /// Where the renditions' relays are found when the stages start.
     relays: Arc<Relays>,
+    webrtc: Option<Arc<Hub>>,
 }
 
 impl Publisher {
@@ -285,6 +307,11 @@ impl Publisher {
     }
 
     fn send(&self, unit: EncodedUnit) {
+        // WebRTC viewers get the published access units as they are (no
+        // stage, no queue of the publisher's: each viewer has its own).
+        if let Some(hub) = &self.webrtc {
+            hub.unit(&self.key, &unit);
+        }
         if let Some(outs) = &self.outs {
             for tx in outs {
                 // A stage that has gone only loses its own feed.
