@@ -320,23 +320,41 @@ fn byte_range(value: &HeaderValue, len: usize) -> Ranged {
 
 /// Response to a CORS preflight: any origin may GET and HEAD anything.
 fn preflight(headers: &HeaderMap) -> Response<Full<Bytes>> {
+    preflight_for(headers, ALLOWED_METHODS, None)
+}
+
+/// Response to a CORS preflight for a resource that takes the `allowed`
+/// methods, exposing the `expose` response header to pages when given
+/// (WHEP's Location). Shared by the HLS and WHEP answers.
+pub(super) fn preflight_for(
+    headers: &HeaderMap,
+    allowed: &'static str,
+    expose: Option<&'static str>,
+) -> Response<Full<Bytes>> {
     let mut resp = with_cors(Response::new(Full::new(Bytes::new())));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(ALLOWED_METHODS),
+        HeaderValue::from_static(allowed),
     );
-    // Players may ask for Range or custom headers; echo what was asked for
+    // Players ask for Range, and WHEP pages for Content-Type
+    // (application/sdp is not a "simple" type); echo what was asked for
     // (it already parsed as a header value, so it is safe to send back).
     if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
         h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    }
+    if let Some(expose) = expose {
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(expose),
+        );
     }
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("86400"),
     );
-    h.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+    h.insert(header::ALLOW, HeaderValue::from_static(allowed));
     resp
 }
 
@@ -358,7 +376,8 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     resp
 }
 
-fn with_cors(mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+/// Lets any origin read the answer.
+pub(super) fn with_cors(mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
     resp.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
+use super::respond::{preflight_for, with_cors};
 use super::route::is_safe_name;
 use super::stats::Answer;
 use super::HlsCatalog;
@@ -96,7 +97,10 @@ where
         WhepRoute::Resource { .. } => RESOURCE_METHODS,
     };
     if *method == Method::OPTIONS {
-        return (preflight(headers, allowed), Answer::Other);
+        return (
+            preflight_for(headers, allowed, Some("Location")),
+            Answer::Other,
+        );
     }
     match (route, method) {
         (WhepRoute::Page { key }, &Method::GET | &Method::HEAD) => {
@@ -220,31 +224,6 @@ fn offer_answer(key: &str, answer: WhepAnswer) -> (Response<Full<Bytes>>, Answer
     }
 }
 
-fn preflight(headers: &HeaderMap, allowed: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = with_cors(Response::new(Full::new(Bytes::new())));
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(allowed),
-    );
-    // Browsers ask for Content-Type (application/sdp is not a "simple"
-    // type); echo what was asked for, which already parsed as a header value.
-    if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-    }
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    h.insert(header::ALLOW, HeaderValue::from_static(allowed));
-    resp
-}
-
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut resp = with_cors(Response::new(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
@@ -254,14 +233,6 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
-}
-
-fn with_cors(mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
-    resp.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     resp
 }
 
