@@ -6,7 +6,8 @@
 # stats line once a second. Stops after DURATION seconds (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+# Only what building and running need: no test peers.
+scripts/install-deps.sh --build
 cargo build --release -p pstream
 bin=target/release/pstream
 duration="${DURATION:-10}"

@@ -2,17 +2,26 @@
 # Installs what pstream needs to build and what its tests run against:
 # build tools for the C codecs, and the real peers (GStreamer, ffmpeg, tshark).
 # Debian/Ubuntu; run as root or with sudo available. Safe to run again.
+#   scripts/install-deps.sh           everything (scripts/test.sh)
+#   scripts/install-deps.sh --build   only what building and running need
+#                                     (scripts/demo.sh: no test peers)
 set -euo pipefail
 
 packages=(
   # building: openh264 wants nasm for its SIMD (else a 2.6x slower C build),
   # libopus through pkg-config, cmake for the bundled fallbacks
   build-essential pkg-config nasm cmake libopus-dev
+  # OpenSSL for WebRTC's DTLS is built from source (openssl-src), by perl
+  perl
   # audio playback through cpal links ALSA
   libasound2-dev
   # bindgen (libclang) generates the v4l crate's V4L2 bindings from the kernel
   # headers (linux-libc-dev) and the pipewire crate's from libpipewire-0.3-dev
   libpipewire-0.3-dev libclang-dev
+)
+# Everything else is for the tests (peers, cross builds, the guest); the
+# first command of the README (scripts/demo.sh) skips it with --build.
+test_packages=(
   # Raspberry Pi cross builds (scripts/cross.sh) and their tests under emulation
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user
@@ -49,7 +58,12 @@ packages=(
 # hls.js for tests/serve_browser.rs comes through npm: Debian's npm only when
 # the machine has none (a Node.js from elsewhere brings its own and would
 # conflict with Debian's).
-command -v npm >/dev/null || packages+=(npm)
+build_only=0
+[ "${1:-}" = "--build" ] && build_only=1
+if [ $build_only -eq 0 ]; then
+  packages+=("${test_packages[@]}")
+  command -v npm >/dev/null || packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -71,7 +85,7 @@ fi
 # has changed between releases. Debian's own Python refuses a system-wide
 # pip install (PEP 668), so into the user's site-packages there.
 zig_version=0.17.1
-if [ "$(python3 -m ziglang version 2>/dev/null)" != "$zig_version" ]; then
+if [ $build_only -eq 0 ] && [ "$(python3 -m ziglang version 2>/dev/null)" != "$zig_version" ]; then
   echo "installing: ziglang==$zig_version (pip)" >&2
   python3 -m pip install --quiet "ziglang==$zig_version" 2>/dev/null ||
     python3 -m pip install --quiet --user --break-system-packages "ziglang==$zig_version"
@@ -84,4 +98,4 @@ fi
 
 # GStreamer scans its plugins on first use, which can take seconds on a fresh
 # machine; do it now so that a test's first peer starts promptly.
-gst-inspect-1.0 rtpbin >/dev/null 2>&1 || true
+[ $build_only -eq 1 ] || gst-inspect-1.0 rtpbin >/dev/null 2>&1 || true
