@@ -10,37 +10,19 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::hls::free_tcp_port;
+use common::nginx::wait_listening;
+use common::page::{field, PageServer};
 use common::{pstream_bin, require, serial, temp_dir, Proc};
 
 const KEY: &str = "browser_test";
 
 /// How far playback must get for the test to pass, in media seconds.
 const MUST_PLAY_SECS: f64 = 4.0;
-
-/// A TCP port free on 127.0.0.1 right now.
-fn free_tcp_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// Waits until something accepts TCP connections on `port`.
-fn wait_listening(port: u16, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 /// GET `path` from 127.0.0.1:`port`: (status, body), or None if no answer.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -116,96 +98,6 @@ setInterval(() => report('t=' + video.currentTime + '&ready=' + video.readyState
 </script></body></html>
 "#
     )
-}
-
-/// The test's own web server: the page, hls.js, and the /report sink.
-struct PageServer {
-    port: u16,
-    reports: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl PageServer {
-    fn start(page: String, hls_js: Vec<u8>) -> PageServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the page server");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("local addr").port();
-        let reports = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, s) = (reports.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => serve_one(conn, &page, &hls_js, &r),
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        PageServer {
-            port,
-            reports,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn reports(&self) -> Vec<String> {
-        self.reports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-impl Drop for PageServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Answers one request on `conn` and closes it.
-fn serve_one(mut conn: TcpStream, page: &str, hls_js: &[u8], reports: &Mutex<Vec<String>>) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut head = Vec::new();
-    let mut buf = [0u8; 2048];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let target = head.split_whitespace().nth(1).unwrap_or("");
-    let (status, kind, body): (&str, &str, &[u8]) = match target {
-        "/" => ("200 OK", "text/html; charset=utf-8", page.as_bytes()),
-        "/hls.min.js" => ("200 OK", "text/javascript", hls_js),
-        t if t.starts_with("/report?") => {
-            reports
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(t["/report?".len()..].to_string());
-            ("204 No Content", "text/plain", b"")
-        }
-        _ => ("404 Not Found", "text/plain", b"not found"),
-    };
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = conn.write_all(body);
-}
-
-/// The value of `name` in a report's query string.
-fn field<'a>(report: &'a str, name: &str) -> Option<&'a str> {
-    report
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
 #[test]
@@ -292,7 +184,10 @@ fn hls_js_in_chromium_plays_the_source_playlist() {
         ),
     }
 
-    let pages = PageServer::start(page(http_port), script);
+    let pages = PageServer::start(
+        page(http_port),
+        vec![("/hls.min.js", "text/javascript", script)],
+    );
     let profile = dir.join("chromium-profile");
     let chromium_args: Vec<String> = [
         "--headless",

@@ -10,16 +10,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::hls::{ffmpeg_publish, get_text, start_serve, wait_for};
+use common::page::{field, PageServer};
 use common::{require, serial, temp_dir, Proc};
 
 const KEY: &str = "whep_test";
@@ -70,103 +67,16 @@ play().catch((e) => report('error=' + encodeURIComponent(String(e))));
     )
 }
 
-/// The test's own web server: the page and the /report sink.
-struct PageServer {
-    port: u16,
-    reports: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl PageServer {
-    fn start(page: String) -> PageServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the page server");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("local addr").port();
-        let reports = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, s) = (reports.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => serve_one(conn, &page, &r),
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        PageServer {
-            port,
-            reports,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn reports(&self) -> Vec<String> {
-        self.reports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// The latest stats report: (frames decoded, width, height, freezes).
-    fn latest(&self) -> Option<(u64, u64, u64, u64)> {
-        self.reports().iter().rev().find_map(|r| {
-            Some((
-                field(r, "frames")?.parse().ok()?,
-                field(r, "w")?.parse().ok()?,
-                field(r, "h")?.parse().ok()?,
-                field(r, "freezes")?.parse().ok()?,
-            ))
-        })
-    }
-}
-
-impl Drop for PageServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve_one(mut conn: TcpStream, page: &str, reports: &Mutex<Vec<String>>) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut head = Vec::new();
-    let mut buf = [0u8; 2048];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let target = head.split_whitespace().nth(1).unwrap_or("");
-    let (status, body): (&str, &[u8]) = match target {
-        "/" => ("200 OK", page.as_bytes()),
-        t if t.starts_with("/report?") => {
-            reports
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(t["/report?".len()..].to_string());
-            ("204 No Content", b"")
-        }
-        _ => ("404 Not Found", b"not found"),
-    };
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = conn.write_all(body);
-}
-
-fn field<'a>(report: &'a str, name: &str) -> Option<&'a str> {
-    report
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+/// The latest stats report: (frames decoded, width, height, freezes).
+fn latest(pages: &PageServer) -> Option<(u64, u64, u64, u64)> {
+    pages.reports().iter().rev().find_map(|r| {
+        Some((
+            field(r, "frames")?.parse().ok()?,
+            field(r, "w")?.parse().ok()?,
+            field(r, "h")?.parse().ok()?,
+            field(r, "freezes")?.parse().ok()?,
+        ))
+    })
 }
 
 /// A request with curl: (status, headers and body as text).
@@ -222,7 +132,7 @@ fn webrtc_port(serve: &Proc) -> u16 {
 
 /// Waits until the page reports at least `frames` decoded; the latest report.
 fn wait_frames(pages: &PageServer, frames: u64, limit: Duration) -> Option<(u64, u64, u64, u64)> {
-    wait_for(limit, || pages.latest().filter(|r| r.0 >= frames))
+    wait_for(limit, || latest(pages).filter(|r| r.0 >= frames))
 }
 
 #[test]
@@ -251,7 +161,7 @@ fn chromium_plays_whep_and_keeps_playing_through_hostile_peers() {
         "{viewer}"
     );
 
-    let pages = PageServer::start(page(s.http));
+    let pages = PageServer::start(page(s.http), Vec::new());
     let profile = dir.join("chromium-profile");
     let chromium_args: Vec<String> = [
         "--headless=new",
@@ -360,7 +270,7 @@ fn chromium_plays_whep_and_keeps_playing_through_hostile_peers() {
     let Some((more, w, h, freezes)) = after else {
         panic!(
             "the viewer stopped after the hostile peers: {:?}\nserve: {}",
-            pages.latest(),
+            latest(&pages),
             s.proc.stderr()
         );
     };

@@ -5,6 +5,7 @@
 
 pub mod hls;
 pub mod nginx;
+pub mod page;
 pub mod pipewire;
 pub mod relay;
 pub mod video;

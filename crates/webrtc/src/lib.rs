@@ -437,7 +437,8 @@ impl Session {
                 Ok(Output::Timeout(t)) => return Some(t),
                 Ok(Output::Transmit(t)) => out.push(Transmit {
                     destination: t.destination,
-                    data: t.contents.to_vec(),
+                    // str0m hands the datagram over: take it, no copy.
+                    data: t.contents.into(),
                 }),
                 Ok(Output::Event(e)) => match e {
                     Event::MediaAdded(m) if m.kind == MediaKind::Video && self.video.is_none() => {
