@@ -8,6 +8,7 @@ use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::gst::rtpbin_receiver;
 use common::*;
 
 /// The reference library built by scripts/peers.sh: fails (never skips)
@@ -137,30 +138,6 @@ fn frames_in(line: &str) -> u64 {
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// costream's GStreamer receiver (rtpbin, latency=0), video only, decoded
-/// pictures counted by a fakesink.
-fn rtpbin_receiver(base: u16, dir: &std::path::Path) -> Proc {
-    let p = |o: u16| (base + o).to_string();
-    let a = args(&[
-        "-e", "-v", "rtpbin", "name=rtpbin", "latency=0",
-        "udpsrc", "address=127.0.0.1",
-        "caps=application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)H264",
-        &format!("port={}", p(0)), "!", "rtpbin.recv_rtp_sink_0",
-        "rtpbin.", "!", "rtph264depay", "!", "decodebin", "!", "videoconvert",
-        "!", "fakesink", "name=vsink", "silent=false", "sync=false",
-        "udpsrc", &format!("port={}", p(1)), "!", "rtpbin.recv_rtcp_sink_0",
-        "rtpbin.send_rtcp_src_0", "!", "udpsink", "host=127.0.0.1", &format!("port={}", p(5)),
-        "sync=false", "async=false",
-    ]);
-    let gst = Proc::start("rtpbin", "gst-launch-1.0".as_ref(), &a, dir);
-    assert!(
-        gst.wait_for_output("Setting pipeline to PLAYING", Duration::from_secs(30)),
-        "the receiver did not start:\n{}",
-        gst.stderr()
-    );
-    gst
 }
 
 /// (a) send -> recv --video-out shmdata: sdflow counts from the start, a

@@ -17,6 +17,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::gst::rtpbin_receiver;
 use common::hls::free_tcp_port;
 use common::nginx::start_nginx;
 use common::video::{luma_psnr, scan_y4m, stat, summary};
@@ -1146,7 +1147,7 @@ fn an_h264_camera_is_sent_without_reencoding() {
     let nginx_port = free_tcp_port();
     let _nginx = start_nginx(&host_dir, nginx_port, "nginx");
     let gst_base = free_port_base();
-    let gst = costream_receiver(gst_base, &host_dir);
+    let gst = rtpbin_receiver(gst_base, &host_dir);
     let run = run_guest_on(
         "vm-h264-camera",
         r#"
@@ -1457,31 +1458,6 @@ fn assert_all_camera_pictures(pictures: &[Vec<u8>], reference: &[Vec<u8>], what:
             "{what}: picture {i} is none of the camera's ({best:.1} dB)"
         );
     }
-}
-
-/// GStreamer's costream receiver (rtpbin, H.264 decoded into a fakesink
-/// that prints each buffer) on 127.0.0.1 at `base`.
-fn costream_receiver(base: u16, dir: &Path) -> Proc {
-    let p = |o: u16| (base + o).to_string();
-    let args: Vec<String> = [
-        "-e", "-v", "rtpbin", "name=rtpbin", "latency=0",
-        "udpsrc", "address=127.0.0.1",
-        "caps=application/x-rtp,media=(string)video,clock-rate=(int)90000,encoding-name=(string)H264",
-        &format!("port={}", p(0)), "!", "rtpbin.recv_rtp_sink_0",
-        "rtpbin.", "!", "rtph264depay", "!", "decodebin", "!", "videoconvert",
-        "!", "fakesink", "name=vsink", "silent=false", "sync=false",
-        "udpsrc", "address=127.0.0.1", &format!("port={}", p(1)), "!", "rtpbin.recv_rtcp_sink_0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let gst = Proc::start("rtpbin", "gst-launch-1.0".as_ref(), &args, dir);
-    assert!(
-        gst.wait_for_output("Setting pipeline to PLAYING", Duration::from_secs(30)),
-        "the receiver did not start:\n{}",
-        gst.stderr()
-    );
-    gst
 }
 
 /// #15's guest half: pstream's own shmdata writer and follower in the

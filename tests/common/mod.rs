@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod gst;
 pub mod hls;
 pub mod nginx;
 pub mod page;
