@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A short run of every cargo-fuzz target (FUZZ_SECONDS each, default 15:
-# thirteen targets take about 4 minutes once built).
+# fourteen targets take about 4 minutes once built).
 # cargo-fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP=1 lets the stable
 # toolchain accept them. Longer runs: see fuzz/README.md.
 set -euo pipefail

@@ -20,6 +20,9 @@
 //! - Sessions are capped per stream and in total; one that receives nothing
 //!   for [`WhepConfig::idle_timeout`] (or never connects) is closed and freed.
 
+#[cfg(fuzzing)]
+pub mod fuzzing;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;

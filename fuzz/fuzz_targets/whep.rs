@@ -1,0 +1,9 @@
+//! serve's WHEP core (pstream-webrtc over str0m): SDP offers raw and
+//! browser-shaped with fuzzed attributes, closes, datagrams from three
+//! peers, video frames and steps of time, checked after every step (see
+//! `pstream_webrtc::fuzzing::whep`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| pstream_webrtc::fuzzing::whep(data));
