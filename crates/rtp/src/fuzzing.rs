@@ -965,8 +965,14 @@ pub fn rtp_receiver(data: &[u8]) {
     let Ok(with_rtx) = u.arbitrary::<bool>() else {
         return;
     };
+    // recv's delay estimate and REMBs (on by default in `pstream recv`)
+    // see the same hostile arrivals.
+    let Ok(with_remb) = u.arbitrary::<bool>() else {
+        return;
+    };
     let mut cfg = ReceiverConfig::new(Codec::H264, "fuzz");
     cfg.latency = Duration::from_millis(20);
+    cfg.remb = with_remb;
     if with_rtx {
         cfg = cfg.with_rtx(RtxReceiveConfig::default());
     }
