@@ -29,11 +29,16 @@ case $mode in
   --recv-example)
     needed=("$receiver")
     # The sender runs natively: a release build if there is one, else a
-    # debug one (built here if missing).
-    host=${CARGO_TARGET_DIR:-target}/release/pstream
-    if [ ! -x "$host" ]; then
+    # debug one (built here if missing), in the cross builds' target
+    # directory or the host's own (scripts/test.sh gives the cross builds
+    # target/cross while the host's tests use target).
+    host=
+    for h in "${CARGO_TARGET_DIR:-target}"/{release,debug}/pstream target/{release,debug}/pstream; do
+      [ -x "$h" ] && { host=$h; break; }
+    done
+    if [ -z "$host" ]; then
+      cargo build --locked -p pstream >&2
       host=${CARGO_TARGET_DIR:-target}/debug/pstream
-      [ -x "$host" ] || cargo build --locked -p pstream >&2
     fi
     needed+=("$host")
     ;;

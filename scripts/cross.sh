@@ -16,6 +16,11 @@
 #                             (scripts/cross-record.sh) and the recipe's ffmpeg
 #                             publish into the HLS example, fetched with curl
 #                             (scripts/cross-serve.sh)
+#   scripts/cross.sh --build-tests
+#                             builds what --test runs (binaries, examples, the
+#                             unit tests of UNIT_TESTS' targets) and runs
+#                             nothing: scripts/test.sh builds while the host's
+#                             tests run, then runs --test
 #   TARGETS="aarch64-unknown-linux-gnu" scripts/cross.sh ...   one target only
 #   UNIT_TESTS="armv7-unknown-linux-gnueabihf" scripts/cross.sh --test
 #                             the unit tests under qemu for those targets
@@ -50,9 +55,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 test=0
+build_tests=0
 # Where cargo puts its output (scripts/cross-loopback.sh reads the same).
 tdir=${CARGO_TARGET_DIR:-target}
-[ "${1:-}" = "--test" ] && test=1
+case "${1:-}" in
+  --test) test=1 ;;
+  --build-tests) build_tests=1 ;;
+esac
 read -r -a targets <<<"${TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf arm-unknown-linux-musleabihf}"
 armv6=arm-unknown-linux-musleabihf
 
@@ -105,11 +114,21 @@ for t in "${targets[@]}"; do
   echo "== $t: build" >&2
   t0=$SECONDS
   # One profile (release) for the binary and the tests, so the C codecs are
-  # compiled once per target.
-  "${cargo_env[@]}" cargo build "${cargo_args[@]}" --no-default-features -p pstream
-  "${cargo_env[@]}" cargo build "${cargo_args[@]}" -p pstream-embed "${example_args[@]}"
+  # compiled once per target; and one cargo run for the binary and the
+  # examples, with the unit tests' feature set, so that no crate is built a
+  # second time with other features.
+  "${cargo_env[@]}" cargo build "${cargo_args[@]}" --no-default-features \
+    "${packages[@]}" --bins "${example_args[@]}"
   out=$tdir/$t/release
   times="build $((SECONDS - t0)) s"
+  if ((build_tests)); then
+    if [ -z "${UNIT_TESTS:-}" ] || grep -qw -- "$t" <<<"$UNIT_TESTS"; then
+      "${cargo_env[@]}" cargo test "${cargo_args[@]}" --no-default-features "${packages[@]}" \
+        --lib --bins --no-run
+    fi
+    echo "== $t: built in $((SECONDS - start)) s" >&2
+    continue
+  fi
   t0=$SECONDS
   if [ "$t" = "$armv6" ]; then
     # Cargo.lock's versions, and only ring's source changed.

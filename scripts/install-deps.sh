@@ -11,8 +11,8 @@ packages=(
   # building: openh264 wants nasm for its SIMD (else a 2.6x slower C build),
   # libopus through pkg-config, cmake for the bundled fallbacks
   build-essential pkg-config nasm cmake libopus-dev
-  # OpenSSL for WebRTC's DTLS is built from source (openssl-src), by perl
-  perl
+  # OpenSSL for WebRTC's DTLS (str0m): Debian's, linked (.cargo/config.toml)
+  libssl-dev
   # audio playback through cpal links ALSA
   libasound2-dev
   # bindgen (libclang) generates the v4l crate's V4L2 bindings from the kernel
@@ -28,6 +28,9 @@ test_packages=(
   # the ARMv6 build: zig comes from PyPI (below) through pip; llvm-objdump
   # reads its binary for scripts/check-armv6.sh
   python3-pip llvm
+  # ...and its OpenSSL, built from source (openssl-src) by perl: Debian has
+  # no musl ARMv6 OpenSSL to link
+  perl
   # peers the tests start
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
@@ -78,6 +81,39 @@ if ((${#missing[@]})); then
   # tshark asks whether non-root users may capture; the tests run as whoever
   # runs them, so take the default without a prompt.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The Pi targets' OpenSSL, linked statically (.cargo/config.toml) instead of
+# built from source for each target: Debian's own arm64 and armhf libssl-dev,
+# unpacked into the cross compilers' sysroots as dpkg-cross would. Not
+# installed through multiarch: that brings Debian's arm64/armhf glibc into
+# /lib/<triple>, where qemu-user's programs then find it beside the cross
+# sysroot's ld.so of another glibc build, and hang.
+cross_openssl() {
+  local arch=$1 triple=$2 sysroot=/usr/$2
+  [ -f "$sysroot/lib/libssl.a" ] && [ -f "$sysroot/include/openssl/opensslconf.h" ] && return
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    # apt reads an architecture's package lists only once dpkg knows it;
+    # nothing of it is installed.
+    $sudo dpkg --add-architecture "$arch"
+    $sudo apt-get update -q
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -q "libssl-dev:$arch" 2>&1 | grep -v "unsandboxed" >&2 || true)
+  dpkg-deb -x "$tmp"/libssl-dev_*_"$arch".deb "$tmp/root"
+  $sudo mkdir -p "$sysroot/include/openssl" "$sysroot/lib"
+  $sudo cp "$tmp"/root/usr/include/openssl/*.h "$tmp"/root/usr/include/"$triple"/openssl/*.h \
+    "$sysroot/include/openssl/"
+  $sudo cp "$tmp"/root/usr/lib/"$triple"/libssl.a "$tmp"/root/usr/lib/"$triple"/libcrypto.a "$sysroot/lib/"
+  rm -rf "$tmp"
+  echo "installed: libssl-dev:$arch's static libraries and headers into $sysroot" >&2
+}
+if [ $build_only -eq 0 ]; then
+  cross_openssl arm64 aarch64-linux-gnu
+  cross_openssl armhf arm-linux-gnueabihf
 fi
 
 # zig, the ARMv6 build's C/C++ compiler and linker (scripts/zig/), from PyPI
