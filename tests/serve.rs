@@ -197,6 +197,13 @@ fn recipe_publish_gives_hls_with_a_144p_rendition_within_10_s() {
     let value = |name: &str| m.get(name).copied().unwrap_or(-1.0);
     assert_eq!(value("pstream_streams{state=live}"), 1.0, "{m:?}");
     assert_eq!(value("pstream_publishers"), 1.0, "{m:?}");
+    // WebRTC is on (its own port): its families parse, nobody watches.
+    assert_eq!(value("pstream_webrtc_sessions"), 0.0, "{m:?}");
+    assert_eq!(
+        value("pstream_webrtc_offers_total{result=accepted}"),
+        0.0,
+        "{m:?}"
+    );
     assert!(
         value("pstream_received_bytes_total{protocol=rtmp}") > 100_000.0,
         "{m:?}"

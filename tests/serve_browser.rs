@@ -11,12 +11,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::hls::free_tcp_port;
 use common::nginx::wait_listening;
-use common::page::{field, PageServer};
+use common::page::{field, hls_js, PageServer};
 use common::{pstream_bin, require, serial, temp_dir, Proc};
 
 const KEY: &str = "browser_test";
@@ -39,37 +39,6 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((status, body.to_string()))
-}
-
-/// hls.js 1.x from the npm registry, installed once under the target dir.
-fn hls_js() -> PathBuf {
-    require("npm");
-    let prefix = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hls.js-1");
-    let script = prefix.join("node_modules/hls.js/dist/hls.min.js");
-    if script.is_file() {
-        return script;
-    }
-    std::fs::create_dir_all(&prefix).expect("create the hls.js dir");
-    let args: Vec<String> = [
-        "install",
-        "--prefix",
-        &prefix.to_string_lossy(),
-        "--no-audit",
-        "--no-fund",
-        "--no-save",
-        "hls.js@1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut npm = Proc::start("npm", Path::new("npm"), &args, &prefix);
-    let code = npm.wait(Duration::from_secs(180));
-    assert!(
-        code == Some(0) && script.is_file(),
-        "npm install hls.js@1 failed ({code:?}): {}",
-        npm.stderr()
-    );
-    script
 }
 
 /// The page: hls.js plays the source playlist muted and reports what it

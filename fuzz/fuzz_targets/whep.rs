@@ -1,6 +1,7 @@
 //! serve's WHEP core (pstream-webrtc over str0m): SDP offers raw and
 //! browser-shaped with fuzzed attributes, closes, datagrams from three
-//! peers, video frames and steps of time, checked after every step (see
+//! peers, video frames (sources and a rendition), Opus packets and steps
+//! of time, checked after every step (see
 //! `pstream_webrtc::fuzzing::whep`).
 #![no_main]
 

@@ -4,10 +4,13 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use super::{require, Proc};
 
 /// An extra file: its path, content type and bytes.
 pub type PageFile = (&'static str, &'static str, Vec<u8>);
@@ -105,4 +108,35 @@ pub fn field<'a>(report: &'a str, name: &str) -> Option<&'a str> {
     report
         .split('&')
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// hls.js 1.x from the npm registry, installed once under the target dir.
+pub fn hls_js() -> PathBuf {
+    require("npm");
+    let prefix = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hls.js-1");
+    let script = prefix.join("node_modules/hls.js/dist/hls.min.js");
+    if script.is_file() {
+        return script;
+    }
+    std::fs::create_dir_all(&prefix).expect("create the hls.js dir");
+    let args: Vec<String> = [
+        "install",
+        "--prefix",
+        &prefix.to_string_lossy(),
+        "--no-audit",
+        "--no-fund",
+        "--no-save",
+        "hls.js@1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut npm = Proc::start("npm", Path::new("npm"), &args, &prefix);
+    let code = npm.wait(Duration::from_secs(180));
+    assert!(
+        code == Some(0) && script.is_file(),
+        "npm install hls.js@1 failed ({code:?}): {}",
+        npm.stderr()
+    );
+    script
 }

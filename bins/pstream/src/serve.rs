@@ -235,13 +235,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("serve finished: {} | {}", server.summary(), peak.line());
         if let Some((w, unsent)) = server.webrtc_stats() {
             tracing::info!(
-                "webrtc: {} offers accepted, {} refused, {} connected, {} timed out, {} frames sent, {} skipped, {} datagrams dropped, {} unsent",
+                "webrtc: {} offers accepted, {} refused, {} connected, {} timed out, {} frames sent, {} skipped, {} Opus packets sent, {} rendition fallbacks, {} NACKs and {} key frame requests received, {} bytes sent, {} datagrams dropped, {} unsent",
                 w.offers,
                 w.refused,
                 w.connected,
                 w.timed_out,
                 w.frames_sent,
                 w.frames_skipped,
+                w.audio_sent,
+                w.fallbacks,
+                w.nacks,
+                w.keyframe_requests,
+                w.bytes_sent,
                 w.dropped_datagrams,
                 unsent
             );

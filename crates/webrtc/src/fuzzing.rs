@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{Transmit, VideoFrame, Whep, WhepConfig};
+use crate::{AudioFrame, Transmit, VideoFrame, Whep, WhepConfig};
 
 /// An offer shaped like a browser's, with `lines` (fuzzed) as its media
 /// attributes, so that offers get past the first parse and open sessions.
@@ -25,7 +25,7 @@ fn offer(lines: &str) -> String {
 /// Splits `data` into steps, each a kind byte, a length byte and that many
 /// bytes: offers (raw, or browser-shaped with fuzzed attributes), closes of
 /// a made-up or a real session, datagrams from one of three peers, video
-/// frames, and steps of time. After every step: sessions within the cap,
+/// frames of a source or a rendition feed, Opus packets, and steps of time. After every step: sessions within the cap,
 /// counters never falling, offers and refusals adding up to the offers
 /// made (each within the cap), no empty datagram out, and `poll` never asking to be woken in the
 /// past.
@@ -42,6 +42,8 @@ pub fn whep(data: &[u8]) {
         SocketAddr::from(([10, 0, 0, 1], 9)),
     ];
     let streams = ["a", "b"];
+    // Video feeds: the two sources and a rendition of "a".
+    let feeds = ["a", "b", "a/r"];
     let start = Instant::now();
     let mut now = start;
     let mut ids: Vec<(usize, String)> = Vec::new();
@@ -62,9 +64,12 @@ pub fn whep(data: &[u8]) {
                 } else {
                     text.into_owned()
                 };
-                let s = pick % streams.len();
+                // The sources, and rendition "r" of "a".
+                let s = pick % 3;
+                let rendition = (s == 2).then_some("r");
+                let s = s % streams.len();
                 offers += 1;
-                if let Ok((id, _answer)) = whep.offer(now, streams[s], &sdp) {
+                if let Ok((id, _answer)) = whep.offer_variant(now, streams[s], rendition, &sdp) {
                     ids.push((s, id));
                 }
             }
@@ -83,13 +88,20 @@ pub fn whep(data: &[u8]) {
             3 | 4 => {
                 whep.receive(now, peers[pick % peers.len()], body);
             }
+            5 if pick % 4 == 3 => {
+                let frame = AudioFrame {
+                    data: Arc::from(body),
+                    pts: now - start,
+                };
+                whep.audio(streams[pick % streams.len()], &frame);
+            }
             5 => {
                 let frame = VideoFrame {
                     data: Arc::from(body),
                     keyframe: pick % 2 == 0,
                     pts: now - start,
                 };
-                whep.video(streams[pick % streams.len()], &frame);
+                whep.video(feeds[pick % feeds.len()], &frame);
             }
             _ => {
                 now += Duration::from_millis(u64::from(*len) * 20);
@@ -107,6 +119,12 @@ pub fn whep(data: &[u8]) {
         assert!(s.timed_out >= last.timed_out);
         assert!(s.frames_sent >= last.frames_sent);
         assert!(s.frames_skipped >= last.frames_skipped);
+        assert!(s.audio_sent >= last.audio_sent);
+        assert!(s.audio_skipped >= last.audio_skipped);
+        assert!(s.fallbacks >= last.fallbacks);
+        assert!(s.bytes_sent >= last.bytes_sent);
+        assert!(s.nacks >= last.nacks);
+        assert!(s.keyframe_requests >= last.keyframe_requests);
         last = s;
     }
 }

@@ -14,6 +14,13 @@
 //!   frames, as `pstream_mux::FlvDemuxer` gives them), without transcoding,
 //!   when the viewer offered the stream's H.264 profile in packetization
 //!   mode 1. A viewer starts at the next key frame.
+//! - Each rendition is a feed of its own, `<stream>/<rendition>`, that a
+//!   viewer asks for by name ([`Whep::offer_variant`]). A viewer of the
+//!   source whose offer lacks the source's profile (H.264 High: browsers
+//!   offer baseline and main) follows the first rendition whose key frame
+//!   it can play instead, and the server logs which.
+//! - Audio is Opus, passed in by the driver (which turns the published AAC
+//!   into it) and sent to every viewer of the stream on its audio line.
 //! - A viewer holds a bounded queue of frames; when it overflows (the
 //!   driver fell behind for it), the queue is emptied and the viewer waits
 //!   for the next key frame, so it never holds the others back.
@@ -30,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
-use str0m::media::{MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
@@ -53,6 +60,9 @@ pub struct WhepConfig {
     /// Frames a viewer may have waiting; past it the viewer drops to the
     /// next key frame.
     pub queue_frames: usize,
+    /// Opus packets (20 ms each) a viewer may have waiting; past it its
+    /// audio queue is emptied.
+    pub queue_audio: usize,
 }
 
 impl WhepConfig {
@@ -65,6 +75,7 @@ impl WhepConfig {
             max_sessions_per_stream: 64,
             idle_timeout: Duration::from_secs(15),
             queue_frames: 60,
+            queue_audio: 50,
         }
     }
 }
@@ -109,6 +120,19 @@ pub struct WhepStats {
     /// Frames a viewer skipped: before its first key frame, after a queue
     /// overflow, or because it did not offer the stream's profile.
     pub frames_skipped: u64,
+    /// Opus packets sent to viewers.
+    pub audio_sent: u64,
+    /// Opus packets dropped: before the viewer connected, or on a queue
+    /// overflow.
+    pub audio_skipped: u64,
+    /// Viewers of a source they could not play that were given a rendition.
+    pub fallbacks: u64,
+    /// Bytes of the datagrams sent (media, RTCP, STUN, DTLS).
+    pub bytes_sent: u64,
+    /// NACKs viewers sent (each names lost packets to resend).
+    pub nacks: u64,
+    /// Key frame requests (PLI and FIR) viewers sent.
+    pub keyframe_requests: u64,
 }
 
 /// One datagram to send from the WebRTC port.
@@ -131,11 +155,34 @@ pub struct VideoFrame {
     pub pts: Duration,
 }
 
+/// One Opus packet (20 ms at 48 kHz) of a stream's audio.
+#[derive(Debug, Clone)]
+pub struct AudioFrame {
+    /// The packet (shared between viewers).
+    pub data: Arc<[u8]>,
+    /// Presentation time of its first sample, on the video's timeline.
+    pub pts: Duration,
+}
+
 /// A viewer session.
 struct Session {
+    /// The published stream's name.
     stream: String,
+    /// The rendition asked for; None for the source.
+    variant: Option<String>,
+    /// The feed whose video it gets: `stream`, or `stream/rendition`.
+    feed: String,
+    /// A source viewer that did not offer the source's profile: it waits
+    /// for a rendition's key frame to follow instead.
+    unplayable: bool,
     rtc: Rtc,
     video: Option<Mid>,
+    audio: Option<Mid>,
+    /// The Opus payload type the viewer accepted.
+    opus: Option<Pt>,
+    audio_queue: VecDeque<AudioFrame>,
+    /// NACKs received so far, by media line (str0m's counts are totals).
+    nacks: HashMap<Mid, u64>,
     /// The H.264 payload types the viewer accepted, with their profile_idc.
     h264: Vec<(Pt, u8)>,
     /// The payload type chosen for the current publish's profile.
@@ -194,15 +241,26 @@ impl Whep {
         format!("{:016x}{:016x}", word(), word())
     }
 
-    /// Answers a viewer's SDP offer for `stream`: the session id (for its
-    /// resource URL) and the SDP answer.
+    /// Answers a viewer's SDP offer for `stream`'s source: the session id
+    /// (for its resource URL) and the SDP answer.
     pub fn offer(
         &mut self,
         now: Instant,
         stream: &str,
         sdp: &str,
     ) -> Result<(String, String), WhepError> {
-        let result = self.try_offer(now, stream, sdp);
+        self.offer_variant(now, stream, None, sdp)
+    }
+
+    /// Like [`Whep::offer`], for `rendition` of `stream` (None: the source).
+    pub fn offer_variant(
+        &mut self,
+        now: Instant,
+        stream: &str,
+        rendition: Option<&str>,
+        sdp: &str,
+    ) -> Result<(String, String), WhepError> {
+        let result = self.try_offer(now, stream, rendition, sdp);
         match &result {
             Ok(_) => self.stats.offers += 1,
             Err(_) => self.stats.refused += 1,
@@ -214,6 +272,7 @@ impl Whep {
         &mut self,
         now: Instant,
         stream: &str,
+        rendition: Option<&str>,
         sdp: &str,
     ) -> Result<(String, String), WhepError> {
         if sdp.len() > MAX_OFFER_BYTES {
@@ -244,10 +303,10 @@ impl Whep {
         let mut rtc = RtcConfig::new()
             .clear_codecs()
             .enable_h264(true)
-            // No audio is sent yet (AAC to Opus is to come), but an audio
-            // line answered with no codec at all is an SDP browsers refuse.
             .enable_opus(true, false)
             .set_ice_lite(true)
+            // Egress stats carry the NACK counts.
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         let candidate = Candidate::host(self.config.advertised, "udp")
             .map_err(|e| WhepError::BadOffer(format!("host candidate: {e}")))?;
@@ -258,14 +317,28 @@ impl Whep {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| WhepError::BadOffer(e.to_string()))?;
-        let video = mids.into_iter().find(|mid| {
-            rtc.media(*mid)
-                .is_some_and(|m| m.kind() == MediaKind::Video)
-        });
+        let of_kind = |rtc: &Rtc, kind: MediaKind| {
+            mids.iter()
+                .copied()
+                .find(|mid| rtc.media(*mid).is_some_and(|m| m.kind() == kind))
+        };
+        let video = of_kind(&rtc, MediaKind::Video);
+        let audio = of_kind(&rtc, MediaKind::Audio);
+        let feed = match rendition {
+            Some(r) => format!("{stream}/{r}"),
+            None => stream.to_string(),
+        };
         let mut session = Session {
             stream: stream.to_string(),
+            variant: rendition.map(str::to_string),
+            feed,
+            unplayable: false,
             rtc,
             video,
+            audio,
+            opus: None,
+            audio_queue: VecDeque::new(),
+            nacks: HashMap::new(),
             h264: Vec::new(),
             pt: None,
             connected: false,
@@ -295,6 +368,15 @@ impl Whep {
         if session.h264.is_empty() {
             return Err(WhepError::NoCodec);
         }
+        // An offer without Opus (or without audio) plays video only.
+        session.opus = session
+            .audio
+            .and_then(|mid| session.rtc.writer(mid))
+            .and_then(|w| {
+                w.payload_params()
+                    .find(|p| p.spec().codec == Codec::Opus)
+                    .map(|p| p.pt())
+            });
         let id = self.next_id();
         tracing::debug!("whep {stream}: session {id} offered");
         self.sessions.insert(id.clone(), session);
@@ -312,10 +394,20 @@ impl Whep {
         }
     }
 
-    /// Whether stream `stream` has sessions (so the driver knows whose
-    /// video to pass).
+    /// Whether stream `stream` has sessions, of its source or a rendition
+    /// (so the driver knows whose audio to make).
     pub fn watched(&self, stream: &str) -> bool {
         self.sessions.values().any(|s| s.stream == stream)
+    }
+
+    /// Whether video of `feed` (a stream's name for its source, or
+    /// `<stream>/<rendition>`) has a viewer: one that follows it, or for a
+    /// rendition, a source viewer waiting for one it can play.
+    pub fn wants_video(&self, feed: &str) -> bool {
+        let stream = feed.split_once('/').map(|(s, _)| s);
+        self.sessions.values().any(|s| {
+            s.feed == feed || (s.unplayable && s.feed == s.stream && stream == Some(&s.stream))
+        })
     }
 
     /// One datagram from `source` on the WebRTC port: given to the session
@@ -339,13 +431,37 @@ impl Whep {
         true
     }
 
-    /// A published frame of `stream`, queued for each of its viewers.
-    pub fn video(&mut self, stream: &str, frame: &VideoFrame) {
+    /// A frame of `feed` (a stream's name for its source, or
+    /// `<stream>/<rendition>`), queued for each of its viewers.
+    pub fn video(&mut self, feed: &str, frame: &VideoFrame) {
         let profile = frame.keyframe.then(|| sps_profile(&frame.data)).flatten();
         let limit = self.config.queue_frames;
-        for s in self.sessions.values_mut().filter(|s| s.stream == stream) {
+        let (stream, rendition) = match feed.split_once('/') {
+            Some((s, r)) => (s, Some(r)),
+            None => (feed, None),
+        };
+        for (id, s) in self.sessions.iter_mut().filter(|(_, s)| s.stream == stream) {
+            if s.feed != feed {
+                // A source viewer that cannot play the source takes the
+                // first rendition key frame whose profile it offered.
+                let adopt = s.unplayable
+                    && s.feed == s.stream
+                    && profile.is_some_and(|p| s.choose_pt(p).is_some());
+                let Some(r) = rendition.filter(|_| adopt) else {
+                    continue;
+                };
+                tracing::info!(
+                    "whep {stream}: session {id} did not offer the source's H.264 profile; playing rendition {r} instead"
+                );
+                s.feed = feed.to_string();
+                s.unplayable = false;
+                s.need_key = true;
+                self.stats.fallbacks += 1;
+            }
             if let Some(p) = profile {
                 s.pt = s.choose_pt(p);
+                // Only the source falls back; a rendition is what it is.
+                s.unplayable = s.pt.is_none() && s.variant.is_none() && rendition.is_none();
             }
             if !s.connected || s.pt.is_none() || (s.need_key && !frame.keyframe) {
                 self.stats.frames_skipped += 1;
@@ -364,12 +480,31 @@ impl Whep {
         }
     }
 
+    /// An Opus packet of `stream`'s audio, queued for every viewer of the
+    /// stream (source or rendition) that accepted Opus.
+    pub fn audio(&mut self, stream: &str, frame: &AudioFrame) {
+        let limit = self.config.queue_audio;
+        for s in self.sessions.values_mut().filter(|s| s.stream == stream) {
+            if !s.connected || s.opus.is_none() {
+                self.stats.audio_skipped += 1;
+                continue;
+            }
+            if s.audio_queue.len() >= limit {
+                self.stats.audio_skipped += s.audio_queue.len() as u64;
+                s.audio_queue.clear();
+            }
+            s.audio_queue.push_back(frame.clone());
+        }
+    }
+
     /// Feeds every session the time, writes queued frames, closes ended
     /// and silent sessions; pushes the datagrams to send into `out` and
     /// returns when to call again at the latest.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Transmit>) -> Instant {
         let mut next = now + Duration::from_millis(100);
         let idle = self.config.idle_timeout;
+        // Datagrams already in `out` are the caller's, not counted here.
+        let before = out.len();
         out.append(&mut self.outbox);
         let stats = &mut self.stats;
         self.sessions.retain(|id, s| {
@@ -391,6 +526,10 @@ impl Whep {
                 None => false,
             }
         });
+        stats.bytes_sent += out[before..]
+            .iter()
+            .map(|t| t.data.len() as u64)
+            .sum::<u64>();
         next
     }
 }
@@ -406,6 +545,11 @@ impl Session {
     }
 
     fn write_queued(&mut self, now: Instant, stats: &mut WhepStats) {
+        self.write_video(now, stats);
+        self.write_audio(now, stats);
+    }
+
+    fn write_video(&mut self, now: Instant, stats: &mut WhepStats) {
         let (Some(mid), Some(pt)) = (self.video, self.pt) else {
             self.queue.clear();
             return;
@@ -421,6 +565,27 @@ impl Session {
                     tracing::debug!("whep {}: write: {e}", self.stream);
                     stats.frames_skipped += 1;
                     self.need_key = true;
+                }
+            }
+        }
+    }
+
+    fn write_audio(&mut self, now: Instant, stats: &mut WhepStats) {
+        let (Some(mid), Some(pt)) = (self.audio, self.opus) else {
+            self.audio_queue.clear();
+            return;
+        };
+        while let Some(frame) = self.audio_queue.pop_front() {
+            let Some(writer) = self.rtc.writer(mid) else {
+                return;
+            };
+            let ticks = frame.pts.as_micros() as u64 * 48 / 1000;
+            let time = MediaTime::new(ticks, Frequency::FORTY_EIGHT_KHZ);
+            match writer.write(pt, now, time, frame.data.clone()) {
+                Ok(()) => stats.audio_sent += 1,
+                Err(e) => {
+                    tracing::debug!("whep {}: audio write: {e}", self.stream);
+                    stats.audio_skipped += 1;
                 }
             }
         }
@@ -453,6 +618,14 @@ impl Session {
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         return None;
+                    }
+                    Event::KeyframeRequest(_) => stats.keyframe_requests += 1,
+                    Event::MediaEgressStats(e) => {
+                        // str0m counts per media line since the start:
+                        // add what is new.
+                        let seen = self.nacks.entry(e.mid).or_default();
+                        stats.nacks += e.nacks.saturating_sub(*seen);
+                        *seen = (*seen).max(e.nacks);
                     }
                     _ => {}
                 },
@@ -615,29 +788,41 @@ mod tests {
         client_addr: SocketAddr,
         /// Video frames the client received.
         frames: usize,
+        /// Audio packets the client received.
+        audio: usize,
     }
 
     impl Pair {
         fn connect(queue_frames: usize) -> Pair {
+            Pair::connect_to(queue_frames, None, false)
+        }
+
+        /// A client with a video and an audio line, for `rendition` of
+        /// stream "s"; `baseline_only`: it offers no High or Main (as if
+        /// it could not play a High source).
+        fn connect_to(queue_frames: usize, rendition: Option<&str>, baseline_only: bool) -> Pair {
             let server_addr: SocketAddr = "127.0.0.1:8189".parse().expect("addr");
             let client_addr: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
             let mut config = WhepConfig::new(server_addr);
             config.queue_frames = queue_frames;
             let mut whep = Whep::new(config, 99);
             let now = Instant::now();
-            let mut client = Rtc::new(now);
+            let mut client = if baseline_only {
+                let mut c = RtcConfig::new().clear_codecs().enable_opus(true, false);
+                c.codec_config()
+                    .add_h264(Pt::new_with_value(108), None, true, 0x42e01f);
+                c.build(now)
+            } else {
+                Rtc::new(now)
+            };
             client.add_local_candidate(Candidate::host(client_addr, "udp").expect("candidate"));
             let mut api = client.sdp_api();
-            api.add_media(
-                MediaKind::Video,
-                str0m::media::Direction::RecvOnly,
-                None,
-                None,
-                None,
-            );
+            for kind in [MediaKind::Video, MediaKind::Audio] {
+                api.add_media(kind, str0m::media::Direction::RecvOnly, None, None, None);
+            }
             let (offer, pending) = api.apply().expect("an offer");
             let (_, answer) = whep
-                .offer(now, "s", &offer.to_sdp_string())
+                .offer_variant(now, "s", rendition, &offer.to_sdp_string())
                 .expect("answered");
             let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).expect("answer");
             client
@@ -651,6 +836,7 @@ mod tests {
                 server_addr,
                 client_addr,
                 frames: 0,
+                audio: 0,
             };
             for _ in 0..500 {
                 pair.step(true);
@@ -672,6 +858,9 @@ mod tests {
                     Output::Transmit(t) => {
                         self.whep.receive(self.now, self.client_addr, &t.contents);
                     }
+                    Output::Event(Event::MediaData(d)) if d.params.spec().codec == Codec::Opus => {
+                        self.audio += 1
+                    }
                     Output::Event(Event::MediaData(_)) => self.frames += 1,
                     Output::Event(_) => {}
                 }
@@ -689,10 +878,30 @@ mod tests {
         }
 
         fn frame(&mut self, n: u64, keyframe: bool) {
-            // SPS (constrained baseline), PPS, then a slice: str0m carries
-            // the bytes, it does not decode them.
+            self.frame_of("s", 0x42, n, keyframe);
+        }
+
+        /// Frame `n` of `feed`, its SPS of `profile_idc`.
+        fn frame_of(&mut self, feed: &str, profile_idc: u8, n: u64, keyframe: bool) {
+            // SPS, PPS, then a slice: str0m carries the bytes, it does not
+            // decode them.
             let mut au = vec![
-                0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xab, 0, 0, 0, 1, 0x68, 0xce, 0x3c,
+                0,
+                0,
+                0,
+                1,
+                0x67,
+                profile_idc,
+                0xc0,
+                0x1e,
+                0xab,
+                0,
+                0,
+                0,
+                1,
+                0x68,
+                0xce,
+                0x3c,
             ];
             au.extend_from_slice(&[0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }]);
             au.extend(std::iter::repeat_n(n as u8, 3000));
@@ -701,8 +910,68 @@ mod tests {
                 keyframe,
                 pts: Duration::from_millis(n * 33),
             };
-            self.whep.video("s", &frame);
+            self.whep.video(feed, &frame);
         }
+    }
+
+    #[test]
+    fn opus_reaches_every_viewer_of_the_stream() {
+        let mut pair = Pair::connect_to(60, Some("360p"), false);
+        // A rendition viewer gets the stream's audio, and its own video
+        // only (the source's is not its feed and is not counted skipped).
+        assert!(pair.whep.watched("s"));
+        assert!(pair.whep.wants_video("s/360p"));
+        assert!(!pair.whep.wants_video("s"));
+        for n in 0..50u64 {
+            let frame = AudioFrame {
+                data: vec![0xf8, 0xff, 0xfe, n as u8].into(),
+                pts: Duration::from_millis(n * 20),
+            };
+            pair.whep.audio("s", &frame);
+            pair.whep.audio("other", &frame);
+            if n % 2 == 0 {
+                pair.frame_of("s/360p", 0x42, n / 2, n == 0);
+                pair.frame_of("s", 0x42, n / 2, n == 0);
+            }
+            pair.step(true);
+        }
+        for _ in 0..50 {
+            pair.step(true);
+        }
+        let stats = pair.whep.stats();
+        assert_eq!(stats.audio_sent, 50, "{stats:?}");
+        assert_eq!(stats.frames_sent, 25, "{stats:?}");
+        assert_eq!(stats.frames_skipped, 0, "{stats:?}");
+        assert_eq!(pair.audio, 50);
+        assert_eq!(pair.frames, 25);
+        assert!(stats.bytes_sent > 25 * 3000, "{stats:?}");
+    }
+
+    #[test]
+    fn a_source_viewer_without_its_profile_follows_a_rendition() {
+        let mut pair = Pair::connect_to(60, None, true);
+        // The source is High (100): this viewer offered baseline only.
+        for n in 0..10u64 {
+            pair.frame_of("s", 100, n, n % 5 == 0);
+            pair.step(true);
+        }
+        assert_eq!(pair.whep.stats().frames_sent, 0);
+        assert!(pair.whep.wants_video("s/360p"));
+        for n in 10..40u64 {
+            pair.frame_of("s", 100, n, n % 5 == 0);
+            // The rendition's key frames come at 12, 17, ...
+            pair.frame_of("s/360p", 0x42, n, n % 5 == 2);
+            pair.step(true);
+        }
+        for _ in 0..50 {
+            pair.step(true);
+        }
+        let stats = pair.whep.stats();
+        assert_eq!(stats.fallbacks, 1, "{stats:?}");
+        // Rendition frames 12..40 sent, none of the source's.
+        assert_eq!(stats.frames_sent, 28, "{stats:?}");
+        assert_eq!(pair.frames, 28);
+        assert!(!pair.whep.wants_video("s"));
     }
 
     #[test]

@@ -69,6 +69,12 @@ pub trait HlsCatalog: Send + Sync + 'static {
         WhepAnswer::NotFound
     }
 
+    /// A WHEP offer for rendition `rendition` of stream `key`
+    /// (`POST /stream/<key>/<rendition>/whep`).
+    fn whep_offer_rendition(&self, _key: &str, _rendition: &str, _sdp: &str) -> WhepAnswer {
+        WhepAnswer::NotFound
+    }
+
     /// Ends WHEP session `id` of stream `key` (`DELETE` of its URL); false
     /// if there is no such session.
     fn whep_delete(&self, _key: &str, _id: &str) -> bool {

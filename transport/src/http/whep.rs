@@ -1,7 +1,8 @@
 //! WHEP over HTTP (the IETF WHEP draft, shaped like WHIP's RFC 9725) and
 //! the viewer page: `POST /stream/<key>/whep` with an SDP offer answers
 //! `201 Created` with the SDP answer and a `Location`
-//! (`/stream/<key>/whep/<session>`) that `DELETE` ends; `OPTIONS` answers
+//! (`/stream/<key>/whep/<session>`) that `DELETE` ends;
+//! `/stream/<key>/<rendition>/whep` does the same for a rendition; `OPTIONS` answers
 //! CORS preflights; `GET /stream/<key>/` is a page that plays WHEP and falls
 //! back to HLS. The sessions themselves are the catalog's
 //! ([`HlsCatalog::whep_offer`]); this module only routes, reads the body
@@ -51,10 +52,26 @@ pub enum WhepAnswer {
 pub(crate) enum WhepRoute<'a> {
     /// `/stream/<key>/`: the viewer page.
     Page { key: &'a str },
-    /// `/stream/<key>/whep`: where offers go.
-    Endpoint { key: &'a str },
-    /// `/stream/<key>/whep/<id>`: one session.
-    Resource { key: &'a str, id: &'a str },
+    /// `/stream/<key>/whep` (or `/stream/<key>/<rendition>/whep`): where
+    /// offers go.
+    Endpoint {
+        key: &'a str,
+        rendition: Option<&'a str>,
+    },
+    /// `/stream/<key>/whep/<id>` (or under a rendition): one session.
+    Resource {
+        key: &'a str,
+        rendition: Option<&'a str>,
+        id: &'a str,
+    },
+}
+
+fn is_session_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_SESSION_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
 }
 
 /// Parses the WHEP and page paths; None for any other (or malformed) path.
@@ -62,17 +79,27 @@ pub(crate) fn parse(path: &str) -> Option<WhepRoute<'_>> {
     let rest = path.strip_prefix("/stream/")?;
     let mut parts = rest.split('/');
     let key = parts.next().filter(|k| is_safe_name(k))?;
-    let route = match (parts.next(), parts.next(), parts.next()) {
-        (Some(""), None, None) => WhepRoute::Page { key },
-        (Some("whep"), None, None) => WhepRoute::Endpoint { key },
-        (Some("whep"), Some(id), None)
-            if !id.is_empty()
-                && id.len() <= MAX_SESSION_ID
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) =>
-        {
-            WhepRoute::Resource { key, id }
+    let route = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(""), None, None, None) => WhepRoute::Page { key },
+        (Some("whep"), None, None, None) => WhepRoute::Endpoint {
+            key,
+            rendition: None,
+        },
+        (Some("whep"), Some(id), None, None) if is_session_id(id) => WhepRoute::Resource {
+            key,
+            rendition: None,
+            id,
+        },
+        (Some(r), Some("whep"), None, None) if is_safe_name(r) => WhepRoute::Endpoint {
+            key,
+            rendition: Some(r),
+        },
+        (Some(r), Some("whep"), Some(id), None) if is_safe_name(r) && is_session_id(id) => {
+            WhepRoute::Resource {
+                key,
+                rendition: Some(r),
+                id,
+            }
         }
         _ => return None,
     };
@@ -121,7 +148,7 @@ where
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             (resp, Answer::Other)
         }
-        (WhepRoute::Endpoint { key }, &Method::POST) => {
+        (WhepRoute::Endpoint { key, rendition }, &Method::POST) => {
             let sdp_type = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
@@ -157,9 +184,15 @@ where
                     Answer::Refused,
                 );
             };
-            offer_answer(key, catalog.whep_offer(key, sdp))
+            match rendition {
+                None => offer_answer(key, catalog.whep_offer(key, sdp)),
+                Some(r) => offer_answer(
+                    &format!("{key}/{r}"),
+                    catalog.whep_offer_rendition(key, r, sdp),
+                ),
+            }
         }
-        (WhepRoute::Resource { key, id }, &Method::DELETE) => {
+        (WhepRoute::Resource { key, id, .. }, &Method::DELETE) => {
             if catalog.whep_delete(key, id) {
                 let mut resp = with_cors(Response::new(Full::new(Bytes::new())));
                 *resp.status_mut() = StatusCode::OK;
@@ -183,7 +216,9 @@ where
     }
 }
 
-fn offer_answer(key: &str, answer: WhepAnswer) -> (Response<Full<Bytes>>, Answer) {
+/// The answer to an offer at `/stream/<path>/whep` (`path`: the key, or
+/// `<key>/<rendition>`).
+fn offer_answer(path: &str, answer: WhepAnswer) -> (Response<Full<Bytes>>, Answer) {
     match answer {
         WhepAnswer::Created { id, sdp } => {
             let mut resp = with_cors(Response::new(Full::new(Bytes::from(sdp))));
@@ -193,7 +228,7 @@ fn offer_answer(key: &str, answer: WhepAnswer) -> (Response<Full<Bytes>>, Answer
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/sdp"),
             );
-            if let Ok(v) = HeaderValue::from_str(&format!("/stream/{key}/whep/{id}")) {
+            if let Ok(v) = HeaderValue::from_str(&format!("/stream/{path}/whep/{id}")) {
                 h.insert(header::LOCATION, v);
             }
             h.insert(
@@ -302,12 +337,31 @@ mod tests {
         );
         assert_eq!(
             parse("/stream/live/whep"),
-            Some(WhepRoute::Endpoint { key: "live" })
+            Some(WhepRoute::Endpoint {
+                key: "live",
+                rendition: None
+            })
         );
         assert_eq!(
             parse("/stream/live/whep/0a1b"),
             Some(WhepRoute::Resource {
                 key: "live",
+                rendition: None,
+                id: "0a1b"
+            })
+        );
+        assert_eq!(
+            parse("/stream/live/360p/whep"),
+            Some(WhepRoute::Endpoint {
+                key: "live",
+                rendition: Some("360p")
+            })
+        );
+        assert_eq!(
+            parse("/stream/live/360p/whep/0a1b"),
+            Some(WhepRoute::Resource {
+                key: "live",
+                rendition: Some("360p"),
                 id: "0a1b"
             })
         );
@@ -321,6 +375,10 @@ mod tests {
             "/stream/live/whep/a/b",
             "/stream/live/whepx",
             "/stream//whep",
+            "/stream/live/../whep",
+            "/stream/live/360p/whep/",
+            "/stream/live/360p/whep/a/b",
+            "/stream/live/360p/x/whep",
         ] {
             assert_eq!(parse(other), None, "{other:?}");
         }

@@ -279,6 +279,88 @@ pub(crate) fn render(
     out
 }
 
+/// The WebRTC (WHEP) families, when WebRTC is on; `unsent`: datagrams
+/// the socket would not take.
+pub(crate) fn webrtc_families(out: &mut String, w: &pstream_webrtc::WhepStats, unsent: u64) {
+    Family::new(
+        out,
+        "pstream_webrtc_sessions",
+        "gauge",
+        "WebRTC viewer sessions open.",
+    )
+    .sample("pstream_webrtc_sessions", &[], w.sessions as u64);
+    type Figure = fn(&pstream_webrtc::WhepStats) -> u64;
+    let totals: [(&str, &str, Figure); 5] = [
+        (
+            "pstream_webrtc_connected_total",
+            "WebRTC sessions that connected (ICE and DTLS done).",
+            |w| w.connected,
+        ),
+        (
+            "pstream_webrtc_sent_bytes_total",
+            "Bytes of the datagrams sent to WebRTC viewers (media, RTCP, STUN, DTLS).",
+            |w| w.bytes_sent,
+        ),
+        (
+            "pstream_webrtc_nacks_received_total",
+            "NACKs WebRTC viewers sent (each names packets to resend).",
+            |w| w.nacks,
+        ),
+        (
+            "pstream_webrtc_keyframe_requests_received_total",
+            "Key frame requests (PLI, FIR) WebRTC viewers sent.",
+            |w| w.keyframe_requests,
+        ),
+        (
+            "pstream_webrtc_fallbacks_total",
+            "Source viewers served a rendition because they did not offer the source's H.264 profile.",
+            |w| w.fallbacks,
+        ),
+    ];
+    for (name, help, figure) in totals {
+        Family::new(out, name, "counter", help).sample(name, &[], figure(w));
+    }
+    let name = "pstream_webrtc_offers_total";
+    Family::new(out, name, "counter", "WHEP offers, by result.")
+        .sample(name, &[("result", "accepted")], w.offers)
+        .sample(name, &[("result", "refused")], w.refused);
+    let name = "pstream_webrtc_sent_total";
+    Family::new(
+        out,
+        name,
+        "counter",
+        "Video frames and Opus packets sent to WebRTC viewers.",
+    )
+    .sample(name, &[("kind", "video")], w.frames_sent)
+    .sample(name, &[("kind", "audio")], w.audio_sent);
+    let name = "pstream_webrtc_skipped_total";
+    Family::new(
+        out,
+        name,
+        "counter",
+        "Video frames and Opus packets a WebRTC viewer skipped (waiting for a key frame, behind, not connected).",
+    )
+    .sample(name, &[("kind", "video")], w.frames_skipped)
+    .sample(name, &[("kind", "audio")], w.audio_skipped);
+    let name = "pstream_webrtc_dropped_datagrams_total";
+    Family::new(
+        out,
+        name,
+        "counter",
+        "Datagrams dropped on the WebRTC port: received for no session (or malformed), or not taken by the socket.",
+    )
+    .sample(name, &[("reason", "unmatched")], w.dropped_datagrams)
+    .sample(name, &[("reason", "send_buffer")], unsent);
+    let name = "pstream_webrtc_timed_out_total";
+    Family::new(
+        out,
+        name,
+        "counter",
+        "WebRTC sessions closed after receiving nothing for the idle timeout.",
+    )
+    .sample(name, &[], w.timed_out);
+}
+
 /// Each relay's state (one sample per state, 1 for the one it is in),
 /// bytes sent, tags dropped, reconnects and errors; labelled by stream,
 /// variant and URL with the stream key masked.
@@ -374,6 +456,18 @@ mod tests {
             }
         }
         assert_eq!(families, 17, "{text}");
+        let mut text = text;
+        let w = pstream_webrtc::WhepStats {
+            sessions: 2,
+            nacks: 5,
+            ..Default::default()
+        };
+        webrtc_families(&mut text, &w, 1);
+        assert!(text.contains("pstream_webrtc_sessions 2\n"), "{text}");
+        assert!(text.contains("pstream_webrtc_nacks_received_total 5\n"));
+        assert!(text.contains("pstream_webrtc_dropped_datagrams_total{reason=\"send_buffer\"} 1\n"));
+        let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        assert_eq!(families, 17 + 11, "{text}");
         assert!(text
             .contains("pstream_connections_refused_total{protocol=\"rtmp\",reason=\"codec\"} 3\n"));
         assert!(text.contains("pstream_streams{state=\"live\"} 0\n"));

@@ -776,8 +776,15 @@ impl HlsServer {
                 streams: refused_streams.clone(),
             };
             let relays = relays.clone();
-            let render: RenderMetrics =
-                Arc::new(move || metrics::render(&live, &rtmp, &http, &refused, &relays));
+            let webrtc = hub.clone();
+            let render: RenderMetrics = Arc::new(move || {
+                let mut text = metrics::render(&live, &rtmp, &http, &refused, &relays);
+                if let Some(hub) = &webrtc {
+                    let unsent = hub.send_dropped.load(std::sync::atomic::Ordering::Relaxed);
+                    metrics::webrtc_families(&mut text, &hub.stats(), unsent);
+                }
+                text
+            });
             tasks.push(runtime.spawn(serve_metrics(listener, render, stopped(stop.clone()))));
         }
         // The keeper has a stop flag of its own: at the end it outlives the

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pstream_codec::{Rendition, Transcoder};
-use pstream_core::{link_bytes, BoxError, EncodedUnit, LinkReceiver, LinkSender};
+use pstream_core::{link_bytes, BoxError, Codec, EncodedUnit, LinkReceiver, LinkSender};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
 use pstream_transport::http::{HlsCatalog, Resource, WhepAnswer};
 use pstream_transport::rtmp::{
@@ -18,10 +18,10 @@ use pstream_transport::rtmp::{
 
 use super::group::{Groups, StageFn};
 use super::hls_dir::HlsDir;
-use super::live::{KeyBusy, LiveStreams, PublishClaim};
+use super::live::{KeyBusy, LiveStreams, PublishClaim, SOURCE};
 use super::relay::{RelayOut, RelayTag, Relays, RenditionRelay};
 use super::stage::VariantStage;
-use super::webrtc::Hub;
+use super::webrtc::{AacToOpus, Hub};
 use crate::run::Stop;
 
 /// Units waiting for the source stage (it only muxes, so this rarely fills).
@@ -107,7 +107,19 @@ impl HlsCatalog for Catalog {
         // Only streams the server knows (live, or ended and still listed):
         // an offer for anything else costs no session.
         match &self.webrtc {
-            Some(hub) if self.live.master_playlist(key).is_some() => hub.offer(key, sdp),
+            Some(hub) if self.live.master_playlist(key).is_some() => hub.offer(key, None, sdp),
+            _ => WhepAnswer::NotFound,
+        }
+    }
+
+    fn whep_offer_rendition(&self, key: &str, rendition: &str, sdp: &str) -> WhepAnswer {
+        if rendition == SOURCE {
+            return self.whep_offer(key, sdp);
+        }
+        match &self.webrtc {
+            Some(hub) if self.live.media_playlist(key, rendition).is_some() => {
+                hub.offer(key, Some(rendition), sdp)
+            }
             _ => WhepAnswer::NotFound,
         }
     }
@@ -204,6 +216,7 @@ impl IngestHandler for Handler {
             unknown_codecs: self.unknown_codecs.clone(),
             groups: self.groups.clone(),
             webrtc: self.webrtc.clone(),
+            opus: None,
         }))
     }
 }
@@ -230,6 +243,8 @@ struct Publisher {
     /// Where the renditions' relays are found when the stages start.
     relays: Arc<Relays>,
     webrtc: Option<Arc<Hub>>,
+    /// The AAC turned into Opus, while the stream has WebRTC viewers.
+    opus: Option<AacToOpus>,
 }
 
 impl Publisher {
@@ -269,7 +284,14 @@ impl Publisher {
                 let out = self.relays.open(&self.key, Some(*r))?;
                 Some(RenditionRelay::new(out, *r, streams.video, streams.audio))
             });
+            // A rendition's H.264 goes to its WebRTC viewers from its stage.
+            let webrtc = self
+                .webrtc
+                .clone()
+                .filter(|_| transcoder.is_some())
+                .map(|hub| (hub, format!("{}/{}", self.key, variant.name())));
             let stage = VariantStage {
+                webrtc,
                 relay,
                 stream: stream.clone(),
                 variant: variant.clone(),
@@ -306,17 +328,52 @@ impl Publisher {
         Ok(())
     }
 
-    fn send(&self, unit: EncodedUnit) {
+    fn send(&mut self, unit: EncodedUnit) {
         // WebRTC viewers get the published access units as they are (no
         // stage, no queue of the publisher's: each viewer has its own).
         if let Some(hub) = &self.webrtc {
-            hub.unit(&self.key, &unit);
+            if unit.codec == Codec::Aac {
+                self.opus_for_webrtc(hub.clone(), &unit);
+            } else {
+                hub.unit(&self.key, &unit);
+            }
         }
         if let Some(outs) = &self.outs {
             for tx in outs {
                 // A stage that has gone only loses its own feed.
                 let _ = tx.send(unit.clone());
             }
+        }
+    }
+}
+
+impl Publisher {
+    /// Turns `unit` into Opus for the stream's WebRTC viewers: the work is
+    /// done only while there are some (the converter is made when the
+    /// first comes and dropped when the last leaves).
+    fn opus_for_webrtc(&mut self, hub: Arc<Hub>, unit: &EncodedUnit) {
+        if !hub.watched(&self.key) {
+            self.opus = None;
+            return;
+        }
+        if self.opus.is_none() {
+            let Some(asc) = self.demux.audio_config() else {
+                return;
+            };
+            match AacToOpus::new(asc) {
+                Ok(c) => self.opus = Some(c),
+                Err(e) => {
+                    tracing::warn!("{}: no Opus for WebRTC viewers: {e}", self.key);
+                    return;
+                }
+            }
+        }
+        let Some(conv) = &mut self.opus else { return };
+        match conv.push(unit) {
+            Ok(frames) => hub.audio(&self.key, &frames),
+            // A frame the decoder refuses costs its 20 ms or so; the
+            // next one decodes on its own.
+            Err(e) => tracing::debug!("{}: AAC to Opus: {e}", self.key),
         }
     }
 }
@@ -380,7 +437,6 @@ impl Drop for Publisher {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use pstream_core::Codec;
 
     /// A unit of `data` (clones share it, so the test allocates it once).
     fn unit(data: &Bytes) -> EncodedUnit {

@@ -14,6 +14,7 @@ use pstream_mux::{HlsSegmenter, TsStreams};
 use super::hls_dir::HlsDir;
 use super::live::{LiveStream, LiveVariant, SOURCE};
 use super::relay::RenditionRelay;
+use super::webrtc::Hub;
 use crate::run::Stop;
 use crate::Result;
 
@@ -30,6 +31,9 @@ pub(crate) struct VariantStage {
     pub(crate) hls_dir: Option<HlsDir>,
     /// The relays of this rendition, fed its output.
     pub(crate) relay: Option<RenditionRelay>,
+    /// For a rendition with WebRTC on: the sessions, and its feed's name
+    /// (`<stream>/<rendition>`), given its H.264.
+    pub(crate) webrtc: Option<(Arc<Hub>, String)>,
 }
 
 impl VariantStage {
@@ -77,6 +81,9 @@ impl VariantStage {
                 },
                 _ => unit,
             };
+            if let Some((hub, feed)) = &self.webrtc {
+                hub.unit(feed, &unit);
+            }
             if let Some(relay) = &mut self.relay {
                 relay.push(
                     &unit,
