@@ -16,7 +16,8 @@ scripts/peers.sh
 phase "installing packages and peers"
 
 # The Raspberry Pi builds and the fuzz targets are compiled in the background,
-# at the lowest CPU and I/O priority, while the host's build and tests run:
+# at the lowest CPU and I/O priorities (best effort, not idle I/O, which a busy
+# disk could starve), while the host's build and tests run:
 # most host tests wait on real time (seconds of live streams), and under
 # nice 19 a test's processes get a core whenever they want one. The cross
 # builds get their own target directory (cargo locks one while it builds,
@@ -24,7 +25,7 @@ phase "installing packages and peers"
 cross_env=(env CARGO_TARGET_DIR="$PWD/target/cross"
   TARGETS="aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf"
   UNIT_TESTS="armv7-unknown-linux-gnueabihf")
-low=(nice -n 19 ionice -c 3)
+low=(nice -n 19 ionice -c 2 -n 7)
 log=$(mktemp)
 bg_log=$(mktemp)
 vm_log=$(mktemp)
