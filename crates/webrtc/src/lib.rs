@@ -1,4 +1,4 @@
-//! WebRTC for pstream, sans-IO: WHEP viewers and WHIP publishers ([`whip`]) served over str0m.
+//! WebRTC for pstream, sans-IO: WHEP viewers served over str0m.
 //!
 //! [`Whep`] holds every viewer session of a server. It never touches a
 //! socket or a clock: the driver (in `pstream-embed`'s serve) passes the
