@@ -246,6 +246,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 unsent
             );
         }
+        if let Some((w, audio_errors)) = server.whip_stats() {
+            tracing::info!(
+                "whip: {} offers accepted, {} refused, {} connected, {} timed out, {} video frames, {} audio packets ({} not turned into AAC), {} PLIs, {} video gaps, {} bad datagrams",
+                w.offers,
+                w.refused,
+                w.connected,
+                w.timed_out,
+                w.video_frames,
+                w.audio_packets,
+                audio_errors,
+                w.plis,
+                w.video_gaps,
+                w.bad_datagrams
+            );
+        }
     }
     Ok(result?)
 }
