@@ -47,16 +47,21 @@ pub struct WhipConfig {
     /// A connected session that receives no media for this long is closed
     /// (the publisher stopped sending but still answers consent checks).
     pub media_timeout: Duration,
+    /// Ask for a key frame when the last is this old: browsers send one
+    /// only when asked, and HLS segments and new WHEP viewers start at one.
+    pub keyframe_interval: Duration,
 }
 
 impl WhipConfig {
-    /// Defaults around `advertised`: 32 sessions, 15 s idle, 5 s without media.
+    /// Defaults around `advertised`: 32 sessions, 15 s idle, 5 s without
+    /// media, a key frame every 2 s.
     pub fn new(advertised: SocketAddr) -> Self {
         Self {
             advertised,
             max_sessions: 32,
             idle_timeout: Duration::from_secs(15),
             media_timeout: Duration::from_secs(5),
+            keyframe_interval: Duration::from_secs(2),
         }
     }
 }
@@ -163,6 +168,8 @@ struct Session {
     /// The video needs a key frame: none yet, or a gap since the last.
     need_key: bool,
     last_pli: Option<Instant>,
+    /// When the last key frame arrived.
+    last_key: Option<Instant>,
     last_input: Instant,
     last_media: Instant,
     video_origin: Option<Origin>,
@@ -297,6 +304,7 @@ impl Whip {
             connected: false,
             need_key: true,
             last_pli: None,
+            last_key: None,
             last_input: now,
             last_media: now,
             video_origin: None,
@@ -346,6 +354,7 @@ impl Whip {
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Transmit>) -> Instant {
         let mut next = now + Duration::from_millis(100);
         let (idle, quiet) = (self.config.idle_timeout, self.config.media_timeout);
+        let key_interval = self.config.keyframe_interval;
         let stats = &mut self.stats;
         let events = &mut self.events;
         self.sessions.retain(|id, s| {
@@ -361,6 +370,11 @@ impl Whip {
                 tracing::debug!("whip: session {id}: {e}");
                 events.push_back(WhipEvent::Closed { id: id.clone() });
                 return false;
+            }
+            if s.last_key
+                .is_some_and(|t| now.saturating_duration_since(t) >= key_interval)
+            {
+                s.need_key = true;
             }
             s.request_key(now, stats);
             match s.drain(id, out, stats, events) {
@@ -450,6 +464,7 @@ impl Session {
                             let keyframe = data.is_keyframe();
                             if keyframe {
                                 self.need_key = false;
+                                self.last_key = Some(data.network_time);
                             }
                             let origin = self.video_origin.get_or_insert(Origin {
                                 time: data.time,

@@ -734,7 +734,9 @@ impl HlsServer {
         let handler = Arc::new(handler);
         // WHIP publishers share the WebRTC port and the RTMP publishers' handler.
         let ingest = hub.as_ref().map(|h| {
-            let whip = pstream_webrtc::whip::WhipConfig::new(h.advertised());
+            let mut whip = pstream_webrtc::whip::WhipConfig::new(h.advertised());
+            // A key frame per segment: segments (and new WHEP viewers) start at one.
+            whip.keyframe_interval = Duration::from_secs_f64(config.segment_seconds);
             let seed = {
                 use rand::{Rng, SeedableRng};
                 rand::rngs::StdRng::from_os_rng().random()
