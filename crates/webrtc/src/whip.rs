@@ -519,6 +519,107 @@ fn media_event(
     }
 }
 
+/// The fuzzing harness for [`Whip`], built under `--cfg fuzzing`
+/// (cargo-fuzz's `whep` target runs it beside the WHEP one) and for the
+/// unit tests.
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing {
+    use super::*;
+
+    /// A publisher's offer shaped like a browser's, with `lines` (fuzzed)
+    /// as its media attributes, so offers get past the first parse.
+    fn offer(lines: &str) -> String {
+        let fp: Vec<String> = (0..32).map(|i| format!("{i:02X}")).collect();
+        format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+             a=ice-ufrag:abcd\r\na=ice-pwd:aaaaaaaaaaaaaaaaaaaaaaaa\r\n\
+             a=fingerprint:sha-256 {}\r\na=setup:actpass\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
+             a=sendonly\r\na=rtcp-mux\r\na=rtpmap:96 H264/90000\r\n{lines}",
+            fp.join(":")
+        )
+    }
+
+    /// Splits `data` into steps (a kind byte, a length byte, that many
+    /// bytes): offers raw or browser-shaped, closes of real or made-up
+    /// sessions, datagrams from three peers, and time steps with polls and
+    /// events drained. After every step: sessions within the cap, offers
+    /// and refusals adding up, counters never falling, no empty datagram,
+    /// no wake-up in the past, events bounded.
+    pub fn whip(data: &[u8]) {
+        let mut config = WhipConfig::new(SocketAddr::from(([127, 0, 0, 1], 8189)));
+        config.max_sessions = 3;
+        config.idle_timeout = Duration::from_secs(2);
+        config.media_timeout = Duration::from_secs(1);
+        let cap = config.max_sessions;
+        let mut whip = Whip::new(config, 11);
+        let peers: [SocketAddr; 3] = [
+            SocketAddr::from(([127, 0, 0, 1], 50000)),
+            SocketAddr::from(([127, 0, 0, 2], 50001)),
+            SocketAddr::from(([10, 0, 0, 1], 9)),
+        ];
+        let mut now = Instant::now();
+        let mut ids: Vec<String> = Vec::new();
+        let mut offers = 0u64;
+        let mut out: Vec<Transmit> = Vec::new();
+        let mut last = whip.stats();
+        let mut rest = data;
+        while let [kind, len, tail @ ..] = rest {
+            let n = usize::from(*len).min(tail.len());
+            let (body, next) = tail.split_at(n);
+            rest = next;
+            let pick = usize::from(*len);
+            match kind % 6 {
+                0 | 1 => {
+                    let text = String::from_utf8_lossy(body);
+                    let sdp = if kind % 6 == 0 {
+                        offer(&text)
+                    } else {
+                        text.into_owned()
+                    };
+                    offers += 1;
+                    if let Ok((id, answer, _)) = whip.offer(now, &sdp) {
+                        assert!(!answer.is_empty());
+                        ids.push(id);
+                    }
+                }
+                2 => match ids.get(pick % (ids.len() + 1)) {
+                    Some(id) => {
+                        let id = id.clone();
+                        whip.close(&id);
+                    }
+                    None => {
+                        whip.close(&String::from_utf8_lossy(body));
+                    }
+                },
+                3 | 4 => {
+                    whip.receive(now, peers[pick % peers.len()], body);
+                }
+                _ => {
+                    now += Duration::from_millis(u64::from(*len) * 20);
+                    out.clear();
+                    let wake = whip.poll(now, &mut out);
+                    assert!(wake >= now, "asked to wake in the past");
+                    assert!(out.iter().all(|t| !t.data.is_empty()), "an empty datagram");
+                    let mut events = 0;
+                    while whip.poll_event().is_some() {
+                        events += 1;
+                    }
+                    assert!(events <= MAX_EVENTS + cap, "{events} events");
+                }
+            }
+            let s = whip.stats();
+            assert!(s.sessions <= cap, "{} sessions over {cap}", s.sessions);
+            assert_eq!(s.offers + s.refused, offers, "offers counted");
+            assert!(s.connected >= last.connected);
+            assert!(s.timed_out >= last.timed_out);
+            assert!(s.bad_datagrams >= last.bad_datagrams);
+            assert!(s.video_frames >= last.video_frames);
+            last = s;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,6 +673,24 @@ mod tests {
         assert_eq!(whip.stats().refused, 5);
         assert!(whip.close(&id));
         assert!(!whip.close(&id));
+    }
+
+    #[test]
+    fn the_fuzzing_harness_runs_offers_closes_datagrams_and_time() {
+        let h264 = b"a=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n";
+        let mut data = Vec::new();
+        for step in 0..12u8 {
+            // A good offer, a raw one, a close, a datagram, a time step.
+            data.extend_from_slice(&[0, h264.len() as u8]);
+            data.extend_from_slice(h264);
+            data.extend_from_slice(&[1, 3, b'v', b'=', b'0']);
+            data.extend_from_slice(&[2, step, b'x']);
+            data.extend_from_slice(&[3, 4, 0, 1, 0, 0]);
+            data.extend_from_slice(&[5, 60]);
+        }
+        fuzzing::whip(&data);
+        fuzzing::whip(&[]);
+        fuzzing::whip(&[0, 255, 1]);
     }
 
     #[test]
