@@ -733,9 +733,15 @@ mod tests {
         let mut connected = false;
         let mut plis = 0;
         let mut frames = Vec::new();
-        for n in 0..300u64 {
+        let mut at_3s = None;
+        let mut closed = false;
+        // 3 s of frames, then 6 s of nothing but the client's consent checks.
+        for n in 0..900u64 {
             now += Duration::from_millis(10);
-            if connected && n % 3 == 0 {
+            if n == 300 {
+                at_3s = Some(whip.stats());
+            }
+            if connected && n < 300 && n % 3 == 0 {
                 // A delta frame until the server asked for a key frame.
                 let key = plis > 0 && n % 30 == 0;
                 let mut au = Vec::new();
@@ -756,7 +762,8 @@ mod tests {
                 match client.poll_output().expect("client output") {
                     Output::Timeout(_) => break,
                     Output::Transmit(t) => {
-                        assert!(whip.receive(now, client_addr, &t.contents));
+                        // Every datagram is the session's, until it is closed.
+                        assert!(whip.receive(now, client_addr, &t.contents) || closed);
                     }
                     Output::Event(Event::Connected) => connected = true,
                     Output::Event(Event::KeyframeRequest(_)) => plis += 1,
@@ -771,12 +778,17 @@ mod tests {
                 let _ = client.handle_input(Input::Receive(now, r));
             }
             while let Some(e) = whip.poll_event() {
-                if let WhipEvent::Media { media, .. } = e {
-                    frames.push((media.keyframe, media.pts));
+                match e {
+                    WhipEvent::Media { media, .. } => frames.push((media.keyframe, media.pts)),
+                    WhipEvent::Closed { .. } => closed = true,
                 }
             }
         }
-        let stats = whip.stats();
+        // The media stopped: the session was closed 5 s later, and said so.
+        assert!(closed);
+        assert_eq!(whip.stats().sessions, 0);
+        assert_eq!(whip.stats().timed_out, 1);
+        let stats = at_3s.expect("stats at 3 s");
         assert!(connected, "{stats:?}");
         assert!(plis >= 1, "{stats:?}");
         let first_key = frames.iter().position(|f| f.0).expect("a key frame came");
