@@ -88,7 +88,7 @@ pub struct ServeArgs {
     /// or 127.0.0.1 when that is 0.0.0.0 (viewers on this machine only).
     #[arg(long)]
     pub webrtc_ip: Option<std::net::IpAddr>,
-    /// No WebRTC: no UDP port, WHEP answers 404.
+    /// No WebRTC: no UDP port, WHEP and WHIP (/whip) answer 404.
     #[arg(long)]
     pub no_webrtc: bool,
     /// WebRTC sessions open at once over all streams; more offers get 503.

@@ -1,5 +1,6 @@
 //! `pstream serve` as a library: RTMP publishes in, HLS out, with lighter
-//! renditions, stream keys and an optional mirror on disk.
+//! renditions, stream keys and an optional mirror on disk; with WebRTC on,
+//! WHEP viewers and WHIP publishes too (`webrtc.rs`, `whip.rs`).
 //!
 //! ```text
 //!                   ┌─link─▶ source stage ───────────────────────▶ HLS segmenter "source"
