@@ -398,4 +398,10 @@ fn chromium_publishes_over_whip_and_hls_and_whep_play_it() {
         .find(|l| l.contains("whip: "))
         .unwrap_or_else(|| panic!("no whip summary: {log}"));
     eprintln!("{line}");
+    // Chromium's offer; the malformed, VP8 and second-publisher offers
+    // refused (the 401s never reach the sessions).
+    assert!(
+        line.contains("whip: 1 offers accepted, 3 refused, 1 connected"),
+        "{line}"
+    );
 }

@@ -320,6 +320,17 @@ impl Whip {
         Ok((id, answer.to_sdp_string(), WhipTracks { audio }))
     }
 
+    /// Takes back the session just offered for `id`, which the server
+    /// refused after all (its stream is busy): counted as refused.
+    pub fn withdraw(&mut self, id: &str) -> bool {
+        let gone = self.sessions.remove(id).is_some();
+        if gone {
+            self.stats.offers = self.stats.offers.saturating_sub(1);
+            self.stats.refused += 1;
+        }
+        gone
+    }
+
     /// Ends session `id` (the publisher's DELETE); false if there is none.
     pub fn close(&mut self, id: &str) -> bool {
         self.sessions.remove(id).is_some()
@@ -673,6 +684,11 @@ mod tests {
         assert_eq!(whip.stats().refused, 5);
         assert!(whip.close(&id));
         assert!(!whip.close(&id));
+        let (id, _, _) = whip
+            .offer(now, &offer_sdp("sendonly", H264))
+            .expect("an H.264 publish");
+        assert!(whip.withdraw(&id));
+        assert_eq!((whip.stats().offers, whip.stats().refused), (1, 6));
     }
 
     #[test]

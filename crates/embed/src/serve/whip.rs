@@ -107,7 +107,7 @@ impl Ingest {
             Err(e) => return WhipAnswer::Busy(e.to_string()),
         };
         let refused = |answer: WhipAnswer| {
-            self.lock().close(&id);
+            self.lock().withdraw(&id);
             answer
         };
         let publisher = match self.handler.admit(token, peer) {
