@@ -88,7 +88,7 @@ pub struct ServeArgs {
     /// or 127.0.0.1 when that is 0.0.0.0 (viewers on this machine only).
     #[arg(long)]
     pub webrtc_ip: Option<std::net::IpAddr>,
-    /// No WebRTC: no UDP port, WHEP answers 404.
+    /// No WebRTC: no UDP port, WHEP and WHIP (/whip) answer 404.
     #[arg(long)]
     pub no_webrtc: bool,
     /// WebRTC sessions open at once over all streams; more offers get 503.
@@ -249,6 +249,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 w.bytes_sent,
                 w.dropped_datagrams,
                 unsent
+            );
+        }
+        if let Some((w, audio_errors)) = server.whip_stats() {
+            tracing::info!(
+                "whip: {} offers accepted, {} refused, {} connected, {} timed out, {} video frames, {} audio packets ({} not turned into AAC), {} PLIs, {} video gaps, {} bad datagrams",
+                w.offers,
+                w.refused,
+                w.connected,
+                w.timed_out,
+                w.video_frames,
+                w.audio_packets,
+                audio_errors,
+                w.plis,
+                w.video_gaps,
+                w.bad_datagrams
             );
         }
     }

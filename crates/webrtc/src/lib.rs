@@ -29,6 +29,7 @@
 
 #[cfg(fuzzing)]
 pub mod fuzzing;
+pub mod whip;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

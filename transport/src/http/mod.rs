@@ -1,5 +1,5 @@
 //! HLS over HTTP/1.1: the server `pstream serve` answers players with;
-//! also WHEP offers and the viewer page (`whep.rs`).
+//! also WHEP offers and the viewer page (`whep.rs`), and WHIP publishers (`whip.rs`).
 //!
 //! URL layout: `/stream/<key>.m3u8` (master playlist),
 //! `/stream/<key>/<variant>.m3u8` (media playlist) and
@@ -27,6 +27,7 @@ mod route;
 mod server;
 mod stats;
 mod whep;
+mod whip;
 
 pub use metrics::{serve_metrics, RenderMetrics, METRICS_TYPE};
 pub use respond::{PLAYLIST_TYPE, SEGMENT_CACHE, SEGMENT_TYPE};
@@ -34,6 +35,7 @@ pub use route::{is_safe_name, MAX_NAME_LEN, MAX_PATH_LEN};
 pub use server::{serve_http, serve_http_with, HttpLimits};
 pub use stats::{HttpStats, HttpStatsSnapshot};
 pub use whep::{WhepAnswer, MAX_OFFER_BODY};
+pub use whip::WhipAnswer;
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +80,18 @@ pub trait HlsCatalog: Send + Sync + 'static {
     /// Ends WHEP session `id` of stream `key` (`DELETE` of its URL); false
     /// if there is no such session.
     fn whep_delete(&self, _key: &str, _id: &str) -> bool {
+        false
+    }
+
+    /// A WHIP publisher's offer (`POST /whip`) with its bearer `token` (a
+    /// publish key) from `peer`; catalogs without WHIP answer
+    /// [`WhipAnswer::NotFound`].
+    fn whip_offer(&self, _token: &str, _sdp: &str, _peer: std::net::SocketAddr) -> WhipAnswer {
+        WhipAnswer::NotFound
+    }
+
+    /// Ends WHIP session `id` (`DELETE /whip/<id>`); false if there is none.
+    fn whip_delete(&self, _id: &str) -> bool {
         false
     }
 }

@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 
 use super::respond::{respond, WallClock};
 use super::whep;
+use super::whip;
 use super::{HlsCatalog, HttpStats};
 
 /// Limits on what clients may hold.
@@ -184,13 +185,18 @@ impl Connection {
             async move {
                 let (parts, body) = req.into_parts();
                 let path = parts.uri.path();
-                let (resp, answer) = match whep::parse(path) {
+                let (resp, answer) = match (whep::parse(path), whip::parse(path)) {
                     // WHEP and the viewer page; the body is read (bounded)
                     // only for an offer.
-                    Some(route) => {
+                    (Some(route), _) => {
                         whep::respond(&parts.method, route, &parts.headers, body, &*catalog).await
                     }
-                    None => respond(&parts.method, path, &parts.headers, &*catalog, &clock),
+                    // WHIP publishers.
+                    (None, Some(route)) => {
+                        whip::respond(&parts.method, route, &parts.headers, body, &*catalog, peer)
+                            .await
+                    }
+                    (None, None) => respond(&parts.method, path, &parts.headers, &*catalog, &clock),
                 };
                 stats.count_answer(answer);
                 // Per request, at debug level: who asked for what and got which

@@ -1,5 +1,6 @@
 //! `pstream serve` as a library: RTMP publishes in, HLS out, with lighter
-//! renditions, stream keys and an optional mirror on disk.
+//! renditions, stream keys and an optional mirror on disk; with WebRTC on,
+//! WHEP viewers and WHIP publishes too (`webrtc.rs`, `whip.rs`).
 //!
 //! ```text
 //!                   ┌─link─▶ source stage ───────────────────────▶ HLS segmenter "source"
@@ -45,6 +46,7 @@ pub mod relay;
 mod stage;
 mod stats;
 mod webrtc;
+mod whip;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -591,6 +593,7 @@ pub struct HlsServer {
     relays: Arc<relay::Relays>,
     webrtc_addr: Option<SocketAddr>,
     webrtc: Option<Arc<webrtc::Hub>>,
+    whip: Option<Arc<whip::Ingest>>,
     line: stats::ServeStats,
     started: Instant,
 }
@@ -730,6 +733,20 @@ impl HlsServer {
         });
         handler.webrtc = hub.clone();
         let handler = Arc::new(handler);
+        // WHIP publishers share the WebRTC port and the RTMP publishers' handler.
+        let ingest = hub.as_ref().map(|h| {
+            let mut whip = pstream_webrtc::whip::WhipConfig::new(h.advertised());
+            // A key frame per segment: segments (and new WHEP viewers) start at one.
+            whip.keyframe_interval = Duration::from_secs_f64(config.segment_seconds);
+            let seed = {
+                use rand::{Rng, SeedableRng};
+                rand::rngs::StdRng::from_os_rng().random()
+            };
+            Arc::new(whip::Ingest::new(
+                pstream_webrtc::whip::Whip::new(whip, seed),
+                handler.clone(),
+            ))
+        });
         let rtmp_addr = local(&rtmp_listener, "RTMP", &config.rtmp)?;
         let http_addr = local(&http_listener, "HTTP", &config.http)?;
         let metrics_addr = match (&metrics_listener, &config.metrics) {
@@ -761,13 +778,19 @@ impl HlsServer {
                 Arc::new(publisher::Catalog {
                     live: live.clone(),
                     webrtc: hub.clone(),
+                    whip: ingest.clone(),
                 }),
                 http_stats.clone(),
                 stopped(stop.clone()),
             )),
         ];
         if let (Some((_, socket)), Some(hub)) = (webrtc_socket, &hub) {
-            tasks.push(runtime.spawn(webrtc::drive(hub.clone(), socket, stop.clone())));
+            tasks.push(runtime.spawn(webrtc::drive(
+                hub.clone(),
+                ingest.clone(),
+                socket,
+                stop.clone(),
+            )));
         }
         if let Some(listener) = metrics_listener {
             let (live, rtmp, http) = (live.clone(), rtmp_stats.clone(), http_stats.clone());
@@ -805,6 +828,9 @@ impl HlsServer {
             tracing::info!(
                 "WebRTC: udp {w}; viewers POST offers to http://{http_addr}/stream/<name>/whep, or open http://{http_addr}/stream/<name>/"
             );
+            tracing::info!(
+                "WHIP: publishers POST offers to http://{http_addr}/whip with Authorization: Bearer <key>"
+            );
         }
         tracing::info!(
             "listening: rtmp://{rtmp_addr}/<key> for publishers, http://{http_addr}/stream/<name>.m3u8 for players; renditions: {}",
@@ -831,6 +857,7 @@ impl HlsServer {
             relays,
             webrtc_addr,
             webrtc: hub,
+            whip: ingest,
             line: stats::ServeStats::default(),
             started: Instant::now(),
         })
@@ -863,6 +890,17 @@ impl HlsServer {
             (
                 h.stats(),
                 h.send_dropped.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// WHIP ingest counts (sessions, offers, media received), when WebRTC
+    /// is on; the second figure is Opus packets that did not become AAC.
+    pub fn whip_stats(&self) -> Option<(pstream_webrtc::whip::WhipStats, u64)> {
+        self.whip.as_ref().map(|i| {
+            (
+                i.stats(),
+                i.audio_errors.load(std::sync::atomic::Ordering::Relaxed),
             )
         })
     }
@@ -937,6 +975,11 @@ impl HlsServer {
         // Dropping the runtime drops every connection and so every
         // publisher: their stages drain and end their playlists.
         runtime.shutdown_timeout(Duration::from_secs(2));
+        // WHIP publishes end with their sessions' links, as RTMP's with
+        // their connections.
+        if let Some(ingest) = &self.whip {
+            ingest.close_all();
+        }
         let deadline = Instant::now() + DRAIN_LIMIT;
         while !self.groups.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

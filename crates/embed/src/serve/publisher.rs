@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use pstream_codec::{Rendition, Transcoder};
 use pstream_core::{link_bytes, BoxError, Codec, EncodedUnit, LinkReceiver, LinkSender};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
-use pstream_transport::http::{HlsCatalog, Resource, WhepAnswer};
+use pstream_transport::http::{HlsCatalog, Resource, WhepAnswer, WhipAnswer};
 use pstream_transport::rtmp::{
     mask_key, IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal,
 };
@@ -22,6 +22,7 @@ use super::live::{KeyBusy, LiveStreams, PublishClaim, SOURCE};
 use super::relay::{RelayOut, RelayTag, Relays, RenditionRelay};
 use super::stage::VariantStage;
 use super::webrtc::{AacToOpus, Hub};
+use super::whip::Ingest;
 use crate::run::Stop;
 
 /// Units waiting for the source stage (it only muxes, so this rarely fills).
@@ -88,6 +89,8 @@ const GATE_SPAN: Duration = Duration::from_secs(2);
 pub(crate) struct Catalog {
     pub(crate) live: Arc<LiveStreams>,
     pub(crate) webrtc: Option<Arc<Hub>>,
+    /// WHIP publishers, when WebRTC is on.
+    pub(crate) whip: Option<Arc<Ingest>>,
 }
 
 impl HlsCatalog for Catalog {
@@ -127,6 +130,17 @@ impl HlsCatalog for Catalog {
     fn whep_delete(&self, key: &str, id: &str) -> bool {
         self.webrtc.as_ref().is_some_and(|hub| hub.close(key, id))
     }
+
+    fn whip_offer(&self, token: &str, sdp: &str, peer: SocketAddr) -> WhipAnswer {
+        match &self.whip {
+            Some(ingest) => ingest.offer(token, sdp, peer),
+            None => WhipAnswer::NotFound,
+        }
+    }
+
+    fn whip_delete(&self, id: &str) -> bool {
+        self.whip.as_ref().is_some_and(|i| i.close(id))
+    }
 }
 
 /// Decides on publishes and builds each publisher's pipeline.
@@ -151,6 +165,20 @@ pub(crate) struct Handler {
     pub(crate) webrtc: Option<Arc<Hub>>,
 }
 
+/// Why a publish was refused (RTMP answers each with a status, WHIP with
+/// an HTTP status).
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The key is not allowed.
+    Key,
+    /// The stream is already being published.
+    Busy,
+    /// As many streams as allowed are live.
+    TooMany,
+    /// The stream could not be started.
+    Failed(String),
+}
+
 impl IngestHandler for Handler {
     fn publish(
         &self,
@@ -162,6 +190,31 @@ impl IngestHandler for Handler {
             code: "NetStream.Publish.BadName".into(),
             description: description.into(),
         };
+        match self.admit(key, peer) {
+            Ok(p) => Ok(Box::new(p)),
+            Err(Refusal::Key) => Err(refuse("stream key not allowed")),
+            Err(Refusal::TooMany) => Err(refuse("too many streams live")),
+            Err(Refusal::Busy) => Err(refuse("stream key already publishing")),
+            Err(Refusal::Failed(e)) => Err(PublishRefusal {
+                code: "NetStream.Publish.Failed".into(),
+                description: e,
+            }),
+        }
+    }
+}
+
+impl Handler {
+    /// The public name of publish key `key`, if it may publish.
+    pub(crate) fn name_of<'a>(&'a self, key: &'a str) -> Option<&'a str> {
+        match &self.keys {
+            None => pstream_transport::rtmp::server::is_safe_name(key).then_some(key),
+            Some(keys) => keys.get(key).map(String::as_str),
+        }
+    }
+
+    /// Admits a publish of `key` from `peer` (RTMP or WHIP): the key
+    /// checked, the stream claimed, its publisher ready for media.
+    pub(crate) fn admit(&self, key: &str, peer: SocketAddr) -> Result<Publisher, Refusal> {
         // Logs name a stream by its public name and never show a key.
         let name = match &self.keys {
             None => key,
@@ -172,7 +225,7 @@ impl IngestHandler for Handler {
                         "{peer}: publish refused: key {} not in --keys",
                         mask_key(key)
                     );
-                    return Err(refuse("stream key not allowed"));
+                    return Err(Refusal::Key);
                 }
             },
         };
@@ -183,25 +236,22 @@ impl IngestHandler for Handler {
                 tracing::warn!(
                     "{peer}: publish of a new stream refused: {max} streams are live, the --max-streams limit"
                 );
-                return Err(refuse("too many streams live"));
+                return Err(Refusal::TooMany);
             }
             Ok(Err(_busy)) => {
                 tracing::warn!("{peer}: publish refused: {name} is already publishing");
-                return Err(refuse("stream key already publishing"));
+                return Err(Refusal::Busy);
             }
             Err(e) => {
                 tracing::error!("{peer}: {name}: {e}");
-                return Err(PublishRefusal {
-                    code: "NetStream.Publish.Failed".into(),
-                    description: e.to_string(),
-                });
+                return Err(Refusal::Failed(e.to_string()));
             }
         };
         tracing::info!(
             "{name}: publishing from {peer} (session {})",
             claim.session()
         );
-        Ok(Box::new(Publisher {
+        Ok(Publisher {
             // The source's relays start with the publish: every tag as it comes.
             relay: self.relays.open(name, None),
             relays: self.relays.clone(),
@@ -217,12 +267,12 @@ impl IngestHandler for Handler {
             groups: self.groups.clone(),
             webrtc: self.webrtc.clone(),
             opus: None,
-        }))
+        })
     }
 }
 
 /// One publish: demuxes tags and feeds the stages.
-struct Publisher {
+pub(crate) struct Publisher {
     /// The stream's public name (never its publish key).
     key: String,
     /// This publish session's hold on the key.

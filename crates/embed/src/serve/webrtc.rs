@@ -47,6 +47,11 @@ impl Hub {
         self.whep.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The address named in candidates (WHIP's sessions name it too).
+    pub(crate) fn advertised(&self) -> SocketAddr {
+        self.lock().config().advertised
+    }
+
     /// Counts so far, with the socket's refusals.
     pub(crate) fn stats(&self) -> WhepStats {
         self.lock().stats()
@@ -111,11 +116,19 @@ impl Hub {
 }
 
 /// Runs the sessions on `socket` until `stop` is set.
-pub(crate) async fn drive(hub: Arc<Hub>, socket: UdpSocket, stop: Stop) -> std::io::Result<()> {
+pub(crate) async fn drive(
+    hub: Arc<Hub>,
+    whip: Option<Arc<super::whip::Ingest>>,
+    socket: UdpSocket,
+    stop: Stop,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; 2048];
     let mut out: Vec<Transmit> = Vec::new();
     while !stop.requested() {
-        let next = hub.lock().poll(Instant::now(), &mut out);
+        let mut next = hub.lock().poll(Instant::now(), &mut out);
+        if let Some(whip) = &whip {
+            next = next.min(whip.poll(Instant::now(), &mut out));
+        }
         for t in out.drain(..) {
             // Never wait on the socket: a full send buffer costs the
             // datagram (counted; NACK/RTX or the next key frame repair it),
@@ -132,13 +145,18 @@ pub(crate) async fn drive(hub: Arc<Hub>, socket: UdpSocket, stop: Stop) -> std::
                 if let Ok((n, from)) = r {
                     let mut whep = hub.lock();
                     let now = Instant::now();
-                    whep.receive(now, from, &buf[..n]);
+                    // WHIP publishers first: what none of them takes is
+                    // the viewers' (or dropped and counted there).
+                    let mut take = |from, data: &[u8]| {
+                        if !whip.as_ref().is_some_and(|w| w.receive(now, from, data)) {
+                            whep.receive(now, from, data);
+                        }
+                    };
+                    take(from, &buf[..n]);
                     // Take what else is waiting while the lock is held.
                     for _ in 1..RECV_BATCH {
                         match socket.try_recv_from(&mut buf) {
-                            Ok((n, from)) => {
-                                whep.receive(now, from, &buf[..n]);
-                            }
+                            Ok((n, from)) => take(from, &buf[..n]),
                             Err(_) => break,
                         }
                     }
