@@ -36,6 +36,7 @@
 //! # }
 //! ```
 
+mod decode;
 mod group;
 pub mod hls_dir;
 pub mod live;
