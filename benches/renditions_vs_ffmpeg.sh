@@ -100,7 +100,7 @@ cpu_of() { # user + system seconds of a running PID, in clock ticks
 # Pictures in a transport stream or FLV file.
 pictures() {
   ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets \
-    -of csv=p=0 "$1" | head -n 1
+    -of csv=p=0 "$1" | awk 'NR == 1'
 }
 
 # Average PSNR (Y, U, V) of $1 against the publish scaled to $2 (WxH).
