@@ -200,7 +200,7 @@ for run in $(seq "$runs"); do
     total=$cpu
     ff=$(ffmpeg_run "$list" "$run")
     mine=$(awk -v a="$total" -v b="$base" 'BEGIN { printf "%.2f", a - b }')
-    ratio=$(awk -v a="$mine" -v b="$ff" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
+    ratio=$(awk -v a="$mine" -v b="$ff" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     ratios[$list]+="$ratio "
     pics="" quality=""
     IFS=, read -r -a rs <<<"$list"
