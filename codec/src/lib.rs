@@ -9,7 +9,9 @@
 //! - [`opus`]: 48 kHz / 20 ms Opus encoder and decoder with buffering,
 //!   resampling and channel mixing on the way in.
 //! - [`aac`]: AAC-LC encoder over fdk-aac ([`AacEncoder`]) for FLV/RTMP, and its decoder ([`AacDecoder`]).
-//! - [`transcode`]: [`Transcoder`], one rendition's decode, scale and encode.
+//! - [`transcode`]: [`SourceDecoder`], one decode shared by a stream's
+//!   renditions, [`RenditionEncoder`], one rendition's scale and encode, and
+//!   [`Transcoder`], the two for one rendition.
 //! - [`resample`]: a streaming windowed-sinc sample-rate converter.
 //! - [`scale`]: [`Scaler`], tent-filter I420 scaling, and the [`Rendition`]s.
 //! - [`video`] and [`audio`]: the [`VideoEncoder`], [`VideoDecoder`] and [`AudioEncoder`] traits.
@@ -32,7 +34,7 @@ pub use crate::audio::AudioEncoder;
 pub use crate::opus::{OpusApplication, OpusConfig, OpusDecoder, OpusEncoder};
 pub use crate::resample::Resampler;
 pub use crate::scale::{Rendition, Scaler};
-pub use crate::transcode::Transcoder;
+pub use crate::transcode::{RenditionEncoder, SourceDecoder, SourcePicture, Transcoder};
 pub use error::CodecError;
 pub use h264::{DecodedPicture, H264Config, H264Decoder, H264Encoder, H264Preset};
 pub use mjpeg::{MjpegDecoder, MjpegEncoder};

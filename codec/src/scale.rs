@@ -142,8 +142,41 @@ impl PlaneScaler {
         }
     }
 
-    /// Scales `src` (stride = width) into `dst` (stride = width) using the scratch rows.
+    /// Scales `src` (stride = width) into `dst` (stride = width) using the
+    /// scratch rows: with AVX2 where the CPU has it (the binary is built for
+    /// baseline x86-64, whose SSE2 lanes are half as wide), else as built.
     fn run(&self, src: &[u8], dst: &mut [u8], rows: &mut Vec<(usize, u32)>, mid: &mut Vec<u16>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            unsafe { self.run_avx2(src, dst, rows, mid) };
+            return;
+        }
+        self.run_any(src, dst, rows, mid);
+    }
+
+    /// [`Self::run_any`] compiled with AVX2: the same code, which the
+    /// compiler vectorises over 256-bit lanes.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(
+        &self,
+        src: &[u8],
+        dst: &mut [u8],
+        rows: &mut Vec<(usize, u32)>,
+        mid: &mut Vec<u16>,
+    ) {
+        self.run_any(src, dst, rows, mid);
+    }
+
+    #[inline(always)]
+    fn run_any(
+        &self,
+        src: &[u8],
+        dst: &mut [u8],
+        rows: &mut Vec<(usize, u32)>,
+        mid: &mut Vec<u16>,
+    ) {
         let (sw, dw) = (self.src_w, self.dst_w);
         let ht = self.horizontal.taps;
         // The intermediate row is padded so the horizontal taps never need bounds tricks.
@@ -186,6 +219,7 @@ impl PlaneScaler {
 
 /// Filters one intermediate row horizontally into `out`, with the tap count
 /// known at compile time for the common ratios so the dot products unroll.
+#[inline(always)]
 fn horizontal(out: &mut [u8], mid: &[u16], f: &Filter) {
     macro_rules! fixed {
         ($($n:literal)*) => {
@@ -204,6 +238,7 @@ fn to_sample(sum: u32) -> u8 {
     ((sum + (1 << (COEF_BITS + MID_BITS - 1))) >> (COEF_BITS + MID_BITS)).min(255) as u8
 }
 
+#[inline(always)]
 fn horizontal_n<const N: usize>(out: &mut [u8], mid: &[u16], f: &Filter) {
     for ((o, &x0), coefs) in out.iter_mut().zip(&f.start).zip(f.coefs.chunks_exact(N)) {
         let x0 = x0 as usize;
@@ -218,6 +253,7 @@ fn horizontal_n<const N: usize>(out: &mut [u8], mid: &[u16], f: &Filter) {
     }
 }
 
+#[inline(always)]
 fn horizontal_dyn(out: &mut [u8], mid: &[u16], f: &Filter) {
     let n = f.taps;
     for ((o, &x0), coefs) in out.iter_mut().zip(&f.start).zip(f.coefs.chunks_exact(n)) {
@@ -582,5 +618,39 @@ mod tests {
                 actual: 5
             })
         );
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use std::time::Instant;
+
+    /// AVX2 against the baseline build of the same code, one process:
+    /// `cargo test --release -p pstream-codec --lib scale_paths -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn scale_paths() {
+        let (sw, sh) = (1920usize, 1080usize);
+        let src: Vec<u8> = (0..sw * sh).map(|i| ((i * 7) % 251) as u8).collect();
+        for (dw, dh) in [(1280usize, 720usize), (640, 360), (256, 144)] {
+            let p = PlaneScaler::new(sw, sh, dw, dh);
+            let mut dst = vec![0u8; dw * dh];
+            let mut other = vec![0u8; dw * dh];
+            let (mut rows, mut mid) = (Vec::new(), Vec::new());
+            let n = 50;
+            let t = Instant::now();
+            for _ in 0..n {
+                p.run_any(&src, &mut dst, &mut rows, &mut mid);
+            }
+            let any = t.elapsed() / n;
+            let t = Instant::now();
+            for _ in 0..n {
+                p.run(&src, &mut other, &mut rows, &mut mid);
+            }
+            let best = t.elapsed() / n;
+            assert_eq!(dst, other);
+            println!("luma {sw}x{sh} -> {dw}x{dh}: baseline {any:?}, run {best:?}");
+        }
     }
 }

@@ -37,6 +37,7 @@
 //! # }
 //! ```
 
+mod decode;
 mod group;
 pub mod hls_dir;
 pub mod live;

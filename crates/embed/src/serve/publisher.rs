@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pstream_codec::{Rendition, Transcoder};
-use pstream_core::{link_bytes, BoxError, Codec, EncodedUnit, LinkReceiver, LinkSender};
+use pstream_codec::{Rendition, RenditionEncoder, SourceDecoder};
+use pstream_core::{link_bytes, BoxError, Codec, EncodedUnit, LinkReceiver, LinkSender, Weigh};
 use pstream_mux::{DemuxError, FlvDemuxer, HlsConfig};
 use pstream_transport::http::{HlsCatalog, Resource, WhepAnswer, WhipAnswer};
 use pstream_transport::rtmp::{
     mask_key, IngestHandler, IngestSink, MediaKind, MediaMessage, PublishRefusal,
 };
 
+use super::decode::{picture_queue, DecodeStage, Fanout, Feed};
 use super::group::{Groups, StageFn};
 use super::hls_dir::HlsDir;
 use super::live::{KeyBusy, LiveStreams, PublishClaim, SOURCE};
@@ -30,10 +31,11 @@ const SOURCE_QUEUE: usize = 512;
 /// Payload bytes waiting for the source stage: over 10 s of a 20 Mbit/s
 /// publish; the unit count alone would let 16 MiB messages take 8 GiB.
 const SOURCE_QUEUE_BYTES: usize = 32 << 20;
-/// Units waiting for a rendition stage: about 1.5 s of 30 fps video plus AAC.
+/// Units waiting for the renditions' decode stage: about 1.5 s of 30 fps
+/// video plus AAC.
 const RENDITION_QUEUE: usize = 120;
-/// Payload bytes waiting for a rendition stage: 1.5 s of video far above
-/// any publish a rendition is made from.
+/// Payload bytes waiting for the renditions' decode stage: 1.5 s of video
+/// far above any publish a rendition is made from.
 const RENDITION_QUEUE_BYTES: usize = 16 << 20;
 /// Most units held while waiting for both sequence headers.
 const GATE_UNITS: usize = 300;
@@ -41,8 +43,9 @@ const GATE_UNITS: usize = 300;
 /// it, as past [`GATE_UNITS`], the stages start with the tracks known.
 const GATE_BYTES: usize = 16 << 20;
 
-/// The queue into one stage: a rendition's (it transcodes) or the source's.
-fn stage_queue(rendition: bool) -> (LinkSender<EncodedUnit>, LinkReceiver<EncodedUnit>) {
+/// The queue from the publisher into a stage: the renditions' decode
+/// stage's, or the source's.
+fn stage_queue<T: Weigh>(rendition: bool) -> (LinkSender<T>, LinkReceiver<T>) {
     if rendition {
         link_bytes(RENDITION_QUEUE, RENDITION_QUEUE_BYTES)
     } else {
@@ -280,8 +283,8 @@ pub(crate) struct Publisher {
     demux: FlvDemuxer,
     /// Units held until both tracks are known.
     gate: Gate,
-    /// One queue per stage, once started.
-    outs: Option<Vec<LinkSender<EncodedUnit>>>,
+    /// The queues into the source stage and the renditions' decode stage, once started.
+    outs: Option<Vec<LinkSender<Feed>>>,
     /// The stop flag of this publish's stage group, set once one failed.
     group_stop: Option<Stop>,
     renditions: Vec<Rendition>,
@@ -311,51 +314,77 @@ impl Publisher {
     }
 
     /// Starts the source and rendition stages, as one group, with the
-    /// streams now known. Stage names, `serve/<key>/<session>/<variant>`,
-    /// tell sessions apart (the key is the stream's public name, in its URL).
+    /// streams now known: the source stage fed by the publisher, and for
+    /// the renditions one decode stage fed by the publisher, feeding each
+    /// rendition's stage its pictures. Stage names,
+    /// `serve/<key>/<session>/<variant>` (and `.../decode`), tell sessions
+    /// apart (the key is the stream's public name, in its URL).
     fn start(&mut self) -> crate::Result<()> {
         let streams = self.demux.streams();
         let stream = self.claim.stream().clone();
         let mut outs = Vec::new();
         let mut stages: Vec<(String, StageFn)> = Vec::new();
+        let mut fanout = Vec::new();
+        let stage_name = |what: &str| format!("serve/{}/{}/{what}", self.key, self.claim.session());
         for variant in stream.variants() {
-            let transcoder = match self.renditions.iter().find(|r| r.name() == variant.name()) {
-                Some(r) if streams.video => {
-                    Some(Transcoder::new(*r).map_err(|e| crate::Error::Codec {
-                        what: format!("cannot start {r}"),
-                        source: e,
-                    })?)
-                }
-                _ => None,
-            };
-            let (tx, rx) = stage_queue(transcoder.is_some());
             let rendition = self.renditions.iter().find(|r| r.name() == variant.name());
+            let (tx, rx) = match rendition {
+                Some(_) => picture_queue(),
+                None => stage_queue(false),
+            };
             let relay = rendition.and_then(|r| {
                 let out = self.relays.open(&self.key, Some(*r))?;
                 Some(RenditionRelay::new(out, *r, streams.video, streams.audio))
             });
+            let encoder = rendition
+                .filter(|_| streams.video)
+                .map(|r| RenditionEncoder::new(*r));
             // A rendition's H.264 goes to its WebRTC viewers from its stage.
             let webrtc = self
                 .webrtc
                 .clone()
-                .filter(|_| transcoder.is_some())
+                .filter(|_| encoder.is_some())
                 .map(|hub| (hub, format!("{}/{}", self.key, variant.name())));
             let stage = VariantStage {
                 webrtc,
                 relay,
                 stream: stream.clone(),
                 variant: variant.clone(),
-                transcoder,
+                encoder,
                 streams,
                 hls_dir: self.hls_dir.clone(),
             };
-            let name = format!(
-                "serve/{}/{}/{}",
-                self.key,
-                self.claim.session(),
-                variant.name()
-            );
-            stages.push((name, Box::new(move |stop: &Stop| stage.run(rx, stop))));
+            stages.push((
+                stage_name(variant.name()),
+                Box::new(move |stop: &Stop| stage.run(rx, stop)),
+            ));
+            match rendition {
+                Some(_) => fanout.push(Fanout {
+                    tx,
+                    variant: variant.clone(),
+                }),
+                None => outs.push(tx),
+            }
+        }
+        if !fanout.is_empty() {
+            // One decode for every rendition of the stream.
+            let decoder = if streams.video {
+                Some(SourceDecoder::new().map_err(|e| crate::Error::Codec {
+                    what: "cannot start the renditions' decoder".into(),
+                    source: e,
+                })?)
+            } else {
+                None
+            };
+            let decode = DecodeStage {
+                decoder,
+                outs: fanout,
+            };
+            let (tx, rx) = stage_queue(true);
+            stages.push((
+                stage_name("decode"),
+                Box::new(move |stop: &Stop| decode.run(rx, stop)),
+            ));
             outs.push(tx);
         }
         let stop = self
@@ -391,7 +420,7 @@ impl Publisher {
         if let Some(outs) = &self.outs {
             for tx in outs {
                 // A stage that has gone only loses its own feed.
-                let _ = tx.send(unit.clone());
+                let _ = tx.send(Feed::Unit(unit.clone()));
             }
         }
     }
@@ -504,7 +533,7 @@ mod tests {
     fn stage_queues_and_the_gate_are_bounded_in_bytes() {
         let mib = Bytes::from(vec![0u8; 1 << 20]);
         for (rendition, max) in [(false, SOURCE_QUEUE_BYTES), (true, RENDITION_QUEUE_BYTES)] {
-            let (tx, _rx) = stage_queue(rendition);
+            let (tx, _rx) = stage_queue::<EncodedUnit>(rendition);
             // A stalled stage and a publisher sending 1 MiB units: a unit
             // bound alone would hold 512 (or 120) MiB.
             for _ in 0..600 {

@@ -1,16 +1,18 @@
-//! One variant's stage: the publisher's units in (transcoded for a
-//! rendition, as they come for the source), segments out, mirrored to disk.
+//! One variant's stage: the publisher's units in (for the source, and a
+//! rendition's audio) or the stream's decoded pictures (a rendition's
+//! video, scaled and encoded here), segments out, mirrored to disk.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pstream_codec::Transcoder;
-use pstream_core::{Codec, EncodedUnit, LinkReceiver, Recv};
+use pstream_codec::RenditionEncoder;
+use pstream_core::{Codec, LinkReceiver, Recv};
 use pstream_mux::hls::HlsEvent;
 use pstream_mux::{HlsSegmenter, TsStreams};
 
+use super::decode::Feed;
 use super::hls_dir::HlsDir;
 use super::live::{LiveStream, LiveVariant, SOURCE};
 use super::relay::RenditionRelay;
@@ -25,8 +27,9 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 pub(crate) struct VariantStage {
     pub(crate) stream: Arc<LiveStream>,
     pub(crate) variant: Arc<LiveVariant>,
-    /// For a rendition of a stream with video; `None` passes units through.
-    pub(crate) transcoder: Option<Transcoder>,
+    /// For a rendition of a stream with video: scales and encodes the
+    /// pictures that come; `None` for the source (units pass through).
+    pub(crate) encoder: Option<RenditionEncoder>,
     pub(crate) streams: TsStreams,
     pub(crate) hls_dir: Option<HlsDir>,
     /// The relays of this rendition, fed its output.
@@ -40,7 +43,7 @@ impl VariantStage {
     /// Segments what arrives until the publisher's link closes (after
     /// draining it) or the group's `stop` is set (at once), then ends the
     /// playlist.
-    pub(crate) fn run(mut self, rx: LinkReceiver<EncodedUnit>, stop: &Stop) -> Result<()> {
+    pub(crate) fn run(mut self, rx: LinkReceiver<Feed>, stop: &Stop) -> Result<()> {
         // A returning publisher continues the playlist after a discontinuity.
         let events = {
             let mut seg = self.variant.segmenter();
@@ -48,27 +51,27 @@ impl VariantStage {
             drain(&mut seg)
         };
         mirror(&self.hls_dir, &self.stream, &self.variant, events);
-        let drops_before = self.variant.dropped.load(Ordering::Relaxed);
         let mut drops_seen = 0;
         let mut warned = false;
         while !stop.requested() {
-            let unit = match rx.recv_timeout(STOP_POLL) {
-                Recv::Item(unit) => unit,
+            let feed = match rx.recv_timeout(STOP_POLL) {
+                Recv::Item(feed) => feed,
                 Recv::Timeout => continue,
                 Recv::Closed => break,
             };
+            // The decode stage counts what is lost before it; this queue's
+            // losses are added here. Lost pictures need no resync: the
+            // encoder's own references are intact.
             let drops = rx.dropped();
             if drops != drops_seen {
-                drops_seen = drops;
                 self.variant
                     .dropped
-                    .store(drops_before + drops, Ordering::Relaxed);
-                if let Some(t) = &mut self.transcoder {
-                    t.resync();
-                }
+                    .fetch_add(drops - drops_seen, Ordering::Relaxed);
+                drops_seen = drops;
             }
-            let unit = match (&mut self.transcoder, unit.codec) {
-                (Some(t), Codec::H264) => match t.push(&unit) {
+            let unit = match (feed, &mut self.encoder) {
+                (Feed::Unit(unit), _) => unit,
+                (Feed::Picture(picture), Some(e)) => match e.push(&picture) {
                     Ok(Some(u)) => u,
                     Ok(None) => continue,
                     Err(e) => {
@@ -79,16 +82,13 @@ impl VariantStage {
                         continue;
                     }
                 },
-                _ => unit,
+                (Feed::Picture(_), None) => continue,
             };
             if let Some((hub, feed)) = &self.webrtc {
                 hub.unit(feed, &unit);
             }
             if let Some(relay) = &mut self.relay {
-                relay.push(
-                    &unit,
-                    self.transcoder.as_ref().and_then(|t| t.output_size()),
-                );
+                relay.push(&unit, self.encoder.as_ref().and_then(|e| e.output_size()));
             }
             let is_video = unit.codec == Codec::H264;
             let events = {
