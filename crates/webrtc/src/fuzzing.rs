@@ -35,7 +35,7 @@ pub fn whep(data: &[u8]) {
     config.max_sessions_per_stream = 2;
     config.idle_timeout = Duration::from_secs(2);
     let cap = config.max_sessions;
-    let mut whep = Whep::new(config, 7);
+    let mut whep = Whep::new(config, [7; 32]);
     let peers: [SocketAddr; 3] = [
         SocketAddr::from(([127, 0, 0, 1], 50000)),
         SocketAddr::from(([127, 0, 0, 2], 50001)),

@@ -29,7 +29,11 @@
 
 #[cfg(fuzzing)]
 pub mod fuzzing;
+mod ids;
 pub mod whip;
+
+pub use ids::IdSeed;
+use ids::SessionIds;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -199,19 +203,19 @@ pub struct Whep {
     config: WhepConfig,
     sessions: HashMap<String, Session>,
     stats: WhepStats,
-    rng: u64,
+    ids: SessionIds,
     /// Datagrams a session gave outside [`Whep::poll`], sent at the next one.
     outbox: Vec<Transmit>,
 }
 
 impl Whep {
     /// No sessions yet; `seed` makes session ids unguessable (give it OS randomness).
-    pub fn new(config: WhepConfig, seed: u64) -> Self {
+    pub fn new(config: WhepConfig, seed: IdSeed) -> Self {
         Self {
             config,
             sessions: HashMap::new(),
             stats: WhepStats::default(),
-            rng: seed | 1,
+            ids: SessionIds::new(seed),
             outbox: Vec::new(),
         }
     }
@@ -227,19 +231,6 @@ impl Whep {
             sessions: self.sessions.len(),
             ..self.stats.clone()
         }
-    }
-
-    /// A session id: 128 bits from a xorshift seeded by the OS, hex.
-    fn next_id(&mut self) -> String {
-        let mut word = || {
-            // xorshift64*: ids must only be unguessable to other viewers,
-            // and the seed comes from the OS.
-            self.rng ^= self.rng >> 12;
-            self.rng ^= self.rng << 25;
-            self.rng ^= self.rng >> 27;
-            self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        };
-        format!("{:016x}{:016x}", word(), word())
     }
 
     /// Answers a viewer's SDP offer for `stream`'s source: the session id
@@ -378,7 +369,7 @@ impl Whep {
                     .find(|p| p.spec().codec == Codec::Opus)
                     .map(|p| p.pt())
             });
-        let id = self.next_id();
+        let id = self.ids.next();
         tracing::debug!("whep {stream}: session {id} offered");
         self.sessions.insert(id.clone(), session);
         Ok((id, answer.to_sdp_string()))
@@ -663,7 +654,7 @@ mod tests {
     fn server() -> Whep {
         Whep::new(
             WhepConfig::new("127.0.0.1:8189".parse().expect("addr")),
-            0x1234,
+            [0x12; 32],
         )
     }
 
@@ -751,7 +742,7 @@ mod tests {
         let mut config = WhepConfig::new("127.0.0.1:8189".parse().expect("addr"));
         config.max_sessions = 3;
         config.max_sessions_per_stream = 2;
-        let mut whep = Whep::new(config, 7);
+        let mut whep = Whep::new(config, [7; 32]);
         let now = Instant::now();
         let h264 = offer_sdp(
             "a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n",
@@ -806,7 +797,7 @@ mod tests {
             let client_addr: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
             let mut config = WhepConfig::new(server_addr);
             config.queue_frames = queue_frames;
-            let mut whep = Whep::new(config, 99);
+            let mut whep = Whep::new(config, [99; 32]);
             let now = Instant::now();
             let mut client = if baseline_only {
                 let mut c = RtcConfig::new().clear_codecs().enable_opus(true, false);

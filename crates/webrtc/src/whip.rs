@@ -27,7 +27,8 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
-use crate::{Transmit, MAX_OFFER_BYTES};
+use crate::ids::SessionIds;
+use crate::{IdSeed, Transmit, MAX_OFFER_BYTES};
 
 /// Least time between two keyframe requests to one publisher.
 pub const PLI_INTERVAL: Duration = Duration::from_millis(500);
@@ -181,18 +182,18 @@ pub struct Whip {
     config: WhipConfig,
     sessions: HashMap<String, Session>,
     stats: WhipStats,
-    rng: u64,
+    ids: SessionIds,
     events: VecDeque<WhipEvent>,
 }
 
 impl Whip {
     /// No sessions yet; `seed` makes session ids unguessable (give it OS randomness).
-    pub fn new(config: WhipConfig, seed: u64) -> Self {
+    pub fn new(config: WhipConfig, seed: IdSeed) -> Self {
         Self {
             config,
             sessions: HashMap::new(),
             stats: WhipStats::default(),
-            rng: seed | 1,
+            ids: SessionIds::new(seed),
             events: VecDeque::new(),
         }
     }
@@ -203,17 +204,6 @@ impl Whip {
             sessions: self.sessions.len(),
             ..self.stats.clone()
         }
-    }
-
-    fn next_id(&mut self) -> String {
-        let mut word = || {
-            // xorshift64*: ids are capabilities (DELETE URLs), seeded by the OS.
-            self.rng ^= self.rng >> 12;
-            self.rng ^= self.rng << 25;
-            self.rng ^= self.rng >> 27;
-            self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        };
-        format!("{:016x}{:016x}", word(), word())
     }
 
     /// Answers a publisher's SDP offer: the session id (for its resource
@@ -310,7 +300,7 @@ impl Whip {
             video_origin: None,
             audio_origin: None,
         };
-        let id = self.next_id();
+        let id = self.ids.next();
         // The session's first events (media added) are taken now; nothing
         // is sent before the publisher's first STUN check.
         let mut out = Vec::new();
@@ -563,7 +553,7 @@ pub mod fuzzing {
         config.idle_timeout = Duration::from_secs(2);
         config.media_timeout = Duration::from_secs(1);
         let cap = config.max_sessions;
-        let mut whip = Whip::new(config, 11);
+        let mut whip = Whip::new(config, [11; 32]);
         let peers: [SocketAddr; 3] = [
             SocketAddr::from(([127, 0, 0, 1], 50000)),
             SocketAddr::from(([127, 0, 0, 2], 50001)),
@@ -638,7 +628,7 @@ mod tests {
     fn server() -> Whip {
         Whip::new(
             WhipConfig::new("127.0.0.1:8189".parse().expect("addr")),
-            0x77,
+            [0x77; 32],
         )
     }
 
@@ -733,7 +723,7 @@ mod tests {
     fn a_str0m_publisher_is_asked_for_a_key_frame_and_its_frames_come_out() {
         let server_addr: SocketAddr = "127.0.0.1:8189".parse().expect("addr");
         let client_addr: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-        let mut whip = Whip::new(WhipConfig::new(server_addr), 5);
+        let mut whip = Whip::new(WhipConfig::new(server_addr), [5; 32]);
         let mut now = Instant::now();
         let mut client = Rtc::new(now);
         client.add_local_candidate(Candidate::host(client_addr, "udp").expect("candidate"));

@@ -149,41 +149,11 @@ where
             (resp, Answer::Other)
         }
         (WhepRoute::Endpoint { key, rendition }, &Method::POST) => {
-            let sdp_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| {
-                    v.split(';')
-                        .next()
-                        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
-                });
-            if !sdp_type {
-                return (
-                    text(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "an offer is Content-Type: application/sdp\n".into(),
-                    ),
-                    Answer::Refused,
-                );
-            }
-            let bytes = match Limited::new(body, MAX_OFFER_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    return (
-                        text(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            format!("an offer is at most {MAX_OFFER_BODY} bytes\n"),
-                        ),
-                        Answer::Refused,
-                    )
-                }
+            let sdp = match read_offer(headers, body).await {
+                Ok(sdp) => sdp,
+                Err(refused) => return refused,
             };
-            let Ok(sdp) = std::str::from_utf8(&bytes) else {
-                return (
-                    text(StatusCode::BAD_REQUEST, "the offer is not UTF-8\n".into()),
-                    Answer::Refused,
-                );
-            };
+            let sdp = sdp.as_str();
             match rendition {
                 None => offer_answer(key, catalog.whep_offer(key, sdp)),
                 Some(r) => offer_answer(
@@ -259,7 +229,55 @@ fn offer_answer(path: &str, answer: WhepAnswer) -> (Response<Full<Bytes>>, Answe
     }
 }
 
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+/// An SDP offer's body, for WHEP and WHIP alike: `application/sdp`, at most
+/// [`MAX_OFFER_BODY`] bytes (read no further), UTF-8; else the refusal.
+pub(super) async fn read_offer<B>(
+    headers: &HeaderMap,
+    body: B,
+) -> Result<String, (Response<Full<Bytes>>, Answer)>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let sdp_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
+        });
+    if !sdp_type {
+        return Err((
+            text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "an offer is Content-Type: application/sdp\n".into(),
+            ),
+            Answer::Refused,
+        ));
+    }
+    let bytes = match Limited::new(body, MAX_OFFER_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err((
+                text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("an offer is at most {MAX_OFFER_BODY} bytes\n"),
+                ),
+                Answer::Refused,
+            ))
+        }
+    };
+    String::from_utf8(Vec::from(bytes)).map_err(|_| {
+        (
+            text(StatusCode::BAD_REQUEST, "the offer is not UTF-8\n".into()),
+            Answer::Refused,
+        )
+    })
+}
+
+/// A plain-text answer (CORS allowed, not cached).
+pub(super) fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut resp = with_cors(Response::new(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     let h = resp.headers_mut();

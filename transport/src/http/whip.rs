@@ -9,13 +9,13 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
 use super::respond::{preflight_for, with_cors};
 use super::stats::Answer;
-use super::whep::MAX_OFFER_BODY;
+use super::whep::{read_offer, text};
 use super::HlsCatalog;
 
 /// Longest session id in a WHIP resource URL.
@@ -112,41 +112,11 @@ where
             let Some(token) = bearer(headers) else {
                 return unauthorized();
             };
-            let sdp_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| {
-                    v.split(';')
-                        .next()
-                        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
-                });
-            if !sdp_type {
-                return (
-                    text(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "an offer is Content-Type: application/sdp\n".into(),
-                    ),
-                    Answer::Refused,
-                );
-            }
-            let bytes = match Limited::new(body, MAX_OFFER_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    return (
-                        text(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            format!("an offer is at most {MAX_OFFER_BODY} bytes\n"),
-                        ),
-                        Answer::Refused,
-                    )
-                }
+            let sdp = match read_offer(headers, body).await {
+                Ok(sdp) => sdp,
+                Err(refused) => return refused,
             };
-            let Ok(sdp) = std::str::from_utf8(&bytes) else {
-                return (
-                    text(StatusCode::BAD_REQUEST, "the offer is not UTF-8\n".into()),
-                    Answer::Refused,
-                );
-            };
+            let sdp = sdp.as_str();
             offer_answer(catalog.whip_offer(token, sdp, peer))
         }
         (WhipRoute::Resource { id }, &Method::DELETE) => {
@@ -219,18 +189,6 @@ fn offer_answer(answer: WhipAnswer) -> (Response<Full<Bytes>>, Answer) {
             (resp, a)
         }
     }
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut resp = with_cors(Response::new(Full::new(Bytes::from(body))));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
 }
 
 #[cfg(test)]
