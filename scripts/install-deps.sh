@@ -103,7 +103,10 @@ cross_openssl() {
   local tmp
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download -q "libssl-dev:$arch" 2>&1 | grep -v "unsandboxed" >&2 || true)
-  dpkg-deb -x "$tmp"/libssl-dev_*_"$arch".deb "$tmp/root"
+  local deb
+  deb=$(ls "$tmp"/libssl-dev_*_"$arch".deb 2>/dev/null | head -n 1)
+  [ -n "$deb" ] || { echo "install-deps: could not download libssl-dev:$arch" >&2; exit 1; }
+  dpkg-deb -x "$deb" "$tmp/root"
   $sudo mkdir -p "$sysroot/include/openssl" "$sysroot/lib"
   $sudo cp "$tmp"/root/usr/include/openssl/*.h "$tmp"/root/usr/include/"$triple"/openssl/*.h \
     "$sysroot/include/openssl/"
