@@ -190,24 +190,7 @@ where
 /// `<key>/<rendition>`).
 fn offer_answer(path: &str, answer: WhepAnswer) -> (Response<Full<Bytes>>, Answer) {
     match answer {
-        WhepAnswer::Created { id, sdp } => {
-            let mut resp = with_cors(Response::new(Full::new(Bytes::from(sdp))));
-            *resp.status_mut() = StatusCode::CREATED;
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/sdp"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("/stream/{path}/whep/{id}")) {
-                h.insert(header::LOCATION, v);
-            }
-            h.insert(
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("Location"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            (resp, Answer::Other)
-        }
+        WhepAnswer::Created { id, sdp } => created(&format!("/stream/{path}/whep/{id}"), sdp),
         WhepAnswer::NotFound => (
             text(StatusCode::NOT_FOUND, "no such stream\n".into()),
             Answer::NotFound,
@@ -274,6 +257,27 @@ where
             Answer::Refused,
         )
     })
+}
+
+/// `201 Created` with the SDP answer and the session's `Location` (exposed
+/// to pages of other origins), for WHEP and WHIP alike.
+pub(super) fn created(location: &str, sdp: String) -> (Response<Full<Bytes>>, Answer) {
+    let mut resp = with_cors(Response::new(Full::new(Bytes::from(sdp))));
+    *resp.status_mut() = StatusCode::CREATED;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    (resp, Answer::Other)
 }
 
 /// A plain-text answer (CORS allowed, not cached).

@@ -15,7 +15,7 @@ use hyper::{Method, Response, StatusCode};
 
 use super::respond::{preflight_for, with_cors};
 use super::stats::Answer;
-use super::whep::{read_offer, text};
+use super::whep::{created, read_offer, text};
 use super::HlsCatalog;
 
 /// Longest session id in a WHIP resource URL.
@@ -156,24 +156,7 @@ fn unauthorized() -> (Response<Full<Bytes>>, Answer) {
 fn offer_answer(answer: WhipAnswer) -> (Response<Full<Bytes>>, Answer) {
     let refused = |status, why: String| (text(status, format!("{why}\n")), Answer::Refused);
     match answer {
-        WhipAnswer::Created { id, sdp } => {
-            let mut resp = with_cors(Response::new(Full::new(Bytes::from(sdp))));
-            *resp.status_mut() = StatusCode::CREATED;
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/sdp"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("/whip/{id}")) {
-                h.insert(header::LOCATION, v);
-            }
-            h.insert(
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("Location"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            (resp, Answer::Other)
-        }
+        WhipAnswer::Created { id, sdp } => created(&format!("/whip/{id}"), sdp),
         WhipAnswer::NotFound => (
             text(StatusCode::NOT_FOUND, "WHIP is off\n".into()),
             Answer::NotFound,
